@@ -1,0 +1,101 @@
+/* Run configuration: one typed struct per section, loaded from YAML with
+ * libcyaml, then overridden by `--set section.key=value` from the CLI.
+ *
+ * Validation is strict: an unknown section or key, a value of the wrong type
+ * and a value out of range are errors that name the key and the YAML line
+ * (or the --set argument). Integers are parsed strictly by us, not by
+ * libcyaml, so `1.5`, `1x`, `1e3` and `010` are rejected. Defaults live in one
+ * table in config.c. Strings in the struct are owned by the config and are
+ * released by ct_config_free. */
+#ifndef CT_CORE_CONFIG_H
+#define CT_CORE_CONFIG_H
+
+#include <stdint.h>
+
+#include "core/status.h"
+
+typedef struct {
+    int n_layer;      /* L */
+    int n_head;       /* NH */
+    int n_embd;       /* C */
+    int max_seq_len;  /* maxT, size of the position embedding */
+    int vocab_size;   /* V, real vocabulary; padded to a multiple of 128 inside */
+    char *init_from;  /* llm.c gpt2_*.bin (v3, fp32) to start from, or "" */
+    float init_std;   /* std of the normal init of matrices */
+} ct_model_config_t;
+
+typedef struct {
+    char *train;      /* shard glob or comma-separated list of paths */
+    char *val;        /* validation shards, same syntax, or "" for none */
+    int64_t seed;     /* sample-order seed */
+    int chunk_tokens; /* tokens per shuffle chunk */
+    int window_chunks;/* chunks shuffled together at sample level */
+} ct_data_config_t;
+
+typedef enum { CT_DECAY_COSINE = 0, CT_DECAY_LINEAR = 1, CT_DECAY_CONSTANT = 2 } ct_decay_t;
+
+typedef struct {
+    float lr;           /* peak learning rate */
+    float min_lr_frac;  /* floor as a fraction of lr */
+    int warmup_steps;
+    ct_decay_t decay;   /* cosine | linear | constant */
+    float weight_decay; /* applied to matrices only */
+    float beta1, beta2, eps;
+    float grad_clip;    /* global-norm clip; 0 disables */
+} ct_optim_config_t;
+
+typedef struct {
+    char *run_dir;        /* metrics.jsonl and ckpt/ go here */
+    int steps;            /* total optimizer steps */
+    int batch_size;       /* micro-batch B */
+    int seq_len;          /* T */
+    int64_t batch_tokens; /* global batch in tokens; multiple of B*T; 0 = B*T */
+    int64_t seed;         /* parameter init seed */
+    int log_every;
+    int threads;          /* 0 = OpenMP default */
+} ct_train_config_t;
+
+typedef struct {
+    int every;           /* validation every N steps; 0 disables */
+    int batches;         /* validation batches per evaluation */
+    int sample_every;    /* sample text every N steps; 0 disables */
+    int sample_tokens;
+    float temperature;
+    int top_k;           /* 0 = no top-k */
+    int64_t sample_seed;
+    char *prompt;        /* text prompt for samples, "" = end-of-text */
+    char *tokenizer;     /* tokenizer file, to decode samples; "" = print ids */
+} ct_eval_config_t;
+
+typedef struct {
+    int every;      /* save every N steps; 0 = only at the end */
+    char *resume;   /* "none" | "auto" | path to a checkpoint directory */
+    int keep_last;  /* 0 keeps all */
+} ct_ckpt_config_t;
+
+typedef struct {
+    ct_model_config_t model;
+    ct_data_config_t data;
+    ct_optim_config_t optim;
+    ct_train_config_t train;
+    ct_eval_config_t eval;
+    ct_ckpt_config_t checkpoint;
+} ct_config_t;
+
+/* Fills `cfg` with the defaults. Call ct_config_free afterwards. */
+void ct_config_defaults(ct_config_t *cfg);
+/* Loads `path` (may be NULL for defaults only) and applies `n_sets`
+ * "section.key=value" overrides in order, then validates ranges. On error
+ * logs the key and line once and returns CT_ERR_CONFIG (CT_ERR_NOT_FOUND for a
+ * missing file); `cfg` is then left freed. */
+ct_status_t ct_config_load(const char *path, const char *const *sets, int n_sets, ct_config_t *cfg);
+/* Applies one "section.key=value" override; `origin` names it in errors. */
+ct_status_t ct_config_set(ct_config_t *cfg, const char *assignment, const char *origin);
+/* Writes the resolved config as YAML to a malloc'd string (caller frees).
+ * ct_config_load of that text gives back the same config. */
+char *ct_config_to_yaml(const ct_config_t *cfg);
+/* Parses YAML text (as ct_config_to_yaml writes) into cfg; `origin` names it in errors. */
+ct_status_t ct_config_load_string(const char *yaml, const char *origin, ct_config_t *cfg);
+void ct_config_free(ct_config_t *cfg);
+
+#endif

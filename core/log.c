@@ -1,0 +1,74 @@
+/* Logging implementation. Lines go to stderr. Per-rank log files and the
+ * JSONL metrics stream are elsewhere (trainer/). */
+#include "core/log.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+int ct__log_level = CT_LOG_LEVEL_INFO;
+static int log_rank = 0, log_world = 1;
+static char log_host[64] = "";
+static void (*log_abort_hook)(int) = NULL;
+
+static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+
+void ct_log_init(void)
+{
+    const char *lvl = getenv("CT_LOG_LEVEL");
+    if (lvl) {
+        for (int i = 0; i < 4; i++)
+            if (strcasecmp(lvl, level_names[i]) == 0) ct__log_level = i;
+        if (strcasecmp(lvl, "warning") == 0) ct__log_level = CT_LOG_LEVEL_WARN;
+    }
+    if (gethostname(log_host, sizeof log_host) != 0) strcpy(log_host, "?");
+    log_host[sizeof log_host - 1] = 0;
+    char *dot = strchr(log_host, '.');
+    if (dot) *dot = 0;
+}
+
+void ct_log_set_rank(int rank, int world)
+{
+    log_rank = rank;
+    log_world = world;
+}
+
+int ct_log_rank(void) { return log_rank; }
+
+void ct_log_set_abort_hook(void (*hook)(int code)) { log_abort_hook = hook; }
+
+static void log_vline(const char *level, const char *file, int line, const char *fmt, va_list ap)
+{
+    char msg[2048];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (!log_host[0]) ct_log_init();
+    if (ct__log_level >= CT_LOG_LEVEL_DEBUG)
+        fprintf(stderr, "%s:%d r%d/%d %s %s:%d %s\n", log_host, (int)getpid(), log_rank,
+                log_world, level, file, line, msg);
+    else
+        fprintf(stderr, "%s:%d r%d/%d %s %s\n", log_host, (int)getpid(), log_rank, log_world,
+                level, msg);
+}
+
+void ct__log(ct_log_level_t level, const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vline(level_names[level], file, line, fmt, ap);
+    va_end(ap);
+}
+
+void ct__fatal(const char *file, int line, const char *func, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    ct__log(CT_LOG_LEVEL_ERROR, file, line, "fatal at %s:%d in %s(): %s", file, line, func, msg);
+    fflush(stderr);
+    if (log_abort_hook) log_abort_hook(134);
+    abort();
+}

@@ -1,0 +1,70 @@
+/* Rank-aware logging and the second error channel (programmer and device
+ * errors abort loudly).
+ *
+ * Every line starts "host:pid r<rank>/<world> LEVEL". The level comes from
+ * CT_LOG_LEVEL (error, warn, info, debug; default info) and is checked before
+ * any formatting. CT_LOG_INFO_R0 prints on rank 0 only (progress lines).
+ * Thread-safe: one fprintf per line. */
+#ifndef CT_CORE_LOG_H
+#define CT_CORE_LOG_H
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef enum {
+    CT_LOG_LEVEL_ERROR = 0,
+    CT_LOG_LEVEL_WARN = 1,
+    CT_LOG_LEVEL_INFO = 2,
+    CT_LOG_LEVEL_DEBUG = 3,
+} ct_log_level_t;
+
+extern int ct__log_level;
+
+/* Reads CT_LOG_LEVEL. Safe to call more than once; logging works without it
+ * (rank 0 of 1, level info). */
+void ct_log_init(void);
+/* Sets the rank and world shown in each line. */
+void ct_log_set_rank(int rank, int world);
+int ct_log_rank(void);
+/* Called by ct__fatal before abort(), e.g. MPI_Abort so peers don't hang. */
+void ct_log_set_abort_hook(void (*hook)(int code));
+
+void ct__log(ct_log_level_t level, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+_Noreturn void ct__fatal(const char *file, int line, const char *func, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#define CT__LOG(lvl, ...)                                                 \
+    do {                                                                  \
+        if ((int)(lvl) <= ct__log_level) ct__log((lvl), __FILE__, __LINE__, __VA_ARGS__); \
+    } while (0)
+#define CT_LOG_ERROR(...) CT__LOG(CT_LOG_LEVEL_ERROR, __VA_ARGS__)
+#define CT_LOG_WARN(...) CT__LOG(CT_LOG_LEVEL_WARN, __VA_ARGS__)
+#define CT_LOG_INFO(...) CT__LOG(CT_LOG_LEVEL_INFO, __VA_ARGS__)
+#define CT_LOG_DEBUG(...) CT__LOG(CT_LOG_LEVEL_DEBUG, __VA_ARGS__)
+/* Progress output: rank 0 only. */
+#define CT_LOG_INFO_R0(...)                                               \
+    do {                                                                  \
+        if (ct_log_rank() == 0) CT_LOG_INFO(__VA_ARGS__);                 \
+    } while (0)
+
+/* Always-on assertion for programmer errors. */
+#define CT_ASSERT(cond)                                                   \
+    do {                                                                  \
+        if (!(cond)) ct__fatal(__FILE__, __LINE__, __func__, "assertion failed: %s", #cond); \
+    } while (0)
+
+/* Generic check for library calls: `ok` is an expression over `_rc` that is
+ * true on success, `msg` turns `_rc` into the library's message. The CUDA,
+ * cuBLAS, NCCL and MPI checks are built on this. */
+#define CT_CHECK_GEN(type, stmt, ok, msg)                                 \
+    do {                                                                  \
+        type _rc = (stmt);                                                \
+        if (!(ok)) ct__fatal(__FILE__, __LINE__, __func__, "%s failed: %s", #stmt, (msg)); \
+    } while (0)
+
+/* Checks a libc call returning 0 on success, errno-style. */
+#define CT_CHECK_ERRNO(stmt) CT_CHECK_GEN(int, stmt, _rc == 0, strerror(errno))
+
+#endif

@@ -1,0 +1,85 @@
+/* Tiny test harness: CHECK records a failure and continues, the test's exit
+ * code is the verdict (non-zero if any CHECK failed). Also helpers for
+ * temporary directories and capturing what a function logs to stderr. */
+#ifndef CT_TESTS_TEST_UTIL_H
+#define CT_TESTS_TEST_UTIL_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int ct_test_failures __attribute__((unused)) = 0;
+static int ct_test_checks __attribute__((unused)) = 0;
+
+#define CHECK(cond)                                                       \
+    do {                                                                  \
+        ct_test_checks++;                                                 \
+        if (!(cond)) {                                                    \
+            ct_test_failures++;                                           \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                 \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                              \
+    do {                                                                  \
+        ct_test_checks++;                                                 \
+        if (!(cond)) {                                                    \
+            ct_test_failures++;                                           \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                 \
+            fprintf(stderr, "\n");                                        \
+        }                                                                 \
+    } while (0)
+
+/* Ends main(): prints a summary and returns the verdict. */
+static inline int ct_test_finish(const char *name)
+{
+    fprintf(stderr, "%s: %d checks, %d failed\n", name, ct_test_checks, ct_test_failures);
+    return ct_test_failures ? 1 : 0;
+}
+
+/* A fresh directory under $CT_TEST_TMP (or /tmp) named after `tag`. Returns
+ * a static buffer. */
+static inline const char *ct_test_dir(const char *tag)
+{
+    static char buf[4096];
+    const char *base = getenv("CT_TEST_TMP");
+    if (!base) base = "/tmp";
+    mkdir(base, 0755);
+    snprintf(buf, sizeof buf, "%s/%s.%d", base, tag, (int)getpid());
+    char cmd[8400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", buf, buf);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "cannot create %s\n", buf);
+        exit(2);
+    }
+    return buf;
+}
+
+/* Captures stderr while running a statement; the captured text is in
+ * ct_test_captured (static, truncated to 64 KiB). */
+static char ct_test_captured[65536] __attribute__((unused));
+#define CAPTURE_STDERR(stmt)                                              \
+    do {                                                                  \
+        fflush(stderr);                                                   \
+        FILE *_tmpf = tmpfile();                                          \
+        int _saved = dup(2);                                              \
+        dup2(fileno(_tmpf), 2);                                           \
+        stmt;                                                             \
+        fflush(stderr);                                                   \
+        dup2(_saved, 2);                                                  \
+        close(_saved);                                                    \
+        rewind(_tmpf);                                                    \
+        size_t _n = fread(ct_test_captured, 1, sizeof ct_test_captured - 1, _tmpf); \
+        ct_test_captured[_n] = 0;                                         \
+        fclose(_tmpf);                                                    \
+        fputs(ct_test_captured, stderr);                                  \
+    } while (0)
+
+#define CHECK_CAPTURED(substr)                                            \
+    CHECK_MSG(strstr(ct_test_captured, (substr)) != NULL, "expected \"%s\" in output", (substr))
+
+#endif
