@@ -1,0 +1,991 @@
+/* `ctrain tokenize train|encode|decode`: train a byte-level BPE vocabulary,
+ * encode text into llm.c-compatible token shards, decode shards to text.
+ *
+ * Documents: by default each input file is one document; --doc-sep splits
+ * files at a separator string (read in blocks, so memory is bounded by the
+ * largest document); --jsonl reads one JSON object per line and takes its
+ * "text" string. Empty documents are skipped. encode writes the end-of-text
+ * token before every document, as llm.c's fineweb shards do.
+ *
+ * Left out: training on more text than fits in memory (train holds all
+ * documents), multithreaded encoding, and compressed inputs.
+ *
+ * Exit codes: 0 success, 1 runtime error (logged where it happened), 2 usage
+ * error (printed with a hint). */
+#define _GNU_SOURCE /* memmem */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/timer.h"
+#include "data/data.h"
+#include "trainer/trainer.h"
+
+#define DEFAULT_SHARD_TOKENS 100000000LL
+#define READ_BLOCK (1 << 20)
+#define JSON_MAX_DEPTH 1000
+#define PROGRESS_SECONDS 10.0
+
+static const char *k_usage =
+    "usage: ctrain tokenize <command> [options]\n"
+    "\n"
+    "Byte-level BPE tokenizer: learn a vocabulary, encode text into llm.c-compatible\n"
+    "token shards, decode shards back to text.\n"
+    "\n"
+    "commands:\n"
+    "  train    learn a vocabulary from text\n"
+    "  encode   turn text into token shards\n"
+    "  decode   print the text held in token shards\n"
+    "\n"
+    "Run 'ctrain tokenize <command> --help' for the options of a command.\n";
+
+static const char *k_usage_train =
+    "usage: ctrain tokenize train --vocab-size N --out FILE.bpe [--doc-sep STR] [--jsonl]\n"
+    "                             INPUT...\n"
+    "\n"
+    "Learns a byte-level BPE vocabulary of N tokens: the 256 bytes, N - 257 merges and\n"
+    "the end-of-text token (the last id). INPUT is a text file, or '-' for standard\n"
+    "input. All documents are held in memory while training.\n"
+    "\n"
+    "options:\n"
+    "  --vocab-size N   tokens in the vocabulary, 257..16777216 (GPT-2 has 50257)\n"
+    "  --out FILE       where to write the tokenizer\n"
+    "  --doc-sep STR    split each file into documents at every STR; C escapes\n"
+    "                   (\\n \\t \\r \\0 \\\\ \\xHH) are allowed. Default: one document per file\n"
+    "  --jsonl          each input line is a JSON object whose \"text\" string is a\n"
+    "                   document; other fields are ignored\n"
+    "  -h, --help       show this help\n"
+    "\n"
+    "Pre-tokens (words) never cross documents. Empty documents are skipped.\n";
+
+static const char *k_usage_encode =
+    "usage: ctrain tokenize encode --tokenizer FILE.bpe --out PREFIX [--val-every K]\n"
+    "                              [--shard-tokens N] [--doc-sep STR] [--jsonl] INPUT...\n"
+    "\n"
+    "Encodes documents into PREFIX_train_000000.bin, PREFIX_train_000001.bin, ...\n"
+    "(llm.c shards: uint16 tokens when the vocabulary has at most 65536 tokens, else\n"
+    "uint32). The end-of-text token is written before every document. INPUT is a\n"
+    "text file, or '-' for standard input.\n"
+    "\n"
+    "options:\n"
+    "  --tokenizer FILE   a tokenizer written by 'ctrain tokenize train'\n"
+    "  --out PREFIX       shard name prefix; its directory must exist\n"
+    "  --val-every K      send documents K, 2K, 3K, ... to PREFIX_val_000000.bin, ...\n"
+    "                     (K >= 2; default 0: no validation split)\n"
+    "  --shard-tokens N   tokens per shard, 1..2147483647 (default 100000000)\n"
+    "  --doc-sep STR      split each file into documents at every STR (C escapes allowed);\n"
+    "                     default: one document per file\n"
+    "  --jsonl            each input line is a JSON object whose \"text\" string is a document\n"
+    "  -h, --help         show this help\n"
+    "\n"
+    "Empty documents are skipped. Shards of an earlier run with the same PREFIX are\n"
+    "overwritten; if encoding fails, the shards of this run are deleted.\n";
+
+static const char *k_usage_decode =
+    "usage: ctrain tokenize decode --tokenizer FILE.bpe SHARD.bin...\n"
+    "\n"
+    "Writes the text held in the shards to standard output, shard after shard.\n"
+    "End-of-text tokens are written as <|endoftext|>.\n"
+    "\n"
+    "options:\n"
+    "  --tokenizer FILE   the tokenizer the shards were encoded with\n"
+    "  -h, --help         show this help\n";
+
+static const char *plural(long long n) { return n == 1 ? "" : "s"; }
+
+/* ---- arguments ---------------------------------------------------------------- */
+
+typedef struct {
+    const char *cmd; /* "train", "encode", "decode" */
+    const char *vocab_size, *out, *doc_sep, *tokenizer, *val_every, *shard_tokens;
+    int jsonl;
+    const char **inputs;
+    int n_inputs;
+} args_t;
+
+static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "ctrain tokenize%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n---> HINT: run 'ctrain tokenize%s%s --help'\n", cmd ? " " : "",
+            cmd ? cmd : "");
+    return 2;
+}
+
+/* Matches "--name VALUE" or "--name=VALUE" at argv[*i]: 1 matched, 0 not
+ * this option, -1 value missing. */
+static int take_value(const char *name, int argc, char **argv, int *i, const char **val_p)
+{
+    const char *arg = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(arg, name, n) != 0) return 0;
+    if (arg[n] == '=') {
+        *val_p = arg + n + 1;
+        return 1;
+    }
+    if (arg[n] != 0) return 0;
+    if (*i + 1 >= argc) return -1;
+    *val_p = argv[++*i];
+    return 1;
+}
+
+/* Parses argv[2..] for the options that `allowed` names, one letter each:
+ * v --vocab-size, o --out, s --doc-sep, t --tokenizer, k --val-every,
+ * n --shard-tokens, j --jsonl. Returns -1 to go on, or an exit code. */
+static int parse_args(int argc, char **argv, const char *allowed, const char *help, args_t *a)
+{
+    static const struct {
+        char key;
+        const char *name;
+        size_t off;
+    } opts[] = {
+        {'v', "--vocab-size", offsetof(args_t, vocab_size)},
+        {'o', "--out", offsetof(args_t, out)},
+        {'s', "--doc-sep", offsetof(args_t, doc_sep)},
+        {'t', "--tokenizer", offsetof(args_t, tokenizer)},
+        {'k', "--val-every", offsetof(args_t, val_every)},
+        {'n', "--shard-tokens", offsetof(args_t, shard_tokens)},
+    };
+    a->inputs = calloc((size_t)argc, sizeof(char *));
+    if (!a->inputs) {
+        CT_LOG_ERROR("out of memory");
+        return 1;
+    }
+    int only_inputs = 0, stdin_seen = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *arg = argv[i];
+        if (only_inputs || arg[0] != '-' || strcmp(arg, "-") == 0) {
+            if (strcmp(arg, "-") == 0 && stdin_seen++)
+                return usage_error(a->cmd, "'-' (standard input) given twice");
+            a->inputs[a->n_inputs++] = arg;
+            continue;
+        }
+        if (strcmp(arg, "--") == 0) {
+            only_inputs = 1;
+            continue;
+        }
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            fputs(help, stdout);
+            return 0;
+        }
+        if (strchr(allowed, 'j') && strcmp(arg, "--jsonl") == 0) {
+            a->jsonl = 1;
+            continue;
+        }
+        int matched = 0;
+        for (size_t k = 0; k < sizeof opts / sizeof opts[0] && !matched; k++) {
+            if (!strchr(allowed, opts[k].key)) continue;
+            const char *val = NULL;
+            int r = take_value(opts[k].name, argc, argv, &i, &val);
+            if (r < 0 || (r > 0 && !*val))
+                return usage_error(a->cmd, "%s needs a value", opts[k].name);
+            if (r > 0) {
+                *(const char **)((char *)a + opts[k].off) = val;
+                matched = 1;
+            }
+        }
+        if (!matched) return usage_error(a->cmd, "unknown option '%s'", arg);
+    }
+    return -1;
+}
+
+/* Parses a decimal integer in [min, max]; a usage error otherwise. */
+static int parse_int(const char *cmd, const char *name, const char *s, long long min,
+                     long long max, long long *v_p)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return usage_error(cmd, "%s: expected an integer in [%lld, %lld], got '%s'", name, min,
+                           max, s);
+    *v_p = v;
+    return -1;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Unescapes --doc-sep into a malloc'd buffer. */
+static int parse_sep(const char *cmd, const char *s, char **sep_p, size_t *len_p)
+{
+    size_t n = strlen(s), k = 0;
+    char *out = malloc(n + 1);
+    if (!out) return 1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '\\') {
+            out[k++] = s[i];
+            continue;
+        }
+        char e = s[++i];
+        switch (e) {
+        case 'n': out[k++] = '\n'; break;
+        case 't': out[k++] = '\t'; break;
+        case 'r': out[k++] = '\r'; break;
+        case '0': out[k++] = 0; break;
+        case '\\': out[k++] = '\\'; break;
+        case 'x':
+            if (hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+                out[k++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+                i += 2;
+                break;
+            }
+            /* fall through */
+        default:
+            free(out);
+            return usage_error(cmd,
+                               "--doc-sep: unknown escape '\\%c' (use \\n \\t \\r \\0 \\\\ \\xHH)",
+                               e ? e : ' ');
+        }
+    }
+    if (k == 0) {
+        free(out);
+        return usage_error(cmd, "--doc-sep must not be empty");
+    }
+    *sep_p = out;
+    *len_p = k;
+    return -1;
+}
+
+/* ---- documents ------------------------------------------------------------------ */
+
+typedef ct_status_t (*doc_fn)(void *ctx, const char *text, size_t len);
+
+typedef struct {
+    const char *sep;
+    size_t sep_len;
+    int jsonl;
+    int64_t bytes;   /* bytes of all documents */
+    int64_t skipped; /* empty documents */
+} docs_t;
+
+static ct_status_t emit(docs_t *d, doc_fn fn, void *ctx, const char *text, size_t len)
+{
+    if (len == 0) {
+        d->skipped++;
+        return CT_OK;
+    }
+    d->bytes += (int64_t)len;
+    return fn(ctx, text, len);
+}
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+} sbuf_t;
+
+static int sb_reserve(sbuf_t *b, size_t more)
+{
+    if (b->n + more <= b->cap) return 0;
+    size_t nc = b->cap ? b->cap : 4096;
+    while (nc < b->n + more) nc *= 2;
+    char *p = realloc(b->p, nc);
+    if (!p) return -1;
+    b->p = p;
+    b->cap = nc;
+    return 0;
+}
+
+static int sb_put(sbuf_t *b, const char *s, size_t n)
+{
+    if (!b) return 0;
+    if (sb_reserve(b, n)) return -1;
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    return 0;
+}
+
+/* Plain text: one document per file, or split at the separator. */
+static ct_status_t plain_docs(FILE *f, const char *name, docs_t *d, doc_fn fn, void *ctx)
+{
+    sbuf_t b = {0};
+    ct_status_t st = CT_OK;
+    size_t scan = 0;
+    for (;;) {
+        if (sb_reserve(&b, READ_BLOCK)) {
+            CT_LOG_ERROR("%s: out of memory holding a document of %zu bytes", name, b.n);
+            st = CT_ERR_NO_MEMORY;
+            break;
+        }
+        size_t k = fread(b.p + b.n, 1, b.cap - b.n, f);
+        b.n += k;
+        if (d->sep && k > 0) {
+            size_t start = 0;
+            char *hit;
+            while ((hit = memmem(b.p + scan, b.n - scan, d->sep, d->sep_len)) != NULL) {
+                if ((st = emit(d, fn, ctx, b.p + start, (size_t)(hit - b.p) - start)) != CT_OK)
+                    goto done;
+                start = scan = (size_t)(hit - b.p) + d->sep_len;
+            }
+            memmove(b.p, b.p + start, b.n - start);
+            b.n -= start;
+            /* A separator may straddle this block and the next. */
+            scan = b.n >= d->sep_len ? b.n - d->sep_len + 1 : 0;
+        }
+        if (k == 0) {
+            if (ferror(f)) {
+                CT_LOG_ERROR("cannot read %s: %s", name, strerror(errno));
+                st = CT_ERR_IO;
+            } else {
+                st = emit(d, fn, ctx, b.p, b.n);
+            }
+            break;
+        }
+    }
+done:
+    free(b.p);
+    return st;
+}
+
+/* A small JSON reader: enough to take the "text" string of an object and
+ * check the rest of the line is well-formed. */
+typedef struct {
+    const char *s, *start, *end;
+    const char *err;
+    sbuf_t key;
+} json_t;
+
+static void j_ws(json_t *j)
+{
+    while (j->s < j->end && (*j->s == ' ' || *j->s == '\t' || *j->s == '\n' || *j->s == '\r'))
+        j->s++;
+}
+
+static int j_fail(json_t *j, const char *msg)
+{
+    if (!j->err) j->err = msg;
+    return -1;
+}
+
+static int j_hex4(const char *s, const char *end)
+{
+    if (end - s < 4) return -1;
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hexval(s[i]);
+        if (h < 0) return -1;
+        v = v * 16 + h;
+    }
+    return v;
+}
+
+static int put_utf8(sbuf_t *b, uint32_t cp)
+{
+    char u[4];
+    size_t n;
+    if (cp < 0x80) u[0] = (char)cp, n = 1;
+    else if (cp < 0x800) u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3F)), n = 2;
+    else if (cp < 0x10000)
+        u[0] = (char)(0xE0 | cp >> 12), u[1] = (char)(0x80 | ((cp >> 6) & 0x3F)),
+        u[2] = (char)(0x80 | (cp & 0x3F)), n = 3;
+    else
+        u[0] = (char)(0xF0 | cp >> 18), u[1] = (char)(0x80 | ((cp >> 12) & 0x3F)),
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), u[3] = (char)(0x80 | (cp & 0x3F)), n = 4;
+    return sb_put(b, u, n);
+}
+
+/* Parses the string at j->s (which is '"'), appending its bytes to out
+ * (NULL: skip). Lone surrogates become U+FFFD. */
+static int j_string(json_t *j, sbuf_t *out)
+{
+    j->s++;
+    for (;;) {
+        const char *run = j->s;
+        while (j->s < j->end && *j->s != '"' && *j->s != '\\' && (unsigned char)*j->s >= 0x20)
+            j->s++;
+        if (sb_put(out, run, (size_t)(j->s - run))) return j_fail(j, "out of memory");
+        if (j->s >= j->end) return j_fail(j, "unterminated string");
+        char c = *j->s++;
+        if (c == '"') return 0;
+        if (c != '\\') return j_fail(j, "control character in string");
+        if (j->s >= j->end) return j_fail(j, "unterminated string");
+        char e = *j->s++, ch;
+        switch (e) {
+        case '"': case '\\': case '/': ch = e; break;
+        case 'b': ch = '\b'; break;
+        case 'f': ch = '\f'; break;
+        case 'n': ch = '\n'; break;
+        case 'r': ch = '\r'; break;
+        case 't': ch = '\t'; break;
+        case 'u': {
+            int cp = j_hex4(j->s, j->end);
+            if (cp < 0) return j_fail(j, "bad \\u escape");
+            j->s += 4;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                int lo = j->end - j->s >= 6 && j->s[0] == '\\' && j->s[1] == 'u'
+                             ? j_hex4(j->s + 2, j->end) : -1;
+                if (lo >= 0xDC00 && lo <= 0xDFFF) {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    j->s += 6;
+                } else {
+                    cp = 0xFFFD;
+                }
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                cp = 0xFFFD;
+            }
+            if (out && put_utf8(out, (uint32_t)cp)) return j_fail(j, "out of memory");
+            continue;
+        }
+        default: return j_fail(j, "invalid escape in string");
+        }
+        if (sb_put(out, &ch, 1)) return j_fail(j, "out of memory");
+    }
+}
+
+static int j_digits(json_t *j)
+{
+    const char *s0 = j->s;
+    while (j->s < j->end && *j->s >= '0' && *j->s <= '9') j->s++;
+    return j->s > s0 ? 0 : j_fail(j, "malformed number");
+}
+
+static int j_number(json_t *j)
+{
+    if (*j->s == '-') j->s++;
+    if (j->s < j->end && *j->s == '0') j->s++;
+    else if (j_digits(j)) return -1;
+    if (j->s < j->end && *j->s == '.') {
+        j->s++;
+        if (j_digits(j)) return -1;
+    }
+    if (j->s < j->end && (*j->s == 'e' || *j->s == 'E')) {
+        j->s++;
+        if (j->s < j->end && (*j->s == '+' || *j->s == '-')) j->s++;
+        if (j_digits(j)) return -1;
+    }
+    return 0;
+}
+
+static int j_object(json_t *j, int depth, sbuf_t *text, int *found);
+
+static int j_value(json_t *j, int depth)
+{
+    if (depth > JSON_MAX_DEPTH) return j_fail(j, "nested too deeply");
+    j_ws(j);
+    if (j->s >= j->end) return j_fail(j, "expected a value");
+    switch (*j->s) {
+    case '"': return j_string(j, NULL);
+    case '{': return j_object(j, depth, NULL, NULL);
+    case '[':
+        j->s++;
+        j_ws(j);
+        if (j->s < j->end && *j->s == ']') return j->s++, 0;
+        for (;;) {
+            if (j_value(j, depth + 1)) return -1;
+            j_ws(j);
+            if (j->s < j->end && *j->s == ',') j->s++;
+            else if (j->s < j->end && *j->s == ']') return j->s++, 0;
+            else return j_fail(j, "expected ',' or ']'");
+        }
+    case 't': case 'f': case 'n': {
+        const char *lit = *j->s == 't' ? "true" : *j->s == 'f' ? "false" : "null";
+        size_t n = strlen(lit);
+        if ((size_t)(j->end - j->s) < n || memcmp(j->s, lit, n) != 0)
+            return j_fail(j, "invalid literal");
+        j->s += n;
+        return 0;
+    }
+    default:
+        if (*j->s == '-' || (*j->s >= '0' && *j->s <= '9')) return j_number(j);
+        return j_fail(j, "unexpected character");
+    }
+}
+
+/* Parses an object; at the top (text != NULL) it captures the "text" field. */
+static int j_object(json_t *j, int depth, sbuf_t *text, int *found)
+{
+    j->s++;
+    j_ws(j);
+    if (j->s < j->end && *j->s == '}') return j->s++, 0;
+    for (;;) {
+        j_ws(j);
+        if (j->s >= j->end || *j->s != '"') return j_fail(j, "expected a key string");
+        j->key.n = 0;
+        if (j_string(j, text ? &j->key : NULL)) return -1;
+        j_ws(j);
+        if (j->s >= j->end || *j->s != ':') return j_fail(j, "expected ':'");
+        j->s++;
+        j_ws(j);
+        if (text && j->key.n == 4 && memcmp(j->key.p, "text", 4) == 0) {
+            if (j->s >= j->end || *j->s != '"')
+                return j_fail(j, "the \"text\" field is not a string");
+            text->n = 0; /* a repeated key: the last one wins, as in Python */
+            if (j_string(j, text)) return -1;
+            *found = 1;
+        } else if (j_value(j, depth + 1)) {
+            return -1;
+        }
+        j_ws(j);
+        if (j->s < j->end && *j->s == ',') j->s++;
+        else if (j->s < j->end && *j->s == '}') return j->s++, 0;
+        else return j_fail(j, "expected ',' or '}'");
+    }
+}
+
+static ct_status_t jsonl_docs(FILE *f, const char *name, docs_t *d, doc_fn fn, void *ctx)
+{
+    char *line = NULL;
+    size_t lcap = 0;
+    sbuf_t text = {0};
+    json_t j = {0};
+    ct_status_t st = CT_OK;
+    long long lineno = 0;
+    ssize_t n;
+    errno = 0;
+    while ((n = getline(&line, &lcap, f)) >= 0) {
+        lineno++;
+        j.s = j.start = line;
+        j.end = line + n;
+        j.err = NULL;
+        j_ws(&j);
+        if (j.s == j.end) continue; /* blank line */
+        int found = 0;
+        text.n = 0;
+        if (*j.s != '{') j_fail(&j, "expected a JSON object");
+        else if (j_object(&j, 0, &text, &found) == 0) {
+            j_ws(&j);
+            if (j.s != j.end) j_fail(&j, "trailing characters after the object");
+            else if (!found) j_fail(&j, "no \"text\" field");
+        }
+        if (j.err) {
+            CT_LOG_ERROR(
+                "%s:%lld: malformed JSON at column %lld: %s ---> HINT: --jsonl expects one "
+                "object with a \"text\" string per line",
+                name, lineno, (long long)(j.s - j.start) + 1, j.err);
+            st = CT_ERR_CORRUPT;
+            break;
+        }
+        if ((st = emit(d, fn, ctx, text.p, text.n)) != CT_OK) break;
+        errno = 0;
+    }
+    if (st == CT_OK && ferror(f)) {
+        CT_LOG_ERROR("cannot read %s: %s", name, strerror(errno));
+        st = CT_ERR_IO;
+    }
+    free(line);
+    free(text.p);
+    free(j.key.p);
+    return st;
+}
+
+/* Calls fn for every non-empty document of every input, in order. */
+static ct_status_t for_each_doc(const args_t *a, docs_t *d, doc_fn fn, void *ctx)
+{
+    for (int i = 0; i < a->n_inputs; i++) {
+        int is_stdin = strcmp(a->inputs[i], "-") == 0;
+        const char *name = is_stdin ? "<stdin>" : a->inputs[i];
+        FILE *f = is_stdin ? stdin : fopen(name, "rb");
+        if (!f) {
+            CT_LOG_ERROR("cannot open %s: %s", name, strerror(errno));
+            return errno == ENOENT ? CT_ERR_NOT_FOUND : CT_ERR_IO;
+        }
+        ct_status_t st =
+            d->jsonl ? jsonl_docs(f, name, d, fn, ctx) : plain_docs(f, name, d, fn, ctx);
+        if (!is_stdin) fclose(f);
+        if (st != CT_OK) return st;
+    }
+    return CT_OK;
+}
+
+/* Parses the options shared by train and encode into d; -1 to go on. */
+static int docs_setup(const args_t *a, docs_t *d, char **sep_owned)
+{
+    *d = (docs_t){.jsonl = a->jsonl};
+    *sep_owned = NULL;
+    if (a->doc_sep) {
+        if (a->jsonl) return usage_error(a->cmd, "--doc-sep and --jsonl cannot be combined");
+        int rc = parse_sep(a->cmd, a->doc_sep, sep_owned, &d->sep_len);
+        if (rc >= 0) return rc;
+        d->sep = *sep_owned;
+    }
+    if (a->n_inputs == 0) return usage_error(a->cmd, "no INPUT given (use '-' for standard input)");
+    return -1;
+}
+
+/* ---- train ------------------------------------------------------------------------ */
+
+typedef struct {
+    sbuf_t all;
+    size_t *ends;
+    size_t nd, capd;
+} collect_t;
+
+static ct_status_t collect_doc(void *ctx, const char *text, size_t len)
+{
+    collect_t *c = ctx;
+    if (c->nd == INT_MAX) {
+        CT_LOG_ERROR("bpe train: more than %d documents", INT_MAX);
+        return CT_ERR_UNSUPPORTED;
+    }
+    if (c->nd == c->capd) {
+        size_t nc = c->capd ? 2 * c->capd : 1024;
+        size_t *e = realloc(c->ends, nc * sizeof *e);
+        if (!e) goto oom;
+        c->ends = e;
+        c->capd = nc;
+    }
+    if (sb_put(&c->all, text, len)) goto oom;
+    c->ends[c->nd++] = c->all.n;
+    return CT_OK;
+oom:
+    CT_LOG_ERROR("bpe train: out of memory holding %zu bytes of text", c->all.n + len);
+    return CT_ERR_NO_MEMORY;
+}
+
+static int cmd_train(int argc, char **argv)
+{
+    args_t a = {.cmd = "train"};
+    docs_t d;
+    char *sep = NULL;
+    collect_t c = {0};
+    const char **texts = NULL;
+    size_t *lens = NULL;
+    ct_bpe_t *bpe = NULL;
+    long long vocab = 0;
+    int rc = parse_args(argc, argv, "vosj", k_usage_train, &a);
+    if (rc >= 0) goto out;
+    if (!a.vocab_size) {
+        rc = usage_error(a.cmd, "--vocab-size is required");
+        goto out;
+    }
+    if (!a.out) {
+        rc = usage_error(a.cmd, "--out is required");
+        goto out;
+    }
+    if ((rc = parse_int(a.cmd, "--vocab-size", a.vocab_size, 257, 1 << 24, &vocab)) >= 0) goto out;
+    if ((rc = docs_setup(&a, &d, &sep)) >= 0) goto out;
+    rc = 1;
+    double t0 = ct_time_now();
+    if (for_each_doc(&a, &d, collect_doc, &c) != CT_OK) goto out;
+    if (c.nd == 0) {
+        CT_LOG_ERROR("bpe train: the input holds no text (%lld empty documents)",
+                     (long long)d.skipped);
+        goto out;
+    }
+    texts = malloc(c.nd * sizeof *texts);
+    lens = malloc(c.nd * sizeof *lens);
+    if (!texts || !lens) {
+        CT_LOG_ERROR("bpe train: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < c.nd; i++) {
+        size_t start = i ? c.ends[i - 1] : 0;
+        texts[i] = c.all.p + start;
+        lens[i] = c.ends[i] - start;
+    }
+    double t1 = ct_time_now();
+    if (ct_bpe_train(texts, lens, (int)c.nd, (int)vocab, &bpe) != CT_OK) goto out;
+    double t2 = ct_time_now();
+    if (ct_bpe_save(bpe, a.out) != CT_OK) goto out;
+    printf("trained %d merges (vocab size %d) in %.2f s on %.1f MB in %zu document%s (read in "
+           "%.2f s); wrote %s\n",
+           ct_bpe_vocab_size(bpe) - 257, ct_bpe_vocab_size(bpe), t2 - t1, (double)d.bytes / 1e6,
+           c.nd, plural((long long)c.nd), t1 - t0, a.out);
+    rc = 0;
+out:
+    ct_bpe_free(bpe);
+    free(texts);
+    free(lens);
+    free(c.all.p);
+    free(c.ends);
+    free(sep);
+    free(a.inputs);
+    return rc;
+}
+
+/* ---- encode ----------------------------------------------------------------------- */
+
+typedef struct {
+    ct_bpe_t *bpe;
+    const char *prefix;
+    int64_t shard_tokens;
+    long long val_every;
+    ct_shard_writer_t *w[2]; /* train, val; opened on their first document */
+    int64_t docs[2], toks[2];
+    int64_t attempted[2]; /* tokens handed to each writer, including a failed push */
+    int shards[2];
+    int64_t doc_index;
+    int32_t *ids;
+    size_t cap;
+    docs_t *d;
+    double t0, last_log;
+} encode_t;
+
+static ct_status_t encode_doc(void *ctx, const char *text, size_t len)
+{
+    encode_t *e = ctx;
+    int v = e->val_every > 0 && e->doc_index % e->val_every == e->val_every - 1;
+    e->doc_index++;
+    ct_status_t st;
+    if (!e->w[v]) {
+        char prefix[4096];
+        int n = snprintf(prefix, sizeof prefix, "%s_%s", e->prefix, v ? "val" : "train");
+        if (n < 0 || (size_t)n >= sizeof prefix) {
+            CT_LOG_ERROR("--out prefix too long");
+            return CT_ERR_INVALID_ARG;
+        }
+        if ((st = ct_shard_writer_init(prefix, e->shard_tokens, ct_bpe_vocab_size(e->bpe),
+                                       &e->w[v])) != CT_OK)
+            return st;
+    }
+    size_t n = 1;
+    e->ids[0] = ct_bpe_eot(e->bpe);
+    if ((st = ct_bpe_encode(e->bpe, text, len, &e->ids, &n, &e->cap)) != CT_OK) return st;
+    e->attempted[v] += (int64_t)n;
+    if ((st = ct_shard_writer_push(e->w[v], e->ids, n)) != CT_OK) return st;
+    e->docs[v]++;
+    e->toks[v] += (int64_t)n;
+    double now = ct_time_now();
+    if (now - e->last_log > PROGRESS_SECONDS) {
+        e->last_log = now;
+        CT_LOG_INFO("encoded %lld documents, %.1f MB, %lld tokens (%.1f MB/s)",
+                    (long long)e->doc_index, (double)e->d->bytes / 1e6,
+                    (long long)(e->toks[0] + e->toks[1]),
+                    (double)e->d->bytes / 1e6 / (now - e->t0));
+    }
+    return CT_OK;
+}
+
+/* Deletes the shards this run may have finished: the writers report no
+ * count after an error, but a shard can only exist once the tokens before
+ * it were handed over. */
+static int remove_shards(const encode_t *e)
+{
+    int removed = 0;
+    for (int v = 0; v < 2; v++) {
+        int64_t n = (e->attempted[v] + e->shard_tokens - 1) / e->shard_tokens;
+        for (int64_t i = 0; i < n; i++) {
+            char path[4200];
+            snprintf(path, sizeof path, "%s_%s_%06lld.bin", e->prefix, v ? "val" : "train",
+                     (long long)i);
+            if (unlink(path) == 0) removed++;
+            else if (errno != ENOENT) CT_LOG_WARN("cannot remove %s: %s", path, strerror(errno));
+        }
+    }
+    return removed;
+}
+
+static int cmd_encode(int argc, char **argv)
+{
+    args_t a = {.cmd = "encode"};
+    docs_t d;
+    char *sep = NULL;
+    encode_t e = {0};
+    long long val_every = 0, shard_tokens = DEFAULT_SHARD_TOKENS;
+    int rc = parse_args(argc, argv, "tosknj", k_usage_encode, &a);
+    if (rc >= 0) goto out;
+    if (!a.tokenizer) {
+        rc = usage_error(a.cmd, "--tokenizer is required");
+        goto out;
+    }
+    if (!a.out) {
+        rc = usage_error(a.cmd, "--out is required");
+        goto out;
+    }
+    if (a.val_every &&
+        (rc = parse_int(a.cmd, "--val-every", a.val_every, 0, INT64_MAX, &val_every)) >= 0)
+        goto out;
+    if (val_every == 1) {
+        rc = usage_error(a.cmd, "--val-every 1 would send every document to validation; use 0 "
+                                "(none) or K >= 2");
+        goto out;
+    }
+    if (a.shard_tokens &&
+        (rc = parse_int(a.cmd, "--shard-tokens", a.shard_tokens, 1, INT32_MAX, &shard_tokens)) >= 0)
+        goto out;
+    if ((rc = docs_setup(&a, &d, &sep)) >= 0) goto out;
+    rc = 1;
+    if (ct_bpe_load(a.tokenizer, &e.bpe) != CT_OK) goto out;
+    e.prefix = a.out;
+    e.shard_tokens = shard_tokens;
+    e.val_every = val_every;
+    e.d = &d;
+    e.cap = 1 << 16;
+    e.ids = malloc(e.cap * sizeof *e.ids);
+    if (!e.ids) {
+        CT_LOG_ERROR("out of memory");
+        goto out;
+    }
+    e.t0 = e.last_log = ct_time_now();
+    ct_status_t st = for_each_doc(&a, &d, encode_doc, &e);
+    /* Close both writers even after an error, so no temporary file stays. */
+    for (int v = 0; v < 2; v++) {
+        if (!e.w[v]) continue;
+        int64_t ntok = 0;
+        ct_status_t cs = ct_shard_writer_close(e.w[v], &e.shards[v], &ntok);
+        e.w[v] = NULL;
+        if (st == CT_OK) st = cs;
+    }
+    if (st != CT_OK) {
+        /* An incomplete corpus must not pass for a complete one: remove the
+         * shards of this run. */
+        int removed = remove_shards(&e);
+        CT_LOG_ERROR("encode failed at document %lld; removed the %d shard%s written so far",
+                     (long long)e.doc_index, removed, plural(removed));
+        goto out;
+    }
+    if (e.doc_index == 0) {
+        CT_LOG_ERROR("the input holds no documents (%lld empty ones skipped); no shards written",
+                     (long long)d.skipped);
+        goto out;
+    }
+    if (val_every > 0 && e.docs[1] == 0)
+        CT_LOG_WARN("--val-every %lld: only %lld document%s, so no validation shard was written",
+                    val_every, (long long)e.doc_index, plural(e.doc_index));
+    double dt = ct_time_now() - e.t0;
+    printf("encoded %lld document%s (%lld empty skipped), %.1f MB of text into %lld tokens in "
+           "%.2f s (%.1f MB/s)\n",
+           (long long)e.doc_index, plural(e.doc_index), (long long)d.skipped, (double)d.bytes / 1e6,
+           (long long)(e.toks[0] + e.toks[1]), dt, dt > 0 ? (double)d.bytes / 1e6 / dt : 0.0);
+    for (int v = 0; v < 2; v++)
+        if (e.docs[v] > 0)
+            printf("  %-5s %lld document%s, %lld tokens, %d shard%s: %s_%s_*.bin\n",
+                   v ? "val" : "train", (long long)e.docs[v], plural(e.docs[v]),
+                   (long long)e.toks[v], e.shards[v], plural(e.shards[v]), a.out,
+                   v ? "val" : "train");
+    rc = 0;
+out:
+    for (int v = 0; v < 2; v++)
+        if (e.w[v]) ct_shard_writer_close(e.w[v], NULL, NULL);
+    ct_bpe_free(e.bpe);
+    free(e.ids);
+    free(sep);
+    free(a.inputs);
+    return rc;
+}
+
+/* ---- decode ----------------------------------------------------------------------- */
+
+static int decode_shard(const ct_bpe_t *bpe, const char *path, int32_t *ids, uint8_t *raw,
+                        size_t chunk)
+{
+    ct_shard_info_t info;
+    if (ct_shard_read_header(path, &info) != CT_OK) return 1;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        CT_LOG_ERROR("cannot open %s: %s", path, strerror(errno));
+        return 1;
+    }
+    int rc = 1;
+    if (fseek(f, CT_SHARD_HEADER_BYTES, SEEK_SET) != 0) {
+        CT_LOG_ERROR("cannot seek in %s: %s", path, strerror(errno));
+        goto out;
+    }
+    int V = ct_bpe_vocab_size(bpe);
+    for (int64_t done = 0; done < info.ntok;) {
+        size_t k = (size_t)(info.ntok - done) < chunk ? (size_t)(info.ntok - done) : chunk;
+        if (fread(raw, (size_t)info.width, k, f) != k) {
+            CT_LOG_ERROR("%s: cannot read tokens at offset %lld: %s", path,
+                         (long long)(CT_SHARD_HEADER_BYTES + done * info.width),
+                         ferror(f) ? strerror(errno) : "unexpected end of file");
+            goto out;
+        }
+        for (size_t i = 0; i < k; i++) {
+            const uint8_t *p = raw + i * (size_t)info.width;
+            uint32_t v = info.width == 2 ? (uint32_t)(p[0] | p[1] << 8)
+                                         : (uint32_t)p[0] | (uint32_t)p[1] << 8 |
+                                               (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+            if (v >= (uint32_t)V) {
+                CT_LOG_ERROR("%s: token %u at index %lld (offset %lld) is outside the tokenizer's "
+                             "vocabulary of %d ---> HINT: was the shard encoded with another "
+                             "tokenizer?",
+                             path, v, (long long)(done + (int64_t)i),
+                             (long long)(CT_SHARD_HEADER_BYTES + (done + (int64_t)i) * info.width),
+                             V);
+                goto out;
+            }
+            ids[i] = (int32_t)v;
+        }
+        size_t len;
+        char *text = ct_bpe_decode(bpe, ids, k, &len);
+        if (!text) {
+            CT_LOG_ERROR("out of memory decoding %s", path);
+            goto out;
+        }
+        size_t w = fwrite(text, 1, len, stdout);
+        free(text);
+        if (w != len) {
+            CT_LOG_ERROR("cannot write to standard output: %s", strerror(errno));
+            goto out;
+        }
+        done += (int64_t)k;
+    }
+    rc = 0;
+out:
+    fclose(f);
+    return rc;
+}
+
+static int cmd_decode(int argc, char **argv)
+{
+    args_t a = {.cmd = "decode"};
+    ct_bpe_t *bpe = NULL;
+    size_t chunk = 1 << 16;
+    int32_t *ids = NULL;
+    uint8_t *raw = NULL;
+    int rc = parse_args(argc, argv, "t", k_usage_decode, &a);
+    if (rc >= 0) goto out;
+    if (!a.tokenizer) {
+        rc = usage_error(a.cmd, "--tokenizer is required");
+        goto out;
+    }
+    if (a.n_inputs == 0) {
+        rc = usage_error(a.cmd, "no SHARD.bin given");
+        goto out;
+    }
+    rc = 1;
+    if (ct_bpe_load(a.tokenizer, &bpe) != CT_OK) goto out;
+    ids = malloc(chunk * sizeof *ids);
+    raw = malloc(chunk * 4);
+    if (!ids || !raw) {
+        CT_LOG_ERROR("out of memory");
+        goto out;
+    }
+    for (int i = 0; i < a.n_inputs; i++)
+        if (decode_shard(bpe, a.inputs[i], ids, raw, chunk)) goto out;
+    if (fflush(stdout) != 0) {
+        CT_LOG_ERROR("cannot write to standard output: %s", strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    ct_bpe_free(bpe);
+    free(ids);
+    free(raw);
+    free(a.inputs);
+    return rc;
+}
+
+int ct_cmd_tokenize(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(k_usage, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(k_usage, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "train") == 0) return cmd_train(argc, argv);
+    if (strcmp(cmd, "encode") == 0) return cmd_encode(argc, argv);
+    if (strcmp(cmd, "decode") == 0) return cmd_decode(argc, argv);
+    return usage_error(NULL, "unknown command '%s' (expected train, encode or decode)", cmd);
+}
