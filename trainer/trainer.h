@@ -1,9 +1,31 @@
 /* The trainer layer: GPT-2 model, AdamW, LR schedule, checkpoints, the train
  * loop and the subcommands of the `ctrain` CLI. trainer/main.c dispatches to
- * the ct_cmd_* entry points below; each returns the process exit code. */
+ * the ct_cmd_* entry points below; each returns the process exit code
+ * (0 success, 1 runtime error, 2 usage error). */
 #ifndef CT_TRAINER_TRAINER_H
 #define CT_TRAINER_TRAINER_H
 
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/status.h"
+
+typedef struct {
+    int64_t steps_run;   /* optimizer steps taken by this call */
+    int64_t final_step;  /* steps completed overall (after resume) */
+    float last_loss;     /* train loss of the last step */
+    float last_val_loss; /* -1 if never evaluated */
+    float unigram_loss;  /* validation loss of a unigram model, -1 if unknown */
+} ct_train_summary_t;
+
+/* Runs training as configured. stop_at > 0 ends the run after that many
+ * completed steps (with a checkpoint), as a preemption would. */
+ct_status_t ct_train_run(const ct_config_t *cfg, int64_t stop_at, ct_train_summary_t *summary_p);
+
+/* `ctrain train CONFIG [--set k=v]... [--stop-at N]` */
+int ct_cmd_train(int argc, char **argv);
+/* `ctrain sample CKPT_DIR [options]` */
+int ct_cmd_sample(int argc, char **argv);
 /* `ctrain tokenize ...`: train a BPE vocabulary, encode text to shards,
  * decode shards to text. argv[0] is "tokenize". */
 int ct_cmd_tokenize(int argc, char **argv);

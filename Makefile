@@ -1,0 +1,63 @@
+# Front door for people and CI. `make run` trains the demo model end to end,
+# `make test` runs the suite; both install what is missing first (Debian/Ubuntu).
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+CTRAIN      = $(BUILD)/ctrain
+KJV         = datasets/kjv
+APT_PKGS    = build-essential cmake pkg-config libcyaml-dev libyaml-dev libopenblas-openmp-dev \
+              zlib1g-dev libopenmpi-dev openmpi-bin bible-kjv python3
+
+.PHONY: all deps build run test test-asan bench clean demo-data
+
+all: build
+
+# Installs only what is missing, so it is quick on a prepared machine.
+deps:
+	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+# ---- the demo: King James Bible -> BPE tokenizer -> shards -> tiny GPT-2 ------
+# One document per chapter; verse numbers are dropped, the chapter title stays.
+$(KJV)/kjv.txt:
+	@mkdir -p $(KJV)
+	bible -l0 Gen1:1-Rev22:21 </dev/null | awk '/^$$/ {next} \
+	  /^ +[0-9]+ / {sub(/^ +[0-9]+ /, ""); print; next} \
+	  { if (n++) printf "\f\n"; print }' > $@.tmp && mv $@.tmp $@
+
+$(KJV)/kjv.bpe: $(KJV)/kjv.txt | build
+	$(CTRAIN) tokenize train --vocab-size 4096 --doc-sep '\x0c\n' --out $@ $<
+
+$(KJV)/.encoded: $(KJV)/kjv.bpe
+	rm -f $(KJV)/kjv_train_*.bin $(KJV)/kjv_val_*.bin
+	$(CTRAIN) tokenize encode --tokenizer $< --doc-sep '\x0c\n' --val-every 20 --out $(KJV)/kjv $(KJV)/kjv.txt
+	touch $@
+
+demo-data: build $(KJV)/.encoded
+
+run: build demo-data
+	rm -rf runs/tiny
+	$(CTRAIN) train configs/tiny.yaml
+
+# ---- tests ----------------------------------------------------------------------
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j 1
+
+test-asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCT_ASAN=ON >/dev/null
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 CT_ASAN=1 ctest --output-on-failure -j 1 -L unit
+
+bench: build
+	bash bench/run.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,129 @@
+/* CPU benchmark: one GPT-2 training step (forward, backward, AdamW) at a
+ * given (B, T), the GFLOP/s of the model's matmuls at their real shapes, and
+ * raw OpenBLAS sgemm at 2048^3 on the same threads, all in one run.
+ *
+ *   bench_cpu [B T steps [L NH C V]]     defaults: 4 64 5, GPT-2 124M
+ *
+ * Model FLOPs per token are 6*N + 12*L*C*T (N = parameters except wpe); the
+ * "CPU MFU" printed is model GFLOP/s over the sgemm GFLOP/s. Tokens are
+ * random: throughput does not depend on the data. */
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+
+#include "core/rng.h"
+#include "core/timer.h"
+#include "kernels/kernels.h"
+#include "trainer/gpt2.h"
+#include "trainer/optim.h"
+
+static double sgemm_gflops(int n, int reps)
+{
+    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n);
+    float *c = malloc(sizeof(float) * n * n);
+    for (long i = 0; i < (long)n * n; i++) a[i] = b[i] = 0.001f * (float)(i % 1000), c[i] = 0;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = ct_time_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        double dt = ct_time_now() - t0;
+        if (dt < best) best = dt;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return 2.0 * n * (double)n * n / best / 1e9;
+}
+
+/* GFLOP/s of the model's matmuls (forward + both backward gemms) at N rows,
+ * summed over one layer's four projections and the LM head. */
+static double model_matmul_gflops(int N, int C, int Vp, int reps)
+{
+    int shapes[5][2] = {{C, 3 * C}, {C, C}, {C, 4 * C}, {4 * C, C}, {C, Vp}};
+    double flops = 0.0, time = 0.0;
+    for (int s = 0; s < 5; s++) {
+        int IC = shapes[s][0], OC = shapes[s][1];
+        float *inp = calloc((size_t)N * IC, 4), *w = calloc((size_t)OC * IC, 4);
+        float *out = calloc((size_t)N * OC, 4), *dinp = calloc((size_t)N * IC, 4);
+        float *dw = calloc((size_t)OC * IC, 4), *b = calloc((size_t)OC, 4), *db = calloc((size_t)OC, 4);
+        for (long i = 0; i < (long)N * IC; i++) inp[i] = 0.01f;
+        for (long i = 0; i < (long)OC * IC; i++) w[i] = 0.01f;
+        const float *bias = s < 4 ? b : NULL;
+        float *dbias = s < 4 ? db : NULL;
+        ct_matmul_forward(out, inp, w, bias, N, IC, OC);
+        ct_matmul_backward(dinp, dw, dbias, out, inp, w, N, IC, OC);
+        double t0 = ct_time_now();
+        for (int r = 0; r < reps; r++) {
+            ct_matmul_forward(out, inp, w, bias, N, IC, OC);
+            ct_matmul_backward(dinp, dw, dbias, out, inp, w, N, IC, OC);
+        }
+        time += ct_time_now() - t0;
+        flops += 6.0 * N * (double)IC * OC * reps;
+        free(inp), free(w), free(out), free(dinp), free(dw), free(b), free(db);
+    }
+    return flops / time / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+    int B = argc > 1 ? atoi(argv[1]) : 4, T = argc > 2 ? atoi(argv[2]) : 64;
+    int steps = argc > 3 ? atoi(argv[3]) : 5;
+    ct_model_config_t mc = {.n_layer = argc > 4 ? atoi(argv[4]) : 12,
+                            .n_head = argc > 5 ? atoi(argv[5]) : 12,
+                            .n_embd = argc > 6 ? atoi(argv[6]) : 768,
+                            .vocab_size = argc > 7 ? atoi(argv[7]) : 50257,
+                            .init_from = "", .init_std = 0.02f};
+    mc.max_seq_len = T > 1024 ? T : 1024;
+    ct_optim_config_t oc = {.lr = 1e-4f, .min_lr_frac = 0.1f, .warmup_steps = 0,
+                            .decay = CT_DECAY_COSINE, .weight_decay = 0.1f, .beta1 = 0.9f,
+                            .beta2 = 0.95f, .eps = 1e-8f, .grad_clip = 1.0f};
+    printf("threads: %d\n", omp_get_max_threads());
+    double sg = sgemm_gflops(2048, 3);
+    printf("sgemm 2048^3: %.1f GFLOP/s\n", sg);
+
+    ct_gpt2_t m;
+    if (ct_gpt2_init(&m, &mc, B, T) != CT_OK) return 1;
+    ct_gpt2_init_weights(&m, 1, 0.02f);
+    int32_t *inp = malloc(sizeof(int32_t) * B * T), *tgt = malloc(sizeof(int32_t) * B * T);
+    ct_rng_t r;
+    ct_rng_seed(&r, 1, 2, 3);
+    for (int i = 0; i < B * T; i++) {
+        inp[i] = (int32_t)ct_rng_below(&r, (uint64_t)mc.vocab_size);
+        tgt[i] = (int32_t)ct_rng_below(&r, (uint64_t)mc.vocab_size);
+    }
+    double fwd = 0, bwd = 0, opt = 0, total = 0;
+    for (int s = 0; s <= steps; s++) { /* step 0 is warm-up */
+        double t0 = ct_time_now();
+        ct_gpt2_zero_grad(&m);
+        ct_gpt2_forward(&m, inp, tgt, B, T);
+        double t1 = ct_time_now();
+        ct_gpt2_backward(&m, inp, B, T, 1.0f);
+        double t2 = ct_time_now();
+        ct_optim_step(&m, &oc, 1e-4f, s + 1);
+        double t3 = ct_time_now();
+        if (s == 0) continue;
+        fwd += t1 - t0, bwd += t2 - t1, opt += t3 - t2, total += t3 - t0;
+    }
+    struct rusage ru; /* peak of the training steps, before the matmul probe */
+    getrusage(RUSAGE_SELF, &ru);
+    double ms = 1e3 * total / steps;
+    double flops = ct_gpt2_flops_per_token(&m, T) * B * T;
+    double gf = flops / (total / steps) / 1e9;
+    double mm = model_matmul_gflops(B * T, mc.n_embd, m.d.Vp, 3);
+    printf("model: L=%d NH=%d C=%d V=%d, %.1fM params, B=%d T=%d\n", mc.n_layer, mc.n_head,
+           mc.n_embd, mc.vocab_size, m.num_params / 1e6, B, T);
+    printf("step: %.1f ms (forward %.1f, backward %.1f, optimizer %.1f)\n", ms,
+           1e3 * fwd / steps, 1e3 * bwd / steps, 1e3 * opt / steps);
+    printf("tokens/s: %.0f\n", B * T / (total / steps));
+    printf("model GFLOP/s: %.1f (CPU MFU vs sgemm: %.0f%%)\n", gf, 100.0 * gf / sg);
+    printf("matmul GFLOP/s at the model's shapes (N=%d): %.1f (%.0f%% of sgemm)\n", B * T, mm,
+           100.0 * mm / sg);
+    printf("peak RSS during training steps: %.0f MiB\n", ru.ru_maxrss / 1024.0);
+    ct_gpt2_free(&m);
+    free(inp);
+    free(tgt);
+    return 0;
+}

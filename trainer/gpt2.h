@@ -1,0 +1,115 @@
+/* GPT-2 (learned positions, pre-LN, tied embeddings, vocabulary padded to a
+ * multiple of 128) on flat arenas: parameters, gradients, AdamW state and
+ * activations each live in one allocation with tensors at fixed offsets.
+ * Nothing is allocated inside a step. Private to trainer/. */
+#ifndef CT_TRAINER_GPT2_H
+#define CT_TRAINER_GPT2_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/config.h"
+#include "core/status.h"
+
+#define CT_GPT2_NUM_TENSORS 16
+
+/* Parameter tensors, in llm.c's order (so gpt2_124M.bin loads as one read). */
+typedef struct {
+    float *wte;      /* (Vp, C) token embedding, tied LM head */
+    float *wpe;      /* (maxT, C) */
+    float *ln1w;     /* (L, C) */
+    float *ln1b;     /* (L, C) */
+    float *qkvw;     /* (L, 3*C, C) */
+    float *qkvb;     /* (L, 3*C) */
+    float *attprojw; /* (L, C, C) */
+    float *attprojb; /* (L, C) */
+    float *ln2w;     /* (L, C) */
+    float *ln2b;     /* (L, C) */
+    float *fcw;      /* (L, 4*C, C) */
+    float *fcb;      /* (L, 4*C) */
+    float *fcprojw;  /* (L, C, 4*C) */
+    float *fcprojb;  /* (L, C) */
+    float *lnfw;     /* (C) */
+    float *lnfb;     /* (C) */
+} ct_gpt2_tensors_t;
+
+/* Activations for a capacity of (B, T); a smaller (B', T') reuses them. */
+typedef struct {
+    float *encoded;   /* (B, T, C) */
+    float *ln1;       /* (L, B, T, C) */
+    float *ln1_mean;  /* (L, B, T) */
+    float *ln1_rstd;  /* (L, B, T) */
+    float *qkv;       /* (L, B, T, 3*C) */
+    float *atty;      /* (L, B, T, C) */
+    float *att;       /* (L, B, NH, T, T) */
+    float *residual2; /* (L, B, T, C) */
+    float *ln2;       /* (L, B, T, C) */
+    float *ln2_mean;  /* (L, B, T) */
+    float *ln2_rstd;  /* (L, B, T) */
+    float *fch;       /* (L, B, T, 4*C) */
+    float *fch_gelu;  /* (L, B, T, 4*C) */
+    float *residual3; /* (L, B, T, C) */
+    float *lnf;       /* (B, T, C) */
+    float *lnf_mean;  /* (B, T) */
+    float *lnf_rstd;  /* (B, T) */
+    float *logits;    /* (B, T, Vp), becomes dlogits in backward */
+    float *losses;    /* (B, T) */
+    float *lse;       /* (B, T) */
+    float *proj;      /* (B, T, C) scratch for the two projections */
+    /* backward scratch */
+    float *dres;      /* (B, T, C) running residual gradient */
+    float *dln;       /* (B, T, C) */
+    float *datty;     /* (B, T, C) */
+    float *dqkv;      /* (B, T, 3*C) */
+    float *dfch;      /* (B, T, 4*C) */
+    float *dfch_gelu; /* (B, T, 4*C) */
+    float *datt;      /* (B, NH, T, T) attention backward scratch */
+    float *dloss;     /* (B, T) */
+} ct_gpt2_acts_t;
+
+typedef struct {
+    int L, NH, C, V, Vp, maxT;
+} ct_gpt2_dims_t;
+
+typedef struct {
+    ct_gpt2_dims_t d;
+    size_t sizes[CT_GPT2_NUM_TENSORS];   /* floats per tensor */
+    size_t offsets[CT_GPT2_NUM_TENSORS]; /* float offset in the flat arrays */
+    size_t num_params;
+    ct_arena_t params_arena, grads_arena, opt_arena, acts_arena;
+    float *params; /* (num_params) */
+    float *grads;  /* (num_params) */
+    float *m, *v;  /* (num_params) AdamW moments */
+    ct_gpt2_tensors_t p, g;
+    ct_gpt2_acts_t a;
+    int B, T; /* activation capacity */
+    const int32_t *last_targets; /* targets of the last forward, for backward */
+} ct_gpt2_t;
+
+extern const char *const ct_gpt2_tensor_names[CT_GPT2_NUM_TENSORS];
+
+/* Allocates the arenas for a batch capacity (B, T); weights are zero. */
+ct_status_t ct_gpt2_init(ct_gpt2_t *m, const ct_model_config_t *cfg, int B, int T);
+void ct_gpt2_free(ct_gpt2_t *m);
+/* GPT-2 init: N(0, std) for matrices and embeddings, residual projections
+ * scaled by 1/sqrt(2L), LayerNorm weights 1, biases 0, padding rows 0.
+ * Deterministic for a seed whatever the thread count. */
+void ct_gpt2_init_weights(ct_gpt2_t *m, uint64_t seed, float std);
+/* Loads llm.c's gpt2_*.bin (magic 20240326, version 3, fp32). */
+ct_status_t ct_gpt2_load_llmc(ct_gpt2_t *m, const char *path);
+/* Forward pass on (B, T) <= capacity. With targets, returns the mean loss;
+ * without, returns 0 and leaves logits for the last call. */
+float ct_gpt2_forward(ct_gpt2_t *m, const int32_t *inputs, const int32_t *targets, int B, int T);
+/* Backward of the last forward, which must have had targets (still valid
+ * memory); the loss being
+ * differentiated is `loss_scale` times the mean loss. Accumulates into
+ * m->grads. */
+void ct_gpt2_backward(ct_gpt2_t *m, const int32_t *inputs, int B, int T, float loss_scale);
+void ct_gpt2_zero_grad(ct_gpt2_t *m);
+/* 1 for tensors that get weight decay (2-D: embeddings and matrices). */
+int ct_gpt2_tensor_decays(int i);
+/* Training FLOPs per token: 6*N + 12*L*C*T, N = parameters except wpe. */
+double ct_gpt2_flops_per_token(const ct_gpt2_t *m, int T);
+
+#endif

@@ -1,0 +1,37 @@
+/* ctrain: the one binary. Dispatches subcommands; the only place that
+ * decides how the process ends. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "trainer/trainer.h"
+
+static const char usage[] =
+    "usage: ctrain COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  train CONFIG.yaml [--set k=v]...   train a GPT-2 model\n"
+    "  sample CKPT_DIR [options]          generate text from a checkpoint\n"
+    "  tokenize train|encode|decode ...   byte-level BPE: vocabularies and shards\n"
+    "\n"
+    "`ctrain COMMAND --help` describes each command. Logging: CT_LOG_LEVEL=\n"
+    "error|warn|info|debug.\n";
+
+int main(int argc, char **argv)
+{
+    ct_log_init();
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "train")) return ct_cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "sample")) return ct_cmd_sample(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tokenize")) return ct_cmd_tokenize(argc - 1, argv + 1);
+    fprintf(stderr, "ctrain: unknown command '%s'\n%s", cmd, usage);
+    return 2;
+}

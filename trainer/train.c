@@ -1,0 +1,341 @@
+/* The train loop: gradient accumulation to a global batch, global-norm
+ * clipping, AdamW, LR schedule, periodic validation, text samples and
+ * checkpoints, one progress line per step on rank 0 and JSONL metrics in
+ * RUN_DIR/metrics.jsonl.
+ *
+ * Determinism: optimizer step s consumes samples [s*G, (s+1)*G) of the data
+ * order (G samples per global batch), validation reads the first
+ * eval.batches*B validation samples, and the sampling RNG is separate and
+ * checkpointed, so N steps + resume + N steps equals 2N steps bit for bit. */
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include "core/log.h"
+#include "core/rng.h"
+#include "core/timer.h"
+#include "data/data.h"
+#include "trainer/ckpt.h"
+#include "trainer/gpt2.h"
+#include "trainer/optim.h"
+#include "trainer/sample.h"
+#include "trainer/trainer.h"
+
+typedef struct {
+    const ct_config_t *cfg;
+    ct_gpt2_t model;
+    ct_loader_t *train, *val;
+    ct_bpe_t *bpe;
+    int32_t *inputs, *targets; /* (B, T) */
+    FILE *metrics;
+    ct_rng_t sample_rng;
+    int64_t step, samples;
+    int B, T, accum;
+} train_ctx_t;
+
+static ct_status_t mkdir_p(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p) continue;
+        char c = *p;
+        *p = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+            CT_LOG_ERROR("cannot create directory %s: %s", buf, strerror(errno));
+            return CT_ERR_IO;
+        }
+        if (!c) break;
+        *p = c;
+    }
+    return CT_OK;
+}
+
+static ct_status_t eval_val_loss(train_ctx_t *c, float *loss_p)
+{
+    const ct_config_t *cfg = c->cfg;
+    int64_t n = ct_loader_num_samples(c->val);
+    int batches = cfg->eval.batches;
+    if ((int64_t)batches * c->B > n) batches = (int)(n / c->B) > 0 ? (int)(n / c->B) : 1;
+    int B = (int64_t)c->B > n ? (int)n : c->B;
+    double sum = 0.0;
+    for (int i = 0; i < batches; i++) {
+        ct_status_t st = ct_loader_read(c->val, (int64_t)i * B, B, c->inputs, c->targets);
+        if (st != CT_OK) return st;
+        sum += ct_gpt2_forward(&c->model, c->inputs, c->targets, B, c->T);
+    }
+    *loss_p = (float)(sum / batches);
+    return CT_OK;
+}
+
+/* Cross-entropy of the validation batches under the train unigram
+ * distribution (add-one smoothed), from at most 16M train tokens. */
+static ct_status_t unigram_baseline(train_ctx_t *c, float *loss_p)
+{
+    const ct_config_t *cfg = c->cfg;
+    const int V = cfg->model.vocab_size, T = c->T;
+    ct_loader_opts_t o = {.spec = cfg->data.train, .T = T, .vocab_size = V, .seed = 0,
+                          .chunk_tokens = 1 << 20, .window_chunks = 1, .shuffle = 0};
+    ct_loader_t *l;
+    ct_status_t st = ct_loader_init(&o, &l);
+    if (st != CT_OK) return st;
+    double *counts = calloc((size_t)V, sizeof *counts);
+    int32_t *tgt = malloc((size_t)T * sizeof *tgt), *inp = malloc((size_t)T * sizeof *inp);
+    st = CT_ERR_NO_MEMORY;
+    if (!counts || !tgt || !inp) goto out;
+    int64_t ns = ct_loader_num_samples(l), cap = (16 << 20) / T;
+    double total = 0.0;
+    for (int64_t i = 0; i < ns && i < cap; i++) {
+        if ((st = ct_loader_read(l, i, 1, inp, tgt)) != CT_OK) goto out;
+        for (int t = 0; t < T; t++) counts[tgt[t]] += 1.0;
+        total += T;
+    }
+    int64_t nv = ct_loader_num_samples(c->val);
+    int64_t nval = (int64_t)cfg->eval.batches * c->B;
+    if (nval > nv) nval = nv;
+    double xent = 0.0;
+    for (int64_t i = 0; i < nval; i++) {
+        if ((st = ct_loader_read(c->val, i, 1, inp, tgt)) != CT_OK) goto out;
+        for (int t = 0; t < T; t++) xent -= log((counts[tgt[t]] + 1.0) / (total + V));
+    }
+    *loss_p = nval > 0 ? (float)(xent / (double)(nval * T)) : -1.0f;
+out:
+    free(counts);
+    free(tgt);
+    free(inp);
+    ct_loader_free(l);
+    return st;
+}
+
+static void print_sample(train_ctx_t *c, int64_t step)
+{
+    const ct_eval_config_t *e = &c->cfg->eval;
+    if (ct_log_rank() != 0 || e->sample_tokens <= 0) return;
+    fprintf(stdout, "---- sample at step %lld ----\n", (long long)step);
+    ct_sample_print(&c->model, c->bpe, e->prompt, e->sample_tokens, e->temperature, e->top_k,
+                    &c->sample_rng, stdout);
+    fprintf(stdout, "----\n");
+    fflush(stdout);
+}
+
+static ct_status_t save_ckpt(train_ctx_t *c)
+{
+    ct_ckpt_state_t s = {.step = c->step, .samples = c->samples, .sample_rng = c->sample_rng.s};
+    char *dir = NULL;
+    double t0 = ct_time_now();
+    ct_status_t st = ct_ckpt_save(c->cfg->train.run_dir, &c->model, c->cfg, &s, &dir);
+    if (st != CT_OK) return st;
+    CT_LOG_INFO_R0("saved checkpoint %s (%.2f s)", dir, ct_time_now() - t0);
+    free(dir);
+    ct_ckpt_prune(c->cfg->train.run_dir, c->cfg->checkpoint.keep_last);
+    return CT_OK;
+}
+
+static void fmt_eta(char *buf, size_t n, double s)
+{
+    if (s < 60) snprintf(buf, n, "%.0fs", s);
+    else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+static ct_status_t train_setup(train_ctx_t *c)
+{
+    const ct_config_t *cfg = c->cfg;
+    ct_status_t st;
+    c->B = cfg->train.batch_size;
+    c->T = cfg->train.seq_len;
+    int64_t bt = (int64_t)c->B * c->T;
+    int64_t gb = cfg->train.batch_tokens ? cfg->train.batch_tokens : bt;
+    c->accum = (int)(gb / bt);
+    if (!cfg->data.train || !*cfg->data.train) {
+        CT_LOG_ERROR("config key data.train is empty\n---> HINT: point it at token shards, e.g. "
+                     "data/kjv/kjv_train_*.bin");
+        return CT_ERR_CONFIG;
+    }
+    if (cfg->train.threads > 0) omp_set_num_threads(cfg->train.threads);
+    if ((st = mkdir_p(cfg->train.run_dir)) != CT_OK) return st;
+
+    ct_loader_opts_t o = {.spec = cfg->data.train, .T = c->T, .vocab_size = cfg->model.vocab_size,
+                          .seed = (uint64_t)cfg->data.seed, .chunk_tokens = cfg->data.chunk_tokens,
+                          .window_chunks = cfg->data.window_chunks, .shuffle = 1};
+    if ((st = ct_loader_init(&o, &c->train)) != CT_OK) return st;
+    if (cfg->data.val && *cfg->data.val) {
+        o.spec = cfg->data.val;
+        o.shuffle = 0;
+        if ((st = ct_loader_init(&o, &c->val)) != CT_OK) return st;
+    }
+    if (cfg->eval.tokenizer && *cfg->eval.tokenizer) {
+        if ((st = ct_bpe_load(cfg->eval.tokenizer, &c->bpe)) != CT_OK) return st;
+        if (ct_bpe_vocab_size(c->bpe) != cfg->model.vocab_size) {
+            CT_LOG_ERROR("tokenizer %s has %d tokens but model.vocab_size is %d",
+                         cfg->eval.tokenizer, ct_bpe_vocab_size(c->bpe), cfg->model.vocab_size);
+            return CT_ERR_CONFIG;
+        }
+    }
+    c->inputs = malloc((size_t)bt * sizeof(int32_t));
+    c->targets = malloc((size_t)bt * sizeof(int32_t));
+    if (!c->inputs || !c->targets) return CT_ERR_NO_MEMORY;
+    if ((st = ct_gpt2_init(&c->model, &cfg->model, c->B, c->T)) != CT_OK) return st;
+    ct_rng_seed(&c->sample_rng, (uint64_t)cfg->eval.sample_seed, 0, 0);
+
+    /* initial weights, then possibly a checkpoint on top */
+    char *resume_dir = NULL;
+    const char *resume = cfg->checkpoint.resume;
+    if (strcmp(resume, "auto") == 0) {
+        if (ct_ckpt_find_latest(cfg->train.run_dir, &resume_dir) != CT_OK)
+            CT_LOG_INFO_R0("resume: auto found no checkpoint in %s/ckpt, starting fresh",
+                           cfg->train.run_dir);
+    } else if (strcmp(resume, "none") != 0) {
+        resume_dir = strdup(resume);
+    }
+    if (resume_dir) {
+        ct_ckpt_state_t s;
+        st = ct_ckpt_load(resume_dir, &c->model, 1, &s);
+        if (st == CT_OK) {
+            c->step = s.step;
+            c->samples = s.samples;
+            c->sample_rng.s = s.sample_rng;
+            CT_LOG_INFO_R0("resumed from %s at step %lld", resume_dir, (long long)s.step);
+        }
+        free(resume_dir);
+        if (st != CT_OK) return st;
+    } else if (cfg->model.init_from && *cfg->model.init_from) {
+        if ((st = ct_gpt2_load_llmc(&c->model, cfg->model.init_from)) != CT_OK) return st;
+        CT_LOG_INFO_R0("initial weights from %s", cfg->model.init_from);
+    } else {
+        ct_gpt2_init_weights(&c->model, (uint64_t)cfg->train.seed, cfg->model.init_std);
+    }
+
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", cfg->train.run_dir);
+    c->metrics = fopen(path, "a");
+    if (!c->metrics) {
+        CT_LOG_ERROR("cannot open %s: %s", path, strerror(errno));
+        return CT_ERR_IO;
+    }
+    return CT_OK;
+}
+
+static void train_teardown(train_ctx_t *c)
+{
+    if (c->metrics) fclose(c->metrics);
+    ct_gpt2_free(&c->model);
+    ct_loader_free(c->train);
+    ct_loader_free(c->val);
+    if (c->bpe) ct_bpe_free(c->bpe);
+    free(c->inputs);
+    free(c->targets);
+}
+
+static struct rusage peak_usage(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru;
+}
+
+ct_status_t ct_train_run(const ct_config_t *cfg, int64_t stop_at, ct_train_summary_t *summary_p)
+{
+    train_ctx_t c;
+    memset(&c, 0, sizeof c);
+    c.cfg = cfg;
+    ct_train_summary_t sum = {.last_val_loss = -1.0f, .unigram_loss = -1.0f};
+    ct_status_t st = train_setup(&c);
+    if (st != CT_OK) goto out;
+
+    const ct_gpt2_t *m = &c.model;
+    const int total = cfg->train.steps;
+    const int64_t tokens_per_step = (int64_t)c.accum * c.B * c.T;
+    const double flops_per_step = ct_gpt2_flops_per_token(m, c.T) * (double)tokens_per_step;
+    CT_LOG_INFO_R0("model: L=%d NH=%d C=%d V=%d (padded %d), %.2fM parameters; batch %d x %d x "
+                   "%d accum = %lld tokens/step; %d threads",
+                   m->d.L, m->d.NH, m->d.C, m->d.V, m->d.Vp, m->num_params / 1e6, c.B, c.T,
+                   c.accum, (long long)tokens_per_step, omp_get_max_threads());
+    CT_LOG_INFO_R0("train data: %lld samples of %d tokens", (long long)ct_loader_num_samples(c.train),
+                   c.T);
+    if (c.val && cfg->eval.every > 0 && c.step == 0) {
+        if ((st = unigram_baseline(&c, &sum.unigram_loss)) != CT_OK) goto out;
+        CT_LOG_INFO_R0("unigram baseline (validation loss of token frequencies): %.4f",
+                       sum.unigram_loss);
+        fprintf(c.metrics, "{\"step\":0,\"unigram_val_loss\":%.6f}\n", sum.unigram_loss);
+    }
+
+    double t_start = ct_time_now(), step_time_sum = 0.0;
+    int64_t last_saved = c.step;
+    while (c.step < total) {
+        if (stop_at > 0 && c.step >= stop_at) break;
+        const int64_t s = c.step;
+        if (c.val && cfg->eval.every > 0 && s % cfg->eval.every == 0) {
+            if ((st = eval_val_loss(&c, &sum.last_val_loss)) != CT_OK) goto out;
+            CT_LOG_INFO_R0("step %lld/%d | val loss %.4f", (long long)s, total, sum.last_val_loss);
+            fprintf(c.metrics, "{\"step\":%lld,\"val_loss\":%.9g}\n", (long long)s,
+                    sum.last_val_loss);
+        }
+        if (cfg->eval.sample_every > 0 && s > 0 && s % cfg->eval.sample_every == 0)
+            print_sample(&c, s);
+
+        double t0 = ct_time_now();
+        ct_gpt2_zero_grad(&c.model);
+        double loss = 0.0;
+        for (int k = 0; k < c.accum; k++) {
+            st = ct_loader_read(c.train, c.samples + (int64_t)k * c.B, c.B, c.inputs, c.targets);
+            if (st != CT_OK) goto out;
+            loss += ct_gpt2_forward(&c.model, c.inputs, c.targets, c.B, c.T);
+            ct_gpt2_backward(&c.model, c.inputs, c.B, c.T, 1.0f / (float)c.accum);
+        }
+        loss /= c.accum;
+        float lr = ct_lr_at(&cfg->optim, (int)s, total);
+        float norm = ct_optim_step(&c.model, &cfg->optim, lr, (int)s + 1);
+        c.samples += (int64_t)c.accum * c.B;
+        c.step++;
+        double dt = ct_time_now() - t0;
+        step_time_sum += dt;
+        sum.steps_run++;
+        sum.last_loss = (float)loss;
+        if (!isfinite(loss)) {
+            CT_LOG_ERROR("loss is %f at step %lld\n---> HINT: lower optim.lr or check the data",
+                         loss, (long long)s);
+            st = CT_ERR_INVALID_ARG;
+            goto out;
+        }
+        double tok_s = tokens_per_step / dt, flops = flops_per_step / dt;
+        if (c.step % cfg->train.log_every == 0 || c.step == total) {
+            char eta[32];
+            fmt_eta(eta, sizeof eta, (total - c.step) * (step_time_sum / (double)sum.steps_run));
+            CT_LOG_INFO_R0("step %lld/%d | loss %.4f | lr %.2e | norm %.3f | %.1f ms | %.0f tok/s "
+                           "| %.2f GFLOP/s | eta %s",
+                           (long long)c.step, total, loss, lr, norm, dt * 1e3, tok_s, flops / 1e9,
+                           eta);
+        }
+        fprintf(c.metrics,
+                "{\"step\":%lld,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"ms\":%.3f,"
+                "\"tok_s\":%.1f,\"flop_s\":%.4g,\"max_rss_mib\":%.1f}\n",
+                (long long)c.step, loss, lr, norm, dt * 1e3, tok_s, flops,
+                peak_usage().ru_maxrss / 1024.0);
+        fflush(c.metrics);
+        if (cfg->checkpoint.every > 0 && c.step % cfg->checkpoint.every == 0 && c.step < total) {
+            if ((st = save_ckpt(&c)) != CT_OK) goto out;
+            last_saved = c.step;
+        }
+    }
+    if (c.step >= total && c.val && cfg->eval.every > 0 && sum.steps_run > 0) {
+        if ((st = eval_val_loss(&c, &sum.last_val_loss)) != CT_OK) goto out;
+        CT_LOG_INFO_R0("step %lld/%d | val loss %.4f", (long long)c.step, total, sum.last_val_loss);
+        fprintf(c.metrics, "{\"step\":%lld,\"val_loss\":%.9g}\n", (long long)c.step,
+                sum.last_val_loss);
+    }
+    if (c.step != last_saved && (st = save_ckpt(&c)) != CT_OK) goto out;
+    if (c.step >= total && sum.steps_run > 0) print_sample(&c, c.step);
+    CT_LOG_INFO_R0("done: %lld steps in %.1f s, peak RSS %.0f MiB", (long long)sum.steps_run,
+                   ct_time_now() - t_start, peak_usage().ru_maxrss / 1024.0);
+out:
+    sum.final_step = c.step;
+    train_teardown(&c);
+    if (summary_p) *summary_p = sum;
+    return st;
+}
