@@ -108,7 +108,7 @@ static const field_t config_fields[] = {
     F_INT(eval, every, "100", 0),
     F_INT(eval, batches, "20", 1),
     F_INT(eval, sample_every, "0", 0),
-    F_INT(eval, sample_tokens, "64", 1),
+    F_INT(eval, sample_tokens, "64", 0), /* 0: no sample at the end either */
     F_FLT(eval, temperature, "1.0", 0, 1, INFINITY, 0),
     F_INT(eval, top_k, "40", 0),
     F_I64(eval, sample_seed, "42", 0),

@@ -59,7 +59,7 @@ typedef struct {
     int every;           /* validation every N steps; 0 disables */
     int batches;         /* validation batches per evaluation */
     int sample_every;    /* sample text every N steps; 0 disables */
-    int sample_tokens;
+    int sample_tokens;   /* tokens per sample; 0 = no samples at all */
     float temperature;
     int top_k;           /* 0 = no top-k */
     int64_t sample_seed;
