@@ -95,6 +95,7 @@ static const field_t config_fields[] = {
     F_FLT(optim, beta2, "0.95", 0, 0, 1, 1),
     F_FLT(optim, eps, "1e-8", 0, 1, INFINITY, 0),
     F_FLT(optim, grad_clip, "1.0", 0, 0, INFINITY, 0),
+    {"optim", "zero", FT_INT, OFF_(optim, zero), SIZE_(optim, zero), "0", .imin = 0, .imax = 1},
 
     F_STR(train, run_dir, "runs/default", 1),
     F_INT(train, steps, "1000", 1),
@@ -118,11 +119,18 @@ static const field_t config_fields[] = {
     F_INT(checkpoint, every, "0", 0),
     F_STR(checkpoint, resume, "none", 1),
     F_INT(checkpoint, keep_last, "0", 0),
+
+    F_INT(parallel, dp, "1", 1),
+    F_INT(parallel, tp, "1", 1),
+
+    F_FLT(comm, timeout_s, "300", 0, 0, INFINITY, 0),
+    F_INT(comm, bucket_mib, "25", 1),
 };
 
 #define N_FIELDS ((int)(sizeof config_fields / sizeof config_fields[0]))
 
-static const char *const sections[] = {"model", "data", "optim", "train", "eval", "checkpoint"};
+static const char *const sections[] = {"model", "data",       "optim",    "train",
+                                       "eval",  "checkpoint", "parallel", "comm"};
 #define N_SECTIONS ((int)(sizeof sections / sizeof sections[0]))
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -848,12 +856,25 @@ static ct_status_t validate(const ct_config_t *cfg, const srcmap_t *src)
                      SRC_(model, max_seq_len, b));
         st = CT_ERR_CONFIG;
     }
-    int64_t bt = (int64_t)cfg->train.batch_size * cfg->train.seq_len;
+    int64_t bt = (int64_t)cfg->train.batch_size * cfg->train.seq_len * cfg->parallel.dp;
     if (cfg->train.batch_tokens != 0 && cfg->train.batch_tokens % bt != 0) {
-        CT_LOG_ERROR("config error: %s is not a multiple of train.batch_size * train.seq_len = "
-                     "%" PRId64 " (%s, %s); use 0 for one micro-batch per step",
+        CT_LOG_ERROR("config error: %s is not a multiple of train.batch_size * train.seq_len * "
+                     "parallel.dp = %" PRId64 " (%s, %s, dp %d); use 0 for one micro-batch per "
+                     "rank per step",
                      SRC_(train, batch_tokens, a), bt, SRC_(train, batch_size, b),
-                     SRC_(train, seq_len, c));
+                     SRC_(train, seq_len, c), cfg->parallel.dp);
+        st = CT_ERR_CONFIG;
+    }
+    if (cfg->model.n_head % cfg->parallel.tp != 0) {
+        CT_LOG_ERROR("config error: %s is not divisible by %s: tensor parallelism splits whole "
+                     "heads ---> HINT: choose parallel.tp among the divisors of n_head",
+                     SRC_(model, n_head, a), SRC_(parallel, tp, b));
+        st = CT_ERR_CONFIG;
+    }
+    int vp = (cfg->model.vocab_size + 127) / 128 * 128;
+    if (vp % cfg->parallel.tp != 0) {
+        CT_LOG_ERROR("config error: the padded vocabulary (%d) is not divisible by %s",
+                     vp, SRC_(parallel, tp, a));
         st = CT_ERR_CONFIG;
     }
     return st;

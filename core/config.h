@@ -42,6 +42,7 @@ typedef struct {
     float weight_decay; /* applied to matrices only */
     float beta1, beta2, eps;
     float grad_clip;    /* global-norm clip; 0 disables */
+    int zero;           /* 0: every DP rank holds all AdamW state; 1: ZeRO-1 shards it */
 } ct_optim_config_t;
 
 typedef struct {
@@ -74,12 +75,24 @@ typedef struct {
 } ct_ckpt_config_t;
 
 typedef struct {
+    int dp;           /* data-parallel ranks */
+    int tp;           /* tensor-parallel ranks (adjacent ranks); world = dp * tp */
+} ct_parallel_config_t;
+
+typedef struct {
+    float timeout_s;  /* a collective slower than this ends the job; 0 = no limit */
+    int bucket_mib;   /* DP gradient all-reduce bucket size */
+} ct_comm_config_t;
+
+typedef struct {
     ct_model_config_t model;
     ct_data_config_t data;
     ct_optim_config_t optim;
     ct_train_config_t train;
     ct_eval_config_t eval;
     ct_ckpt_config_t checkpoint;
+    ct_parallel_config_t parallel;
+    ct_comm_config_t comm;
 } ct_config_t;
 
 /* Fills `cfg` with the defaults. Call ct_config_free afterwards. */

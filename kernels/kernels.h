@@ -32,6 +32,14 @@ void ct_encoder_backward(float *dwte,          /* (Vp,C) += */
                          const int32_t *inp,   /* (B,T) */
                          int B, int T, int C);
 
+/* Vocab-parallel embedding: this rank holds rows [v_start, v_start+v_count)
+ * of wte; other tokens contribute 0 (the TP group then all-reduces). wpe and
+ * dwpe may be NULL (position embedding added on one rank only). */
+void ct_encoder_forward_vp(float *out, const int32_t *inp, const float *wte_shard,
+                           const float *wpe, int B, int T, int C, int v_start, int v_count);
+void ct_encoder_backward_vp(float *dwte_shard, float *dwpe, const float *dout,
+                            const int32_t *inp, int B, int T, int C, int v_start, int v_count);
+
 /* ---- LayerNorm over the last dimension, eps 1e-5 ------------------------ */
 void ct_layernorm_forward(float *out,          /* (N,C) */
                           float *mean,         /* (N) saved for backward */
@@ -114,6 +122,19 @@ void ct_xent_backward(float *logits_to_dlogits, /* (N,Vp) in place */
                       int N, int V, int Vp);
 void ct_xent_forward_ref(float *losses, float *lse, const float *logits,
                          const int32_t *targets, int N, int V, int Vp);
+/* Vocab-parallel pieces (Megatron's parallel cross-entropy): a rank holds
+ * (N, Vpl) logits for vocabulary ids [v_start, v_start+Vpl), of which the
+ * first Vl are real (Vl may be 0). The caller all-reduces MAX over rowmax,
+ * then SUM over sumexp and target logits, and sets lse = max + log(sum).
+ * A target outside the shard contributes 0 to tlogit. */
+void ct_xent_partial_max(float *rowmax, const float *logits, int N, int Vl, int Vpl);
+void ct_xent_partial_sumexp(float *sumexp, const float *logits, const float *rowmax, int N,
+                            int Vl, int Vpl);
+void ct_xent_partial_target(float *tlogit, const float *logits, const int32_t *targets, int N,
+                            int v_start, int Vl, int Vpl);
+/* Backward of a shard, in place; ct_xent_backward is v_start 0, Vl = V. */
+void ct_xent_backward_vp(float *logits_to_dlogits, const float *lse, const int32_t *targets,
+                         const float *dloss, int N, int v_start, int Vl, int Vpl);
 
 /* ---- AdamW on a contiguous slice ---------------------------------------
  * t is the 1-based step used for bias correction. In place on params, m, v. */

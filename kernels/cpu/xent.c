@@ -11,21 +11,56 @@
 
 #include "kernels/cpu/cpu_impl.h"
 
-/* Log-sum-exp of x[0, V). */
-static float row_lse(const float *x, int V)
+/* Max of x[0, V); -inf for V = 0. */
+static float row_max(const float *x, int V)
 {
     int V8 = V / 8 * 8, tail = V - V8;
     ct__f8 vmax = ct__f8_set1(-INFINITY);
     for (int j = 0; j < V8; j += 8) vmax = ct__f8_max(vmax, ct__f8_load(x + j));
     if (tail) vmax = ct__f8_max(vmax, ct__f8_load_part(x + V8, tail, -INFINITY));
-    float mx = ct__f8_hmax(vmax);
+    return ct__f8_hmax(vmax);
+}
+
+/* Sum of exp(x[j] - mx) over [0, V). */
+static float row_sumexp(const float *x, int V, float mx)
+{
+    int V8 = V / 8 * 8, tail = V - V8;
     ct__f8 vmx = ct__f8_set1(mx), vsum = ct__f8_set1(0.0f);
     for (int j = 0; j < V8; j += 8) vsum += ct__exp8(ct__f8_load(x + j) - vmx);
     if (tail) {
         ct__f8 e = ct__exp8(ct__f8_load_part(x + V8, tail, 0.0f) - vmx);
         vsum += ct__f8_select(ct__i8_lanes_below(tail), e, ct__f8_set1(0.0f));
     }
-    return mx + logf(ct__f8_hsum(vsum));
+    return ct__f8_hsum(vsum);
+}
+
+/* Log-sum-exp of x[0, V). */
+static float row_lse(const float *x, int V)
+{
+    float mx = row_max(x, V);
+    return mx + logf(row_sumexp(x, V, mx));
+}
+
+void ct_xent_partial_max(float *rowmax, const float *logits, int N, int Vl, int Vpl)
+{
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) rowmax[n] = row_max(logits + (long)n * Vpl, Vl);
+}
+
+void ct_xent_partial_sumexp(float *sumexp, const float *logits, const float *rowmax, int N,
+                            int Vl, int Vpl)
+{
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) sumexp[n] = row_sumexp(logits + (long)n * Vpl, Vl, rowmax[n]);
+}
+
+void ct_xent_partial_target(float *tlogit, const float *logits, const int32_t *targets, int N,
+                            int v_start, int Vl, int Vpl)
+{
+    for (int n = 0; n < N; n++) {
+        int v = targets[n] - v_start;
+        tlogit[n] = v >= 0 && v < Vl ? logits[(long)n * Vpl + v] : 0.0f;
+    }
 }
 
 void ct_xent_forward(float *losses, float *lse, const float *logits, const int32_t *targets,
@@ -43,6 +78,12 @@ void ct_xent_forward(float *losses, float *lse, const float *logits, const int32
 void ct_xent_backward(float *logits_to_dlogits, const float *lse, const int32_t *targets,
                       const float *dloss, int N, int V, int Vp)
 {
+    ct_xent_backward_vp(logits_to_dlogits, lse, targets, dloss, N, 0, V, Vp);
+}
+
+void ct_xent_backward_vp(float *logits_to_dlogits, const float *lse, const int32_t *targets,
+                         const float *dloss, int N, int v_start, int V, int Vp)
+{
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         float *x = logits_to_dlogits + (long)n * Vp;
@@ -54,7 +95,8 @@ void ct_xent_backward(float *logits_to_dlogits, const float *lse, const int32_t 
             ct__f8 e = ct__exp8(ct__f8_load_part(x + V8, tail, 0.0f) - vl) * dl;
             ct__f8_store_part(x + V8, e, tail);
         }
-        x[targets[n]] -= dl;
+        int t = targets[n] - v_start;
+        if (t >= 0 && t < V) x[t] -= dl;
         for (int j = V; j < Vp; j++) x[j] = 0.0f;
     }
 }

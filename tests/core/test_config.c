@@ -57,7 +57,9 @@ static int config_equal(const ct_config_t *a, const ct_config_t *b)
            EQ(train.threads) && EQ(eval.every) && EQ(eval.batches) && EQ(eval.sample_every) &&
            EQ(eval.sample_tokens) && EQ(eval.temperature) && EQ(eval.top_k) &&
            EQ(eval.sample_seed) && SEQ(eval.prompt) && SEQ(eval.tokenizer) &&
-           EQ(checkpoint.every) && SEQ(checkpoint.resume) && EQ(checkpoint.keep_last);
+           EQ(checkpoint.every) && SEQ(checkpoint.resume) && EQ(checkpoint.keep_last) &&
+           EQ(optim.zero) && EQ(parallel.dp) && EQ(parallel.tp) && EQ(comm.timeout_s) &&
+           EQ(comm.bucket_mib);
 #undef EQ
 #undef SEQ
 }
@@ -363,7 +365,11 @@ static void test_ranges(void)
     expect_error("model:\n  max_seq_len: 32\n",
                  "train.seq_len = 64 (default) exceeds model.max_seq_len = 32 (from ");
     expect_error("train:\n  batch_tokens: 1000\n", "train.batch_tokens = 1000 (from ");
-    CHECK_CAPTURED("x.yaml:2) is not a multiple of train.batch_size * train.seq_len = 256");
+    CHECK_CAPTURED("x.yaml:2) is not a multiple of train.batch_size * train.seq_len * parallel.dp = 256");
+
+    expect_error("parallel:\n  tp: 5\n", "model.n_head = 12 (default) is not divisible by "
+                                          "parallel.tp = 5 (from ");
+    expect_error("optim:\n  zero: 2\n", "optim.zero");
 
     ct_config_t c;
     const char *sets[] = {"model.n_head=10"};
