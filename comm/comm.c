@@ -1,0 +1,436 @@
+/* The common front of comm/: backend choice, group setup, argument checks,
+ * and the watchdog that ends a process whose collective hangs.
+ *
+ * The watchdog is one pthread per process. Each collective records (op,
+ * group, start time) before it runs and clears it after; the thread wakes
+ * about ten times per timeout period and, if a collective has run longer
+ * than the timeout, logs one line and _exits. It never calls MPI: it cannot
+ * know whether the MPI library is in a state where a call would return.
+ * What is left out: per-group timeouts, and recovery (a timed-out job is
+ * restarted from its last checkpoint by whoever launched it). */
+#include "comm/comm_impl.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+/* The backend table: the one place that knows which backends were built. */
+static const ct__comm_backend_t *const backends[] = {
+    [CT_COMM_LOCAL] = &ct__comm_local,
+#ifdef CT_HAVE_MPI
+    [CT_COMM_MPI] = &ct__comm_mpi,
+#endif
+    [CT_COMM_NCCL] = &ct__comm_nccl,
+};
+#ifdef CT_HAVE_MPI
+static const ct__comm_backend_t *const runtime = &ct__comm_mpi;
+#else
+static const ct__comm_backend_t *const runtime = &ct__comm_local;
+#endif
+
+static const char *const backend_names[] = {"local", "mpi", "nccl", "auto"};
+
+#define CT__COMM_DEFAULT_CHUNK ((size_t)1 << 30)
+size_t ct__comm_max_chunk = CT__COMM_DEFAULT_CHUNK;
+size_t ct__comm_allreduce_piece_bytes = (size_t)8 << 20;
+
+static int runtime_up;   /* runtime->start succeeded and stop has not run */
+static int groups_live;  /* a ct_comm_init succeeded and was not finalized */
+
+/* ---- watchdog ------------------------------------------------------------ */
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* signalled to stop the thread */
+    pthread_t thread;
+    int running, stop;
+    double timeout_s;
+    int busy;          /* a collective is in flight */
+    const char *op, *group;
+    double t0;
+    char activity[256];
+} wd = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void ct_comm_set_activity(const char *fmt, ...)
+{
+    char buf[sizeof wd.activity];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&wd.mu);
+    memcpy(wd.activity, buf, sizeof buf);
+    pthread_mutex_unlock(&wd.mu);
+}
+
+void ct__comm_activity(char *buf, size_t size)
+{
+    pthread_mutex_lock(&wd.mu);
+    snprintf(buf, size, "%s", wd.activity[0] ? wd.activity : "(activity not set)");
+    pthread_mutex_unlock(&wd.mu);
+}
+
+static void wd_enter(const char *op, const char *group)
+{
+    if (!wd.running) return;
+    double t = now_s();
+    pthread_mutex_lock(&wd.mu);
+    wd.op = op;
+    wd.group = group;
+    wd.t0 = t;
+    wd.busy = 1;
+    pthread_mutex_unlock(&wd.mu);
+}
+
+static void wd_leave(void)
+{
+    if (!wd.running) return;
+    pthread_mutex_lock(&wd.mu);
+    wd.busy = 0;
+    pthread_mutex_unlock(&wd.mu);
+}
+
+static void *wd_main(void *arg)
+{
+    double period = wd.timeout_s / 10;
+    if (period < 0.01) period = 0.01;
+    pthread_mutex_lock(&wd.mu);
+    while (!wd.stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        double wake = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec + period;
+        ts.tv_sec = (time_t)wake;
+        ts.tv_nsec = (long)((wake - (double)ts.tv_sec) * 1e9);
+        while (!wd.stop && pthread_cond_timedwait(&wd.cv, &wd.mu, &ts) != ETIMEDOUT) {
+        }
+        if (wd.stop || !wd.busy) continue;
+        double waited = now_s() - wd.t0;
+        if (waited <= wd.timeout_s) continue;
+        /* One line, then out, holding the lock so no collective can start. */
+        CT_LOG_ERROR("rank %d: collective %s on group %s has not completed after %.0f s while %s; "
+                     "a peer rank is dead or hung ---> HINT: check the other ranks' logs; raise "
+                     "comm.timeout_s if the step is legitimately slow",
+                     ct_log_rank(), wd.op, wd.group, waited,
+                     wd.activity[0] ? wd.activity : "(activity not set)");
+        fflush(stderr);
+        _exit(CT_COMM_EXIT_TIMEOUT);
+    }
+    pthread_mutex_unlock(&wd.mu);
+    return NULL;
+}
+
+static ct_status_t wd_start(double timeout_s)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&wd.cv, &ca);
+    pthread_condattr_destroy(&ca);
+    wd.timeout_s = timeout_s;
+    wd.stop = 0;
+    wd.busy = 0;
+    int rc = pthread_create(&wd.thread, NULL, wd_main, NULL);
+    if (rc != 0) {
+        CT_LOG_ERROR("cannot start the comm watchdog thread: %s", strerror(rc));
+        pthread_cond_destroy(&wd.cv);
+        return CT_ERR_NO_MEMORY;
+    }
+    wd.running = 1;
+    return CT_OK;
+}
+
+static void wd_stop(void)
+{
+    if (!wd.running) return;
+    pthread_mutex_lock(&wd.mu);
+    wd.stop = 1;
+    pthread_cond_signal(&wd.cv);
+    pthread_mutex_unlock(&wd.mu);
+    pthread_join(wd.thread, NULL);
+    pthread_cond_destroy(&wd.cv);
+    wd.running = 0;
+}
+
+/* ---- setup --------------------------------------------------------------- */
+
+int ct_comm_backend_available(ct_comm_backend_t b)
+{
+    if (b == CT_COMM_AUTO) return 1;
+    if ((int)b < 0 || (int)b >= (int)(sizeof backends / sizeof backends[0])) return 0;
+    const ct__comm_backend_t *be = backends[b];
+    return be != NULL && be->groups_init != NULL && be->allreduce != NULL;
+}
+
+const char *ct_comm_backend_name(ct_comm_backend_t b)
+{
+    if ((int)b < 0 || (int)b >= (int)(sizeof backend_names / sizeof backend_names[0])) return "?";
+    return backend_names[b];
+}
+
+static void abort_hook(int code) { runtime->abort(code); }
+
+_Noreturn void ct_comm_abort(int code)
+{
+    fflush(stdout);
+    fflush(stderr);
+    runtime->abort(code); /* returns only when no runtime is up */
+    exit(code);
+}
+
+static void groups_free(ct_comm_groups_t *g)
+{
+    ct_comm_t *cs[3] = {g->world, g->dp, g->tp};
+    for (int i = 0; i < 3; i++)
+        if (cs[i]) cs[i]->be->comm_free(cs[i]);
+    g->world = g->dp = g->tp = NULL;
+}
+
+ct_status_t ct_comm_init_backend(ct_comm_backend_t backend, int dp, int tp, double timeout_s,
+                                 ct_comm_groups_t *g_p)
+{
+    CT_ASSERT(g_p != NULL);
+    CT_ASSERT(!groups_live); /* one ct_comm_init at a time */
+    if ((int)backend < 0 || backend > CT_COMM_AUTO) {
+        CT_LOG_ERROR("unknown comm backend %d", (int)backend);
+        return CT_ERR_INVALID_ARG;
+    }
+    if (backend == CT_COMM_MPI && !backends[CT_COMM_MPI]) {
+        CT_LOG_ERROR("comm backend mpi is not in this build ---> HINT: install an MPI "
+                     "(libopenmpi-dev) and configure with -DCT_MPI=ON");
+        return CT_ERR_UNSUPPORTED;
+    }
+    if (dp < 0 || tp < 1) {
+        CT_LOG_ERROR("parallel.dp must be at least 1 (or 0 for the whole world) and parallel.tp "
+                     "at least 1, got dp %d, tp %d",
+                     dp, tp);
+        return CT_ERR_CONFIG;
+    }
+
+    /* The runtime comes up once; later calls (a retry) only ask it. */
+    int rank = 0, world = 1;
+    ct_status_t st = runtime->start(&rank, &world);
+    if (st != CT_OK) return st;
+    if (!runtime_up) {
+        runtime_up = 1;
+        if (runtime != &ct__comm_local) ct_log_set_abort_hook(abort_hook);
+    }
+    ct_log_set_rank(rank, world);
+
+    if (dp == 0) {
+        if (world % tp != 0) {
+            CT_LOG_ERROR("world size %d is not a multiple of parallel.tp %d ---> HINT: run with "
+                         "mpirun -np N where N is a multiple of %d, or change parallel.tp",
+                         world, tp, tp);
+            return CT_ERR_CONFIG;
+        }
+        dp = world / tp;
+    }
+    if ((long)dp * tp != world) {
+        CT_LOG_ERROR("world size %d does not match parallel.dp %d x parallel.tp %d = %ld "
+                     "---> HINT: run with mpirun -np %ld or set parallel.dp/tp so that "
+                     "dp*tp = %d",
+                     world, dp, tp, (long)dp * tp, (long)dp * tp, world);
+        return CT_ERR_CONFIG;
+    }
+
+    /* Without MPI the world is 1, so auto never picks a missing backend. */
+    if (backend == CT_COMM_AUTO) backend = world == 1 ? CT_COMM_LOCAL : CT_COMM_MPI;
+    const ct__comm_backend_t *be = backends[backend];
+    if (be == &ct__comm_local && world > 1) {
+        CT_LOG_ERROR("comm backend local serves one process, but this is rank %d of %d "
+                     "---> HINT: use comm backend auto or mpi",
+                     rank, world);
+        return CT_ERR_CONFIG;
+    }
+
+    ct_comm_groups_t g = {
+        .rank = rank,
+        .world_size = world,
+        .dp_rank = rank / tp,
+        .dp_size = dp,
+        .tp_rank = rank % tp,
+        .tp_size = tp,
+        .local_rank = 0,
+        .local_size = 1,
+        .backend = backend,
+    };
+    /* The watchdog also covers the group setup: a communicator split waits
+     * for every rank. The local backend has no peers to wait for. */
+    if (be != &ct__comm_local && timeout_s > 0) {
+        st = wd_start(timeout_s);
+        if (st != CT_OK) return st;
+    }
+    wd_enter("init", "world");
+    st = be->groups_init(&g);
+    wd_leave();
+    if (st != CT_OK) {
+        wd_stop();
+        return st;
+    }
+    CT_ASSERT(g.world && g.dp && g.tp);
+    CT_ASSERT(g.world->size == world && g.world->rank == rank);
+    CT_ASSERT(g.dp->size == dp && g.dp->rank == g.dp_rank);
+    CT_ASSERT(g.tp->size == tp && g.tp->rank == g.tp_rank);
+
+    groups_live = 1;
+    *g_p = g;
+    if (world == 1 && be == &ct__comm_local)
+        CT_LOG_DEBUG("comm: backend local, one process");
+    else if (wd.running)
+        CT_LOG_INFO_R0("comm: backend %s, world %d = dp %d x tp %d, %d per node, timeout %g s",
+                       be->name, world, dp, tp, g.local_size, timeout_s);
+    else
+        CT_LOG_INFO_R0("comm: backend %s, world %d = dp %d x tp %d, %d per node, no timeout",
+                       be->name, world, dp, tp, g.local_size);
+    return CT_OK;
+}
+
+ct_status_t ct_comm_init(int dp, int tp, double timeout_s, ct_comm_groups_t *g_p)
+{
+    return ct_comm_init_backend(CT_COMM_AUTO, dp, tp, timeout_s, g_p);
+}
+
+void ct_comm_finalize(ct_comm_groups_t *g)
+{
+    if (!g) return;
+    wd_stop();
+    groups_free(g);
+    memset(g, 0, sizeof *g);
+    groups_live = 0;
+    if (runtime_up) {
+        ct_log_set_abort_hook(NULL);
+        runtime->stop();
+        runtime_up = 0;
+    }
+}
+
+/* ---- collectives ----------------------------------------------------------- */
+
+int ct_comm_rank(const ct_comm_t *c) { return c->rank; }
+int ct_comm_size(const ct_comm_t *c) { return c->size; }
+const char *ct_comm_name(const ct_comm_t *c) { return c->name; }
+
+size_t ct__comm_dtype_size(ct_dtype_t dt)
+{
+    switch (dt) {
+    case CT_DTYPE_F32: return 4;
+    case CT_DTYPE_F64: return 8;
+    case CT_DTYPE_I32: return 4;
+    case CT_DTYPE_I64: return 8;
+    }
+    return 0;
+}
+
+void ct__comm_scale(void *buf, size_t count, ct_dtype_t dt, int n)
+{
+    if (n == 1) return;
+    switch (dt) {
+    case CT_DTYPE_F32: {
+        float *x = buf, d = (float)n;
+        for (size_t i = 0; i < count; i++) x[i] /= d;
+        break;
+    }
+    case CT_DTYPE_F64: {
+        double *x = buf, d = (double)n;
+        for (size_t i = 0; i < count; i++) x[i] /= d;
+        break;
+    }
+    case CT_DTYPE_I32: {
+        int32_t *x = buf;
+        for (size_t i = 0; i < count; i++) x[i] /= n;
+        break;
+    }
+    case CT_DTYPE_I64: {
+        int64_t *x = buf;
+        for (size_t i = 0; i < count; i++) x[i] /= n;
+        break;
+    }
+    }
+}
+
+void ct__comm_set_max_chunk(size_t elems)
+{
+    CT_ASSERT(elems <= CT__COMM_DEFAULT_CHUNK);
+    ct__comm_max_chunk = elems ? elems : CT__COMM_DEFAULT_CHUNK;
+}
+
+#define CHECK_ARGS(c, dt)                                                 \
+    do {                                                                  \
+        CT_ASSERT((c) != NULL && (c)->be != NULL);                        \
+        CT_ASSERT((unsigned)(dt) <= CT_DTYPE_I64);                        \
+    } while (0)
+
+ct_status_t ct_comm_allreduce(ct_comm_t *c, const void *sendbuf, void *recvbuf, size_t count,
+                              ct_dtype_t dt, ct_op_t op, void *stream)
+{
+    CHECK_ARGS(c, dt);
+    CT_ASSERT((unsigned)op <= CT_OP_MIN);
+    if (count == 0) return CT_OK;
+    CT_ASSERT(sendbuf && recvbuf);
+    wd_enter("allreduce", c->name);
+    ct_status_t st = c->be->allreduce(c, sendbuf, recvbuf, count, dt, op, stream);
+    wd_leave();
+    return st;
+}
+
+ct_status_t ct_comm_reduce_scatter(ct_comm_t *c, const void *sendbuf, void *recvbuf,
+                                   size_t recvcount, ct_dtype_t dt, ct_op_t op, void *stream)
+{
+    CHECK_ARGS(c, dt);
+    CT_ASSERT((unsigned)op <= CT_OP_MIN);
+    if (recvcount == 0) return CT_OK;
+    CT_ASSERT(sendbuf && recvbuf);
+    wd_enter("reduce_scatter", c->name);
+    ct_status_t st = c->be->reduce_scatter(c, sendbuf, recvbuf, recvcount, dt, op, stream);
+    wd_leave();
+    return st;
+}
+
+ct_status_t ct_comm_allgather(ct_comm_t *c, const void *sendbuf, void *recvbuf, size_t sendcount,
+                              ct_dtype_t dt, void *stream)
+{
+    CHECK_ARGS(c, dt);
+    if (sendcount == 0) return CT_OK;
+    CT_ASSERT(sendbuf && recvbuf);
+    wd_enter("allgather", c->name);
+    ct_status_t st = c->be->allgather(c, sendbuf, recvbuf, sendcount, dt, stream);
+    wd_leave();
+    return st;
+}
+
+ct_status_t ct_comm_broadcast(ct_comm_t *c, void *buf, size_t count, ct_dtype_t dt, int root,
+                              void *stream)
+{
+    CHECK_ARGS(c, dt);
+    CT_ASSERT(root >= 0 && root < c->size);
+    if (count == 0) return CT_OK;
+    CT_ASSERT(buf != NULL);
+    wd_enter("broadcast", c->name);
+    ct_status_t st = c->be->broadcast(c, buf, count, dt, root, stream);
+    wd_leave();
+    return st;
+}
+
+ct_status_t ct_comm_barrier(ct_comm_t *c)
+{
+    CT_ASSERT(c != NULL && c->be != NULL);
+    wd_enter("barrier", c->name);
+    ct_status_t st = c->be->barrier(c);
+    wd_leave();
+    return st;
+}

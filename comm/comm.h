@@ -1,0 +1,120 @@
+/* Process groups and collectives.
+ *
+ * world = dp x tp. Tensor-parallel peers are adjacent ranks:
+ * tp_rank = rank % tp, dp_rank = rank / tp. ct_comm_init builds the world,
+ * DP and TP groups once. One collective API serves every backend:
+ *   - local: one process (or a build without MPI); collectives are copies;
+ *   - mpi:   CPU buffers over MPI (communicators use MPI_ERRORS_RETURN);
+ *   - nccl:  GPU buffers (an empty slot until the CUDA path lands).
+ * Every collective takes a `stream` argument that the CPU backends ignore.
+ *
+ * Errors come back as ct_status_t and are logged once with the rank, the
+ * group, the operation and what the caller said it was doing
+ * (ct_comm_set_activity).
+ *
+ * Failure handling. A collective that does not complete within the timeout
+ * given to ct_comm_init ends the process: a watchdog thread (which never
+ * calls MPI) logs a line naming this rank, the operation, the group and the
+ * activity, then calls _exit(CT_COMM_EXIT_TIMEOUT). The launcher (mpirun,
+ * srun) then tears the other ranks down, so a dead or hung peer fails the
+ * job instead of hanging it. Apart from that watchdog and ct_comm_abort,
+ * comm/ never ends the process.
+ *
+ * Thread-safety: collectives (on any group) must be issued from one thread
+ * at a time; MPI runs at MPI_THREAD_SERIALIZED. ct_comm_set_activity may be
+ * called from any thread. In-place operation is allowed where noted. */
+#ifndef CT_COMM_COMM_H
+#define CT_COMM_COMM_H
+
+#include <stddef.h>
+
+#include "core/status.h"
+
+typedef struct ct_comm ct_comm_t; /* one group */
+
+typedef enum { CT_DTYPE_F32 = 0, CT_DTYPE_F64 = 1, CT_DTYPE_I32 = 2, CT_DTYPE_I64 = 3 } ct_dtype_t;
+typedef enum { CT_OP_SUM = 0, CT_OP_AVG = 1, CT_OP_MAX = 2, CT_OP_MIN = 3 } ct_op_t;
+/* CT_COMM_AUTO picks local for a world of one and mpi otherwise; it never
+ * appears in ct_comm_groups_t.backend. */
+typedef enum {
+    CT_COMM_LOCAL = 0,
+    CT_COMM_MPI = 1,
+    CT_COMM_NCCL = 2,
+    CT_COMM_AUTO = 3,
+} ct_comm_backend_t;
+
+/* Exit status of a process whose collective timed out. */
+#define CT_COMM_EXIT_TIMEOUT 3
+
+typedef struct {
+    ct_comm_t *world, *dp, *tp;
+    int rank, world_size;
+    int dp_rank, dp_size;
+    int tp_rank, tp_size;
+    int local_rank, local_size; /* within the node (MPI_COMM_TYPE_SHARED) */
+    ct_comm_backend_t backend;  /* the one chosen: local, mpi or nccl */
+} ct_comm_groups_t;
+
+/* Starts MPI when the build has it (MPI_Init_thread; a run without mpirun
+ * is a singleton world of 1), checks world == dp*tp on every rank, and
+ * builds the groups: the local backend for a world of 1, mpi otherwise.
+ * dp == 0 means world/tp (every rank not in TP is a DP replica).
+ * timeout_s bounds every collective; timeout_s <= 0 disables the watchdog.
+ * Returns CT_ERR_CONFIG (logged on every rank) if world != dp*tp.
+ * On failure *g_p is not written and MPI stays initialized, so the call may
+ * be retried; a caller that gives up either exits non-zero or calls
+ * ct_comm_finalize on a zeroed ct_comm_groups_t to finalize MPI first.
+ * Not thread-safe; one successful init at a time per process. MPI cannot be
+ * restarted, so after ct_comm_finalize a build with MPI cannot init again. */
+ct_status_t ct_comm_init(int dp, int tp, double timeout_s, ct_comm_groups_t *g_p);
+/* ct_comm_init with the backend named. CT_ERR_UNSUPPORTED for a backend
+ * this build lacks (mpi without MPI) or that does not exist yet (nccl);
+ * CT_ERR_CONFIG for local in a world of more than one process. */
+ct_status_t ct_comm_init_backend(ct_comm_backend_t backend, int dp, int tp, double timeout_s,
+                                 ct_comm_groups_t *g_p);
+/* Stops the watchdog, frees the groups, finalizes MPI if ct_comm_init started
+ * it and zeroes *g. Collective over the world when MPI runs. */
+void ct_comm_finalize(ct_comm_groups_t *g);
+/* Ends the whole job now, with exit status `code`: MPI_Abort(MPI_COMM_WORLD)
+ * when MPI is running, else exit(). Besides trainer/main.c this is the one
+ * sanctioned way to end the process: the trainer calls it after a rank-local
+ * error so that peers blocked in a collective do not wait for the timeout.
+ * Also installed as core/log's abort hook, so CT_ASSERT failures take the
+ * whole job down. */
+_Noreturn void ct_comm_abort(int code);
+
+/* 1 if this build can run the backend (local and auto always, mpi when built
+ * with MPI, nccl not yet), else 0. */
+int ct_comm_backend_available(ct_comm_backend_t b);
+const char *ct_comm_backend_name(ct_comm_backend_t b); /* "local", "mpi", "nccl", "auto" */
+
+int ct_comm_rank(const ct_comm_t *c);
+int ct_comm_size(const ct_comm_t *c);
+const char *ct_comm_name(const ct_comm_t *c); /* "world", "dp" or "tp" */
+
+/* What this rank is doing, shown when a collective fails or times out,
+ * e.g. "step 12: dp gradient bucket 3". Copied (truncated to 255 bytes). */
+void ct_comm_set_activity(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* All collectives return CT_OK, or CT_ERR_COMM after logging the cause.
+ * count == 0 is a no-op. Buffers are host memory for local and mpi. */
+
+/* recvbuf = op over ranks of sendbuf. In place if sendbuf == recvbuf.
+ * AVG is SUM divided by the group size; for integers it truncates. */
+ct_status_t ct_comm_allreduce(ct_comm_t *c, const void *sendbuf, void *recvbuf, size_t count,
+                              ct_dtype_t dt, ct_op_t op, void *stream);
+/* sendbuf holds size*recvcount elements; rank r gets block r reduced. In
+ * place if recvbuf == sendbuf + rank*recvcount; the other blocks of sendbuf
+ * are then clobbered. */
+ct_status_t ct_comm_reduce_scatter(ct_comm_t *c, const void *sendbuf, void *recvbuf,
+                                   size_t recvcount, ct_dtype_t dt, ct_op_t op, void *stream);
+/* recvbuf (size*sendcount) gets every rank's sendbuf in rank order. In place
+ * if sendbuf == recvbuf + rank*sendcount. */
+ct_status_t ct_comm_allgather(ct_comm_t *c, const void *sendbuf, void *recvbuf, size_t sendcount,
+                              ct_dtype_t dt, void *stream);
+/* buf on every rank = buf on `root` (a rank within the group). */
+ct_status_t ct_comm_broadcast(ct_comm_t *c, void *buf, size_t count, ct_dtype_t dt, int root,
+                              void *stream);
+ct_status_t ct_comm_barrier(ct_comm_t *c);
+
+#endif
