@@ -58,6 +58,7 @@ test-asan: deps
 
 bench: build
 	bash bench/run.sh
+	bash bench/parallel.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

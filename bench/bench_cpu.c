@@ -85,7 +85,7 @@ int main(int argc, char **argv)
     printf("sgemm 2048^3: %.1f GFLOP/s\n", sg);
 
     ct_gpt2_t m;
-    if (ct_gpt2_init(&m, &mc, B, T) != CT_OK) return 1;
+    if (ct_gpt2_init(&m, &mc, B, T, NULL) != CT_OK) return 1;
     ct_gpt2_init_weights(&m, 1, 0.02f);
     int32_t *inp = malloc(sizeof(int32_t) * B * T), *tgt = malloc(sizeof(int32_t) * B * T);
     ct_rng_t r;
@@ -94,7 +94,10 @@ int main(int argc, char **argv)
         inp[i] = (int32_t)ct_rng_below(&r, (uint64_t)mc.vocab_size);
         tgt[i] = (int32_t)ct_rng_below(&r, (uint64_t)mc.vocab_size);
     }
+    ct_optim_t o;
+    if (ct_optim_init(&o, &m, 0, NULL, 25) != CT_OK) return 1;
     double fwd = 0, bwd = 0, opt = 0, total = 0;
+    float norm;
     for (int s = 0; s <= steps; s++) { /* step 0 is warm-up */
         double t0 = ct_time_now();
         ct_gpt2_zero_grad(&m);
@@ -102,7 +105,7 @@ int main(int argc, char **argv)
         double t1 = ct_time_now();
         ct_gpt2_backward(&m, inp, B, T, 1.0f);
         double t2 = ct_time_now();
-        ct_optim_step(&m, &oc, 1e-4f, s + 1);
+        ct_optim_step(&o, &m, &oc, 1e-4f, s + 1, &norm);
         double t3 = ct_time_now();
         if (s == 0) continue;
         fwd += t1 - t0, bwd += t2 - t1, opt += t3 - t2, total += t3 - t0;
@@ -122,6 +125,7 @@ int main(int argc, char **argv)
     printf("matmul GFLOP/s at the model's shapes (N=%d): %.1f (%.0f%% of sgemm)\n", B * T, mm,
            100.0 * mm / sg);
     printf("peak RSS during training steps: %.0f MiB\n", ru.ru_maxrss / 1024.0);
+    ct_optim_free(&o);
     ct_gpt2_free(&m);
     free(inp);
     free(tgt);

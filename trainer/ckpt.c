@@ -15,16 +15,21 @@
 
 #include "core/log.h"
 
-#define CKPT_FORMAT "ctrain-ckpt-1"
+#define CKPT_FORMAT "ctrain-ckpt-2"
 
 /* ---- manifest schema (libcyaml) ------------------------------------------- */
 typedef struct {
     char *name;
     char *file;
-    uint64_t offset;
+    uint64_t offset; /* bytes into file */
     uint64_t bytes;
     uint32_t crc32;
+    uint64_t first;  /* optimizer pieces: flat element index of the first float */
 } mf_tensor_t;
+
+typedef struct {
+    int dp, tp, zero;
+} mf_layout_t;
 
 typedef struct {
     int n_layer, n_head, n_embd, max_seq_len, vocab_size, padded_vocab;
@@ -36,6 +41,7 @@ typedef struct {
     int64_t samples;
     uint64_t sample_rng;
     mf_model_t model;
+    mf_layout_t layout;
     char *config;
     mf_tensor_t *tensors;
     unsigned tensors_count;
@@ -47,6 +53,7 @@ static const cyaml_schema_field_t mf_tensor_fields[] = {
     CYAML_FIELD_UINT("offset", CYAML_FLAG_DEFAULT, mf_tensor_t, offset),
     CYAML_FIELD_UINT("bytes", CYAML_FLAG_DEFAULT, mf_tensor_t, bytes),
     CYAML_FIELD_UINT("crc32", CYAML_FLAG_DEFAULT, mf_tensor_t, crc32),
+    CYAML_FIELD_UINT("first", CYAML_FLAG_OPTIONAL, mf_tensor_t, first),
     CYAML_FIELD_END};
 static const cyaml_schema_value_t mf_tensor_schema = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, mf_tensor_t, mf_tensor_fields)};
@@ -58,12 +65,18 @@ static const cyaml_schema_field_t mf_model_fields[] = {
     CYAML_FIELD_INT("vocab_size", CYAML_FLAG_DEFAULT, mf_model_t, vocab_size),
     CYAML_FIELD_INT("padded_vocab", CYAML_FLAG_DEFAULT, mf_model_t, padded_vocab),
     CYAML_FIELD_END};
+static const cyaml_schema_field_t mf_layout_fields[] = {
+    CYAML_FIELD_INT("dp", CYAML_FLAG_DEFAULT, mf_layout_t, dp),
+    CYAML_FIELD_INT("tp", CYAML_FLAG_DEFAULT, mf_layout_t, tp),
+    CYAML_FIELD_INT("zero", CYAML_FLAG_DEFAULT, mf_layout_t, zero),
+    CYAML_FIELD_END};
 static const cyaml_schema_field_t mf_fields[] = {
     CYAML_FIELD_STRING_PTR("format", CYAML_FLAG_POINTER, mf_t, format, 0, CYAML_UNLIMITED),
     CYAML_FIELD_INT("step", CYAML_FLAG_DEFAULT, mf_t, step),
     CYAML_FIELD_INT("samples", CYAML_FLAG_DEFAULT, mf_t, samples),
     CYAML_FIELD_UINT("sample_rng", CYAML_FLAG_DEFAULT, mf_t, sample_rng),
     CYAML_FIELD_MAPPING("model", CYAML_FLAG_DEFAULT, mf_t, model, mf_model_fields),
+    CYAML_FIELD_MAPPING("layout", CYAML_FLAG_DEFAULT, mf_t, layout, mf_layout_fields),
     CYAML_FIELD_STRING_PTR("config", CYAML_FLAG_POINTER, mf_t, config, 0, CYAML_UNLIMITED),
     CYAML_FIELD_SEQUENCE("tensors", CYAML_FLAG_POINTER, mf_t, tensors, &mf_tensor_schema, 0,
                          CYAML_UNLIMITED),
@@ -134,8 +147,10 @@ static int ckpt_mkdirs(const char *path)
     return 0;
 }
 
+/* Writes n buffers to path and fsyncs it; crcs[i] (optional) gets each
+ * buffer's crc32. */
 static ct_status_t write_all_sync(const char *path, const void *const *bufs, const size_t *lens,
-                                  int n)
+                                  int n, int64_t *crcs)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -145,6 +160,7 @@ static ct_status_t write_all_sync(const char *path, const void *const *bufs, con
     for (int i = 0; i < n; i++) {
         const char *p = bufs[i];
         size_t left = lens[i];
+        if (crcs) crcs[i] = (int64_t)crc32_z(0L, (const Bytef *)p, left);
         while (left > 0) {
             ssize_t w = write(fd, p, left > (1u << 30) ? (1u << 30) : left);
             if (w < 0 && errno == EINTR) continue;
@@ -175,30 +191,55 @@ static void yaml_block(FILE *f, const char *text)
     if (!*text || text[strlen(text) - 1] != '\n') fputc('\n', f);
 }
 
-ct_status_t ct_ckpt_save(const char *run_dir, const ct_gpt2_t *m, const ct_config_t *cfg,
-                         const ct_ckpt_state_t *state, char **dir_p)
+/* What each rank reports to rank 0 for the manifest: crc32 of its 16
+ * parameter tensors (if it wrote params) and of its m and v (if it wrote
+ * optimizer state); -1 where it wrote nothing. */
+#define CKPT_INFO_LEN (CT_GPT2_NUM_TENSORS + 2)
+
+/* One rank's files: params of TP rank r when write_params, and its
+ * optimizer piece (m, v of `count` floats) as optim_tp<r>[_z<z>].bin. */
+static ct_status_t ckpt_write_rank(const char *dir, int tp_rank, int z, const float *params,
+                                   size_t nparams, const size_t *sizes, const size_t *offsets,
+                                   int write_params, const float *m, const float *v, size_t count,
+                                   int64_t *info)
 {
-    char dir[4096], path[4200], tmp[4200];
-    snprintf(dir, sizeof dir, "%s/ckpt/step_%08lld", run_dir, (long long)state->step);
-    if (ckpt_mkdirs(dir) != 0) {
-        CT_LOG_ERROR("cannot create checkpoint directory %s: %s", dir, strerror(errno));
-        return CT_ERR_IO;
+    char path[4400];
+    ct_status_t st = CT_OK;
+    for (int i = 0; i < CKPT_INFO_LEN; i++) info[i] = -1;
+    if (write_params) {
+        const void *bufs[CT_GPT2_NUM_TENSORS];
+        size_t lens[CT_GPT2_NUM_TENSORS];
+        for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++) {
+            bufs[i] = params + offsets[i];
+            lens[i] = sizes[i] * sizeof(float);
+        }
+        (void)nparams;
+        snprintf(path, sizeof path, "%s/params_tp%d.bin", dir, tp_rank);
+        st = write_all_sync(path, bufs, lens, CT_GPT2_NUM_TENSORS, info);
     }
-    /* an older manifest for this step must not vouch for files being rewritten */
-    snprintf(path, sizeof path, "%s/manifest.yaml", dir);
-    unlink(path);
+    if (st == CT_OK && m) {
+        if (z >= 0) snprintf(path, sizeof path, "%s/optim_tp%d_z%d.bin", dir, tp_rank, z);
+        else snprintf(path, sizeof path, "%s/optim_tp%d.bin", dir, tp_rank);
+        const void *bufs[2] = {m, v};
+        size_t lens[2] = {count * sizeof(float), count * sizeof(float)};
+        st = write_all_sync(path, bufs, lens, 2, info + CT_GPT2_NUM_TENSORS);
+    }
+    return st;
+}
 
-    size_t bytes = m->num_params * sizeof(float);
-    ct_status_t st;
-    snprintf(path, sizeof path, "%s/params.bin", dir);
-    const void *pb[1] = {m->params};
-    size_t pl[1] = {bytes};
-    if ((st = write_all_sync(path, pb, pl, 1)) != CT_OK) return st;
-    snprintf(path, sizeof path, "%s/optim.bin", dir);
-    const void *ob[2] = {m->m, m->v};
-    size_t ol[2] = {bytes, bytes};
-    if ((st = write_all_sync(path, ob, ol, 2)) != CT_OK) return st;
+typedef struct {
+    int dp, tp, zero;
+    size_t opt_count; /* floats per optimizer piece (ZeRO shard, or per TP rank) */
+} ckpt_layout_t;
 
+/* Rank 0's manifest: info[rank*CKPT_INFO_LEN...] for every world rank,
+ * where rank = dp_rank*tp + tp_rank. */
+static ct_status_t ckpt_write_manifest(const char *dir, const ct_gpt2_dims_t *full,
+                                       const ct_model_config_t *mc, const ct_config_t *cfg,
+                                       const ct_ckpt_state_t *state, const ckpt_layout_t *lay,
+                                       const int64_t *info)
+{
+    char path[4400], tmp[4400];
     char *cfg_yaml = ct_config_to_yaml(cfg);
     if (!cfg_yaml) return CT_ERR_NO_MEMORY;
     snprintf(tmp, sizeof tmp, "%s/manifest.yaml.tmp", dir);
@@ -208,29 +249,42 @@ ct_status_t ct_ckpt_save(const char *run_dir, const ct_gpt2_t *m, const ct_confi
         free(cfg_yaml);
         return CT_ERR_IO;
     }
-    const ct_gpt2_dims_t *d = &m->d;
     fprintf(f, "format: %s\nstep: %lld\nsamples: %lld\nsample_rng: %llu\n", CKPT_FORMAT,
             (long long)state->step, (long long)state->samples,
             (unsigned long long)state->sample_rng);
     fprintf(f, "model:\n  n_layer: %d\n  n_head: %d\n  n_embd: %d\n  max_seq_len: %d\n"
                "  vocab_size: %d\n  padded_vocab: %d\n",
-            d->L, d->NH, d->C, d->maxT, d->V, d->Vp);
+            full->L, full->NH, full->C, full->maxT, full->V, full->Vp);
+    fprintf(f, "layout:\n  dp: %d\n  tp: %d\n  zero: %d\n", lay->dp, lay->tp, lay->zero);
     fprintf(f, "config: |\n");
     yaml_block(f, cfg_yaml);
     free(cfg_yaml);
     fprintf(f, "tensors:\n");
-    const char *files[3] = {"params.bin", "optim.bin", "optim.bin"};
-    const char *prefixes[3] = {"", "adam_m.", "adam_v."};
-    const float *bases[3] = {m->params, m->m, m->v};
-    for (int k = 0; k < 3; k++) {
-        size_t base_off = k == 2 ? bytes : 0;
+    for (int r = 0; r < lay->tp; r++) {
+        ct_gpt2_dims_t d;
+        ct_gpt2_dims(mc, lay->tp, r, &d);
+        size_t sizes[CT_GPT2_NUM_TENSORS], off = 0;
+        ct_gpt2_tensor_sizes(&d, sizes);
+        const int64_t *pi = info + (size_t)r * CKPT_INFO_LEN; /* dp_rank 0 wrote params */
         for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++) {
-            const float *t = bases[k] + m->offsets[i];
-            size_t tb = m->sizes[i] * sizeof(float);
-            uLong crc = crc32_z(0L, (const Bytef *)t, tb);
-            fprintf(f, "  - {name: %s%s, file: %s, offset: %zu, bytes: %zu, crc32: %lu}\n",
-                    prefixes[k], ct_gpt2_tensor_names[i], files[k],
-                    base_off + m->offsets[i] * sizeof(float), tb, (unsigned long)crc);
+            fprintf(f, "  - {name: tp%d.%s, file: params_tp%d.bin, offset: %zu, bytes: %zu, "
+                       "crc32: %lld}\n",
+                    r, ct_gpt2_tensor_names[i], r, off, sizes[i] * sizeof(float),
+                    (long long)pi[i]);
+            off += sizes[i] * sizeof(float);
+        }
+        int pieces = lay->zero ? lay->dp : 1;
+        for (int z = 0; z < pieces; z++) {
+            const int64_t *oi = info + ((size_t)z * lay->tp + r) * CKPT_INFO_LEN;
+            char file[64];
+            if (lay->zero) snprintf(file, sizeof file, "optim_tp%d_z%d.bin", r, z);
+            else snprintf(file, sizeof file, "optim_tp%d.bin", r);
+            size_t bytes = lay->opt_count * sizeof(float);
+            for (int k = 0; k < 2; k++)
+                fprintf(f, "  - {name: tp%d.%s, file: %s, offset: %zu, bytes: %zu, crc32: %lld, "
+                           "first: %zu}\n",
+                        r, k ? "adam_v" : "adam_m", file, k ? bytes : (size_t)0, bytes,
+                        (long long)oi[CT_GPT2_NUM_TENSORS + k], (size_t)z * lay->opt_count);
         }
     }
     int werr = ferror(f);
@@ -251,6 +305,66 @@ ct_status_t ct_ckpt_save(const char *run_dir, const ct_gpt2_t *m, const ct_confi
         fsync(dfd);
         close(dfd);
     }
+    return CT_OK;
+}
+
+/* Agrees on a status across the world: the worst one wins. */
+static ct_status_t ckpt_agree(const ct_comm_groups_t *g, ct_status_t st)
+{
+    if (!g || g->world_size == 1) return st;
+    int64_t v = st;
+    ct_comm_set_activity("checkpoint: agreeing on the save status");
+    if (ct_comm_allreduce(g->world, &v, &v, 1, CT_DTYPE_I64, CT_OP_MAX, NULL) != CT_OK)
+        return CT_ERR_COMM;
+    return (ct_status_t)v;
+}
+
+ct_status_t ct_ckpt_save(const char *run_dir, const ct_gpt2_t *m, const ct_optim_t *o,
+                         const ct_config_t *cfg, const ct_ckpt_state_t *state,
+                         const ct_comm_groups_t *g, char **dir_p)
+{
+    char dir[4096], path[4200];
+    int rank = g ? g->rank : 0, world = g ? g->world_size : 1;
+    int dp = g ? g->dp_size : 1, dp_rank = g ? g->dp_rank : 0;
+    snprintf(dir, sizeof dir, "%s/ckpt/step_%08lld", run_dir, (long long)state->step);
+    ct_status_t st = CT_OK;
+    if (rank == 0) {
+        if (ckpt_mkdirs(dir) != 0) {
+            CT_LOG_ERROR("cannot create checkpoint directory %s: %s", dir, strerror(errno));
+            st = CT_ERR_IO;
+        }
+        /* an older manifest for this step must not vouch for files being rewritten */
+        snprintf(path, sizeof path, "%s/manifest.yaml", dir);
+        unlink(path);
+    }
+    if ((st = ckpt_agree(g, st)) != CT_OK) return st;
+
+    int64_t info[CKPT_INFO_LEN];
+    int zero = o->zero;
+    st = ckpt_write_rank(dir, m->d.tp_rank, zero ? dp_rank : -1, m->params, m->num_params,
+                         m->sizes, m->offsets, dp_rank == 0, (zero || dp_rank == 0) ? o->m : NULL,
+                         o->v, o->count, info);
+    int64_t *all = malloc((size_t)world * CKPT_INFO_LEN * sizeof *all);
+    if (!all) st = CT_ERR_NO_MEMORY;
+    if ((st = ckpt_agree(g, st)) != CT_OK) {
+        free(all);
+        return st;
+    }
+    /* every rank's files are on disk once this completes */
+    if (world > 1) {
+        ct_comm_set_activity("checkpoint: gathering checksums");
+        st = ct_comm_allgather(g->world, info, all, CKPT_INFO_LEN, CT_DTYPE_I64, NULL);
+    } else {
+        memcpy(all, info, sizeof info);
+    }
+    if (st == CT_OK && rank == 0) {
+        ct_gpt2_dims_t full;
+        ct_gpt2_dims(&cfg->model, 1, 0, &full);
+        ckpt_layout_t lay = {.dp = dp, .tp = m->d.tp, .zero = zero, .opt_count = o->count};
+        st = ckpt_write_manifest(dir, &full, &cfg->model, cfg, state, &lay, all);
+    }
+    free(all);
+    if ((st = ckpt_agree(g, st)) != CT_OK) return st;
     if (dir_p) *dir_p = strdup(dir);
     return CT_OK;
 }
@@ -317,11 +431,16 @@ void ct_ckpt_prune(const char *run_dir, int keep_last)
         char dir[4200], path[4400];
         snprintf(dir, sizeof dir, "%s/ckpt/step_%08lld", run_dir, steps[i]);
         /* manifest first: from then on the directory is merely incomplete */
-        const char *files[] = {"manifest.yaml", "params.bin", "optim.bin"};
-        for (int k = 0; k < 3; k++) {
-            snprintf(path, sizeof path, "%s/%s", dir, files[k]);
+        snprintf(path, sizeof path, "%s/manifest.yaml", dir);
+        unlink(path);
+        DIR *dp = opendir(dir);
+        struct dirent *e;
+        while (dp && (e = readdir(dp)) != NULL) {
+            if (e->d_name[0] == '.') continue;
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
             unlink(path);
         }
+        if (dp) closedir(dp);
         if (rmdir(dir) != 0) CT_LOG_WARN("cannot remove old checkpoint %s: %s", dir, strerror(errno));
     }
     free(steps);
@@ -340,24 +459,21 @@ ct_status_t ct_ckpt_read_config(const char *dir, ct_config_t *cfg)
     return st;
 }
 
-static ct_status_t ckpt_read_tensor(const char *dir, const mf_t *mf, const char *name, float *dst,
-                                    size_t want_bytes)
+static const mf_tensor_t *mf_find(const mf_t *mf, const char *name, unsigned from)
 {
-    const mf_tensor_t *t = NULL;
-    for (unsigned i = 0; i < mf->tensors_count; i++)
-        if (strcmp(mf->tensors[i].name, name) == 0) t = &mf->tensors[i];
-    if (!t) {
-        CT_LOG_ERROR("checkpoint %s: manifest has no tensor '%s'", dir, name);
-        return CT_ERR_CORRUPT;
-    }
-    if (t->bytes != want_bytes) {
-        CT_LOG_ERROR("checkpoint %s: tensor '%s' has %llu bytes, the model needs %zu", dir, name,
-                     (unsigned long long)t->bytes, want_bytes);
-        return CT_ERR_CORRUPT;
-    }
+    for (unsigned i = from; i < mf->tensors_count; i++)
+        if (strcmp(mf->tensors[i].name, name) == 0) return &mf->tensors[i];
+    return NULL;
+}
+
+/* Streams entry t of dir through its crc32, copying entry bytes
+ * [skip, skip + len) to dst. The whole entry is always checksummed. */
+static ct_status_t ckpt_read_entry(const char *dir, const mf_tensor_t *t, size_t skip, size_t len,
+                                   void *dst)
+{
     if (strchr(t->file, '/')) {
         CT_LOG_ERROR("checkpoint %s: tensor '%s' names file '%s' outside the directory", dir,
-                     name, t->file);
+                     t->name, t->file);
         return CT_ERR_CORRUPT;
     }
     char path[4400];
@@ -367,31 +483,108 @@ static ct_status_t ckpt_read_tensor(const char *dir, const mf_t *mf, const char 
         CT_LOG_ERROR("checkpoint file %s: %s", path, strerror(errno));
         return CT_ERR_NOT_FOUND;
     }
-    size_t got = 0;
-    while (got < want_bytes) {
-        ssize_t r = pread(fd, (char *)dst + got, want_bytes - got, (off_t)(t->offset + got));
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) break;
-        got += (size_t)r;
+    const size_t CHUNK = 16u << 20;
+    char *buf = (skip == 0 && len == t->bytes) ? NULL : malloc(CHUNK);
+    uLong crc = crc32_z(0L, Z_NULL, 0);
+    ct_status_t st = CT_OK;
+    for (size_t pos = 0; pos < t->bytes && st == CT_OK;) {
+        size_t n = t->bytes - pos < CHUNK ? t->bytes - pos : CHUNK;
+        char *into = buf ? buf : (char *)dst + pos;
+        size_t got = 0;
+        while (got < n) {
+            ssize_t r = pread(fd, into + got, n - got, (off_t)(t->offset + pos + got));
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) break;
+            got += (size_t)r;
+        }
+        if (got != n) {
+            CT_LOG_ERROR("checkpoint file %s is truncated: tensor '%s' wants bytes %llu..%llu",
+                         path, t->name, (unsigned long long)t->offset,
+                         (unsigned long long)(t->offset + t->bytes));
+            st = CT_ERR_CORRUPT;
+            break;
+        }
+        crc = crc32_z(crc, (const Bytef *)into, n);
+        if (buf) { /* copy the overlap of [pos, pos+n) with [skip, skip+len) */
+            size_t a = pos > skip ? pos : skip, b = pos + n < skip + len ? pos + n : skip + len;
+            if (a < b) memcpy((char *)dst + (a - skip), buf + (a - pos), b - a);
+        }
+        pos += n;
     }
+    free(buf);
     close(fd);
-    if (got != want_bytes) {
-        CT_LOG_ERROR("checkpoint file %s is truncated: tensor '%s' wants bytes %llu..%llu",
-                     path, name, (unsigned long long)t->offset,
-                     (unsigned long long)(t->offset + want_bytes));
-        return CT_ERR_CORRUPT;
-    }
-    uLong crc = crc32_z(0L, (const Bytef *)dst, want_bytes);
-    if ((uint32_t)crc != t->crc32) {
+    if (st == CT_OK && (uint32_t)crc != t->crc32) {
         CT_LOG_ERROR("checkpoint file %s: checksum mismatch in tensor '%s' (crc32 %08lx, manifest "
                      "says %08x)\n---> HINT: the file is corrupt; resume from an earlier checkpoint",
-                     path, name, (unsigned long)crc, t->crc32);
+                     path, t->name, (unsigned long)crc, t->crc32);
+        st = CT_ERR_CORRUPT;
+    }
+    return st;
+}
+
+/* Parameters of TP rank r (dims d) into params (flat, d's offsets). */
+static ct_status_t ckpt_read_params(const char *dir, const mf_t *mf, const ct_gpt2_dims_t *d,
+                                    float *params)
+{
+    size_t sizes[CT_GPT2_NUM_TENSORS], off = 0;
+    ct_gpt2_tensor_sizes(d, sizes);
+    for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "tp%d.%s", d->tp_rank, ct_gpt2_tensor_names[i]);
+        const mf_tensor_t *t = mf_find(mf, name, 0);
+        size_t want = sizes[i] * sizeof(float);
+        if (!t) {
+            CT_LOG_ERROR("checkpoint %s: manifest has no tensor '%s'", dir, name);
+            return CT_ERR_CORRUPT;
+        }
+        if (t->bytes != want) {
+            CT_LOG_ERROR("checkpoint %s: tensor '%s' has %llu bytes, the model needs %zu", dir,
+                         name, (unsigned long long)t->bytes, want);
+            return CT_ERR_CORRUPT;
+        }
+        ct_status_t st = ckpt_read_entry(dir, t, 0, want, params + off);
+        if (st != CT_OK) return st;
+        off += sizes[i];
+    }
+    return CT_OK;
+}
+
+/* Flat elements [start, start+count) of TP rank r's AdamW m or v (which 0/1),
+ * assembled from whichever pieces the saved layout has. Elements at or past
+ * nparams (ZeRO padding) are zero. */
+static ct_status_t ckpt_read_optim(const char *dir, const mf_t *mf, int r, int which,
+                                   size_t nparams, size_t start, size_t count, float *dst)
+{
+    char name[64];
+    snprintf(name, sizeof name, "tp%d.%s", r, which ? "adam_v" : "adam_m");
+    memset(dst, 0, count * sizeof(float));
+    size_t end = start + count < nparams ? start + count : nparams, covered = 0;
+    for (unsigned i = 0; i < mf->tensors_count; i++) {
+        const mf_tensor_t *t = &mf->tensors[i];
+        if (strcmp(t->name, name) != 0) continue;
+        size_t n = t->bytes / sizeof(float), a = t->first > start ? t->first : start;
+        size_t b = t->first + n < end ? t->first + n : end;
+        if (a >= b) continue;
+        ct_status_t st = ckpt_read_entry(dir, t, (a - t->first) * sizeof(float),
+                                         (b - a) * sizeof(float), dst + (a - start));
+        if (st != CT_OK) return st;
+        covered += b - a;
+    }
+    if (start < end && covered != end - start) {
+        CT_LOG_ERROR("checkpoint %s: the optimizer pieces '%s' cover %zu of the %zu elements this "
+                     "rank needs", dir, name, covered, end - start);
         return CT_ERR_CORRUPT;
     }
     return CT_OK;
 }
 
-ct_status_t ct_ckpt_load(const char *dir, ct_gpt2_t *m, int with_optim, ct_ckpt_state_t *state_p)
+static int mf_model_matches(const mf_model_t *mm, const ct_gpt2_dims_t *d)
+{
+    return mm->n_layer == d->L && mm->n_head == d->NH && mm->n_embd == d->C &&
+           mm->max_seq_len == d->maxT && mm->vocab_size == d->V && mm->padded_vocab == d->Vp;
+}
+
+ct_status_t ct_ckpt_load(const char *dir, ct_gpt2_t *m, ct_optim_t *o, ct_ckpt_state_t *state_p)
 {
     cyaml_config_t cc;
     char path[4200];
@@ -400,8 +593,7 @@ ct_status_t ct_ckpt_load(const char *dir, ct_gpt2_t *m, int with_optim, ct_ckpt_
     if (st != CT_OK) return st;
     const ct_gpt2_dims_t *d = &m->d;
     const mf_model_t *mm = &mf->model;
-    if (mm->n_layer != d->L || mm->n_head != d->NH || mm->n_embd != d->C ||
-        mm->max_seq_len != d->maxT || mm->vocab_size != d->V || mm->padded_vocab != d->Vp) {
+    if (!mf_model_matches(mm, d)) {
         CT_LOG_ERROR("checkpoint %s holds a model with n_layer=%d n_head=%d n_embd=%d "
                      "max_seq_len=%d vocab_size=%d, the config asks for %d/%d/%d/%d/%d\n---> "
                      "HINT: use the checkpoint's model settings",
@@ -410,22 +602,130 @@ ct_status_t ct_ckpt_load(const char *dir, ct_gpt2_t *m, int with_optim, ct_ckpt_
         st = CT_ERR_CONFIG;
         goto out;
     }
-    const char *prefixes[3] = {"", "adam_m.", "adam_v."};
-    float *bases[3] = {m->params, m->m, m->v};
-    for (int k = 0; k < (with_optim ? 3 : 1) && st == CT_OK; k++) {
-        for (int i = 0; i < CT_GPT2_NUM_TENSORS && st == CT_OK; i++) {
-            char name[64];
-            snprintf(name, sizeof name, "%s%s", prefixes[k], ct_gpt2_tensor_names[i]);
-            st = ckpt_read_tensor(dir, mf, name, bases[k] + m->offsets[i],
-                                  m->sizes[i] * sizeof(float));
-        }
+    if (mf->layout.tp != d->tp) {
+        CT_LOG_ERROR("checkpoint %s was saved with parallel.tp = %d, this run has tp = %d\n---> "
+                     "HINT: convert it with `ctrain reshard --tp %d %s NEW_DIR`",
+                     dir, mf->layout.tp, d->tp, d->tp, dir);
+        st = CT_ERR_CONFIG;
+        goto out;
     }
+    st = ckpt_read_params(dir, mf, d, m->params);
+    for (int k = 0; k < 2 && o && st == CT_OK; k++)
+        st = ckpt_read_optim(dir, mf, d->tp_rank, k, m->num_params, o->start, o->count,
+                             k ? o->v : o->m);
     if (st == CT_OK && state_p) {
         state_p->step = mf->step;
         state_p->samples = mf->samples;
         state_p->sample_rng = mf->sample_rng;
     }
 out:
+    cyaml_free(&cc, &mf_schema, mf, 0);
+    return st;
+}
+
+/* ---- offline TP reshard --------------------------------------------------- */
+ct_status_t ct_ckpt_reshard(const char *src, const char *dst, int new_tp)
+{
+    cyaml_config_t cc;
+    char path[4200];
+    mf_t *mf;
+    ct_status_t st = mf_load(src, &mf, &cc, path, sizeof path);
+    if (st != CT_OK) return st;
+    ct_config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    float *full[3] = {NULL, NULL, NULL}, *shard[3] = {NULL, NULL, NULL};
+    int have_cfg = 0;
+    if ((st = ct_config_load_string(mf->config, path, &cfg)) != CT_OK) goto out;
+    have_cfg = 1;
+    ct_gpt2_dims_t fd;
+    ct_gpt2_dims(&cfg.model, 1, 0, &fd);
+    if (!mf_model_matches(&mf->model, &fd)) {
+        CT_LOG_ERROR("checkpoint %s: manifest model and stored config disagree", src);
+        st = CT_ERR_CORRUPT;
+        goto out;
+    }
+    if (new_tp < 1 || fd.NH % new_tp != 0 || fd.Vp % new_tp != 0) {
+        CT_LOG_ERROR("cannot reshard to tp = %d: n_head (%d) and the padded vocabulary (%d) must "
+                     "be divisible by it", new_tp, fd.NH, fd.Vp);
+        st = CT_ERR_INVALID_ARG;
+        goto out;
+    }
+    size_t total = 0, fsz[CT_GPT2_NUM_TENSORS], foff[CT_GPT2_NUM_TENSORS];
+    for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++) {
+        fsz[i] = ct_gpt2_full_size(&fd, i);
+        foff[i] = total;
+        total += fsz[i];
+    }
+    for (int k = 0; k < 3; k++) {
+        full[k] = calloc(total, sizeof(float));
+        shard[k] = malloc(total * sizeof(float));
+        if (!full[k] || !shard[k]) {
+            st = CT_ERR_NO_MEMORY;
+            goto out;
+        }
+    }
+    /* gather: every old TP rank's shard into the full tensors */
+    for (int r = 0; r < mf->layout.tp && st == CT_OK; r++) {
+        ct_gpt2_dims_t d;
+        ct_gpt2_dims(&cfg.model, mf->layout.tp, r, &d);
+        size_t sz[CT_GPT2_NUM_TENSORS], n = 0;
+        ct_gpt2_tensor_sizes(&d, sz);
+        for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++) n += sz[i];
+        st = ckpt_read_params(src, mf, &d, shard[0]);
+        for (int k = 1; k < 3 && st == CT_OK; k++)
+            st = ckpt_read_optim(src, mf, r, k - 1, n, 0, n, shard[k]);
+        for (int k = 0; k < 3 && st == CT_OK; k++) {
+            size_t off = 0;
+            for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++) {
+                ct_gpt2_shard_copy(&d, r, i, full[k] + foff[i], shard[k] + off, 0);
+                off += sz[i];
+            }
+        }
+    }
+    if (st != CT_OK) goto out;
+    /* scatter: the new layout, one params and one optimizer file per TP rank */
+    if (ckpt_mkdirs(dst) != 0) {
+        CT_LOG_ERROR("cannot create %s: %s", dst, strerror(errno));
+        st = CT_ERR_IO;
+        goto out;
+    }
+    snprintf(path, sizeof path, "%s/manifest.yaml", dst);
+    unlink(path);
+    int64_t *info = calloc((size_t)new_tp * CKPT_INFO_LEN, sizeof *info);
+    if (!info) {
+        st = CT_ERR_NO_MEMORY;
+        goto out;
+    }
+    size_t count = 0;
+    for (int r = 0; r < new_tp && st == CT_OK; r++) {
+        ct_gpt2_dims_t d;
+        ct_gpt2_dims(&cfg.model, new_tp, r, &d);
+        size_t sz[CT_GPT2_NUM_TENSORS], off[CT_GPT2_NUM_TENSORS], n = 0;
+        ct_gpt2_tensor_sizes(&d, sz);
+        for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++) {
+            off[i] = n;
+            n += sz[i];
+        }
+        for (int k = 0; k < 3; k++)
+            for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++)
+                ct_gpt2_shard_copy(&d, r, i, full[k] + foff[i], shard[k] + off[i], 1);
+        count = n;
+        st = ckpt_write_rank(dst, r, -1, shard[0], n, sz, off, 1, shard[1], shard[2], n,
+                             info + (size_t)r * CKPT_INFO_LEN);
+    }
+    if (st == CT_OK) {
+        cfg.parallel.tp = new_tp;
+        ct_ckpt_state_t state = {mf->step, mf->samples, mf->sample_rng};
+        ckpt_layout_t lay = {.dp = 1, .tp = new_tp, .zero = 0, .opt_count = count};
+        st = ckpt_write_manifest(dst, &fd, &cfg.model, &cfg, &state, &lay, info);
+    }
+    free(info);
+out:
+    for (int k = 0; k < 3; k++) {
+        free(full[k]);
+        free(shard[k]);
+    }
+    if (have_cfg) ct_config_free(&cfg);
     cyaml_free(&cc, &mf_schema, mf, 0);
     return st;
 }

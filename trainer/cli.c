@@ -70,13 +70,63 @@ int ct_cmd_train(int argc, char **argv)
     char *yaml = ct_config_to_yaml(&cfg);
     if (yaml && ct_log_rank() == 0) CT_LOG_DEBUG("resolved config:\n%s", yaml);
     free(yaml);
-    ct_train_summary_t sum;
-    st = ct_train_run(&cfg, stop_at, &sum);
-    ct_config_free(&cfg);
+    ct_comm_groups_t g;
+    st = ct_comm_init(cfg.parallel.dp, cfg.parallel.tp, cfg.comm.timeout_s, &g);
     if (st != CT_OK) {
-        CT_LOG_ERROR("training failed: %s", ct_status_str(st));
+        ct_config_free(&cfg);
         return 1;
     }
+    ct_train_summary_t sum;
+    st = ct_train_run(&cfg, &g, stop_at, &sum);
+    ct_config_free(&cfg);
+    if (st != CT_OK) {
+        CT_LOG_ERROR("training failed on rank %d: %s", g.rank, ct_status_str(st));
+        /* peers may be blocked in a collective: take the whole job down now */
+        if (g.world_size > 1) ct_comm_abort(1);
+        ct_comm_finalize(&g);
+        return 1;
+    }
+    ct_comm_finalize(&g);
+    return 0;
+}
+
+static const char reshard_usage[] =
+    "usage: ctrain reshard --tp N SRC_CKPT_DIR DST_CKPT_DIR\n"
+    "\n"
+    "Rewrites a checkpoint for N tensor-parallel ranks (parameters and AdamW\n"
+    "state). The result resumes with parallel.tp = N and any parallel.dp, with\n"
+    "or without ZeRO. Runs offline in one process; needs memory for the whole\n"
+    "model and its AdamW state.\n";
+
+int ct_cmd_reshard(int argc, char **argv)
+{
+    const char *src = NULL, *dst = NULL;
+    long long tp = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(reshard_usage, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--tp") && i + 1 < argc) {
+            if (parse_i64(argv[++i], &tp) != 0 || tp < 1) {
+                fprintf(stderr, "ctrain reshard: --tp wants a positive integer, got '%s'\n",
+                        argv[i]);
+                return 2;
+            }
+        } else if (argv[i][0] == '-' || (src && dst)) {
+            fprintf(stderr, "ctrain reshard: unexpected argument '%s'\n%s", argv[i], reshard_usage);
+            return 2;
+        } else if (!src) {
+            src = argv[i];
+        } else {
+            dst = argv[i];
+        }
+    }
+    if (!src || !dst || tp < 1) {
+        fprintf(stderr, "ctrain reshard: need --tp N, SRC and DST\n%s", reshard_usage);
+        return 2;
+    }
+    if (ct_ckpt_reshard(src, dst, (int)tp) != CT_OK) return 1;
+    CT_LOG_INFO("resharded %s to tp=%lld in %s", src, tp, dst);
     return 0;
 }
 
@@ -150,9 +200,9 @@ int ct_cmd_sample(int argc, char **argv)
     ct_bpe_t *bpe = NULL;
     int have_model = 0;
     if (ct_ckpt_read_config(dir, &cfg) != CT_OK) goto out_dir;
-    if (ct_gpt2_init(&model, &cfg.model, 1, cfg.model.max_seq_len) != CT_OK) goto out_cfg;
+    if (ct_gpt2_init(&model, &cfg.model, 1, cfg.model.max_seq_len, NULL) != CT_OK) goto out_cfg;
     have_model = 1;
-    if (ct_ckpt_load(dir, &model, 0, NULL) != CT_OK) goto out_cfg;
+    if (ct_ckpt_load(dir, &model, NULL, NULL) != CT_OK) goto out_cfg;
     if (!tok && cfg.eval.tokenizer && *cfg.eval.tokenizer) tok = cfg.eval.tokenizer;
     if (tok && ct_bpe_load(tok, &bpe) != CT_OK) goto out_cfg;
     ct_rng_t rng;

@@ -1,6 +1,7 @@
 /* GPT-2 (learned positions, pre-LN, tied embeddings, vocabulary padded to a
- * multiple of 128) on flat arenas: parameters, gradients, AdamW state and
- * activations each live in one allocation with tensors at fixed offsets.
+ * multiple of 128) on flat arenas: parameters, gradients and activations
+ * each live in one allocation with tensors at fixed offsets (the AdamW state
+ * is trainer/optim.h's).
  * Nothing is allocated inside a step. Private to trainer/. */
 #ifndef CT_TRAINER_GPT2_H
 #define CT_TRAINER_GPT2_H
@@ -8,13 +9,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "comm/comm.h"
 #include "core/arena.h"
 #include "core/config.h"
 #include "core/status.h"
 
 #define CT_GPT2_NUM_TENSORS 16
+/* Zero floats after params and grads, so ZeRO can pad the flat length to a
+ * multiple of dp (<= 1024 ranks). */
+#define CT_GPT2_PAD_FLOATS 1024
 
-/* Parameter tensors, in llm.c's order (so gpt2_124M.bin loads as one read). */
+/* Parameter tensors, in llm.c's order (so gpt2_124M.bin loads as one read).
+ * Shapes are full; with tensor parallelism (tp > 1) a rank holds a shard:
+ * wte rows [v_start, v_start + Vp/tp), qkvw/qkvb its heads' rows of each of
+ * q, k and v, fcw/fcb rows of its 4C/tp hidden units, attprojw/fcprojw the
+ * matching input columns; everything else is replicated. */
 typedef struct {
     float *wte;      /* (Vp, C) token embedding, tied LM head */
     float *wpe;      /* (maxT, C) */
@@ -34,7 +43,8 @@ typedef struct {
     float *lnfb;     /* (C) */
 } ct_gpt2_tensors_t;
 
-/* Activations for a capacity of (B, T); a smaller (B', T') reuses them. */
+/* Activations for a capacity of (B, T); a smaller (B', T') reuses them.
+ * With tp > 1, 3*C, C (attention), NH, 4*C and Vp are this rank's shares. */
 typedef struct {
     float *encoded;   /* (B, T, C) */
     float *ln1;       /* (L, B, T, C) */
@@ -66,10 +76,15 @@ typedef struct {
     float *dfch_gelu; /* (B, T, 4*C) */
     float *datt;      /* (B, NH, T, T) attention backward scratch */
     float *dloss;     /* (B, T) */
+    float *xtmp;      /* (B, T) parallel cross-entropy scratch */
 } ct_gpt2_acts_t;
 
 typedef struct {
     int L, NH, C, V, Vp, maxT;
+    int tp, tp_rank;  /* tensor-parallel layout */
+    int NHl, Cl;      /* local heads and attention width: NH/tp, C/tp */
+    int Vpl, v_start; /* local vocabulary rows: Vp/tp, starting at v_start */
+    int Vl;           /* real (unpadded) vocabulary rows in the shard, may be 0 */
 } ct_gpt2_dims_t;
 
 typedef struct {
@@ -77,24 +92,28 @@ typedef struct {
     size_t sizes[CT_GPT2_NUM_TENSORS];   /* floats per tensor */
     size_t offsets[CT_GPT2_NUM_TENSORS]; /* float offset in the flat arrays */
     size_t num_params;
-    ct_arena_t params_arena, grads_arena, opt_arena, acts_arena;
-    float *params; /* (num_params) */
-    float *grads;  /* (num_params) */
-    float *m, *v;  /* (num_params) AdamW moments */
+    ct_arena_t params_arena, grads_arena, acts_arena;
+    float *params; /* (num_params + CT_GPT2_PAD_FLOATS) */
+    float *grads;  /* (num_params + CT_GPT2_PAD_FLOATS) */
     ct_gpt2_tensors_t p, g;
     ct_gpt2_acts_t a;
     int B, T; /* activation capacity */
     const int32_t *last_targets; /* targets of the last forward, for backward */
+    ct_comm_t *tp;               /* TP group, NULL for tp = 1 */
+    double comm_seconds;         /* time spent in TP collectives, accumulated */
 } ct_gpt2_t;
 
 extern const char *const ct_gpt2_tensor_names[CT_GPT2_NUM_TENSORS];
 
-/* Allocates the arenas for a batch capacity (B, T); weights are zero. */
-ct_status_t ct_gpt2_init(ct_gpt2_t *m, const ct_model_config_t *cfg, int B, int T);
+/* Allocates the arenas for a batch capacity (B, T); weights are zero.
+ * `tp` is the tensor-parallel group (NULL or size 1 for none). */
+ct_status_t ct_gpt2_init(ct_gpt2_t *m, const ct_model_config_t *cfg, int B, int T,
+                         ct_comm_t *tp);
 void ct_gpt2_free(ct_gpt2_t *m);
 /* GPT-2 init: N(0, std) for matrices and embeddings, residual projections
  * scaled by 1/sqrt(2L), LayerNorm weights 1, biases 0, padding rows 0.
- * Deterministic for a seed whatever the thread count. */
+ * Deterministic for a seed whatever the thread count, and a TP shard gets
+ * exactly its slice of the tp = 1 initialisation. */
 void ct_gpt2_init_weights(ct_gpt2_t *m, uint64_t seed, float std);
 /* Loads llm.c's gpt2_*.bin (magic 20240326, version 3, fp32). */
 ct_status_t ct_gpt2_load_llmc(ct_gpt2_t *m, const char *path);
@@ -109,6 +128,20 @@ void ct_gpt2_backward(ct_gpt2_t *m, const int32_t *inputs, int B, int T, float l
 void ct_gpt2_zero_grad(ct_gpt2_t *m);
 /* 1 for tensors that get weight decay (2-D: embeddings and matrices). */
 int ct_gpt2_tensor_decays(int i);
+/* 1 for tensors every TP rank holds whole (their gradients are identical
+ * across the TP group by construction). */
+int ct_gpt2_tensor_replicated(int i);
+/* Floats in tensor i unsharded (as tp = 1 holds it). */
+size_t ct_gpt2_full_size(const ct_gpt2_dims_t *d, int i);
+/* Copies tensor i between its unsharded layout `full` and TP rank
+ * `tp_rank`'s shard (layout d with d->tp ranks): to_shard 1 reads full,
+ * 0 writes this shard's part of full. */
+void ct_gpt2_shard_copy(const ct_gpt2_dims_t *d, int tp_rank, int i, float *full, float *shard,
+                        int to_shard);
+/* Dims of a model config under tp ranks, for rank tp_rank. */
+void ct_gpt2_dims(const ct_model_config_t *cfg, int tp, int tp_rank, ct_gpt2_dims_t *d);
+/* Floats per tensor for dims d (a shard when d->tp > 1). */
+void ct_gpt2_tensor_sizes(const ct_gpt2_dims_t *d, size_t *sizes);
 /* Training FLOPs per token: 6*N + 12*L*C*T, N = parameters except wpe. */
 double ct_gpt2_flops_per_token(const ct_gpt2_t *m, int T);
 

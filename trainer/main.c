@@ -12,6 +12,7 @@ static const char usage[] =
     "commands:\n"
     "  train CONFIG.yaml [--set k=v]...   train a GPT-2 model\n"
     "  sample CKPT_DIR [options]          generate text from a checkpoint\n"
+    "  reshard --tp N SRC DST             convert a checkpoint to N tensor-parallel ranks\n"
     "  tokenize train|encode|decode ...   byte-level BPE: vocabularies and shards\n"
     "\n"
     "`ctrain COMMAND --help` describes each command. Logging: CT_LOG_LEVEL=\n"
@@ -31,6 +32,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "train")) return ct_cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "sample")) return ct_cmd_sample(argc - 1, argv + 1);
+    if (!strcmp(cmd, "reshard")) return ct_cmd_reshard(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return ct_cmd_tokenize(argc - 1, argv + 1);
     fprintf(stderr, "ctrain: unknown command '%s'\n%s", cmd, usage);
     return 2;

@@ -18,13 +18,21 @@ static int cmp_desc(const void *a, const void *b)
 void ct_gpt2_generate(ct_gpt2_t *m, int32_t *ids, int n_prompt, int n_new, float temperature,
                       int top_k, ct_rng_t *rng, float *scratch)
 {
-    const int V = m->d.V, Vp = m->d.Vp;
+    const int V = m->d.V, Vpl = m->d.Vpl;
+    float *gathered = scratch + m->d.Vp;
     int len = n_prompt;
     for (int k = 0; k < n_new; k++) {
         int t = len < m->T ? len : m->T;
         const int32_t *win = ids + (len - t);
         ct_gpt2_forward(m, win, NULL, 1, t);
-        const float *logits = m->a.logits + (size_t)(t - 1) * Vp;
+        const float *logits = m->a.logits + (size_t)(t - 1) * Vpl;
+        if (m->tp) { /* the last row only: Vp floats, not the (T, Vp) logits */
+            ct_comm_set_activity("sampling token %d", k);
+            if (ct_comm_allgather(m->tp, logits, gathered, (size_t)Vpl, CT_DTYPE_F32, NULL) !=
+                CT_OK)
+                ct_comm_abort(1);
+            logits = gathered;
+        }
         float thresh = -INFINITY;
         if (top_k > 0 && top_k < V) {
             memcpy(scratch, logits, (size_t)V * sizeof(float));
@@ -70,7 +78,7 @@ ct_status_t ct_sample_print(ct_gpt2_t *m, ct_bpe_t *bpe, const char *prompt, int
     }
     size_t total = (n_prompt ? n_prompt : 1) + (size_t)n_new;
     int32_t *ids = malloc(total * sizeof *ids);
-    float *scratch = malloc((size_t)m->d.V * sizeof *scratch);
+    float *scratch = malloc(2 * (size_t)m->d.Vp * sizeof *scratch);
     if (!ids || !scratch) {
         st = CT_ERR_NO_MEMORY;
         goto out;
@@ -84,6 +92,7 @@ ct_status_t ct_sample_print(ct_gpt2_t *m, ct_bpe_t *bpe, const char *prompt, int
             goto out;
         }
     ct_gpt2_generate(m, ids, (int)n_prompt, n_new, temperature, top_k, rng, scratch);
+    if (!out) goto out;
     if (bpe) {
         size_t len;
         char *text = ct_bpe_decode(bpe, ids, total, &len);

@@ -9,6 +9,7 @@
  * checkpointed, so N steps + resume + N steps equals 2N steps bit for bit. */
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,14 +29,17 @@
 
 typedef struct {
     const ct_config_t *cfg;
+    const ct_comm_groups_t *g; /* NULL: one process */
     ct_gpt2_t model;
+    ct_optim_t optim;
     ct_loader_t *train, *val;
     ct_bpe_t *bpe;
     int32_t *inputs, *targets; /* (B, T) */
     FILE *metrics;
     ct_rng_t sample_rng;
     int64_t step, samples;
-    int B, T, accum;
+    int B, T, accum;       /* accum: micro-batches per rank per step */
+    int dp, dp_rank;
 } train_ctx_t;
 
 static ct_status_t mkdir_p(const char *path)
@@ -63,11 +67,17 @@ static ct_status_t eval_val_loss(train_ctx_t *c, float *loss_p)
     int batches = cfg->eval.batches;
     if ((int64_t)batches * c->B > n) batches = (int)(n / c->B) > 0 ? (int)(n / c->B) : 1;
     int B = (int64_t)c->B > n ? (int)n : c->B;
+    /* DP ranks split the batches; TP ranks evaluate together */
     double sum = 0.0;
-    for (int i = 0; i < batches; i++) {
+    for (int i = c->dp_rank; i < batches; i += c->dp) {
         ct_status_t st = ct_loader_read(c->val, (int64_t)i * B, B, c->inputs, c->targets);
         if (st != CT_OK) return st;
         sum += ct_gpt2_forward(&c->model, c->inputs, c->targets, B, c->T);
+    }
+    if (c->dp > 1) {
+        ct_comm_set_activity("validation loss");
+        ct_status_t st = ct_comm_allreduce(c->g->dp, &sum, &sum, 1, CT_DTYPE_F64, CT_OP_SUM, NULL);
+        if (st != CT_OK) return st;
     }
     *loss_p = (float)(sum / batches);
     return CT_OK;
@@ -112,15 +122,20 @@ out:
     return st;
 }
 
+/* Every rank generates (TP ranks must, and the RNG stays in step); rank 0
+ * prints. */
 static void print_sample(train_ctx_t *c, int64_t step)
 {
     const ct_eval_config_t *e = &c->cfg->eval;
-    if (ct_log_rank() != 0 || e->sample_tokens <= 0) return;
-    fprintf(stdout, "---- sample at step %lld ----\n", (long long)step);
+    if (e->sample_tokens <= 0) return;
+    FILE *out = ct_log_rank() == 0 ? stdout : NULL;
+    if (out) fprintf(out, "---- sample at step %lld ----\n", (long long)step);
     ct_sample_print(&c->model, c->bpe, e->prompt, e->sample_tokens, e->temperature, e->top_k,
-                    &c->sample_rng, stdout);
-    fprintf(stdout, "----\n");
-    fflush(stdout);
+                    &c->sample_rng, out);
+    if (out) {
+        fprintf(out, "----\n");
+        fflush(out);
+    }
 }
 
 static ct_status_t save_ckpt(train_ctx_t *c)
@@ -128,11 +143,12 @@ static ct_status_t save_ckpt(train_ctx_t *c)
     ct_ckpt_state_t s = {.step = c->step, .samples = c->samples, .sample_rng = c->sample_rng.s};
     char *dir = NULL;
     double t0 = ct_time_now();
-    ct_status_t st = ct_ckpt_save(c->cfg->train.run_dir, &c->model, c->cfg, &s, &dir);
+    ct_status_t st =
+        ct_ckpt_save(c->cfg->train.run_dir, &c->model, &c->optim, c->cfg, &s, c->g, &dir);
     if (st != CT_OK) return st;
     CT_LOG_INFO_R0("saved checkpoint %s (%.2f s)", dir, ct_time_now() - t0);
     free(dir);
-    ct_ckpt_prune(c->cfg->train.run_dir, c->cfg->checkpoint.keep_last);
+    if (ct_log_rank() == 0) ct_ckpt_prune(c->cfg->train.run_dir, c->cfg->checkpoint.keep_last);
     return CT_OK;
 }
 
@@ -149,9 +165,17 @@ static ct_status_t train_setup(train_ctx_t *c)
     ct_status_t st;
     c->B = cfg->train.batch_size;
     c->T = cfg->train.seq_len;
+    c->dp = c->g ? c->g->dp_size : 1;
+    c->dp_rank = c->g ? c->g->dp_rank : 0;
+    int tp = c->g ? c->g->tp_size : 1;
+    if (c->dp != cfg->parallel.dp || tp != cfg->parallel.tp) {
+        CT_LOG_ERROR("this process runs with dp=%d tp=%d but the config says parallel.dp=%d "
+                     "parallel.tp=%d", c->dp, tp, cfg->parallel.dp, cfg->parallel.tp);
+        return CT_ERR_CONFIG;
+    }
     int64_t bt = (int64_t)c->B * c->T;
-    int64_t gb = cfg->train.batch_tokens ? cfg->train.batch_tokens : bt;
-    c->accum = (int)(gb / bt);
+    int64_t gb = cfg->train.batch_tokens ? cfg->train.batch_tokens : bt * c->dp;
+    c->accum = (int)(gb / (bt * c->dp));
     if (!cfg->data.train || !*cfg->data.train) {
         CT_LOG_ERROR("config key data.train is empty\n---> HINT: point it at token shards, e.g. "
                      "data/kjv/kjv_train_*.bin");
@@ -180,7 +204,11 @@ static ct_status_t train_setup(train_ctx_t *c)
     c->inputs = malloc((size_t)bt * sizeof(int32_t));
     c->targets = malloc((size_t)bt * sizeof(int32_t));
     if (!c->inputs || !c->targets) return CT_ERR_NO_MEMORY;
-    if ((st = ct_gpt2_init(&c->model, &cfg->model, c->B, c->T)) != CT_OK) return st;
+    if ((st = ct_gpt2_init(&c->model, &cfg->model, c->B, c->T, c->g ? c->g->tp : NULL)) != CT_OK)
+        return st;
+    if ((st = ct_optim_init(&c->optim, &c->model, cfg->optim.zero, c->g, cfg->comm.bucket_mib)) !=
+        CT_OK)
+        return st;
     ct_rng_seed(&c->sample_rng, (uint64_t)cfg->eval.sample_seed, 0, 0);
 
     /* initial weights, then possibly a checkpoint on top */
@@ -195,7 +223,7 @@ static ct_status_t train_setup(train_ctx_t *c)
     }
     if (resume_dir) {
         ct_ckpt_state_t s;
-        st = ct_ckpt_load(resume_dir, &c->model, 1, &s);
+        st = ct_ckpt_load(resume_dir, &c->model, &c->optim, &s);
         if (st == CT_OK) {
             c->step = s.step;
             c->samples = s.samples;
@@ -211,6 +239,7 @@ static ct_status_t train_setup(train_ctx_t *c)
         ct_gpt2_init_weights(&c->model, (uint64_t)cfg->train.seed, cfg->model.init_std);
     }
 
+    if (ct_log_rank() != 0) return CT_OK;
     char path[4200];
     snprintf(path, sizeof path, "%s/metrics.jsonl", cfg->train.run_dir);
     c->metrics = fopen(path, "a");
@@ -224,6 +253,7 @@ static ct_status_t train_setup(train_ctx_t *c)
 static void train_teardown(train_ctx_t *c)
 {
     if (c->metrics) fclose(c->metrics);
+    ct_optim_free(&c->optim);
     ct_gpt2_free(&c->model);
     ct_loader_free(c->train);
     ct_loader_free(c->val);
@@ -239,30 +269,58 @@ static struct rusage peak_usage(void)
     return ru;
 }
 
-ct_status_t ct_train_run(const ct_config_t *cfg, int64_t stop_at, ct_train_summary_t *summary_p)
+/* Appends one JSON line to the metrics file (rank 0 only). */
+static void metric(train_ctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void metric(train_ctx_t *c, const char *fmt, ...)
+{
+    if (!c->metrics) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(c->metrics, fmt, ap);
+    va_end(ap);
+    fputc('\n', c->metrics);
+    fflush(c->metrics);
+}
+
+static ct_status_t run_eval(train_ctx_t *c, int64_t step, ct_train_summary_t *sum)
+{
+    ct_status_t st = eval_val_loss(c, &sum->last_val_loss);
+    if (st != CT_OK) return st;
+    CT_LOG_INFO_R0("step %lld/%d | val loss %.4f", (long long)step, c->cfg->train.steps,
+                   sum->last_val_loss);
+    metric(c, "{\"step\":%lld,\"val_loss\":%.9g}", (long long)step, sum->last_val_loss);
+    return CT_OK;
+}
+
+ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int64_t stop_at,
+                         ct_train_summary_t *summary_p)
 {
     train_ctx_t c;
     memset(&c, 0, sizeof c);
     c.cfg = cfg;
+    c.g = g && g->world_size > 1 ? g : NULL;
     ct_train_summary_t sum = {.last_val_loss = -1.0f, .unigram_loss = -1.0f};
     ct_status_t st = train_setup(&c);
     if (st != CT_OK) goto out;
 
     const ct_gpt2_t *m = &c.model;
     const int total = cfg->train.steps;
-    const int64_t tokens_per_step = (int64_t)c.accum * c.B * c.T;
+    const int64_t per_rank = (int64_t)c.accum * c.B;          /* samples per rank per step */
+    const int64_t tokens_per_step = per_rank * c.dp * c.T;     /* the whole job's */
     const double flops_per_step = ct_gpt2_flops_per_token(m, c.T) * (double)tokens_per_step;
-    CT_LOG_INFO_R0("model: L=%d NH=%d C=%d V=%d (padded %d), %.2fM parameters; batch %d x %d x "
-                   "%d accum = %lld tokens/step; %d threads",
-                   m->d.L, m->d.NH, m->d.C, m->d.V, m->d.Vp, m->num_params / 1e6, c.B, c.T,
-                   c.accum, (long long)tokens_per_step, omp_get_max_threads());
+    CT_LOG_INFO_R0("model: L=%d NH=%d C=%d V=%d (padded %d), %.2fM parameters on this rank; "
+                   "dp=%d tp=%d; batch %d x %d x %d accum x %d dp = %lld tokens/step; %d threads",
+                   m->d.L, m->d.NH, m->d.C, m->d.V, m->d.Vp, m->num_params / 1e6, c.dp, m->d.tp,
+                   c.B, c.T, c.accum, c.dp, (long long)tokens_per_step, omp_get_max_threads());
+    CT_LOG_INFO_R0("AdamW state: %.3f MiB per rank%s", 2.0 * c.optim.count * 4 / 1048576.0,
+                   c.optim.zero ? " (ZeRO-1)" : "");
     CT_LOG_INFO_R0("train data: %lld samples of %d tokens", (long long)ct_loader_num_samples(c.train),
                    c.T);
-    if (c.val && cfg->eval.every > 0 && c.step == 0) {
+    if (c.val && cfg->eval.every > 0 && c.step == 0 && ct_log_rank() == 0) {
         if ((st = unigram_baseline(&c, &sum.unigram_loss)) != CT_OK) goto out;
         CT_LOG_INFO_R0("unigram baseline (validation loss of token frequencies): %.4f",
                        sum.unigram_loss);
-        fprintf(c.metrics, "{\"step\":0,\"unigram_val_loss\":%.6f}\n", sum.unigram_loss);
+        metric(&c, "{\"step\":0,\"unigram_val_loss\":%.6f}", sum.unigram_loss);
     }
 
     double t_start = ct_time_now(), step_time_sum = 0.0;
@@ -270,30 +328,37 @@ ct_status_t ct_train_run(const ct_config_t *cfg, int64_t stop_at, ct_train_summa
     while (c.step < total) {
         if (stop_at > 0 && c.step >= stop_at) break;
         const int64_t s = c.step;
-        if (c.val && cfg->eval.every > 0 && s % cfg->eval.every == 0) {
-            if ((st = eval_val_loss(&c, &sum.last_val_loss)) != CT_OK) goto out;
-            CT_LOG_INFO_R0("step %lld/%d | val loss %.4f", (long long)s, total, sum.last_val_loss);
-            fprintf(c.metrics, "{\"step\":%lld,\"val_loss\":%.9g}\n", (long long)s,
-                    sum.last_val_loss);
-        }
+        if (c.val && cfg->eval.every > 0 && s % cfg->eval.every == 0)
+            if ((st = run_eval(&c, s, &sum)) != CT_OK) goto out;
         if (cfg->eval.sample_every > 0 && s > 0 && s % cfg->eval.sample_every == 0)
             print_sample(&c, s);
 
-        double t0 = ct_time_now();
+        double t0 = ct_time_now(), comm0 = c.model.comm_seconds + c.optim.comm_seconds;
         ct_gpt2_zero_grad(&c.model);
         double loss = 0.0;
+        /* this DP rank's contiguous slice of the step's samples */
+        const int64_t first = c.samples + (int64_t)c.dp_rank * per_rank;
         for (int k = 0; k < c.accum; k++) {
-            st = ct_loader_read(c.train, c.samples + (int64_t)k * c.B, c.B, c.inputs, c.targets);
+            ct_comm_set_activity("step %lld: micro-batch %d", (long long)s, k);
+            st = ct_loader_read(c.train, first + (int64_t)k * c.B, c.B, c.inputs, c.targets);
             if (st != CT_OK) goto out;
             loss += ct_gpt2_forward(&c.model, c.inputs, c.targets, c.B, c.T);
             ct_gpt2_backward(&c.model, c.inputs, c.B, c.T, 1.0f / (float)c.accum);
         }
         loss /= c.accum;
-        float lr = ct_lr_at(&cfg->optim, (int)s, total);
-        float norm = ct_optim_step(&c.model, &cfg->optim, lr, (int)s + 1);
-        c.samples += (int64_t)c.accum * c.B;
+        float lr = ct_lr_at(&cfg->optim, (int)s, total), norm;
+        if ((st = ct_optim_step(&c.optim, &c.model, &cfg->optim, lr, (int)s + 1, &norm)) != CT_OK)
+            goto out;
+        if (c.dp > 1) {
+            ct_comm_set_activity("step %lld: loss average", (long long)s);
+            if ((st = ct_comm_allreduce(c.g->dp, &loss, &loss, 1, CT_DTYPE_F64, CT_OP_AVG, NULL)) !=
+                CT_OK)
+                goto out;
+        }
+        c.samples += per_rank * c.dp;
         c.step++;
         double dt = ct_time_now() - t0;
+        double comm_frac = (c.model.comm_seconds + c.optim.comm_seconds - comm0) / dt;
         step_time_sum += dt;
         sum.steps_run++;
         sum.last_loss = (float)loss;
@@ -308,27 +373,22 @@ ct_status_t ct_train_run(const ct_config_t *cfg, int64_t stop_at, ct_train_summa
             char eta[32];
             fmt_eta(eta, sizeof eta, (total - c.step) * (step_time_sum / (double)sum.steps_run));
             CT_LOG_INFO_R0("step %lld/%d | loss %.4f | lr %.2e | norm %.3f | %.1f ms | %.0f tok/s "
-                           "| %.2f GFLOP/s | eta %s",
+                           "| %.2f GFLOP/s | comm %.0f%% | eta %s",
                            (long long)c.step, total, loss, lr, norm, dt * 1e3, tok_s, flops / 1e9,
-                           eta);
+                           100.0 * comm_frac, eta);
         }
-        fprintf(c.metrics,
-                "{\"step\":%lld,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"ms\":%.3f,"
-                "\"tok_s\":%.1f,\"flop_s\":%.4g,\"max_rss_mib\":%.1f}\n",
-                (long long)c.step, loss, lr, norm, dt * 1e3, tok_s, flops,
-                peak_usage().ru_maxrss / 1024.0);
-        fflush(c.metrics);
+        metric(&c,
+               "{\"step\":%lld,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"ms\":%.3f,"
+               "\"tok_s\":%.1f,\"flop_s\":%.4g,\"comm_frac\":%.4f,\"max_rss_mib\":%.1f}",
+               (long long)c.step, loss, lr, norm, dt * 1e3, tok_s, flops, comm_frac,
+               peak_usage().ru_maxrss / 1024.0);
         if (cfg->checkpoint.every > 0 && c.step % cfg->checkpoint.every == 0 && c.step < total) {
             if ((st = save_ckpt(&c)) != CT_OK) goto out;
             last_saved = c.step;
         }
     }
-    if (c.step >= total && c.val && cfg->eval.every > 0 && sum.steps_run > 0) {
-        if ((st = eval_val_loss(&c, &sum.last_val_loss)) != CT_OK) goto out;
-        CT_LOG_INFO_R0("step %lld/%d | val loss %.4f", (long long)c.step, total, sum.last_val_loss);
-        fprintf(c.metrics, "{\"step\":%lld,\"val_loss\":%.9g}\n", (long long)c.step,
-                sum.last_val_loss);
-    }
+    if (c.step >= total && c.val && cfg->eval.every > 0 && sum.steps_run > 0)
+        if ((st = run_eval(&c, c.step, &sum)) != CT_OK) goto out;
     if (c.step != last_saved && (st = save_ckpt(&c)) != CT_OK) goto out;
     if (c.step >= total && sum.steps_run > 0) print_sample(&c, c.step);
     CT_LOG_INFO_R0("done: %lld steps in %.1f s, peak RSS %.0f MiB", (long long)sum.steps_run,

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "comm/comm.h"
 #include "core/config.h"
 #include "core/status.h"
 
@@ -18,12 +19,16 @@ typedef struct {
     float unigram_loss;  /* validation loss of a unigram model, -1 if unknown */
 } ct_train_summary_t;
 
-/* Runs training as configured. stop_at > 0 ends the run after that many
- * completed steps (with a checkpoint), as a preemption would. */
-ct_status_t ct_train_run(const ct_config_t *cfg, int64_t stop_at, ct_train_summary_t *summary_p);
+/* Runs training as configured, on the process groups g (NULL: one process;
+ * collective over g's world otherwise). stop_at > 0 ends the run after that
+ * many completed steps (with a checkpoint), as a preemption would. */
+ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int64_t stop_at,
+                         ct_train_summary_t *summary_p);
 
 /* `ctrain train CONFIG [--set k=v]... [--stop-at N]` */
 int ct_cmd_train(int argc, char **argv);
+/* `ctrain reshard --tp N SRC_CKPT DST_CKPT` */
+int ct_cmd_reshard(int argc, char **argv);
 /* `ctrain sample CKPT_DIR [options]` */
 int ct_cmd_sample(int argc, char **argv);
 /* `ctrain tokenize ...`: train a BPE vocabulary, encode text to shards,

@@ -32,7 +32,7 @@ expect_fail() {
 
 finish() {
     echo "$(basename "$0"): $CHECKS checks, $FAILURES failed"
-    [ $FAILURES -eq 0 ] && rm -rf "$WORK"
+    [ $FAILURES -eq 0 ] && [ -z "${CT_KEEP:-}" ] && rm -rf "$WORK"
     [ $FAILURES -eq 0 ]
 }
 

@@ -31,8 +31,8 @@ out=$("$CTRAIN" train "$C" --set train.run_dir="$WORK/run2" --set checkpoint.res
     && grep -q "found no checkpoint" <<<"$out" && pass || fail "resume auto with only an incomplete checkpoint: $out"
 # a corrupted parameter file is caught by its checksum
 ck="$WORK/run2/ckpt/step_00000002"
-printf '\xff\xff\xff\xff' | dd of="$ck/params.bin" bs=1 seek=100 count=4 conv=notrunc status=none
-expect_fail "corrupt checkpoint" "params.bin" "checksum mismatch" -- \
+printf "\xff\xff\xff\xff" | dd of="$ck/params_tp0.bin" bs=1 seek=100 count=4 conv=notrunc status=none
+expect_fail "corrupt checkpoint" "params_tp0.bin" "checksum mismatch" -- \
     "$CTRAIN" train "$C" --set train.run_dir="$WORK/run2" --set checkpoint.resume="$ck" --set train.steps=4
 
 # CLI usage errors

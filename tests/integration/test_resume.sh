@@ -20,7 +20,7 @@ grep -q "resumed from .*step_00000010 at step 10" "$WORK/r2.log" && pass || fail
 a=$(losses "$WORK/straight"); b=$(losses "$WORK/resumed")
 [ "$(grep -c '"loss"' <<<"$a")" -eq 20 ] && pass || fail "straight run logged $(grep -c '"loss"' <<<"$a") losses, want 20"
 [ "$a" = "$b" ] && pass || { fail "losses differ after resume"; diff <(echo "$a") <(echo "$b") | head >&2; }
-for f in params.bin optim.bin; do
+for f in params_tp0.bin optim_tp0.bin; do
     cmp -s "$WORK/straight/ckpt/step_00000020/$f" "$WORK/resumed/ckpt/step_00000020/$f" && pass \
         || fail "final $f differs after resume"
 done
@@ -29,7 +29,7 @@ done
 "$CTRAIN" train "$WORK/cfg.yaml" --set train.run_dir="$WORK/explicit" \
     --set checkpoint.resume="$WORK/resumed/ckpt/step_00000010" > "$WORK/r3.log" 2>&1 \
     || fail "explicit resume failed: $(tail -3 "$WORK/r3.log")"
-cmp -s "$WORK/straight/ckpt/step_00000020/params.bin" "$WORK/explicit/ckpt/step_00000020/params.bin" \
+cmp -s "$WORK/straight/ckpt/step_00000020/params_tp0.bin" "$WORK/explicit/ckpt/step_00000020/params_tp0.bin" \
     && pass || fail "explicit-path resume differs"
 
 # the loss went down and the sampler runs on the result

@@ -30,7 +30,7 @@ static void test_gradcheck(void)
     ct_model_config_t mc = tiny_cfg();
     const int B = 2, T = 7;
     ct_gpt2_t m;
-    CHECK(ct_gpt2_init(&m, &mc, B, T) == CT_OK);
+    CHECK(ct_gpt2_init(&m, &mc, B, T, NULL) == CT_OK);
     ct_gpt2_init_weights(&m, 3, mc.init_std);
     /* non-trivial LayerNorm params and biases, so their gradients matter */
     ct_rng_t r;
@@ -89,7 +89,7 @@ static void test_overfit(void)
     mc.init_std = 0.02f;
     const int B = 2, T = 16;
     ct_gpt2_t m;
-    CHECK(ct_gpt2_init(&m, &mc, B, T) == CT_OK);
+    CHECK(ct_gpt2_init(&m, &mc, B, T, NULL) == CT_OK);
     ct_gpt2_init_weights(&m, 5, mc.init_std);
     int32_t inp[32], tgt[32];
     fill_tokens(inp, B * T, mc.vocab_size, 11);
@@ -97,17 +97,20 @@ static void test_overfit(void)
     ct_optim_config_t o = {.lr = 1e-2f, .min_lr_frac = 1.0f, .warmup_steps = 0,
                            .decay = CT_DECAY_CONSTANT, .weight_decay = 0.0f, .beta1 = 0.9f,
                            .beta2 = 0.95f, .eps = 1e-8f, .grad_clip = 1.0f};
-    float loss = 0.0f;
+    ct_optim_t opt;
+    CHECK(ct_optim_init(&opt, &m, 0, NULL, 25) == CT_OK);
+    float loss = 0.0f, norm;
     int step;
     for (step = 0; step < 400; step++) {
         ct_gpt2_zero_grad(&m);
         loss = ct_gpt2_forward(&m, inp, tgt, B, T);
         if (loss < 0.05f) break;
         ct_gpt2_backward(&m, inp, B, T, 1.0f);
-        ct_optim_step(&m, &o, ct_lr_at(&o, step, 400), step + 1);
+        CHECK(ct_optim_step(&opt, &m, &o, ct_lr_at(&o, step, 400), step + 1, &norm) == CT_OK);
     }
     fprintf(stderr, "overfit: loss %.4f after %d steps\n", loss, step);
     CHECK_MSG(loss < 0.05f, "loss %.4f did not fall below 0.05 in 400 steps", loss);
+    ct_optim_free(&opt);
     ct_gpt2_free(&m);
 }
 
@@ -115,8 +118,8 @@ static void test_smaller_forward(void)
 {
     ct_model_config_t mc = tiny_cfg();
     ct_gpt2_t big, small;
-    CHECK(ct_gpt2_init(&big, &mc, 3, 8) == CT_OK);
-    CHECK(ct_gpt2_init(&small, &mc, 1, 5) == CT_OK);
+    CHECK(ct_gpt2_init(&big, &mc, 3, 8, NULL) == CT_OK);
+    CHECK(ct_gpt2_init(&small, &mc, 1, 5, NULL) == CT_OK);
     ct_gpt2_init_weights(&big, 7, 0.1f);
     ct_gpt2_init_weights(&small, 7, 0.1f);
     CHECK(memcmp(big.params, small.params, big.num_params * sizeof(float)) == 0);

@@ -29,8 +29,8 @@ int main(void)
     ct_model_config_t mc = {.n_layer = 2, .n_head = 2, .n_embd = 16, .max_seq_len = 8,
                             .vocab_size = 50, .init_from = "", .init_std = 0.02f};
     ct_gpt2_t src, dst;
-    CHECK(ct_gpt2_init(&src, &mc, 1, 8) == CT_OK);
-    CHECK(ct_gpt2_init(&dst, &mc, 1, 8) == CT_OK);
+    CHECK(ct_gpt2_init(&src, &mc, 1, 8, NULL) == CT_OK);
+    CHECK(ct_gpt2_init(&dst, &mc, 1, 8, NULL) == CT_OK);
     ct_gpt2_init_weights(&src, 17, 0.02f);
     CHECK(src.d.Vp == 128);
     char path[4200];

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Parallelism is proven by equivalence: every layout below trains the same
+# 10 steps (same global batch of 256 tokens, same seed) as one process, and
+# must reproduce its train and validation losses within 1e-5 relative, and
+# its final parameters within 1e-5 relative in L2 norm and 1e-5 absolute per
+# element (parameters are O(0.01..1); a per-element relative bound cannot
+# hold for coordinates whose gradient is pure rounding noise, such as the
+# key biases, which Adam turns into lr-sized steps). Floating-point summation
+# order is the only allowed difference. TP runs are resharded to
+# tp=1 with `ctrain reshard` before their parameters are compared.
+. "$(dirname "$0")/lib.sh"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+export OMP_NUM_THREADS=1
+MPIRUN=${MPIEXEC:-mpirun}
+CMP="python3 $(dirname "$0")/compare.py"
+make_corpus "$WORK/data" 512 || { finish; exit 1; }
+write_config "$WORK/cfg.yaml" "$WORK/data" "$WORK/run" 512
+# 4 heads so that TP=4 splits whole heads; a global batch of 4 x (2 x 32)
+sed -i 's/n_head: 2/n_head: 4/; s/batch_size: 4/batch_size: 2/; s/steps: 20/steps: 10/' "$WORK/cfg.yaml"
+echo "comm: {timeout_s: 60, bucket_mib: 1}" >> "$WORK/cfg.yaml"
+
+"$CTRAIN" train "$WORK/cfg.yaml" --set train.run_dir="$WORK/single" > "$WORK/single.log" 2>&1 \
+    || { fail "single-process run: $(tail -3 "$WORK/single.log")"; finish; exit 1; }
+ref="$WORK/single/ckpt/step_00000010/params_tp0.bin"
+
+run_layout() { # NAME NP DP TP ZERO
+    local name=$1 np=$2 dp=$3 tp=$4 zero=$5 dir="$WORK/$1"
+    timeout 300 "$MPIRUN" -np "$np" "$CTRAIN" train "$WORK/cfg.yaml" --set train.run_dir="$dir" \
+        --set parallel.dp="$dp" --set parallel.tp="$tp" --set optim.zero="$zero" > "$dir.log" 2>&1 \
+        || { fail "$name: run failed: $(tail -3 "$dir.log")"; return; }
+    $CMP losses "$dir/metrics.jsonl" "$WORK/single/metrics.jsonl" 1e-5 && pass || fail "$name: losses differ"
+    local params="$dir/ckpt/step_00000010/params_tp0.bin"
+    if [ "$tp" -gt 1 ]; then
+        "$CTRAIN" reshard --tp 1 "$dir/ckpt/step_00000010" "$dir/tp1" > "$dir.reshard.log" 2>&1 \
+            || { fail "$name: reshard failed: $(tail -3 "$dir.reshard.log")"; return; }
+        params="$dir/tp1/params_tp0.bin"
+    fi
+    $CMP params "$params" "$ref" 1e-5 1e-5 && pass || fail "$name: final parameters differ"
+}
+
+run_layout dp2        2 2 1 0
+run_layout dp4        4 4 1 0
+run_layout tp2        2 1 2 0
+run_layout tp4        4 1 4 0
+run_layout dp2tp2     4 2 2 0
+run_layout dp2zero    2 2 1 1
+run_layout dp2tp2zero 4 2 2 1
+
+# ZeRO-1 shards the AdamW state: per-rank optimizer memory falls by dp
+grep -q "AdamW state: .* per rank (ZeRO-1)" "$WORK/dp2zero.log" && pass || fail "ZeRO log line"
+full=$(grep -o 'AdamW state: [0-9.]*' "$WORK/dp2.log" | grep -o '[0-9.]*$')
+half=$(grep -o 'AdamW state: [0-9.]*' "$WORK/dp2zero.log" | grep -o '[0-9.]*$')
+python3 -c "import sys; sys.exit(0 if abs($full / $half - 2) < 0.05 else 1)" && pass \
+    || fail "ZeRO-1 optimizer memory $half MiB is not half of $full MiB"
+finish
