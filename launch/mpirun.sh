@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# ctrain under mpirun (Open MPI 4.x), on one machine or on hosts you name.
+#
+#   launch/mpirun.sh CONFIG.yaml [mpirun args...] [-- ctrain train args...]
+#
+#   launch/mpirun.sh configs/tiny.yaml                        # dp*tp ranks here
+#   PPN=8 launch/mpirun.sh cfg.yaml --hostfile hosts -- --set checkpoint.resume=auto
+#
+# Ranks: -np is $NP, else parallel.dp * parallel.tp read from CONFIG and
+# from any `--set parallel.dp=N` / `--set parallel.tp=N` after `--`
+# (missing keys count as 1). An -np/-n among the mpirun args wins.
+#
+# Placement: PPN ranks per node (default: all ranks on one node), packed in
+# rank order with `--map-by ppr:PPN:node`, so consecutive ranks, and hence
+# each tensor-parallel group, share a node. `--map-by node` would deal
+# ranks round-robin across nodes and split TP groups over the network.
+# Each rank is bound to CPR cores (`:PE=CPR --bind-to core`), CPR being
+# $CT_CPUS_PER_RANK, else this machine's cores / PPN; run from a launcher
+# whose shape differs from the workers (a Kubernetes launcher pod), set it.
+# When there are fewer cores than ranks, ranks are not bound and the node
+# is oversubscribed (tests on small machines). Your own --map-by/--bind-to
+# replace these. OMP_NUM_THREADS defaults to CPR.
+#
+# Environment passed to every rank: CT_*, OMP_*, AWS_*, NCCL_*, UCX_*,
+# PATH and LD_LIBRARY_PATH (names only on the command line, never values).
+# CTRAIN: the binary, default `ctrain` on PATH, else build/ctrain next to
+# this script; it must exist at that path on every host. CT_DRY_RUN=1
+# prints the mpirun command instead of running it.
+set -euo pipefail
+
+usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -ge 1 ] || usage
+case $1 in -h | --help) usage ;; esac
+CONFIG=$1; shift
+[ -r "$CONFIG" ] || { echo "mpirun.sh: cannot read config '$CONFIG'" >&2; exit 2; }
+
+mpi_args=() ct_args=()
+while [ $# -gt 0 ]; do
+    if [ "$1" = -- ]; then shift; ct_args=("$@"); break; fi
+    mpi_args+=("$1"); shift
+done
+
+# cfg_get FILE SECTION KEY: a scalar from block (`dp: 2` under `parallel:`)
+# or flow (`parallel: {dp: 2}`) style YAML; empty when absent.
+cfg_get() {
+    awk -v sec="$2" -v key="$3" '
+        { sub(/[ \t]#.*/, ""); sub(/^#.*/, "") }
+        /^[^ \t]/ {
+            cur = $0; sub(/[ \t]*:.*/, "", cur)
+            if (cur == sec && match($0, /\{.*\}/)) {
+                n = split(substr($0, RSTART + 1, RLENGTH - 2), kv, ",")
+                for (i = 1; i <= n; i++) {
+                    split(kv[i], p, ":"); k = p[1]; v = p[2]
+                    gsub(/[ \t"\047]/, "", k); gsub(/[ \t"\047]/, "", v)
+                    if (k == key) { print v; exit }
+                }
+            }
+            next
+        }
+        cur == sec && match($0, "^[ \t]+" key "[ \t]*:") {
+            v = substr($0, RLENGTH + 1); gsub(/[ \t"\047]/, "", v); print v; exit
+        }' "$1"
+}
+dp=$(cfg_get "$CONFIG" parallel dp) tp=$(cfg_get "$CONFIG" parallel tp)
+for ((i = 0; i < ${#ct_args[@]}; i++)); do   # --set overrides win, as in ctrain
+    [ "${ct_args[i]}" = --set ] || continue
+    case ${ct_args[i + 1]:-} in
+    parallel.dp=*) dp=${ct_args[i + 1]#*=} ;;
+    parallel.tp=*) tp=${ct_args[i + 1]#*=} ;;
+    esac
+done
+NP=${NP:-$((${dp:-1} * ${tp:-1}))}
+
+has_opt() {   # has_opt NAME...: one of the mpirun args is (or starts with NAME=)
+    local a n
+    for a in "${mpi_args[@]+"${mpi_args[@]}"}"; do
+        for n in "$@"; do [ "$a" = "$n" ] || [ "${a%%=*}" = "$n" ] && return 0; done
+    done
+    return 1
+}
+
+cmd=(mpirun)
+[ "$(id -u)" = 0 ] && cmd+=(--allow-run-as-root)
+has_opt -np -n --np || cmd+=(-np "$NP")
+
+PPN=${PPN:-$NP}
+CPR=${CT_CPUS_PER_RANK:-$(($(nproc) / PPN))}
+if ! has_opt --map-by -map-by --npernode -npernode --bind-to -bind-to; then
+    if [ "$CPR" -ge 1 ]; then
+        cmd+=(--map-by "ppr:$PPN:node:PE=$CPR" --bind-to core)
+    else
+        cmd+=(--map-by "ppr:$PPN:node" --bind-to none --oversubscribe)
+    fi
+fi
+[ "$CPR" -ge 1 ] || CPR=1
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$CPR}
+
+while read -r name; do
+    case $name in
+    CT_* | OMP_* | AWS_* | NCCL_* | UCX_* | PATH | LD_LIBRARY_PATH) cmd+=(-x "$name") ;;
+    esac
+done < <(compgen -e)
+
+here=$(cd "$(dirname "$0")" && pwd)
+CTRAIN=${CTRAIN:-$(command -v ctrain || echo "$here/../build/ctrain")}
+cmd+=("${mpi_args[@]+"${mpi_args[@]}"}" "$CTRAIN" train "$CONFIG" "${ct_args[@]+"${ct_args[@]}"}")
+
+if [ "${CT_DRY_RUN:-0}" = 1 ]; then
+    printf '%q ' "${cmd[@]}"; echo
+    exit 0
+fi
+exec "${cmd[@]}"

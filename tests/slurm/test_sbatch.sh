@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# A real 2-rank data-parallel ctrain job through launch/slurm/train.sbatch:
+# the first job stops at step 10 with a checkpoint (as a preempted job
+# would), the second, submitted the same way, must resume from it through
+# the script's checkpoint.resume=auto and finish step 20. Both must end
+# COMPLETED with exit 0, and the log must show the 2-rank steps and the
+# checkpoints. Every wait is bounded. Exits 77 when no cluster answers.
+# usage: test_sbatch.sh PATH/TO/ctrain
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/slurm_lib.sh"
+: "${1:?usage: $0 PATH/TO/ctrain}"
+slurm_up || { echo "test_sbatch: no Slurm cluster answers (run tests/slurm/setup.sh); skipped"; exit 77; }
+. "$HERE/../integration/lib.sh"      # CTRAIN, SRC, WORK, fail/pass/finish, make_corpus, write_config
+CTRAIN=$(cd "$(dirname "$CTRAIN")" && pwd)/$(basename "$CTRAIN")   # the job runs in $WORK
+
+make_corpus "$WORK/data" 512 || { finish; exit 1; }
+write_config "$WORK/cfg.yaml" "$WORK/data" "$WORK/run" 512
+mkdir -p "$WORK/logs"
+CKPT=$WORK/run/ckpt
+
+# submit NAME [ctrain args]: prints the job id. Sizes override the #SBATCH
+# lines; the time-limit warning moves to 30 s before the 2-minute limit.
+submit() {
+    local name=$1; shift
+    (cd "$WORK" && CTRAIN=$CTRAIN timeout 30 sbatch --parsable -J "$name" \
+        --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --time=2 --signal=B:USR1@30 \
+        "$SRC/launch/slurm/train.sbatch" cfg.yaml \
+        --set parallel.dp=2 --set parallel.tp=1 --set comm.timeout_s=60 "$@")
+}
+# run_job NAME [ctrain args]: submits, waits (bounded), checks COMPLETED
+# and exit 0; sets $log.
+run_job() {
+    local name=$1 id state; shift
+    id=$(submit "$name" "$@" 2>&1) || { fail "sbatch $name: $id"; log=/dev/null; return; }
+    log=$WORK/logs/$name-$id.out
+    state=$(wait_job "$id" 180)
+    [ "$state" = COMPLETED ] && pass || fail "$name: job $id ended $state"
+    [ "$(job_field "$id" ExitCode)" = 0:0 ] && pass || fail "$name: exit code $(job_field "$id" ExitCode)"
+    [ $FAILURES -eq 0 ] || { echo "--- $log" >&2; tail -n 20 "$log" >&2; }
+}
+expect_log() {   # expect_log NAME REGEX
+    grep -qE -- "$2" "$log" && pass || fail "$1: log lacks /$2/"
+}
+
+# 1. first half: 10 steps on 2 ranks, then a checkpoint and a clean exit
+run_job ct-dp-first --stop-at 10
+expect_log first "r0/2 .*step 10/20 \| loss"
+expect_log first "saved checkpoint .*step_00000010"
+[ -f "$CKPT/step_00000010/manifest.yaml" ] && pass || fail "first: no checkpoint at step 10"
+[ ! -e "$CKPT/step_00000020" ] && pass || fail "first: ran past --stop-at 10"
+
+# 2. the same submission again resumes (checkpoint.resume=auto) and ends
+run_job ct-dp-second
+expect_log second "resumed from .*step_00000010 at step 10"
+expect_log second "r0/2 .*step 20/20 \| loss"
+[ -f "$CKPT/step_00000020/manifest.yaml" ] && pass || fail "second: no checkpoint at step 20"
+n=$(grep -c '"loss"' "$WORK/run/metrics.jsonl" 2>/dev/null); n=${n:-0}
+[ "$n" -eq 20 ] && pass || fail "metrics.jsonl has $n loss lines over both jobs, want 20"
+finish
