@@ -100,7 +100,8 @@ void ct_comm_set_activity(const char *fmt, ...) __attribute__((format(printf, 1,
  * count == 0 is a no-op. Buffers are host memory for local and mpi. */
 
 /* recvbuf = op over ranks of sendbuf. In place if sendbuf == recvbuf.
- * AVG is SUM divided by the group size; for integers it truncates. */
+ * AVG is SUM times 1/size for floats (as NCCL's ncclAvg; exact when size is
+ * a power of two) and SUM / size, truncated, for integers. */
 ct_status_t ct_comm_allreduce(ct_comm_t *c, const void *sendbuf, void *recvbuf, size_t count,
                               ct_dtype_t dt, ct_op_t op, void *stream);
 /* sendbuf holds size*recvcount elements; rank r gets block r reduced. In

@@ -51,7 +51,8 @@ extern const ct__comm_backend_t ct__comm_nccl;
 
 /* Bytes per element of dt. */
 size_t ct__comm_dtype_size(ct_dtype_t dt);
-/* buf[i] /= n, for AVG after a SUM (integers truncate). */
+/* buf[i] /= n, for AVG after a SUM (floats multiply by 1/n, integers
+ * truncate). */
 void ct__comm_scale(void *buf, size_t count, ct_dtype_t dt, int n);
 /* Copies the current activity (or "(activity not set)") into buf. */
 void ct__comm_activity(char *buf, size_t size);
@@ -61,10 +62,12 @@ void ct__comm_activity(char *buf, size_t size);
 extern size_t ct__comm_max_chunk;
 void ct__comm_set_max_chunk(size_t elems); /* 0 restores the default */
 
-/* Large all-reduces go in pieces of this many bytes (default 8 MiB), each
+/* Large reductions go in pieces of this many bytes (default 8 MiB), each
  * its own MPI call: a piece's buffers stay in cache through the reduction,
- * which measured 2.5x faster than one 512 MiB call over shared memory
- * (bench/bench_comm.c), and AVG divides each piece while it is hot. */
-extern size_t ct__comm_allreduce_piece_bytes;
+ * which measured 2-3x faster than one 512 MiB MPI_Allreduce over shared
+ * memory (bench/bench_comm.c), and AVG divides each piece while it is hot.
+ * Reduce-scatters above one piece become one MPI_Reduce per rank per piece:
+ * Open MPI's MPI_Reduce_scatter_block measured 2-3x slower at 512 MiB. */
+extern size_t ct__comm_piece_bytes;
 
 #endif

@@ -5,10 +5,10 @@
  * Groups are MPI_Comm_dup(MPI_COMM_WORLD) and two MPI_Comm_split of it, all
  * with MPI_ERRORS_RETURN: every MPI return code is checked, logged with the
  * rank, group and activity, and turned into CT_ERR_COMM. MPI counts are int,
- * so buffers above ct__comm_max_chunk elements go in pieces; all-reduces go
- * in cache-sized pieces (ct__comm_allreduce_piece_bytes) for speed. AVG is
- * SUM then a division. What is left out: nonblocking collectives and
- * overlap with compute. */
+ * so buffers above ct__comm_max_chunk elements go in pieces; reductions go
+ * in cache-sized pieces (ct__comm_piece_bytes) for speed. AVG is SUM, then
+ * ct__comm_scale on each piece. What is left out: nonblocking collectives
+ * and overlap with compute. */
 #include <mpi.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -75,6 +75,13 @@ static ct_status_t mpi_fail(const char *group, const char *call, int rc, const c
     } while (0)
 
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+
+/* Elements per piece of a large reduction. */
+static size_t piece_elems(size_t es)
+{
+    size_t n = min_sz(ct__comm_max_chunk, ct__comm_piece_bytes / es);
+    return n ? n : 1;
+}
 
 /* ---- runtime --------------------------------------------------------------- */
 
@@ -212,8 +219,7 @@ static ct_status_t mpi_allreduce(ct_comm_t *c, const void *sendbuf, void *recvbu
     MPI_Comm comm = comm_of(c);
     MPI_Datatype t = mpi_type(dt);
     size_t es = ct__comm_dtype_size(dt);
-    size_t chunk = min_sz(ct__comm_max_chunk, ct__comm_allreduce_piece_bytes / es);
-    if (chunk == 0) chunk = 1;
+    size_t chunk = piece_elems(es);
     int inplace = sendbuf == recvbuf;
     for (size_t o = 0; o < count; o += chunk) {
         size_t n = min_sz(count - o, chunk);
@@ -230,7 +236,7 @@ static ct_status_t mpi_reduce_scatter(ct_comm_t *c, const void *sendbuf, void *r
 {
     MPI_Comm comm = comm_of(c);
     MPI_Datatype t = mpi_type(dt);
-    size_t es = ct__comm_dtype_size(dt), chunk = ct__comm_max_chunk;
+    size_t es = ct__comm_dtype_size(dt), chunk = piece_elems(es);
     char *own = (char *)sendbuf + (size_t)c->rank * recvcount * es;
     int inplace = (char *)recvbuf == own;
     if ((size_t)c->size * recvcount <= chunk) {
@@ -244,7 +250,7 @@ static ct_status_t mpi_reduce_scatter(ct_comm_t *c, const void *sendbuf, void *r
                     (sendbuf, recvbuf, (int)recvcount, t, mpi_op(op), comm));
         }
     } else {
-        /* Too big for one call: a reduce to each rank in turn, per piece. */
+        /* Larger than a piece: a reduce to each rank in turn, per piece. */
         for (size_t o = 0; o < recvcount; o += chunk) {
             size_t n = min_sz(recvcount - o, chunk);
             for (int r = 0; r < c->size; r++) {
