@@ -59,3 +59,18 @@ eval: {every: 5, batches: 2, sample_every: 0, sample_tokens: 0}
 checkpoint: {every: 0, resume: none}
 YAML
 }
+
+# setup_mpi_test: the environment and the tiny config the multi-rank tests
+# share: 4 heads (so TP=4 splits whole heads), a global batch of
+# 4 x (2 x 32) tokens, and a collective timeout. Sets MPIRUN, CMP, and
+# $WORK/cfg.yaml over the corpus in $WORK/data.
+setup_mpi_test() {
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+    export OMP_NUM_THREADS=1
+    MPIRUN=${MPIEXEC:-mpirun}
+    CMP="python3 $(dirname "$0")/compare.py"
+    make_corpus "$WORK/data" 512 || return 1
+    write_config "$WORK/cfg.yaml" "$WORK/data" "$WORK/run" 512
+    sed -i 's/n_head: 2/n_head: 4/; s/batch_size: 4/batch_size: 2/' "$WORK/cfg.yaml"
+    echo "comm: {timeout_s: ${1:-60}, bucket_mib: 1}" >> "$WORK/cfg.yaml"
+}

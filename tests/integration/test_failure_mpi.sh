@@ -7,13 +7,7 @@
 #  - a rank killed with SIGKILL mid-run;
 #  - a rank hung (SIGSTOP) mid-run: its peers' collectives time out.
 . "$(dirname "$0")/lib.sh"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-export OMP_NUM_THREADS=1
-MPIRUN=${MPIEXEC:-mpirun}
-make_corpus "$WORK/data" 512 || { finish; exit 1; }
-write_config "$WORK/cfg.yaml" "$WORK/data" "$WORK/run" 512
-sed -i 's/n_head: 2/n_head: 4/; s/batch_size: 4/batch_size: 2/' "$WORK/cfg.yaml"
-echo "comm: {timeout_s: 5}" >> "$WORK/cfg.yaml"
+setup_mpi_test 5 || { finish; exit 1; }
 C="$WORK/cfg.yaml"
 
 expect_fail "world != dp*tp" "world size 2 does not match parallel.dp 1 x parallel.tp 1" -- \

@@ -9,15 +9,8 @@
 # order is the only allowed difference. TP runs are resharded to
 # tp=1 with `ctrain reshard` before their parameters are compared.
 . "$(dirname "$0")/lib.sh"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-export OMP_NUM_THREADS=1
-MPIRUN=${MPIEXEC:-mpirun}
-CMP="python3 $(dirname "$0")/compare.py"
-make_corpus "$WORK/data" 512 || { finish; exit 1; }
-write_config "$WORK/cfg.yaml" "$WORK/data" "$WORK/run" 512
-# 4 heads so that TP=4 splits whole heads; a global batch of 4 x (2 x 32)
-sed -i 's/n_head: 2/n_head: 4/; s/batch_size: 4/batch_size: 2/; s/steps: 20/steps: 10/' "$WORK/cfg.yaml"
-echo "comm: {timeout_s: 60, bucket_mib: 1}" >> "$WORK/cfg.yaml"
+setup_mpi_test || { finish; exit 1; }
+sed -i 's/steps: 20/steps: 10/' "$WORK/cfg.yaml"
 
 "$CTRAIN" train "$WORK/cfg.yaml" --set train.run_dir="$WORK/single" > "$WORK/single.log" 2>&1 \
     || { fail "single-process run: $(tail -3 "$WORK/single.log")"; finish; exit 1; }

@@ -7,14 +7,7 @@
 #    test_parallel.sh, since only the summation order changes;
 #  - TP 2 -> 1 through `ctrain reshard --tp 1`: the same tolerances.
 . "$(dirname "$0")/lib.sh"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-export OMP_NUM_THREADS=1
-MPIRUN=${MPIEXEC:-mpirun}
-CMP="python3 $(dirname "$0")/compare.py"
-make_corpus "$WORK/data" 512 || { finish; exit 1; }
-write_config "$WORK/cfg.yaml" "$WORK/data" "$WORK/run" 512
-sed -i 's/n_head: 2/n_head: 4/; s/batch_size: 4/batch_size: 2/' "$WORK/cfg.yaml"
-echo "comm: {timeout_s: 60}" >> "$WORK/cfg.yaml"
+setup_mpi_test || { finish; exit 1; }
 
 train() { # DIR NP DP TP ZERO [extra ctrain args...]
     local dir=$1 np=$2 dp=$3 tp=$4 zero=$5; shift 5
