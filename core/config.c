@@ -85,6 +85,10 @@ static const field_t config_fields[] = {
     F_I64(data, seed, "1337", 0),
     F_INT(data, chunk_tokens, "1048576", 1),
     F_INT(data, window_chunks, "8", 1),
+    F_INT(data, prefetch_mib, "0", 0),
+    F_INT(data, max_retries, "5", 0),
+    F_STR(data, cache_dir, "", 0),
+    F_INT(data, cache_mib, "4096", 1),
 
     F_FLT(optim, lr, "6e-4", 0, 0, INFINITY, 0),
     F_FLT(optim, min_lr_frac, "0.1", 0, 0, 1, 0),

@@ -30,6 +30,10 @@ typedef struct {
     int64_t seed;     /* sample-order seed */
     int chunk_tokens; /* tokens per shuffle chunk */
     int window_chunks;/* chunks shuffled together at sample level */
+    int prefetch_mib; /* streaming buffer; 0 = two windows of chunks */
+    int max_retries;  /* transient read failures retried (with backoff) */
+    char *cache_dir;  /* local disk cache of remote chunks, "" = none */
+    int cache_mib;    /* its size limit */
 } ct_data_config_t;
 
 typedef enum { CT_DECAY_COSINE = 0, CT_DECAY_LINEAR = 1, CT_DECAY_CONSTANT = 2 } ct_decay_t;

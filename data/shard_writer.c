@@ -7,8 +7,12 @@
  * are sticky: after one, every call returns it and close deletes the
  * unfinished temporary file. Shards finished before the error stay.
  *
+ * A prefix that is a URL (s3://bucket/dir/name, gs://..., http(s)://) stages
+ * each shard in an anonymous temporary file and uploads it when finished
+ * (ct_source_write: PutObject, or a multipart upload for large shards).
+ *
  * Left out: deleting shards of an earlier, longer run with the same prefix
- * (close warns about them instead). */
+ * (close warns about them instead, for local files). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +22,7 @@
 
 #include "core/log.h"
 #include "data/data.h"
+#include "data/source.h"
 
 /* Tokens converted per fwrite. */
 #define SW_CHUNK 65536
@@ -33,8 +38,14 @@ struct ct_shard_writer {
     int n_shards;  /* finished shards */
     int64_t total; /* tokens in finished and open shards */
     ct_status_t err;
+    ct_source_t *src; /* for a remote prefix, else NULL */
     uint8_t buf[SW_CHUNK * 4];
 };
+
+static int is_remote(const char *prefix)
+{
+    return strstr(prefix, "://") != NULL && strncmp(prefix, "file://", 7) != 0;
+}
 
 static void put_le32(uint8_t *p, uint32_t v)
 {
@@ -78,6 +89,16 @@ ct_status_t ct_shard_writer_init(const char *prefix, int64_t shard_tokens, int v
     w->shard_tokens = shard_tokens;
     w->vocab_size = vocab_size;
     w->width = vocab_size <= 65536 ? 2 : 4;
+    if (is_remote(prefix)) {
+        ct_source_env_t env;
+        ct_source_env_from_environ(&env);
+        ct_status_t st = ct_source_init(&env, &w->src);
+        if (st != CT_OK) {
+            free(w->prefix);
+            free(w);
+            return st;
+        }
+    }
     *w_p = w;
     return CT_OK;
 }
@@ -97,6 +118,16 @@ static ct_status_t shard_open(ct_shard_writer_t *w)
         return w->err = CT_ERR_INVALID_ARG;
     }
     shard_name(w, w->n_shards, w->path, sizeof w->path);
+    if (w->src) { /* staged locally, uploaded by shard_finish */
+        w->tmp[0] = 0;
+        w->f = tmpfile();
+        if (!w->f) return fail_io(w, "create a staging file for", w->path, errno);
+        memset(w->buf, 0, CT_SHARD_HEADER_BYTES);
+        if (fwrite(w->buf, 1, CT_SHARD_HEADER_BYTES, w->f) != CT_SHARD_HEADER_BYTES)
+            return fail_io(w, "stage", w->path, errno);
+        w->cur = 0;
+        return CT_OK;
+    }
     snprintf(w->tmp, sizeof w->tmp, "%s.tmp", w->path);
     w->f = fopen(w->tmp, "wb");
     if (!w->f) {
@@ -112,6 +143,31 @@ static ct_status_t shard_open(ct_shard_writer_t *w)
     return CT_OK;
 }
 
+/* Uploads a staged shard: header, then the tokens. Closes f. */
+static ct_status_t shard_upload(ct_shard_writer_t *w, FILE *f, const uint8_t *hdr)
+{
+    size_t len = CT_SHARD_HEADER_BYTES + (size_t)w->cur * (size_t)w->width;
+    uint8_t *data = malloc(len);
+    if (!data) {
+        fclose(f);
+        CT_LOG_ERROR("shard writer %s: out of memory staging %zu bytes", w->path, len);
+        return w->err = CT_ERR_NO_MEMORY;
+    }
+    int ok = fflush(f) == 0 && fseek(f, 0, SEEK_SET) == 0 && fread(data, 1, len, f) == len;
+    int err = errno;
+    fclose(f);
+    if (!ok) {
+        free(data);
+        return fail_io(w, "read back the staged", w->path, err);
+    }
+    memcpy(data, hdr, CT_SHARD_HEADER_BYTES);
+    ct_status_t st = ct_source_write(w->src, w->path, data, len);
+    free(data);
+    if (st != CT_OK) return w->err = st;
+    w->n_shards++;
+    return CT_OK;
+}
+
 /* Fills in the header, syncs, closes and renames the open shard. */
 static ct_status_t shard_finish(ct_shard_writer_t *w)
 {
@@ -121,6 +177,7 @@ static ct_status_t shard_finish(ct_shard_writer_t *w)
     put_le32(hdr + 8, (uint32_t)w->cur);
     FILE *f = w->f;
     w->f = NULL;
+    if (w->src) return shard_upload(w, f, hdr);
     if (fflush(f) != 0 || fseek(f, 0, SEEK_SET) != 0 ||
         fwrite(hdr, 1, sizeof hdr, f) != sizeof hdr || fflush(f) != 0 || fsync(fileno(f)) != 0) {
         int err = errno;
@@ -181,12 +238,13 @@ ct_status_t ct_shard_writer_close(ct_shard_writer_t *w, int *n_shards_p, int64_t
         /* A shard numbered right after ours is left from an earlier run. */
         char next[4096];
         struct stat sb;
-        if (!shard_name(w, w->n_shards, next, sizeof next) && stat(next, &sb) == 0)
+        if (!w->src && !shard_name(w, w->n_shards, next, sizeof next) && stat(next, &sb) == 0)
             CT_LOG_WARN("%s is left from an earlier run with the same prefix; a glob of %s_*.bin "
                         "would include it ---> HINT: delete it", next, w->prefix);
         if (n_shards_p) *n_shards_p = w->n_shards;
         if (n_tokens_p) *n_tokens_p = w->total;
     }
+    ct_source_free(w->src);
     free(w->prefix);
     free(w);
     return st;

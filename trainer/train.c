@@ -90,7 +90,8 @@ static ct_status_t unigram_baseline(train_ctx_t *c, float *loss_p)
     const ct_config_t *cfg = c->cfg;
     const int V = cfg->model.vocab_size, T = c->T;
     ct_loader_opts_t o = {.spec = cfg->data.train, .T = T, .vocab_size = V, .seed = 0,
-                          .chunk_tokens = 1 << 20, .window_chunks = 1, .shuffle = 0};
+                          .chunk_tokens = 1 << 20, .window_chunks = 1, .shuffle = 0,
+                          .max_retries = cfg->data.max_retries};
     ct_loader_t *l;
     ct_status_t st = ct_loader_init(&o, &l);
     if (st != CT_OK) return st;
@@ -186,7 +187,10 @@ static ct_status_t train_setup(train_ctx_t *c)
 
     ct_loader_opts_t o = {.spec = cfg->data.train, .T = c->T, .vocab_size = cfg->model.vocab_size,
                           .seed = (uint64_t)cfg->data.seed, .chunk_tokens = cfg->data.chunk_tokens,
-                          .window_chunks = cfg->data.window_chunks, .shuffle = 1};
+                          .window_chunks = cfg->data.window_chunks, .shuffle = 1,
+                          .prefetch_mib = cfg->data.prefetch_mib,
+                          .max_retries = cfg->data.max_retries, .cache_dir = cfg->data.cache_dir,
+                          .cache_mib = cfg->data.cache_mib};
     if ((st = ct_loader_init(&o, &c->train)) != CT_OK) return st;
     if (cfg->data.val && *cfg->data.val) {
         o.spec = cfg->data.val;
@@ -334,6 +338,7 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
             print_sample(&c, s);
 
         double t0 = ct_time_now(), comm0 = c.model.comm_seconds + c.optim.comm_seconds;
+        double wait0 = ct_loader_wait_seconds(c.train);
         ct_gpt2_zero_grad(&c.model);
         double loss = 0.0;
         /* this DP rank's contiguous slice of the step's samples */
@@ -359,6 +364,7 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
         c.step++;
         double dt = ct_time_now() - t0;
         double comm_frac = (c.model.comm_seconds + c.optim.comm_seconds - comm0) / dt;
+        double wait_frac = (ct_loader_wait_seconds(c.train) - wait0) / dt;
         step_time_sum += dt;
         sum.steps_run++;
         sum.last_loss = (float)loss;
@@ -379,8 +385,9 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
         }
         metric(&c,
                "{\"step\":%lld,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"ms\":%.3f,"
-               "\"tok_s\":%.1f,\"flop_s\":%.4g,\"comm_frac\":%.4f,\"max_rss_mib\":%.1f}",
-               (long long)c.step, loss, lr, norm, dt * 1e3, tok_s, flops, comm_frac,
+               "\"tok_s\":%.1f,\"flop_s\":%.4g,\"comm_frac\":%.4f,\"data_wait_frac\":%.4f,"
+               "\"max_rss_mib\":%.1f}",
+               (long long)c.step, loss, lr, norm, dt * 1e3, tok_s, flops, comm_frac, wait_frac,
                peak_usage().ru_maxrss / 1024.0);
         if (cfg->checkpoint.every > 0 && c.step % cfg->checkpoint.every == 0 && c.step < total) {
             if ((st = save_ckpt(&c)) != CT_OK) goto out;

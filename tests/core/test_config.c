@@ -49,7 +49,8 @@ static int config_equal(const ct_config_t *a, const ct_config_t *b)
     return EQ(model.n_layer) && EQ(model.n_head) && EQ(model.n_embd) && EQ(model.max_seq_len) &&
            EQ(model.vocab_size) && SEQ(model.init_from) && EQ(model.init_std) &&
            SEQ(data.train) && SEQ(data.val) && EQ(data.seed) && EQ(data.chunk_tokens) &&
-           EQ(data.window_chunks) && EQ(optim.lr) && EQ(optim.min_lr_frac) &&
+           EQ(data.window_chunks) && EQ(data.prefetch_mib) && EQ(data.max_retries) &&
+           SEQ(data.cache_dir) && EQ(data.cache_mib) && EQ(optim.lr) && EQ(optim.min_lr_frac) &&
            EQ(optim.warmup_steps) && EQ(optim.decay) && EQ(optim.weight_decay) &&
            EQ(optim.beta1) && EQ(optim.beta2) && EQ(optim.eps) && EQ(optim.grad_clip) &&
            SEQ(train.run_dir) && EQ(train.steps) && EQ(train.batch_size) && EQ(train.seq_len) &&

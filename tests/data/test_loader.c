@@ -116,7 +116,7 @@ int main(void)
 
     snprintf(p, sizeof p, "%s/nomatch_*.bin", dir);
     CAPTURE_STDERR(CHECK(open_loader(p, T, V, 1, 1, &bad) == CT_ERR_NOT_FOUND));
-    CHECK_CAPTURED("no shard matches");
+    CHECK_CAPTURED("no object matches");
 
     snprintf(p, sizeof p, "%s/magic.bin", dir);
     write_shard(p, 12345, 1, 100, 100, 2, 50);
@@ -155,6 +155,47 @@ int main(void)
     CHECK_CAPTURED("outside the vocabulary");
     CHECK_CAPTURED("byte offset");
     ct_loader_free(bad);
+
+    /* a streaming buffer that cannot hold two windows is refused up front */
+    snprintf(spec, sizeof spec, "%s/c_*.bin", dir);
+    ct_loader_opts_t small = {.spec = spec, .T = T, .vocab_size = V, .seed = 1,
+                              .chunk_tokens = 1 << 20, .window_chunks = 8, .shuffle = 1,
+                              .prefetch_mib = 1};
+    /* chunks here are whole shards (< 1 MiB): 1 MiB holds them; make them big */
+    char big[4200];
+    snprintf(big, sizeof big, "%s/big_000000.bin", dir);
+    write_shard(big, CT_SHARD_MAGIC_U32, 7, 300000, 300000, 4, 500);
+    small.spec = big;
+    small.chunk_tokens = 200000;
+    small.window_chunks = 1;
+    bad = NULL;
+    CAPTURE_STDERR(CHECK(ct_loader_init(&small, &bad) == CT_ERR_CONFIG));
+    CHECK_CAPTURED("data.prefetch_mib = 1");
+    CHECK_CAPTURED("raise data.prefetch_mib");
+
+    /* many small chunks and windows: the streamed order across windows and
+     * epochs equals the order computed without prefetching (fresh loaders
+     * reading one sample at a time, each from a cold start) */
+    ct_loader_opts_t many = {.spec = big, .T = 16, .vocab_size = V, .seed = 9,
+                             .chunk_tokens = 64, .window_chunks = 3, .shuffle = 1};
+    ct_loader_t *ls;
+    CHECK(ct_loader_init(&many, &ls) == CT_OK);
+    int64_t nsm = ct_loader_num_samples(ls);
+    int32_t a16[17], b16[17], x16[17], y16[17];
+    int same = 1;
+    for (int64_t i = 0; i < 2 * nsm; i += nsm / 7 + 1) {
+        ct_loader_t *cold;
+        CHECK(ct_loader_init(&many, &cold) == CT_OK);
+        CHECK(ct_loader_read(cold, i, 1, x16, y16) == CT_OK);
+        ct_loader_free(cold);
+        for (int64_t k = (i > 0 ? i - nsm / 7 - 1 + 1 : 0); k <= i; k++)
+            CHECK(ct_loader_read(ls, k, 1, a16, b16) == CT_OK);
+        same &= memcmp(a16, x16, sizeof(int32_t) * 16) == 0 && memcmp(b16, y16, sizeof(int32_t) * 16) == 0;
+    }
+    CHECK_MSG(same, "streamed samples differ from cold reads");
+    CHECK(ct_loader_wait_seconds(ls) >= 0.0);
+    CHECK(ct_loader_bytes_fetched(ls) > 0);
+    ct_loader_free(ls);
 
     /* too short for one sample */
     snprintf(p, sizeof p, "%s/tiny.bin", dir);
