@@ -1,24 +1,34 @@
-/* Byte-level BPE: the GPT-2-style pre-tokenizer, encoding (merges by rank
- * with a per-word cache), decoding, and the text file format.
+/* Byte-level BPE: GPT-2's pre-tokenizer, encoding (merges by rank with a
+ * per-word cache), decoding, and the ctrain text file format.
  *
- * File format (version 1), plain ASCII:
- *   ctrain-bpe 1 <vocab_size>\n
+ * File format (version 2), plain ASCII:
+ *   ctrain-bpe 2 <vocab_size>\n
  *   <left> <right>\n            one line per merge, vocab_size - 257 lines
  * Merge r makes token 256 + r from two earlier tokens. The end-of-text token
- * is vocab_size - 1. Version 1 means the pre-tokenizer in this file.
+ * is vocab_size - 1. Version 2 means GPT-2's exact pre-tokenizer; version 1
+ * (same layout) means the approximate one that ctrain used before, and such
+ * files keep it, so they encode as they did when they were trained.
  *
- * Deliberately left out: exact Unicode classes in the pre-tokenizer (see
- * ct__bpe_pretok_next), GPT-2 vocab.json/merges.txt import and special
- * tokens other than end-of-text. Training lives in bpe_train.c. */
+ * Deliberately left out: special tokens other than end-of-text (text that
+ * spells "<|endoftext|>" is encoded as plain text, as tiktoken's
+ * encode_ordinary does). GPT-2's vocab.json/merges.txt and tiktoken files
+ * live in bpe_gpt2.c, training in bpe_train.c. */
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "data/bpe_impl.h"
+#include "data/unicode_tables.h"
+
+_Static_assert(CT__UC_OTHER == CT__BPE_CL_OTHER && CT__UC_LETTER == CT__BPE_CL_LETTER &&
+                   CT__UC_NUMBER == CT__BPE_CL_NUMBER && CT__UC_SPACE == CT__BPE_CL_SPACE,
+               "unicode_tables.h classes must match bpe_impl.h");
 
 /* Words with more symbols than this use the heap merge. */
 #define BPE_NAIVE_MAX 64
@@ -28,12 +38,55 @@
  * whose tokens double in length at every merge). */
 #define BPE_MAX_TOKEN_BYTES ((int64_t)1 << 30)
 
-/* ---- pre-tokenizer --------------------------------------------------------- */
+/* ---- pre-tokenizers ---------------------------------------------------------- */
 
-enum { CL_SPACE, CL_LETTER, CL_NUMBER, CL_OTHER };
+enum { CL_OTHER = CT__BPE_CL_OTHER, CL_LETTER = CT__BPE_CL_LETTER,
+       CL_NUMBER = CT__BPE_CL_NUMBER, CL_SPACE = CT__BPE_CL_SPACE };
 
-/* Approximate Unicode class of a non-ASCII code point (see bpe_impl.h). */
-static int cp_class(uint32_t cp)
+/* ASCII classes, the same for both pre-tokenizers: \s is \t \n \v \f \r and
+ * space (not U+001C..U+001F, which are not White_Space). */
+static const uint8_t k_ascii_class[128] = {
+#define O CL_OTHER
+#define L CL_LETTER
+#define N CL_NUMBER
+#define S CL_SPACE
+    O, O, O, O, O, O, O, O, O, S, S, S, S, S, O, O, /* 0x00 */
+    O, O, O, O, O, O, O, O, O, O, O, O, O, O, O, O, /* 0x10 */
+    S, O, O, O, O, O, O, O, O, O, O, O, O, O, O, O, /* 0x20 */
+    N, N, N, N, N, N, N, N, N, N, O, O, O, O, O, O, /* 0x30 */
+    O, L, L, L, L, L, L, L, L, L, L, L, L, L, L, L, /* 0x40 */
+    L, L, L, L, L, L, L, L, L, L, L, O, O, O, O, O, /* 0x50 */
+    O, L, L, L, L, L, L, L, L, L, L, L, L, L, L, L, /* 0x60 */
+    L, L, L, L, L, L, L, L, L, L, L, O, O, O, O, O, /* 0x70 */
+#undef O
+#undef L
+#undef N
+#undef S
+};
+
+/* Exact class of a non-ASCII code point: binary search for the run of
+ * unicode_tables.h that holds it. */
+static inline int uc_class(uint32_t cp)
+{
+    uint32_t key = cp << 2 | 3;
+    size_t lo = 0, hi = CT__UC_NRUNS;
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (ct__uc_runs[mid] <= key) lo = mid;
+        else hi = mid;
+    }
+    return (int)(ct__uc_runs[lo] & 3);
+}
+
+int ct__bpe_cp_class(uint32_t cp)
+{
+    if (cp < 0x80) return k_ascii_class[cp];
+    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return CL_OTHER;
+    return uc_class(cp);
+}
+
+/* Approximate class of a non-ASCII code point (version 1; see bpe_impl.h). */
+static int v1_class(uint32_t cp)
 {
     if (cp < 0x100) {
         if (cp == 0x85 || cp == 0xA0) return CL_SPACE;
@@ -67,21 +120,16 @@ static int cp_class(uint32_t cp)
     return CL_LETTER;
 }
 
-static inline int ascii_class(uint8_t c)
-{
-    if ((uint8_t)((c | 0x20) - 'a') < 26) return CL_LETTER;
-    if ((uint8_t)(c - '0') < 10) return CL_NUMBER;
-    if (c == ' ' || (uint8_t)(c - '\t') < 5) return CL_SPACE; /* \t \n \v \f \r */
-    return CL_OTHER;
-}
-
-/* Class of the character at s[i]; *len_p gets its byte length. */
-static inline int char_at(const uint8_t *s, size_t n, size_t i, size_t *len_p)
+/* Class of the character at s[i]; *len_p gets its byte length. A byte that
+ * does not start a valid UTF-8 sequence is one character of class other.
+ * `v1` is a constant at every call, so each pre-tokenizer gets its own copy. */
+static inline __attribute__((always_inline)) int char_at(const uint8_t *s, size_t n, size_t i,
+                                                         size_t *len_p, int v1)
 {
     uint8_t c = s[i];
     if (c < 0x80) {
         *len_p = 1;
-        return ascii_class(c);
+        return k_ascii_class[c];
     }
     size_t len;
     uint32_t cp;
@@ -98,13 +146,14 @@ static inline int char_at(const uint8_t *s, size_t n, size_t i, size_t *len_p)
     if (len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) goto invalid;
     if (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) goto invalid;
     *len_p = len;
-    return cp_class(cp);
+    return v1 ? v1_class(cp) : uc_class(cp);
 invalid:
     *len_p = 1;
     return CL_OTHER;
 }
 
-size_t ct__bpe_pretok_next(const uint8_t *s, size_t n, size_t pos)
+static inline __attribute__((always_inline)) size_t pretok_next(const uint8_t *s, size_t n,
+                                                                size_t pos, int v1)
 {
     /* 's|'t|'re|'ve|'m|'ll|'d */
     if (s[pos] == '\'' && pos + 1 < n) {
@@ -117,28 +166,76 @@ size_t ct__bpe_pretok_next(const uint8_t *s, size_t n, size_t pos)
         }
     }
     size_t len0, len;
-    int c0 = char_at(s, n, pos, &len0);
+    int c0 = char_at(s, n, pos, &len0, v1);
     /* ' ?\p{L}+', ' ?\p{N}+', ' ?[^\s\p{L}\p{N}]+': an optional space, then a run */
     size_t i = pos;
     int c = c0;
     len = len0;
     if (s[pos] == ' ' && pos + 1 < n) {
         size_t len1;
-        int c1 = char_at(s, n, pos + 1, &len1);
+        int c1 = char_at(s, n, pos + 1, &len1, v1);
         if (c1 != CL_SPACE) i = pos + 1, c = c1, len = len1;
     }
     if (c != CL_SPACE) {
         i += len;
-        while (i < n && char_at(s, n, i, &len) == c) i += len;
+        /* ASCII letters are most of English text: a tight loop for them. */
+        if (c == CL_LETTER)
+            while (i < n && s[i] < 0x80 && k_ascii_class[s[i]] == CL_LETTER) i++;
+        while (i < n && char_at(s, n, i, &len, v1) == c) i += len;
         return i;
     }
     /* '\s+(?!\S)' keeps the last whitespace character for the next token
      * when non-space follows; a single whitespace character is '\s+'. */
     size_t last = pos;
     i = pos + len0;
-    while (i < n && char_at(s, n, i, &len) == CL_SPACE) last = i, i += len;
+    while (i < n && char_at(s, n, i, &len, v1) == CL_SPACE) last = i, i += len;
     if (i == n || last == pos) return i;
     return last;
+}
+
+size_t ct__bpe_pretok_next(const uint8_t *s, size_t n, size_t pos)
+{
+    return pretok_next(s, n, pos, 0);
+}
+
+size_t ct__bpe_pretok_next_v1(const uint8_t *s, size_t n, size_t pos)
+{
+    return pretok_next(s, n, pos, 1);
+}
+
+size_t ct_bpe_pretok_next(const ct_bpe_t *bpe, const char *text, size_t len, size_t pos)
+{
+    const uint8_t *s = (const uint8_t *)text;
+    if (bpe && bpe->pretok == CT__BPE_PRETOK_V1) return pretok_next(s, len, pos, 1);
+    return pretok_next(s, len, pos, 0);
+}
+
+/* ---- GPT-2's byte alphabet --------------------------------------------------- */
+
+/* bytes_to_unicode() in GPT-2's encoder.py: the printable bytes '!'..'~',
+ * U+00A1..U+00AC and U+00AE..U+00FF stand for themselves; the other 68 bytes,
+ * in order, become U+0100, U+0101, ... */
+static inline int byte_printable(unsigned b)
+{
+    return (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+}
+
+uint32_t ct__bpe_byte_to_unicode(uint8_t b)
+{
+    if (byte_printable(b)) return b;
+    uint32_t k = 0;
+    for (unsigned x = 0; x < b; x++) k += !byte_printable(x);
+    return 0x100 + k;
+}
+
+int ct__bpe_unicode_to_byte(uint32_t cp)
+{
+    if (cp < 0x100) return byte_printable(cp) ? (int)cp : -1;
+    if (cp >= 0x100 + 68) return -1;
+    uint32_t k = cp - 0x100;
+    for (unsigned x = 0; x < 256; x++)
+        if (!byte_printable(x) && k-- == 0) return (int)x;
+    return -1;
 }
 
 /* ---- construction ----------------------------------------------------------- */
@@ -152,44 +249,119 @@ int ct__bpe_rank(const ct_bpe_t *bpe, int32_t left, int32_t right)
     }
 }
 
-ct_status_t ct__bpe_new(const int32_t *merges, int n_merges, ct_bpe_t **bpe_p, int *bad_p)
+ct_bpe_t *ct__bpe_alloc(int V, int n_merges)
 {
-    CT_ASSERT(n_merges >= 0 && n_merges <= CT__BPE_MAX_VOCAB - 257);
-    ct_status_t st = CT_ERR_NO_MEMORY;
+    CT_ASSERT(V >= 1 && n_merges >= 0 && n_merges < V);
     ct_bpe_t *bpe = calloc(1, sizeof *bpe);
-    if (!bpe) goto fail;
+    if (!bpe) return NULL;
+    bpe->vocab_size = V;
     bpe->n_merges = n_merges;
-    bpe->vocab_size = 256 + n_merges + 1;
-    int V = bpe->vocab_size;
+    bpe->version = CT__BPE_VERSION;
+    bpe->pretok = CT__BPE_PRETOK_GPT2;
     bpe->merges = malloc(sizeof(int32_t) * 2 * (size_t)(n_merges + 1));
+    bpe->merge_id = malloc(sizeof(int32_t) * (size_t)(n_merges + 1));
     bpe->tok_off = malloc(sizeof(int64_t) * (size_t)(V + 1));
+    if (!bpe->merges || !bpe->merge_id || !bpe->tok_off) {
+        ct_bpe_free(bpe);
+        return NULL;
+    }
+    return bpe;
+}
+
+static int64_t tok_len(const ct_bpe_t *bpe, int32_t id)
+{
+    return bpe->tok_off[id + 1] - bpe->tok_off[id];
+}
+
+#define INDEX_FAIL(r, msg)                                                                        \
+    do {                                                                                          \
+        *bad_p = (r);                                                                             \
+        *why_p = (msg);                                                                           \
+        st = CT_ERR_CORRUPT;                                                                      \
+        goto done;                                                                                \
+    } while (0)
+
+ct_status_t ct__bpe_index(ct_bpe_t *bpe, int *bad_p, const char **why_p)
+{
+    int V = bpe->vocab_size, n_merges = bpe->n_merges;
+    ct_status_t st = CT_OK;
+    free(bpe->mm_keys);
+    free(bpe->mm_rank);
     size_t mm_cap = 16;
     while (mm_cap < 2 * (size_t)n_merges) mm_cap *= 2;
     bpe->mm_keys = malloc(sizeof(uint64_t) * mm_cap);
     bpe->mm_rank = malloc(sizeof(int32_t) * mm_cap);
-    if (!bpe->merges || !bpe->tok_off || !bpe->mm_keys || !bpe->mm_rank) goto fail;
-    memcpy(bpe->merges, merges, sizeof(int32_t) * 2 * (size_t)n_merges);
+    uint8_t *made = calloc((size_t)V, 1); /* 1: a byte token or made by an earlier merge */
+    if (!bpe->mm_keys || !bpe->mm_rank || !made) {
+        st = CT_ERR_NO_MEMORY;
+        goto done;
+    }
     memset(bpe->mm_keys, 0xff, sizeof(uint64_t) * mm_cap);
     bpe->mm_mask = mm_cap - 1;
-
-    /* Validate, fill the merge map and the token offsets. */
-    int64_t *off = bpe->tok_off;
-    for (int i = 0; i <= 256; i++) off[i] = i;
+    if (bpe->eot < 0 || bpe->eot >= V) INDEX_FAIL(-1, "the end-of-text id is out of range");
+    for (int b = 0; b < 256; b++) {
+        int32_t id = bpe->byte_id[b];
+        if (id < 0 || id >= V) INDEX_FAIL(-1, "a byte token id is out of range");
+        if (tok_len(bpe, id) != 1 || (uint8_t)bpe->tok_bytes[bpe->tok_off[id]] != b)
+            INDEX_FAIL(-1, "a byte token does not hold its byte");
+        made[id] = 1;
+    }
     for (int r = 0; r < n_merges; r++) {
-        int32_t l = merges[2 * r], rt = merges[2 * r + 1];
-        if (l < 0 || rt < 0 || l >= 256 + r || rt >= 256 + r || ct__bpe_rank(bpe, l, rt) >= 0) {
-            st = CT_ERR_CORRUPT;
-            *bad_p = r;
-            goto fail;
-        }
+        int32_t l = bpe->merges[2 * r], rt = bpe->merges[2 * r + 1], z = bpe->merge_id[r];
+        if (l < 0 || l >= V || rt < 0 || rt >= V || z < 0 || z >= V)
+            INDEX_FAIL(r, "an id is out of range");
+        if (!made[l] || !made[rt])
+            INDEX_FAIL(r, "it uses a token that is neither a byte nor made by an earlier merge");
+        if (made[z]) INDEX_FAIL(r, "it makes a token that a byte or an earlier merge made");
+        if (z == bpe->eot) INDEX_FAIL(r, "it makes the end-of-text token");
+        if (ct__bpe_rank(bpe, l, rt) >= 0) INDEX_FAIL(r, "it repeats an earlier merge");
+        int64_t ll = tok_len(bpe, l);
+        if (tok_len(bpe, z) != ll + tok_len(bpe, rt) ||
+            memcmp(bpe->tok_bytes + bpe->tok_off[z], bpe->tok_bytes + bpe->tok_off[l],
+                   (size_t)ll) != 0 ||
+            memcmp(bpe->tok_bytes + bpe->tok_off[z] + ll, bpe->tok_bytes + bpe->tok_off[rt],
+                   (size_t)tok_len(bpe, rt)) != 0)
+            INDEX_FAIL(r, "the token it makes is not its two parts joined");
         uint64_t key = ct__bpe_pair_key(l, rt);
         size_t i = ct__bpe_hash_u64(key) & bpe->mm_mask;
         while (bpe->mm_keys[i] != UINT64_MAX) i = (i + 1) & bpe->mm_mask;
         bpe->mm_keys[i] = key;
         bpe->mm_rank[i] = r;
+        made[z] = 1;
+    }
+    /* The ctrain layout: bytes in order, merge r makes 256 + r, end-of-text last. */
+    int native = V == 257 + n_merges && bpe->eot == V - 1;
+    for (int b = 0; b < 256 && native; b++) native = bpe->byte_id[b] == b;
+    for (int r = 0; r < n_merges && native; r++) native = bpe->merge_id[r] == 256 + r;
+    bpe->native = native;
+done:
+    free(made);
+    return st;
+}
+
+ct_status_t ct__bpe_new(const int32_t *merges, int n_merges, ct_bpe_t **bpe_p, int *bad_p)
+{
+    CT_ASSERT(n_merges >= 0 && n_merges <= CT__BPE_MAX_VOCAB - 257);
+    int V = 256 + n_merges + 1;
+    ct_bpe_t *bpe = ct__bpe_alloc(V, n_merges);
+    if (!bpe) return CT_ERR_NO_MEMORY;
+    ct_status_t st = CT_ERR_CORRUPT;
+    memcpy(bpe->merges, merges, sizeof(int32_t) * 2 * (size_t)n_merges);
+    bpe->eot = V - 1;
+    for (int b = 0; b < 256; b++) bpe->byte_id[b] = b;
+
+    /* Token offsets first: merge r may only use the ids before its own. */
+    int64_t *off = bpe->tok_off;
+    for (int i = 0; i <= 256; i++) off[i] = i;
+    for (int r = 0; r < n_merges; r++) {
+        int32_t l = merges[2 * r], rt = merges[2 * r + 1];
+        bpe->merge_id[r] = 256 + r;
+        if (l < 0 || rt < 0 || l >= 256 + r || rt >= 256 + r) {
+            *bad_p = r;
+            goto fail;
+        }
         int64_t len = (off[l + 1] - off[l]) + (off[rt + 1] - off[rt]);
         if (off[256 + r] + len > BPE_MAX_TOKEN_BYTES) {
-            st = CT_ERR_CORRUPT;
             *bad_p = r;
             goto fail;
         }
@@ -197,7 +369,10 @@ ct_status_t ct__bpe_new(const int32_t *merges, int n_merges, ct_bpe_t **bpe_p, i
     }
     off[V] = off[V - 1] + (int64_t)strlen(CT__BPE_EOT_TEXT);
     bpe->tok_bytes = malloc((size_t)off[V]);
-    if (!bpe->tok_bytes) goto fail;
+    if (!bpe->tok_bytes) {
+        st = CT_ERR_NO_MEMORY;
+        goto fail;
+    }
     for (int i = 0; i < 256; i++) bpe->tok_bytes[i] = (char)i;
     for (int r = 0; r < n_merges; r++) {
         int32_t l = merges[2 * r], rt = merges[2 * r + 1];
@@ -207,6 +382,9 @@ ct_status_t ct__bpe_new(const int32_t *merges, int n_merges, ct_bpe_t **bpe_p, i
                (size_t)(off[rt + 1] - off[rt]));
     }
     memcpy(bpe->tok_bytes + off[V - 1], CT__BPE_EOT_TEXT, strlen(CT__BPE_EOT_TEXT));
+    const char *why;
+    if ((st = ct__bpe_index(bpe, bad_p, &why)) != CT_OK) goto fail;
+    CT_ASSERT(bpe->native);
     *bpe_p = bpe;
     return CT_OK;
 fail:
@@ -218,6 +396,7 @@ void ct_bpe_free(ct_bpe_t *bpe)
 {
     if (!bpe) return;
     free(bpe->merges);
+    free(bpe->merge_id);
     free(bpe->tok_bytes);
     free(bpe->tok_off);
     free(bpe->mm_keys);
@@ -234,7 +413,7 @@ void ct_bpe_free(ct_bpe_t *bpe)
 
 int ct_bpe_vocab_size(const ct_bpe_t *bpe) { return bpe->vocab_size; }
 
-int ct_bpe_eot(const ct_bpe_t *bpe) { return bpe->vocab_size - 1; }
+int ct_bpe_eot(const ct_bpe_t *bpe) { return bpe->eot; }
 
 const char *ct_bpe_token(const ct_bpe_t *bpe, int id, int *len_p)
 {
@@ -256,7 +435,8 @@ static int merge_naive(const ct_bpe_t *bpe, int32_t *s, int n)
             if (r >= 0 && r < best) best = r;
         }
         if (best == INT_MAX) break;
-        int32_t l = bpe->merges[2 * best], rt = bpe->merges[2 * best + 1], z = 256 + best;
+        int32_t l = bpe->merges[2 * best], rt = bpe->merges[2 * best + 1];
+        int32_t z = bpe->merge_id[best];
         int out = 0;
         for (int i = 0; i < n;) {
             if (i + 1 < n && s[i] == l && s[i + 1] == rt) {
@@ -300,8 +480,8 @@ static uint64_t heap_pop(uint64_t *h, size_t *n)
 }
 
 /* The same result in O(n log n): a min-heap of (rank, position) over a
- * linked list of symbols. Any pair made by merge r contains id 256 + r, so
- * its rank is above r: all pairs of rank r are merged, in position order,
+ * linked list of symbols. Any pair made by merge r contains the token it
+ * made, so its rank is above r (an invariant of struct ct_bpe): all pairs of rank r are merged, in position order,
  * before any higher rank, exactly as in merge_naive. */
 static int merge_heap(ct_bpe_t *bpe, int32_t *s, int n)
 {
@@ -336,7 +516,7 @@ static int merge_heap(ct_bpe_t *bpe, int32_t *s, int n)
         if (s[i] < 0) continue;
         int j = next[i];
         if (j >= n || s[i] != bpe->merges[2 * r] || s[j] != bpe->merges[2 * r + 1]) continue;
-        s[i] = 256 + r;
+        s[i] = bpe->merge_id[r];
         s[j] = -1;
         next[i] = next[j];
         if (next[j] < n) prev[next[j]] = i;
@@ -455,7 +635,7 @@ static ct_status_t encode_word(ct_bpe_t *bpe, const uint8_t *w, size_t len, int3
     ct_status_t st;
     if (len == 1) {
         if ((st = ids_reserve(ids, n, cap, 1)) != CT_OK) return st;
-        (*ids)[(*n)++] = w[0];
+        (*ids)[(*n)++] = bpe->byte_id[w[0]];
         return CT_OK;
     }
     int cacheable = len <= CT__BPE_CACHE_MAX_KEY;
@@ -472,7 +652,7 @@ static ct_status_t encode_word(ct_bpe_t *bpe, const uint8_t *w, size_t len, int3
     }
     if ((st = ids_reserve(ids, n, cap, len)) != CT_OK) return st;
     int32_t *out = *ids + *n;
-    for (size_t i = 0; i < len; i++) out[i] = w[i];
+    for (size_t i = 0; i < len; i++) out[i] = bpe->byte_id[w[i]];
     int m = ct__bpe_merge_word(bpe, out, (int)len, len > BPE_NAIVE_MAX);
     if (m < 0) {
         CT_LOG_ERROR("bpe encode: out of memory for a %zu-byte word", len);
@@ -487,9 +667,10 @@ ct_status_t ct_bpe_encode(ct_bpe_t *bpe, const char *text, size_t len, int32_t *
                           size_t *cap)
 {
     const uint8_t *s = (const uint8_t *)text;
+    int v1 = bpe->pretok == CT__BPE_PRETOK_V1;
     size_t pos = 0;
     while (pos < len) {
-        size_t end = ct__bpe_pretok_next(s, len, pos);
+        size_t end = v1 ? pretok_next(s, len, pos, 1) : pretok_next(s, len, pos, 0);
         /* Absurdly long pre-tokens (over 1 GiB) are encoded in pieces. */
         while (end - pos > BPE_MAX_WORD) {
             ct_status_t st = encode_word(bpe, s + pos, BPE_MAX_WORD, ids, n, cap);
@@ -525,23 +706,42 @@ char *ct_bpe_decode(const ct_bpe_t *bpe, const int32_t *ids, size_t n, size_t *l
 
 /* ---- save and load ------------------------------------------------------------ */
 
-ct_status_t ct_bpe_save(const ct_bpe_t *bpe, const char *path)
+void ct__bpe_buf_put(ct__bpe_buf_t *b, const void *p, size_t n)
+{
+    if (b->oom) return;
+    if (grow((void **)&b->p, &b->cap, b->n + n + 1, 1)) {
+        b->oom = 1;
+        return;
+    }
+    memcpy(b->p + b->n, p, n);
+    b->n += n;
+}
+
+void ct__bpe_buf_printf(ct__bpe_buf_t *b, const char *fmt, ...)
+{
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    CT_ASSERT(k >= 0 && (size_t)k < sizeof tmp);
+    ct__bpe_buf_put(b, tmp, (size_t)k);
+}
+
+ct_status_t ct__bpe_write_file(const char *path, const char *data, size_t len)
 {
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 5);
     if (!tmp) return CT_ERR_NO_MEMORY;
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".tmp", 5);
-    FILE *f = fopen(tmp, "w");
+    FILE *f = fopen(tmp, "wb");
     if (!f) {
         CT_LOG_ERROR("cannot create %s: %s", tmp, strerror(errno));
         free(tmp);
         return CT_ERR_IO;
     }
-    fprintf(f, "%s %d %d\n", CT__BPE_MAGIC, CT__BPE_VERSION, bpe->vocab_size);
-    for (int r = 0; r < bpe->n_merges; r++)
-        fprintf(f, "%d %d\n", bpe->merges[2 * r], bpe->merges[2 * r + 1]);
-    int bad = ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0;
+    int bad = fwrite(data, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0;
     int err = errno;
     if (fclose(f) != 0 && !bad) bad = 1, err = errno;
     if (!bad && rename(tmp, path) != 0) {
@@ -558,6 +758,59 @@ ct_status_t ct_bpe_save(const ct_bpe_t *bpe, const char *path)
     }
     free(tmp);
     return CT_OK;
+}
+
+ct_status_t ct__bpe_read_file(const char *path, const char *hint, char **buf_p, size_t *len_p)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int err = errno;
+        CT_LOG_ERROR("cannot open %s: %s ---> HINT: %s", path, strerror(err), hint);
+        return err == ENOENT ? CT_ERR_NOT_FOUND : CT_ERR_IO;
+    }
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (grow((void **)&buf, &cap, n + 65536, 1)) {
+            fclose(f);
+            free(buf);
+            CT_LOG_ERROR("out of memory reading %s (%zu bytes so far)", path, n);
+            return CT_ERR_NO_MEMORY;
+        }
+        size_t k = fread(buf + n, 1, cap - n - 1, f);
+        n += k;
+        if (k == 0) break;
+    }
+    int rerr = ferror(f);
+    fclose(f);
+    if (rerr) {
+        CT_LOG_ERROR("cannot read %s", path);
+        free(buf);
+        return CT_ERR_IO;
+    }
+    buf[n] = 0;
+    *buf_p = buf;
+    *len_p = n;
+    return CT_OK;
+}
+
+ct_status_t ct_bpe_save(const ct_bpe_t *bpe, const char *path)
+{
+    if (!bpe->native) {
+        CT_LOG_ERROR("cannot save %s: the tokenizer's ids do not follow the ctrain layout (bytes "
+                     "0..255, merge r making 256 + r, end-of-text last) ---> HINT: keep it in the "
+                     "GPT-2 or tiktoken format it came in", path);
+        return CT_ERR_UNSUPPORTED;
+    }
+    ct__bpe_buf_t b = {0};
+    ct__bpe_buf_printf(&b, "%s %d %d\n", CT__BPE_MAGIC, bpe->version, bpe->vocab_size);
+    for (int r = 0; r < bpe->n_merges; r++)
+        ct__bpe_buf_printf(&b, "%d %d\n", bpe->merges[2 * r], bpe->merges[2 * r + 1]);
+    ct_status_t st = CT_ERR_NO_MEMORY;
+    if (b.oom) CT_LOG_ERROR("out of memory saving %s", path);
+    else st = ct__bpe_write_file(path, b.p, b.n);
+    free(b.p);
+    return st;
 }
 
 /* Parses a decimal number without sign at *p, at most max. */
@@ -592,42 +845,27 @@ ct_status_t ct_bpe_load(const char *path, ct_bpe_t **bpe_p)
     ct_status_t st = CT_OK;
     char *buf = NULL;
     int32_t *merges = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        CT_LOG_ERROR(
-            "cannot open tokenizer %s: %s ---> HINT: make one with 'ctrain tokenize train'", path,
-            strerror(errno));
-        return errno == ENOENT ? CT_ERR_NOT_FOUND : CT_ERR_IO;
-    }
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (grow((void **)&buf, &cap, n + 65536, 1)) {
-            fclose(f);
-            free(buf);
-            return CT_ERR_NO_MEMORY;
-        }
-        size_t k = fread(buf + n, 1, cap - n, f);
-        n += k;
-        if (k == 0) break;
-    }
-    int rerr = ferror(f);
-    fclose(f);
-    if (rerr) {
-        CT_LOG_ERROR("cannot read tokenizer %s", path);
-        free(buf);
-        return CT_ERR_IO;
-    }
+    size_t n;
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return ct__bpe_load_dir(path, bpe_p);
+    size_t plen = strlen(path), tl = strlen(".tiktoken");
+    if (plen > tl && strcmp(path + plen - tl, ".tiktoken") == 0)
+        return ct_bpe_load_tiktoken(path, bpe_p);
+    if ((st = ct__bpe_read_file(path, "make one with 'ctrain tokenize train'", &buf, &n)) != CT_OK)
+        return st;
     const char *p = buf, *end = buf + n;
     size_t ml = strlen(CT__BPE_MAGIC);
     if (n < ml + 1 || memcmp(p, CT__BPE_MAGIC, ml) != 0 || p[ml] != ' ')
-        LOAD_FAIL(CT_ERR_CORRUPT, 1, "bad magic: not a ctrain BPE tokenizer");
+        LOAD_FAIL(CT_ERR_CORRUPT, 1, "bad magic: not a ctrain BPE tokenizer (GPT-2's files are "
+                  "loaded by giving their directory, tiktoken files by a name ending in "
+                  "\".tiktoken\")");
     p += ml + 1;
     int64_t version, vocab;
     if (parse_num(&p, end, INT32_MAX, &version) || p >= end || *p != ' ')
         LOAD_FAIL(CT_ERR_CORRUPT, 1, "malformed header (expected \"%s <version> <vocab_size>\")",
                   CT__BPE_MAGIC);
-    if (version != CT__BPE_VERSION)
-        LOAD_FAIL(CT_ERR_UNSUPPORTED, 1, "unsupported version %lld (this build reads %d)",
+    if (version < 1 || version > CT__BPE_VERSION)
+        LOAD_FAIL(CT_ERR_UNSUPPORTED, 1, "unsupported version %lld (this build reads 1 to %d)",
                   (long long)version, CT__BPE_VERSION);
     p++;
     if (parse_num(&p, end, INT32_MAX, &vocab) || p >= end || *p != '\n')
@@ -678,6 +916,12 @@ ct_status_t ct_bpe_load(const char *path, ct_bpe_t **bpe_p)
                   (long long)BPE_MAX_TOKEN_BYTES);
     }
     if (st == CT_ERR_NO_MEMORY) CT_LOG_ERROR("out of memory loading tokenizer %s", path);
+    if (st == CT_OK && version == 1) {
+        (*bpe_p)->version = 1;
+        (*bpe_p)->pretok = CT__BPE_PRETOK_V1;
+        CT_LOG_INFO("%s is a version 1 tokenizer: it keeps the approximate pre-tokenizer it was "
+                    "trained with; train again for GPT-2's exact one", path);
+    }
 done:
     free(merges);
     free(buf);

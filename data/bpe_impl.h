@@ -1,7 +1,8 @@
 /* Private to data/: the BPE tokenizer's layout, shared by bpe.c (encode,
- * decode, save, load) and bpe_train.c (training), plus the internal hooks
- * that tests/data/test_bpe.c checks directly (pre-tokenizer, the two word
- * merge algorithms). */
+ * decode, the ctrain format), bpe_gpt2.c (GPT-2 and tiktoken files) and
+ * bpe_train.c (training), plus the internal hooks that the tests in
+ * tests/data/ check directly (pre-tokenizers, the two word merge
+ * algorithms, GPT-2's byte alphabet). */
 #ifndef CT_DATA_BPE_IMPL_H
 #define CT_DATA_BPE_IMPL_H
 
@@ -11,7 +12,9 @@
 #include "data/data.h"
 
 #define CT__BPE_MAGIC "ctrain-bpe"
-#define CT__BPE_VERSION 1
+/* Version 2: GPT-2's exact pre-tokenizer. Version 1 files still load and
+ * keep the approximate pre-tokenizer they were trained with. */
+#define CT__BPE_VERSION 2
 #define CT__BPE_MAX_VOCAB (1 << 24)
 #define CT__BPE_EOT_TEXT "<|endoftext|>"
 
@@ -42,10 +45,27 @@ typedef struct {
     size_t ids_n, ids_cap;
 } ct__bpe_cache_t;
 
+/* Pre-tokenizers: GPT-2's regex with exact Unicode classes, or the
+ * approximation that ctrain-bpe version 1 files were trained with. */
+typedef enum { CT__BPE_PRETOK_GPT2, CT__BPE_PRETOK_V1 } ct__bpe_pretok_t;
+
+/* Ids are arbitrary: a ctrain tokenizer has byte b as id b, merge r making
+ * id 256 + r and end-of-text last ("native" layout); GPT-2's vocab.json
+ * orders the 256 bytes differently, and other files may add tokens that no
+ * merge makes (special tokens). Invariants, checked by ct__bpe_index: the
+ * parts of merge r are byte tokens or made by earlier merges, each merge
+ * makes a new token whose bytes are its parts' bytes, and no pair repeats.
+ * So every pair that holds the token of merge r has a rank above r. */
 struct ct_bpe {
-    int vocab_size;   /* 256 + n_merges + 1 */
+    int vocab_size;
     int n_merges;
-    int32_t *merges;  /* (n_merges, 2): left and right id of merge r; it makes id 256 + r */
+    int eot;          /* the end-of-text id */
+    int native;       /* the ctrain layout (see above), so ct_bpe_save can write it */
+    int version;      /* of the ctrain file it was loaded from, or CT__BPE_VERSION */
+    ct__bpe_pretok_t pretok;
+    int32_t byte_id[256]; /* id of the token of each single byte */
+    int32_t *merges;  /* (n_merges, 2): left and right id of merge r */
+    int32_t *merge_id; /* (n_merges) id made by merge r */
     char *tok_bytes;  /* the bytes of every token, back to back */
     int64_t *tok_off; /* (vocab_size + 1) offsets into tok_bytes */
     uint64_t *mm_keys; /* merge map, open addressing: (left << 32 | right) -> rank */
@@ -58,27 +78,76 @@ struct ct_bpe {
     size_t scr_cap;
 };
 
-/* Builds a tokenizer from n_merges (left, right) pairs. Merge r may only use
- * ids below 256 + r, and no pair may appear twice; otherwise returns
- * CT_ERR_CORRUPT without logging and sets *bad_p to r (the caller knows the
- * file and line). Copies `merges`. */
+/* Builds a native tokenizer (see struct ct_bpe) from n_merges (left, right)
+ * pairs. Merge r may only use ids below 256 + r, and no pair may appear
+ * twice; otherwise returns CT_ERR_CORRUPT without logging and sets *bad_p to
+ * r (the caller knows the file and line). Copies `merges`. */
 ct_status_t ct__bpe_new(const int32_t *merges, int n_merges, ct_bpe_t **bpe_p, int *bad_p);
+
+/* For other layouts: allocates a tokenizer of V tokens and n_merges merges
+ * with merges, merge_id and tok_off (V + 1 entries) uninitialised and
+ * tok_bytes NULL; the caller fills them, byte_id and eot, then calls
+ * ct__bpe_index. NULL when out of memory. */
+ct_bpe_t *ct__bpe_alloc(int V, int n_merges);
+
+/* Checks the invariants of struct ct_bpe and builds the merge map. On a
+ * violation returns CT_ERR_CORRUPT without logging, with *bad_p the merge
+ * (or -1 for the byte tokens) and *why_p a static description. */
+ct_status_t ct__bpe_index(ct_bpe_t *bpe, int *bad_p, const char **why_p);
+
+/* Loads GPT-2's files from a directory (bpe_gpt2.c; see ct_bpe_load). */
+ct_status_t ct__bpe_load_dir(const char *dir, ct_bpe_t **bpe_p);
+
+/* Reads a whole file into a malloc'd buffer with a NUL after the last byte.
+ * Logs failures, with `hint` when the file cannot be opened. */
+ct_status_t ct__bpe_read_file(const char *path, const char *hint, char **buf_p, size_t *len_p);
+/* Writes path atomically: a temporary file, fsync, rename. Logs failures. */
+ct_status_t ct__bpe_write_file(const char *path, const char *data, size_t len);
+
+/* A growing output buffer; after an allocation failure oom is set and
+ * further writes are dropped. */
+typedef struct {
+    char *p;
+    size_t n, cap;
+    int oom;
+} ct__bpe_buf_t;
+void ct__bpe_buf_put(ct__bpe_buf_t *b, const void *p, size_t n);
+void ct__bpe_buf_printf(ct__bpe_buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Rank of the merge (left, right), or -1. */
 int ct__bpe_rank(const ct_bpe_t *bpe, int32_t left, int32_t right);
 
-/* GPT-2-style pre-tokenizer: returns the end of the pre-token that starts at
- * s[pos] (pos < n). Splits like
+/* GPT-2's pre-tokenizer: returns the end of the pre-token that starts at
+ * s[pos] (pos < n). Splits exactly like GPT-2's regex
  *   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
- * with an approximate Unicode classification: ASCII exactly; for valid UTF-8
- * multi-byte characters a few common blocks are classified (Latin-1
- * punctuation and spaces, General Punctuation, arrows and symbols, CJK
- * punctuation, emoji) and everything else counts as a letter. Invalid UTF-8
- * bytes count as punctuation, one byte each. */
+ * as tiktoken, Hugging Face tokenizers and the Python `regex` module match
+ * it on the decoded text, with the Unicode 16.0 classes of
+ * data/unicode_tables.h (\s is White_Space). GPT-2 works
+ * on str, where invalid UTF-8 cannot occur; here each byte that does not
+ * start a valid UTF-8 sequence (overlong forms, surrogates, truncated or
+ * stray bytes) is one character of class "other", like punctuation. */
 size_t ct__bpe_pretok_next(const uint8_t *s, size_t n, size_t pos);
 
-/* Applies the merges to syms[0..n) in place (lowest rank first, each rank
- * left to right) and returns the new length. use_heap selects the
+/* The version 1 pre-tokenizer: the same regex with an approximate Unicode
+ * classification: ASCII exactly; for valid UTF-8 multi-byte characters a few
+ * common blocks are classified (Latin-1 punctuation and spaces, General
+ * Punctuation, arrows and symbols, CJK punctuation, emoji) and everything
+ * else counts as a letter. Invalid UTF-8 as above. */
+size_t ct__bpe_pretok_next_v1(const uint8_t *s, size_t n, size_t pos);
+
+/* Class of a code point under the GPT-2 pre-tokenizer. */
+enum { CT__BPE_CL_OTHER, CT__BPE_CL_LETTER, CT__BPE_CL_NUMBER, CT__BPE_CL_SPACE };
+int ct__bpe_cp_class(uint32_t cp);
+
+/* GPT-2's bytes_to_unicode(): the printable character that stands for byte b
+ * in vocab.json and merges.txt. ct__bpe_unicode_to_byte is its inverse: the
+ * byte, or -1 when cp stands for none. */
+uint32_t ct__bpe_byte_to_unicode(uint8_t b);
+int ct__bpe_unicode_to_byte(uint32_t cp);
+
+/* Applies the merges to the token ids syms[0..n) in place (lowest rank
+ * first, each rank left to right) and returns the new length. use_heap selects the
  * O(n log n) algorithm instead of the O(n^2) scan; both give the same
  * result. The heap variant uses the scratch space in bpe (hence not const)
  * and returns -1 if it cannot be allocated. */

@@ -1,6 +1,7 @@
 /* BPE training.
  *
- * 1. Pre-tokenize every text and count the distinct pre-tokens ("words").
+ * 1. Pre-tokenize every text with GPT-2's exact pre-tokenizer (so the result
+ *    is a version 2 tokenizer) and count the distinct pre-tokens ("words").
  * 2. Hold each distinct word as an array of symbol ids with its count, and
  *    count every adjacent pair (weighted by word count) in a hash map; each
  *    pair keeps the list of words it occurs in.

@@ -1,5 +1,12 @@
-/* `ctrain tokenize train|encode|decode`: train a byte-level BPE vocabulary,
- * encode text into llm.c-compatible token shards, decode shards to text.
+/* `ctrain tokenize train|encode|decode|export|pretokenize`: train a
+ * byte-level BPE vocabulary, encode text into llm.c-compatible token shards,
+ * decode shards to text, convert tokenizers between ctrain's, GPT-2's and
+ * tiktoken's files, and show how text is split into pre-tokens.
+ *
+ * Tokenizer options (encode, decode, export, pretokenize): --tokenizer PATH
+ * (a ctrain .bpe file, a .tiktoken file or a directory of GPT-2 files),
+ * --vocab gpt2 (GPT-2's files from --gpt2-dir DIR or $CT_GPT2_VOCAB_DIR, the
+ * one place this variable is read), or --vocab-json F --merges F.
  *
  * Documents: by default each input file is one document; --doc-sep splits
  * files at a separator string (read in blocks, so memory is bounded by the
@@ -21,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -40,9 +48,15 @@ static const char *k_usage =
     "token shards, decode shards back to text.\n"
     "\n"
     "commands:\n"
-    "  train    learn a vocabulary from text\n"
-    "  encode   turn text into token shards\n"
-    "  decode   print the text held in token shards\n"
+    "  train        learn a vocabulary from text\n"
+    "  encode       turn text into token shards\n"
+    "  decode       print the text held in token shards\n"
+    "  export       write a tokenizer as GPT-2's vocab.json + merges.txt, tiktoken or ctrain\n"
+    "  pretokenize  print the pre-tokens (words) text is split into before merging\n"
+    "\n"
+    "GPT-2's own vocabulary works everywhere a tokenizer is asked for: --vocab gpt2\n"
+    "with --gpt2-dir DIR (or $CT_GPT2_VOCAB_DIR) holding vocab.json + merges.txt,\n"
+    "encoder.json + vocab.bpe, or gpt2.tiktoken.\n"
     "\n"
     "Run 'ctrain tokenize <command> --help' for the options of a command.\n";
 
@@ -63,10 +77,21 @@ static const char *k_usage_train =
     "                   document; other fields are ignored\n"
     "  -h, --help       show this help\n"
     "\n"
-    "Pre-tokens (words) never cross documents. Empty documents are skipped.\n";
+    "Text is split into pre-tokens (words) as GPT-2 splits it (its regex, with Unicode\n"
+    "16.0 classes); merges never cross them, nor documents. Empty documents are\n"
+    "skipped.\n";
+
+#define TOKENIZER_OPTIONS                                                                   \
+    "tokenizer (exactly one of):\n"                                                           \
+    "  --tokenizer PATH   a file from 'ctrain tokenize train', a tiktoken file (*.tiktoken)\n" \
+    "                     or a directory of GPT-2 files (as for --gpt2-dir)\n"                 \
+    "  --vocab gpt2       GPT-2's vocabulary, from --gpt2-dir DIR or else the directory\n"     \
+    "                     in $CT_GPT2_VOCAB_DIR: vocab.json + merges.txt, encoder.json +\n"    \
+    "                     vocab.bpe, or gpt2.tiktoken. Ids are GPT-2's (end-of-text 50256)\n" \
+    "  --vocab-json F --merges F   GPT-2-format files by name\n"
 
 static const char *k_usage_encode =
-    "usage: ctrain tokenize encode --tokenizer FILE.bpe --out PREFIX [--val-every K]\n"
+    "usage: ctrain tokenize encode TOKENIZER --out PREFIX [--val-every K]\n"
     "                              [--shard-tokens N] [--doc-sep STR] [--jsonl] INPUT...\n"
     "\n"
     "Encodes documents into PREFIX_train_000000.bin, PREFIX_train_000001.bin, ...\n"
@@ -74,8 +99,9 @@ static const char *k_usage_encode =
     "uint32). The end-of-text token is written before every document. INPUT is a\n"
     "text file, or '-' for standard input.\n"
     "\n"
+    TOKENIZER_OPTIONS
+    "\n"
     "options:\n"
-    "  --tokenizer FILE   a tokenizer written by 'ctrain tokenize train'\n"
     "  --out PREFIX       shard name prefix; its directory must exist\n"
     "  --val-every K      send documents K, 2K, 3K, ... to PREFIX_val_000000.bin, ...\n"
     "                     (K >= 2; default 0: no validation split)\n"
@@ -89,13 +115,42 @@ static const char *k_usage_encode =
     "overwritten; if encoding fails, the shards of this run are deleted.\n";
 
 static const char *k_usage_decode =
-    "usage: ctrain tokenize decode --tokenizer FILE.bpe SHARD.bin...\n"
+    "usage: ctrain tokenize decode TOKENIZER SHARD.bin...\n"
     "\n"
     "Writes the text held in the shards to standard output, shard after shard.\n"
-    "End-of-text tokens are written as <|endoftext|>.\n"
+    "End-of-text tokens are written as <|endoftext|>. TOKENIZER is the one the shards\n"
+    "were encoded with.\n"
+    "\n"
+    TOKENIZER_OPTIONS
+    "  -h, --help         show this help\n";
+
+static const char *k_usage_export =
+    "usage: ctrain tokenize export TOKENIZER --format gpt2|tiktoken|ctrain OUT\n"
+    "\n"
+    "Writes the tokenizer in another format, with the same ids:\n"
+    "  gpt2      OUT is a directory (created if missing) that gets vocab.json and\n"
+    "            merges.txt, as Hugging Face's GPT-2 tokenizer reads them\n"
+    "  tiktoken  OUT is a rank file (tiktoken leaves out the end-of-text token, which\n"
+    "            must be the last id); refused if it would not load back the same\n"
+    "  ctrain    OUT is a .bpe file; only for tokenizers with ctrain's id layout\n"
+    "\n"
+    TOKENIZER_OPTIONS
+    "  -h, --help         show this help\n";
+
+static const char *k_usage_pretokenize =
+    "usage: ctrain tokenize pretokenize [TOKENIZER] [--doc-sep STR] [--jsonl] INPUT...\n"
+    "\n"
+    "Prints the pre-tokens (words) of each input, one JSON string per line, as the\n"
+    "tokenizer's pre-tokenizer splits them (GPT-2's regex when no tokenizer is given).\n"
+    "Merges never cross these boundaries. Bytes that are not valid UTF-8 are printed\n"
+    "as \\udc80..\\udcff, Python's surrogateescape convention. Documents are split\n"
+    "one by one, with an empty line between them. INPUT '-' is standard input.\n"
+    "\n"
+    TOKENIZER_OPTIONS
     "\n"
     "options:\n"
-    "  --tokenizer FILE   the tokenizer the shards were encoded with\n"
+    "  --doc-sep STR      split each file into documents at every STR (C escapes allowed)\n"
+    "  --jsonl            each input line is a JSON object whose \"text\" string is a document\n"
     "  -h, --help         show this help\n";
 
 static const char *plural(long long n) { return n == 1 ? "" : "s"; }
@@ -103,8 +158,9 @@ static const char *plural(long long n) { return n == 1 ? "" : "s"; }
 /* ---- arguments ---------------------------------------------------------------- */
 
 typedef struct {
-    const char *cmd; /* "train", "encode", "decode" */
+    const char *cmd; /* "train", "encode", "decode", "export", "pretokenize" */
     const char *vocab_size, *out, *doc_sep, *tokenizer, *val_every, *shard_tokens;
+    const char *vocab, *gpt2_dir, *vocab_json, *merges, *format;
     int jsonl;
     const char **inputs;
     int n_inputs;
@@ -142,8 +198,9 @@ static int take_value(const char *name, int argc, char **argv, int *i, const cha
 }
 
 /* Parses argv[2..] for the options that `allowed` names, one letter each:
- * v --vocab-size, o --out, s --doc-sep, t --tokenizer, k --val-every,
- * n --shard-tokens, j --jsonl. Returns -1 to go on, or an exit code. */
+ * v --vocab-size, o --out, s --doc-sep, t --tokenizer (and the other
+ * tokenizer options), k --val-every, n --shard-tokens, j --jsonl,
+ * f --format. Returns -1 to go on, or an exit code. */
 static int parse_args(int argc, char **argv, const char *allowed, const char *help, args_t *a)
 {
     static const struct {
@@ -157,6 +214,11 @@ static int parse_args(int argc, char **argv, const char *allowed, const char *he
         {'t', "--tokenizer", offsetof(args_t, tokenizer)},
         {'k', "--val-every", offsetof(args_t, val_every)},
         {'n', "--shard-tokens", offsetof(args_t, shard_tokens)},
+        {'t', "--vocab", offsetof(args_t, vocab)},
+        {'t', "--gpt2-dir", offsetof(args_t, gpt2_dir)},
+        {'t', "--vocab-json", offsetof(args_t, vocab_json)},
+        {'t', "--merges", offsetof(args_t, merges)},
+        {'f', "--format", offsetof(args_t, format)},
     };
     a->inputs = calloc((size_t)argc, sizeof(char *));
     if (!a->inputs) {
@@ -213,6 +275,51 @@ static int parse_int(const char *cmd, const char *name, const char *s, long long
                            max, s);
     *v_p = v;
     return -1;
+}
+
+/* Loads the tokenizer the tokenizer options name into *bpe_p; with none
+ * given, a usage error when `required`, else *bpe_p stays NULL. Returns -1
+ * to go on, or an exit code. */
+static int load_tokenizer(const args_t *a, int required, ct_bpe_t **bpe_p)
+{
+    int given = (a->tokenizer != NULL) + (a->vocab != NULL) + (a->vocab_json || a->merges);
+    if (given > 1)
+        return usage_error(a->cmd, "give one tokenizer: --tokenizer, --vocab gpt2, or "
+                                   "--vocab-json with --merges");
+    if (a->gpt2_dir && !a->vocab) return usage_error(a->cmd, "--gpt2-dir goes with --vocab gpt2");
+    if (given == 0)
+        return required ? usage_error(a->cmd, "a tokenizer is required: --tokenizer PATH, "
+                                              "--vocab gpt2, or --vocab-json F --merges F")
+                        : -1;
+    ct_status_t st;
+    if (a->tokenizer) {
+        st = ct_bpe_load(a->tokenizer, bpe_p);
+    } else if (a->vocab) {
+        if (strcmp(a->vocab, "gpt2") != 0)
+            return usage_error(a->cmd, "--vocab: unknown vocabulary '%s' (gpt2 is the one known; "
+                                       "use --tokenizer for a file)", a->vocab);
+        const char *dir = a->gpt2_dir ? a->gpt2_dir : getenv("CT_GPT2_VOCAB_DIR");
+        if (!dir || !*dir)
+            return usage_error(a->cmd, "--vocab gpt2 needs the directory of GPT-2's files: pass "
+                                       "--gpt2-dir DIR or set CT_GPT2_VOCAB_DIR (the directory "
+                                       "holds vocab.json + merges.txt, encoder.json + vocab.bpe, "
+                                       "or gpt2.tiktoken)");
+        struct stat sb;
+        int found = stat(dir, &sb) == 0;
+        if (!found || !S_ISDIR(sb.st_mode)) {
+            CT_LOG_ERROR("--vocab gpt2: %s (from %s) is not a directory: %s ---> HINT: point it at "
+                         "the directory holding GPT-2's vocab.json and merges.txt", dir,
+                         a->gpt2_dir ? "--gpt2-dir" : "CT_GPT2_VOCAB_DIR",
+                         found ? "it is a file" : strerror(errno));
+            return 1;
+        }
+        st = ct_bpe_load(dir, bpe_p);
+    } else {
+        if (!a->vocab_json || !a->merges)
+            return usage_error(a->cmd, "--vocab-json and --merges go together");
+        st = ct_bpe_load_gpt2(a->vocab_json, a->merges, bpe_p);
+    }
+    return st == CT_OK ? -1 : 1;
 }
 
 static int hexval(char c)
@@ -305,7 +412,7 @@ static int sb_reserve(sbuf_t *b, size_t more)
 
 static int sb_put(sbuf_t *b, const char *s, size_t n)
 {
-    if (!b) return 0;
+    if (!b || n == 0) return 0;
     if (sb_reserve(b, n)) return -1;
     memcpy(b->p + b->n, s, n);
     b->n += n;
@@ -791,10 +898,6 @@ static int cmd_encode(int argc, char **argv)
     long long val_every = 0, shard_tokens = DEFAULT_SHARD_TOKENS;
     int rc = parse_args(argc, argv, "tosknj", k_usage_encode, &a);
     if (rc >= 0) goto out;
-    if (!a.tokenizer) {
-        rc = usage_error(a.cmd, "--tokenizer is required");
-        goto out;
-    }
     if (!a.out) {
         rc = usage_error(a.cmd, "--out is required");
         goto out;
@@ -811,8 +914,8 @@ static int cmd_encode(int argc, char **argv)
         (rc = parse_int(a.cmd, "--shard-tokens", a.shard_tokens, 1, INT32_MAX, &shard_tokens)) >= 0)
         goto out;
     if ((rc = docs_setup(&a, &d, &sep)) >= 0) goto out;
+    if ((rc = load_tokenizer(&a, 1, &e.bpe)) >= 0) goto out;
     rc = 1;
-    if (ct_bpe_load(a.tokenizer, &e.bpe) != CT_OK) goto out;
     e.prefix = a.out;
     e.shard_tokens = shard_tokens;
     e.val_every = val_every;
@@ -942,16 +1045,12 @@ static int cmd_decode(int argc, char **argv)
     uint8_t *raw = NULL;
     int rc = parse_args(argc, argv, "t", k_usage_decode, &a);
     if (rc >= 0) goto out;
-    if (!a.tokenizer) {
-        rc = usage_error(a.cmd, "--tokenizer is required");
-        goto out;
-    }
     if (a.n_inputs == 0) {
         rc = usage_error(a.cmd, "no SHARD.bin given");
         goto out;
     }
+    if ((rc = load_tokenizer(&a, 1, &bpe)) >= 0) goto out;
     rc = 1;
-    if (ct_bpe_load(a.tokenizer, &bpe) != CT_OK) goto out;
     ids = malloc(chunk * sizeof *ids);
     raw = malloc(chunk * 4);
     if (!ids || !raw) {
@@ -973,6 +1072,162 @@ out:
     return rc;
 }
 
+/* ---- export ----------------------------------------------------------------------- */
+
+static int cmd_export(int argc, char **argv)
+{
+    args_t a = {.cmd = "export"};
+    ct_bpe_t *bpe = NULL;
+    int rc = parse_args(argc, argv, "tf", k_usage_export, &a);
+    if (rc >= 0) goto out;
+    if (!a.format || (strcmp(a.format, "gpt2") && strcmp(a.format, "tiktoken") &&
+                      strcmp(a.format, "ctrain"))) {
+        rc = usage_error(a.cmd, "--format must be gpt2, tiktoken or ctrain%s%s%s",
+                         a.format ? " (got '" : "", a.format ? a.format : "", a.format ? "')" : "");
+        goto out;
+    }
+    if (a.n_inputs != 1) {
+        rc = usage_error(a.cmd, "expected one OUT path, got %d", a.n_inputs);
+        goto out;
+    }
+    if ((rc = load_tokenizer(&a, 1, &bpe)) >= 0) goto out;
+    rc = 1;
+    const char *out = a.inputs[0];
+    ct_status_t st;
+    if (strcmp(a.format, "gpt2") == 0) {
+        if (mkdir(out, 0755) != 0 && errno != EEXIST) {
+            CT_LOG_ERROR("cannot create directory %s: %s", out, strerror(errno));
+            goto out;
+        }
+        char vj[4200], mt[4200];
+        snprintf(vj, sizeof vj, "%s/vocab.json", out);
+        snprintf(mt, sizeof mt, "%s/merges.txt", out);
+        st = ct_bpe_save_gpt2(bpe, vj, mt);
+    } else if (strcmp(a.format, "tiktoken") == 0) {
+        st = ct_bpe_save_tiktoken(bpe, out);
+    } else {
+        st = ct_bpe_save(bpe, out);
+    }
+    if (st != CT_OK) goto out;
+    printf("wrote %s: %d tokens, end-of-text id %d, %s format\n", out, ct_bpe_vocab_size(bpe),
+           ct_bpe_eot(bpe), a.format);
+    rc = 0;
+out:
+    ct_bpe_free(bpe);
+    free(a.inputs);
+    return rc;
+}
+
+/* ---- pretokenize ------------------------------------------------------------------- */
+
+/* Writes s[0..n) as a JSON string: valid UTF-8 as it is, invalid bytes as
+ * \udc80..\udcff (surrogateescape). */
+static int put_json_bytes(sbuf_t *b, const uint8_t *s, size_t n)
+{
+    int err = sb_put(b, "\"", 1);
+    for (size_t i = 0; i < n;) {
+        uint8_t c = s[i];
+        char esc[8];
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\', esc[1] = (char)c;
+            err |= sb_put(b, esc, 2);
+            i++;
+            continue;
+        }
+        if (c == '\n' || c == '\t' || c == '\r') {
+            esc[0] = '\\', esc[1] = c == '\n' ? 'n' : c == '\t' ? 't' : 'r';
+            err |= sb_put(b, esc, 2);
+            i++;
+            continue;
+        }
+        if (c < 0x20) {
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+            err |= sb_put(b, esc, 6);
+            i++;
+            continue;
+        }
+        /* The length of a valid UTF-8 sequence at s[i], or 0. */
+        size_t len = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+                     : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+        if (len > n - i) len = 0;
+        for (size_t k = 1; k < len; k++)
+            if ((s[i + k] & 0xC0) != 0x80) len = 0;
+        if (len >= 3) {
+            uint32_t cp = len == 3 ? (uint32_t)(c & 0x0F) << 12 | (uint32_t)(s[i + 1] & 0x3F) << 6
+                                   : (uint32_t)(c & 0x07) << 18 | (uint32_t)(s[i + 1] & 0x3F) << 12;
+            if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+                (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+                len = 0;
+        }
+        if (len == 0) {
+            snprintf(esc, sizeof esc, "\\udc%02x", c);
+            err |= sb_put(b, esc, 6);
+            i++;
+        } else {
+            err |= sb_put(b, (const char *)s + i, len);
+            i += len;
+        }
+    }
+    return err | sb_put(b, "\"\n", 2);
+}
+
+typedef struct {
+    const ct_bpe_t *bpe; /* NULL: GPT-2's pre-tokenizer */
+    int64_t docs, pieces;
+} pretok_t;
+
+static ct_status_t pretok_doc(void *ctx, const char *text, size_t len)
+{
+    pretok_t *p = ctx;
+    sbuf_t b = {0};
+    if (p->docs++ > 0 && sb_put(&b, "\n", 1)) goto oom;
+    for (size_t pos = 0; pos < len;) {
+        size_t end = ct_bpe_pretok_next(p->bpe, text, len, pos);
+        if (put_json_bytes(&b, (const uint8_t *)text + pos, end - pos)) goto oom;
+        p->pieces++;
+        pos = end;
+        if (b.n >= READ_BLOCK || pos == len) {
+            if (fwrite(b.p, 1, b.n, stdout) != b.n) {
+                CT_LOG_ERROR("cannot write to standard output: %s", strerror(errno));
+                free(b.p);
+                return CT_ERR_IO;
+            }
+            b.n = 0;
+        }
+    }
+    free(b.p);
+    return CT_OK;
+oom:
+    CT_LOG_ERROR("pretokenize: out of memory");
+    free(b.p);
+    return CT_ERR_NO_MEMORY;
+}
+
+static int cmd_pretokenize(int argc, char **argv)
+{
+    args_t a = {.cmd = "pretokenize"};
+    docs_t d;
+    char *sep = NULL;
+    ct_bpe_t *bpe = NULL;
+    int rc = parse_args(argc, argv, "tsj", k_usage_pretokenize, &a);
+    if (rc >= 0) goto out;
+    if ((rc = docs_setup(&a, &d, &sep)) >= 0) goto out;
+    if ((rc = load_tokenizer(&a, 0, &bpe)) >= 0) goto out;
+    rc = 1;
+    pretok_t p = {.bpe = bpe};
+    if (for_each_doc(&a, &d, pretok_doc, &p) != CT_OK) goto out;
+    if (fflush(stdout) != 0) {
+        CT_LOG_ERROR("cannot write to standard output: %s", strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    ct_bpe_free(bpe);
+    free(sep);
+    free(a.inputs);
+    return rc;
+}
+
 int ct_cmd_tokenize(int argc, char **argv)
 {
     if (argc < 2) {
@@ -987,5 +1242,8 @@ int ct_cmd_tokenize(int argc, char **argv)
     if (strcmp(cmd, "train") == 0) return cmd_train(argc, argv);
     if (strcmp(cmd, "encode") == 0) return cmd_encode(argc, argv);
     if (strcmp(cmd, "decode") == 0) return cmd_decode(argc, argv);
-    return usage_error(NULL, "unknown command '%s' (expected train, encode or decode)", cmd);
+    if (strcmp(cmd, "export") == 0) return cmd_export(argc, argv);
+    if (strcmp(cmd, "pretokenize") == 0) return cmd_pretokenize(argc, argv);
+    return usage_error(NULL, "unknown command '%s' (expected train, encode, decode, export or "
+                             "pretokenize)", cmd);
 }

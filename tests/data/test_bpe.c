@@ -216,7 +216,7 @@ static void test_train_save_load(const char *dir)
     size_t la, lb;
     char *fa = read_file(pa, &la), *fb = read_file(pb, &lb);
     CHECK(fa && fb && la == lb && memcmp(fa, fb, la) == 0); /* determinism */
-    CHECK(fa && strncmp(fa, "ctrain-bpe 1 400\n", 17) == 0);
+    CHECK(fa && strncmp(fa, "ctrain-bpe 2 400\n", 17) == 0);
     free(fa);
     free(fb);
 
@@ -376,7 +376,8 @@ static void test_corrupt(const char *dir)
 {
     check_corrupt(dir, "magic.bpe", "gpt2-bpe 1 258\n97 97\n", CT_ERR_CORRUPT, 1);
     check_corrupt(dir, "empty.bpe", "", CT_ERR_CORRUPT, 1);
-    check_corrupt(dir, "version.bpe", "ctrain-bpe 2 258\n97 97\n", CT_ERR_UNSUPPORTED, 1);
+    check_corrupt(dir, "version.bpe", "ctrain-bpe 3 258\n97 97\n", CT_ERR_UNSUPPORTED, 1);
+    check_corrupt(dir, "version0.bpe", "ctrain-bpe 0 258\n97 97\n", CT_ERR_UNSUPPORTED, 1);
     check_corrupt(dir, "vocab.bpe", "ctrain-bpe 1 12\n", CT_ERR_CORRUPT, 1);
     check_corrupt(dir, "header.bpe", "ctrain-bpe 1 258 x\n97 97\n", CT_ERR_CORRUPT, 1);
     check_corrupt(dir, "trunc.bpe", "ctrain-bpe 1 260\n97 97\n256 97\n", CT_ERR_CORRUPT, 4);

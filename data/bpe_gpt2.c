@@ -1,0 +1,858 @@
+/* GPT-2's tokenizer files: vocab.json + merges.txt (Hugging Face's names;
+ * OpenAI's release calls them encoder.json + vocab.bpe) and tiktoken rank
+ * files, read into and written from the tokenizer of bpe.c.
+ *
+ * vocab.json maps token strings to ids. A string is the token's bytes, each
+ * written as the printable character of GPT-2's bytes_to_unicode() (space is
+ * "Ġ", newline "Ċ"). merges.txt has a "#version: 0.2" line, then one merge
+ * per line, "A B", lowest rank first; merge r makes the token A+B, whose id
+ * vocab.json gives. A tiktoken file has one "base64(bytes) rank" line per
+ * token; ranks are ids, and the merges are rebuilt from the ranks the way
+ * Hugging Face converts tiktoken files (see derive_parts).
+ *
+ * Tokens in vocab.json whose strings use characters outside the byte
+ * alphabet (added special tokens) are kept with their UTF-8 bytes; no merge
+ * may use or make them. Left out: added-token files (added_tokens.json,
+ * tokenizer.json) and special tokens other than <|endoftext|>. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/log.h"
+#include "data/bpe_impl.h"
+
+#define GPT2_MERGES_HEADER "#version: 0.2\n"
+
+/* ---- the byte alphabet as UTF-8 ------------------------------------------------ */
+
+/* UTF-8 of bytes_to_unicode(b): 1 or 2 bytes (the characters are below U+0800). */
+static int alpha_utf8(uint8_t b, char out[2])
+{
+    uint32_t cp = ct__bpe_byte_to_unicode(b);
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    out[0] = (char)(0xC0 | cp >> 6);
+    out[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+}
+
+/* Decodes one strict UTF-8 character at s[0..n); returns its length, or 0. */
+static size_t utf8_decode(const uint8_t *s, size_t n, uint32_t *cp_p)
+{
+    uint8_t c = s[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80) {
+        *cp_p = c;
+        return 1;
+    }
+    if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
+    else return 0;
+    if (len > n) return 0;
+    for (size_t k = 1; k < len; k++) {
+        if ((s[k] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[k] & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    *cp_p = cp;
+    return len;
+}
+
+/* Turns the alphabet string s[0..n) into the bytes it stands for, in place
+ * (never longer). Returns the byte count, or -1 when s holds a character
+ * outside the alphabet or invalid UTF-8. */
+static long alpha_decode(char *s, size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t k = utf8_decode((const uint8_t *)s + i, n - i, &cp);
+        int b = k ? ct__bpe_unicode_to_byte(cp) : -1;
+        if (b < 0) return -1;
+        s[o++] = (char)b;
+        i += k;
+    }
+    return (long)o;
+}
+
+/* ---- token bytes -> id --------------------------------------------------------- */
+
+typedef struct {
+    const ct_bpe_t *bpe;
+    int32_t *slots; /* -1 empty, else id */
+    size_t mask;
+} tokmap_t;
+
+static int64_t tok_len(const ct_bpe_t *bpe, int32_t id)
+{
+    return bpe->tok_off[id + 1] - bpe->tok_off[id];
+}
+
+static int32_t tokmap_find(const tokmap_t *m, const char *p, size_t n)
+{
+    const ct_bpe_t *bpe = m->bpe;
+    for (size_t i = ct__bpe_hash_bytes(p, n) & m->mask;; i = (i + 1) & m->mask) {
+        int32_t id = m->slots[i];
+        if (id < 0) return -1;
+        if ((size_t)tok_len(bpe, id) == n && memcmp(bpe->tok_bytes + bpe->tok_off[id], p, n) == 0)
+            return id;
+    }
+}
+
+/* Maps the bytes of the tokens with ids below n_ids and skip[id] == 0
+ * (skip may be NULL). Returns 0, -1 when out of memory, or 1 when two
+ * tokens have the same bytes (their ids in dup[0] < dup[1]). */
+static int tokmap_init(tokmap_t *m, const ct_bpe_t *bpe, int n_ids, const uint8_t *skip,
+                       int32_t dup[2])
+{
+    size_t cap = 16;
+    while (cap < 2 * (size_t)n_ids) cap *= 2;
+    m->bpe = bpe;
+    m->mask = cap - 1;
+    m->slots = malloc(sizeof(int32_t) * cap);
+    if (!m->slots) return -1;
+    memset(m->slots, 0xff, sizeof(int32_t) * cap);
+    for (int32_t id = 0; id < n_ids; id++) {
+        if (skip && skip[id]) continue;
+        const char *p = bpe->tok_bytes + bpe->tok_off[id];
+        size_t n = (size_t)tok_len(bpe, id);
+        int32_t old = tokmap_find(m, p, n);
+        if (old >= 0) {
+            dup[0] = old;
+            dup[1] = id;
+            return 1;
+        }
+        size_t i = ct__bpe_hash_bytes(p, n) & m->mask;
+        while (m->slots[i] >= 0) i = (i + 1) & m->mask;
+        m->slots[i] = id;
+    }
+    return 0;
+}
+
+/* Sets byte_id from the single-byte tokens of the map; -1 (with *missing_p)
+ * when a byte has no token. */
+static int set_byte_ids(ct_bpe_t *bpe, const tokmap_t *m, int *missing_p)
+{
+    for (int b = 0; b < 256; b++) {
+        char c = (char)b;
+        bpe->byte_id[b] = tokmap_find(m, &c, 1);
+        if (bpe->byte_id[b] < 0) {
+            *missing_p = b;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Line and column (1-based) of byte `pos` of buf. */
+static void line_col(const char *buf, size_t pos, int *line_p, int *col_p)
+{
+    int line = 1, col = 1;
+    for (size_t i = 0; i < pos; i++) {
+        if (buf[i] == '\n') line++, col = 1;
+        else col++;
+    }
+    *line_p = line;
+    *col_p = col;
+}
+
+/* ---- vocab.json ------------------------------------------------------------------- */
+
+typedef struct {
+    const char *path, *buf, *s, *end;
+    char *bytes; /* decoded token bytes, back to back */
+    size_t nbytes, capbytes;
+    int64_t *off; /* (n + 1) entry offsets into bytes */
+    int32_t *id;
+    uint8_t *special; /* string outside the byte alphabet: kept as UTF-8 */
+    size_t n, cap;
+} vocab_t;
+
+#define VOCAB_FAIL(v, at, ...)                                                                    \
+    do {                                                                                          \
+        int _l, _c;                                                                               \
+        char _m[256];                                                                             \
+        line_col((v)->buf, (size_t)((at) - (v)->buf), &_l, &_c);                                  \
+        snprintf(_m, sizeof _m, __VA_ARGS__);                                                     \
+        CT_LOG_ERROR("%s:%d:%d: %s ---> HINT: expected GPT-2's vocab.json, a JSON object of "     \
+                     "token strings to ids", (v)->path, _l, _c, _m);                              \
+        return CT_ERR_CORRUPT;                                                                    \
+    } while (0)
+
+static void json_ws(vocab_t *v)
+{
+    while (v->s < v->end && (*v->s == ' ' || *v->s == '\t' || *v->s == '\n' || *v->s == '\r'))
+        v->s++;
+}
+
+static int hex4(const char *s, const char *end)
+{
+    if (end - s < 4) return -1;
+    int x = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        int h = c >= '0' && c <= '9' ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (h < 0) return -1;
+        x = x * 16 + h;
+    }
+    return x;
+}
+
+static int bytes_put(vocab_t *v, const char *p, size_t n)
+{
+    if (n == 0) return 0;
+    if (v->nbytes + n > v->capbytes) {
+        size_t nc = v->capbytes ? 2 * v->capbytes : 1 << 16;
+        while (nc < v->nbytes + n) nc *= 2;
+        char *q = realloc(v->bytes, nc);
+        if (!q) return -1;
+        v->bytes = q;
+        v->capbytes = nc;
+    }
+    memcpy(v->bytes + v->nbytes, p, n);
+    v->nbytes += n;
+    return 0;
+}
+
+/* Parses the JSON string at v->s (a '"') and appends its UTF-8 to bytes. */
+static ct_status_t json_string(vocab_t *v)
+{
+    const char *start = v->s++;
+    for (;;) {
+        const char *run = v->s;
+        while (v->s < v->end && *v->s != '"' && *v->s != '\\' && (unsigned char)*v->s >= 0x20)
+            v->s++;
+        if (bytes_put(v, run, (size_t)(v->s - run))) return CT_ERR_NO_MEMORY;
+        if (v->s >= v->end) VOCAB_FAIL(v, start, "unterminated string");
+        char c = *v->s++;
+        if (c == '"') return CT_OK;
+        if (c != '\\') VOCAB_FAIL(v, v->s - 1, "control character in a string");
+        if (v->s >= v->end) VOCAB_FAIL(v, start, "unterminated string");
+        char e = *v->s++, ch;
+        switch (e) {
+        case '"': case '\\': case '/': ch = e; break;
+        case 'b': ch = '\b'; break;
+        case 'f': ch = '\f'; break;
+        case 'n': ch = '\n'; break;
+        case 'r': ch = '\r'; break;
+        case 't': ch = '\t'; break;
+        case 'u': {
+            int cp = hex4(v->s, v->end);
+            if (cp < 0) VOCAB_FAIL(v, v->s - 2, "bad \\u escape");
+            v->s += 4;
+            if (cp >= 0xDC00 && cp <= 0xDFFF) VOCAB_FAIL(v, v->s - 6, "lone low surrogate");
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                int lo = v->end - v->s >= 6 && v->s[0] == '\\' && v->s[1] == 'u'
+                             ? hex4(v->s + 2, v->end) : -1;
+                if (lo < 0xDC00 || lo > 0xDFFF) VOCAB_FAIL(v, v->s - 6, "lone high surrogate");
+                v->s += 6;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            }
+            char u[4];
+            size_t k;
+            if (cp < 0x80) u[0] = (char)cp, k = 1;
+            else if (cp < 0x800) u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3F)), k = 2;
+            else if (cp < 0x10000)
+                u[0] = (char)(0xE0 | cp >> 12), u[1] = (char)(0x80 | ((cp >> 6) & 0x3F)),
+                u[2] = (char)(0x80 | (cp & 0x3F)), k = 3;
+            else
+                u[0] = (char)(0xF0 | cp >> 18), u[1] = (char)(0x80 | ((cp >> 12) & 0x3F)),
+                u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), u[3] = (char)(0x80 | (cp & 0x3F)), k = 4;
+            if (bytes_put(v, u, k)) return CT_ERR_NO_MEMORY;
+            continue;
+        }
+        default: VOCAB_FAIL(v, v->s - 2, "unknown escape '\\%c'", e);
+        }
+        if (bytes_put(v, &ch, 1)) return CT_ERR_NO_MEMORY;
+    }
+}
+
+static int vocab_grow(vocab_t *v)
+{
+    if (v->n + 1 < v->cap) return 0;
+    size_t nc = v->cap ? 2 * v->cap : 65536;
+    int64_t *off = realloc(v->off, sizeof(int64_t) * (nc + 1));
+    if (off) v->off = off;
+    int32_t *id = realloc(v->id, sizeof(int32_t) * nc);
+    if (id) v->id = id;
+    uint8_t *sp = realloc(v->special, nc);
+    if (sp) v->special = sp;
+    if (!off || !id || !sp) return -1;
+    v->cap = nc;
+    return 0;
+}
+
+/* Parses vocab.json into v: entry i has bytes [off[i], off[i+1]) and id[i]. */
+static ct_status_t vocab_parse(vocab_t *v)
+{
+    ct_status_t st;
+    v->s = v->buf;
+    json_ws(v);
+    if (v->s >= v->end || *v->s != '{') VOCAB_FAIL(v, v->s, "expected '{'");
+    v->s++;
+    json_ws(v);
+    if (v->s < v->end && *v->s == '}') VOCAB_FAIL(v, v->s, "the vocabulary is empty");
+    for (;;) {
+        if (vocab_grow(v)) return CT_ERR_NO_MEMORY;
+        if (v->n == 0) v->off[0] = 0;
+        if (v->s >= v->end || *v->s != '"') VOCAB_FAIL(v, v->s, "expected a token string");
+        size_t before = v->nbytes;
+        if ((st = json_string(v)) != CT_OK) return st;
+        long k = alpha_decode(v->bytes + before, v->nbytes - before);
+        v->special[v->n] = k < 0;
+        if (k >= 0) v->nbytes = before + (size_t)k;
+        v->off[v->n + 1] = (int64_t)v->nbytes;
+        json_ws(v);
+        if (v->s >= v->end || *v->s != ':') VOCAB_FAIL(v, v->s, "expected ':'");
+        v->s++;
+        json_ws(v);
+        const char *num = v->s;
+        int64_t id = 0;
+        while (v->s < v->end && *v->s >= '0' && *v->s <= '9' && id < CT__BPE_MAX_VOCAB)
+            id = id * 10 + (*v->s++ - '0');
+        if (v->s == num || (v->s < v->end && (*v->s == '.' || *v->s == 'e' || *v->s == 'E')))
+            VOCAB_FAIL(v, num, "expected a token id (an integer >= 0)");
+        if (id >= CT__BPE_MAX_VOCAB || (v->s < v->end && *v->s >= '0' && *v->s <= '9'))
+            VOCAB_FAIL(v, num, "token id too large (at most %d)", CT__BPE_MAX_VOCAB - 1);
+        v->id[v->n++] = (int32_t)id;
+        json_ws(v);
+        if (v->s < v->end && *v->s == ',') {
+            v->s++;
+            json_ws(v);
+            continue;
+        }
+        if (v->s < v->end && *v->s == '}') break;
+        VOCAB_FAIL(v, v->s, "expected ',' or '}'");
+    }
+    v->s++;
+    json_ws(v);
+    if (v->s < v->end) VOCAB_FAIL(v, v->s, "trailing data after the object");
+    return CT_OK;
+}
+
+/* ---- merges.txt --------------------------------------------------------------------- */
+
+typedef struct {
+    const char *s; /* the line, without "\n" or "\r\n" */
+    size_t len;
+    int line;
+} mline_t;
+
+/* Splits merges.txt into merge lines: the "#version" first line and the
+ * empty line after the last newline are left out. */
+static ct_status_t merges_lines(const char *buf, size_t n, mline_t **lines_p, int *n_p)
+{
+    size_t count = 1;
+    for (size_t i = 0; i < n; i++) count += buf[i] == '\n';
+    mline_t *lines = malloc(sizeof *lines * count);
+    if (!lines) return CT_ERR_NO_MEMORY;
+    int k = 0, line = 0;
+    for (size_t i = 0; i < n;) {
+        const char *nl = memchr(buf + i, '\n', n - i);
+        size_t e = nl ? (size_t)(nl - buf) : n;
+        size_t len = e - i;
+        if (len > 0 && buf[e - 1] == '\r') len--;
+        line++;
+        if (!(line == 1 && len >= 8 && memcmp(buf + i, "#version", 8) == 0)) {
+            lines[k].s = buf + i;
+            lines[k].len = len;
+            lines[k].line = line;
+            k++;
+        }
+        i = e + 1;
+    }
+    *lines_p = lines;
+    *n_p = k;
+    return CT_OK;
+}
+
+/* ---- loading GPT-2's files ---------------------------------------------------------- */
+
+#define GPT2_FAIL(code, ...)                                                                      \
+    do {                                                                                          \
+        CT_LOG_ERROR(__VA_ARGS__);                                                                \
+        st = (code);                                                                              \
+        goto done;                                                                                \
+    } while (0)
+
+ct_status_t ct_bpe_load_gpt2(const char *vocab_json, const char *merges_txt, ct_bpe_t **bpe_p)
+{
+    static const char *hint = "GPT-2's vocab.json and merges.txt come with its Hugging Face "
+                              "model files (encoder.json and vocab.bpe in OpenAI's release)";
+    ct_status_t st;
+    char *vbuf = NULL, *mbuf = NULL, *scratch = NULL;
+    size_t vn, mn;
+    vocab_t v = {.path = vocab_json};
+    mline_t *lines = NULL;
+    int32_t *pos_of = NULL;
+    ct_bpe_t *bpe = NULL;
+    tokmap_t map = {0};
+    if ((st = ct__bpe_read_file(vocab_json, hint, &vbuf, &vn)) != CT_OK) goto done;
+    if ((st = ct__bpe_read_file(merges_txt, hint, &mbuf, &mn)) != CT_OK) goto done;
+    v.buf = vbuf;
+    v.end = vbuf + vn;
+    if ((st = vocab_parse(&v)) != CT_OK) goto oom_or_done;
+    int V = (int)v.n, n_merges;
+    if ((st = merges_lines(mbuf, mn, &lines, &n_merges)) != CT_OK) goto oom_or_done;
+    if (n_merges >= V)
+        GPT2_FAIL(CT_ERR_CORRUPT, "%s has %d merges but %s only %d tokens ---> HINT: are the two "
+                  "files from the same tokenizer?", merges_txt, n_merges, vocab_json, V);
+
+    /* Place the entries by id: the ids must be exactly 0..V-1. */
+    pos_of = malloc(sizeof(int32_t) * (size_t)V);
+    if (!pos_of) goto oom;
+    memset(pos_of, 0xff, sizeof(int32_t) * (size_t)V);
+    for (int i = 0; i < V; i++) {
+        if (v.id[i] >= V)
+            GPT2_FAIL(CT_ERR_CORRUPT, "%s: token id %d, but there are only %d tokens (ids must be "
+                      "0..%d)", vocab_json, v.id[i], V, V - 1);
+        if (pos_of[v.id[i]] >= 0)
+            GPT2_FAIL(CT_ERR_CORRUPT, "%s: id %d is given to two tokens", vocab_json, v.id[i]);
+        pos_of[v.id[i]] = i;
+    }
+    if (!(bpe = ct__bpe_alloc(V, n_merges)) || !(bpe->tok_bytes = malloc(v.nbytes + 1))) goto oom;
+    uint8_t *special = malloc((size_t)V);
+    if (!special) goto oom;
+    int64_t o = 0;
+    for (int id = 0; id < V; id++) {
+        int i = pos_of[id];
+        int64_t len = v.off[i + 1] - v.off[i];
+        bpe->tok_off[id] = o;
+        memcpy(bpe->tok_bytes + o, v.bytes + v.off[i], (size_t)len);
+        special[id] = v.special[i];
+        o += len;
+    }
+    bpe->tok_off[V] = o;
+    int32_t dup[2];
+    int r = tokmap_init(&map, bpe, V, special, dup);
+    free(special);
+    if (r < 0) goto oom;
+    if (r > 0)
+        GPT2_FAIL(CT_ERR_CORRUPT, "%s: tokens %d and %d stand for the same bytes", vocab_json,
+                  dup[0], dup[1]);
+    int missing;
+    if (set_byte_ids(bpe, &map, &missing))
+        GPT2_FAIL(CT_ERR_CORRUPT, "%s has no token for byte 0x%02x ---> HINT: a byte-level BPE "
+                  "vocabulary holds all 256 bytes", vocab_json, missing);
+    bpe->eot = tokmap_find(&map, CT__BPE_EOT_TEXT, strlen(CT__BPE_EOT_TEXT));
+    if (bpe->eot < 0)
+        GPT2_FAIL(CT_ERR_CORRUPT, "%s has no \"%s\" token ---> HINT: ctrain needs GPT-2's "
+                  "end-of-text token to separate documents", vocab_json, CT__BPE_EOT_TEXT);
+
+    /* The merges: each part, and the two joined, must be tokens of the vocabulary. */
+    scratch = malloc(2 * mn + 1);
+    if (!scratch) goto oom;
+    for (int m = 0; m < n_merges; m++) {
+        const mline_t *ln = &lines[m];
+        const char *sp = memchr(ln->s, ' ', ln->len);
+        if (!sp || sp == ln->s || sp + 1 == ln->s + ln->len ||
+            memchr(sp + 1, ' ', (size_t)(ln->s + ln->len - sp - 1)))
+            GPT2_FAIL(CT_ERR_CORRUPT, "%s:%d: expected \"A B\": two tokens and one space",
+                      merges_txt, ln->line);
+        size_t la = (size_t)(sp - ln->s), lb = ln->len - la - 1;
+        memcpy(scratch, ln->s, la);
+        memcpy(scratch + la, sp + 1, lb);
+        long ba = alpha_decode(scratch, la);
+        long bb = ba < 0 ? -1 : alpha_decode(scratch + la, lb);
+        if (ba < 0 || bb < 0)
+            GPT2_FAIL(CT_ERR_CORRUPT, "%s:%d: \"%.*s\" is not written in GPT-2's byte alphabet",
+                      merges_txt, ln->line, (int)(ba < 0 ? la : lb), ba < 0 ? ln->s : sp + 1);
+        memmove(scratch + ba, scratch + la, (size_t)bb);
+        int32_t a = tokmap_find(&map, scratch, (size_t)ba);
+        int32_t b = tokmap_find(&map, scratch + ba, (size_t)bb);
+        int32_t z = tokmap_find(&map, scratch, (size_t)(ba + bb));
+        if (a < 0 || b < 0 || z < 0)
+            GPT2_FAIL(CT_ERR_CORRUPT, "%s:%d: \"%.*s\" is not in %s ---> HINT: are the two files "
+                      "from the same tokenizer?", merges_txt, ln->line,
+                      a < 0 ? (int)la : b < 0 ? (int)lb : (int)ln->len,
+                      a < 0 ? ln->s : b < 0 ? sp + 1 : ln->s, vocab_json);
+        bpe->merges[2 * m] = a;
+        bpe->merges[2 * m + 1] = b;
+        bpe->merge_id[m] = z;
+    }
+    int bad;
+    const char *why;
+    if ((st = ct__bpe_index(bpe, &bad, &why)) == CT_ERR_CORRUPT) {
+        if (bad < 0) GPT2_FAIL(st, "%s: %s", vocab_json, why);
+        GPT2_FAIL(st, "%s:%d: bad merge: %s", merges_txt, lines[bad].line, why);
+    }
+oom_or_done:
+    if (st == CT_ERR_NO_MEMORY) goto oom;
+    goto done;
+oom:
+    st = CT_ERR_NO_MEMORY;
+    CT_LOG_ERROR("out of memory loading %s and %s", vocab_json, merges_txt);
+done:
+    if (st == CT_OK) *bpe_p = bpe;
+    else ct_bpe_free(bpe);
+    free(map.slots);
+    free(scratch);
+    free(pos_of);
+    free(lines);
+    free(v.bytes);
+    free(v.off);
+    free(v.id);
+    free(v.special);
+    free(vbuf);
+    free(mbuf);
+    return st;
+}
+
+/* ---- tiktoken ------------------------------------------------------------------------ */
+
+static int b64val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+/* Decodes standard padded base64 s[0..n) into out; returns the length or -1. */
+static long b64_decode(const char *s, size_t n, char *out)
+{
+    if (n == 0 || n % 4) return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        int pad = (s[i + 3] == '=') + (s[i + 2] == '=' && s[i + 3] == '=');
+        if (pad && i + 4 != n) return -1;
+        int a = b64val((unsigned char)s[i]), b = b64val((unsigned char)s[i + 1]);
+        int c = pad >= 2 ? 0 : b64val((unsigned char)s[i + 2]);
+        int d = pad >= 1 ? 0 : b64val((unsigned char)s[i + 3]);
+        if (a < 0 || b < 0 || c < 0 || d < 0) return -1;
+        uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
+        out[o++] = (char)(v >> 16);
+        if (pad < 2) out[o++] = (char)(v >> 8);
+        if (pad < 1) out[o++] = (char)v;
+    }
+    return (long)o;
+}
+
+static void b64_encode(ct__bpe_buf_t *b, const uint8_t *p, size_t n)
+{
+    static const char k[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < n) v |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < n) v |= p[i + 2];
+        char q[4] = {k[v >> 18], k[(v >> 12) & 63], i + 1 < n ? k[(v >> 6) & 63] : '=',
+                     i + 2 < n ? k[v & 63] : '='};
+        ct__bpe_buf_put(b, q, 4);
+    }
+}
+
+/* Hugging Face's tiktoken conversion: BPE on the bytes of token t, where
+ * any two adjacent parts whose bytes form a token ranked below t may merge,
+ * the lowest-ranked first (ranks are ids). Returns the number of parts left;
+ * the ids of the first two go to parts[0..1]. start is scratch for the
+ * token's length plus one. */
+static int derive_parts(const tokmap_t *m, int32_t t, int32_t *start, int32_t parts[2])
+{
+    const ct_bpe_t *bpe = m->bpe;
+    const char *p = bpe->tok_bytes + bpe->tok_off[t];
+    int k = (int)tok_len(bpe, t);
+    for (int i = 0; i <= k; i++) start[i] = i; /* part i is [start[i], start[i+1]) */
+    for (;;) {
+        int32_t best = INT32_MAX;
+        int bi = -1;
+        for (int i = 0; i + 1 < k; i++) {
+            int32_t id = tokmap_find(m, p + start[i], (size_t)(start[i + 2] - start[i]));
+            if (id >= 0 && id < t && id < best) best = id, bi = i;
+        }
+        if (bi < 0) break;
+        memmove(start + bi + 1, start + bi + 2, sizeof(int32_t) * (size_t)(k - bi - 1));
+        k--;
+    }
+    for (int i = 0; i < 2 && i < k; i++)
+        parts[i] = tokmap_find(m, p + start[i], (size_t)(start[i + 1] - start[i]));
+    return k;
+}
+
+ct_status_t ct_bpe_load_tiktoken(const char *path, ct_bpe_t **bpe_p)
+{
+    ct_status_t st;
+    char *buf = NULL, *bytes = NULL;
+    size_t n;
+    int64_t *ent_off = NULL;
+    int32_t *ent_rank = NULL, *pos_of = NULL, *start = NULL;
+    int *ent_line = NULL;
+    ct_bpe_t *bpe = NULL;
+    tokmap_t map = {0};
+    if ((st = ct__bpe_read_file(path, "tiktoken files hold lines \"base64(token) rank\"", &buf,
+                                &n)) != CT_OK)
+        return st;
+    size_t max_lines = 1;
+    for (size_t i = 0; i < n; i++) max_lines += buf[i] == '\n';
+    bytes = malloc(n + 1);
+    ent_off = malloc(sizeof(int64_t) * (max_lines + 1));
+    ent_rank = malloc(sizeof(int32_t) * max_lines);
+    ent_line = malloc(sizeof(int) * max_lines);
+    if (!bytes || !ent_off || !ent_rank || !ent_line) goto oom;
+    int N = 0, line = 0;
+    size_t nb = 0;
+    ent_off[0] = 0;
+    for (size_t i = 0; i < n;) {
+        const char *s = buf + i, *nl = memchr(s, '\n', n - i);
+        size_t len = nl ? (size_t)(nl - s) : n - i;
+        i += len + 1;
+        line++;
+        if (len > 0 && s[len - 1] == '\r') len--;
+        if (len == 0) continue;
+        const char *sp = memchr(s, ' ', len);
+        long k = sp ? b64_decode(s, (size_t)(sp - s), bytes + nb) : -1;
+        const char *q = sp ? sp + 1 : s;
+        int64_t rank = 0;
+        while (q < s + len && *q >= '0' && *q <= '9' && rank < CT__BPE_MAX_VOCAB)
+            rank = rank * 10 + (*q++ - '0');
+        if (k <= 0 || q == sp + 1 || q != s + len || rank >= CT__BPE_MAX_VOCAB - 1)
+            GPT2_FAIL(CT_ERR_CORRUPT, "%s:%d: expected \"<base64 of the token's bytes> <rank>\" "
+                      "---> HINT: is this a tiktoken file such as gpt2.tiktoken?", path, line);
+        nb += (size_t)k;
+        ent_rank[N] = (int32_t)rank;
+        ent_line[N] = line;
+        ent_off[++N] = (int64_t)nb;
+    }
+    if (N < 256)
+        GPT2_FAIL(CT_ERR_CORRUPT, "%s: %d tokens; a byte-level vocabulary has at least the 256 "
+                  "bytes", path, N);
+    pos_of = malloc(sizeof(int32_t) * (size_t)N);
+    if (!pos_of) goto oom;
+    memset(pos_of, 0xff, sizeof(int32_t) * (size_t)N);
+    for (int i = 0; i < N; i++) {
+        if (ent_rank[i] >= N)
+            GPT2_FAIL(CT_ERR_CORRUPT, "%s:%d: rank %d, but there are only %d tokens (ranks must "
+                      "be 0..%d)", path, ent_line[i], ent_rank[i], N, N - 1);
+        if (pos_of[ent_rank[i]] >= 0)
+            GPT2_FAIL(CT_ERR_CORRUPT, "%s:%d: rank %d repeats line %d", path, ent_line[i],
+                      ent_rank[i], ent_line[pos_of[ent_rank[i]]]);
+        pos_of[ent_rank[i]] = i;
+    }
+    /* Ids are ranks; end-of-text comes after them, as in tiktoken's gpt2. */
+    int V = N + 1;
+    size_t eot_len = strlen(CT__BPE_EOT_TEXT);
+    if (!(bpe = ct__bpe_alloc(V, N - 256)) || !(bpe->tok_bytes = malloc(nb + eot_len))) goto oom;
+    int64_t o = 0;
+    for (int id = 0; id < N; id++) {
+        int i = pos_of[id];
+        bpe->tok_off[id] = o;
+        memcpy(bpe->tok_bytes + o, bytes + ent_off[i], (size_t)(ent_off[i + 1] - ent_off[i]));
+        o += ent_off[i + 1] - ent_off[i];
+    }
+    bpe->tok_off[N] = o;
+    memcpy(bpe->tok_bytes + o, CT__BPE_EOT_TEXT, eot_len);
+    bpe->tok_off[V] = o + (int64_t)eot_len;
+    bpe->eot = N;
+    int32_t dup[2];
+    int r = tokmap_init(&map, bpe, N, NULL, dup); /* the ranked tokens, not end-of-text */
+    if (r < 0) goto oom;
+    if (r > 0)
+        GPT2_FAIL(CT_ERR_CORRUPT, "%s:%d: the token of rank %d repeats rank %d", path,
+                  ent_line[pos_of[dup[1]]], dup[1], dup[0]);
+    int missing;
+    if (set_byte_ids(bpe, &map, &missing))
+        GPT2_FAIL(CT_ERR_CORRUPT, "%s has no token for byte 0x%02x ---> HINT: a byte-level BPE "
+                  "vocabulary holds all 256 bytes", path, missing);
+    int64_t longest = 0;
+    for (int id = 0; id < N; id++)
+        if (tok_len(bpe, id) > longest) longest = tok_len(bpe, id);
+    start = malloc(sizeof(int32_t) * (size_t)(longest + 1));
+    if (!start) goto oom;
+    int m = 0;
+    for (int id = 0; id < N; id++) {
+        if (tok_len(bpe, id) < 2) continue;
+        int32_t parts[2];
+        if (derive_parts(&map, id, start, parts) != 2)
+            GPT2_FAIL(CT_ERR_CORRUPT, "%s:%d: the token of rank %d is not two lower-ranked tokens "
+                      "merged ---> HINT: tiktoken files list a BPE vocabulary by rank", path,
+                      ent_line[pos_of[id]], id);
+        bpe->merges[2 * m] = parts[0];
+        bpe->merges[2 * m + 1] = parts[1];
+        bpe->merge_id[m] = id;
+        m++;
+    }
+    CT_ASSERT(m == N - 256);
+    int bad;
+    const char *why;
+    if ((st = ct__bpe_index(bpe, &bad, &why)) == CT_ERR_CORRUPT) {
+        if (bad < 0) GPT2_FAIL(st, "%s: %s", path, why);
+        GPT2_FAIL(st, "%s:%d: bad token: %s", path, ent_line[pos_of[bpe->merge_id[bad]]], why);
+    }
+    if (st == CT_ERR_NO_MEMORY) goto oom;
+    goto done;
+oom:
+    st = CT_ERR_NO_MEMORY;
+    CT_LOG_ERROR("out of memory loading %s", path);
+done:
+    if (st == CT_OK) *bpe_p = bpe;
+    else ct_bpe_free(bpe);
+    free(map.slots);
+    free(start);
+    free(pos_of);
+    free(ent_off);
+    free(ent_rank);
+    free(ent_line);
+    free(bytes);
+    free(buf);
+    return st;
+}
+
+/* ---- a directory of GPT-2 files ---------------------------------------------------------- */
+
+static int is_file(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+ct_status_t ct__bpe_load_dir(const char *dir, ct_bpe_t **bpe_p)
+{
+    static const char *pairs[][2] = {{"vocab.json", "merges.txt"}, {"encoder.json", "vocab.bpe"}};
+    char a[4200], b[4200];
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        snprintf(a, sizeof a, "%s/%s", dir, pairs[i][0]);
+        snprintf(b, sizeof b, "%s/%s", dir, pairs[i][1]);
+        int ha = is_file(a), hb = is_file(b);
+        if (ha && hb) return ct_bpe_load_gpt2(a, b, bpe_p);
+        if (ha || hb) {
+            CT_LOG_ERROR("%s has %s but not %s ---> HINT: GPT-2's tokenizer needs both files",
+                         dir, ha ? pairs[i][0] : pairs[i][1], ha ? pairs[i][1] : pairs[i][0]);
+            return CT_ERR_NOT_FOUND;
+        }
+    }
+    snprintf(a, sizeof a, "%s/gpt2.tiktoken", dir);
+    if (is_file(a)) return ct_bpe_load_tiktoken(a, bpe_p);
+    CT_LOG_ERROR("%s holds no GPT-2 tokenizer files ---> HINT: expected vocab.json + merges.txt, "
+                 "encoder.json + vocab.bpe, or gpt2.tiktoken", dir);
+    return CT_ERR_NOT_FOUND;
+}
+
+/* ---- writing ------------------------------------------------------------------------------ */
+
+/* Appends the token's bytes in the byte alphabet. */
+static void put_alpha(ct__bpe_buf_t *b, const ct_bpe_t *bpe, int32_t id, int json)
+{
+    const uint8_t *p = (const uint8_t *)bpe->tok_bytes + bpe->tok_off[id];
+    for (int64_t i = 0; i < tok_len(bpe, id); i++) {
+        char u[2];
+        int k = alpha_utf8(p[i], u);
+        if (json && (u[0] == '"' || u[0] == '\\')) ct__bpe_buf_put(b, "\\", 1);
+        ct__bpe_buf_put(b, u, (size_t)k);
+    }
+}
+
+ct_status_t ct_bpe_save_gpt2(const ct_bpe_t *bpe, const char *vocab_json, const char *merges_txt)
+{
+    ct_status_t st = CT_OK;
+    tokmap_t map = {0};
+    int32_t dup[2];
+    int r = tokmap_init(&map, bpe, bpe->vocab_size, NULL, dup);
+    free(map.slots);
+    if (r < 0) {
+        CT_LOG_ERROR("out of memory writing %s", vocab_json);
+        return CT_ERR_NO_MEMORY;
+    }
+    if (r > 0) {
+        CT_LOG_ERROR("cannot write %s: tokens %d and %d have the same bytes, so vocab.json would "
+                     "hold one string twice", vocab_json, dup[0], dup[1]);
+        return CT_ERR_UNSUPPORTED;
+    }
+    /* As GPT-2's files are: json.dumps(ensure_ascii=False) with no newline at
+     * the end, and the merges after a "#version: 0.2" line. */
+    ct__bpe_buf_t v = {0}, m = {0};
+    ct__bpe_buf_put(&v, "{", 1);
+    for (int32_t id = 0; id < bpe->vocab_size; id++) {
+        if (id) ct__bpe_buf_put(&v, ", ", 2);
+        ct__bpe_buf_put(&v, "\"", 1);
+        put_alpha(&v, bpe, id, 1);
+        ct__bpe_buf_printf(&v, "\": %d", id);
+    }
+    ct__bpe_buf_put(&v, "}", 1);
+    ct__bpe_buf_put(&m, GPT2_MERGES_HEADER, strlen(GPT2_MERGES_HEADER));
+    for (int k = 0; k < bpe->n_merges; k++) {
+        put_alpha(&m, bpe, bpe->merges[2 * k], 0);
+        ct__bpe_buf_put(&m, " ", 1);
+        put_alpha(&m, bpe, bpe->merges[2 * k + 1], 0);
+        ct__bpe_buf_put(&m, "\n", 1);
+    }
+    if (v.oom || m.oom) {
+        CT_LOG_ERROR("out of memory writing %s", vocab_json);
+        st = CT_ERR_NO_MEMORY;
+    }
+    if (st == CT_OK) st = ct__bpe_write_file(vocab_json, v.p, v.n);
+    if (st == CT_OK) st = ct__bpe_write_file(merges_txt, m.p, m.n);
+    free(v.p);
+    free(m.p);
+    return st;
+}
+
+ct_status_t ct_bpe_save_tiktoken(const ct_bpe_t *bpe, const char *path)
+{
+    int V = bpe->vocab_size;
+    ct_status_t st = CT_ERR_UNSUPPORTED;
+    tokmap_t map = {0};
+    int32_t *start = NULL;
+    uint8_t *made = calloc((size_t)V, 1);
+    ct__bpe_buf_t b = {0};
+    if (!made) goto oom;
+    if (bpe->eot != V - 1)
+        GPT2_FAIL(CT_ERR_UNSUPPORTED, "cannot write %s as tiktoken: the end-of-text token is not "
+                  "the last id", path);
+    int64_t longest = 1;
+    for (int b2 = 0; b2 < 256; b2++) made[bpe->byte_id[b2]] = 1;
+    for (int r = 0; r < bpe->n_merges; r++) {
+        made[bpe->merge_id[r]] = 1;
+        if (r > 0 && bpe->merge_id[r] < bpe->merge_id[r - 1])
+            GPT2_FAIL(CT_ERR_UNSUPPORTED, "cannot write %s as tiktoken: merge %d makes id %d, "
+                      "below the id of merge %d (tiktoken ranks are the merge order)", path, r,
+                      bpe->merge_id[r], r - 1);
+        if (tok_len(bpe, bpe->merge_id[r]) > longest) longest = tok_len(bpe, bpe->merge_id[r]);
+    }
+    for (int id = 0; id < V - 1; id++)
+        if (!made[id])
+            GPT2_FAIL(CT_ERR_UNSUPPORTED, "cannot write %s as tiktoken: token %d is neither a "
+                      "byte nor made by a merge", path, id);
+    /* The file must load back to the same merges. */
+    int32_t dup[2];
+    int r = tokmap_init(&map, bpe, V - 1, NULL, dup); /* the ranked tokens, not end-of-text */
+    start = malloc(sizeof(int32_t) * (size_t)(longest + 1));
+    if (r < 0 || !start) goto oom;
+    CT_ASSERT(r == 0); /* a merge always makes a new token */
+    for (int k = 0; k < bpe->n_merges; k++) {
+        int32_t parts[2];
+        if (derive_parts(&map, bpe->merge_id[k], start, parts) != 2 ||
+            parts[0] != bpe->merges[2 * k] || parts[1] != bpe->merges[2 * k + 1])
+            GPT2_FAIL(CT_ERR_UNSUPPORTED, "cannot write %s as tiktoken: token %d (merge %d) would "
+                      "load back as other parts, so the tokenizer would encode differently "
+                      "---> HINT: write it in GPT-2's format, which keeps the merges", path,
+                      bpe->merge_id[k], k);
+    }
+    for (int id = 0; id < V - 1; id++) {
+        b64_encode(&b, (const uint8_t *)bpe->tok_bytes + bpe->tok_off[id], (size_t)tok_len(bpe, id));
+        ct__bpe_buf_printf(&b, " %d\n", id);
+    }
+    if (b.oom) goto oom;
+    st = ct__bpe_write_file(path, b.p, b.n);
+    goto done;
+oom:
+    st = CT_ERR_NO_MEMORY;
+    CT_LOG_ERROR("out of memory writing %s", path);
+done:
+    free(b.p);
+    free(made);
+    free(start);
+    free(map.slots);
+    return st;
+}
