@@ -73,6 +73,7 @@ test-asan: test-deps
 bench: build
 	bash bench/run.sh
 	bash bench/parallel.sh
+	bash bench/loader.sh $(BUILD)/bench/bench_loader
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -38,7 +38,7 @@ int main(int argc, char **argv)
         if (ct_loader_read(l, samples, B, inp, tgt) != CT_OK) return 1;
         samples += B;
     }
-    printf("%-40s prefetch %4d MiB: %10.0f tokens/s  %7.1f MB/s fetched  waited %4.1f%%  "
+    printf("%-40.40s prefetch %4d MiB: %10.0f tokens/s  %7.1f MB/s fetched  waited %4.1f%%  "
            "(open %.2f s, %lld samples)\n",
            argv[1], o.prefetch_mib, samples * (double)T / dt,
            ct_loader_bytes_fetched(l) / dt / 1e6, 100.0 * ct_loader_wait_seconds(l) / dt, t_open,
