@@ -560,8 +560,8 @@ static void cache_clear(ct__bpe_cache_t *c)
     if (c->slots) memset(c->slots, 0, sizeof(uint32_t) * (c->mask + 1));
 }
 
-/* Grows an array to hold `need` elements; 0 on success. */
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
+
+int ct__bpe_grow(void **p, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap) return 0;
     size_t nc = *cap ? *cap : 256;
@@ -593,9 +593,9 @@ static void cache_insert(ct__bpe_cache_t *c, const uint8_t *w, size_t len, uint6
         c->slots = slots;
         c->mask = nslots - 1;
     }
-    if (grow((void **)&c->ents, &c->cap, c->n + 1, sizeof *c->ents) ||
-        grow((void **)&c->keys, &c->keys_cap, c->keys_n + len, 1) ||
-        grow((void **)&c->ids, &c->ids_cap, c->ids_n + n_ids, sizeof(int32_t)))
+    if (ct__bpe_grow((void **)&c->ents, &c->cap, c->n + 1, sizeof *c->ents) ||
+        ct__bpe_grow((void **)&c->keys, &c->keys_cap, c->keys_n + len, 1) ||
+        ct__bpe_grow((void **)&c->ids, &c->ids_cap, c->ids_n + n_ids, sizeof(int32_t)))
         return;
     ct__bpe_cache_entry_t *e = &c->ents[c->n];
     e->hash = h;
@@ -709,7 +709,7 @@ char *ct_bpe_decode(const ct_bpe_t *bpe, const int32_t *ids, size_t n, size_t *l
 void ct__bpe_buf_put(ct__bpe_buf_t *b, const void *p, size_t n)
 {
     if (b->oom) return;
-    if (grow((void **)&b->p, &b->cap, b->n + n + 1, 1)) {
+    if (ct__bpe_grow((void **)&b->p, &b->cap, b->n + n + 1, 1)) {
         b->oom = 1;
         return;
     }
@@ -771,7 +771,7 @@ ct_status_t ct__bpe_read_file(const char *path, const char *hint, char **buf_p, 
     char *buf = NULL;
     size_t n = 0, cap = 0;
     for (;;) {
-        if (grow((void **)&buf, &cap, n + 65536, 1)) {
+        if (ct__bpe_grow((void **)&buf, &cap, n + 65536, 1)) {
             fclose(f);
             free(buf);
             CT_LOG_ERROR("out of memory reading %s (%zu bytes so far)", path, n);

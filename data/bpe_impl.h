@@ -179,4 +179,9 @@ static inline uint64_t ct__bpe_pair_key(int32_t left, int32_t right)
     return ((uint64_t)(uint32_t)left << 32) | (uint32_t)right;
 }
 
+/* Grows the array *p (of *cap elements of elem bytes) to hold `need`
+ * elements, doubling from 256; 0 on success, -1 (unchanged) when out of
+ * memory. Shared by the encoder and the trainer. */
+int ct__bpe_grow(void **p, size_t *cap, size_t need, size_t elem);
+
 #endif

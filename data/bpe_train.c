@@ -83,23 +83,11 @@ typedef struct {
     size_t nfresh, capfresh;
 } trainer_t;
 
-/* Grows an array to hold `need` elements; 0 on success. */
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap) return 0;
-    size_t nc = *cap ? *cap : 256;
-    while (nc < need) nc *= 2;
-    void *q = realloc(*p, nc * elem);
-    if (!q) return -1;
-    *p = q;
-    *cap = nc;
-    return 0;
-}
 
 static int grow32(void **p, int32_t *cap, int32_t need, size_t elem)
 {
     size_t c = (size_t)*cap;
-    if (grow(p, &c, (size_t)need, elem)) return -1;
+    if (ct__bpe_grow(p, &c, (size_t)need, elem)) return -1;
     *cap = (int32_t)c;
     return 0;
 }
@@ -146,7 +134,7 @@ static int word_add(trainer_t *t, const uint8_t *w, size_t len)
     cap = t->capwords;
     if (grow32((void **)&t->wcount, &cap, k + 1, sizeof *t->wcount)) return -1;
     t->capwords = cap;
-    if (grow((void **)&t->wkeys, &t->wkeys_cap, t->wkeys_n + len, 1)) return -1;
+    if (ct__bpe_grow((void **)&t->wkeys, &t->wkeys_cap, t->wkeys_n + len, 1)) return -1;
     memcpy(t->wkeys + t->wkeys_n, w, len);
     t->whash[k] = h;
     t->wkey_off[k] = (int64_t)t->wkeys_n;
@@ -191,7 +179,7 @@ static int32_t pair_get(trainer_t *t, int32_t l, int32_t r, int create)
     }
     if (!create) return -1;
     if (grow32((void **)&t->pairs, &t->cappairs, t->npairs + 1, sizeof *t->pairs)) return -1;
-    if (grow((void **)&t->fresh, &t->capfresh, t->nfresh + 1, sizeof *t->fresh)) return -1;
+    if (ct__bpe_grow((void **)&t->fresh, &t->capfresh, t->nfresh + 1, sizeof *t->fresh)) return -1;
     int32_t p = t->npairs++;
     t->pairs[p] = (pair_t){.left = l, .right = r};
     t->pslots[i].key = key;
@@ -227,7 +215,7 @@ static inline int hent_before(const trainer_t *t, hent_t a, hent_t b)
 
 static int heap_push(trainer_t *t, int32_t pair)
 {
-    if (grow((void **)&t->heap, &t->capheap, t->nheap + 1, sizeof *t->heap)) return -1;
+    if (ct__bpe_grow((void **)&t->heap, &t->capheap, t->nheap + 1, sizeof *t->heap)) return -1;
     hent_t v = {t->pairs[pair].count, pair};
     size_t i = t->nheap++;
     while (i > 0) {
