@@ -1,0 +1,936 @@
+/* Hugging Face interop: `ctrain export --format hf` writes a checkpoint as
+ * GPT2LMHeadModel's model.safetensors + config.json, and `ctrain import`
+ * reads them back into a ctrain checkpoint.
+ *
+ * The mapping: names transformer.* (import also accepts them without the
+ * prefix, as GPT2Model saves them), the vocabulary unpadded (V rows, padding
+ * rows zero on import), the four matrices transposed because HF's Conv1D
+ * stores (in, out) where we store (out, in), and the LM head tied to wte
+ * (lm_head.weight is omitted on export; on import it must equal wte).
+ * Export writes F32; import also reads F16 and BF16. The attention mask
+ * buffers older HF files carry (attn.bias, attn.masked_bias) are skipped.
+ * Left out: untied heads, other activations (only gelu_new), a
+ * layer_norm_epsilon other than 1e-5 (warned), sharded safetensors
+ * (model-0000x-of-0000y), and big-endian hosts. */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "core/log.h"
+#include "core/rng.h"
+#include "trainer/ckpt.h"
+#include "trainer/gpt2.h"
+#include "trainer/optim.h"
+#include "trainer/trainer.h"
+
+#define HF_NAME_MAX 96
+
+/* One HF tensor: a (R, K) slab of our tensor src at float offset off,
+ * stored as (K, R) when transposed; R == 1 is a 1-D tensor of K. */
+typedef struct {
+    char name[HF_NAME_MAX];
+    int src;
+    size_t off;
+    int R, K, transpose;
+} hf_entry_t;
+
+/* The GPT2LMHeadModel tensors for dims d, in model order; malloc'd. */
+static hf_entry_t *hf_entries(const ct_gpt2_dims_t *d, int *n_p)
+{
+    int L = d->L, C = d->C, n = 0;
+    hf_entry_t *e = calloc((size_t)(4 + 12 * L), sizeof *e);
+    if (!e) return NULL;
+#define HF_ADD(src_, off_, R_, K_, tr_, ...)                                \
+    do {                                                                    \
+        snprintf(e[n].name, HF_NAME_MAX, __VA_ARGS__);                      \
+        e[n].src = (src_), e[n].off = (off_), e[n].R = (R_), e[n].K = (K_); \
+        e[n].transpose = (tr_);                                             \
+        n++;                                                                \
+    } while (0)
+    HF_ADD(0, 0, d->V, C, 0, "transformer.wte.weight");
+    HF_ADD(1, 0, d->maxT, C, 0, "transformer.wpe.weight");
+    for (int l = 0; l < L; l++) {
+        size_t lc = (size_t)l * C;
+        HF_ADD(2, lc, 1, C, 0, "transformer.h.%d.ln_1.weight", l);
+        HF_ADD(3, lc, 1, C, 0, "transformer.h.%d.ln_1.bias", l);
+        HF_ADD(4, lc * 3 * C, 3 * C, C, 1, "transformer.h.%d.attn.c_attn.weight", l);
+        HF_ADD(5, lc * 3, 1, 3 * C, 0, "transformer.h.%d.attn.c_attn.bias", l);
+        HF_ADD(6, lc * C, C, C, 1, "transformer.h.%d.attn.c_proj.weight", l);
+        HF_ADD(7, lc, 1, C, 0, "transformer.h.%d.attn.c_proj.bias", l);
+        HF_ADD(8, lc, 1, C, 0, "transformer.h.%d.ln_2.weight", l);
+        HF_ADD(9, lc, 1, C, 0, "transformer.h.%d.ln_2.bias", l);
+        HF_ADD(10, lc * 4 * C, 4 * C, C, 1, "transformer.h.%d.mlp.c_fc.weight", l);
+        HF_ADD(11, lc * 4, 1, 4 * C, 0, "transformer.h.%d.mlp.c_fc.bias", l);
+        HF_ADD(12, lc * 4 * C, C, 4 * C, 1, "transformer.h.%d.mlp.c_proj.weight", l);
+        HF_ADD(13, lc, 1, C, 0, "transformer.h.%d.mlp.c_proj.bias", l);
+    }
+    HF_ADD(14, 0, 1, C, 0, "transformer.ln_f.weight");
+    HF_ADD(15, 0, 1, C, 0, "transformer.ln_f.bias");
+#undef HF_ADD
+    *n_p = n;
+    return e;
+}
+
+/* HF shape of entry e: 1 or 2 dims into shape. */
+static int hf_shape(const hf_entry_t *e, long long shape[2])
+{
+    if (e->R == 1) {
+        shape[0] = e->K;
+        return 1;
+    }
+    shape[0] = e->transpose ? e->K : e->R;
+    shape[1] = e->transpose ? e->R : e->K;
+    return 2;
+}
+
+static int hf_little_endian(void)
+{
+    const uint16_t one = 1;
+    return *(const uint8_t *)&one == 1;
+}
+
+/* ---- loading a whole ctrain checkpoint ----------------------------------- */
+
+/* Resolves a checkpoint directory or a run directory (its newest checkpoint)
+ * to a malloc'd checkpoint path. */
+static char *hf_resolve_ckpt(const char *arg)
+{
+    char mpath[4200];
+    snprintf(mpath, sizeof mpath, "%s/manifest.yaml", arg);
+    struct stat sb;
+    char *dir = NULL;
+    if (stat(mpath, &sb) == 0) return strdup(arg);
+    if (ct_ckpt_find_latest(arg, &dir) == CT_OK) return dir;
+    return strdup(arg); /* let the loader report what is missing */
+}
+
+/* Loads checkpoint dir (any TP layout) into a tp = 1 model m (capacity
+ * B = 1, T = maxT), gathering every TP rank's shard. cfg_p gets the
+ * checkpoint's config (caller frees it, and m, on success). */
+static ct_status_t hf_load_ckpt(const char *dir, ct_config_t *cfg_p, ct_gpt2_t *m)
+{
+    ct_status_t st = ct_ckpt_read_config(dir, cfg_p);
+    if (st != CT_OK) return st;
+    int tp = cfg_p->parallel.tp;
+    st = ct_gpt2_init(m, &cfg_p->model, 1, cfg_p->model.max_seq_len, NULL);
+    if (st != CT_OK) goto fail_cfg;
+    if (tp <= 1) {
+        st = ct_ckpt_load(dir, m, NULL, NULL);
+        if (st != CT_OK) goto fail_model;
+        return CT_OK;
+    }
+    /* A TP checkpoint: read each rank's shard through ct_ckpt_load, which
+     * only needs the shard's dims and a buffer (no collectives, no optimizer
+     * state), and scatter it into the full tensors. */
+    float *buf = malloc(m->num_params * sizeof(float));
+    if (!buf) {
+        st = CT_ERR_NO_MEMORY;
+        goto fail_model;
+    }
+    for (int r = 0; r < tp && st == CT_OK; r++) {
+        ct_gpt2_t shard;
+        memset(&shard, 0, sizeof shard);
+        ct_gpt2_dims(&cfg_p->model, tp, r, &shard.d);
+        ct_gpt2_tensor_sizes(&shard.d, shard.sizes);
+        shard.params = buf;
+        st = ct_ckpt_load(dir, &shard, NULL, NULL);
+        size_t off = 0;
+        for (int i = 0; i < CT_GPT2_NUM_TENSORS && st == CT_OK; i++) {
+            ct_gpt2_shard_copy(&shard.d, r, i, m->params + m->offsets[i], buf + off, 0);
+            off += shard.sizes[i];
+        }
+    }
+    free(buf);
+    if (st != CT_OK) goto fail_model;
+    CT_LOG_INFO("gathered %d tensor-parallel shards of %s", tp, dir);
+    return CT_OK;
+fail_model:
+    ct_gpt2_free(m);
+fail_cfg:
+    ct_config_free(cfg_p);
+    return st;
+}
+
+/* ---- export ------------------------------------------------------------- */
+
+static ct_status_t hf_write_config_json(const char *path, const ct_gpt2_dims_t *d,
+                                        const ct_model_config_t *mc)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        CT_LOG_ERROR("cannot create %s: %s", path, strerror(errno));
+        return CT_ERR_IO;
+    }
+    fprintf(f,
+            "{\n"
+            "  \"architectures\": [\"GPT2LMHeadModel\"],\n"
+            "  \"model_type\": \"gpt2\",\n"
+            "  \"vocab_size\": %d,\n"
+            "  \"n_positions\": %d,\n"
+            "  \"n_ctx\": %d,\n"
+            "  \"n_embd\": %d,\n"
+            "  \"n_layer\": %d,\n"
+            "  \"n_head\": %d,\n"
+            "  \"n_inner\": null,\n"
+            "  \"layer_norm_epsilon\": 1e-05,\n"
+            "  \"activation_function\": \"gelu_new\",\n"
+            "  \"tie_word_embeddings\": true,\n"
+            "  \"initializer_range\": %g,\n"
+            "  \"resid_pdrop\": 0.0,\n"
+            "  \"embd_pdrop\": 0.0,\n"
+            "  \"attn_pdrop\": 0.0,\n"
+            "  \"scale_attn_weights\": true,\n"
+            "  \"use_cache\": true,\n"
+            "  \"torch_dtype\": \"float32\"\n"
+            "}\n",
+            d->V, d->maxT, d->maxT, d->C, d->L, d->NH, (double)mc->init_std);
+    if (fclose(f) != 0) {
+        CT_LOG_ERROR("cannot write %s: %s", path, strerror(errno));
+        return CT_ERR_IO;
+    }
+    return CT_OK;
+}
+
+static ct_status_t hf_write_safetensors(const char *path, const ct_gpt2_t *m)
+{
+    int n;
+    hf_entry_t *e = hf_entries(&m->d, &n);
+    if (!e) return CT_ERR_NO_MEMORY;
+    ct_status_t st = CT_OK;
+    size_t cap = (size_t)n * (HF_NAME_MAX + 128) + 64, len = 0, maxn = 0;
+    char *hdr = malloc(cap);
+    float *tmp = NULL;
+    FILE *f = NULL;
+    if (!hdr) {
+        st = CT_ERR_NO_MEMORY;
+        goto out;
+    }
+    len += (size_t)snprintf(hdr + len, cap - len, "{");
+    size_t data_off = 0;
+    for (int k = 0; k < n; k++) {
+        long long shape[2];
+        int nd = hf_shape(&e[k], shape);
+        size_t bytes = (size_t)e[k].R * e[k].K * sizeof(float);
+        if (nd == 1)
+            len += (size_t)snprintf(hdr + len, cap - len, "\"%s\":{\"dtype\":\"F32\",\"shape\":[%lld]",
+                                    e[k].name, shape[0]);
+        else
+            len += (size_t)snprintf(hdr + len, cap - len,
+                                    "\"%s\":{\"dtype\":\"F32\",\"shape\":[%lld,%lld]", e[k].name,
+                                    shape[0], shape[1]);
+        len += (size_t)snprintf(hdr + len, cap - len, ",\"data_offsets\":[%zu,%zu]},", data_off,
+                                data_off + bytes);
+        data_off += bytes;
+        if ((size_t)e[k].R * e[k].K > maxn) maxn = (size_t)e[k].R * e[k].K;
+    }
+    len += (size_t)snprintf(hdr + len, cap - len, "\"__metadata__\":{\"format\":\"pt\"}}");
+    while (len % 8) hdr[len++] = ' ';
+    tmp = malloc(maxn * sizeof(float));
+    if (!tmp) {
+        st = CT_ERR_NO_MEMORY;
+        goto out;
+    }
+    f = fopen(path, "wb");
+    if (!f) {
+        CT_LOG_ERROR("cannot create %s: %s", path, strerror(errno));
+        st = CT_ERR_IO;
+        goto out;
+    }
+    uint8_t le[8];
+    for (int b = 0; b < 8; b++) le[b] = (uint8_t)((uint64_t)len >> (8 * b));
+    int ok = fwrite(le, 1, 8, f) == 8 && fwrite(hdr, 1, len, f) == len;
+    for (int k = 0; k < n && ok; k++) {
+        const float *src = m->params + m->offsets[e[k].src] + e[k].off;
+        size_t R = (size_t)e[k].R, K = (size_t)e[k].K;
+        const float *out = src;
+        if (e[k].transpose) {
+            for (size_t r = 0; r < R; r++)
+                for (size_t c = 0; c < K; c++) tmp[c * R + r] = src[r * K + c];
+            out = tmp;
+        }
+        ok = fwrite(out, sizeof(float), R * K, f) == R * K;
+    }
+    if (fclose(f) != 0) ok = 0;
+    if (!ok) {
+        CT_LOG_ERROR("cannot write %s: %s", path, strerror(errno));
+        st = CT_ERR_IO;
+    }
+out:
+    free(tmp);
+    free(hdr);
+    free(e);
+    return st;
+}
+
+/* Debug aid for the interop test: runs the forward pass on each line of
+ * tokens_path (whitespace-separated ids, one sequence per line, at most
+ * maxT) and appends the (T, V) fp32 logits of each to out_path. */
+static ct_status_t hf_dump_logits(ct_gpt2_t *m, const char *tokens_path, const char *out_path)
+{
+    FILE *in = fopen(tokens_path, "r"), *out = NULL;
+    if (!in) {
+        CT_LOG_ERROR("cannot open %s: %s", tokens_path, strerror(errno));
+        return CT_ERR_NOT_FOUND;
+    }
+    ct_status_t st = CT_OK;
+    int32_t *toks = malloc((size_t)m->d.maxT * sizeof *toks);
+    char *line = NULL;
+    size_t cap = 0;
+    out = fopen(out_path, "wb");
+    if (!out || !toks) {
+        CT_LOG_ERROR("cannot create %s: %s", out_path, strerror(errno));
+        st = CT_ERR_IO;
+        goto out;
+    }
+    int lineno = 0;
+    while (getline(&line, &cap, in) >= 0 && st == CT_OK) {
+        lineno++;
+        int T = 0;
+        char *p = line, *end;
+        for (;;) {
+            long v = strtol(p, &end, 10);
+            if (end == p) break;
+            if (v < 0 || v >= m->d.V || T >= m->d.maxT) {
+                CT_LOG_ERROR("%s:%d: token %ld out of range or sequence longer than %d",
+                             tokens_path, lineno, v, m->d.maxT);
+                st = CT_ERR_INVALID_ARG;
+                break;
+            }
+            toks[T++] = (int32_t)v;
+            p = end;
+        }
+        if (st != CT_OK || T == 0) continue;
+        ct_gpt2_forward(m, toks, NULL, 1, T);
+        for (int t = 0; t < T && st == CT_OK; t++)
+            if (fwrite(m->a.logits + (size_t)t * m->d.Vp, sizeof(float), (size_t)m->d.V, out) !=
+                (size_t)m->d.V)
+                st = CT_ERR_IO;
+    }
+out:
+    if (out && fclose(out) != 0 && st == CT_OK) st = CT_ERR_IO;
+    fclose(in);
+    free(line);
+    free(toks);
+    return st;
+}
+
+static const char export_usage[] =
+    "usage: ctrain export --format hf CKPT_DIR OUT_DIR\n"
+    "\n"
+    "Writes a checkpoint (or a run directory's newest one; any tensor-parallel\n"
+    "layout) as a Hugging Face GPT2LMHeadModel: OUT_DIR/model.safetensors (F32,\n"
+    "tied head, lm_head.weight omitted) and OUT_DIR/config.json. Load it with\n"
+    "transformers.GPT2LMHeadModel.from_pretrained(OUT_DIR). The tokenizer is not\n"
+    "exported.\n";
+
+int ct_cmd_export(int argc, char **argv)
+{
+    const char *fmt = NULL, *src = NULL, *dst = NULL, *dump_in = NULL, *dump_out = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(export_usage, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--format") && i + 1 < argc) {
+            fmt = argv[++i];
+        } else if (!strncmp(argv[i], "--format=", 9)) {
+            fmt = argv[i] + 9;
+        } else if (!strcmp(argv[i], "--dump-logits") && i + 2 < argc) {
+            /* hidden: TOKENS_FILE OUT.bin, for tests/integration/hf_forward.py */
+            dump_in = argv[++i];
+            dump_out = argv[++i];
+        } else if (argv[i][0] == '-' || (src && dst)) {
+            fprintf(stderr, "ctrain export: unexpected argument '%s'\n%s", argv[i], export_usage);
+            return 2;
+        } else if (!src) {
+            src = argv[i];
+        } else {
+            dst = argv[i];
+        }
+    }
+    if (!fmt || strcmp(fmt, "hf") != 0) {
+        fprintf(stderr, "ctrain export: need --format hf (the only format)%s%s\n%s",
+                fmt ? ", got " : "", fmt ? fmt : "", export_usage);
+        return 2;
+    }
+    if (!src || !dst) {
+        fprintf(stderr, "ctrain export: need CKPT_DIR and OUT_DIR\n%s", export_usage);
+        return 2;
+    }
+    if (!hf_little_endian()) {
+        CT_LOG_ERROR("export needs a little-endian host");
+        return 1;
+    }
+    char *dir = hf_resolve_ckpt(src);
+    if (!dir) return 1;
+    ct_config_t cfg;
+    ct_gpt2_t m;
+    ct_status_t st = hf_load_ckpt(dir, &cfg, &m);
+    if (st != CT_OK) {
+        free(dir);
+        return 1;
+    }
+    char path[4200];
+    if (mkdir(dst, 0777) != 0 && errno != EEXIST) {
+        CT_LOG_ERROR("cannot create %s: %s", dst, strerror(errno));
+        st = CT_ERR_IO;
+    }
+    if (st == CT_OK) {
+        snprintf(path, sizeof path, "%s/model.safetensors", dst);
+        st = hf_write_safetensors(path, &m);
+    }
+    if (st == CT_OK) {
+        snprintf(path, sizeof path, "%s/config.json", dst);
+        st = hf_write_config_json(path, &m.d, &cfg.model);
+    }
+    if (st == CT_OK && dump_in) st = hf_dump_logits(&m, dump_in, dump_out);
+    if (st == CT_OK) CT_LOG_INFO("exported %s to %s (Hugging Face GPT-2)", dir, dst);
+    ct_gpt2_free(&m);
+    ct_config_free(&cfg);
+    free(dir);
+    return st == CT_OK ? 0 : 1;
+}
+
+/* ---- import: a minimal JSON reader ---------------------------------------- */
+
+typedef struct {
+    const char *p, *end;
+} hf_json_t;
+
+static void js_ws(hf_json_t *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t'))
+        j->p++;
+}
+
+static int js_eat(hf_json_t *j, char c)
+{
+    js_ws(j);
+    if (j->p < j->end && *j->p == c) {
+        j->p++;
+        return 1;
+    }
+    return 0;
+}
+
+/* A string into out (escapes kept verbatim except \" and \\); -1 on error. */
+static int js_string(hf_json_t *j, char *out, size_t cap)
+{
+    if (!js_eat(j, '"')) return -1;
+    size_t n = 0;
+    while (j->p < j->end && *j->p != '"') {
+        char c = *j->p++;
+        if (c == '\\') {
+            if (j->p >= j->end) return -1;
+            c = *j->p++;
+        }
+        if (n + 1 >= cap) return -1;
+        out[n++] = c;
+    }
+    if (j->p >= j->end) return -1;
+    j->p++;
+    out[n] = 0;
+    return 0;
+}
+
+static int js_int(hf_json_t *j, long long *v)
+{
+    js_ws(j);
+    char buf[32];
+    size_t n = 0;
+    while (j->p < j->end && n + 1 < sizeof buf && (*j->p == '-' || (*j->p >= '0' && *j->p <= '9')))
+        buf[n++] = *j->p++;
+    buf[n] = 0;
+    char *e;
+    if (!n) return -1;
+    *v = strtoll(buf, &e, 10);
+    return *e ? -1 : 0;
+}
+
+/* Skips any value; -1 on malformed input. */
+static int js_skip(hf_json_t *j, int depth)
+{
+    js_ws(j);
+    if (j->p >= j->end || depth > 32) return -1;
+    char c = *j->p;
+    if (c == '"') {
+        char tmp[4096];
+        return js_string(j, tmp, sizeof tmp);
+    }
+    if (c == '{' || c == '[') {
+        char close = c == '{' ? '}' : ']';
+        j->p++;
+        if (js_eat(j, close)) return 0;
+        do {
+            if (c == '{') {
+                char key[4096];
+                if (js_string(j, key, sizeof key) != 0 || !js_eat(j, ':')) return -1;
+            }
+            if (js_skip(j, depth + 1) != 0) return -1;
+        } while (js_eat(j, ','));
+        return js_eat(j, close) ? 0 : -1;
+    }
+    const char *s = j->p;
+    while (j->p < j->end && !strchr(",}] \n\r\t", *j->p)) j->p++;
+    return j->p > s ? 0 : -1;
+}
+
+/* Value of top-level integer key in config.json text: 0 found, 1 absent or
+ * null, -1 not an integer. */
+static int hf_config_int(const char *text, const char *key, long long *v)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\"", key);
+    const char *p = strstr(text, pat);
+    if (!p) return 1;
+    hf_json_t j = {p + strlen(pat), text + strlen(text)};
+    if (!js_eat(&j, ':')) return -1;
+    js_ws(&j);
+    if (!strncmp(j.p, "null", 4)) return 1;
+    return js_int(&j, v);
+}
+
+/* Value of a top-level string key into out: 0 found, 1 absent. */
+static int hf_config_str(const char *text, const char *key, char *out, size_t cap)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\"", key);
+    const char *p = strstr(text, pat);
+    if (!p) return 1;
+    hf_json_t j = {p + strlen(pat), text + strlen(text)};
+    if (!js_eat(&j, ':') || js_string(&j, out, cap) != 0) return -1;
+    return 0;
+}
+
+static char *hf_read_file(const char *path, size_t *len_p)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        CT_LOG_ERROR("cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t len = 0, cap = 0, got;
+    do {
+        if (len + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 65536;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        got = fread(buf + len, 1, cap - len - 1, f);
+        len += got;
+    } while (got > 0);
+    fclose(f);
+    buf[len] = 0;
+    if (len_p) *len_p = len;
+    return buf;
+}
+
+/* Reads config.json's model dims into mc. */
+static ct_status_t hf_read_config(const char *path, ct_model_config_t *mc)
+{
+    char *text = hf_read_file(path, NULL);
+    if (!text) return CT_ERR_NOT_FOUND;
+    ct_status_t st = CT_OK;
+    struct {
+        const char *key, *alt;
+        int *dst;
+    } keys[] = {{"vocab_size", NULL, &mc->vocab_size}, {"n_positions", "n_ctx", &mc->max_seq_len},
+                {"n_embd", NULL, &mc->n_embd},         {"n_layer", NULL, &mc->n_layer},
+                {"n_head", NULL, &mc->n_head}};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0] && st == CT_OK; k++) {
+        long long v = 0;
+        int r = hf_config_int(text, keys[k].key, &v);
+        if (r == 1 && keys[k].alt) r = hf_config_int(text, keys[k].alt, &v);
+        if (r != 0 || v <= 0 || v > (1 << 30)) {
+            CT_LOG_ERROR("%s: '%s' is %s, want a positive integer", path, keys[k].key,
+                         r == 1 ? "missing" : "not a valid integer");
+            st = CT_ERR_CORRUPT;
+        } else {
+            *keys[k].dst = (int)v;
+        }
+    }
+    long long inner;
+    if (st == CT_OK && hf_config_int(text, "n_inner", &inner) == 0 && inner != 4LL * mc->n_embd) {
+        CT_LOG_ERROR("%s: n_inner = %lld, ctrain's MLP is 4 * n_embd = %d", path, inner,
+                     4 * mc->n_embd);
+        st = CT_ERR_UNSUPPORTED;
+    }
+    char act[64];
+    if (st == CT_OK && hf_config_str(text, "activation_function", act, sizeof act) == 0 &&
+        strcmp(act, "gelu_new") != 0 && strcmp(act, "gelu_pytorch_tanh") != 0) {
+        CT_LOG_ERROR("%s: activation_function '%s' is not supported, ctrain uses gelu_new (tanh)",
+                     path, act);
+        st = CT_ERR_UNSUPPORTED;
+    }
+    const char *tie = strstr(text, "\"tie_word_embeddings\"");
+    if (st == CT_OK && tie) {
+        hf_json_t j = {tie + 21, text + strlen(text)};
+        if (js_eat(&j, ':') && (js_ws(&j), !strncmp(j.p, "false", 5))) {
+            CT_LOG_ERROR("%s: tie_word_embeddings is false, ctrain ties the LM head to wte", path);
+            st = CT_ERR_UNSUPPORTED;
+        }
+    }
+    const char *eps = strstr(text, "\"layer_norm_epsilon\"");
+    if (st == CT_OK && eps) {
+        hf_json_t j = {eps + 20, text + strlen(text)};
+        if (js_eat(&j, ':')) {
+            double e = strtod(j.p, NULL);
+            if (fabs(e - 1e-5) > 1e-12)
+                CT_LOG_WARN("%s: layer_norm_epsilon = %g, ctrain uses 1e-5", path, e);
+        }
+    }
+    if (st == CT_OK && mc->n_embd % mc->n_head != 0) {
+        CT_LOG_ERROR("%s: n_embd (%d) is not a multiple of n_head (%d)", path, mc->n_embd,
+                     mc->n_head);
+        st = CT_ERR_CORRUPT;
+    }
+    free(text);
+    return st;
+}
+
+static float hf_half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0) {
+        float f = ldexpf((float)man, -24);
+        return sign ? -f : f;
+    }
+    if (exp == 31)
+        bits = sign | 0x7f800000u | (man << 13);
+    else
+        bits = sign | ((exp + 112) << 23) | (man << 13);
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* Reads `count` elements of dtype (4 F32, 2 F16, 3 BF16 by code) at byte
+ * `off` of f into out as fp32. */
+static int hf_read_tensor(FILE *f, long long off, int dtype, size_t count, float *out)
+{
+    if (fseeko(f, (off_t)off, SEEK_SET) != 0) return -1;
+    if (dtype == 4) return fread(out, sizeof(float), count, f) == count ? 0 : -1;
+    uint16_t *h = malloc(count * sizeof *h);
+    if (!h) return -1;
+    int rc = fread(h, 2, count, f) == count ? 0 : -1;
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        if (dtype == 2) {
+            out[i] = hf_half_to_float(h[i]);
+        } else {
+            uint32_t bits = (uint32_t)h[i] << 16;
+            memcpy(&out[i], &bits, 4);
+        }
+    }
+    free(h);
+    return rc;
+}
+
+/* Parses the safetensors file path and fills m's parameters. */
+static ct_status_t hf_read_safetensors(const char *path, ct_gpt2_t *m)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        CT_LOG_ERROR("cannot open %s: %s", path, strerror(errno));
+        return CT_ERR_NOT_FOUND;
+    }
+    ct_status_t st = CT_OK;
+    char *hdr = NULL, *seen = NULL;
+    float *tmp = NULL, *head = NULL;
+    int n = 0;
+    hf_entry_t *e = hf_entries(&m->d, &n);
+    uint8_t le[8];
+    long long fsize = -1;
+    if (fseeko(f, 0, SEEK_END) == 0) fsize = (long long)ftello(f);
+    rewind(f);
+    if (!e || fread(le, 1, 8, f) != 8) {
+        CT_LOG_ERROR("%s: too short for a safetensors file", path);
+        st = e ? CT_ERR_CORRUPT : CT_ERR_NO_MEMORY;
+        goto out;
+    }
+    uint64_t hlen = 0;
+    for (int b = 7; b >= 0; b--) hlen = hlen << 8 | le[b];
+    if (hlen == 0 || hlen > (100u << 20) || (long long)(hlen + 8) > fsize) {
+        CT_LOG_ERROR("%s: header length %llu does not fit the file (%lld bytes); not a "
+                     "safetensors file?", path, (unsigned long long)hlen, fsize);
+        st = CT_ERR_CORRUPT;
+        goto out;
+    }
+    long long data_start = 8 + (long long)hlen, data_len = fsize - data_start;
+    hdr = malloc(hlen + 1);
+    seen = calloc((size_t)n + 1, 1);
+    size_t maxn = (size_t)m->d.V * m->d.C;
+    for (int k = 0; k < n; k++)
+        if ((size_t)e[k].R * e[k].K > maxn) maxn = (size_t)e[k].R * e[k].K;
+    tmp = malloc(maxn * sizeof(float));
+    if (!hdr || !seen || !tmp) {
+        st = CT_ERR_NO_MEMORY;
+        goto out;
+    }
+    if (fread(hdr, 1, hlen, f) != hlen) {
+        CT_LOG_ERROR("%s: truncated header", path);
+        st = CT_ERR_CORRUPT;
+        goto out;
+    }
+    hdr[hlen] = 0;
+    hf_json_t j = {hdr, hdr + hlen};
+    if (!js_eat(&j, '{')) goto bad_header;
+    int have_head = 0;
+    if (!js_eat(&j, '}')) do {
+        char name[512], full[512 + 16];
+        if (js_string(&j, name, sizeof name) != 0 || !js_eat(&j, ':')) goto bad_header;
+        if (!strcmp(name, "__metadata__")) {
+            if (js_skip(&j, 0) != 0) goto bad_header;
+            continue;
+        }
+        char dtype[16] = "";
+        long long shape[4], offs[2] = {-1, -1};
+        int nd = -1, no = 0;
+        if (!js_eat(&j, '{')) goto bad_header;
+        do {
+            char key[64];
+            if (js_string(&j, key, sizeof key) != 0 || !js_eat(&j, ':')) goto bad_header;
+            if (!strcmp(key, "dtype")) {
+                if (js_string(&j, dtype, sizeof dtype) != 0) goto bad_header;
+            } else if (!strcmp(key, "shape") || !strcmp(key, "data_offsets")) {
+                int is_shape = key[0] == 's', cnt = 0;
+                long long *dst = is_shape ? shape : offs;
+                if (!js_eat(&j, '[')) goto bad_header;
+                if (!js_eat(&j, ']')) {
+                    do {
+                        long long v;
+                        if (js_int(&j, &v) != 0 || v < 0) goto bad_header;
+                        if (cnt < (is_shape ? 4 : 2)) dst[cnt] = v;
+                        cnt++;
+                    } while (js_eat(&j, ','));
+                    if (!js_eat(&j, ']')) goto bad_header;
+                }
+                if (is_shape) nd = cnt;
+                else no = cnt;
+            } else if (js_skip(&j, 0) != 0) {
+                goto bad_header;
+            }
+        } while (js_eat(&j, ','));
+        if (!js_eat(&j, '}') || nd < 0 || no != 2 || !dtype[0]) goto bad_header;
+        /* GPT2Model files lack the transformer. prefix */
+        if (strncmp(name, "transformer.", 12) != 0 && strcmp(name, "lm_head.weight") != 0)
+            snprintf(full, sizeof full, "transformer.%s", name);
+        else
+            snprintf(full, sizeof full, "%s", name);
+        size_t fl = strlen(full);
+        if ((fl > 10 && !strcmp(full + fl - 10, ".attn.bias")) ||
+            (fl > 17 && !strcmp(full + fl - 17, ".attn.masked_bias")))
+            continue; /* causal-mask buffers, not parameters */
+        int code = !strcmp(dtype, "F32") ? 4 : !strcmp(dtype, "F16") ? 2 : !strcmp(dtype, "BF16") ? 3 : 0;
+        if (!code) {
+            CT_LOG_ERROR("%s: tensor '%s' has dtype %s, only F32, F16 and BF16 are supported", path,
+                         name, dtype);
+            st = CT_ERR_UNSUPPORTED;
+            goto out;
+        }
+        int k = -1;
+        hf_entry_t headent = e[0];
+        const hf_entry_t *want = NULL;
+        if (!strcmp(full, "lm_head.weight")) {
+            k = n;
+            want = &headent;
+        } else {
+            for (int q = 0; q < n; q++)
+                if (!strcmp(e[q].name, full)) k = q;
+            if (k < 0) {
+                CT_LOG_ERROR("%s: unknown tensor '%s' for a GPT-2 with n_layer=%d\n---> HINT: is "
+                             "config.json from the same model?", path, name, m->d.L);
+                st = CT_ERR_CORRUPT;
+                goto out;
+            }
+            want = &e[k];
+        }
+        if (seen[k]) {
+            CT_LOG_ERROR("%s: tensor '%s' appears twice", path, name);
+            st = CT_ERR_CORRUPT;
+            goto out;
+        }
+        seen[k] = 1;
+        long long ws[2] = {0, 0};
+        int wnd = hf_shape(want, ws);
+        if (nd != wnd || shape[0] != ws[0] || (nd == 2 && shape[1] != ws[1])) {
+            char got[96] = "", exp[64];
+            for (int d = 0; d < nd && d < 4; d++)
+                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "",
+                         shape[d]);
+            if (wnd == 1) snprintf(exp, sizeof exp, "%lld", ws[0]);
+            else snprintf(exp, sizeof exp, "%lld, %lld", ws[0], ws[1]);
+            CT_LOG_ERROR("%s: tensor '%s' has shape (%s), config.json implies (%s)", path, name, got,
+                         exp);
+            st = CT_ERR_CORRUPT;
+            goto out;
+        }
+        size_t count = (size_t)want->R * want->K, esz = code == 4 ? 4 : 2;
+        if (offs[1] < offs[0] || (size_t)(offs[1] - offs[0]) != count * esz || offs[1] > data_len) {
+            CT_LOG_ERROR("%s: tensor '%s' has data_offsets [%lld, %lld], want %zu bytes within the "
+                         "%lld data bytes", path, name, offs[0], offs[1], count * esz, data_len);
+            st = CT_ERR_CORRUPT;
+            goto out;
+        }
+        float *dst = k == n ? (head = malloc(count * sizeof(float))) : tmp;
+        if (!dst || hf_read_tensor(f, data_start + offs[0], code, count, dst) != 0) {
+            CT_LOG_ERROR("%s: cannot read tensor '%s'", path, name);
+            st = dst ? CT_ERR_IO : CT_ERR_NO_MEMORY;
+            goto out;
+        }
+        have_head |= k == n;
+        if (k == n) continue;
+        float *p = m->params + m->offsets[want->src] + want->off;
+        size_t R = (size_t)want->R, K = (size_t)want->K;
+        if (want->transpose)
+            for (size_t r = 0; r < R; r++)
+                for (size_t c = 0; c < K; c++) p[r * K + c] = tmp[c * R + r];
+        else
+            memcpy(p, tmp, count * sizeof(float));
+    } while (js_eat(&j, ','));
+    if (!js_eat(&j, '}')) goto bad_header;
+    for (int k = 0; k < n; k++)
+        if (!seen[k]) {
+            CT_LOG_ERROR("%s: missing tensor '%s'", path, e[k].name);
+            st = CT_ERR_CORRUPT;
+            goto out;
+        }
+    if (have_head && memcmp(head, m->params + m->offsets[0], (size_t)m->d.V * m->d.C * sizeof(float))) {
+        CT_LOG_ERROR("%s: lm_head.weight differs from transformer.wte.weight; ctrain only supports "
+                     "a tied LM head", path);
+        st = CT_ERR_UNSUPPORTED;
+    }
+    goto out;
+bad_header:
+    CT_LOG_ERROR("%s: malformed safetensors JSON header near byte %ld", path, (long)(j.p - hdr));
+    st = CT_ERR_CORRUPT;
+out:
+    free(head);
+    free(tmp);
+    free(seen);
+    free(hdr);
+    free(e);
+    fclose(f);
+    return st;
+}
+
+static const char import_usage[] =
+    "usage: ctrain import HF_DIR OUT_DIR [--set section.key=value]...\n"
+    "\n"
+    "Reads a Hugging Face GPT-2 (HF_DIR/config.json and HF_DIR/model.safetensors,\n"
+    "F32, F16 or BF16, tied head) into a ctrain checkpoint at\n"
+    "OUT_DIR/ckpt/step_00000000 (tp = 1, AdamW state zero), printed on stdout.\n"
+    "`ctrain sample OUT_DIR` generates from it; train from it with\n"
+    "--set checkpoint.resume=OUT_DIR/ckpt/step_00000000 and the same model.*\n"
+    "settings. Each --set goes into the stored config (e.g. eval.tokenizer);\n"
+    "the model dims come from config.json.\n";
+
+int ct_cmd_import(int argc, char **argv)
+{
+    const char *src = NULL, *dst = NULL;
+    const char **sets = calloc((size_t)argc + 1, sizeof *sets);
+    int n_sets = 0, rc = 1;
+    if (!sets) return 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(import_usage, stdout);
+            free(sets);
+            return 0;
+        } else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
+            sets[n_sets++] = argv[++i];
+        } else if (!strncmp(argv[i], "--set=", 6)) {
+            sets[n_sets++] = argv[i] + 6;
+        } else if (argv[i][0] == '-' || (src && dst)) {
+            fprintf(stderr, "ctrain import: unexpected argument '%s'\n%s", argv[i], import_usage);
+            free(sets);
+            return 2;
+        } else if (!src) {
+            src = argv[i];
+        } else {
+            dst = argv[i];
+        }
+    }
+    if (!src || !dst) {
+        fprintf(stderr, "ctrain import: need HF_DIR and OUT_DIR\n%s", import_usage);
+        free(sets);
+        return 2;
+    }
+    for (int k = 0; k < n_sets; k++)
+        if (!strncmp(sets[k], "model.", 6) && strncmp(sets[k], "model.init_std=", 15) != 0) {
+            fprintf(stderr, "ctrain import: --set %s: the model dims come from config.json\n",
+                    sets[k]);
+            free(sets);
+            return 2;
+        }
+    if (!hf_little_endian()) {
+        CT_LOG_ERROR("import needs a little-endian host");
+        free(sets);
+        return 1;
+    }
+    ct_model_config_t hm;
+    memset(&hm, 0, sizeof hm);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", src);
+    if (hf_read_config(path, &hm) != CT_OK) {
+        free(sets);
+        return 1;
+    }
+    ct_config_t cfg;
+    if (ct_config_load(NULL, sets, n_sets, &cfg) != CT_OK) {
+        free(sets);
+        return 1;
+    }
+    free(sets);
+    cfg.model.n_layer = hm.n_layer;
+    cfg.model.n_head = hm.n_head;
+    cfg.model.n_embd = hm.n_embd;
+    cfg.model.max_seq_len = hm.max_seq_len;
+    cfg.model.vocab_size = hm.vocab_size;
+    cfg.parallel.tp = 1;
+    cfg.parallel.dp = 1;
+    /* the stored config must load again: a default seq_len longer than the
+     * model's context is cut to it */
+    if (cfg.train.seq_len > hm.max_seq_len) cfg.train.seq_len = hm.max_seq_len;
+    ct_gpt2_t m;
+    char *yaml = ct_config_to_yaml(&cfg);
+    ct_config_t check;
+    if (!yaml || ct_config_load_string(yaml, "the imported config", &check) != CT_OK) {
+        CT_LOG_ERROR("the config for %s is invalid (see above)\n---> HINT: adjust it with --set",
+                     dst);
+        free(yaml);
+        goto out_cfg;
+    }
+    free(yaml);
+    ct_config_free(&check);
+    ct_optim_t o;
+    char *out_dir = NULL;
+    if (ct_gpt2_init(&m, &cfg.model, 1, 1, NULL) != CT_OK) goto out_cfg;
+    if (ct_optim_init(&o, &m, 0, NULL, cfg.comm.bucket_mib) != CT_OK) goto out_model;
+    snprintf(path, sizeof path, "%s/model.safetensors", src);
+    if (hf_read_safetensors(path, &m) != CT_OK) goto out_optim;
+    ct_rng_t rng;
+    ct_rng_seed(&rng, (uint64_t)cfg.eval.sample_seed, 0, 0);
+    ct_ckpt_state_t state = {.step = 0, .samples = 0, .sample_rng = rng.s};
+    if (ct_ckpt_save(dst, &m, &o, &cfg, &state, NULL, &out_dir) != CT_OK) goto out_optim;
+    CT_LOG_INFO("imported %s (n_layer=%d n_head=%d n_embd=%d vocab_size=%d) to %s", src,
+                hm.n_layer, hm.n_head, hm.n_embd, hm.vocab_size, out_dir);
+    printf("%s\n", out_dir);
+    free(out_dir);
+    rc = 0;
+out_optim:
+    ct_optim_free(&o);
+out_model:
+    ct_gpt2_free(&m);
+out_cfg:
+    ct_config_free(&cfg);
+    return rc;
+}
