@@ -1,0 +1,474 @@
+/* The `doctor` subcommand: checks, on every rank, that a job as configured
+ * can start, before it is queued for hours. Each rank checks MPI and the
+ * process groups, its device, an all-reduce over each group (exact sum and
+ * bandwidth), that the train and val shards open, and that the checkpoint
+ * directory is writable. Rank 0 gathers the results and prints one table;
+ * the exit code is the verdict (0 all passed, 1 any failed).
+ *
+ * It does not build the model, read samples beyond the shard headers, or
+ * test the GPU path (this build runs on the CPU). It leaves RUN_DIR/ckpt
+ * behind (train would create it anyway) but removes its probe file. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <omp.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "data/data.h"
+#include "trainer/trainer.h"
+
+static const char doctor_usage[] =
+    "usage: ctrain doctor CONFIG.yaml [--set section.key=value]...\n"
+    "\n"
+    "Checks, on every rank of the job as it would be launched (run it under\n"
+    "the same mpirun/srun line as train), that training can start:\n"
+    "  mpi        MPI starts and the world size is parallel.dp x parallel.tp\n"
+    "  device     the compute device, threads and cores per rank on each node\n"
+    "  allreduce  an all-reduce over the world, dp and tp groups gives the\n"
+    "             exact sum; its bandwidth at 16 MiB\n"
+    "  data.train, data.val  the shards open and their headers are sane\n"
+    "  ckpt_dir   RUN_DIR/ckpt can be created and written (fsync'd probe)\n"
+    "Rank 0 prints a table (rank, host, check, status, detail). Exit status 0\n"
+    "when every check passes (WARN does not fail), 1 when any fails.\n";
+
+enum { ST_OK = 0, ST_WARN = 1, ST_FAIL = 2 };
+static const char *const status_names[] = {"OK", "WARN", "FAIL"};
+
+/* One result row. Fixed size and int32-aligned, so the rows of every rank
+ * are gathered with one int32 allgather. */
+typedef struct {
+    int32_t rank, status;
+    char host[64];
+    char check[32];
+    char detail[224];
+} row_t;
+
+#define MAX_ROWS 8
+typedef struct {
+    int32_t n;
+    row_t rows[MAX_ROWS];
+} report_t;
+
+#define ALLREDUCE_BYTES (16u << 20)
+#define ALLREDUCE_ITERS 3
+
+static char host_name[64];
+
+static void add_row(report_t *r, int rank, const char *check, int status, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void add_row(report_t *r, int rank, const char *check, int status, const char *fmt, ...)
+{
+    CT_ASSERT(r->n < MAX_ROWS);
+    row_t *w = &r->rows[r->n++];
+    memset(w, 0, sizeof *w);
+    w->rank = rank;
+    w->status = status;
+    snprintf(w->host, sizeof w->host, "%s", host_name);
+    snprintf(w->check, sizeof w->check, "%s", check);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->detail, sizeof w->detail, fmt, ap);
+    va_end(ap);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- capturing the cause a library logged --------------------------------
+ * data/ logs the exact cause of a failure once, where it is understood. The
+ * doctor wants that cause in its table too, so stderr is sent to a temporary
+ * file around the call; the captured lines are then written back to stderr
+ * unchanged and the last ERROR line becomes the row's detail. */
+typedef struct {
+    FILE *tmp;
+    int saved_fd;
+} capture_t;
+
+static void capture_begin(capture_t *c)
+{
+    fflush(stderr);
+    c->tmp = tmpfile();
+    c->saved_fd = c->tmp ? dup(STDERR_FILENO) : -1;
+    if (c->saved_fd < 0 || dup2(fileno(c->tmp), STDERR_FILENO) < 0) {
+        if (c->saved_fd >= 0) close(c->saved_fd);
+        if (c->tmp) fclose(c->tmp);
+        c->tmp = NULL;
+        c->saved_fd = -1;
+    }
+}
+
+/* Restores stderr, replays what was captured and copies the message of the
+ * last ERROR line (without the "host:pid rR/W ERROR " prefix) to reason. */
+static void capture_end(capture_t *c, char *reason, size_t reason_len)
+{
+    if (reason_len) reason[0] = 0;
+    if (!c->tmp) return;
+    fflush(stderr);
+    dup2(c->saved_fd, STDERR_FILENO);
+    close(c->saved_fd);
+    rewind(c->tmp);
+    char line[2048];
+    while (fgets(line, sizeof line, c->tmp)) {
+        fputs(line, stderr);
+        const char *e = strstr(line, " ERROR ");
+        if (e && reason_len) {
+            snprintf(reason, reason_len, "%s", e + 7);
+            reason[strcspn(reason, "\n")] = 0;
+        }
+    }
+    fclose(c->tmp);
+    c->tmp = NULL;
+}
+
+/* ---- checks ------------------------------------------------------------------ */
+static void check_device(report_t *r, const ct_comm_groups_t *g)
+{
+    int threads = omp_get_max_threads();
+    long node_cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int bound = 0;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) bound = CPU_COUNT(&set);
+    long want = (long)g->local_size * threads;
+    int status = ST_OK;
+    char warn[96] = "";
+    if (node_cores > 0 && want > node_cores) {
+        status = ST_WARN;
+        snprintf(warn, sizeof warn, "; %d ranks x %d threads exceed the node's %ld cores",
+                 g->local_size, threads, node_cores);
+    } else if (bound > 0 && threads > bound) {
+        status = ST_WARN;
+        snprintf(warn, sizeof warn, "; %d threads on %d bound cores", threads, bound);
+    }
+    add_row(r, g->rank, "device", status,
+            "cpu, %d OpenMP threads; local rank %d/%d, %d cores bound, %ld cores on node%s",
+            threads, g->local_rank, g->local_size, bound, node_cores, warn);
+}
+
+/* All-reduces ALLREDUCE_BYTES of floats over c: element i of group rank k is
+ * (k+1)*(i%7+1), so the sum is size*(size+1)/2*(i%7+1), exact in float. */
+static ct_status_t check_allreduce(report_t *r, int rank, ct_comm_t *c)
+{
+    char name[32];
+    snprintf(name, sizeof name, "allreduce.%s", ct_comm_name(c));
+    size_t n = ALLREDUCE_BYTES / sizeof(float);
+    int k = ct_comm_rank(c), size = ct_comm_size(c);
+    float *send = malloc(n * sizeof *send), *recv = malloc(n * sizeof *recv);
+    if (!send || !recv) {
+        free(send);
+        free(recv);
+        add_row(r, rank, name, ST_FAIL, "out of memory for two %u MiB buffers",
+                ALLREDUCE_BYTES >> 20);
+        return CT_ERR_NO_MEMORY;
+    }
+    for (size_t i = 0; i < n; i++) send[i] = (float)(k + 1) * (float)(i % 7 + 1);
+    ct_comm_set_activity("doctor: all-reduce check over %s", ct_comm_name(c));
+    ct_status_t st = ct_comm_allreduce(c, send, recv, n, CT_DTYPE_F32, CT_OP_SUM, NULL);
+    size_t bad = n;
+    if (st == CT_OK) {
+        float tri = (float)size * (float)(size + 1) / 2.0f;
+        for (size_t i = 0; i < n && bad == n; i++)
+            if (recv[i] != tri * (float)(i % 7 + 1)) bad = i;
+    }
+    double t = 0.0;
+    if (st == CT_OK && bad == n) {
+        double t0 = now_s();
+        for (int it = 0; it < ALLREDUCE_ITERS && st == CT_OK; it++)
+            st = ct_comm_allreduce(c, send, recv, n, CT_DTYPE_F32, CT_OP_SUM, NULL);
+        t = (now_s() - t0) / ALLREDUCE_ITERS;
+    }
+    if (st != CT_OK) {
+        add_row(r, rank, name, ST_FAIL, "%s over %d ranks: %s", ct_comm_name(c), size,
+                ct_status_str(st));
+    } else if (bad != n) {
+        float tri = (float)size * (float)(size + 1) / 2.0f;
+        add_row(r, rank, name, ST_FAIL, "wrong sum over %d ranks: element %zu is %g, expected %g",
+                size, bad, (double)recv[bad], (double)(tri * (float)(bad % 7 + 1)));
+    } else {
+        double mb = (double)ALLREDUCE_BYTES / 1e6;
+        double algbw = t > 0 ? mb / t : 0.0;
+        double busbw = algbw * 2.0 * (size - 1) / size; /* NCCL's bus bandwidth */
+        if (size == 1)
+            add_row(r, rank, name, ST_OK, "exact sum over 1 rank; %u MiB: %.0f MB/s (a local copy)",
+                    ALLREDUCE_BYTES >> 20, algbw);
+        else
+            add_row(r, rank, name, ST_OK,
+                    "exact sum over %d ranks; %u MiB: %.0f MB/s algbw, %.0f MB/s busbw", size,
+                    ALLREDUCE_BYTES >> 20, algbw, busbw);
+    }
+    free(send);
+    free(recv);
+    return st;
+}
+
+/* Shards a spec names, counted locally for plain paths and globs; -1 when any
+ * item is remote (the loader lists those itself). */
+static int count_local_shards(const char *spec)
+{
+    char *copy = strdup(spec);
+    if (!copy) return -1;
+    int total = 0;
+    char *save = NULL;
+    for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        if (!strncmp(item, "file://", 7)) item += 7;
+        if (strstr(item, "://")) {
+            total = -1;
+            break;
+        }
+        glob_t gl;
+        if (glob(item, 0, NULL, &gl) == 0) total += (int)gl.gl_pathc;
+        globfree(&gl);
+    }
+    free(copy);
+    return total;
+}
+
+static void check_data(report_t *r, int rank, const ct_config_t *cfg, const char *check,
+                       const char *spec, int shuffle)
+{
+    ct_loader_opts_t o = {.spec = spec, .T = cfg->train.seq_len, .vocab_size = cfg->model.vocab_size,
+                          .seed = (uint64_t)cfg->data.seed, .chunk_tokens = cfg->data.chunk_tokens,
+                          .window_chunks = cfg->data.window_chunks, .shuffle = shuffle,
+                          .prefetch_mib = cfg->data.prefetch_mib, .threads = 1,
+                          .max_retries = cfg->data.max_retries, .cache_dir = cfg->data.cache_dir,
+                          .cache_mib = cfg->data.cache_mib};
+    if (!spec || !*spec) {
+        add_row(r, rank, check, ST_FAIL, "config key %s is empty", check);
+        return;
+    }
+    ct_loader_t *l = NULL;
+    capture_t cap;
+    char reason[sizeof r->rows[0].detail];
+    capture_begin(&cap);
+    ct_status_t st = ct_loader_init(&o, &l);
+    capture_end(&cap, reason, sizeof reason);
+    if (st != CT_OK) {
+        add_row(r, rank, check, ST_FAIL, "%s: %s", ct_status_name(st),
+                reason[0] ? reason : ct_status_str(st));
+        return;
+    }
+    int64_t samples = ct_loader_num_samples(l);
+    int shards = count_local_shards(spec);
+    char nshards[32] = "remote shards";
+    if (shards >= 0) snprintf(nshards, sizeof nshards, "%d shard%s", shards, shards == 1 ? "" : "s");
+    add_row(r, rank, check, samples > 0 ? ST_OK : ST_FAIL, "%s, %lld samples of T=%d%s", nshards,
+            (long long)samples, cfg->train.seq_len, samples > 0 ? "" : ": too short for one sample");
+    ct_loader_free(l);
+}
+
+/* Creates every missing directory of path. On failure writes the cause. */
+static int mkdir_p(const char *path, char *err, size_t err_len)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+        snprintf(err, err_len, "path too long");
+        return -1;
+    }
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p) continue;
+        char c = *p;
+        *p = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+            snprintf(err, err_len, "cannot create directory %s: %s", buf, strerror(errno));
+            return -1;
+        }
+        if (!c) break;
+        *p = c;
+    }
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        snprintf(err, err_len, "%s is not a directory", path);
+        return -1;
+    }
+    return 0;
+}
+
+static void check_ckpt_dir(report_t *r, int rank, const ct_config_t *cfg)
+{
+    char dir[4096], probe[4200], err[200] = "";
+    snprintf(dir, sizeof dir, "%s/ckpt", cfg->train.run_dir);
+    if (mkdir_p(dir, err, sizeof err) != 0) {
+        add_row(r, rank, "ckpt_dir", ST_FAIL, "%s", err);
+        return;
+    }
+    /* one probe per rank, so ranks sharing a file system do not collide */
+    snprintf(probe, sizeof probe, "%s/.doctor_probe.%s.%d", dir, host_name, (int)getpid());
+    static const char payload[4096] = "ctrain doctor probe\n";
+    int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        add_row(r, rank, "ckpt_dir", ST_FAIL, "cannot create %s: %s", probe, strerror(errno));
+        return;
+    }
+    const char *what = NULL;
+    int e = 0;
+    ssize_t w = write(fd, payload, sizeof payload);
+    if (w != (ssize_t)sizeof payload) {
+        what = "write";
+        e = w < 0 ? errno : ENOSPC;
+    } else if (fsync(fd) != 0) {
+        what = "fsync";
+        e = errno;
+    }
+    if (close(fd) != 0 && !what) {
+        what = "close";
+        e = errno;
+    }
+    int rm = unlink(probe);
+    int rm_errno = errno;
+    if (what)
+        add_row(r, rank, "ckpt_dir", ST_FAIL, "%s of %s failed: %s", what, probe, strerror(e));
+    else if (rm != 0)
+        add_row(r, rank, "ckpt_dir", ST_FAIL, "cannot remove %s: %s", probe, strerror(rm_errno));
+    else
+        add_row(r, rank, "ckpt_dir", ST_OK, "%s writable (4 KiB probe written, fsync'd, removed)",
+                dir);
+}
+
+/* ---- report ------------------------------------------------------------------ */
+static int print_table(const report_t *all, int world)
+{
+    int fails = 0, warns = 0, rows = 0;
+    printf("%-4s  %-16s  %-16s  %-6s  %s\n", "rank", "host", "check", "status", "detail");
+    for (int k = 0; k < world; k++) {
+        for (int i = 0; i < all[k].n && i < MAX_ROWS; i++) {
+            const row_t *w = &all[k].rows[i];
+            int s = w->status >= ST_OK && w->status <= ST_FAIL ? w->status : ST_FAIL;
+            printf("%-4d  %-16.64s  %-16.32s  %-6s  %.224s\n", w->rank, w->host, w->check,
+                   status_names[s], w->detail);
+            fails += s == ST_FAIL;
+            warns += s == ST_WARN;
+            rows++;
+        }
+    }
+    if (fails)
+        printf("doctor: %d of %d checks FAILED on %d rank%s\n", fails, rows, world,
+               world == 1 ? "" : "s");
+    else
+        printf("doctor: all %d checks passed on %d rank%s%s\n", rows, world, world == 1 ? "" : "s",
+               warns ? " (with warnings)" : "");
+    fflush(stdout);
+    return fails;
+}
+
+int ct_cmd_doctor(int argc, char **argv)
+{
+    const char *cfg_path = NULL;
+    const char **sets = calloc((size_t)argc, sizeof *sets);
+    int n_sets = 0;
+    if (!sets) return 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(doctor_usage, stdout);
+            free(sets);
+            return 0;
+        } else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
+            sets[n_sets++] = argv[++i];
+        } else if (!strncmp(argv[i], "--set=", 6)) {
+            sets[n_sets++] = argv[i] + 6;
+        } else if (argv[i][0] == '-' || cfg_path) {
+            fprintf(stderr, "ctrain doctor: unexpected argument '%s'\n%s", argv[i], doctor_usage);
+            free(sets);
+            return 2;
+        } else {
+            cfg_path = argv[i];
+        }
+    }
+    if (!cfg_path) {
+        fprintf(stderr, "ctrain doctor: missing CONFIG.yaml\n%s", doctor_usage);
+        free(sets);
+        return 2;
+    }
+    if (gethostname(host_name, sizeof host_name) != 0) strcpy(host_name, "?");
+    host_name[sizeof host_name - 1] = 0;
+    host_name[strcspn(host_name, ".")] = 0;
+
+    ct_config_t cfg;
+    ct_status_t st = ct_config_load(cfg_path, sets, n_sets, &cfg);
+    free(sets);
+    if (st != CT_OK) {
+        fprintf(stderr, "doctor: FAIL config: %s does not load (cause logged above)\n", cfg_path);
+        return 1;
+    }
+    if (cfg.train.threads > 0) omp_set_num_threads(cfg.train.threads);
+
+    /* (1) MPI and the groups. A world that is not dp x tp fails on every
+     * rank, before any group exists to gather over: each rank says so. */
+    ct_comm_groups_t g;
+    st = ct_comm_init(cfg.parallel.dp, cfg.parallel.tp, cfg.comm.timeout_s, &g);
+    if (st != CT_OK) {
+        fprintf(stderr,
+                "doctor: FAIL mpi on %s rank %d: the process groups could not be built (%s): "
+                "parallel.dp %d x parallel.tp %d must equal the number of ranks launched "
+                "(cause logged above)\n",
+                host_name, ct_log_rank(), ct_status_name(st), cfg.parallel.dp, cfg.parallel.tp);
+        ct_config_free(&cfg);
+        ct_comm_groups_t zero;
+        memset(&zero, 0, sizeof zero);
+        ct_comm_finalize(&zero);
+        return 1;
+    }
+
+    report_t *mine = calloc(1, sizeof *mine);
+    report_t *all = calloc((size_t)g.world_size, sizeof *all);
+    if (!mine || !all) {
+        CT_LOG_ERROR("out of memory for the doctor's report (%d ranks)", g.world_size);
+        free(mine);
+        free(all);
+        ct_config_free(&cfg);
+        ct_comm_abort(1);
+    }
+    add_row(mine, g.rank, "mpi", ST_OK, "backend %s, world %d = dp %d x tp %d; dp rank %d, tp rank %d",
+            ct_comm_backend_name(g.backend), g.world_size, g.dp_size, g.tp_size, g.dp_rank,
+            g.tp_rank);
+    /* (2) device */
+    check_device(mine, &g);
+    /* (3) one all-reduce per group; a failed collective leaves the groups
+     * unusable, so later collectives are skipped */
+    ct_status_t comm_st = check_allreduce(mine, g.rank, g.world);
+    if (comm_st == CT_OK) comm_st = check_allreduce(mine, g.rank, g.dp);
+    if (comm_st == CT_OK) comm_st = check_allreduce(mine, g.rank, g.tp);
+    /* (4) data, (5) checkpoint directory */
+    check_data(mine, g.rank, &cfg, "data.train", cfg.data.train, 1);
+    if (cfg.data.val && *cfg.data.val) check_data(mine, g.rank, &cfg, "data.val", cfg.data.val, 0);
+    check_ckpt_dir(mine, g.rank, &cfg);
+    ct_config_free(&cfg);
+
+    int fails = 0;
+    if (comm_st == CT_OK) {
+        ct_comm_set_activity("doctor: gathering the report");
+        comm_st = ct_comm_allgather(g.world, mine, all, sizeof *mine / sizeof(int32_t),
+                                    CT_DTYPE_I32, NULL);
+    }
+    if (comm_st == CT_OK) {
+        int32_t f = g.rank == 0 ? print_table(all, g.world_size) : 0;
+        comm_st = ct_comm_broadcast(g.world, &f, 1, CT_DTYPE_I32, 0, NULL);
+        fails = f;
+    }
+    if (comm_st != CT_OK) {
+        /* nothing can be gathered: every rank prints its own rows */
+        fprintf(stderr, "doctor: rank %d cannot gather the report (%s); its own results:\n",
+                g.rank, ct_status_str(comm_st));
+        fflush(stderr);
+        print_table(mine, 1);
+        free(mine);
+        free(all);
+        ct_comm_abort(1);
+    }
+    free(mine);
+    free(all);
+    ct_comm_finalize(&g);
+    return fails ? 1 : 0;
+}
