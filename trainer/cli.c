@@ -1,8 +1,10 @@
 /* The `train` and `sample` subcommands: argument parsing and the mapping
  * from ct_status_t to exit codes. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/rng.h"
@@ -17,7 +19,33 @@ static const char train_usage[] =
     "(e.g. --set train.steps=100). --stop-at ends the run after STEP completed\n"
     "steps with a checkpoint, as a preemption would; resume with\n"
     "--set checkpoint.resume=auto. Progress goes to stderr, metrics to\n"
-    "RUN_DIR/metrics.jsonl, checkpoints to RUN_DIR/ckpt/step_NNNNNNNN/.\n";
+    "RUN_DIR/metrics.jsonl, checkpoints to RUN_DIR/ckpt/step_NNNNNNNN/.\n"
+    "\n"
+    "SIGTERM, SIGUSR1 or SIGINT on any rank: every rank finishes the current\n"
+    "step, they save a checkpoint together and exit with status 75 (a second\n"
+    "SIGINT exits at once). Resume with --set checkpoint.resume=auto.\n";
+
+/* Exit status of a run stopped by SIGTERM/SIGUSR1/SIGINT after saving its
+ * checkpoint (EX_TEMPFAIL: "try again later", i.e. requeue and resume). */
+#define CT_EXIT_PREEMPTED 75
+
+static void on_stop_signal(int sig)
+{
+    if (sig == SIGINT && ct_train_stop_signal == SIGINT) _exit(130); /* second ^C: now */
+    ct_train_stop_signal = sig;
+}
+
+static void install_stop_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
 
 static int parse_i64(const char *s, long long *out)
 {
@@ -76,9 +104,14 @@ int ct_cmd_train(int argc, char **argv)
         ct_config_free(&cfg);
         return 1;
     }
+    install_stop_handlers();
     ct_train_summary_t sum;
     st = ct_train_run(&cfg, &g, stop_at, &sum);
     ct_config_free(&cfg);
+    if (st == CT_ERR_INTERRUPTED) { /* every rank saved and stopped together */
+        ct_comm_finalize(&g);
+        return CT_EXIT_PREEMPTED;
+    }
     if (st != CT_OK) {
         CT_LOG_ERROR("training failed on rank %d: %s", g.rank, ct_status_str(st));
         /* peers may be blocked in a collective: take the whole job down now */

@@ -14,6 +14,10 @@ static const char usage[] =
     "  sample CKPT_DIR [options]          generate text from a checkpoint\n"
     "  reshard --tp N SRC DST             convert a checkpoint to N tensor-parallel ranks\n"
     "  tokenize train|encode|decode ...   byte-level BPE: vocabularies and shards\n"
+    "  plot RUN_DIR... [-o OUT.svg]       plot metrics.jsonl (loss, lr, tok/s) as SVG\n"
+    "  doctor CONFIG.yaml [--set k=v]...  check that a job can start (run under mpirun)\n"
+    "  export --format hf CKPT OUT_DIR     write a checkpoint as Hugging Face GPT-2 safetensors\n"
+    "  import HF_DIR OUT_DIR [--set k=v]  read a Hugging Face GPT-2 into a checkpoint\n"
     "\n"
     "`ctrain COMMAND --help` describes each command. Logging: CT_LOG_LEVEL=\n"
     "error|warn|info|debug.\n";
@@ -34,6 +38,10 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "sample")) return ct_cmd_sample(argc - 1, argv + 1);
     if (!strcmp(cmd, "reshard")) return ct_cmd_reshard(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return ct_cmd_tokenize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "plot")) return ct_cmd_plot(argc - 1, argv + 1);
+    if (!strcmp(cmd, "doctor")) return ct_cmd_doctor(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export")) return ct_cmd_export(argc - 1, argv + 1);
+    if (!strcmp(cmd, "import")) return ct_cmd_import(argc - 1, argv + 1);
     fprintf(stderr, "ctrain: unknown command '%s'\n%s", cmd, usage);
     return 2;
 }

@@ -9,6 +9,7 @@
  * checkpointed, so N steps + resume + N steps equals 2N steps bit for bit. */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <omp.h>
 #include <stdio.h>
@@ -27,6 +28,8 @@
 #include "trainer/sample.h"
 #include "trainer/trainer.h"
 
+volatile sig_atomic_t ct_train_stop_signal = 0;
+
 typedef struct {
     const ct_config_t *cfg;
     const ct_comm_groups_t *g; /* NULL: one process */
@@ -38,6 +41,8 @@ typedef struct {
     FILE *metrics;
     ct_rng_t sample_rng;
     int64_t step, samples;
+    int64_t nan_at[8];     /* test hook CT_TEST_NAN_AT: steps whose loss is made NaN */
+    int n_nan_at;
     int B, T, accum;       /* accum: micro-batches per rank per step */
     int dp, dp_rank;
 } train_ctx_t;
@@ -149,7 +154,9 @@ static ct_status_t save_ckpt(train_ctx_t *c)
     if (st != CT_OK) return st;
     CT_LOG_INFO_R0("saved checkpoint %s (%.2f s)", dir, ct_time_now() - t0);
     free(dir);
-    if (ct_log_rank() == 0) ct_ckpt_prune(c->cfg->train.run_dir, c->cfg->checkpoint.keep_last);
+    if (ct_log_rank() == 0)
+        ct_ckpt_prune(c->cfg->train.run_dir, c->cfg->checkpoint.keep_last,
+                      c->cfg->checkpoint.keep_every);
     return CT_OK;
 }
 
@@ -158,6 +165,18 @@ static void fmt_eta(char *buf, size_t n, double s)
     if (s < 60) snprintf(buf, n, "%.0fs", s);
     else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
     else snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+/* The worst status over every rank, so that all ranks take the same path
+ * (a checkpoint file may be bad on one rank only). */
+static ct_status_t agree(train_ctx_t *c, ct_status_t st)
+{
+    if (!c->g) return st;
+    int64_t v = st;
+    ct_comm_set_activity("agreeing on a status");
+    if (ct_comm_allreduce(c->g->world, &v, &v, 1, CT_DTYPE_I64, CT_OP_MAX, NULL) != CT_OK)
+        return CT_ERR_COMM;
+    return (ct_status_t)v;
 }
 
 static ct_status_t train_setup(train_ctx_t *c)
@@ -183,6 +202,12 @@ static ct_status_t train_setup(train_ctx_t *c)
         return CT_ERR_CONFIG;
     }
     if (cfg->train.threads > 0) omp_set_num_threads(cfg->train.threads);
+    const char *nan_at = getenv("CT_TEST_NAN_AT"); /* the only environment read here */
+    for (char *p = (char *)nan_at; p && *p && c->n_nan_at < 8;) {
+        char *end;
+        c->nan_at[c->n_nan_at++] = strtoll(p, &end, 10);
+        p = *end == ',' ? end + 1 : end + strlen(end);
+    }
     if ((st = mkdir_p(cfg->train.run_dir)) != CT_OK) return st;
 
     ct_loader_opts_t o = {.spec = cfg->data.train, .T = c->T, .vocab_size = cfg->model.vocab_size,
@@ -216,31 +241,53 @@ static ct_status_t train_setup(train_ctx_t *c)
     ct_rng_seed(&c->sample_rng, (uint64_t)cfg->eval.sample_seed, 0, 0);
 
     /* initial weights, then possibly a checkpoint on top */
-    char *resume_dir = NULL;
     const char *resume = cfg->checkpoint.resume;
+    int resumed = 0;
     if (strcmp(resume, "auto") == 0) {
-        if (ct_ckpt_find_latest(cfg->train.run_dir, &resume_dir) != CT_OK)
-            CT_LOG_INFO_R0("resume: auto found no checkpoint in %s/ckpt, starting fresh",
+        /* newest complete checkpoint; one with a bad file on any rank is
+         * skipped, with a warning, for the one before it */
+        int64_t before = INT64_MAX;
+        char *dir = NULL;
+        while (!resumed && ct_ckpt_find_before(cfg->train.run_dir, before, &dir) == CT_OK) {
+            ct_ckpt_state_t s = {0};
+            st = agree(c, ct_ckpt_load(dir, &c->model, &c->optim, &s));
+            if (st == CT_OK) {
+                c->step = s.step;
+                c->samples = s.samples;
+                c->sample_rng.s = s.sample_rng;
+                resumed = 1;
+                CT_LOG_INFO_R0("resumed from %s at step %lld", dir, (long long)s.step);
+            } else if (st == CT_ERR_CORRUPT || st == CT_ERR_NOT_FOUND) {
+                CT_LOG_WARN("checkpoint %s is unusable (%s); falling back to the one before it",
+                            dir, ct_status_str(st));
+                const char *base = strrchr(dir, '/');
+                before = base ? strtoll(base + 6, NULL, 10) : 0;
+            } else {
+                free(dir);
+                return st;
+            }
+            free(dir);
+            dir = NULL;
+        }
+        if (!resumed)
+            CT_LOG_INFO_R0("resume: auto found no usable checkpoint in %s/ckpt, starting fresh",
                            cfg->train.run_dir);
     } else if (strcmp(resume, "none") != 0) {
-        resume_dir = strdup(resume);
-    }
-    if (resume_dir) {
         ct_ckpt_state_t s;
-        st = ct_ckpt_load(resume_dir, &c->model, &c->optim, &s);
-        if (st == CT_OK) {
-            c->step = s.step;
-            c->samples = s.samples;
-            c->sample_rng.s = s.sample_rng;
-            CT_LOG_INFO_R0("resumed from %s at step %lld", resume_dir, (long long)s.step);
-        }
-        free(resume_dir);
-        if (st != CT_OK) return st;
-    } else if (cfg->model.init_from && *cfg->model.init_from) {
+        if ((st = agree(c, ct_ckpt_load(resume, &c->model, &c->optim, &s))) != CT_OK) return st;
+        c->step = s.step;
+        c->samples = s.samples;
+        c->sample_rng.s = s.sample_rng;
+        resumed = 1;
+        CT_LOG_INFO_R0("resumed from %s at step %lld", resume, (long long)s.step);
+    }
+    if (!resumed && cfg->model.init_from && *cfg->model.init_from) {
         if ((st = ct_gpt2_load_llmc(&c->model, cfg->model.init_from)) != CT_OK) return st;
         CT_LOG_INFO_R0("initial weights from %s", cfg->model.init_from);
-    } else {
+    } else if (!resumed) {
         ct_gpt2_init_weights(&c->model, (uint64_t)cfg->train.seed, cfg->model.init_std);
+        memset(c->optim.m, 0, c->optim.count * sizeof(float)); /* after a failed load */
+        memset(c->optim.v, 0, c->optim.count * sizeof(float));
     }
 
     if (ct_log_rank() != 0) return CT_OK;
@@ -329,6 +376,8 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
 
     double t_start = ct_time_now(), step_time_sum = 0.0;
     int64_t last_saved = c.step;
+    int consecutive_skips = 0, n_hist = 0, hist_at = 0;
+    double hist[64];
     while (c.step < total) {
         if (stop_at > 0 && c.step >= stop_at) break;
         const int64_t s = c.step;
@@ -351,14 +400,55 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
             ct_gpt2_backward(&c.model, c.inputs, c.B, c.T, 1.0f / (float)c.accum);
         }
         loss /= c.accum;
-        float lr = ct_lr_at(&cfg->optim, (int)s, total), norm;
-        if ((st = ct_optim_step(&c.optim, &c.model, &cfg->optim, lr, (int)s + 1, &norm)) != CT_OK)
-            goto out;
+        for (int i = 0; i < c.n_nan_at; i++)
+            if (c.nan_at[i] == s + 1) loss = NAN;
         if (c.dp > 1) {
             ct_comm_set_activity("step %lld: loss average", (long long)s);
             if ((st = ct_comm_allreduce(c.g->dp, &loss, &loss, 1, CT_DTYPE_F64, CT_OP_AVG, NULL)) !=
                 CT_OK)
                 goto out;
+        }
+        float lr = ct_lr_at(&cfg->optim, (int)s, total), norm = NAN;
+        /* numerical guard: a non-finite loss or gradient norm skips the update */
+        int skipped = !isfinite(loss);
+        if (!skipped) {
+            if ((st = ct_optim_step(&c.optim, &c.model, &cfg->optim, lr, (int)s + 1, &norm)) != CT_OK)
+                goto out;
+            skipped = !isfinite(norm);
+        }
+        if (skipped) {
+            sum.skipped_steps++;
+            consecutive_skips++;
+            CT_LOG_WARN("step %lld: non-finite %s (%g); update skipped (%d in a row, %lld in all)",
+                        (long long)s + 1, isfinite(loss) ? "gradient norm" : "loss",
+                        isfinite(loss) ? (double)norm : loss, consecutive_skips,
+                        (long long)sum.skipped_steps);
+            if (consecutive_skips >= cfg->train.max_skips) {
+                CT_LOG_ERROR("%d consecutive steps had a non-finite loss or gradient; stopping "
+                             "at step %lld\n---> HINT: lower optim.lr, check the data, or resume "
+                             "from an earlier checkpoint", consecutive_skips, (long long)s + 1);
+                st = CT_ERR_INVALID_ARG;
+                goto out;
+            }
+        } else {
+            consecutive_skips = 0;
+            /* loss spikes: z-score against the last 64 losses */
+            if (cfg->train.spike_z > 0 && n_hist >= 16) {
+                double mean = 0, var = 0;
+                for (int i = 0; i < n_hist; i++) mean += hist[i];
+                mean /= n_hist;
+                for (int i = 0; i < n_hist; i++) var += (hist[i] - mean) * (hist[i] - mean);
+                double sd = sqrt(var / n_hist);
+                if (sd > 0 && (loss - mean) / sd > cfg->train.spike_z) {
+                    sum.spikes++;
+                    CT_LOG_WARN_R0("step %lld: loss spike %.4f, %.1f standard deviations above "
+                                   "the recent mean %.4f", (long long)s + 1, loss,
+                                   (loss - mean) / sd, mean);
+                }
+            }
+            hist[hist_at] = loss;
+            hist_at = (hist_at + 1) % 64;
+            if (n_hist < 64) n_hist++;
         }
         c.samples += per_rank * c.dp;
         c.step++;
@@ -368,12 +458,6 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
         step_time_sum += dt;
         sum.steps_run++;
         sum.last_loss = (float)loss;
-        if (!isfinite(loss)) {
-            CT_LOG_ERROR("loss is %f at step %lld\n---> HINT: lower optim.lr or check the data",
-                         loss, (long long)s);
-            st = CT_ERR_INVALID_ARG;
-            goto out;
-        }
         double tok_s = tokens_per_step / dt, flops = flops_per_step / dt;
         if (c.step % cfg->train.log_every == 0 || c.step == total) {
             char eta[32];
@@ -386,9 +470,25 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
         metric(&c,
                "{\"step\":%lld,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"ms\":%.3f,"
                "\"tok_s\":%.1f,\"flop_s\":%.4g,\"comm_frac\":%.4f,\"data_wait_frac\":%.4f,"
-               "\"max_rss_mib\":%.1f}",
+               "\"max_rss_mib\":%.1f,\"skipped\":%d}",
                (long long)c.step, loss, lr, norm, dt * 1e3, tok_s, flops, comm_frac, wait_frac,
-               peak_usage().ru_maxrss / 1024.0);
+               peak_usage().ru_maxrss / 1024.0, skipped);
+        /* preemption: SIGTERM/SIGUSR1/SIGINT on any rank stops every rank after
+         * this same step, with a checkpoint */
+        int64_t stop = ct_train_stop_signal;
+        if (c.g) {
+            ct_comm_set_activity("step %lld: stop check", (long long)c.step);
+            if ((st = ct_comm_allreduce(c.g->world, &stop, &stop, 1, CT_DTYPE_I64, CT_OP_MAX,
+                                        NULL)) != CT_OK)
+                goto out;
+        }
+        if (stop) {
+            CT_LOG_INFO_R0("signal %s: saving a checkpoint at step %lld and exiting",
+                           strsignal((int)stop), (long long)c.step);
+            if ((st = save_ckpt(&c)) != CT_OK) goto out;
+            st = CT_ERR_INTERRUPTED;
+            goto out;
+        }
         if (cfg->checkpoint.every > 0 && c.step % cfg->checkpoint.every == 0 && c.step < total) {
             if ((st = save_ckpt(&c)) != CT_OK) goto out;
             last_saved = c.step;

@@ -5,6 +5,7 @@
 #ifndef CT_TRAINER_TRAINER_H
 #define CT_TRAINER_TRAINER_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "comm/comm.h"
@@ -17,7 +18,14 @@ typedef struct {
     float last_loss;     /* train loss of the last step */
     float last_val_loss; /* -1 if never evaluated */
     float unigram_loss;  /* validation loss of a unigram model, -1 if unknown */
+    int64_t skipped_steps; /* updates skipped for a non-finite loss or gradient */
+    int64_t spikes;      /* loss spikes logged */
 } ct_train_summary_t;
+
+/* Set (to the signal number) by the CLI's SIGTERM/SIGUSR1/SIGINT handler:
+ * ct_train_run then saves a checkpoint after the current step and returns
+ * CT_ERR_INTERRUPTED, on every rank together. */
+extern volatile sig_atomic_t ct_train_stop_signal;
 
 /* Runs training as configured, on the process groups g (NULL: one process;
  * collective over g's world otherwise). stop_at > 0 ends the run after that
@@ -31,6 +39,16 @@ int ct_cmd_train(int argc, char **argv);
 int ct_cmd_reshard(int argc, char **argv);
 /* `ctrain sample CKPT_DIR [options]` */
 int ct_cmd_sample(int argc, char **argv);
+/* `ctrain export --format hf CKPT_DIR OUT_DIR` */
+int ct_cmd_export(int argc, char **argv);
+/* `ctrain import HF_DIR OUT_DIR [--set k=v]...` */
+int ct_cmd_import(int argc, char **argv);
+/* `ctrain doctor CONFIG [--set k=v]...`: checks on every rank that a job as
+ * configured can start (MPI, device, all-reduce per group, data, ckpt dir);
+ * rank 0 prints a table. 0 when all pass, 1 when any fails. */
+int ct_cmd_doctor(int argc, char **argv);
+/* `ctrain plot RUN_DIR... [-o OUT.svg]`: SVG of loss/val_loss, lr and tok/s vs step. */
+int ct_cmd_plot(int argc, char **argv);
 /* `ctrain tokenize ...`: train a BPE vocabulary, encode text to shards,
  * decode shards to text. argv[0] is "tokenize". */
 int ct_cmd_tokenize(int argc, char **argv);

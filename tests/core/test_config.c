@@ -55,10 +55,10 @@ static int config_equal(const ct_config_t *a, const ct_config_t *b)
            EQ(optim.beta1) && EQ(optim.beta2) && EQ(optim.eps) && EQ(optim.grad_clip) &&
            SEQ(train.run_dir) && EQ(train.steps) && EQ(train.batch_size) && EQ(train.seq_len) &&
            EQ(train.batch_tokens) && EQ(train.seed) && EQ(train.log_every) &&
-           EQ(train.threads) && EQ(eval.every) && EQ(eval.batches) && EQ(eval.sample_every) &&
+           EQ(train.threads) && EQ(train.max_skips) && EQ(train.spike_z) && EQ(eval.every) && EQ(eval.batches) && EQ(eval.sample_every) &&
            EQ(eval.sample_tokens) && EQ(eval.temperature) && EQ(eval.top_k) &&
            EQ(eval.sample_seed) && SEQ(eval.prompt) && SEQ(eval.tokenizer) &&
-           EQ(checkpoint.every) && SEQ(checkpoint.resume) && EQ(checkpoint.keep_last) &&
+           EQ(checkpoint.every) && SEQ(checkpoint.resume) && EQ(checkpoint.keep_last) && EQ(checkpoint.keep_every) &&
            EQ(optim.zero) && EQ(parallel.dp) && EQ(parallel.tp) && EQ(comm.timeout_s) &&
            EQ(comm.bucket_mib);
 #undef EQ

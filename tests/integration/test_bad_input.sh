@@ -28,7 +28,7 @@ expect_fail "no manifest" "step_00000005" "no manifest.yaml" -- \
     "$CTRAIN" train "$C" --set train.run_dir="$WORK/run2" --set checkpoint.resume="$WORK/run2/ckpt/step_00000005"
 # resume: auto skips the incomplete directory and starts fresh
 out=$("$CTRAIN" train "$C" --set train.run_dir="$WORK/run2" --set checkpoint.resume=auto --set train.steps=2 2>&1) \
-    && grep -q "found no checkpoint" <<<"$out" && pass || fail "resume auto with only an incomplete checkpoint: $out"
+    && grep -q "found no usable checkpoint" <<<"$out" && pass || fail "resume auto with only an incomplete checkpoint: $out"
 # a corrupted parameter file is caught by its checksum
 ck="$WORK/run2/ckpt/step_00000002"
 printf "\xff\xff\xff\xff" | dd of="$ck/params_tp0.bin" bs=1 seek=100 count=4 conv=notrunc status=none

@@ -57,4 +57,27 @@ expect_log second "r0/2 .*step 20/20 \| loss"
 [ -f "$CKPT/step_00000020/manifest.yaml" ] && pass || fail "second: no checkpoint at step 20"
 n=$(grep -c '"loss"' "$WORK/run/metrics.jsonl" 2>/dev/null); n=${n:-0}
 [ "$n" -eq 20 ] && pass || fail "metrics.jsonl has $n loss lines over both jobs, want 20"
+
+# 3. preemption: `scancel --signal=USR1 --batch` mid-run. The script forwards
+# the signal to the ranks, they finish the step, save together and exit;
+# the script requeues the job, which resumes and ends with the same final
+# loss as an uninterrupted run (the same 2-rank layout: bit for bit).
+PRE=(--set train.run_dir="$WORK/pre" --set train.steps=400 --set model.n_embd=128 --set eval.every=0)
+OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 timeout 300 \
+    mpirun -np 2 --oversubscribe "$CTRAIN" train "$WORK/cfg.yaml" --set parallel.dp=2 \
+    "${PRE[@]}" --set train.run_dir="$WORK/ref" > "$WORK/ref.log" 2>&1 || fail "reference run: $(tail -2 "$WORK/ref.log")"
+id=$(submit ct-preempt "${PRE[@]}" 2>&1) || fail "sbatch ct-preempt: $id"
+log=$WORK/logs/ct-preempt-$id.out
+wait_log "$WORK/pre/metrics.jsonl" '"loss"' 20 120 || fail "preempt: the job made no progress"
+timeout 10 scancel --signal=USR1 --batch "$id" || fail "scancel --signal=USR1 failed"
+state=$(wait_job "$id" 240)
+[ "$state" = COMPLETED ] && pass || fail "preempt: job $id ended $state"
+expect_log preempt "saving a checkpoint at step"
+expect_log preempt "scontrol requeue $id"
+expect_log preempt "resumed from .*step_[0-9]+ at step"
+expect_log preempt "r0/2 .*step 400/400 \| loss"
+last() { grep -o '"step":400,"loss":[^,]*' "$1" | tail -1; }
+[ -n "$(last "$WORK/ref/metrics.jsonl")" ] && [ "$(last "$WORK/pre/metrics.jsonl")" = "$(last "$WORK/ref/metrics.jsonl")" ] \
+    && pass || fail "preempt: final loss $(last "$WORK/pre/metrics.jsonl") != uninterrupted $(last "$WORK/ref/metrics.jsonl")"
+[ $FAILURES -eq 0 ] || { echo "--- $log" >&2; tail -n 20 "$log" >&2; }
 finish
