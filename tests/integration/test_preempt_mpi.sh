@@ -83,6 +83,35 @@ grep -q "step_00000010/params_tp0.bin: checksum mismatch" "$WORK/cor2.log" && gr
 [ "$(cd "$WORK/keep/ckpt" && ls | paste -sd,)" = "step_00000010,step_00000018,step_00000020" ] && pass \
     || fail "keep_last/keep_every left: $(cd "$WORK/keep/ckpt" && ls | paste -sd,)"
 
+# 5b. disk full: a run directory on an 800 KiB tmpfs holds the step-5
+# checkpoint (about 0.5 MB) but not the step-10 one; the save names the
+# path, fails the run, and the step-5 checkpoint stays complete and resumes.
+# (Needs root to mount; skipped with a message otherwise.)
+mkdir -p "$WORK/full"
+if mount -t tmpfs -o size=800k tmpfs "$WORK/full" 2>/dev/null; then
+    "$CTRAIN" train "$C" --set train.run_dir="$WORK/full" --set train.steps=5 > "$WORK/full.log" 2>&1 || fail "full: setup"
+    "$CTRAIN" train "$C" --set train.run_dir="$WORK/full" --set train.steps=10 --set checkpoint.resume=auto \
+        > "$WORK/full2.log" 2>&1 && fail "full: a failed save did not fail the run"
+    grep -q "cannot write .*step_00000010/.*: No space left on device" "$WORK/full2.log" && pass \
+        || fail "full: the failing path is not named: $(grep ERROR "$WORK/full2.log" | head -2)"
+    [ -f "$WORK/full/ckpt/step_00000005/manifest.yaml" ] && [ ! -f "$WORK/full/ckpt/step_00000010/manifest.yaml" ] \
+        && pass || fail "full: checkpoints left in the wrong state"
+    rm -rf "$WORK/full/ckpt/step_00000010"
+    "$CTRAIN" train "$C" --set train.run_dir="$WORK/full" --set train.steps=5 --set checkpoint.resume=auto \
+        > "$WORK/full3.log" 2>&1 && grep -q "resumed from .*step_00000005" "$WORK/full3.log" && pass \
+        || fail "full: the previous checkpoint did not resume: $(tail -2 "$WORK/full3.log")"
+    umount "$WORK/full"
+else
+    echo "SKIP disk-full check: cannot mount a tmpfs here (not root?)"
+fi
+
+# 5c. CT_LOG_FILE: one log file per rank
+mkdir -p "$WORK/logs"
+CT_LOG_FILE="$WORK/logs/%h.%r.log" timeout 120 "$MPIRUN" -np 2 -x CT_LOG_FILE "$CTRAIN" train "$C" \
+    --set train.run_dir="$WORK/lf" --set train.steps=3 --set parallel.dp=2 > "$WORK/lf.log" 2>&1 || fail "log files run"
+[ "$(ls "$WORK/logs" | wc -l)" = 2 ] && grep -q "r0/2 INFO model:" "$WORK/logs/"*.0.log && pass \
+    || fail "CT_LOG_FILE: $(ls "$WORK/logs")"
+
 # 6. SIGKILL torture: 20 kills at random points, checkpoint every step
 T="$WORK/torture"
 sed 's/n_embd: 32/n_embd: 128/' "$C" > "$WORK/big.yaml"   # bigger files: more time inside saves
