@@ -436,3 +436,11 @@ ct_status_t ct_comm_barrier(ct_comm_t *c)
     wd_leave();
     return st;
 }
+
+ct_status_t ct_comm_agree(ct_comm_t *c, ct_status_t st)
+{
+    if (!c || ct_comm_size(c) == 1) return st;
+    int64_t v = st;
+    if (ct_comm_allreduce(c, &v, &v, 1, CT_DTYPE_I64, CT_OP_MAX, NULL) != CT_OK) return CT_ERR_COMM;
+    return (ct_status_t)v;
+}

@@ -117,5 +117,9 @@ ct_status_t ct_comm_allgather(ct_comm_t *c, const void *sendbuf, void *recvbuf, 
 ct_status_t ct_comm_broadcast(ct_comm_t *c, void *buf, size_t count, ct_dtype_t dt, int root,
                               void *stream);
 ct_status_t ct_comm_barrier(ct_comm_t *c);
+/* The worst (largest) status over the group, so that every rank takes the
+ * same path after a step that can fail on some ranks only. c may be NULL
+ * (one process): returns st. A failed collective gives CT_ERR_COMM. */
+ct_status_t ct_comm_agree(ct_comm_t *c, ct_status_t st);
 
 #endif

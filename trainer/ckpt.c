@@ -311,12 +311,8 @@ static ct_status_t ckpt_write_manifest(const char *dir, const ct_gpt2_dims_t *fu
 /* Agrees on a status across the world: the worst one wins. */
 static ct_status_t ckpt_agree(const ct_comm_groups_t *g, ct_status_t st)
 {
-    if (!g || g->world_size == 1) return st;
-    int64_t v = st;
     ct_comm_set_activity("checkpoint: agreeing on the save status");
-    if (ct_comm_allreduce(g->world, &v, &v, 1, CT_DTYPE_I64, CT_OP_MAX, NULL) != CT_OK)
-        return CT_ERR_COMM;
-    return (ct_status_t)v;
+    return ct_comm_agree(g ? g->world : NULL, st);
 }
 
 ct_status_t ct_ckpt_save(const char *run_dir, const ct_gpt2_t *m, const ct_optim_t *o,

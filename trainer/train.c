@@ -167,16 +167,12 @@ static void fmt_eta(char *buf, size_t n, double s)
     else snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
 }
 
-/* The worst status over every rank, so that all ranks take the same path
- * (a checkpoint file may be bad on one rank only). */
+/* The worst status over every rank: a checkpoint file may be bad on one
+ * rank only, and all ranks must take the same path. */
 static ct_status_t agree(train_ctx_t *c, ct_status_t st)
 {
-    if (!c->g) return st;
-    int64_t v = st;
     ct_comm_set_activity("agreeing on a status");
-    if (ct_comm_allreduce(c->g->world, &v, &v, 1, CT_DTYPE_I64, CT_OP_MAX, NULL) != CT_OK)
-        return CT_ERR_COMM;
-    return (ct_status_t)v;
+    return ct_comm_agree(c->g ? c->g->world : NULL, st);
 }
 
 static ct_status_t train_setup(train_ctx_t *c)
