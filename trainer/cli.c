@@ -10,6 +10,7 @@
 #include "core/rng.h"
 #include "trainer/ckpt.h"
 #include "trainer/sample.h"
+#include "trainer/cli.h"
 #include "trainer/trainer.h"
 
 static const char train_usage[] =
@@ -47,6 +48,19 @@ static void install_stop_handlers(void)
     sigaction(SIGINT, &sa, NULL);
 }
 
+int ct__cli_take_set(int argc, char **argv, int *i, const char **sets, int *n_sets)
+{
+    if (!strcmp(argv[*i], "--set") && *i + 1 < argc) {
+        sets[(*n_sets)++] = argv[++*i];
+        return 1;
+    }
+    if (!strncmp(argv[*i], "--set=", 6)) {
+        sets[(*n_sets)++] = argv[*i] + 6;
+        return 1;
+    }
+    return 0;
+}
+
 static int parse_i64(const char *s, long long *out)
 {
     char *end;
@@ -68,10 +82,7 @@ int ct_cmd_train(int argc, char **argv)
             fputs(train_usage, stdout);
             free(sets);
             return 0;
-        } else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
-            sets[n_sets++] = argv[++i];
-        } else if (!strncmp(argv[i], "--set=", 6)) {
-            sets[n_sets++] = argv[i] + 6;
+        } else if (ct__cli_take_set(argc, argv, &i, sets, &n_sets)) {
         } else if (!strcmp(argv[i], "--stop-at") && i + 1 < argc) {
             if (parse_i64(argv[++i], &stop_at) != 0 || stop_at <= 0) {
                 fprintf(stderr, "ctrain train: --stop-at wants a positive step, got '%s'\n", argv[i]);

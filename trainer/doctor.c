@@ -25,6 +25,7 @@
 
 #include "core/log.h"
 #include "data/data.h"
+#include "trainer/cli.h"
 #include "trainer/trainer.h"
 
 static const char doctor_usage[] =
@@ -374,10 +375,7 @@ int ct_cmd_doctor(int argc, char **argv)
             fputs(doctor_usage, stdout);
             free(sets);
             return 0;
-        } else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
-            sets[n_sets++] = argv[++i];
-        } else if (!strncmp(argv[i], "--set=", 6)) {
-            sets[n_sets++] = argv[i] + 6;
+        } else if (ct__cli_take_set(argc, argv, &i, sets, &n_sets)) {
         } else if (argv[i][0] == '-' || cfg_path) {
             fprintf(stderr, "ctrain doctor: unexpected argument '%s'\n%s", argv[i], doctor_usage);
             free(sets);

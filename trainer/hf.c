@@ -26,6 +26,7 @@
 #include "trainer/ckpt.h"
 #include "trainer/gpt2.h"
 #include "trainer/optim.h"
+#include "trainer/cli.h"
 #include "trainer/trainer.h"
 
 #define HF_NAME_MAX 96
@@ -845,10 +846,7 @@ int ct_cmd_import(int argc, char **argv)
             fputs(import_usage, stdout);
             free(sets);
             return 0;
-        } else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
-            sets[n_sets++] = argv[++i];
-        } else if (!strncmp(argv[i], "--set=", 6)) {
-            sets[n_sets++] = argv[i] + 6;
+        } else if (ct__cli_take_set(argc, argv, &i, sets, &n_sets)) {
         } else if (argv[i][0] == '-' || (src && dst)) {
             fprintf(stderr, "ctrain import: unexpected argument '%s'\n%s", argv[i], import_usage);
             free(sets);
