@@ -62,7 +62,7 @@ n=$(grep -c '"loss"' "$WORK/run/metrics.jsonl" 2>/dev/null); n=${n:-0}
 # the signal to the ranks, they finish the step, save together and exit;
 # the script requeues the job, which resumes and ends with the same final
 # loss as an uninterrupted run (the same 2-rank layout: bit for bit).
-PRE=(--set train.run_dir="$WORK/pre" --set train.steps=400 --set model.n_embd=128 --set eval.every=0)
+PRE=(--set train.run_dir="$WORK/pre" --set train.steps=1000 --set model.n_embd=128 --set eval.every=0)
 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 timeout 300 \
     mpirun -np 2 --oversubscribe "$CTRAIN" train "$WORK/cfg.yaml" --set parallel.dp=2 \
     "${PRE[@]}" --set train.run_dir="$WORK/ref" > "$WORK/ref.log" 2>&1 || fail "reference run: $(tail -2 "$WORK/ref.log")"
@@ -75,8 +75,8 @@ state=$(wait_job "$id" 240)
 expect_log preempt "saving a checkpoint at step"
 expect_log preempt "scontrol requeue $id"
 expect_log preempt "resumed from .*step_[0-9]+ at step"
-expect_log preempt "r0/2 .*step 400/400 \| loss"
-last() { grep -o '"step":400,"loss":[^,]*' "$1" | tail -1; }
+expect_log preempt "r0/2 .*step 1000/1000 \| loss"
+last() { grep -o '"step":1000,"loss":[^,]*' "$1" | tail -1; }
 [ -n "$(last "$WORK/ref/metrics.jsonl")" ] && [ "$(last "$WORK/pre/metrics.jsonl")" = "$(last "$WORK/ref/metrics.jsonl")" ] \
     && pass || fail "preempt: final loss $(last "$WORK/pre/metrics.jsonl") != uninterrupted $(last "$WORK/ref/metrics.jsonl")"
 [ $FAILURES -eq 0 ] || { echo "--- $log" >&2; tail -n 20 "$log" >&2; }
