@@ -70,6 +70,12 @@ static const char *const decay_names[] = {"cosine", "linear", "constant", NULL};
 _Static_assert(CT_DECAY_COSINE == 0 && CT_DECAY_LINEAR == 1 && CT_DECAY_CONSTANT == 2,
                "decay_names follows ct_decay_t");
 
+static const char *const device_names[] = {"auto", "cpu", "cuda", NULL};
+static const char *const recompute_names[] = {"none", "gelu", "ln_gelu", NULL};
+static const char *const attention_names[] = {"auto", "cudnn", "plain", NULL};
+_Static_assert(CT_DEVICE_CUDA == 2 && CT_RECOMPUTE_LN_GELU == 2 && CT_ATTENTION_PLAIN == 2,
+               "name tables follow their enums");
+
 /* Keys of one section are contiguous, sections in the order of sections[]. */
 static const field_t config_fields[] = {
     F_INT(model, n_layer, "12", 1),
@@ -79,6 +85,9 @@ static const field_t config_fields[] = {
     F_INT(model, vocab_size, "50257", 2),
     F_STR(model, init_from, "", 0),
     F_FLT(model, init_std, "0.02", 0, 0, INFINITY, 0),
+    F_ENUM(model, device, "auto", device_names),
+    F_ENUM(model, recompute, "none", recompute_names),
+    F_ENUM(model, attention, "auto", attention_names),
 
     F_STR(data, train, "", 0),
     F_STR(data, val, "", 0),
@@ -100,6 +109,8 @@ static const field_t config_fields[] = {
     F_FLT(optim, eps, "1e-8", 0, 1, INFINITY, 0),
     F_FLT(optim, grad_clip, "1.0", 0, 0, INFINITY, 0),
     {"optim", "zero", FT_INT, OFF_(optim, zero), SIZE_(optim, zero), "0", .imin = 0, .imax = 1},
+    {"optim", "stochastic_rounding", FT_INT, OFF_(optim, stochastic_rounding),
+     SIZE_(optim, stochastic_rounding), "0", .imin = 0, .imax = 1},
 
     F_STR(train, run_dir, "runs/default", 1),
     F_INT(train, steps, "1000", 1),
@@ -111,6 +122,7 @@ static const field_t config_fields[] = {
     F_INT(train, threads, "0", 0),
     F_INT(train, max_skips, "5", 1),
     F_FLT(train, spike_z, "4", 0, 0, INFINITY, 0),
+    F_FLT(train, peak_tflops, "0", 0, 0, INFINITY, 0),
 
     F_INT(eval, every, "100", 0),
     F_INT(eval, batches, "20", 1),

@@ -14,6 +14,10 @@
 
 #include "core/status.h"
 
+typedef enum { CT_DEVICE_AUTO = 0, CT_DEVICE_CPU = 1, CT_DEVICE_CUDA = 2 } ct_device_t;
+typedef enum { CT_RECOMPUTE_NONE = 0, CT_RECOMPUTE_GELU = 1, CT_RECOMPUTE_LN_GELU = 2 } ct_recompute_t;
+typedef enum { CT_ATTENTION_AUTO = 0, CT_ATTENTION_CUDNN = 1, CT_ATTENTION_PLAIN = 2 } ct_attention_t;
+
 typedef struct {
     int n_layer;      /* L */
     int n_head;       /* NH */
@@ -22,6 +26,9 @@ typedef struct {
     int vocab_size;   /* V, real vocabulary; padded to a multiple of 128 inside */
     char *init_from;  /* llm.c gpt2_*.bin (v3, fp32) to start from, or "" */
     float init_std;   /* std of the normal init of matrices */
+    ct_device_t device;       /* auto (CUDA when a GPU is present) | cpu | cuda */
+    ct_recompute_t recompute; /* GPU activation recompute: none | gelu | ln_gelu */
+    ct_attention_t attention; /* GPU attention: auto (cuDNN if built) | cudnn | plain */
 } ct_model_config_t;
 
 typedef struct {
@@ -47,6 +54,7 @@ typedef struct {
     float beta1, beta2, eps;
     float grad_clip;    /* global-norm clip; 0 disables */
     int zero;           /* 0: every DP rank holds all AdamW state; 1: ZeRO-1 shards it */
+    int stochastic_rounding; /* GPU: round the bf16 weight copy stochastically (0/1) */
 } ct_optim_config_t;
 
 typedef struct {
@@ -60,6 +68,7 @@ typedef struct {
     int threads;          /* 0 = OpenMP default */
     int max_skips;        /* consecutive non-finite steps (skipped) before stopping */
     float spike_z;        /* log a loss this many std devs above its recent mean; 0 = off */
+    float peak_tflops;    /* device peak for MFU; 0 = the known-GPU table (bf16 dense) */
 } ct_train_config_t;
 
 typedef struct {

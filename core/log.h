@@ -15,6 +15,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#ifdef __cplusplus
+#define _Noreturn [[noreturn]]
+extern "C" {
+#endif
+
 typedef enum {
     CT_LOG_LEVEL_ERROR = 0,
     CT_LOG_LEVEL_WARN = 1,
@@ -73,5 +78,9 @@ _Noreturn void ct__fatal(const char *file, int line, const char *func, const cha
 
 /* Checks a libc call returning 0 on success, errno-style. */
 #define CT_CHECK_ERRNO(stmt) CT_CHECK_GEN(int, stmt, _rc == 0, strerror(errno))
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

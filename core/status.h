@@ -5,6 +5,10 @@
 #ifndef CT_CORE_STATUS_H
 #define CT_CORE_STATUS_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define CT_STATUS_MAP(X)                                                  \
     X(OK, "success")                                                      \
     X(ERR_INVALID_ARG, "invalid argument")                                \
@@ -29,5 +33,9 @@ typedef enum {
 const char *ct_status_name(ct_status_t s);
 /* Human-readable description of a status; never NULL. */
 const char *ct_status_str(ct_status_t s);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
