@@ -17,7 +17,14 @@
 #ifndef CT_KERNELS_KERNELS_H
 #define CT_KERNELS_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "core/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* ---- token + position embedding ---------------------------------------- */
 /* out[b,t,:] = wte[inp[b,t],:] + wpe[t,:] */
@@ -148,5 +155,190 @@ void ct_adamw_update_ref(float *params, const float *grads, float *m, float *v, 
 double ct_sumsq(const float *x, long n);
 /* x *= s */
 void ct_scale(float *x, float s, long n);
+
+/* ======================================================================== *
+ * CUDA twins (kernels/cuda/, one op family per .cu file), bf16 with fp32
+ * accumulation. Built when CMake enables CUDA (-DCT_CUDA=AUTO|ON); a build
+ * without it has only ct_cuda_device_count(), which returns 0.
+ *
+ * Precision: weights and activations feeding matmuls are bf16; the
+ * residual stream, LayerNorm statistics, losses, parameter gradients,
+ * master weights and AdamW state are fp32; reductions accumulate in fp32.
+ * Conventions (differing from the CPU ops where noted):
+ * - every pointer is device memory unless it says host; `stream` is a
+ *   cudaStream_t (NULL: the legacy default stream);
+ * - calls only enqueue work on `stream`; none synchronises the host unless
+ *   it says so, none allocates device memory (scratch is passed in);
+ * - parameter gradients (fp32) ACCUMULATE (+=); activation gradients in
+ *   bf16 are OVERWRITTEN; the fp32 residual-stream gradient accumulates.
+ * Dimension letters as above. Errors in CUDA calls are programmer/device
+ * errors: CT_CHECK_CUDA aborts the job with the failing statement.
+ * ======================================================================== */
+typedef uint16_t ct_bf16_t;         /* bf16 bit pattern (device buffers) */
+typedef struct ct_cuda ct_cuda_t;   /* a device context: handles, workspace */
+
+typedef enum { CT_ATTN_AUTO = 0, CT_ATTN_CUDNN = 1, CT_ATTN_PLAIN = 2 } ct_attn_impl_t;
+
+/* Devices usable by this process: 0 in a build without CUDA, without a
+ * driver, or with no GPU. Never aborts; safe on any machine. */
+int ct_cuda_device_count(void);
+
+/* Context on device `device`: selects it for the calling thread, creates
+ * the cuBLASLt handle (and cuDNN handle when built with cuDNN), a 32 MiB
+ * matmul workspace and the attention implementation's state. attn AUTO
+ * picks cuDNN when the build has it, else the plain kernels. Returns
+ * CT_ERR_UNSUPPORTED (logged) for CUDNN in a build without cuDNN, or a
+ * device below compute capability 8.0. *ctx_p written only on success. */
+ct_status_t ct_cuda_init(int device, ct_attn_impl_t attn, ct_cuda_t **ctx_p);
+void ct_cuda_free(ct_cuda_t *ctx);
+/* Device name, bf16 dense peak (TFLOP/s, 0 if not in the table of known
+ * GPUs: A100, H100 SXM/PCIe, H200, B200), and the attention path in use. */
+const char *ct_cuda_device_name(const ct_cuda_t *ctx);
+double ct_cuda_peak_bf16_tflops(const ct_cuda_t *ctx);
+ct_attn_impl_t ct_cuda_attn_impl(const ct_cuda_t *ctx);
+/* Peak bytes of device memory in use since init (cudaMemGetInfo sampled at
+ * every ct_cuda_alloc and by ct_cuda_sample_memory). */
+size_t ct_cuda_peak_memory(ct_cuda_t *ctx);
+void ct_cuda_sample_memory(ct_cuda_t *ctx);
+
+/* Device memory, allocated outside training steps. `what` names the buffer
+ * in the out-of-memory error (CT_ERR_NO_MEMORY, logged with the size and
+ * the free memory). */
+ct_status_t ct_cuda_alloc(ct_cuda_t *ctx, size_t bytes, const char *what, void **ptr_p);
+void ct_cuda_dealloc(void *ptr);
+/* Asynchronous copy in any direction (cudaMemcpyDefault) / memset 0. */
+void ct_cuda_copy(void *dst, const void *src, size_t bytes, void *stream);
+void ct_cuda_zero(void *ptr, size_t bytes, void *stream);
+/* Blocks the host until `stream`'s work is done. */
+void ct_cuda_stream_sync(void *stream);
+/* Streams and events (cudaEventDisableTiming). */
+void *ct_cuda_stream_create(void);
+void ct_cuda_stream_destroy(void *stream);
+void *ct_cuda_event_create(void);
+void ct_cuda_event_destroy(void *event);
+void ct_cuda_event_record(void *event, void *stream);
+void ct_cuda_stream_wait_event(void *stream, void *event);
+
+/* fp32 <-> bf16 (round to nearest even). */
+void ct_cuda_f32_to_bf16(ct_bf16_t *dst, const float *src, long n, void *stream);
+void ct_cuda_bf16_to_f32(float *dst, const ct_bf16_t *src, long n, void *stream);
+
+/* ---- encoder.cu -------------------------------------------------------- */
+/* out[b,t,:] = wte[inp[b,t],:] + wpe[t,:] (fp32 residual stream). */
+void ct_cuda_encoder_forward(float *out, const int32_t *inp, const ct_bf16_t *wte,
+                             const ct_bf16_t *wpe, int B, int T, int C, void *stream);
+/* dwte, dwpe (fp32) += from dout (fp32). dwte rows use atomics (summation
+ * order is not fixed); dwpe is deterministic. */
+void ct_cuda_encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *inp,
+                              int B, int T, int C, void *stream);
+
+/* ---- layernorm.cu (eps 1e-5) ------------------------------------------- */
+void ct_cuda_layernorm_forward(ct_bf16_t *out, float *mean, float *rstd, const float *inp,
+                               const ct_bf16_t *weight, const ct_bf16_t *bias, int N, int C,
+                               void *stream);
+/* Fused residual + LayerNorm: res_out = res_in + x; out = LN(res_out).
+ * res_out may equal res_in (in place). */
+void ct_cuda_residual_layernorm_forward(float *res_out, ct_bf16_t *out, float *mean,
+                                        float *rstd, const float *res_in, const ct_bf16_t *x,
+                                        const ct_bf16_t *weight, const ct_bf16_t *bias, int N,
+                                        int C, void *stream);
+/* dinp (fp32) += the input gradient; dinp_bf16, when not NULL, then gets a
+ * bf16 copy of the updated dinp (the next matmul's dout). dweight, dbias
+ * (fp32) +=, reduced deterministically through `scratch`
+ * (ct_cuda_layernorm_scratch_floats(N, C) floats). */
+void ct_cuda_layernorm_backward(float *dinp, ct_bf16_t *dinp_bf16, float *dweight, float *dbias,
+                                const ct_bf16_t *dout, const float *inp,
+                                const ct_bf16_t *weight, const float *mean, const float *rstd,
+                                float *scratch, int N, int C, void *stream);
+long ct_cuda_layernorm_scratch_floats(int N, int C);
+
+/* ---- gelu.cu (tanh approximation) --------------------------------------- */
+void ct_cuda_gelu_forward(ct_bf16_t *out, const ct_bf16_t *inp, long n, void *stream);
+/* dinp = gelu'(inp) * dout; dinp may equal dout (in place). */
+void ct_cuda_gelu_backward(ct_bf16_t *dinp, const ct_bf16_t *inp, const ct_bf16_t *dout, long n,
+                           void *stream);
+
+/* ---- residual.cu -------------------------------------------------------- */
+/* out = a + b (fp32 + bf16 -> fp32); out may equal a. */
+void ct_cuda_residual_forward(float *out, const float *a, const ct_bf16_t *b, long n,
+                              void *stream);
+
+/* ---- matmul.cu (cuBLASLt, bf16 in, fp32 compute) -------------------------
+ * out = inp @ weight^T + bias. With pre_gelu non-NULL the GELU epilogue is
+ * fused: pre_gelu gets inp @ weight^T + bias and out gets gelu of it.
+ * bias may be NULL. OC must be a multiple of 8 when pre_gelu is set (and C
+ * when it is passed to the backward). */
+void ct_cuda_matmul_forward(ct_cuda_t *ctx, ct_bf16_t *out, ct_bf16_t *pre_gelu,
+                            const ct_bf16_t *inp, const ct_bf16_t *weight,
+                            const ct_bf16_t *bias, int N, int C, int OC, void *stream);
+/* dinp (bf16, overwritten; NULL to skip) = dout @ weight, times
+ * gelu'(pre_gelu) when pre_gelu is non-NULL (the DGELU epilogue: pre_gelu
+ * is the forward input of the GELU that produced this matmul's inp).
+ * dweight (fp32) += dout^T @ inp. dbias (fp32, NULL to skip) += column sums
+ * of dout, reduced deterministically through `scratch`
+ * (ct_cuda_matmul_scratch_floats(N, OC) floats). */
+void ct_cuda_matmul_backward(ct_cuda_t *ctx, ct_bf16_t *dinp, float *dweight, float *dbias,
+                             const ct_bf16_t *dout, const ct_bf16_t *inp,
+                             const ct_bf16_t *weight, const ct_bf16_t *pre_gelu, float *scratch,
+                             int N, int C, int OC, void *stream);
+long ct_cuda_matmul_scratch_floats(int N, int OC);
+
+/* ---- attention.cu (plain CUDA) and attention_cudnn.cu (cuDNN SDPA) -------
+ * Causal self-attention on qkv in the CPU layout (B,T,3C): q, k, v heads
+ * at [0,C), [C,2C), [2C,3C), C = NH*HS, scale 1/sqrt(HS). out (B,T,C) bf16;
+ * stats (B,NH,T) fp32 gets each query row's log-sum-exp of the scaled
+ * scores (the softmax is never stored). The context picks cuDNN or the
+ * plain kernels; ct_cuda_attention_*_plain always use the plain ones. */
+void ct_cuda_attention_forward(ct_cuda_t *ctx, ct_bf16_t *out, float *stats,
+                               const ct_bf16_t *qkv, int B, int T, int NH, int HS, void *stream);
+/* dqkv (B,T,3C) bf16, overwritten, from dout and the forward's out/stats. */
+void ct_cuda_attention_backward(ct_cuda_t *ctx, ct_bf16_t *dqkv, const ct_bf16_t *dout,
+                                const ct_bf16_t *qkv, const ct_bf16_t *out, const float *stats,
+                                int B, int T, int NH, int HS, void *stream);
+/* Builds (and caches) the attention plans for one shape and sizes their
+ * workspace, so that a training step allocates nothing; a call with an
+ * unprepared shape prepares it on first use. CT_ERR_UNSUPPORTED (logged)
+ * when cuDNN rejects the shape; the caller may fall back to the plain
+ * kernels with ct_cuda_set_attn_impl. */
+ct_status_t ct_cuda_attention_prepare(ct_cuda_t *ctx, int B, int T, int NH, int HS);
+void ct_cuda_set_attn_impl(ct_cuda_t *ctx, ct_attn_impl_t impl);
+void ct_cuda_attention_forward_plain(ct_bf16_t *out, float *stats, const ct_bf16_t *qkv, int B,
+                                     int T, int NH, int HS, void *stream);
+/* scratch: ct_cuda_attention_scratch_floats(B, T, NH) floats. */
+void ct_cuda_attention_backward_plain(ct_bf16_t *dqkv, const ct_bf16_t *dout,
+                                      const ct_bf16_t *qkv, const ct_bf16_t *out,
+                                      const float *stats, float *scratch, int B, int T, int NH,
+                                      int HS, void *stream);
+long ct_cuda_attention_scratch_floats(int B, int T, int NH);
+
+/* ---- xent.cu: fused softmax + cross-entropy over the first V of Vp ------
+ * losses[i] (fp32) = lse_i - logits[i, targets[i]], computed in fp32 from
+ * bf16 logits. With dloss != 0 the logits become dlogits IN PLACE:
+ * (softmax - onehot) * dloss for v < V and 0 for the padding columns; with
+ * dloss == 0 the logits are left as they are (evaluation). */
+void ct_cuda_xent_forward_backward(float *losses, ct_bf16_t *logits, const int32_t *targets,
+                                   float dloss, int N, int V, int Vp, void *stream);
+
+/* ---- adamw.cu ------------------------------------------------------------
+ * AdamW on n fp32 master weights with fp32 gradients and moments; the
+ * gradient is first scaled by grad_clip / sqrt(*sumsq) when grad_clip > 0
+ * and the norm exceeds it (sumsq is a device scalar from ct_cuda_sumsq, so
+ * the host never waits for it). If *sumsq is not finite nothing is
+ * updated. params_bf16 (may be NULL) gets the new weights in bf16, rounded
+ * to nearest, or stochastically when seed != 0 (a counter-based hash of
+ * seed and the element index, so the rounding is reproducible). */
+void ct_cuda_adamw_update(float *master, ct_bf16_t *params_bf16, const float *grads, float *m,
+                          float *v, long n, float lr, float beta1, float beta2, float eps,
+                          float weight_decay, int t, const float *sumsq, float grad_clip,
+                          uint32_t seed, void *stream);
+/* *out (device fp32) = sum of x[i]^2, or += when accumulate; deterministic
+ * two-pass reduction through scratch (ct_cuda_sumsq_scratch_floats(n)). */
+void ct_cuda_sumsq(float *out, const float *x, long n, int accumulate, float *scratch,
+                   void *stream);
+long ct_cuda_sumsq_scratch_floats(long n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,0 +1,112 @@
+/* Token + position embedding into the fp32 residual stream:
+ * out[b,t,:] = wte[inp[b,t],:] + wpe[t,:] with bf16 tables, and its
+ * backward into fp32 dwte/dwpe (+=). The forward is grid-stride over
+ * elements, 4 channels per step when C % 4 == 0 and out is 16-byte, wte and
+ * wpe 8-byte aligned. The backward scatters dwte rows with fp32 atomicAdd
+ * (summation order not fixed), while dwpe gets one thread per (t,c) summing
+ * over b in order on top of the old value, as kernels/cpu/encoder.c does, so
+ * it is deterministic. Token ids are trusted to be < Vp. No vocab-parallel
+ * (_vp) variants here. */
+#include "kernels/cuda/cuda_common.cuh"
+
+#define CT_ENC_BLOCK 256
+#define CT_ENC_MAX_GRID 65536L
+
+static int enc_grid(long work)
+{
+    long g = (work + CT_ENC_BLOCK - 1) / CT_ENC_BLOCK;
+    if (g < 1) g = 1;
+    return (int)(g < CT_ENC_MAX_GRID ? g : CT_ENC_MAX_GRID);
+}
+
+/* vec: C % 4 == 0 and aligned pointers; one step covers 4 channels. */
+static __global__ void ct__encoder_fwd_kernel(float *__restrict__ out,
+                                              const int32_t *__restrict__ inp,
+                                              const ct_bf16_t *__restrict__ wte,
+                                              const ct_bf16_t *__restrict__ wpe, int N, int T,
+                                              int C, int vec)
+{
+    long tid = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    long stride = (long)gridDim.x * blockDim.x;
+    if (vec) {
+        int C4 = C / 4;
+        long total = (long)N * C4;
+        for (long i = tid; i < total; i += stride) {
+            long n = i / C4;
+            int c = (int)(i - n * C4) * 4;
+            int t = (int)(n % T);
+            uint2 e = *reinterpret_cast<const uint2 *>(wte + (long)inp[n] * C + c);
+            uint2 p = *reinterpret_cast<const uint2 *>(wpe + (long)t * C + c);
+            float4 o;
+            o.x = __uint_as_float(e.x << 16) + __uint_as_float(p.x << 16);
+            o.y = __uint_as_float(e.x & 0xffff0000u) + __uint_as_float(p.x & 0xffff0000u);
+            o.z = __uint_as_float(e.y << 16) + __uint_as_float(p.y << 16);
+            o.w = __uint_as_float(e.y & 0xffff0000u) + __uint_as_float(p.y & 0xffff0000u);
+            *reinterpret_cast<float4 *>(out + n * C + c) = o;
+        }
+    } else {
+        long total = (long)N * C;
+        for (long i = tid; i < total; i += stride) {
+            long n = i / C;
+            int c = (int)(i - n * C);
+            int t = (int)(n % T);
+            out[i] = ct__bf(wte[(long)inp[n] * C + c]) + ct__bf(wpe[(long)t * C + c]);
+        }
+    }
+}
+
+/* dwte[inp[n], c] += dout[n, c], one thread per (n, c). */
+static __global__ void ct__encoder_bwd_wte_kernel(float *__restrict__ dwte,
+                                                  const float *__restrict__ dout,
+                                                  const int32_t *__restrict__ inp, int N, int C)
+{
+    long total = (long)N * C;
+    long stride = (long)gridDim.x * blockDim.x;
+    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
+        long n = i / C;
+        int c = (int)(i - n * C);
+        atomicAdd(dwte + (long)inp[n] * C + c, dout[i]);
+    }
+}
+
+/* dwpe[t, c] += sum over b of dout[b, t, c], one thread per (t, c), b in order. */
+static __global__ void ct__encoder_bwd_wpe_kernel(float *__restrict__ dwpe,
+                                                  const float *__restrict__ dout, int B, int T,
+                                                  int C)
+{
+    long total = (long)T * C;
+    long stride = (long)gridDim.x * blockDim.x;
+    long bstride = (long)T * C;
+    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
+        float acc = dwpe[i];
+        for (int b = 0; b < B; b++) acc += dout[b * bstride + i];
+        dwpe[i] = acc;
+    }
+}
+
+void ct_cuda_encoder_forward(float *out, const int32_t *inp, const ct_bf16_t *wte,
+                             const ct_bf16_t *wpe, int B, int T, int C, void *stream)
+{
+    int N = B * T;
+    if (N <= 0 || C <= 0) return;
+    int vec = C % 4 == 0 && (uintptr_t)out % 16 == 0 && (uintptr_t)wte % 8 == 0 &&
+              (uintptr_t)wpe % 8 == 0;
+    long work = vec ? (long)N * (C / 4) : (long)N * C;
+    ct__encoder_fwd_kernel<<<enc_grid(work), CT_ENC_BLOCK, 0, ct__stream(stream)>>>(
+        out, inp, wte, wpe, N, T, C, vec);
+    CT_CHECK_LAUNCH();
+}
+
+void ct_cuda_encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *inp,
+                              int B, int T, int C, void *stream)
+{
+    int N = B * T;
+    if (N <= 0 || C <= 0) return;
+    cudaStream_t s = ct__stream(stream);
+    ct__encoder_bwd_wte_kernel<<<enc_grid((long)N * C), CT_ENC_BLOCK, 0, s>>>(dwte, dout, inp, N,
+                                                                             C);
+    CT_CHECK_LAUNCH();
+    ct__encoder_bwd_wpe_kernel<<<enc_grid((long)T * C), CT_ENC_BLOCK, 0, s>>>(dwpe, dout, B, T,
+                                                                             C);
+    CT_CHECK_LAUNCH();
+}

@@ -1,0 +1,985 @@
+/* CUDA ops (kernels.h, "CUDA twins") against the CPU ops on odd shapes.
+ *
+ * Every input the GPU reads as bf16 is rounded to bf16 on the host first,
+ * so the fp32 CPU reference sees exactly the values the GPU sees; what is
+ * left to compare is the GPU's bf16 output rounding, fp32 accumulation
+ * order and, in flash attention, bf16 intermediates. Outputs the contract
+ * says are overwritten are pre-filled with NaN bytes on the device; outputs
+ * that accumulate are pre-filled with random values on both sides. Every
+ * compare prints its worst element (ratio |d|/limit, < 1 passes) so the
+ * tolerances can be judged from a GPU run's log.
+ *
+ * Exit 77 (ctest SKIP_RETURN_CODE) when there is no CUDA device or the
+ * device is unsupported (compute capability < 8.0).
+ *
+ * Tolerances: an element passes when |gpu - cpu| <= atol + rtol*|cpu|.
+ * bf16 keeps 8 significant bits, so rounding to nearest is within 2^-8|x|
+ * (half an ulp just above a power of two); the GPU's fp32 value differs
+ * slightly from the CPU's before that rounding and may fall on the other
+ * side of a rounding boundary, hence rtol 1/128 (twice the rounding bound)
+ * for every bf16 output: a correct kernel shows |d|/lim <= ~0.5 there. fp32 outputs computed from
+ * the same bf16 inputs with fp32 accumulation differ only by summation
+ * order: rtol 1e-4 or tighter. Where atol says "x S" it is multiplied per
+ * case by the typical magnitude S of the terms being summed:
+ * S = sqrt(K) * rms(a) * rms(b) for a length-K dot product of a and b.
+ *
+ *   output                        atol          rtol    rel-rms  why
+ *   f32 <-> bf16                  exact (bits)                   same RNE as the host helper
+ *   encoder fwd out (fp32)        1e-6          1e-6    -        one fp32 add of two bf16 values
+ *   encoder bwd dwte, dwpe        1e-5          1e-5    -        fp32 sums over <= N rows, atomics
+ *   residual fwd out (fp32)       exact                          one IEEE fp32 add, as on the CPU
+ *   layernorm out (bf16)          1e-4          1/128   -        bf16 output
+ *   layernorm mean, rstd (fp32)   1e-5          1e-4    -        fp32 row reductions, any order
+ *   residual_layernorm res_out    exact                          one IEEE fp32 add
+ *   layernorm bwd dinp (fp32)     1e-4          1e-4    -        fp32, sums over C then / C
+ *   layernorm bwd dinp_bf16       1e-4          1/128   -        bf16 copy of dinp
+ *   layernorm bwd dweight, dbias  1e-4          1e-4    -        fp32 sums over N rows
+ *   gelu fwd, bwd (bf16)          2e-5          1/128   -        bf16 output; the CPU tanh is an
+ *                                                                approximation within 3e-7
+ *   matmul out, pre_gelu, dinp    1e-3 x S      1/128   1e-2     bf16 output, fp32 accumulation
+ *                                                                over K = C (fwd) or OC (dinp)
+ *   matmul dweight, dbias (fp32)  1e-4 x S      1e-4    -        fp32 sums over N rows
+ *   attention out (bf16)          1e-2          1/128   2e-2     flash kernels round P to bf16
+ *                                                                before P@V: error <= 2^-9 max|v|
+ *   attention stats (fp32 lse)    1e-4          1e-4    -        fp32 softmax statistics
+ *   attention dqkv (bf16)         3e-2          1/128   3e-2     P and dS rounded to bf16, and
+ *                                                                rowsum(dO*O) uses the bf16 out
+ *   xent losses (fp32)            1e-4          1e-4    -        fp32 log-sum-exp over V
+ *   xent dlogits (bf16)           1e-5 x dloss  1/128   -        bf16 output; atol covers p ~ 1
+ *   adamw master (fp32)           1e-6          1e-6    -        same formula; FMA contraction and
+ *                                                                device powf differ by a few ulp
+ *   adamw m                       1e-8          1e-5    -        a few ulp of the terms (~1e-2)
+ *   adamw v                       1e-11         1e-5    -        a few ulp of the terms (~1e-3)
+ *   adamw params_bf16, seed 0     exact                          RNE of the GPU's own master
+ *   sumsq                         0             1e-5    -        fp32 two-pass reduction vs double
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "kernels/kernels.h"
+#include "test_util.h"
+
+typedef struct {
+    double atol, rtol, rel_rms; /* rel_rms: bound on rms(gpu-cpu)/rms(cpu), 0 = none */
+} tol_t;
+
+static const tol_t TOL_EXACT = {0, 0, 0};
+static const tol_t TOL_ENC_FWD = {1e-6, 1e-6, 0};
+static const tol_t TOL_ENC_BWD = {1e-5, 1e-5, 0};
+static const tol_t TOL_LN_OUT = {1e-4, 1.0 / 128, 0};
+static const tol_t TOL_LN_STATS = {1e-5, 1e-4, 0};
+static const tol_t TOL_LN_BWD = {1e-4, 1e-4, 0};
+static const tol_t TOL_LN_DINP_BF16 = {1e-4, 1.0 / 128, 0};
+static const tol_t TOL_GELU = {2e-5, 1.0 / 128, 0};
+static const tol_t TOL_MM_BF16 = {1e-3 /* x S */, 1.0 / 128, 1e-2};
+static const tol_t TOL_MM_F32 = {1e-4 /* x S */, 1e-4, 0};
+static const tol_t TOL_ATT_OUT = {1e-2, 1.0 / 128, 2e-2};
+static const tol_t TOL_ATT_STATS = {1e-4, 1e-4, 0};
+static const tol_t TOL_ATT_DQKV = {3e-2, 1.0 / 128, 3e-2};
+static const tol_t TOL_XENT_LOSS = {1e-4, 1e-4, 0};
+static const tol_t TOL_XENT_DLOGITS = {1e-5 /* x dloss */, 1.0 / 128, 0};
+static const tol_t TOL_ADAM_MASTER = {1e-6, 1e-6, 0};
+static const tol_t TOL_ADAM_M = {1e-8, 1e-5, 0};
+static const tol_t TOL_ADAM_V = {1e-11, 1e-5, 0};
+#define SUMSQ_RTOL 1e-5
+
+static ct_rng_t rng;
+static ct_cuda_t *ctx;
+
+/* ---- host helpers -------------------------------------------------------- */
+
+/* fp32 -> bf16, round to nearest even; NaN stays a (quiet) NaN. */
+static uint16_t f2bf(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static float bf2f(uint16_t b)
+{
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static float round_bf(float x) { return bf2f(f2bf(x)); }
+
+static int bf_isnan(uint16_t b) { return (b & 0x7fffu) > 0x7f80u; }
+
+static void *h_alloc(size_t bytes)
+{
+    void *p = calloc(bytes ? bytes : 1, 1);
+    if (!p) {
+        fprintf(stderr, "test_cuda_ops: host out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+
+static float *h_f(long n) { return h_alloc((size_t)n * sizeof(float)); }
+
+static float *h_copy(const float *src, long n)
+{
+    float *p = h_f(n);
+    memcpy(p, src, (size_t)n * sizeof(float));
+    return p;
+}
+
+/* scale * N(0,1) + offset, fp32. */
+static float *h_randn(long n, float scale, float offset)
+{
+    float *p = h_f(n);
+    for (long i = 0; i < n; i++) p[i] = offset + scale * ct_rng_normal(&rng);
+    return p;
+}
+
+/* Same, rounded to bf16 values. */
+static float *h_randn_bf(long n, float scale, float offset)
+{
+    float *p = h_randn(n, scale, offset);
+    for (long i = 0; i < n; i++) p[i] = round_bf(p[i]);
+    return p;
+}
+
+static double rms(const float *x, long n)
+{
+    double s = 0.0;
+    for (long i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return n > 0 ? sqrt(s / (double)n) : 0.0;
+}
+
+static tol_t tol_x(tol_t t, double scale)
+{
+    t.atol *= scale;
+    return t;
+}
+
+/* ---- device helpers ------------------------------------------------------- */
+
+static void *d_alloc(size_t bytes, const char *what)
+{
+    void *p = NULL;
+    ct_status_t st = ct_cuda_alloc(ctx, bytes ? bytes : 16, what, &p);
+    if (st != CT_OK || !p) {
+        fprintf(stderr, "test_cuda_ops: ct_cuda_alloc(%zu, %s) failed: %s\n", bytes, what,
+                ct_status_name(st));
+        exit(1);
+    }
+    return p;
+}
+
+static void d_free(void *p)
+{
+    if (p) ct_cuda_dealloc(p);
+}
+
+static void up_raw(void *d, const void *h, size_t bytes)
+{
+    if (bytes) ct_cuda_copy(d, h, bytes, NULL);
+    ct_cuda_stream_sync(NULL);
+}
+
+static void down_raw(void *h, const void *d, size_t bytes)
+{
+    ct_cuda_stream_sync(NULL);
+    if (bytes) ct_cuda_copy(h, d, bytes, NULL);
+    ct_cuda_stream_sync(NULL);
+}
+
+static float *d_up_f32(const float *h, long n, const char *what)
+{
+    float *d = d_alloc((size_t)n * sizeof(float), what);
+    up_raw(d, h, (size_t)n * sizeof(float));
+    return d;
+}
+
+/* Uploads host floats (already bf16 values) as bf16. */
+static ct_bf16_t *d_up_bf16(const float *h, long n, const char *what)
+{
+    uint16_t *bits = h_alloc((size_t)n * 2);
+    for (long i = 0; i < n; i++) bits[i] = f2bf(h[i]);
+    ct_bf16_t *d = d_alloc((size_t)n * 2, what);
+    up_raw(d, bits, (size_t)n * 2);
+    free(bits);
+    return d;
+}
+
+static int32_t *d_up_i32(const int32_t *h, long n, const char *what)
+{
+    int32_t *d = d_alloc((size_t)n * 4, what);
+    up_raw(d, h, (size_t)n * 4);
+    return d;
+}
+
+/* All bytes 0xFF: NaN as fp32 and as bf16. */
+static void d_fill_nan(void *d, size_t bytes)
+{
+    void *h = h_alloc(bytes);
+    memset(h, 0xff, bytes);
+    up_raw(d, h, bytes);
+    free(h);
+}
+
+static void down_f32(float *h, const float *d, long n) { down_raw(h, d, (size_t)n * 4); }
+
+static void down_bf16(float *h, const ct_bf16_t *d, long n)
+{
+    uint16_t *bits = h_alloc((size_t)n * 2);
+    down_raw(bits, d, (size_t)n * 2);
+    for (long i = 0; i < n; i++) h[i] = bf2f(bits[i]);
+    free(bits);
+}
+
+/* ---- comparison ---------------------------------------------------------- */
+
+/* |gpu - cpu| <= atol + rtol*|cpu| element-wise (NaN fails); prints the
+ * worst element as [row,col] for row length `cols` (0: flat index). */
+static void compare(const char *tag, const char *what, const float *gpu, const float *cpu, long n,
+                    long cols, tol_t tol)
+{
+    long bad = 0, worst = -1;
+    double worst_ratio = -1.0, se = 0.0, sr = 0.0;
+    for (long i = 0; i < n; i++) {
+        double d = fabs((double)gpu[i] - (double)cpu[i]);
+        double lim = tol.atol + tol.rtol * fabs((double)cpu[i]);
+        double ratio = d <= lim ? (lim > 0 ? d / lim : 0.0) : (isnan(d) || lim == 0 ? INFINITY : d / lim);
+        if (!(d <= lim)) bad++;
+        if (ratio > worst_ratio) worst_ratio = ratio, worst = i;
+        se += isnan(d) ? INFINITY : d * d;
+        sr += (double)cpu[i] * cpu[i];
+    }
+    char where[64] = "-";
+    if (worst >= 0) {
+        if (cols > 0)
+            snprintf(where, sizeof where, "[%ld,%ld]", worst / cols, worst % cols);
+        else
+            snprintf(where, sizeof where, "[%ld]", worst);
+    }
+    double rel_rms = sr > 0 ? sqrt(se / sr) : sqrt(se);
+    double g = worst >= 0 ? gpu[worst] : 0.0, c = worst >= 0 ? cpu[worst] : 0.0;
+    fprintf(stderr, "  %s %s: n=%ld worst %s gpu=%.8g cpu=%.8g |d|/lim=%.3g rel_rms=%.2e\n", tag,
+            what, n, where, g, c, worst_ratio, rel_rms);
+    CHECK_MSG(bad == 0,
+              "%s %s: %ld of %ld elements outside |gpu-cpu| <= %.3g + %.3g*|cpu|; worst %s "
+              "gpu=%.8g cpu=%.8g |d|=%.3g",
+              tag, what, bad, n, tol.atol, tol.rtol, where, g, c, fabs(g - c));
+    if (tol.rel_rms > 0 && n > 0)
+        CHECK_MSG(rel_rms <= tol.rel_rms, "%s %s: rms(gpu-cpu)/rms(cpu) = %.3g > %.3g", tag, what,
+                  rel_rms, tol.rel_rms);
+}
+
+/* Downloads a bf16 / fp32 device array and compares it. */
+static void cmp_bf16(const char *tag, const char *what, const ct_bf16_t *d, const float *cpu,
+                     long n, long cols, tol_t tol)
+{
+    float *g = h_f(n);
+    down_bf16(g, d, n);
+    compare(tag, what, g, cpu, n, cols, tol);
+    free(g);
+}
+
+static void cmp_f32(const char *tag, const char *what, const float *d, const float *cpu, long n,
+                    long cols, tol_t tol)
+{
+    float *g = h_f(n);
+    down_f32(g, d, n);
+    compare(tag, what, g, cpu, n, cols, tol);
+    free(g);
+}
+
+/* Bit-exact compare of 16- or 32-bit words; nan_ok: any NaN matches any NaN. */
+static void compare_bits(const char *tag, const char *what, const void *gpu, const void *want,
+                         long n, int width, int nan_ok)
+{
+    long bad = 0, first = -1;
+    for (long i = 0; i < n; i++) {
+        uint32_t a, b;
+        int an, bn;
+        if (width == 2) {
+            a = ((const uint16_t *)gpu)[i], b = ((const uint16_t *)want)[i];
+            an = bf_isnan((uint16_t)a), bn = bf_isnan((uint16_t)b);
+        } else {
+            a = ((const uint32_t *)gpu)[i], b = ((const uint32_t *)want)[i];
+            an = (a & 0x7fffffffu) > 0x7f800000u, bn = (b & 0x7fffffffu) > 0x7f800000u;
+        }
+        if (a == b || (nan_ok && an && bn)) continue;
+        if (first < 0) first = i;
+        bad++;
+    }
+    uint32_t fa = 0, fb = 0;
+    if (first >= 0) {
+        fa = width == 2 ? ((const uint16_t *)gpu)[first] : ((const uint32_t *)gpu)[first];
+        fb = width == 2 ? ((const uint16_t *)want)[first] : ((const uint32_t *)want)[first];
+    }
+    CHECK_MSG(bad == 0, "%s %s: %ld of %ld words differ, first [%ld] gpu=0x%0*x want=0x%0*x", tag,
+              what, bad, n, first, 2 * width, fa, 2 * width, fb);
+}
+
+/* ---- f32 <-> bf16 ----------------------------------------------------------- */
+
+static void test_convert(void)
+{
+    const long n = 1000003;
+    uint32_t *src = h_alloc((size_t)n * 4);
+    for (long i = 0; i < n; i++) src[i] = (uint32_t)(ct_rng_u64(&rng) >> 32);
+    const uint32_t special[] = {
+        0x00000000u, 0x80000000u, 0x3f800000u, 0x7f800000u, 0xff800000u, 0x7fc00000u,
+        0xffc00001u, 0x7f800001u, 0x7f7fffffu, 0xff7fffffu, 0x00000001u, 0x007fffffu,
+        0x80008000u, 0x3f808000u, 0x3f818000u, 0x3f808001u, 0xbf808000u, 0xbf818000u,
+        0x7f7f8000u, 0x00008000u, 0x00018000u, 0x3f80ffffu, 0x477fe000u};
+    memcpy(src, special, sizeof special);
+    uint16_t *want = h_alloc((size_t)n * 2), *got = h_alloc((size_t)n * 2);
+    for (long i = 0; i < n; i++) {
+        float f;
+        memcpy(&f, &src[i], 4);
+        want[i] = f2bf(f);
+    }
+    float *d_src = d_alloc((size_t)n * 4, "convert src");
+    ct_bf16_t *d_dst = d_alloc((size_t)n * 2, "convert dst");
+    up_raw(d_src, src, (size_t)n * 4);
+    const long ns[] = {1, 7, 23, n};
+    for (int k = 0; k < 4; k++) {
+        char tag[64];
+        snprintf(tag, sizeof tag, "f32_to_bf16 n=%ld", ns[k]);
+        d_fill_nan(d_dst, (size_t)n * 2);
+        ct_cuda_f32_to_bf16(d_dst, d_src, ns[k], NULL);
+        down_raw(got, d_dst, (size_t)n * 2);
+        compare_bits(tag, "bits", got, want, ns[k], 2, 1);
+        /* Nothing past n is written. */
+        long past = 0;
+        for (long i = ns[k]; i < n; i++) past += got[i] != 0xffffu;
+        CHECK_MSG(past == 0, "%s: %ld elements past n written", tag, past);
+    }
+
+    /* bf16 -> f32: all 65536 patterns (and 3 more for an odd count). */
+    const long m = 65539;
+    uint16_t *bsrc = h_alloc((size_t)m * 2);
+    uint32_t *fwant = h_alloc((size_t)m * 4), *fgot = h_alloc((size_t)m * 4);
+    for (long i = 0; i < m; i++) bsrc[i] = (uint16_t)(i & 0xffff), fwant[i] = (uint32_t)bsrc[i] << 16;
+    ct_bf16_t *d_b = d_alloc((size_t)m * 2, "convert bsrc");
+    float *d_f = d_alloc((size_t)m * 4, "convert fdst");
+    up_raw(d_b, bsrc, (size_t)m * 2);
+    d_fill_nan(d_f, (size_t)m * 4);
+    ct_cuda_bf16_to_f32(d_f, d_b, m, NULL);
+    down_raw(fgot, d_f, (size_t)m * 4);
+    compare_bits("bf16_to_f32 n=65539", "bits", fgot, fwant, m, 4, 1);
+    d_free(d_src), d_free(d_dst), d_free(d_b), d_free(d_f);
+    free(src), free(want), free(got), free(bsrc), free(fwant), free(fgot);
+}
+
+/* ---- encoder ------------------------------------------------------------------ */
+
+static void test_encoder(int B, int T, int C, int Vp)
+{
+    char tag[96];
+    snprintf(tag, sizeof tag, "encoder B=%d T=%d C=%d Vp=%d", B, T, C, Vp);
+    long N = (long)B * T;
+    int32_t *ids = h_alloc((size_t)N * 4);
+    /* Few distinct ids, so dwte rows collect several contributions. */
+    const int32_t pick[4] = {0, Vp / 3, 2 * Vp / 3, Vp - 1};
+    for (long i = 0; i < N; i++) ids[i] = pick[ct_rng_below(&rng, 4)];
+    ids[0] = Vp - 1;
+    float *wte = h_randn_bf((long)Vp * C, 1.0f, 0.0f), *wpe = h_randn_bf((long)T * C, 1.0f, 0.0f);
+    float *out = h_f(N * C);
+    ct_encoder_forward(out, ids, wte, wpe, B, T, C);
+    int32_t *d_ids = d_up_i32(ids, N, "enc ids");
+    ct_bf16_t *d_wte = d_up_bf16(wte, (long)Vp * C, "enc wte");
+    ct_bf16_t *d_wpe = d_up_bf16(wpe, (long)T * C, "enc wpe");
+    float *d_out = d_alloc((size_t)N * C * 4, "enc out");
+    d_fill_nan(d_out, (size_t)N * C * 4);
+    ct_cuda_encoder_forward(d_out, d_ids, d_wte, d_wpe, B, T, C, NULL);
+    cmp_f32(tag, "fwd out", d_out, out, N * C, C, TOL_ENC_FWD);
+
+    float *dout = h_randn(N * C, 1.0f, 0.0f);
+    float *dwte = h_randn((long)Vp * C, 1.0f, 0.0f), *dwpe = h_randn((long)T * C, 1.0f, 0.0f);
+    float *d_dout = d_up_f32(dout, N * C, "enc dout");
+    float *d_dwte = d_up_f32(dwte, (long)Vp * C, "enc dwte");
+    float *d_dwpe = d_up_f32(dwpe, (long)T * C, "enc dwpe");
+    ct_encoder_backward(dwte, dwpe, dout, ids, B, T, C);
+    ct_cuda_encoder_backward(d_dwte, d_dwpe, d_dout, d_ids, B, T, C, NULL);
+    cmp_f32(tag, "bwd dwte (+=)", d_dwte, dwte, (long)Vp * C, C, TOL_ENC_BWD);
+    cmp_f32(tag, "bwd dwpe (+=)", d_dwpe, dwpe, (long)T * C, C, TOL_ENC_BWD);
+    d_free(d_ids), d_free(d_wte), d_free(d_wpe), d_free(d_out), d_free(d_dout), d_free(d_dwte);
+    d_free(d_dwpe);
+    free(ids), free(wte), free(wpe), free(out), free(dout), free(dwte), free(dwpe);
+}
+
+/* ---- layernorm ---------------------------------------------------------------- */
+
+static void test_layernorm(int N, int C)
+{
+    char tag[96];
+    snprintf(tag, sizeof tag, "layernorm N=%d C=%d", N, C);
+    long n = (long)N * C;
+    float *inp = h_randn(n, 2.0f, 3.0f); /* fp32 residual stream, nonzero mean */
+    float *w = h_randn_bf(C, 0.5f, 1.0f), *b = h_randn_bf(C, 0.5f, 0.0f);
+    float *out = h_f(n), *mean = h_f(N), *rstd = h_f(N);
+    ct_layernorm_forward(out, mean, rstd, inp, w, b, N, C);
+    float *d_inp = d_up_f32(inp, n, "ln inp");
+    ct_bf16_t *d_w = d_up_bf16(w, C, "ln w"), *d_b = d_up_bf16(b, C, "ln b");
+    ct_bf16_t *d_out = d_alloc((size_t)n * 2, "ln out");
+    float *d_mean = d_alloc((size_t)N * 4, "ln mean"), *d_rstd = d_alloc((size_t)N * 4, "ln rstd");
+    d_fill_nan(d_out, (size_t)n * 2), d_fill_nan(d_mean, (size_t)N * 4);
+    d_fill_nan(d_rstd, (size_t)N * 4);
+    ct_cuda_layernorm_forward(d_out, d_mean, d_rstd, d_inp, d_w, d_b, N, C, NULL);
+    cmp_bf16(tag, "fwd out", d_out, out, n, C, TOL_LN_OUT);
+    cmp_f32(tag, "fwd mean", d_mean, mean, N, 0, TOL_LN_STATS);
+    cmp_f32(tag, "fwd rstd", d_rstd, rstd, N, 0, TOL_LN_STATS);
+    /* The backward gets the GPU's statistics on both sides. */
+    float *mean_g = h_f(N), *rstd_g = h_f(N);
+    down_f32(mean_g, d_mean, N), down_f32(rstd_g, d_rstd, N);
+
+    /* Fused residual + LayerNorm, out of place and in place. */
+    char tag2[112];
+    snprintf(tag2, sizeof tag2, "residual_layernorm N=%d C=%d", N, C);
+    float *res_in = h_randn(n, 2.0f, 3.0f), *x = h_randn_bf(n, 1.0f, 0.0f), *res = h_f(n);
+    for (long i = 0; i < n; i++) res[i] = res_in[i] + x[i];
+    float *out2 = h_f(n), *mean2 = h_f(N), *rstd2 = h_f(N);
+    ct_layernorm_forward(out2, mean2, rstd2, res, w, b, N, C);
+    float *d_res_in = d_up_f32(res_in, n, "rln res_in");
+    ct_bf16_t *d_x = d_up_bf16(x, n, "rln x");
+    float *d_res_out = d_alloc((size_t)n * 4, "rln res_out");
+    for (int inplace = 0; inplace < 2; inplace++) {
+        float *ro = inplace ? d_res_in : d_res_out;
+        if (!inplace) d_fill_nan(d_res_out, (size_t)n * 4);
+        d_fill_nan(d_out, (size_t)n * 2), d_fill_nan(d_mean, (size_t)N * 4);
+        d_fill_nan(d_rstd, (size_t)N * 4);
+        ct_cuda_residual_layernorm_forward(ro, d_out, d_mean, d_rstd, d_res_in, d_x, d_w, d_b, N,
+                                           C, NULL);
+        cmp_f32(tag2, inplace ? "res_out (in place)" : "res_out", ro, res, n, C, TOL_EXACT);
+        cmp_bf16(tag2, inplace ? "out (in place)" : "out", d_out, out2, n, C, TOL_LN_OUT);
+        cmp_f32(tag2, "mean", d_mean, mean2, N, 0, TOL_LN_STATS);
+        cmp_f32(tag2, "rstd", d_rstd, rstd2, N, 0, TOL_LN_STATS);
+    }
+
+    /* Backward, twice: with the bf16 copy, then without; both accumulate. */
+    float *dout = h_randn_bf(n, 1.0f, 0.0f);
+    float *dinp = h_randn(n, 1.0f, 0.0f), *dw = h_randn(C, 1.0f, 0.0f), *db = h_randn(C, 1.0f, 0.0f);
+    ct_bf16_t *d_dout = d_up_bf16(dout, n, "ln dout");
+    float *d_dinp = d_up_f32(dinp, n, "ln dinp"), *d_dw = d_up_f32(dw, C, "ln dw");
+    float *d_db = d_up_f32(db, C, "ln db");
+    ct_bf16_t *d_dinp_bf = d_alloc((size_t)n * 2, "ln dinp_bf16");
+    long nscr = ct_cuda_layernorm_scratch_floats(N, C);
+    float *d_scr = d_alloc((size_t)(nscr > 0 ? nscr : 1) * 4, "ln scratch");
+    up_raw(d_mean, mean_g, (size_t)N * 4), up_raw(d_rstd, rstd_g, (size_t)N * 4);
+    for (int call = 0; call < 2; call++) {
+        ct_layernorm_backward(dinp, dw, db, dout, inp, w, mean_g, rstd_g, N, C);
+        d_fill_nan(d_dinp_bf, (size_t)n * 2);
+        ct_cuda_layernorm_backward(d_dinp, call == 0 ? d_dinp_bf : NULL, d_dw, d_db, d_dout, d_inp,
+                                   d_w, d_mean, d_rstd, d_scr, N, C, NULL);
+        cmp_f32(tag, call ? "bwd dinp (+= twice)" : "bwd dinp (+=)", d_dinp, dinp, n, C, TOL_LN_BWD);
+        if (call == 0) cmp_bf16(tag, "bwd dinp_bf16", d_dinp_bf, dinp, n, C, TOL_LN_DINP_BF16);
+        cmp_f32(tag, call ? "bwd dweight (+= twice)" : "bwd dweight (+=)", d_dw, dw, C, 0,
+                TOL_LN_BWD);
+        cmp_f32(tag, call ? "bwd dbias (+= twice)" : "bwd dbias (+=)", d_db, db, C, 0, TOL_LN_BWD);
+    }
+    d_free(d_inp), d_free(d_w), d_free(d_b), d_free(d_out), d_free(d_mean), d_free(d_rstd);
+    d_free(d_res_in), d_free(d_x), d_free(d_res_out), d_free(d_dout), d_free(d_dinp);
+    d_free(d_dw), d_free(d_db), d_free(d_dinp_bf), d_free(d_scr);
+    free(inp), free(w), free(b), free(out), free(mean), free(rstd), free(mean_g), free(rstd_g);
+    free(res_in), free(x), free(res), free(out2), free(mean2), free(rstd2), free(dout);
+    free(dinp), free(dw), free(db);
+}
+
+/* ---- gelu and residual ---------------------------------------------------------- */
+
+static void test_gelu_residual(long n)
+{
+    char tag[64];
+    snprintf(tag, sizeof tag, "gelu n=%ld", n);
+    float *x = h_randn_bf(n, 3.0f, 0.0f);
+    if (n > 4) x[0] = 0.0f, x[1] = 12.0f, x[2] = -12.0f, x[3] = round_bf(-0.75f);
+    float *y = h_f(n);
+    ct_gelu_forward(y, x, n);
+    ct_bf16_t *d_x = d_up_bf16(x, n, "gelu x"), *d_y = d_alloc((size_t)n * 2, "gelu y");
+    d_fill_nan(d_y, (size_t)n * 2);
+    ct_cuda_gelu_forward(d_y, d_x, n, NULL);
+    cmp_bf16(tag, "fwd out", d_y, y, n, 0, TOL_GELU);
+
+    float *dout = h_randn_bf(n, 1.0f, 0.0f), *dinp = h_f(n); /* zeroed: the CPU op += */
+    ct_gelu_backward(dinp, x, dout, n);
+    ct_bf16_t *d_dout = d_up_bf16(dout, n, "gelu dout");
+    ct_bf16_t *d_dinp = d_alloc((size_t)n * 2, "gelu dinp");
+    d_fill_nan(d_dinp, (size_t)n * 2);
+    ct_cuda_gelu_backward(d_dinp, d_x, d_dout, n, NULL);
+    cmp_bf16(tag, "bwd dinp", d_dinp, dinp, n, 0, TOL_GELU);
+    ct_cuda_gelu_backward(d_dout, d_x, d_dout, n, NULL); /* dinp == dout */
+    cmp_bf16(tag, "bwd dinp (in place)", d_dout, dinp, n, 0, TOL_GELU);
+
+    snprintf(tag, sizeof tag, "residual n=%ld", n);
+    float *a = h_randn(n, 1.0f, 0.0f), *b = h_randn_bf(n, 1.0f, 0.0f), *o = h_f(n);
+    ct_residual_forward(o, a, b, n);
+    float *d_a = d_up_f32(a, n, "res a"), *d_o = d_alloc((size_t)n * 4, "res out");
+    ct_bf16_t *d_b = d_up_bf16(b, n, "res b");
+    d_fill_nan(d_o, (size_t)n * 4);
+    ct_cuda_residual_forward(d_o, d_a, d_b, n, NULL);
+    cmp_f32(tag, "fwd out", d_o, o, n, 0, TOL_EXACT);
+    ct_cuda_residual_forward(d_a, d_a, d_b, n, NULL); /* out == a */
+    cmp_f32(tag, "fwd out (in place)", d_a, o, n, 0, TOL_EXACT);
+    d_free(d_x), d_free(d_y), d_free(d_dout), d_free(d_dinp), d_free(d_a), d_free(d_o);
+    d_free(d_b);
+    free(x), free(y), free(dout), free(dinp), free(a), free(b), free(o);
+}
+
+/* ---- matmul -------------------------------------------------------------------- */
+
+static void test_matmul(int N, int C, int OC)
+{
+    char tag[96];
+    snprintf(tag, sizeof tag, "matmul N=%d C=%d OC=%d", N, C, OC);
+    long nin = (long)N * C, nw = (long)OC * C, nout = (long)N * OC;
+    float *inp = h_randn_bf(nin, 1.0f, 0.0f), *w = h_randn_bf(nw, 0.5f, 0.0f);
+    float *bias = h_randn_bf(OC, 1.0f, 0.0f);
+    float *out_nb = h_f(nout), *out_b = h_f(nout);
+    ct_matmul_forward_ref(out_nb, inp, w, NULL, N, C, OC);
+    ct_matmul_forward_ref(out_b, inp, w, bias, N, C, OC);
+    double s_fwd = sqrt((double)C) * rms(inp, nin) * rms(w, nw);
+    ct_bf16_t *d_inp = d_up_bf16(inp, nin, "mm inp"), *d_w = d_up_bf16(w, nw, "mm w");
+    ct_bf16_t *d_bias = d_up_bf16(bias, OC, "mm bias");
+    ct_bf16_t *d_out = d_alloc((size_t)nout * 2, "mm out");
+    d_fill_nan(d_out, (size_t)nout * 2);
+    ct_cuda_matmul_forward(ctx, d_out, NULL, d_inp, d_w, NULL, N, C, OC, NULL);
+    cmp_bf16(tag, "fwd out (no bias)", d_out, out_nb, nout, OC, tol_x(TOL_MM_BF16, s_fwd));
+    d_fill_nan(d_out, (size_t)nout * 2);
+    ct_cuda_matmul_forward(ctx, d_out, NULL, d_inp, d_w, d_bias, N, C, OC, NULL);
+    cmp_bf16(tag, "fwd out (bias)", d_out, out_b, nout, OC, tol_x(TOL_MM_BF16, s_fwd));
+    if (OC % 8 == 0) { /* the contract requires it for the GELU epilogue */
+        float *g = h_f(nout);
+        ct_gelu_forward(g, out_b, nout);
+        ct_bf16_t *d_pre = d_alloc((size_t)nout * 2, "mm pre_gelu");
+        d_fill_nan(d_pre, (size_t)nout * 2), d_fill_nan(d_out, (size_t)nout * 2);
+        ct_cuda_matmul_forward(ctx, d_out, d_pre, d_inp, d_w, d_bias, N, C, OC, NULL);
+        cmp_bf16(tag, "fwd+gelu pre_gelu", d_pre, out_b, nout, OC, tol_x(TOL_MM_BF16, s_fwd));
+        cmp_bf16(tag, "fwd+gelu out", d_out, g, nout, OC, tol_x(TOL_MM_BF16, s_fwd));
+        d_free(d_pre);
+        free(g);
+    }
+
+    /* Backward: CPU once into zeroed buffers; the GPU accumulates dweight
+     * (and dbias) over three calls onto random starting values. */
+    float *dout = h_randn_bf(nout, 1.0f, 0.0f);
+    float *dinp1 = h_f(nin), *dw1 = h_f(nw), *db1 = h_f(OC);
+    ct_matmul_backward_ref(dinp1, dw1, db1, dout, inp, w, N, C, OC);
+    double s_dinp = sqrt((double)OC) * rms(dout, nout) * rms(w, nw);
+    double s_dw = sqrt((double)N) * rms(dout, nout) * rms(inp, nin);
+    double s_db = sqrt((double)N) * rms(dout, nout);
+    float *dw_exp = h_randn(nw, 1.0f, 0.0f), *db_exp = h_randn(OC, 1.0f, 0.0f);
+    ct_bf16_t *d_dout = d_up_bf16(dout, nout, "mm dout");
+    float *d_dw = d_up_f32(dw_exp, nw, "mm dweight"), *d_db = d_up_f32(db_exp, OC, "mm dbias");
+    ct_bf16_t *d_dinp = d_alloc((size_t)nin * 2, "mm dinp");
+    long nscr = ct_cuda_matmul_scratch_floats(N, OC);
+    float *d_scr = d_alloc((size_t)(nscr > 0 ? nscr : 1) * 4, "mm scratch");
+    tol_t t_dw = tol_x(TOL_MM_F32, s_dw), t_db = tol_x(TOL_MM_F32, s_db);
+
+    d_fill_nan(d_dinp, (size_t)nin * 2);
+    ct_cuda_matmul_backward(ctx, d_dinp, d_dw, d_db, d_dout, d_inp, d_w, NULL, d_scr, N, C, OC,
+                            NULL);
+    for (long i = 0; i < nw; i++) dw_exp[i] += dw1[i];
+    for (int i = 0; i < OC; i++) db_exp[i] += db1[i];
+    cmp_bf16(tag, "bwd dinp", d_dinp, dinp1, nin, C, tol_x(TOL_MM_BF16, s_dinp));
+    cmp_f32(tag, "bwd dweight (+= 1)", d_dw, dw_exp, nw, C, t_dw);
+    cmp_f32(tag, "bwd dbias (+= 1)", d_db, db_exp, OC, 0, t_db);
+
+    ct_cuda_matmul_backward(ctx, NULL, d_dw, NULL, d_dout, d_inp, d_w, NULL, d_scr, N, C, OC, NULL);
+    for (long i = 0; i < nw; i++) dw_exp[i] += dw1[i];
+    cmp_f32(tag, "bwd dinp=NULL dbias=NULL dweight (+= 2)", d_dw, dw_exp, nw, C, t_dw);
+    cmp_f32(tag, "bwd dbias=NULL: dbias untouched", d_db, db_exp, OC, 0, TOL_EXACT);
+
+    if (C % 8 == 0) { /* DGELU: pre_gelu (N,C) is cuBLASLt's aux matrix, ld C */
+        float *pre = h_randn_bf(nin, 1.5f, 0.0f), *dg = h_f(nin);
+        ct_gelu_backward(dg, pre, dinp1, nin); /* dg zeroed: (dout @ W) * gelu'(pre) */
+        ct_bf16_t *d_pre = d_up_bf16(pre, nin, "mm pre_gelu");
+        d_fill_nan(d_dinp, (size_t)nin * 2);
+        ct_cuda_matmul_backward(ctx, d_dinp, d_dw, d_db, d_dout, d_inp, d_w, d_pre, d_scr, N, C,
+                                OC, NULL);
+        for (long i = 0; i < nw; i++) dw_exp[i] += dw1[i];
+        for (int i = 0; i < OC; i++) db_exp[i] += db1[i];
+        /* gelu' <= 1.13 scales the dot-product error */
+        cmp_bf16(tag, "bwd dgelu dinp", d_dinp, dg, nin, C, tol_x(TOL_MM_BF16, 1.2 * s_dinp));
+        cmp_f32(tag, "bwd dgelu dweight (+= 3)", d_dw, dw_exp, nw, C, t_dw);
+        cmp_f32(tag, "bwd dgelu dbias (+= 2)", d_db, db_exp, OC, 0, t_db);
+        d_free(d_pre);
+        free(pre), free(dg);
+    }
+    d_free(d_inp), d_free(d_w), d_free(d_bias), d_free(d_out), d_free(d_dout), d_free(d_dw);
+    d_free(d_db), d_free(d_dinp), d_free(d_scr);
+    free(inp), free(w), free(bias), free(out_nb), free(out_b), free(dout), free(dinp1);
+    free(dw1), free(db1), free(dw_exp), free(db_exp);
+}
+
+/* ---- attention ------------------------------------------------------------------- */
+
+static const char *impl_name(ct_attn_impl_t i)
+{
+    return i == CT_ATTN_CUDNN ? "cudnn" : i == CT_ATTN_PLAIN ? "plain" : "auto";
+}
+
+static void test_attention(int B, int T, int NH, int HS)
+{
+    int C = NH * HS;
+    long nqkv = (long)B * T * 3 * C, nout = (long)B * T * C, nst = (long)B * NH * T;
+    float *qkv = h_randn_bf(nqkv, 1.0f, 0.0f), *dout = h_randn_bf(nout, 1.0f, 0.0f);
+    float *out = h_f(nout), *att = h_f((long)B * NH * T * T), *dqkv = h_f(nqkv);
+    float *scr = h_f(ct_attention_scratch_floats(B, T, NH)), *lse = h_f(nst);
+    ct_attention_forward_ref(out, att, qkv, B, T, NH, HS);
+    ct_attention_backward_ref(dqkv, dout, qkv, att, scr, B, T, NH, HS); /* dqkv zeroed */
+    /* Stats: per (b,h,t) log-sum-exp of the scaled causal scores, in double. */
+    double scale = 1.0 / sqrt((double)HS), *s = malloc((size_t)T * sizeof(double));
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int t = 0; t < T; t++) {
+                const float *q = qkv + ((long)b * T + t) * 3 * C + h * HS;
+                double mx = -INFINITY, sum = 0.0;
+                for (int j = 0; j <= t; j++) {
+                    const float *k = qkv + ((long)b * T + j) * 3 * C + C + h * HS;
+                    double d = 0.0;
+                    for (int i = 0; i < HS; i++) d += (double)q[i] * k[i];
+                    s[j] = d * scale;
+                    mx = s[j] > mx ? s[j] : mx;
+                }
+                for (int j = 0; j <= t; j++) sum += exp(s[j] - mx);
+                lse[((long)b * NH + h) * T + t] = (float)(mx + log(sum));
+            }
+    free(s);
+
+    ct_bf16_t *d_qkv = d_up_bf16(qkv, nqkv, "att qkv"), *d_dout = d_up_bf16(dout, nout, "att dout");
+    ct_bf16_t *d_out = d_alloc((size_t)nout * 2, "att out");
+    ct_bf16_t *d_dqkv = d_alloc((size_t)nqkv * 2, "att dqkv");
+    float *d_st = d_alloc((size_t)nst * 4, "att stats");
+    long nscr = ct_cuda_attention_scratch_floats(B, T, NH);
+    float *d_scr = d_alloc((size_t)(nscr > 0 ? nscr : 1) * 4, "att scratch");
+    ct_attn_impl_t impl = ct_cuda_attn_impl(ctx);
+    ct_status_t st = ct_cuda_attention_prepare(ctx, B, T, NH, HS);
+    CHECK_MSG(st == CT_OK || (st == CT_ERR_UNSUPPORTED && impl == CT_ATTN_CUDNN),
+              "attention_prepare B=%d T=%d NH=%d HS=%d (%s): %s", B, T, NH, HS, impl_name(impl),
+              ct_status_name(st));
+    for (int plain = 0; plain < 2; plain++) {
+        char tag[128];
+        snprintf(tag, sizeof tag, "attention[%s] B=%d T=%d NH=%d HS=%d",
+                 plain ? "plain" : impl_name(impl), B, T, NH, HS);
+        if (!plain && st != CT_OK) {
+            fprintf(stderr, "  %s: prepare returned %s, context path skipped\n", tag,
+                    ct_status_name(st));
+            continue;
+        }
+        d_fill_nan(d_out, (size_t)nout * 2), d_fill_nan(d_st, (size_t)nst * 4);
+        d_fill_nan(d_dqkv, (size_t)nqkv * 2);
+        if (plain)
+            ct_cuda_attention_forward_plain(d_out, d_st, d_qkv, B, T, NH, HS, NULL);
+        else
+            ct_cuda_attention_forward(ctx, d_out, d_st, d_qkv, B, T, NH, HS, NULL);
+        cmp_bf16(tag, "fwd out", d_out, out, nout, C, TOL_ATT_OUT);
+        cmp_f32(tag, "fwd stats (lse)", d_st, lse, nst, T, TOL_ATT_STATS);
+        if (plain)
+            ct_cuda_attention_backward_plain(d_dqkv, d_dout, d_qkv, d_out, d_st, d_scr, B, T, NH,
+                                             HS, NULL);
+        else
+            ct_cuda_attention_backward(ctx, d_dqkv, d_dout, d_qkv, d_out, d_st, B, T, NH, HS, NULL);
+        cmp_bf16(tag, "bwd dqkv", d_dqkv, dqkv, nqkv, 3 * C, TOL_ATT_DQKV);
+    }
+    d_free(d_qkv), d_free(d_dout), d_free(d_out), d_free(d_dqkv), d_free(d_st), d_free(d_scr);
+    free(qkv), free(dout), free(out), free(att), free(dqkv), free(scr), free(lse);
+}
+
+/* ---- cross-entropy ------------------------------------------------------------------ */
+
+static void test_xent(int N, int V, int Vp)
+{
+    char tag[96];
+    snprintf(tag, sizeof tag, "xent N=%d V=%d Vp=%d", N, V, Vp);
+    long nl = (long)N * Vp;
+    float *logits = h_randn_bf(nl, 3.0f, 0.0f);
+    /* Padding columns must be ignored, whatever they hold. */
+    for (int i = 0; i < N; i++)
+        for (int j = V; j < Vp; j++) logits[(long)i * Vp + j] = (j & 1) ? NAN : 1e30f;
+    uint16_t *bits = h_alloc((size_t)nl * 2), *got = h_alloc((size_t)nl * 2);
+    for (long i = 0; i < nl; i++) bits[i] = f2bf(logits[i]), logits[i] = bf2f(bits[i]);
+    int32_t *tgt = h_alloc((size_t)N * 4);
+    for (int i = 0; i < N; i++) tgt[i] = (int32_t)ct_rng_below(&rng, (uint64_t)V);
+    tgt[0] = V - 1;
+    float *loss = h_f(N), *lse = h_f(N);
+    ct_xent_forward_ref(loss, lse, logits, tgt, N, V, Vp);
+    float dl = 1.0f / (float)N, *dloss = h_f(N), *dlog = h_copy(logits, nl);
+    for (int i = 0; i < N; i++) dloss[i] = dl;
+    ct_xent_backward(dlog, lse, tgt, dloss, N, V, Vp);
+
+    ct_bf16_t *d_log = d_alloc((size_t)nl * 2, "xent logits");
+    int32_t *d_tgt = d_up_i32(tgt, N, "xent targets");
+    float *d_loss = d_alloc((size_t)N * 4, "xent losses");
+    for (int bwd = 0; bwd < 2; bwd++) {
+        up_raw(d_log, bits, (size_t)nl * 2);
+        d_fill_nan(d_loss, (size_t)N * 4);
+        ct_cuda_xent_forward_backward(d_loss, d_log, d_tgt, bwd ? dl : 0.0f, N, V, Vp, NULL);
+        cmp_f32(tag, bwd ? "fwd+bwd losses" : "fwd losses (dloss=0)", d_loss, loss, N, 0,
+                TOL_XENT_LOSS);
+        if (!bwd) {
+            down_raw(got, d_log, (size_t)nl * 2);
+            compare_bits(tag, "dloss=0: logits unchanged", got, bits, nl, 2, 0);
+            continue;
+        }
+        float *g = h_f(nl);
+        down_bf16(g, d_log, nl);
+        compare(tag, "bwd dlogits (dloss=1/N)", g, dlog, nl, Vp, tol_x(TOL_XENT_DLOGITS, dl));
+        long pad = 0;
+        for (int i = 0; i < N; i++)
+            for (int j = V; j < Vp; j++) pad += g[(long)i * Vp + j] != 0.0f;
+        CHECK_MSG(pad == 0, "%s: %ld padding columns of dlogits not 0", tag, pad);
+        free(g);
+    }
+    d_free(d_log), d_free(d_tgt), d_free(d_loss);
+    free(logits), free(bits), free(got), free(tgt), free(loss), free(lse), free(dloss), free(dlog);
+}
+
+/* ---- sumsq ---------------------------------------------------------------------------- */
+
+static void test_sumsq(long n)
+{
+    char tag[64];
+    snprintf(tag, sizeof tag, "sumsq n=%ld", n);
+    float *x = h_randn(n, 2.0f, 0.0f);
+    double want = 0.0;
+    for (long i = 0; i < n; i++) want += (double)x[i] * x[i];
+    float *d_x = d_up_f32(x, n, "sumsq x"), *d_out = d_alloc(4, "sumsq out");
+    long nscr = ct_cuda_sumsq_scratch_floats(n);
+    float *d_scr = d_alloc((size_t)(nscr > 0 ? nscr : 1) * 4, "sumsq scratch");
+    float got[2], prior = 123.5f;
+    for (int rep = 0; rep < 2; rep++) {
+        d_fill_nan(d_out, 4);
+        ct_cuda_sumsq(d_out, d_x, n, 0, d_scr, NULL);
+        down_f32(&got[rep], d_out, 1);
+    }
+    CHECK_MSG(fabs(got[0] - want) <= SUMSQ_RTOL * want, "%s: gpu=%.9g want=%.17g (rel %.3g)", tag,
+              got[0], want, want > 0 ? fabs(got[0] - want) / want : fabs(got[0]));
+    CHECK_MSG(memcmp(&got[0], &got[1], 4) == 0, "%s: not deterministic: %.9g then %.9g", tag,
+              got[0], got[1]);
+    up_raw(d_out, &prior, 4);
+    ct_cuda_sumsq(d_out, d_x, n, 1, d_scr, NULL);
+    float acc;
+    down_f32(&acc, d_out, 1);
+    double wacc = prior + want;
+    CHECK_MSG(fabs(acc - wacc) <= SUMSQ_RTOL * wacc, "%s accumulate: gpu=%.9g want=%.17g", tag, acc,
+              wacc);
+    fprintf(stderr, "  %s: gpu=%.9g want=%.12g accumulate gpu=%.9g want=%.12g\n", tag, got[0],
+            want, acc, wacc);
+    d_free(d_x), d_free(d_out), d_free(d_scr);
+    free(x);
+}
+
+/* ---- AdamW ------------------------------------------------------------------------------ */
+
+enum { CLIP_OFF, CLIP_INACTIVE, CLIP_ACTIVE };
+
+/* Stochastic rounding of master into bf: each value one of the two bf16
+ * neighbours, unbiased on average. Returns nothing; CHECKs inside. */
+static void check_stochastic(const char *tag, const float *master, const uint16_t *bf, long n)
+{
+    long not_nb = 0, far = 0, cnt = 0, cnt_lo = 0;
+    double err = 0.0, err_lo = 0.0;
+    for (long i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &master[i], 4);
+        uint16_t lo = (uint16_t)(u >> 16), hi = (uint16_t)(lo + 1);
+        if ((u & 0xffffu) == 0) {
+            not_nb += bf[i] != lo;
+            continue;
+        }
+        if (bf[i] != lo && bf[i] != hi) {
+            if (not_nb++ == 0)
+                fprintf(stderr, "  %s: [%ld] master=%.9g bf16=0x%04x not 0x%04x or 0x%04x\n", tag, i,
+                        master[i], bf[i], lo, hi);
+            continue;
+        }
+        /* f: position of |master| between |lo| and |hi|, in [0,1) */
+        double f = (fabs((double)master[i]) - fabs((double)bf2f(lo))) /
+                   (fabs((double)bf2f(hi)) - fabs((double)bf2f(lo)));
+        double r = bf[i] == hi ? 1.0 : 0.0;
+        far += (r == 1.0) != (f > 0.5);
+        err += r - f, cnt++;
+        if (f > 0.05 && f < 0.45) err_lo += r - f, cnt_lo++;
+    }
+    CHECK_MSG(not_nb == 0, "%s: %ld of %ld bf16 values are not a neighbour of master", tag, not_nb,
+              n);
+    if (cnt < 100000) return;
+    /* |r - f| has variance <= 1/4: 10 sigma of the mean is 5/sqrt(cnt). */
+    double m_all = err / cnt, m_lo = err_lo / (cnt_lo ? cnt_lo : 1), p_far = (double)far / cnt;
+    fprintf(stderr,
+            "  %s: mean rounding error %.2e ulp (all), %.2e ulp (f in (0.05,0.45); RNE would be "
+            "~-0.25), %.3f rounded away from nearest\n",
+            tag, m_all, m_lo, p_far);
+    CHECK_MSG(fabs(m_all) <= 5.0 / sqrt((double)cnt), "%s: stochastic rounding biased: %.3g ulp",
+              tag, m_all);
+    CHECK_MSG(fabs(m_lo) <= 5.0 / sqrt((double)cnt_lo) + 1e-3,
+              "%s: stochastic rounding biased for f < 0.5: %.3g ulp (not stochastic?)", tag, m_lo);
+    CHECK_MSG(p_far > 0.15 && p_far < 0.35, "%s: %.3f rounded away from nearest, want ~0.25", tag,
+              p_far);
+}
+
+static void test_adamw(const char *name, long n, int t, int clip, int nonfinite, uint32_t seed,
+                       int with_bf16)
+{
+    char tag[160];
+    snprintf(tag, sizeof tag, "adamw[%s] n=%ld t=%d clip=%s nonfinite=%s seed=%u bf16=%d", name, n,
+             t, clip == CLIP_OFF ? "off" : clip == CLIP_INACTIVE ? "inactive" : "active",
+             nonfinite == 0 ? "no" : nonfinite == 1 ? "nan" : "inf", seed, with_bf16);
+    const float lr = 1e-3f, b1 = 0.9f, b2 = 0.95f, eps = 1e-8f, wd = 0.1f;
+    float *master = h_randn(n, 1.0f, 0.0f), *g = h_randn(n, 0.1f, 0.0f);
+    float *m = h_f(n), *v = h_f(n);
+    if (t > 1)
+        for (long i = 0; i < n; i++) {
+            float r = 0.1f * ct_rng_normal(&rng);
+            m[i] = 0.1f * ct_rng_normal(&rng), v[i] = r * r;
+        }
+    uint16_t *pattern = h_alloc((size_t)n * 2), *bf = h_alloc((size_t)n * 2);
+    for (long i = 0; i < n; i++) pattern[i] = 0x1234;
+    float *d_master = d_up_f32(master, n, "adamw master"), *d_g = d_up_f32(g, n, "adamw grads");
+    float *d_m = d_up_f32(m, n, "adamw m"), *d_v = d_up_f32(v, n, "adamw v");
+    ct_bf16_t *d_bf = with_bf16 ? d_alloc((size_t)n * 2, "adamw bf16") : NULL;
+    if (d_bf) up_raw(d_bf, pattern, (size_t)n * 2);
+    float *d_ss = d_alloc(4, "adamw sumsq");
+    long nscr = ct_cuda_sumsq_scratch_floats(n);
+    float *d_scr = d_alloc((size_t)(nscr > 0 ? nscr : 1) * 4, "adamw scratch");
+    ct_cuda_sumsq(d_ss, d_g, n, 0, d_scr, NULL);
+    float ss;
+    down_f32(&ss, d_ss, 1);
+    float norm = sqrtf(ss);
+    float grad_clip = clip == CLIP_OFF ? 0.0f : clip == CLIP_INACTIVE ? 2.0f * norm : 0.37f * norm;
+    if (nonfinite) {
+        float bad = nonfinite == 1 ? NAN : INFINITY;
+        up_raw(d_ss, &bad, 4);
+    }
+    ct_cuda_adamw_update(d_master, d_bf, d_g, d_m, d_v, n, lr, b1, b2, eps, wd, t, d_ss, grad_clip,
+                         seed, NULL);
+
+    float *pm = h_copy(master, n), *mm = h_copy(m, n), *vm = h_copy(v, n);
+    float *gm = h_f(n), *vv = h_f(n);
+    down_f32(gm, d_master, n);
+    if (nonfinite) { /* nothing may change, bit for bit */
+        compare_bits(tag, "master unchanged", gm, master, n, 4, 0);
+        down_f32(vv, d_m, n), compare_bits(tag, "m unchanged", vv, m, n, 4, 0);
+        down_f32(vv, d_v, n), compare_bits(tag, "v unchanged", vv, v, n, 4, 0);
+        float *gg = h_f(n);
+        down_f32(gg, d_g, n), compare_bits(tag, "grads unchanged", gg, g, n, 4, 0);
+        free(gg);
+        if (d_bf) down_raw(bf, d_bf, (size_t)n * 2), compare_bits(tag, "bf16 unchanged", bf, pattern, n, 2, 0);
+    } else {
+        float *gc = h_copy(g, n);
+        if (clip == CLIP_ACTIVE) {
+            float sc = grad_clip / norm;
+            for (long i = 0; i < n; i++) gc[i] *= sc;
+        }
+        ct_adamw_update_ref(pm, gc, mm, vm, n, lr, b1, b2, eps, wd, t);
+        compare(tag, "master", gm, pm, n, 0, TOL_ADAM_MASTER);
+        cmp_f32(tag, "m", d_m, mm, n, 0, TOL_ADAM_M);
+        cmp_f32(tag, "v", d_v, vm, n, 0, TOL_ADAM_V);
+        free(gc);
+        if (d_bf) {
+            down_raw(bf, d_bf, (size_t)n * 2);
+            if (seed == 0) {
+                uint16_t *want = h_alloc((size_t)n * 2);
+                for (long i = 0; i < n; i++) want[i] = f2bf(gm[i]);
+                compare_bits(tag, "bf16 = RNE(master)", bf, want, n, 2, 0);
+                free(want);
+            } else {
+                check_stochastic(tag, gm, bf, n);
+                /* Reproducible for the same seed, different for another. */
+                uint16_t *bf2 = h_alloc((size_t)n * 2);
+                for (int rep = 0; rep < 2; rep++) {
+                    up_raw(d_master, master, (size_t)n * 4), up_raw(d_m, m, (size_t)n * 4);
+                    up_raw(d_v, v, (size_t)n * 4), up_raw(d_bf, pattern, (size_t)n * 2);
+                    ct_cuda_adamw_update(d_master, d_bf, d_g, d_m, d_v, n, lr, b1, b2, eps, wd, t,
+                                         d_ss, grad_clip, rep ? seed + 1 : seed, NULL);
+                    down_raw(bf2, d_bf, (size_t)n * 2);
+                    if (!rep) {
+                        compare_bits(tag, "stochastic bf16 reproducible (same seed)", bf2, bf, n, 2, 0);
+                    } else if (n >= 1000) {
+                        long diff = 0;
+                        for (long i = 0; i < n; i++) diff += bf2[i] != bf[i];
+                        CHECK_MSG(diff > 0, "%s: seed %u and %u give the same rounding", tag, seed,
+                                  seed + 1);
+                    }
+                }
+                free(bf2);
+            }
+        }
+    }
+    d_free(d_master), d_free(d_g), d_free(d_m), d_free(d_v), d_free(d_bf), d_free(d_ss);
+    d_free(d_scr);
+    free(master), free(g), free(m), free(v), free(pattern), free(bf), free(pm), free(mm), free(vm);
+    free(gm), free(vv);
+}
+
+/* ---- main ------------------------------------------------------------------------------- */
+
+int main(void)
+{
+    (void)ct_test_captured; /* test_util.h helper this test does not use */
+    if (ct_cuda_device_count() == 0) {
+        fprintf(stderr, "test_cuda_ops: no CUDA device, skipped\n");
+        return 77;
+    }
+    ct_status_t st = ct_cuda_init(0, CT_ATTN_AUTO, &ctx);
+    if (st == CT_ERR_UNSUPPORTED) {
+        fprintf(stderr, "test_cuda_ops: device 0 unsupported (%s), skipped\n", ct_status_name(st));
+        return 77;
+    }
+    CHECK_MSG(st == CT_OK && ctx, "ct_cuda_init(0, AUTO): %s", ct_status_name(st));
+    if (st != CT_OK) return ct_test_finish("test_cuda_ops");
+    fprintf(stderr, "test_cuda_ops: %s, bf16 peak %.0f TFLOP/s, attention impl %s\n",
+            ct_cuda_device_name(ctx), ct_cuda_peak_bf16_tflops(ctx),
+            impl_name(ct_cuda_attn_impl(ctx)));
+    CHECK_MSG(ct_cuda_attn_impl(ctx) != CT_ATTN_AUTO, "ct_cuda_attn_impl returned AUTO");
+    ct_rng_seed(&rng, 2024, 7, 0);
+
+    test_convert();
+
+    const int enc[][4] = {{2, 1, 37, 50}, {2, 7, 64, 128}, {3, 37, 96, 256}, {2, 130, 768, 1024}};
+    for (size_t i = 0; i < sizeof enc / sizeof enc[0]; i++)
+        test_encoder(enc[i][0], enc[i][1], enc[i][2], enc[i][3]);
+
+    const int ln[][2] = {{1, 37}, {7, 64}, {37, 96}, {130, 768}, {5, 1600}};
+    for (size_t i = 0; i < sizeof ln / sizeof ln[0]; i++) test_layernorm(ln[i][0], ln[i][1]);
+
+    const long ng[] = {1, 7, 37 * 37, 130 * 768 + 3};
+    for (size_t i = 0; i < sizeof ng / sizeof ng[0]; i++) test_gelu_residual(ng[i]);
+
+    /* (N, C, OC): odd C skips DGELU, OC not a multiple of 8 skips the GELU
+     * epilogue; the last three are GPT-2's qkv, fc and fc_proj layers. */
+    const int mm[][3] = {{1, 37, 24},     {7, 64, 40},      {37, 96, 37},
+                         {130, 768, 2304}, {130, 768, 3072}, {64, 3072, 768}};
+    for (size_t i = 0; i < sizeof mm / sizeof mm[0]; i++) test_matmul(mm[i][0], mm[i][1], mm[i][2]);
+
+    const int Ts[] = {1, 17, 64, 129}, HSs[] = {16, 64};
+    for (int h = 0; h < 2; h++)
+        for (int i = 0; i < 4; i++) test_attention(2, Ts[i], 3, HSs[h]);
+
+    test_xent(1, 50, 128);
+    test_xent(7, 50, 128);
+    test_xent(37, 1000, 1024);
+    test_xent(4, 50257, 50304);
+
+    test_sumsq(0);
+    test_sumsq(1);
+    test_sumsq(1000003);
+
+    const long big = 1000003;
+    test_adamw("plain", 37, 1, CLIP_OFF, 0, 0, 1);
+    test_adamw("no clip", big, 7, CLIP_OFF, 0, 0, 1);
+    test_adamw("clip above norm", big, 7, CLIP_INACTIVE, 0, 0, 1);
+    test_adamw("clip active", big, 3, CLIP_ACTIVE, 0, 0, 0);
+    test_adamw("clip active", 1, 1, CLIP_ACTIVE, 0, 0, 1);
+    test_adamw("sumsq nan", 1003, 5, CLIP_ACTIVE, 1, 0, 1);
+    test_adamw("sumsq inf", 1003, 5, CLIP_OFF, 2, 0, 1);
+    test_adamw("stochastic", 37, 1, CLIP_OFF, 0, 99, 1);
+    test_adamw("stochastic", big, 7, CLIP_ACTIVE, 0, 1234, 1);
+
+    ct_cuda_free(ctx);
+    return ct_test_finish("test_cuda_ops");
+}
