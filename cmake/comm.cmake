@@ -29,9 +29,16 @@ message(STATUS "comm: MPI ${CT_HAVE_MPI} (CT_MPI=${CT_MPI})")
 find_package(Threads REQUIRED)
 add_library(ct_comm STATIC
   ${CT_COMM_ROOT}/comm/comm.c
-  ${CT_COMM_ROOT}/comm/local.c
-  ${CT_COMM_ROOT}/comm/nccl.c)
+  ${CT_COMM_ROOT}/comm/local.c)
 target_link_libraries(ct_comm PUBLIC ct_core Threads::Threads)
+# The nccl backend when cmake/cuda.cmake found NCCL, else its empty slot.
+if(CT_HAVE_NCCL)
+  target_sources(ct_comm PRIVATE ${CT_COMM_ROOT}/comm/nccl.c)
+  target_include_directories(ct_comm PRIVATE ${CT_NCCL_INCLUDE} ${CUDAToolkit_INCLUDE_DIRS})
+  target_link_libraries(ct_comm PRIVATE ${CT_NCCL_LIB} CUDA::cudart_static)
+else()
+  target_sources(ct_comm PRIVATE ${CT_COMM_ROOT}/comm/nccl_none.c)
+endif()
 if(CT_HAVE_MPI)
   target_sources(ct_comm PRIVATE ${CT_COMM_ROOT}/comm/mpi.c)
   target_compile_definitions(ct_comm PRIVATE CT_HAVE_MPI)
@@ -88,5 +95,18 @@ if(CT_HAVE_MPI)
               $<TARGET_FILE:mpi_failure> ${MPIEXEC_NUMPROC_FLAG})
     set_tests_properties(test_comm_mpi_fail_${mode} PROPERTIES LABELS mpi TIMEOUT 120
       ENVIRONMENT "${CT_COMM_MPI_ENV}")
+  endforeach()
+endif()
+
+# The nccl backend (label gpu, skipped without a device). Each mode is its own
+# process: MPI cannot restart after finalize. `timeout` takes about 10 s.
+if(CT_HAVE_NCCL)
+  add_executable(test_nccl ${CT_COMM_TEST_DIR}/test_nccl.c)
+  target_include_directories(test_nccl PRIVATE ${CT_COMM_ROOT}/tests ${CUDAToolkit_INCLUDE_DIRS})
+  target_link_libraries(test_nccl PRIVATE ct_comm CUDA::cudart_static)
+  foreach(mode backend device_groups timeout)
+    add_test(NAME test_nccl_${mode} COMMAND test_nccl ${mode})
+    set_tests_properties(test_nccl_${mode} PROPERTIES LABELS gpu TIMEOUT 300
+      SKIP_RETURN_CODE 77 ENVIRONMENT "${CT_COMM_MPI_ENV}")
   endforeach()
 endif()

@@ -6,6 +6,11 @@
  * about ten times per timeout period and, if a collective has run longer
  * than the timeout, logs one line and _exits. It never calls MPI: it cannot
  * know whether the MPI library is in a state where a call would return.
+ * nccl collectives only enqueue, so the watchdog sees short calls (it still
+ * bounds a launch that blocks on connection setup); ct_comm_sync is where
+ * their timeout bites: the backend aborts its communicators and returns,
+ * and the watchdog stands behind it, firing one timeout later if that
+ * abort itself hangs.
  * What is left out: per-group timeouts, and recovery (a timed-out job is
  * restarted from its last checkpoint by whoever launched it). */
 #include "comm/comm_impl.h"
@@ -22,7 +27,9 @@
 
 #include "core/log.h"
 
-/* The backend table: the one place that knows which backends were built. */
+/* The backend table: the one place that knows which backends were built.
+ * ct__comm_nccl is always there: CMake builds nccl.c with NCCL and
+ * nccl_none.c (an unavailable slot) without. */
 static const ct__comm_backend_t *const backends[] = {
     [CT_COMM_LOCAL] = &ct__comm_local,
 #ifdef CT_HAVE_MPI
@@ -44,6 +51,13 @@ size_t ct__comm_piece_bytes = (size_t)8 << 20;
 
 static int runtime_up;   /* runtime->start succeeded and stop has not run */
 static int groups_live;  /* a ct_comm_init succeeded and was not finalized */
+static const ct__comm_backend_t *live_be; /* its backend, for group begin/end */
+static double live_timeout_s;             /* its timeout, for ct_comm_sync */
+static const ct__comm_backend_t *device_be; /* live ct_comm_device_groups_init's */
+static int group_depth;                   /* open ct_comm_group_begin brackets */
+static const ct__comm_backend_t *group_be; /* the one bracketed: device_be, else live_be */
+
+const ct__comm_backend_t *ct__comm_runtime(void) { return runtime; }
 
 /* ---- watchdog ------------------------------------------------------------ */
 
@@ -55,7 +69,7 @@ static struct {
     double timeout_s;
     int busy;          /* a collective is in flight */
     const char *op, *group;
-    double t0;
+    double t0, grace;  /* fires once it has run timeout_s + grace */
     char activity[256];
 } wd = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -85,7 +99,9 @@ void ct__comm_activity(char *buf, size_t size)
     pthread_mutex_unlock(&wd.mu);
 }
 
-static void wd_enter(const char *op, const char *group)
+/* grace > 0 delays the watchdog for calls that enforce the timeout
+ * themselves (ct_comm_sync). */
+static void wd_enter_grace(const char *op, const char *group, double grace)
 {
     if (!wd.running) return;
     double t = now_s();
@@ -93,9 +109,12 @@ static void wd_enter(const char *op, const char *group)
     wd.op = op;
     wd.group = group;
     wd.t0 = t;
+    wd.grace = grace;
     wd.busy = 1;
     pthread_mutex_unlock(&wd.mu);
 }
+
+static void wd_enter(const char *op, const char *group) { wd_enter_grace(op, group, 0); }
 
 static void wd_leave(void)
 {
@@ -120,7 +139,7 @@ static void *wd_main(void *arg)
         }
         if (wd.stop || !wd.busy) continue;
         double waited = now_s() - wd.t0;
-        if (waited <= wd.timeout_s) continue;
+        if (waited <= wd.timeout_s + wd.grace) continue;
         /* One line, then out, holding the lock so no collective can start. */
         CT_LOG_ERROR("rank %d: collective %s on group %s has not completed after %.0f s while %s; "
                      "a peer rank is dead or hung ---> HINT: check the other ranks' logs; raise "
@@ -173,7 +192,8 @@ int ct_comm_backend_available(ct_comm_backend_t b)
     if (b == CT_COMM_AUTO) return 1;
     if ((int)b < 0 || (int)b >= (int)(sizeof backends / sizeof backends[0])) return 0;
     const ct__comm_backend_t *be = backends[b];
-    return be != NULL && be->groups_init != NULL && be->allreduce != NULL;
+    return be != NULL && be->groups_init != NULL && be->allreduce != NULL &&
+           (be->available == NULL || be->available());
 }
 
 const char *ct_comm_backend_name(ct_comm_backend_t b)
@@ -268,6 +288,7 @@ ct_status_t ct_comm_init_backend(ct_comm_backend_t backend, int dp, int tp, doub
         .local_rank = 0,
         .local_size = 1,
         .backend = backend,
+        .device = -1,
     };
     /* The watchdog also covers the group setup: a communicator split waits
      * for every rank. The local backend has no peers to wait for. */
@@ -288,6 +309,8 @@ ct_status_t ct_comm_init_backend(ct_comm_backend_t backend, int dp, int tp, doub
     CT_ASSERT(g.tp->size == tp && g.tp->rank == g.tp_rank);
 
     groups_live = 1;
+    live_be = be;
+    live_timeout_s = timeout_s;
     *g_p = g;
     if (world == 1 && be == &ct__comm_local)
         CT_LOG_DEBUG("comm: backend local, one process");
@@ -305,6 +328,34 @@ ct_status_t ct_comm_init(int dp, int tp, double timeout_s, ct_comm_groups_t *g_p
     return ct_comm_init_backend(CT_COMM_AUTO, dp, tp, timeout_s, g_p);
 }
 
+ct_status_t ct_comm_device_groups_init(const ct_comm_groups_t *g, ct_comm_groups_t *dev_p)
+{
+    CT_ASSERT(g != NULL && dev_p != NULL);
+    CT_ASSERT(groups_live && g->world && !g->world->be->is_device); /* ct_comm_init's groups */
+    CT_ASSERT(device_be == NULL); /* one set at a time */
+    const ct__comm_backend_t *be = backends[CT_COMM_NCCL];
+    ct_comm_groups_t d = *g;
+    d.backend = CT_COMM_NCCL;
+    wd_enter("init", "world");
+    ct_status_t st = be->groups_over(g, &d);
+    wd_leave();
+    if (st != CT_OK) return st;
+    CT_ASSERT(d.world && d.dp && d.tp);
+    device_be = be;
+    *dev_p = d;
+    CT_LOG_INFO_R0("comm: nccl device groups, world %d = dp %d x tp %d", d.world_size, d.dp_size,
+                   d.tp_size);
+    return CT_OK;
+}
+
+void ct_comm_device_groups_free(ct_comm_groups_t *dev)
+{
+    if (!dev || !dev->world) return;
+    groups_free(dev);
+    memset(dev, 0, sizeof *dev);
+    device_be = NULL;
+}
+
 void ct_comm_finalize(ct_comm_groups_t *g)
 {
     if (!g) return;
@@ -312,6 +363,7 @@ void ct_comm_finalize(ct_comm_groups_t *g)
     groups_free(g);
     memset(g, 0, sizeof *g);
     groups_live = 0;
+    live_be = NULL;
     if (runtime_up) {
         ct_log_set_abort_hook(NULL);
         runtime->stop();
@@ -324,6 +376,13 @@ void ct_comm_finalize(ct_comm_groups_t *g)
 int ct_comm_rank(const ct_comm_t *c) { return c->rank; }
 int ct_comm_size(const ct_comm_t *c) { return c->size; }
 const char *ct_comm_name(const ct_comm_t *c) { return c->name; }
+int ct_comm_is_device(const ct_comm_t *c) { return c->be->is_device; }
+
+ct_comm_t *ct_comm_host(ct_comm_t *c)
+{
+    CT_ASSERT(c != NULL && c->be != NULL);
+    return c->be->host ? c->be->host(c) : c;
+}
 
 size_t ct__comm_dtype_size(ct_dtype_t dt)
 {
@@ -431,6 +490,7 @@ ct_status_t ct_comm_broadcast(ct_comm_t *c, void *buf, size_t count, ct_dtype_t 
 ct_status_t ct_comm_barrier(ct_comm_t *c)
 {
     CT_ASSERT(c != NULL && c->be != NULL);
+    CT_ASSERT(group_depth == 0); /* it would wait for collectives not yet launched */
     wd_enter("barrier", c->name);
     ct_status_t st = c->be->barrier(c);
     wd_leave();
@@ -441,6 +501,35 @@ ct_status_t ct_comm_agree(ct_comm_t *c, ct_status_t st)
 {
     if (!c || ct_comm_size(c) == 1) return st;
     int64_t v = st;
-    if (ct_comm_allreduce(c, &v, &v, 1, CT_DTYPE_I64, CT_OP_MAX, NULL) != CT_OK) return CT_ERR_COMM;
+    if (ct_comm_allreduce(ct_comm_host(c), &v, &v, 1, CT_DTYPE_I64, CT_OP_MAX, NULL) != CT_OK)
+        return CT_ERR_COMM;
     return (ct_status_t)v;
+}
+
+ct_status_t ct_comm_sync(ct_comm_t *c, void *stream)
+{
+    CT_ASSERT(c != NULL && c->be != NULL);
+    CT_ASSERT(group_depth == 0); /* the bracket's collectives are not launched yet */
+    if (!c->be->sync) return CT_OK;
+    wd_enter_grace("sync", c->name, live_timeout_s);
+    ct_status_t st = c->be->sync(c, stream, live_timeout_s);
+    wd_leave();
+    return st;
+}
+
+void ct_comm_group_begin(void)
+{
+    if (group_depth++ == 0) group_be = device_be ? device_be : live_be;
+    if (group_be && group_be->group_begin) group_be->group_begin();
+}
+
+ct_status_t ct_comm_group_end(void)
+{
+    CT_ASSERT(group_depth > 0); /* an end without its begin */
+    group_depth--;
+    if (!group_be || !group_be->group_end) return CT_OK;
+    wd_enter("group_end", "(bracket)");
+    ct_status_t st = group_be->group_end();
+    wd_leave();
+    return st;
 }

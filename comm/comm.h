@@ -5,8 +5,12 @@
  * DP and TP groups once. One collective API serves every backend:
  *   - local: one process (or a build without MPI); collectives are copies;
  *   - mpi:   CPU buffers over MPI (communicators use MPI_ERRORS_RETURN);
- *   - nccl:  GPU buffers (an empty slot until the CUDA path lands).
+ *   - nccl:  device buffers over NCCL, one communicator per group, on
+ *            top of the runtime's groups (mpi, or local for one process).
  * Every collective takes a `stream` argument that the CPU backends ignore.
+ * local and mpi collectives are done when they return; nccl collectives
+ * only enqueue work on `stream` (a cudaStream_t, NULL: the legacy default
+ * stream) and ct_comm_sync waits for it.
  *
  * Errors come back as ct_status_t and are logged once with the rank, the
  * group, the operation and what the caller said it was doing
@@ -18,7 +22,9 @@
  * activity, then calls _exit(CT_COMM_EXIT_TIMEOUT). The launcher (mpirun,
  * srun) then tears the other ranks down, so a dead or hung peer fails the
  * job instead of hanging it. Apart from that watchdog and ct_comm_abort,
- * comm/ never ends the process.
+ * comm/ never ends the process. For nccl the device work is bounded by
+ * ct_comm_sync instead: it aborts the communicators and returns
+ * CT_ERR_COMM (the watchdog stays as a backstop, one timeout later).
  *
  * Thread-safety: collectives (on any group) must be issued from one thread
  * at a time; MPI runs at MPI_THREAD_SERIALIZED. ct_comm_set_activity may be
@@ -29,6 +35,11 @@
 #include <stddef.h>
 
 #include "core/status.h"
+
+#ifdef __cplusplus
+#define _Noreturn [[noreturn]]
+extern "C" {
+#endif
 
 typedef struct ct_comm ct_comm_t; /* one group */
 
@@ -53,6 +64,8 @@ typedef struct {
     int tp_rank, tp_size;
     int local_rank, local_size; /* within the node (MPI_COMM_TYPE_SHARED) */
     ct_comm_backend_t backend;  /* the one chosen: local, mpi or nccl */
+    int device; /* nccl: the CUDA device, local_rank % device count, made
+                 * current in the thread that called ct_comm_init; else -1 */
 } ct_comm_groups_t;
 
 /* Starts MPI when the build has it (MPI_Init_thread; a run without mpirun
@@ -68,10 +81,32 @@ typedef struct {
  * restarted, so after ct_comm_finalize a build with MPI cannot init again. */
 ct_status_t ct_comm_init(int dp, int tp, double timeout_s, ct_comm_groups_t *g_p);
 /* ct_comm_init with the backend named. CT_ERR_UNSUPPORTED for a backend
- * this build lacks (mpi without MPI) or that does not exist yet (nccl);
- * CT_ERR_CONFIG for local in a world of more than one process. */
+ * this build lacks (mpi without MPI, nccl without NCCL) or this machine
+ * cannot run (nccl without a CUDA device); CT_ERR_COMM if NCCL fails to
+ * create a communicator; CT_ERR_CONFIG for local in a world of more than
+ * one process. nccl runs on the runtime's groups (mpi, or local for one
+ * process without MPI), which carry the NCCL unique ids (rank 0 of each
+ * group makes one and broadcasts it). */
 ct_status_t ct_comm_init_backend(ct_comm_backend_t backend, int dp, int tp, double timeout_s,
                                  ct_comm_groups_t *g_p);
+/* NCCL groups over the live groups of ct_comm_init (local or mpi), for a
+ * trainer that keeps those for host work and runs device collectives on
+ * these: *dev_p is *g with world/dp/tp replaced by nccl groups over the
+ * same ranks (ct_comm_host of each gives back g's group), backend
+ * CT_COMM_NCCL and `device` the calling thread's current CUDA device, which
+ * the communicators use (make it current first, e.g. by ct_cuda_init). Rank
+ * 0 of each group makes an NCCL unique id and broadcasts it over g's group.
+ * Collective over the world; bounded by the watchdog like ct_comm_init.
+ * CT_ERR_UNSUPPORTED (logged) without NCCL in the build or without a
+ * device, CT_ERR_COMM if NCCL fails. *dev_p written only on success. One
+ * set at a time; free it with ct_comm_device_groups_free before
+ * ct_comm_finalize(g). */
+ct_status_t ct_comm_device_groups_init(const ct_comm_groups_t *g, ct_comm_groups_t *dev_p);
+/* Destroys the communicators (not g's groups) and zeroes *dev. NULL or a
+ * zeroed struct: no-op. Every rank of a node calls it (NCCL's destroy is
+ * an intra-node collective); after a failed ct_comm_sync, end the job with
+ * ct_comm_abort instead. */
+void ct_comm_device_groups_free(ct_comm_groups_t *dev);
 /* Stops the watchdog, frees the groups, finalizes MPI if ct_comm_init started
  * it and zeroes *g. Collective over the world when MPI runs. */
 void ct_comm_finalize(ct_comm_groups_t *g);
@@ -84,20 +119,30 @@ void ct_comm_finalize(ct_comm_groups_t *g);
 _Noreturn void ct_comm_abort(int code);
 
 /* 1 if this build can run the backend (local and auto always, mpi when built
- * with MPI, nccl not yet), else 0. */
+ * with MPI, nccl when built with NCCL and cudaGetDeviceCount finds a
+ * device), else 0. Never aborts, with or without a driver. */
 int ct_comm_backend_available(ct_comm_backend_t b);
 const char *ct_comm_backend_name(ct_comm_backend_t b); /* "local", "mpi", "nccl", "auto" */
 
 int ct_comm_rank(const ct_comm_t *c);
 int ct_comm_size(const ct_comm_t *c);
 const char *ct_comm_name(const ct_comm_t *c); /* "world", "dp" or "tp" */
+/* 1 if c's collectives take device buffers (nccl), 0 for host buffers. */
+int ct_comm_is_device(const ct_comm_t *c);
+/* The group over the same ranks that takes host buffers and completes its
+ * collectives before returning: c itself for local and mpi groups, the
+ * runtime's group under a nccl group. Owned by c. */
+ct_comm_t *ct_comm_host(ct_comm_t *c);
 
 /* What this rank is doing, shown when a collective fails or times out,
  * e.g. "step 12: dp gradient bucket 3". Copied (truncated to 255 bytes). */
 void ct_comm_set_activity(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* All collectives return CT_OK, or CT_ERR_COMM after logging the cause.
- * count == 0 is a no-op. Buffers are host memory for local and mpi. */
+ * count == 0 is a no-op. Buffers are host memory for local and mpi, device
+ * memory for nccl (ct_comm_is_device); nccl collectives are asynchronous on
+ * `stream`, so their buffers must stay valid until ct_comm_sync (or later
+ * work on that stream) has seen them done. */
 
 /* recvbuf = op over ranks of sendbuf. In place if sendbuf == recvbuf.
  * AVG is SUM times 1/size for floats (as NCCL's ncclAvg; exact when size is
@@ -116,10 +161,37 @@ ct_status_t ct_comm_allgather(ct_comm_t *c, const void *sendbuf, void *recvbuf, 
 /* buf on every rank = buf on `root` (a rank within the group). */
 ct_status_t ct_comm_broadcast(ct_comm_t *c, void *buf, size_t count, ct_dtype_t dt, int root,
                               void *stream);
+/* Returns when every rank of the group has entered it. Host-side only: for
+ * nccl it orders no device work (ct_comm_sync first for that). */
 ct_status_t ct_comm_barrier(ct_comm_t *c);
 /* The worst (largest) status over the group, so that every rank takes the
  * same path after a step that can fail on some ranks only. c may be NULL
- * (one process): returns st. A failed collective gives CT_ERR_COMM. */
+ * (one process): returns st. A failed collective gives CT_ERR_COMM. Runs
+ * on ct_comm_host(c), so it takes no stream. */
 ct_status_t ct_comm_agree(ct_comm_t *c, ct_status_t st);
+
+/* Waits until everything enqueued on `stream` (a cudaStream_t; NULL: the
+ * legacy default stream) has finished, polling about every millisecond, and
+ * enforces the timeout given to ct_comm_init. On an asynchronous NCCL error
+ * (a peer failed) or after timeout_s it logs the rank, the group and the
+ * activity, aborts every NCCL communicator of this process and returns
+ * CT_ERR_COMM; the caller should then end the job with ct_comm_abort (the
+ * groups can only be finalized). CT_OK at once for local and mpi groups,
+ * whose collectives are done when they return. Not inside a group_begin/end
+ * bracket. A CUDA error found on the stream aborts the job (device error). */
+ct_status_t ct_comm_sync(ct_comm_t *c, void *stream);
+/* Collectives issued between ct_comm_group_begin and ct_comm_group_end (on
+ * any groups, from this thread) are launched together by group_end, as
+ * ncclGroupStart/ncclGroupEnd: use it to fuse many small collectives, or to
+ * issue collectives on several groups without ordering deadlocks. Brackets
+ * nest; the outermost end launches. No-ops for local and mpi groups (their
+ * collectives run at once) and before ct_comm_init. group_end returns
+ * CT_ERR_COMM (logged) if the launch fails, like a collective. */
+void ct_comm_group_begin(void);
+ct_status_t ct_comm_group_end(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

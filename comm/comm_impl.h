@@ -29,9 +29,14 @@ struct ct__comm_backend {
     ct_status_t (*start)(int *rank_p, int *world_p);
     void (*stop)(void);
     void (*abort)(int code);
-    /* Builds g->world, g->dp, g->tp and g->local_rank/local_size. The front
-     * has filled the ranks and sizes. On failure frees what it built. */
+    /* Builds g->world, g->dp, g->tp and g->local_rank/local_size (and
+     * g->device, for a device backend). The front has filled the ranks and
+     * sizes. On failure frees what it built. */
     ct_status_t (*groups_init)(ct_comm_groups_t *g);
+    /* Device backends: builds g->world, g->dp, g->tp over the live host
+     * groups in `host` (which stay the caller's) and sets g->device. *g is
+     * a copy of *host on entry. On failure frees what it built. */
+    ct_status_t (*groups_over)(const ct_comm_groups_t *host, ct_comm_groups_t *g);
     void (*comm_free)(ct_comm_t *c);
     /* Collectives; arguments are validated and count > 0. */
     ct_status_t (*allreduce)(ct_comm_t *c, const void *sendbuf, void *recvbuf, size_t count,
@@ -43,11 +48,28 @@ struct ct__comm_backend {
     ct_status_t (*broadcast)(ct_comm_t *c, void *buf, size_t count, ct_dtype_t dt, int root,
                              void *stream);
     ct_status_t (*barrier)(ct_comm_t *c);
+
+    /* Optional; NULL (or 0) suits a backend whose collectives are done when
+     * they return (local, mpi). */
+    int is_device;          /* buffers are device memory */
+    int (*available)(void); /* can run on this machine now; NULL: yes */
+    /* Waits until `stream` has finished, giving up after timeout_s (<= 0:
+     * never) or on an asynchronous error. NULL: CT_OK at once. */
+    ct_status_t (*sync)(ct_comm_t *c, void *stream, double timeout_s);
+    /* Brackets collectives that are launched together. NULL: no-ops. */
+    void (*group_begin)(void);
+    ct_status_t (*group_end)(void);
+    /* The runtime's group with c's ranks, for host buffers. NULL: c. */
+    ct_comm_t *(*host)(ct_comm_t *c);
 };
 
 extern const ct__comm_backend_t ct__comm_local;
 extern const ct__comm_backend_t ct__comm_mpi; /* only in builds with CT_HAVE_MPI */
-extern const ct__comm_backend_t ct__comm_nccl;
+extern const ct__comm_backend_t ct__comm_nccl; /* nccl.c, or nccl_none.c without NCCL */
+
+/* The process runtime: mpi in builds with MPI, else local. A backend that
+ * needs host-side groups (nccl: the unique id exchange) builds them with it. */
+const ct__comm_backend_t *ct__comm_runtime(void);
 
 /* Bytes per element of dt. */
 size_t ct__comm_dtype_size(ct_dtype_t dt);
