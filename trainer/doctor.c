@@ -6,7 +6,7 @@
  * the exit code is the verdict (0 all passed, 1 any failed).
  *
  * It does not build the model, read samples beyond the shard headers, or
- * test the GPU path (this build runs on the CPU). It leaves RUN_DIR/ckpt
+ * run kernels on a GPU (the device row reports what model.device would use). It leaves RUN_DIR/ckpt
  * behind (train would create it anyway) but removes its probe file. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "kernels/kernels.h"
 #include "data/data.h"
 #include "trainer/cli.h"
 #include "trainer/trainer.h"
@@ -136,8 +137,22 @@ static void capture_end(capture_t *c, char *reason, size_t reason_len)
 }
 
 /* ---- checks ------------------------------------------------------------------ */
-static void check_device(report_t *r, const ct_comm_groups_t *g)
+static void check_device(report_t *r, const ct_comm_groups_t *g, const ct_config_t *cfg)
 {
+    int ngpu = ct_cuda_device_count();
+    if (cfg->model.device != CT_DEVICE_CPU && ngpu > 0) {
+        int status = g->local_size > ngpu ? ST_WARN : ST_OK;
+        add_row(r, g->rank, "device", status, "cuda device %d of %d (local rank %d/%d)%s",
+                g->local_rank % ngpu, ngpu, g->local_rank, g->local_size,
+                status == ST_WARN ? "; more ranks than GPUs on this node" : "");
+        return;
+    }
+    if (cfg->model.device == CT_DEVICE_CUDA) {
+        add_row(r, g->rank, "device", ST_FAIL,
+                "model.device is cuda but no CUDA device is usable (no GPU, no driver, or a "
+                "build without CUDA)");
+        return;
+    }
     int threads = omp_get_max_threads();
     long node_cores = sysconf(_SC_NPROCESSORS_ONLN);
     int bound = 0;
@@ -432,7 +447,7 @@ int ct_cmd_doctor(int argc, char **argv)
             ct_comm_backend_name(g.backend), g.world_size, g.dp_size, g.tp_size, g.dp_rank,
             g.tp_rank);
     /* (2) device */
-    check_device(mine, &g);
+    check_device(mine, &g, &cfg);
     /* (3) one all-reduce per group; a failed collective leaves the groups
      * unusable, so later collectives are skipped */
     ct_status_t comm_st = check_allreduce(mine, g.rank, g.world);

@@ -1,8 +1,7 @@
 /* GPT-2 forward and backward on the CPU kernels. The backward keeps one
  * running residual gradient (dres) and reuses a handful of per-layer
  * scratch buffers, so activation gradients cost O(B*T*C), not O(L*B*T*C).
- * Left out: activation recompute (the GPU issue) and tensor parallelism
- * (the distributed issue). */
+ * With m->gpu set, forward/backward/zero_grad hand over to gpt2_gpu.c. */
 #include "trainer/gpt2.h"
 
 #include <errno.h>
@@ -303,6 +302,10 @@ out:
 
 void ct_gpt2_zero_grad(ct_gpt2_t *m)
 {
+    if (m->gpu) {
+        ct__gpt2_gpu_zero_grad(m);
+        return;
+    }
     float *g = m->grads;
     long n = (long)m->num_params;
 #pragma omp parallel for schedule(static)
@@ -320,8 +323,15 @@ static void gpt2_tp_allreduce(ct_gpt2_t *m, float *x, size_t n, ct_op_t op)
     m->comm_seconds += ct_time_now() - t0;
 }
 
+const float *ct_gpt2_logits_row(ct_gpt2_t *m, int row)
+{
+    if (m->gpu) return ct__gpt2_gpu_logits_row(m, row);
+    return m->a.logits + (size_t)row * m->d.Vpl;
+}
+
 float ct_gpt2_forward(ct_gpt2_t *m, const int32_t *inputs, const int32_t *targets, int B, int T)
 {
+    if (m->gpu) return ct__gpt2_gpu_forward(m, inputs, targets, B, T);
     const ct_gpt2_dims_t *d = &m->d;
     const int L = d->L, C = d->C, Cl = d->Cl, NHl = d->NHl, Vpl = d->Vpl, N = B * T;
     CT_ASSERT(N <= m->B * m->T && T <= m->T && T <= d->maxT);
@@ -388,6 +398,10 @@ float ct_gpt2_forward(ct_gpt2_t *m, const int32_t *inputs, const int32_t *target
 
 void ct_gpt2_backward(ct_gpt2_t *m, const int32_t *inputs, int B, int T, float loss_scale)
 {
+    if (m->gpu) {
+        ct__gpt2_gpu_backward(m, inputs, B, T, loss_scale);
+        return;
+    }
     const ct_gpt2_dims_t *d = &m->d;
     const int L = d->L, C = d->C, Cl = d->Cl, NHl = d->NHl, Vpl = d->Vpl, N = B * T;
     const ct_gpt2_tensors_t *p = &m->p;

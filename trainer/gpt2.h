@@ -87,6 +87,8 @@ typedef struct {
     int Vl;           /* real (unpadded) vocabulary rows in the shard, may be 0 */
 } ct_gpt2_dims_t;
 
+typedef struct ct_gpt2_gpu ct_gpt2_gpu_t; /* trainer/gpt2_gpu.c */
+
 typedef struct {
     ct_gpt2_dims_t d;
     size_t sizes[CT_GPT2_NUM_TENSORS];   /* floats per tensor */
@@ -101,6 +103,15 @@ typedef struct {
     const int32_t *last_targets; /* targets of the last forward, for backward */
     ct_comm_t *tp;               /* TP group, NULL for tp = 1 */
     double comm_seconds;         /* time spent in TP collectives, accumulated */
+    /* The GPU path (NULL on the CPU): when set, forward/backward/zero_grad
+     * and ct_optim_step run on the device, the host arenas above hold only
+     * the fp32 parameters (copied back by ct_gpt2_gpu_to_host for
+     * checkpoints) and no host activations. */
+    ct_gpt2_gpu_t *gpu;
+    /* Set by the caller before a backward: 1 when it is the last micro-batch
+     * before an optimizer step, so the GPU path may start the DP gradient
+     * reduce during that backward. */
+    int grad_sync;
 } ct_gpt2_t;
 
 extern const char *const ct_gpt2_tensor_names[CT_GPT2_NUM_TENSORS];
@@ -142,6 +153,39 @@ void ct_gpt2_shard_copy(const ct_gpt2_dims_t *d, int tp_rank, int i, float *full
 void ct_gpt2_dims(const ct_model_config_t *cfg, int tp, int tp_rank, ct_gpt2_dims_t *d);
 /* Floats per tensor for dims d (a shard when d->tp > 1). */
 void ct_gpt2_tensor_sizes(const ct_gpt2_dims_t *d, size_t *sizes);
+/* Logits of row `row` of the last forward (this rank's Vpl columns), in
+ * host memory, valid until the next call. */
+const float *ct_gpt2_logits_row(ct_gpt2_t *m, int row);
+
+/* ---- the GPU path (trainer/gpt2_gpu.c; trainer/gpt2_nogpu.c in a build
+ * without CUDA, where ct_gpt2_gpu_init returns CT_ERR_UNSUPPORTED) --------
+ * Moves model m, whose host parameters and optimizer state o are already
+ * initialised or loaded, to CUDA device `device` with activations for
+ * (B, T): fp32 master weights, a bf16 copy for the kernels, fp32
+ * gradients and AdamW state, bf16 activations with an fp32 residual
+ * stream. With dp > 1 it builds NCCL communicators mirroring g's groups.
+ * m->p/m->params stay the host copy. tp > 1 is not supported on the GPU
+ * (CT_ERR_UNSUPPORTED, logged). */
+struct ct_optim;
+ct_status_t ct_gpt2_gpu_init(ct_gpt2_t *m, struct ct_optim *o, const ct_config_t *cfg,
+                             const ct_comm_groups_t *g, int device, int B, int T);
+void ct_gpt2_gpu_free(ct_gpt2_t *m);
+/* Copies the device master weights and AdamW state into m->params and
+ * o->m/o->v (synchronous), for checkpoints and export. */
+void ct_gpt2_gpu_to_host(ct_gpt2_t *m, struct ct_optim *o);
+/* Copies the device gradients (fp32, num_params) into dst (synchronous). */
+void ct_gpt2_gpu_grads_to_host(ct_gpt2_t *m, float *dst);
+/* Device name, bf16 peak (TFLOP/s, 0 unknown) and peak device memory. */
+const char *ct_gpt2_gpu_device_name(const ct_gpt2_t *m);
+double ct_gpt2_gpu_peak_tflops(const ct_gpt2_t *m);
+size_t ct_gpt2_gpu_peak_memory(ct_gpt2_t *m);
+/* Entry points the generic functions dispatch to when m->gpu is set. */
+float ct__gpt2_gpu_forward(ct_gpt2_t *m, const int32_t *inputs, const int32_t *targets, int B,
+                           int T);
+void ct__gpt2_gpu_backward(ct_gpt2_t *m, const int32_t *inputs, int B, int T, float loss_scale);
+void ct__gpt2_gpu_zero_grad(ct_gpt2_t *m);
+const float *ct__gpt2_gpu_logits_row(ct_gpt2_t *m, int row);
+
 /* Training FLOPs per token: 6*N + 12*L*C*T, N = parameters except wpe. */
 double ct_gpt2_flops_per_token(const ct_gpt2_t *m, int T);
 

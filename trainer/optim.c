@@ -55,6 +55,7 @@ static ct_status_t timed(ct_optim_t *o, ct_status_t st, double t0)
 ct_status_t ct_optim_step(ct_optim_t *o, ct_gpt2_t *m, const ct_optim_config_t *cfg, float lr,
                           int t, float *norm_p)
 {
+    if (m->gpu) return ct__gpt2_gpu_optim_step(o, m, cfg, lr, t, norm_p);
     ct_status_t st = CT_OK;
     double t0 = ct_time_now();
     /* 1. average gradients over DP */

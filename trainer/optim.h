@@ -9,7 +9,7 @@
 #include "core/config.h"
 #include "trainer/gpt2.h"
 
-typedef struct {
+typedef struct ct_optim {
     float *m, *v;        /* (count) AdamW moments of params [start, start+count) */
     size_t start, count; /* the slice this rank updates: all of it, or its ZeRO shard */
     size_t padded;       /* flat length rounded up to a multiple of dp */
@@ -41,5 +41,9 @@ float ct_lr_at(const ct_optim_config_t *cfg, int step, int total);
  * parameters. *norm_p gets the norm before clipping. */
 ct_status_t ct_optim_step(ct_optim_t *o, ct_gpt2_t *m, const ct_optim_config_t *cfg, float lr,
                           int t, float *norm_p);
+
+/* ct_optim_step's GPU twin (trainer/gpt2_gpu.c), used when m->gpu is set. */
+ct_status_t ct__gpt2_gpu_optim_step(ct_optim_t *o, ct_gpt2_t *m, const ct_optim_config_t *cfg,
+                                    float lr, int t, float *norm_p);
 
 #endif

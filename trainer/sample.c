@@ -25,7 +25,7 @@ void ct_gpt2_generate(ct_gpt2_t *m, int32_t *ids, int n_prompt, int n_new, float
         int t = len < m->T ? len : m->T;
         const int32_t *win = ids + (len - t);
         ct_gpt2_forward(m, win, NULL, 1, t);
-        const float *logits = m->a.logits + (size_t)(t - 1) * Vpl;
+        const float *logits = ct_gpt2_logits_row(m, t - 1);
         if (m->tp) { /* the last row only: Vp floats, not the (T, Vp) logits */
             ct_comm_set_activity("sampling token %d", k);
             if (ct_comm_allgather(m->tp, logits, gathered, (size_t)Vpl, CT_DTYPE_F32, NULL) !=

@@ -22,6 +22,7 @@
 #include "core/rng.h"
 #include "core/timer.h"
 #include "data/data.h"
+#include "kernels/kernels.h"
 #include "trainer/ckpt.h"
 #include "trainer/gpt2.h"
 #include "trainer/optim.h"
@@ -45,6 +46,8 @@ typedef struct {
     int n_nan_at;
     int B, T, accum;       /* accum: micro-batches per rank per step */
     int dp, dp_rank;
+    int device;            /* CUDA device, or -1 for the CPU */
+    double peak_flops;     /* per rank, for MFU; 0 = unknown */
 } train_ctx_t;
 
 static ct_status_t mkdir_p(const char *path)
@@ -146,6 +149,7 @@ static void print_sample(train_ctx_t *c, int64_t step)
 
 static ct_status_t save_ckpt(train_ctx_t *c)
 {
+    if (c->model.gpu) ct_gpt2_gpu_to_host(&c->model, &c->optim);
     ct_ckpt_state_t s = {.step = c->step, .samples = c->samples, .sample_rng = c->sample_rng.s};
     char *dir = NULL;
     double t0 = ct_time_now();
@@ -173,6 +177,31 @@ static ct_status_t agree(train_ctx_t *c, ct_status_t st)
 {
     ct_comm_set_activity("agreeing on a status");
     return ct_comm_agree(c->g ? c->g->world : NULL, st);
+}
+
+/* CPU or CUDA, from model.device and what this machine has. Each process
+ * drives the GPU of its node-local rank. */
+static ct_status_t choose_device(train_ctx_t *c)
+{
+    const ct_device_t want = c->cfg->model.device;
+    c->device = -1;
+    if (want == CT_DEVICE_CPU) return CT_OK;
+    int n = ct_cuda_device_count();
+    if (n == 0) {
+        if (want == CT_DEVICE_CUDA) {
+            CT_LOG_ERROR("model.device is cuda but no CUDA device is usable on this machine "
+                         "(no GPU, no driver, or a build without CUDA)\n---> HINT: check "
+                         "nvidia-smi and CUDA_VISIBLE_DEVICES, or set model.device: cpu");
+            return CT_ERR_UNSUPPORTED;
+        }
+        CT_LOG_INFO_R0("no CUDA device found: training on the CPU");
+        return CT_OK;
+    }
+    int local = c->g ? c->g->local_rank : 0;
+    c->device = local % n;
+    if (c->g && c->g->local_size > n)
+        CT_LOG_WARN("%d ranks on this node share %d GPU(s)", c->g->local_size, n);
+    return CT_OK;
 }
 
 static ct_status_t train_setup(train_ctx_t *c)
@@ -229,7 +258,10 @@ static ct_status_t train_setup(train_ctx_t *c)
     c->inputs = malloc((size_t)bt * sizeof(int32_t));
     c->targets = malloc((size_t)bt * sizeof(int32_t));
     if (!c->inputs || !c->targets) return CT_ERR_NO_MEMORY;
-    if ((st = ct_gpt2_init(&c->model, &cfg->model, c->B, c->T, c->g ? c->g->tp : NULL)) != CT_OK)
+    if ((st = agree(c, choose_device(c))) != CT_OK) return st;
+    /* on the GPU the host model keeps only weights: no activations */
+    int hostB = c->device >= 0 ? 0 : c->B, hostT = c->device >= 0 ? 0 : c->T;
+    if ((st = ct_gpt2_init(&c->model, &cfg->model, hostB, hostT, c->g ? c->g->tp : NULL)) != CT_OK)
         return st;
     if ((st = ct_optim_init(&c->optim, &c->model, cfg->optim.zero, c->g, cfg->comm.bucket_mib)) !=
         CT_OK)
@@ -285,6 +317,19 @@ static ct_status_t train_setup(train_ctx_t *c)
         memset(c->optim.m, 0, c->optim.count * sizeof(float)); /* after a failed load */
         memset(c->optim.v, 0, c->optim.count * sizeof(float));
     }
+    if (c->device >= 0) {
+        st = ct_gpt2_gpu_init(&c->model, &c->optim, cfg, c->g, c->device, c->B, c->T);
+        if ((st = agree(c, st)) != CT_OK) return st;
+        double peak = cfg->train.peak_tflops > 0 ? cfg->train.peak_tflops
+                                                 : ct_gpt2_gpu_peak_tflops(&c->model);
+        c->peak_flops = peak * 1e12;
+        if (peak <= 0)
+            CT_LOG_WARN_R0("%s is not in the table of known GPUs: MFU is not reported\n---> "
+                           "HINT: set train.peak_tflops to its bf16 dense peak",
+                           ct_gpt2_gpu_device_name(&c->model));
+    } else if (cfg->train.peak_tflops > 0) {
+        c->peak_flops = cfg->train.peak_tflops * 1e12;
+    }
 
     if (ct_log_rank() != 0) return CT_OK;
     char path[4200];
@@ -301,6 +346,7 @@ static void train_teardown(train_ctx_t *c)
 {
     if (c->metrics) fclose(c->metrics);
     ct_optim_free(&c->optim);
+    ct_gpt2_gpu_free(&c->model);
     ct_gpt2_free(&c->model);
     ct_loader_free(c->train);
     ct_loader_free(c->val);
@@ -393,6 +439,7 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
             st = ct_loader_read(c.train, first + (int64_t)k * c.B, c.B, c.inputs, c.targets);
             if (st != CT_OK) goto out;
             loss += ct_gpt2_forward(&c.model, c.inputs, c.targets, c.B, c.T);
+            c.model.grad_sync = k == c.accum - 1;
             ct_gpt2_backward(&c.model, c.inputs, c.B, c.T, 1.0f / (float)c.accum);
         }
         loss /= c.accum;
@@ -458,17 +505,22 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
         if (c.step % cfg->train.log_every == 0 || c.step == total) {
             char eta[32];
             fmt_eta(eta, sizeof eta, (total - c.step) * (step_time_sum / (double)sum.steps_run));
+            char mfu_s[32] = "";
+            if (c.peak_flops > 0)
+                snprintf(mfu_s, sizeof mfu_s, " | mfu %.1f%%", 100.0 * flops / c.dp / c.peak_flops);
             CT_LOG_INFO_R0("step %lld/%d | loss %.4f | lr %.2e | norm %.3f | %.1f ms | %.0f tok/s "
-                           "| %.2f GFLOP/s | comm %.0f%% | eta %s",
+                           "| %.2f GFLOP/s%s | comm %.0f%% | eta %s",
                            (long long)c.step, total, loss, lr, norm, dt * 1e3, tok_s, flops / 1e9,
-                           100.0 * comm_frac, eta);
+                           mfu_s, 100.0 * comm_frac, eta);
         }
         metric(&c,
                "{\"step\":%lld,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"ms\":%.3f,"
                "\"tok_s\":%.1f,\"flop_s\":%.4g,\"comm_frac\":%.4f,\"data_wait_frac\":%.4f,"
-               "\"max_rss_mib\":%.1f,\"skipped\":%d}",
+               "\"max_rss_mib\":%.1f,\"skipped\":%d,\"mfu\":%.4f,\"device_mem_mib\":%.1f}",
                (long long)c.step, loss, lr, norm, dt * 1e3, tok_s, flops, comm_frac, wait_frac,
-               peak_usage().ru_maxrss / 1024.0, skipped);
+               peak_usage().ru_maxrss / 1024.0, skipped,
+               c.peak_flops > 0 ? flops / c.dp / c.peak_flops : 0.0,
+               c.model.gpu ? ct_gpt2_gpu_peak_memory(&c.model) / 1048576.0 : 0.0);
         /* preemption: SIGTERM/SIGUSR1/SIGINT on any rank stops every rank after
          * this same step, with a checkpoint */
         int64_t stop = ct_train_stop_signal;
@@ -494,8 +546,13 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
         if ((st = run_eval(&c, c.step, &sum)) != CT_OK) goto out;
     if (c.step != last_saved && (st = save_ckpt(&c)) != CT_OK) goto out;
     if (c.step >= total && sum.steps_run > 0) print_sample(&c, c.step);
-    CT_LOG_INFO_R0("done: %lld steps in %.1f s, peak RSS %.0f MiB", (long long)sum.steps_run,
-                   ct_time_now() - t_start, peak_usage().ru_maxrss / 1024.0);
+    CT_LOG_INFO_R0("done: %lld steps in %.1f s, peak RSS %.0f MiB%s", (long long)sum.steps_run,
+                   ct_time_now() - t_start, peak_usage().ru_maxrss / 1024.0,
+                   c.model.gpu ? ", device memory below" : "");
+    if (c.model.gpu)
+        CT_LOG_INFO_R0("peak device memory %.0f MiB on %s",
+                       ct_gpt2_gpu_peak_memory(&c.model) / 1048576.0,
+                       ct_gpt2_gpu_device_name(&c.model));
 out:
     sum.final_step = c.step;
     train_teardown(&c);

@@ -1,0 +1,571 @@
+/* GPT-2 on one CUDA device: the same model as gpt2.c, on the kernels/cuda
+ * ops. bf16 weights and activations feed the matmuls and attention; the
+ * residual stream, LayerNorm statistics, losses, gradients, master weights
+ * and AdamW state are fp32. Every device buffer is allocated once in
+ * ct_gpt2_gpu_init; a step launches kernels on one compute stream, and the
+ * DP gradient reduce runs on a second stream, layer by layer, overlapped
+ * with the rest of the backward pass (events order the two). The host waits
+ * only to read the loss (after each forward with targets) and the gradient
+ * norm (at the end of the optimizer step).
+ * Left out: tensor parallelism on the GPU (the CPU path has it), and
+ * bit-exact reproducibility (the embedding backward uses atomics). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/timer.h"
+#include "kernels/kernels.h"
+#include "trainer/gpt2.h"
+#include "trainer/optim.h"
+
+typedef struct {
+    ct_bf16_t *t[CT_GPT2_NUM_TENSORS];
+} bf16_tensors_t;
+
+/* Device activations for capacity (B, T); N = B*T. With recompute, the
+ * buffers marked (1 or L) hold one layer's worth. */
+typedef struct {
+    float *encoded;      /* (N, C) fp32 residual stream input */
+    float *residual2;    /* (L, N, C) fp32 */
+    float *residual3;    /* (L, N, C) fp32 */
+    ct_bf16_t *ln1;      /* (L or 1, N, C) */
+    float *ln1_mean, *ln1_rstd; /* (L, N) */
+    ct_bf16_t *qkv;      /* (L, N, 3C) */
+    ct_bf16_t *atty;     /* (L, N, C) */
+    float *att_stats;    /* (L, B, NH, T) log-sum-exp per query row */
+    ct_bf16_t *ln2;      /* (L or 1, N, C) */
+    float *ln2_mean, *ln2_rstd; /* (L, N) */
+    ct_bf16_t *fch;      /* (L, N, 4C) before GELU */
+    ct_bf16_t *fch_gelu; /* (L or 1, N, 4C) */
+    ct_bf16_t *lnf;      /* (N, C) */
+    float *lnf_mean, *lnf_rstd; /* (N) */
+    ct_bf16_t *logits;   /* (N, Vp), dlogits after backward */
+    float *losses;       /* (N) */
+    ct_bf16_t *proj;     /* (N, C) projection outputs */
+    /* backward */
+    float *dres;         /* (N, C) fp32 residual gradient */
+    ct_bf16_t *dres_bf;  /* (N, C) its bf16 copy */
+    ct_bf16_t *dln;      /* (N, C) */
+    ct_bf16_t *datty;    /* (N, C) */
+    ct_bf16_t *dqkv;     /* (N, 3C) */
+    ct_bf16_t *dfch;     /* (N, 4C) */
+    int32_t *inputs, *targets; /* (N) */
+    float *scratch;      /* reductions */
+    float *sumsq;        /* (1) gradient sum of squares */
+} gpu_acts_t;
+
+struct ct_gpt2_gpu {
+    ct_cuda_t *ctx;
+    void *stream, *comm_stream;
+    void **ev_layer;     /* (L) a layer's gradients are complete */
+    void *ev_backward, *ev_reduced;
+    float *master;       /* (num_params + pad) fp32 */
+    ct_bf16_t *params;   /* (num_params) */
+    float *grads;        /* (num_params + pad) fp32 */
+    float *m, *v;        /* (o->count) AdamW state of the owned slice */
+    bf16_tensors_t p;
+    float *g[CT_GPT2_NUM_TENSORS];
+    gpu_acts_t a;
+    int B, T, recompute, stochastic, zero;
+    int last_B, last_T;
+    const int32_t *last_targets_host;
+    int have_targets;
+    float *host_losses;  /* (N) */
+    float *host_row;     /* (Vp) */
+    ct_bf16_t *host_row_bf; /* (Vp) */
+    ct_comm_groups_t dev; /* NCCL groups (dp > 1) */
+    int have_dev;
+    int reduce_started;  /* layers already reduced during this backward */
+    size_t alloc_bytes;
+};
+
+static ct_status_t gpu_alloc(ct_gpt2_gpu_t *G, void **p, size_t bytes, const char *what)
+{
+    G->alloc_bytes += bytes;
+    return ct_cuda_alloc(G->ctx, bytes, what, p);
+}
+
+#define GA(ptr, n, type, what)                                                  \
+    do {                                                                        \
+        if ((st = gpu_alloc(G, (void **)&(ptr), (size_t)(n) * sizeof(type), what)) != CT_OK) \
+            return st;                                                          \
+    } while (0)
+
+static ct_status_t gpu_alloc_acts(ct_gpt2_gpu_t *G, const ct_gpt2_dims_t *d, int B, int T)
+{
+    ct_status_t st;
+    gpu_acts_t *a = &G->a;
+    const size_t L = d->L, C = d->C, N = (size_t)B * T, NH = d->NH;
+    const size_t Lln = G->recompute == CT_RECOMPUTE_LN_GELU ? 1 : L;
+    const size_t Lg = G->recompute != CT_RECOMPUTE_NONE ? 1 : L;
+    GA(a->encoded, N * C, float, "activations: encoded");
+    GA(a->residual2, L * N * C, float, "activations: residual2");
+    GA(a->residual3, L * N * C, float, "activations: residual3");
+    GA(a->ln1, Lln * N * C, ct_bf16_t, "activations: ln1");
+    GA(a->ln1_mean, L * N, float, "activations: ln1 mean");
+    GA(a->ln1_rstd, L * N, float, "activations: ln1 rstd");
+    GA(a->qkv, L * N * 3 * C, ct_bf16_t, "activations: qkv");
+    GA(a->atty, L * N * C, ct_bf16_t, "activations: attention out");
+    GA(a->att_stats, L * (size_t)B * NH * T, float, "activations: attention stats");
+    GA(a->ln2, Lln * N * C, ct_bf16_t, "activations: ln2");
+    GA(a->ln2_mean, L * N, float, "activations: ln2 mean");
+    GA(a->ln2_rstd, L * N, float, "activations: ln2 rstd");
+    GA(a->fch, L * N * 4 * C, ct_bf16_t, "activations: fc");
+    GA(a->fch_gelu, Lg * N * 4 * C, ct_bf16_t, "activations: gelu");
+    GA(a->lnf, N * C, ct_bf16_t, "activations: lnf");
+    GA(a->lnf_mean, N, float, "activations: lnf mean");
+    GA(a->lnf_rstd, N, float, "activations: lnf rstd");
+    GA(a->logits, N * (size_t)d->Vp, ct_bf16_t, "activations: logits");
+    GA(a->losses, N, float, "activations: losses");
+    GA(a->proj, N * C, ct_bf16_t, "activations: projection");
+    GA(a->dres, N * C, float, "gradients: residual");
+    GA(a->dres_bf, N * C, ct_bf16_t, "gradients: residual bf16");
+    GA(a->dln, N * C, ct_bf16_t, "gradients: ln");
+    GA(a->datty, N * C, ct_bf16_t, "gradients: attention out");
+    GA(a->dqkv, N * 3 * C, ct_bf16_t, "gradients: qkv");
+    GA(a->dfch, N * 4 * C, ct_bf16_t, "gradients: fc");
+    GA(a->inputs, N, int32_t, "inputs");
+    GA(a->targets, N, int32_t, "targets");
+    long sc = ct_cuda_layernorm_scratch_floats((int)N, (int)C);
+    long s2 = ct_cuda_matmul_scratch_floats((int)N, (int)(4 * C));
+    long s3 = ct_cuda_sumsq_scratch_floats(1L << 31);
+    if (s2 > sc) sc = s2;
+    if (s3 > sc) sc = s3;
+    GA(a->scratch, sc, float, "reduction scratch");
+    GA(a->sumsq, 1, float, "gradient norm");
+    return CT_OK;
+}
+
+static ct_status_t gpu_setup(ct_gpt2_t *m, ct_optim_t *o, const ct_config_t *cfg,
+                             const ct_comm_groups_t *g, int device, int B, int T)
+{
+    ct_gpt2_gpu_t *G = m->gpu;
+    const ct_gpt2_dims_t *d = &m->d;
+    ct_status_t st;
+    ct_attn_impl_t attn = cfg->model.attention == CT_ATTENTION_CUDNN   ? CT_ATTN_CUDNN
+                          : cfg->model.attention == CT_ATTENTION_PLAIN ? CT_ATTN_PLAIN
+                                                                       : CT_ATTN_AUTO;
+    if ((st = ct_cuda_init(device, attn, &G->ctx)) != CT_OK) return st;
+    G->stream = ct_cuda_stream_create();
+    G->comm_stream = ct_cuda_stream_create();
+    G->ev_backward = ct_cuda_event_create();
+    G->ev_reduced = ct_cuda_event_create();
+    G->ev_layer = calloc((size_t)d->L, sizeof(void *));
+    CT_ASSERT(G->ev_layer != NULL);
+    for (int l = 0; l < d->L; l++) G->ev_layer[l] = ct_cuda_event_create();
+    G->B = B;
+    G->T = T;
+    G->recompute = (int)cfg->model.recompute;
+    G->stochastic = cfg->optim.stochastic_rounding;
+    G->zero = o->zero;
+
+    const size_t np = m->num_params, padded = np + CT_GPT2_PAD_FLOATS;
+    GA(G->master, padded, float, "master weights");
+    GA(G->params, np, ct_bf16_t, "bf16 weights");
+    GA(G->grads, padded, float, "gradients");
+    GA(G->m, o->count ? o->count : 1, float, "AdamW m");
+    GA(G->v, o->count ? o->count : 1, float, "AdamW v");
+    for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++) {
+        G->p.t[i] = G->params + m->offsets[i];
+        G->g[i] = G->grads + m->offsets[i];
+    }
+    if ((st = gpu_alloc_acts(G, d, B, T)) != CT_OK) return st;
+    if ((st = ct_cuda_attention_prepare(G->ctx, B, T, d->NH, d->C / d->NH)) != CT_OK) {
+        if (cfg->model.attention == CT_ATTENTION_CUDNN) return st;
+        CT_LOG_WARN("cuDNN attention rejected B=%d T=%d NH=%d HS=%d; using the plain CUDA "
+                    "attention kernels", B, T, d->NH, d->C / d->NH);
+        ct_cuda_set_attn_impl(G->ctx, CT_ATTN_PLAIN);
+        if ((st = ct_cuda_attention_prepare(G->ctx, B, T, d->NH, d->C / d->NH)) != CT_OK)
+            return st;
+    }
+    G->host_losses = malloc((size_t)B * T * sizeof(float));
+    G->host_row = malloc((size_t)d->Vp * sizeof(float));
+    G->host_row_bf = malloc((size_t)d->Vp * sizeof(ct_bf16_t));
+    if (!G->host_losses || !G->host_row || !G->host_row_bf) {
+        CT_LOG_ERROR("out of host memory for the GPU model's staging buffers");
+        return CT_ERR_NO_MEMORY;
+    }
+
+    /* weights and optimizer state from the host */
+    ct_cuda_zero(G->master, padded * sizeof(float), G->stream);
+    ct_cuda_copy(G->master, m->params, np * sizeof(float), G->stream);
+    ct_cuda_f32_to_bf16(G->params, G->master, (long)np, G->stream);
+    ct_cuda_zero(G->grads, padded * sizeof(float), G->stream);
+    ct_cuda_copy(G->m, o->m, o->count * sizeof(float), G->stream);
+    ct_cuda_copy(G->v, o->v, o->count * sizeof(float), G->stream);
+    ct_cuda_stream_sync(G->stream);
+
+    if (g && g->dp_size > 1) {
+        if ((st = ct_comm_device_groups_init(g, &G->dev)) != CT_OK) return st;
+        G->have_dev = 1;
+    }
+    if (G->stochastic && o->zero)
+        CT_LOG_WARN_R0("optim.stochastic_rounding applies to the weights a rank updates; with "
+                       "optim.zero: 1 the gathered weights are rounded to nearest");
+    CT_LOG_INFO_R0("GPU model: %.1f MiB of device memory allocated (recompute %s)",
+                   G->alloc_bytes / 1048576.0,
+                   G->recompute == CT_RECOMPUTE_NONE ? "none"
+                   : G->recompute == CT_RECOMPUTE_GELU ? "gelu" : "ln_gelu");
+    return CT_OK;
+}
+
+/* Orders the compute stream after DP reduces a backward started but no
+ * optimizer step consumed (a step skipped for a non-finite loss). */
+static void wait_reduces(ct_gpt2_gpu_t *G)
+{
+    if (!G->reduce_started) return;
+    ct_cuda_event_record(G->ev_reduced, G->comm_stream);
+    ct_cuda_stream_wait_event(G->stream, G->ev_reduced);
+    G->reduce_started = 0;
+}
+
+ct_status_t ct_gpt2_gpu_init(ct_gpt2_t *m, ct_optim_t *o, const ct_config_t *cfg,
+                             const ct_comm_groups_t *g, int device, int B, int T)
+{
+    if (m->d.tp > 1) {
+        CT_LOG_ERROR("parallel.tp=%d: tensor parallelism runs on the CPU path only so far\n"
+                     "---> HINT: use parallel.tp: 1 on GPUs (data parallel over NCCL), or "
+                     "model.device: cpu", m->d.tp);
+        return CT_ERR_UNSUPPORTED;
+    }
+    if (m->d.C % m->d.NH != 0 || (m->d.C / m->d.NH) > 128) {
+        CT_LOG_ERROR("model.n_embd/model.n_head = %d: the GPU attention supports head sizes up "
+                     "to 128", m->d.C / m->d.NH);
+        return CT_ERR_UNSUPPORTED;
+    }
+    m->gpu = calloc(1, sizeof *m->gpu);
+    CT_ASSERT(m->gpu != NULL);
+    ct_status_t st = gpu_setup(m, o, cfg, g, device, B, T);
+    if (st != CT_OK) ct_gpt2_gpu_free(m);
+    return st;
+}
+
+void ct_gpt2_gpu_free(ct_gpt2_t *m)
+{
+    ct_gpt2_gpu_t *G = m->gpu;
+    if (!G) return;
+    if (G->stream && G->comm_stream) wait_reduces(G);
+    if (G->stream) ct_cuda_stream_sync(G->stream);
+    if (G->have_dev) ct_comm_device_groups_free(&G->dev);
+    void **bufs = (void **)&G->a;
+    for (size_t i = 0; i < sizeof(G->a) / sizeof(void *); i++) ct_cuda_dealloc(bufs[i]);
+    ct_cuda_dealloc(G->master);
+    ct_cuda_dealloc(G->params);
+    ct_cuda_dealloc(G->grads);
+    ct_cuda_dealloc(G->m);
+    ct_cuda_dealloc(G->v);
+    if (G->ev_layer)
+        for (int l = 0; l < m->d.L; l++) ct_cuda_event_destroy(G->ev_layer[l]);
+    free(G->ev_layer);
+    ct_cuda_event_destroy(G->ev_backward);
+    ct_cuda_event_destroy(G->ev_reduced);
+    ct_cuda_stream_destroy(G->comm_stream);
+    ct_cuda_stream_destroy(G->stream);
+    ct_cuda_free(G->ctx);
+    free(G->host_losses);
+    free(G->host_row);
+    free(G->host_row_bf);
+    free(G);
+    m->gpu = NULL;
+}
+
+void ct_gpt2_gpu_to_host(ct_gpt2_t *m, ct_optim_t *o)
+{
+    ct_gpt2_gpu_t *G = m->gpu;
+    wait_reduces(G);
+    ct_cuda_copy(m->params, G->master, m->num_params * sizeof(float), G->stream);
+    ct_cuda_copy(o->m, G->m, o->count * sizeof(float), G->stream);
+    ct_cuda_copy(o->v, G->v, o->count * sizeof(float), G->stream);
+    ct_cuda_stream_sync(G->stream);
+}
+
+void ct_gpt2_gpu_grads_to_host(ct_gpt2_t *m, float *dst)
+{
+    wait_reduces(m->gpu);
+    ct_cuda_copy(dst, m->gpu->grads, m->num_params * sizeof(float), m->gpu->stream);
+    ct_cuda_stream_sync(m->gpu->stream);
+}
+
+const char *ct_gpt2_gpu_device_name(const ct_gpt2_t *m) { return ct_cuda_device_name(m->gpu->ctx); }
+double ct_gpt2_gpu_peak_tflops(const ct_gpt2_t *m) { return ct_cuda_peak_bf16_tflops(m->gpu->ctx); }
+size_t ct_gpt2_gpu_peak_memory(ct_gpt2_t *m) { return ct_cuda_peak_memory(m->gpu->ctx); }
+
+void ct__gpt2_gpu_zero_grad(ct_gpt2_t *m)
+{
+    ct_gpt2_gpu_t *G = m->gpu;
+    wait_reduces(G);
+    ct_cuda_zero(G->grads, m->num_params * sizeof(float), G->stream);
+}
+
+/* ---- forward -------------------------------------------------------------- */
+
+float ct__gpt2_gpu_forward(ct_gpt2_t *m, const int32_t *inputs, const int32_t *targets, int B,
+                           int T)
+{
+    ct_gpt2_gpu_t *G = m->gpu;
+    const ct_gpt2_dims_t *d = &m->d;
+    const int L = d->L, C = d->C, NH = d->NH, HS = C / NH, Vp = d->Vp, N = B * T;
+    CT_ASSERT(N <= G->B * G->T && T <= G->T && T <= d->maxT);
+    gpu_acts_t *a = &G->a;
+    ct_bf16_t *const *p = G->p.t;
+    void *s = G->stream;
+    const size_t NC = (size_t)N * C;
+    const int ln_all = G->recompute != CT_RECOMPUTE_LN_GELU, gelu_all = G->recompute == CT_RECOMPUTE_NONE;
+
+    ct_cuda_copy(a->inputs, inputs, (size_t)N * sizeof(int32_t), s);
+    if (targets) ct_cuda_copy(a->targets, targets, (size_t)N * sizeof(int32_t), s);
+    ct_cuda_encoder_forward(a->encoded, a->inputs, p[0], p[1], B, T, C, s);
+    ct_cuda_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->encoded, p[2], p[3], N, C, s);
+    for (int l = 0; l < L; l++) {
+        const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * NC;
+        ct_bf16_t *ln1 = a->ln1 + (ln_all ? l * NC : 0), *ln2 = a->ln2 + (ln_all ? l * NC : 0);
+        ct_bf16_t *qkv = a->qkv + l * 3 * NC, *atty = a->atty + l * NC;
+        ct_bf16_t *fch = a->fch + l * 4 * NC, *fchg = a->fch_gelu + (gelu_all ? l * 4 * NC : 0);
+        float *res2 = a->residual2 + l * NC, *res3 = a->residual3 + l * NC;
+        float *stats = a->att_stats + (size_t)l * B * NH * T;
+        ct_cuda_matmul_forward(G->ctx, qkv, NULL, ln1, p[4] + (size_t)l * 3 * C * C,
+                               p[5] + (size_t)l * 3 * C, N, C, 3 * C, s);
+        ct_cuda_attention_forward(G->ctx, atty, stats, qkv, B, T, NH, HS, s);
+        ct_cuda_matmul_forward(G->ctx, a->proj, NULL, atty, p[6] + (size_t)l * C * C,
+                               p[7] + (size_t)l * C, N, C, C, s);
+        ct_cuda_residual_layernorm_forward(res2, ln2, a->ln2_mean + (size_t)l * N,
+                                           a->ln2_rstd + (size_t)l * N, residual, a->proj,
+                                           p[8] + (size_t)l * C, p[9] + (size_t)l * C, N, C, s);
+        ct_cuda_matmul_forward(G->ctx, fchg, fch, ln2, p[10] + (size_t)l * 4 * C * C,
+                               p[11] + (size_t)l * 4 * C, N, C, 4 * C, s);
+        ct_cuda_matmul_forward(G->ctx, a->proj, NULL, fchg, p[12] + (size_t)l * C * 4 * C,
+                               p[13] + (size_t)l * C, N, 4 * C, C, s);
+        /* residual3 = residual2 + proj, then the next LayerNorm: the next
+         * layer's ln1 or the final one */
+        if (l + 1 < L) {
+            ct_bf16_t *next = a->ln1 + (ln_all ? (l + 1) * NC : 0);
+            ct_cuda_residual_layernorm_forward(res3, next, a->ln1_mean + (size_t)(l + 1) * N,
+                                               a->ln1_rstd + (size_t)(l + 1) * N, res2, a->proj,
+                                               p[2] + (size_t)(l + 1) * C,
+                                               p[3] + (size_t)(l + 1) * C, N, C, s);
+        } else {
+            ct_cuda_residual_layernorm_forward(res3, a->lnf, a->lnf_mean, a->lnf_rstd, res2,
+                                               a->proj, p[14], p[15], N, C, s);
+        }
+    }
+    if (L == 0)
+        ct_cuda_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->encoded, p[14], p[15], N,
+                                  C, s);
+    ct_cuda_matmul_forward(G->ctx, a->logits, NULL, a->lnf, p[0], NULL, N, C, Vp, s);
+    G->last_B = B;
+    G->last_T = T;
+    G->have_targets = targets != NULL;
+    m->last_targets = targets;
+    if (!targets) return 0.0f;
+    ct_cuda_xent_forward_backward(a->losses, a->logits, a->targets, 0.0f, N, d->V, Vp, s);
+    /* the one host wait of a forward: the loss, for logging and the guards */
+    ct_cuda_copy(G->host_losses, a->losses, (size_t)N * sizeof(float), s);
+    ct_cuda_stream_sync(s);
+    double sum = 0.0;
+    for (int i = 0; i < N; i++) sum += G->host_losses[i];
+    return (float)(sum / N);
+}
+
+const float *ct__gpt2_gpu_logits_row(ct_gpt2_t *m, int row)
+{
+    ct_gpt2_gpu_t *G = m->gpu;
+    const int Vp = m->d.Vp;
+    ct_cuda_copy(G->host_row_bf, G->a.logits + (size_t)row * Vp, (size_t)Vp * sizeof(ct_bf16_t),
+                 G->stream);
+    ct_cuda_stream_sync(G->stream);
+    for (int v = 0; v < Vp; v++) {
+        uint32_t bits = (uint32_t)G->host_row_bf[v] << 16;
+        memcpy(&G->host_row[v], &bits, sizeof bits);
+    }
+    return G->host_row;
+}
+
+/* ---- backward ------------------------------------------------------------- */
+
+/* Tensors with one slice per layer (all but wte, wpe, lnfw, lnfb). */
+static int per_layer(int i) { return i >= 2 && i <= 13; }
+
+/* Starts the DP all-reduce of layer l's gradient slices on the comm stream,
+ * after the compute stream has finished them. */
+static void reduce_layer(ct_gpt2_t *m, int l)
+{
+    ct_gpt2_gpu_t *G = m->gpu;
+    ct_cuda_event_record(G->ev_layer[l], G->stream);
+    ct_cuda_stream_wait_event(G->comm_stream, G->ev_layer[l]);
+    ct_comm_set_activity("dp gradient reduce of layer %d", l);
+    ct_comm_group_begin();
+    for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++) {
+        if (!per_layer(i)) continue;
+        size_t n = m->sizes[i] / (size_t)m->d.L;
+        float *gi = G->g[i] + (size_t)l * n;
+        if (ct_comm_allreduce(G->dev.dp, gi, gi, n, CT_DTYPE_F32, CT_OP_AVG, G->comm_stream) !=
+            CT_OK)
+            ct_comm_abort(1);
+    }
+    if (ct_comm_group_end() != CT_OK) ct_comm_abort(1);
+}
+
+void ct__gpt2_gpu_backward(ct_gpt2_t *m, const int32_t *inputs, int B, int T, float loss_scale)
+{
+    ct_gpt2_gpu_t *G = m->gpu;
+    const ct_gpt2_dims_t *d = &m->d;
+    const int L = d->L, C = d->C, NH = d->NH, HS = C / NH, Vp = d->Vp, N = B * T;
+    CT_ASSERT(G->have_targets && B == G->last_B && T == G->last_T);
+    gpu_acts_t *a = &G->a;
+    ct_bf16_t *const *p = G->p.t;
+    float *const *g = G->g;
+    void *s = G->stream;
+    ct_cuda_t *ctx = G->ctx;
+    const size_t NC = (size_t)N * C;
+    const int ln_all = G->recompute != CT_RECOMPUTE_LN_GELU, gelu_all = G->recompute == CT_RECOMPUTE_NONE;
+    /* overlap the DP reduce with this backward when it is the last
+     * micro-batch and the optimizer does not use ZeRO's reduce-scatter */
+    wait_reduces(G);
+    const int overlap = G->have_dev && m->grad_sync && !G->zero;
+
+    ct_cuda_xent_forward_backward(a->losses, a->logits, a->targets, loss_scale / (float)N, N,
+                                  d->V, Vp, s);
+    ct_cuda_matmul_backward(ctx, a->dln, g[0], NULL, a->logits, a->lnf, p[0], NULL, a->scratch,
+                            N, C, Vp, s);
+    ct_cuda_zero(a->dres, NC * sizeof(float), s);
+    const float *last = L > 0 ? a->residual3 + (size_t)(L - 1) * NC : a->encoded;
+    ct_cuda_layernorm_backward(a->dres, a->dres_bf, g[14], g[15], a->dln, last, p[14],
+                               a->lnf_mean, a->lnf_rstd, a->scratch, N, C, s);
+    for (int l = L - 1; l >= 0; l--) {
+        const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * NC;
+        const float *res2 = a->residual2 + l * NC;
+        ct_bf16_t *ln1 = a->ln1 + (ln_all ? l * NC : 0), *ln2 = a->ln2 + (ln_all ? l * NC : 0);
+        const ct_bf16_t *qkv = a->qkv + l * 3 * NC, *atty = a->atty + l * NC;
+        const ct_bf16_t *fch = a->fch + l * 4 * NC;
+        ct_bf16_t *fchg = a->fch_gelu + (gelu_all ? l * 4 * NC : 0);
+        const float *stats = a->att_stats + (size_t)l * B * NH * T;
+        float *ln1_mean = a->ln1_mean + (size_t)l * N, *ln1_rstd = a->ln1_rstd + (size_t)l * N;
+        float *ln2_mean = a->ln2_mean + (size_t)l * N, *ln2_rstd = a->ln2_rstd + (size_t)l * N;
+
+        if (!gelu_all) ct_cuda_gelu_forward(fchg, fch, (long)(4 * NC), s);
+        /* fcproj, with GELU's backward fused: dfch = (dres @ W) * gelu'(fch) */
+        ct_cuda_matmul_backward(ctx, a->dfch, g[12] + (size_t)l * C * 4 * C, g[13] + (size_t)l * C,
+                                a->dres_bf, fchg, p[12] + (size_t)l * C * 4 * C, fch, a->scratch,
+                                N, 4 * C, C, s);
+        if (!ln_all)
+            ct_cuda_layernorm_forward(ln2, ln2_mean, ln2_rstd, res2, p[8] + (size_t)l * C,
+                                      p[9] + (size_t)l * C, N, C, s);
+        ct_cuda_matmul_backward(ctx, a->dln, g[10] + (size_t)l * 4 * C * C,
+                                g[11] + (size_t)l * 4 * C, a->dfch, ln2,
+                                p[10] + (size_t)l * 4 * C * C, NULL, a->scratch, N, C, 4 * C, s);
+        ct_cuda_layernorm_backward(a->dres, a->dres_bf, g[8] + (size_t)l * C, g[9] + (size_t)l * C,
+                                   a->dln, res2, p[8] + (size_t)l * C, ln2_mean, ln2_rstd,
+                                   a->scratch, N, C, s);
+        /* dres is now d(residual2) */
+        ct_cuda_matmul_backward(ctx, a->datty, g[6] + (size_t)l * C * C, g[7] + (size_t)l * C,
+                                a->dres_bf, atty, p[6] + (size_t)l * C * C, NULL, a->scratch, N,
+                                C, C, s);
+        ct_cuda_attention_backward(ctx, a->dqkv, a->datty, qkv, atty, stats, B, T, NH, HS, s);
+        if (!ln_all)
+            ct_cuda_layernorm_forward(ln1, ln1_mean, ln1_rstd, residual, p[2] + (size_t)l * C,
+                                      p[3] + (size_t)l * C, N, C, s);
+        ct_cuda_matmul_backward(ctx, a->dln, g[4] + (size_t)l * 3 * C * C,
+                                g[5] + (size_t)l * 3 * C, a->dqkv, ln1,
+                                p[4] + (size_t)l * 3 * C * C, NULL, a->scratch, N, C, 3 * C, s);
+        ct_cuda_layernorm_backward(a->dres, a->dres_bf, g[2] + (size_t)l * C, g[3] + (size_t)l * C,
+                                   a->dln, residual, p[2] + (size_t)l * C, ln1_mean, ln1_rstd,
+                                   a->scratch, N, C, s);
+        if (overlap) reduce_layer(m, l);
+    }
+    ct_cuda_encoder_backward(g[0], g[1], a->dres, a->inputs, B, T, C, s);
+    G->reduce_started = overlap;
+}
+
+/* ---- optimizer -------------------------------------------------------------- */
+
+static uint32_t sr_seed(int t, int i)
+{
+    uint64_t z = (uint64_t)t * 0x9E3779B97F4A7C15ull + (uint64_t)(i + 1) * 0xBF58476D1CE4E5B9ull;
+    z ^= z >> 31;
+    z *= 0x94D049BB133111EBull;
+    z ^= z >> 29;
+    uint32_t s = (uint32_t)z;
+    return s ? s : 1u;
+}
+
+ct_status_t ct__gpt2_gpu_optim_step(ct_optim_t *o, ct_gpt2_t *m, const ct_optim_config_t *cfg,
+                                    float lr, int t, float *norm_p)
+{
+    ct_gpt2_gpu_t *G = m->gpu;
+    gpu_acts_t *a = &G->a;
+    void *s = G->stream;
+    ct_status_t st = CT_OK;
+    double t0 = ct_time_now();
+
+    /* 1. average gradients over DP on the comm stream: what the backward did
+     * not already reduce (wte, wpe, lnf), or ZeRO's reduce-scatter */
+    if (G->have_dev) {
+        ct_cuda_event_record(G->ev_backward, s);
+        ct_cuda_stream_wait_event(G->comm_stream, G->ev_backward);
+        if (o->zero) {
+            ct_comm_set_activity("step %d: dp gradient reduce-scatter", t);
+            st = ct_comm_reduce_scatter(G->dev.dp, G->grads, G->grads + o->start, o->count,
+                                        CT_DTYPE_F32, CT_OP_AVG, G->comm_stream);
+        } else {
+            ct_comm_set_activity("step %d: dp gradient reduce", t);
+            ct_comm_group_begin();
+            for (int i = 0; i < CT_GPT2_NUM_TENSORS && st == CT_OK; i++) {
+                if (G->reduce_started && per_layer(i)) continue;
+                st = ct_comm_allreduce(G->dev.dp, G->g[i], G->g[i], m->sizes[i], CT_DTYPE_F32,
+                                       CT_OP_AVG, G->comm_stream);
+            }
+            ct_status_t st_end = ct_comm_group_end();
+            if (st == CT_OK) st = st_end;
+        }
+        if (st != CT_OK) return st;
+        ct_cuda_event_record(G->ev_reduced, G->comm_stream);
+        ct_cuda_stream_wait_event(s, G->ev_reduced);
+    }
+    G->reduce_started = 0;
+
+    /* 2. global norm of the owned slice; with ZeRO summed over DP */
+    ct_cuda_sumsq(a->sumsq, G->grads + o->start, (long)o->count, 0, a->scratch, s);
+    if (G->have_dev && o->zero) {
+        ct_comm_set_activity("step %d: gradient norm", t);
+        if ((st = ct_comm_allreduce(G->dev.dp, a->sumsq, a->sumsq, 1, CT_DTYPE_F32, CT_OP_SUM, s)) !=
+            CT_OK)
+            return st;
+    }
+
+    /* 3. AdamW on the owned slice, tensor by tensor for the decay rule; the
+     * kernel reads the norm on the device (clip scale, non-finite skip) */
+    const size_t lo = o->start, hi = o->start + o->count;
+    for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++) {
+        size_t b0 = m->offsets[i] > lo ? m->offsets[i] : lo;
+        size_t b1 = m->offsets[i] + m->sizes[i] < hi ? m->offsets[i] + m->sizes[i] : hi;
+        if (b0 >= b1) continue;
+        float wd = ct_gpt2_tensor_decays(i) ? cfg->weight_decay : 0.0f;
+        ct_cuda_adamw_update(G->master + b0, o->zero ? NULL : G->params + b0, G->grads + b0,
+                             G->m + (b0 - lo), G->v + (b0 - lo), (long)(b1 - b0), lr, cfg->beta1,
+                             cfg->beta2, cfg->eps, wd, t, a->sumsq, cfg->grad_clip,
+                             G->stochastic ? sr_seed(t, i) : 0u, s);
+    }
+
+    /* 4. ZeRO: everyone gets the updated weights */
+    if (G->have_dev && o->zero) {
+        ct_comm_set_activity("step %d: dp parameter all-gather", t);
+        if ((st = ct_comm_allgather(G->dev.dp, G->master + o->start, G->master, o->count,
+                                    CT_DTYPE_F32, s)) != CT_OK)
+            return st;
+        ct_cuda_f32_to_bf16(G->params, G->master, (long)m->num_params, s);
+    }
+
+    /* 5. the one host wait of the step: the norm, for logging and guards;
+     * ct_comm_sync bounds it by comm.timeout_s when NCCL is involved */
+    if (G->have_dev) {
+        ct_comm_set_activity("step %d: waiting for the device", t);
+        if ((st = ct_comm_sync(G->dev.dp, s)) != CT_OK) return st;
+    }
+    float sumsq = 0.0f;
+    ct_cuda_copy(&sumsq, a->sumsq, sizeof(float), s);
+    ct_cuda_stream_sync(s);
+    if (G->have_dev) o->comm_seconds += ct_time_now() - t0; /* includes compute tail */
+    *norm_p = sqrtf(sumsq);
+    return CT_OK;
+}
