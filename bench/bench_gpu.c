@@ -1,0 +1,219 @@
+/* GPU benchmark (bench/gpu.sh): training steps of GPT-2 124M and 350M at
+ * T=1024 with the largest micro-batch that fits, and the bf16 GEMM rate at
+ * 4096^3 through our matmul and through cuBLASLt alone.
+ *   bench_gpu model L NH C [T] [steps]   one model; prints key=value lines
+ *   bench_gpu gemm [M]                   the GEMM comparison
+ * MFU = model FLOPs (6N + 12LCT per token, N without wpe) / time / the
+ * device's bf16 dense peak (table in kernels/cuda/device.cu; CT_PEAK_TFLOPS
+ * overrides). Tokens are random: speed does not depend on them. Exits 77
+ * without a CUDA device. */
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/rng.h"
+#include "core/timer.h"
+#include "kernels/kernels.h"
+#include "trainer/gpt2.h"
+#include "trainer/optim.h"
+
+static double peak_tflops(double table)
+{
+    const char *e = getenv("CT_PEAK_TFLOPS");
+    return e && *e ? atof(e) : table;
+}
+
+/* Tries B = 64, 48, 32, ... until the model and its activations fit. */
+static int bench_model(int L, int NH, int C, int T, int steps)
+{
+    ct_config_t cfg;
+    ct_config_defaults(&cfg);
+    cfg.model.n_layer = L;
+    cfg.model.n_head = NH;
+    cfg.model.n_embd = C;
+    cfg.model.max_seq_len = T;
+    cfg.model.vocab_size = 50257;
+    const int tries[] = {64, 48, 40, 32, 24, 16, 12, 8, 4, 2, 1};
+    ct_gpt2_t m;
+    ct_optim_t o;
+    int B = 0;
+    int saved = ct__log_level;
+    for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+        if (ct_gpt2_init(&m, &cfg.model, 0, 0, NULL) != CT_OK) return 1;
+        if (ct_optim_init(&o, &m, 0, NULL, 25) != CT_OK) return 1;
+        ct_gpt2_init_weights(&m, 1, 0.02f);
+        ct__log_level = CT_LOG_LEVEL_WARN - 1; /* quiet out-of-memory tries */
+        ct_status_t st = ct_gpt2_gpu_init(&m, &o, &cfg, NULL, 0, tries[i], T);
+        ct__log_level = saved;
+        if (st == CT_OK) {
+            B = tries[i];
+            break;
+        }
+        ct_optim_free(&o);
+        ct_gpt2_free(&m);
+        if (st != CT_ERR_NO_MEMORY) return 1;
+    }
+    if (!B) {
+        fprintf(stderr, "bench_gpu: not even B=1 fits\n");
+        return 1;
+    }
+    int32_t *inp = malloc((size_t)B * T * sizeof *inp), *tgt = malloc((size_t)B * T * sizeof *tgt);
+    ct_rng_t r;
+    ct_rng_seed(&r, 5, 0, 0);
+    for (long i = 0; i < (long)B * T; i++) {
+        inp[i] = (int32_t)ct_rng_below(&r, 50257);
+        tgt[i] = (int32_t)ct_rng_below(&r, 50257);
+    }
+    double t_sum = 0.0;
+    float loss = 0.0f, norm = 0.0f;
+    for (int s = 0; s < steps + 3; s++) {
+        double t0 = ct_time_now();
+        ct_gpt2_zero_grad(&m);
+        loss = ct_gpt2_forward(&m, inp, tgt, B, T);
+        m.grad_sync = 1;
+        ct_gpt2_backward(&m, inp, B, T, 1.0f);
+        if (ct_optim_step(&o, &m, &cfg.optim, 1e-4f, s + 1, &norm) != CT_OK) return 1;
+        if (s >= 3) t_sum += ct_time_now() - t0; /* 3 warm-up steps */
+    }
+    double dt = t_sum / steps, tokens = (double)B * T;
+    double flops = ct_gpt2_flops_per_token(&m, T) * tokens / dt;
+    double peak = peak_tflops(ct_gpt2_gpu_peak_tflops(&m)) * 1e12;
+    printf("model L=%d NH=%d C=%d T=%d B=%d params=%.1fM device=\"%s\"\n", L, NH, C, T, B,
+           m.num_params / 1e6, ct_gpt2_gpu_device_name(&m));
+    printf("  ms_per_step=%.1f tokens_per_s=%.0f tflops=%.1f mfu=%s%.1f%% peak_mem_mib=%.0f "
+           "loss=%.3f\n",
+           dt * 1e3, tokens / dt, flops / 1e12, peak > 0 ? "" : "(unknown peak) ",
+           peak > 0 ? 100.0 * flops / peak : 0.0, ct_gpt2_gpu_peak_memory(&m) / 1048576.0, loss);
+    free(inp);
+    free(tgt);
+    ct_gpt2_gpu_free(&m);
+    ct_optim_free(&o);
+    ct_gpt2_free(&m);
+    ct_config_free(&cfg);
+    return 0;
+}
+
+/* cuBLASLt alone: D = A^T B in bf16 with fp32 compute, the best of the
+ * heuristic's first 8 algorithms; returns TFLOP/s. */
+static double gemm_lt(int M, void *A, void *Bm, void *D, void *ws, size_t ws_bytes)
+{
+    cublasLtHandle_t lt;
+    cublasLtCreate(&lt);
+    cublasLtMatmulDesc_t op;
+    cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+    cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+    cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+    cublasLtMatrixLayout_t la, lb, ld;
+    cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, M, M, M);
+    cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, M, M, M);
+    cublasLtMatrixLayoutCreate(&ld, CUDA_R_16BF, M, M, M);
+    cublasLtMatmulPreference_t pref;
+    cublasLtMatmulPreferenceCreate(&pref);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes,
+                                         sizeof ws_bytes);
+    cublasLtMatmulHeuristicResult_t res[8];
+    int n = 0;
+    cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, ld, ld, pref, 8, res, &n);
+    float alpha = 1.0f, beta = 0.0f;
+    double best = 0.0;
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    for (int k = 0; k < n; k++) {
+        for (int w = 0; w < 3; w++)
+            cublasLtMatmul(lt, op, &alpha, A, la, Bm, lb, &beta, D, ld, D, ld, &res[k].algo, ws,
+                           ws_bytes, 0);
+        cudaEventRecord(e0, 0);
+        for (int it = 0; it < 20; it++)
+            cublasLtMatmul(lt, op, &alpha, A, la, Bm, lb, &beta, D, ld, D, ld, &res[k].algo, ws,
+                           ws_bytes, 0);
+        cudaEventRecord(e1, 0);
+        cudaEventSynchronize(e1);
+        float ms;
+        cudaEventElapsedTime(&ms, e0, e1);
+        double tf = 2.0 * M * (double)M * M * 20 / (ms * 1e-3) / 1e12;
+        if (tf > best) best = tf;
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    cublasLtMatmulPreferenceDestroy(pref);
+    cublasLtMatrixLayoutDestroy(la);
+    cublasLtMatrixLayoutDestroy(lb);
+    cublasLtMatrixLayoutDestroy(ld);
+    cublasLtMatmulDescDestroy(op);
+    cublasLtDestroy(lt);
+    return best;
+}
+
+static int bench_gemm(int M)
+{
+    ct_cuda_t *ctx;
+    if (ct_cuda_init(0, CT_ATTN_PLAIN, &ctx) != CT_OK) return 1;
+    size_t bytes = (size_t)M * M * sizeof(ct_bf16_t), ws_bytes = 32u << 20;
+    void *A, *Bm, *D, *ws;
+    if (ct_cuda_alloc(ctx, bytes, "A", &A) || ct_cuda_alloc(ctx, bytes, "B", &Bm) ||
+        ct_cuda_alloc(ctx, bytes, "D", &D) || ct_cuda_alloc(ctx, ws_bytes, "ws", &ws))
+        return 1;
+    float *tmp;
+    if (ct_cuda_alloc(ctx, (size_t)M * M * sizeof(float), "init", (void **)&tmp)) return 1;
+    float *h = malloc((size_t)M * M * sizeof(float));
+    ct_rng_t r;
+    ct_rng_seed(&r, 3, 0, 0);
+    for (long i = 0; i < (long)M * M; i++) h[i] = ct_rng_normal(&r) * 0.02f;
+    ct_cuda_copy(tmp, h, (size_t)M * M * sizeof(float), NULL);
+    ct_cuda_f32_to_bf16(A, tmp, (long)M * M, NULL);
+    ct_cuda_f32_to_bf16(Bm, tmp, (long)M * M, NULL);
+    ct_cuda_stream_sync(NULL);
+    free(h);
+    /* ours: out (N=M, OC=M) = inp (M, C=M) @ weight^T */
+    double ours = 0.0;
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    for (int rep = 0; rep < 3; rep++) {
+        for (int w = 0; w < 3; w++) ct_cuda_matmul_forward(ctx, D, NULL, A, Bm, NULL, M, M, M, NULL);
+        cudaEventRecord(e0, 0);
+        for (int it = 0; it < 20; it++)
+            ct_cuda_matmul_forward(ctx, D, NULL, A, Bm, NULL, M, M, M, NULL);
+        cudaEventRecord(e1, 0);
+        cudaEventSynchronize(e1);
+        float ms;
+        cudaEventElapsedTime(&ms, e0, e1);
+        double tf = 2.0 * M * (double)M * M * 20 / (ms * 1e-3) / 1e12;
+        if (tf > ours) ours = tf;
+    }
+    double lt = gemm_lt(M, A, Bm, D, ws, ws_bytes);
+    double peak = peak_tflops(ct_cuda_peak_bf16_tflops(ctx));
+    printf("gemm M=N=K=%d bf16: ours %.1f TFLOP/s, cuBLASLt alone %.1f TFLOP/s (%.1f%%)%s\n", M,
+           ours, lt, 100.0 * ours / lt, peak > 0 ? "" : "");
+    if (peak > 0) printf("  = %.1f%% of the %.0f TFLOP/s bf16 dense peak\n", 100.0 * ours / peak, peak);
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    ct_cuda_dealloc(A);
+    ct_cuda_dealloc(Bm);
+    ct_cuda_dealloc(D);
+    ct_cuda_dealloc(ws);
+    ct_cuda_dealloc(tmp);
+    ct_cuda_free(ctx);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    ct_log_init();
+    if (ct_cuda_device_count() == 0) {
+        fprintf(stderr, "bench_gpu: no CUDA device available\n");
+        return 77;
+    }
+    if (argc >= 2 && strcmp(argv[1], "gemm") == 0) return bench_gemm(argc > 2 ? atoi(argv[2]) : 4096);
+    if (argc >= 5 && strcmp(argv[1], "model") == 0)
+        return bench_model(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]),
+                           argc > 5 ? atoi(argv[5]) : 1024, argc > 6 ? atoi(argv[6]) : 10);
+    fprintf(stderr, "usage: bench_gpu model L NH C [T] [steps] | bench_gpu gemm [M]\n");
+    return 2;
+}
