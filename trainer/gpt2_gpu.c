@@ -326,7 +326,10 @@ float ct__gpt2_gpu_forward(ct_gpt2_t *m, const int32_t *inputs, const int32_t *t
         float *stats = a->att_stats + (size_t)l * B * NH * T;
         ct_cuda_matmul_forward(G->ctx, qkv, NULL, ln1, p[4] + (size_t)l * 3 * C * C,
                                p[5] + (size_t)l * 3 * C, N, C, 3 * C, s);
-        ct_cuda_attention_forward(G->ctx, atty, stats, qkv, B, T, NH, HS, s);
+        if (targets)
+            ct_cuda_attention_forward(G->ctx, atty, stats, qkv, B, T, NH, HS, s);
+        else /* sampling: any (1, t); no cuDNN plan per length */
+            ct_cuda_attention_forward_plain(atty, stats, qkv, B, T, NH, HS, s);
         ct_cuda_matmul_forward(G->ctx, a->proj, NULL, atty, p[6] + (size_t)l * C * C,
                                p[7] + (size_t)l * C, N, C, C, s);
         ct_cuda_residual_layernorm_forward(res2, ln2, a->ln2_mean + (size_t)l * N,
