@@ -1,0 +1,334 @@
+/* ctrain's CUDA emulator, host side: the thread model behind emu.h's
+ * launches, and the CUDA runtime calls kernels/cuda use, on host memory
+ * (one "device", synchronous streams).
+ *
+ * Thread model: the CUDA threads of a block are fibers (cooperative
+ * coroutines, a small x86-64 stack switch) run by the launching OS thread;
+ * blocks run one after another. A fiber runs until it waits at a barrier
+ * (__syncthreads: every live thread of the block; a warp barrier inside
+ * __shfl_xor_sync: every live lane of the warp) or returns. The last to
+ * arrive releases the others. When no fiber can run but some have not
+ * returned, the kernel is deadlocked (a barrier in divergent code) and the
+ * emulator aborts with what each thread waits for. */
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <vector>
+
+#include "cuda_runtime.h"
+#include "emu.h"
+
+#if !defined(__x86_64__)
+#error "tests/cuda_emu switches stacks in x86-64 assembly"
+#endif
+
+thread_local uint3 threadIdx, blockIdx;
+thread_local dim3 blockDim, gridDim;
+
+extern "C" void ct_emu_switch(void **save_sp, void *new_sp);
+asm(R"(
+.text
+.globl ct_emu_switch
+.type ct_emu_switch,@function
+ct_emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+.size ct_emu_switch, .-ct_emu_switch
+.section .note.GNU-stack,"",@progbits
+.text
+)");
+
+namespace {
+
+enum { RUNNABLE, AT_BLOCK, AT_WARP, DONE };
+const size_t STACK = 64 * 1024;
+
+struct Fiber {
+    void *sp;
+    char *stack;
+    int state;
+    uint3 tid;
+};
+
+struct Launch {
+    std::vector<Fiber> f;
+    std::vector<uint64_t> shfl[2]; /* one slot per thread, double-buffered */
+    std::vector<unsigned char> parity; /* which buffer a lane's next shuffle uses */
+    std::vector<int> warp_live, warp_wait;
+    int live = 0, block_wait = 0, cur = -1;
+    void *sched_sp = nullptr;
+    const std::function<void()> *body = nullptr;
+};
+
+thread_local Launch *L;
+void yield_to_scheduler();
+
+void trampoline()
+{
+    Launch *l = L;
+    (*l->body)();
+    Fiber &me = l->f[(size_t)l->cur];
+    me.state = DONE;
+    int w = l->cur / 32;
+    l->live--;
+    l->warp_live[(size_t)w]--;
+    /* a barrier the others wait at may now be complete */
+    if (l->block_wait > 0 && l->block_wait == l->live) {
+        for (auto &x : l->f)
+            if (x.state == AT_BLOCK) x.state = RUNNABLE;
+        l->block_wait = 0;
+    }
+    if (l->warp_wait[(size_t)w] > 0 && l->warp_wait[(size_t)w] == l->warp_live[(size_t)w]) {
+        for (int i = w * 32; i < w * 32 + 32 && i < (int)l->f.size(); i++)
+            if (l->f[(size_t)i].state == AT_WARP) l->f[(size_t)i].state = RUNNABLE;
+        l->warp_wait[(size_t)w] = 0;
+    }
+    yield_to_scheduler();
+    abort(); /* never resumed */
+}
+
+/* Switches from the current fiber straight to the next runnable one (round
+ * robin), or to the scheduler when none is (deadlock or end of block). */
+void yield_to_scheduler()
+{
+    Launch *l = L;
+    Fiber &me = l->f[(size_t)l->cur];
+    const int n = (int)l->f.size();
+    for (int k = 1; k <= n; k++) {
+        int t = (l->cur + k) % n;
+        if (l->f[(size_t)t].state == RUNNABLE) {
+            l->cur = t;
+            threadIdx = l->f[(size_t)t].tid;
+            ct_emu_switch(&me.sp, l->f[(size_t)t].sp);
+            return;
+        }
+    }
+    ct_emu_switch(&me.sp, l->sched_sp);
+}
+
+void start_fiber(Fiber &fb)
+{
+    uintptr_t top = ((uintptr_t)(fb.stack + STACK)) & ~(uintptr_t)15;
+    void **sp = (void **)top;
+    *--sp = nullptr;                 /* trampoline's (unused) return address */
+    *--sp = (void *)&trampoline;     /* popped by ret */
+    for (int i = 0; i < 6; i++) *--sp = nullptr; /* rbp rbx r12-r15 */
+    fb.sp = sp;
+    fb.state = RUNNABLE;
+}
+
+} // namespace
+
+void ct_emu_syncthreads(void)
+{
+    Launch *l = L;
+    if (++l->block_wait == l->live) { /* the last to arrive: release all */
+        for (auto &x : l->f)
+            if (x.state == AT_BLOCK) x.state = RUNNABLE;
+        l->block_wait = 0;
+        return;
+    }
+    l->f[(size_t)l->cur].state = AT_BLOCK;
+    yield_to_scheduler();
+}
+
+static void warp_barrier(Launch *l, int w)
+{
+    if (++l->warp_wait[(size_t)w] == l->warp_live[(size_t)w]) {
+        for (int i = w * 32; i < w * 32 + 32 && i < (int)l->f.size(); i++)
+            if (l->f[(size_t)i].state == AT_WARP) l->f[(size_t)i].state = RUNNABLE;
+        l->warp_wait[(size_t)w] = 0;
+        return;
+    }
+    l->f[(size_t)l->cur].state = AT_WARP;
+    yield_to_scheduler();
+}
+
+uint64_t ct_emu_shfl_xor(unsigned mask, uint64_t v, int lane_mask)
+{
+    Launch *l = L;
+    int t = l->cur, w = t / 32, lane = t % 32;
+    if (mask == 0xffffffffu && l->warp_live[(size_t)w] != 32) {
+        fprintf(stderr, "cuda_emu: full-mask __shfl_xor_sync in block %u, warp %d with %d live "
+                        "lanes\n", blockIdx.x, w, l->warp_live[(size_t)w]);
+        abort();
+    }
+    /* one barrier per shuffle: buffer p is written again only two shuffles
+     * later, after a barrier every lane passes after reading it */
+    int p = l->parity[(size_t)t];
+    l->parity[(size_t)t] = (unsigned char)(p ^ 1);
+    l->shfl[p][(size_t)t] = v;
+    warp_barrier(l, w);
+    return l->shfl[p][(size_t)(w * 32 + (lane ^ lane_mask))];
+}
+
+float ct_emu_atomic_add(float *addr, float v)
+{
+    float old = *addr; /* fibers never run concurrently */
+    *addr = old + v;
+    return old;
+}
+
+void ct_emu_run(dim3 grid, dim3 block, const std::function<void()> &body)
+{
+    const int nt = (int)(block.x * block.y * block.z);
+    const long nb = (long)grid.x * grid.y * grid.z;
+    if (nt <= 0 || nt > 1024 || nb <= 0 || grid.y > 65535 || grid.z > 65535) {
+        fprintf(stderr, "cuda_emu: invalid launch grid (%u,%u,%u) block (%u,%u,%u)\n", grid.x,
+                grid.y, grid.z, block.x, block.y, block.z);
+        abort();
+    }
+    Launch *saved = L;
+    Launch l;
+    L = &l;
+    l.body = &body;
+    l.f.resize((size_t)nt);
+    l.shfl[0].resize((size_t)nt);
+    l.shfl[1].resize((size_t)nt);
+    l.parity.resize((size_t)nt);
+    l.warp_live.resize((size_t)(nt + 31) / 32);
+    l.warp_wait.resize(l.warp_live.size());
+    static thread_local std::vector<char *> pool; /* stacks, reused by launches */
+    while (pool.size() < (size_t)nt) pool.push_back((char *)malloc(STACK));
+    for (int t = 0; t < nt; t++) {
+        l.f[(size_t)t].stack = pool[(size_t)t];
+        l.f[(size_t)t].tid =
+            make_uint3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
+    }
+    blockDim = block;
+    gridDim = grid;
+    for (long b = 0; b < nb; b++) {
+        blockIdx = make_uint3(b % grid.x, (b / grid.x) % grid.y, b / (grid.x * grid.y));
+        l.live = nt;
+        l.block_wait = 0;
+        for (size_t w = 0; w < l.warp_live.size(); w++) {
+            l.warp_live[w] = (int)w * 32 + 32 <= nt ? 32 : nt - (int)w * 32;
+            l.warp_wait[w] = 0;
+        }
+        for (auto &fb : l.f) start_fiber(fb);
+        for (auto &p : l.parity) p = 0;
+        for (;;) {
+            bool ran = false;
+            for (int t = 0; t < nt; t++) {
+                if (l.f[(size_t)t].state != RUNNABLE) continue;
+                ran = true;
+                l.cur = t;
+                threadIdx = l.f[(size_t)t].tid;
+                ct_emu_switch(&l.sched_sp, l.f[(size_t)t].sp);
+            }
+            if (l.live == 0) break;
+            if (!ran) {
+                fprintf(stderr, "cuda_emu: deadlock in block %ld: %d threads live, %d at "
+                                "__syncthreads", b, l.live, l.block_wait);
+                for (size_t w = 0; w < l.warp_wait.size(); w++)
+                    if (l.warp_wait[w]) fprintf(stderr, ", %d of warp %zu at a shuffle",
+                                                l.warp_wait[w], w);
+                fprintf(stderr, "\n");
+                abort();
+            }
+        }
+    }
+    L = saved;
+}
+
+/* ---- runtime ------------------------------------------------------------- */
+static cudaError_t last_error = cudaSuccess;
+
+extern "C" {
+cudaError_t ct_emu_cudaMalloc(void **p, size_t n)
+{
+    *p = aligned_alloc(256, (n + 255) / 256 * 256);
+    if (!*p) return last_error = cudaErrorMemoryAllocation;
+    memset(*p, 0xA5, n); /* garbage, as device memory is */
+    return cudaSuccess;
+}
+cudaError_t ct_emu_cudaFree(void *p)
+{
+    free(p);
+    return cudaSuccess;
+}
+cudaError_t ct_emu_cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKind k,
+                                   cudaStream_t st)
+{
+    memmove(d, s, n);
+    return cudaSuccess;
+}
+cudaError_t ct_emu_cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t st)
+{
+    memset(d, v, n);
+    return cudaSuccess;
+}
+cudaError_t ct_emu_cudaStreamSynchronize(cudaStream_t s) { return cudaSuccess; }
+cudaError_t ct_emu_cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t ct_emu_cudaStreamQuery(cudaStream_t s) { return cudaSuccess; }
+cudaError_t ct_emu_cudaGetLastError(void)
+{
+    cudaError_t e = last_error;
+    last_error = cudaSuccess;
+    return e;
+}
+cudaError_t ct_emu_cudaPeekAtLastError(void) { return last_error; }
+const char *ct_emu_cudaGetErrorString(cudaError_t e)
+{
+    return e == cudaSuccess ? "no error (emulated)" : "emulated CUDA error";
+}
+cudaError_t ct_emu_cudaGetDeviceCount(int *n)
+{
+    *n = 1;
+    return cudaSuccess;
+}
+cudaError_t ct_emu_cudaSetDevice(int d) { return d == 0 ? cudaSuccess : cudaErrorInvalidDevice; }
+cudaError_t ct_emu_cudaGetDevice(int *d)
+{
+    *d = 0;
+    return cudaSuccess;
+}
+cudaError_t ct_emu_cudaGetDeviceProperties(struct cudaDeviceProp *p, int d)
+{
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "ctrain CUDA emulator");
+    p->major = 9;
+    p->minor = 0;
+    p->multiProcessorCount = 1;
+    p->totalGlobalMem = (size_t)8 << 30;
+    return cudaSuccess;
+}
+cudaError_t ct_emu_cudaMemGetInfo(size_t *free_b, size_t *total_b)
+{
+    *free_b = (size_t)4 << 30;
+    *total_b = (size_t)8 << 30;
+    return cudaSuccess;
+}
+cudaError_t ct_emu_cudaStreamCreateWithFlags(cudaStream_t *s, unsigned f)
+{
+    static char dummy[16];
+    *s = (cudaStream_t)(dummy + 1);
+    return cudaSuccess;
+}
+cudaError_t ct_emu_cudaStreamDestroy(cudaStream_t s) { return cudaSuccess; }
+cudaError_t ct_emu_cudaEventCreateWithFlags(cudaEvent_t *e, unsigned f)
+{
+    static char dummy[16];
+    *e = (cudaEvent_t)(dummy + 2);
+    return cudaSuccess;
+}
+cudaError_t ct_emu_cudaEventDestroy(cudaEvent_t e) { return cudaSuccess; }
+cudaError_t ct_emu_cudaEventRecord(cudaEvent_t e, cudaStream_t s) { return cudaSuccess; }
+cudaError_t ct_emu_cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned f)
+{
+    return cudaSuccess;
+}
+}
