@@ -156,6 +156,8 @@ static ct_status_t gpu_setup(ct_gpt2_t *m, ct_optim_t *o, const ct_config_t *cfg
     for (int l = 0; l < d->L; l++) G->ev_layer[l] = ct_cuda_event_create();
     G->B = B;
     G->T = T;
+    m->B = B; /* the activation capacity, wherever the activations live */
+    m->T = T;
     G->recompute = (int)cfg->model.recompute;
     G->stochastic = cfg->optim.stochastic_rounding;
     G->zero = o->zero;
