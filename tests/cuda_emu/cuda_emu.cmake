@@ -58,16 +58,38 @@ add_test(NAME test_gpu_model_emu COMMAND test_gpu_model_emu)
 set_tests_properties(test_gpu_model_emu PROPERTIES LABELS unit TIMEOUT 900
   ENVIRONMENT "OMP_NUM_THREADS=2")
 
+# comm/ with its real nccl backend on the emulated NCCL (MPI underneath), so
+# the GPU path's data parallelism runs under mpirun without GPUs.
+if(CT_HAVE_MPI)
+  add_library(ct_comm_emu STATIC ${CMAKE_SOURCE_DIR}/comm/comm.c ${CMAKE_SOURCE_DIR}/comm/local.c
+              ${CMAKE_SOURCE_DIR}/comm/mpi.c ${CMAKE_SOURCE_DIR}/comm/nccl.c
+              ${CT_EMU_DIR}/emu_nccl.cpp)
+  target_include_directories(ct_comm_emu BEFORE PRIVATE ${CT_EMU_DIR}/include)
+  target_include_directories(ct_comm_emu PRIVATE ${CMAKE_SOURCE_DIR} ${CUDAToolkit_INCLUDE_DIRS})
+  target_compile_definitions(ct_comm_emu PRIVATE CT_HAVE_MPI)
+  target_compile_options(ct_comm_emu PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-std=c++20>)
+  target_link_libraries(ct_comm_emu PUBLIC ct_core ct_kernels_emu Threads::Threads MPI::MPI_C)
+  set(CT_EMU_COMM ct_comm_emu)
+else()
+  set(CT_EMU_COMM ct_comm)
+endif()
+
 # The whole ctrain binary on the emulated device: train.c's GPU wiring
 # (device choice, checkpoints from the device, resume onto it, evaluation,
 # sampling) end to end, by tests/cuda_emu/test_train_emu.sh.
 file(GLOB CT_EMU_TRAINER_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/trainer/*.c)
 list(FILTER CT_EMU_TRAINER_SRC EXCLUDE REGEX "trainer/gpt2_nogpu\\.c$")
 add_executable(ctrain_emu ${CT_EMU_TRAINER_SRC})
-target_link_libraries(ctrain_emu PRIVATE ct_kernels_cpu_emu ct_kernels_emu ct_data ct_comm ct_core
+target_link_libraries(ctrain_emu PRIVATE ct_kernels_cpu_emu ct_kernels_emu ct_data ${CT_EMU_COMM} ct_core
                       ZLIB::ZLIB m stdc++)
 set_target_properties(ctrain_emu PROPERTIES LINKER_LANGUAGE CXX)
 add_test(NAME test_train_emu
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cuda_emu/test_train_emu.sh $<TARGET_FILE:ctrain_emu>)
 set_tests_properties(test_train_emu PROPERTIES LABELS integration TIMEOUT 900
   ENVIRONMENT "CT_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp;OMP_NUM_THREADS=2;CT_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+if(CT_HAVE_MPI)
+  add_test(NAME test_parallel_emu
+    COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cuda_emu/test_parallel_emu.sh $<TARGET_FILE:ctrain_emu>)
+  set_tests_properties(test_parallel_emu PROPERTIES LABELS mpi TIMEOUT 900
+    ENVIRONMENT "CT_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp;OMP_NUM_THREADS=1;CT_SOURCE_DIR=${CMAKE_SOURCE_DIR};MPIEXEC=${MPIEXEC_EXECUTABLE}")
+endif()

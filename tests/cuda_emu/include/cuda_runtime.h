@@ -1,5 +1,5 @@
 /* ctrain's CUDA emulator (tests/cuda_emu): stands in for <cuda_runtime.h>
- * when kernels/cuda/*.cu are compiled as host C++. The runtime functions
+ * when kernels/cuda/(*).cu are compiled as host C++. The runtime functions
  * the kernels and device.cu call are renamed to ct_emu_* (so a binary may
  * also link the real CUDA runtime without clashing) and declared by the
  * real cuda_runtime_api.h under those names; emu_runtime.cpp defines them
