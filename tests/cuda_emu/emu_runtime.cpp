@@ -248,8 +248,14 @@ void ct_emu_run(dim3 grid, dim3 block, const std::function<void()> &body)
 static cudaError_t last_error = cudaSuccess;
 
 extern "C" {
+/* What tests count: device allocations and host waits (stream or device
+ * synchronisations), to check that a training step does neither except
+ * where it should. */
+long ct_emu_count_malloc = 0, ct_emu_count_sync = 0;
+
 cudaError_t ct_emu_cudaMalloc(void **p, size_t n)
 {
+    ct_emu_count_malloc++;
     *p = aligned_alloc(256, (n + 255) / 256 * 256);
     if (!*p) return last_error = cudaErrorMemoryAllocation;
     memset(*p, 0xA5, n); /* garbage, as device memory is */
@@ -271,8 +277,16 @@ cudaError_t ct_emu_cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t st)
     memset(d, v, n);
     return cudaSuccess;
 }
-cudaError_t ct_emu_cudaStreamSynchronize(cudaStream_t s) { return cudaSuccess; }
-cudaError_t ct_emu_cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t ct_emu_cudaStreamSynchronize(cudaStream_t s)
+{
+    ct_emu_count_sync++;
+    return cudaSuccess;
+}
+cudaError_t ct_emu_cudaDeviceSynchronize(void)
+{
+    ct_emu_count_sync++;
+    return cudaSuccess;
+}
 cudaError_t ct_emu_cudaStreamQuery(cudaStream_t s) { return cudaSuccess; }
 cudaError_t ct_emu_cudaGetLastError(void)
 {

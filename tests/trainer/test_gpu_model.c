@@ -134,11 +134,21 @@ static void test_gradients(void)
     ct_config_free(&cfg);
 }
 
-/* STEPS optimizer steps; losses into out[STEPS]. */
+#ifdef CT_TEST_EMU
+/* tests/cuda_emu's counters of device allocations and host waits */
+extern long ct_emu_count_malloc, ct_emu_count_sync;
+#endif
+
+/* STEPS optimizer steps; losses into out[STEPS]. On the emulator, also
+ * checks that a GPU step allocates no device memory and waits for the
+ * device exactly twice: for the loss and for the gradient norm. */
 static void train(ct_gpt2_t *m, ct_optim_t *o, const ct_config_t *cfg, float *out)
 {
     int32_t *inp = malloc(B * T * sizeof *inp), *tgt = malloc(B * T * sizeof *tgt);
     for (int s = 0; s < STEPS; s++) {
+#ifdef CT_TEST_EMU
+        long mallocs = ct_emu_count_malloc, syncs = ct_emu_count_sync;
+#endif
         make_batch(inp, tgt, cfg->model.vocab_size, s % NBATCH);
         ct_gpt2_zero_grad(m);
         out[s] = ct_gpt2_forward(m, inp, tgt, B, T);
@@ -147,6 +157,14 @@ static void train(ct_gpt2_t *m, ct_optim_t *o, const ct_config_t *cfg, float *ou
         float norm;
         CHECK(ct_optim_step(o, m, &cfg->optim, cfg->optim.lr, s + 1, &norm) == CT_OK);
         CHECK(isfinite(norm));
+#ifdef CT_TEST_EMU
+        if (m->gpu) {
+            CHECK_MSG(ct_emu_count_malloc == mallocs, "step %d allocated device memory %ld times",
+                      s + 1, ct_emu_count_malloc - mallocs);
+            CHECK_MSG(ct_emu_count_sync - syncs == 2, "step %d waited for the device %ld times",
+                      s + 1, ct_emu_count_sync - syncs);
+        }
+#endif
     }
     free(inp);
     free(tgt);
