@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/rng.h"
 #include "core/timer.h"
 #include "kernels/kernels.h"
 #include "trainer/gpt2.h"
@@ -67,10 +68,8 @@ struct ct_gpt2_gpu {
     bf16_tensors_t p;
     float *g[CT_GPT2_NUM_TENSORS];
     gpu_acts_t a;
-    int B, T, recompute, stochastic, zero;
+    int recompute, stochastic, zero;
     int last_B, last_T;
-    const int32_t *last_targets_host;
-    int have_targets;
     float *host_losses;  /* (N) */
     float *host_row;     /* (Vp) */
     ct_bf16_t *host_row_bf; /* (Vp) */
@@ -154,8 +153,6 @@ static ct_status_t gpu_setup(ct_gpt2_t *m, ct_optim_t *o, const ct_config_t *cfg
     G->ev_layer = calloc((size_t)d->L, sizeof(void *));
     CT_ASSERT(G->ev_layer != NULL);
     for (int l = 0; l < d->L; l++) G->ev_layer[l] = ct_cuda_event_create();
-    G->B = B;
-    G->T = T;
     m->B = B; /* the activation capacity, wherever the activations live */
     m->T = T;
     G->recompute = (int)cfg->model.recompute;
@@ -308,7 +305,7 @@ float ct__gpt2_gpu_forward(ct_gpt2_t *m, const int32_t *inputs, const int32_t *t
     ct_gpt2_gpu_t *G = m->gpu;
     const ct_gpt2_dims_t *d = &m->d;
     const int L = d->L, C = d->C, NH = d->NH, HS = C / NH, Vp = d->Vp, N = B * T;
-    CT_ASSERT(N <= G->B * G->T && T <= G->T && T <= d->maxT);
+    CT_ASSERT(N <= m->B * m->T && T <= m->T && T <= d->maxT);
     gpu_acts_t *a = &G->a;
     ct_bf16_t *const *p = G->p.t;
     void *s = G->stream;
@@ -354,13 +351,9 @@ float ct__gpt2_gpu_forward(ct_gpt2_t *m, const int32_t *inputs, const int32_t *t
                                                a->proj, p[14], p[15], N, C, s);
         }
     }
-    if (L == 0)
-        ct_cuda_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->encoded, p[14], p[15], N,
-                                  C, s);
     ct_cuda_matmul_forward(G->ctx, a->logits, NULL, a->lnf, p[0], NULL, N, C, Vp, s);
     G->last_B = B;
     G->last_T = T;
-    G->have_targets = targets != NULL;
     m->last_targets = targets;
     if (!targets) return 0.0f;
     ct_cuda_xent_forward_backward(a->losses, a->logits, a->targets, 0.0f, N, d->V, Vp, s);
@@ -416,7 +409,7 @@ void ct__gpt2_gpu_backward(ct_gpt2_t *m, const int32_t *inputs, int B, int T, fl
     ct_gpt2_gpu_t *G = m->gpu;
     const ct_gpt2_dims_t *d = &m->d;
     const int L = d->L, C = d->C, NH = d->NH, HS = C / NH, Vp = d->Vp, N = B * T;
-    CT_ASSERT(G->have_targets && B == G->last_B && T == G->last_T);
+    CT_ASSERT(m->last_targets != NULL && B == G->last_B && T == G->last_T);
     gpu_acts_t *a = &G->a;
     ct_bf16_t *const *p = G->p.t;
     float *const *g = G->g;
@@ -434,7 +427,7 @@ void ct__gpt2_gpu_backward(ct_gpt2_t *m, const int32_t *inputs, int B, int T, fl
     ct_cuda_matmul_backward(ctx, a->dln, g[0], NULL, a->logits, a->lnf, p[0], NULL, a->scratch,
                             N, C, Vp, s);
     ct_cuda_zero(a->dres, NC * sizeof(float), s);
-    const float *last = L > 0 ? a->residual3 + (size_t)(L - 1) * NC : a->encoded;
+    const float *last = a->residual3 + (size_t)(L - 1) * NC; /* L >= 1 (config) */
     ct_cuda_layernorm_backward(a->dres, a->dres_bf, g[14], g[15], a->dln, last, p[14],
                                a->lnf_mean, a->lnf_rstd, a->scratch, N, C, s);
     for (int l = L - 1; l >= 0; l--) {
@@ -484,13 +477,11 @@ void ct__gpt2_gpu_backward(ct_gpt2_t *m, const int32_t *inputs, int B, int T, fl
 
 /* ---- optimizer -------------------------------------------------------------- */
 
+/* The stochastic-rounding seed of step t, tensor i (never 0: 0 means
+ * round to nearest). */
 static uint32_t sr_seed(int t, int i)
 {
-    uint64_t z = (uint64_t)t * 0x9E3779B97F4A7C15ull + (uint64_t)(i + 1) * 0xBF58476D1CE4E5B9ull;
-    z ^= z >> 31;
-    z *= 0x94D049BB133111EBull;
-    z ^= z >> 29;
-    uint32_t s = (uint32_t)z;
+    uint32_t s = (uint32_t)ct_splitmix64(((uint64_t)(uint32_t)t << 32) | (uint32_t)i);
     return s ? s : 1u;
 }
 

@@ -546,9 +546,8 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
         if ((st = run_eval(&c, c.step, &sum)) != CT_OK) goto out;
     if (c.step != last_saved && (st = save_ckpt(&c)) != CT_OK) goto out;
     if (c.step >= total && sum.steps_run > 0) print_sample(&c, c.step);
-    CT_LOG_INFO_R0("done: %lld steps in %.1f s, peak RSS %.0f MiB%s", (long long)sum.steps_run,
-                   ct_time_now() - t_start, peak_usage().ru_maxrss / 1024.0,
-                   c.model.gpu ? ", device memory below" : "");
+    CT_LOG_INFO_R0("done: %lld steps in %.1f s, peak RSS %.0f MiB", (long long)sum.steps_run,
+                   ct_time_now() - t_start, peak_usage().ru_maxrss / 1024.0);
     if (c.model.gpu)
         CT_LOG_INFO_R0("peak device memory %.0f MiB on %s",
                        ct_gpt2_gpu_peak_memory(&c.model) / 1048576.0,

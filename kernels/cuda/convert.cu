@@ -6,13 +6,7 @@
 #include "kernels/cuda/cuda_common.cuh"
 
 #define CT_CONV_BLOCK 256
-#define CT_CONV_MAX_GRID 65536L
-
-static int conv_grid(long n)
-{
-    long g = (n + CT_CONV_BLOCK - 1) / CT_CONV_BLOCK;
-    return (int)(g < CT_CONV_MAX_GRID ? g : CT_CONV_MAX_GRID);
-}
+#define conv_grid(n) ct__grid_stride_blocks(n, CT_CONV_BLOCK)
 
 static __global__ void ct__f32_to_bf16_kernel(ct_bf16_t *__restrict__ dst,
                                               const float *__restrict__ src, long n)

@@ -48,6 +48,17 @@ void ct__cudnn_attention_backward(ct_cuda_t *ctx, ct_bf16_t *dqkv, const ct_bf16
 static inline cudaStream_t ct__stream(void *s) { return (cudaStream_t)s; }
 static inline int ct__ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
 
+/* Blocks for a grid-stride loop over `work` items with `block` threads:
+ * one item per thread, at least 1 block, at most 65536 (the loop covers the
+ * rest). */
+#define CT__MAX_GRID 65536L
+static inline int ct__grid_stride_blocks(long work, int block)
+{
+    long g = (work + block - 1) / block;
+    if (g < 1) g = 1;
+    return (int)(g < CT__MAX_GRID ? g : CT__MAX_GRID);
+}
+
 /* 128-bit packs of bf16 / fp32 for vectorised loads and stores. */
 struct __align__(16) ct__bf16x8 { __nv_bfloat16 v[8]; };
 struct __align__(16) ct__f32x4 { float v[4]; };

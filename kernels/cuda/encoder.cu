@@ -10,14 +10,7 @@
 #include "kernels/cuda/cuda_common.cuh"
 
 #define CT_ENC_BLOCK 256
-#define CT_ENC_MAX_GRID 65536L
-
-static int enc_grid(long work)
-{
-    long g = (work + CT_ENC_BLOCK - 1) / CT_ENC_BLOCK;
-    if (g < 1) g = 1;
-    return (int)(g < CT_ENC_MAX_GRID ? g : CT_ENC_MAX_GRID);
-}
+#define enc_grid(work) ct__grid_stride_blocks(work, CT_ENC_BLOCK)
 
 /* vec: C % 4 == 0 and aligned pointers; one step covers 4 channels. */
 static __global__ void ct__encoder_fwd_kernel(float *__restrict__ out,

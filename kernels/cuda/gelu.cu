@@ -8,14 +8,7 @@
 #include "kernels/cuda/cuda_common.cuh"
 
 #define CT_GELU_BLOCK 256
-#define CT_GELU_MAX_GRID 65536L
-
-static int gelu_grid(long work)
-{
-    long g = (work + CT_GELU_BLOCK - 1) / CT_GELU_BLOCK;
-    if (g < 1) g = 1;
-    return (int)(g < CT_GELU_MAX_GRID ? g : CT_GELU_MAX_GRID);
-}
+#define gelu_grid(work) ct__grid_stride_blocks(work, CT_GELU_BLOCK)
 
 /* Two bf16 in one 32-bit word (element 0 in the low half). */
 static __device__ __forceinline__ float lo_bf(unsigned w) { return __uint_as_float(w << 16); }

@@ -19,15 +19,11 @@
 
 #define CT_LN_EPS 1e-5f
 #define CT_LN_WARPS 8 /* rows per block in the row kernels */
-#define CT_LN_MAX_GRID 65536L
 #define CT_LN_MAX_CHUNKS 256 /* row chunks of the dweight/dbias partials */
 #define CT_LN_COL_BLOCK 128  /* columns per block in the partial/reduce kernels */
 
-static int ln_row_grid(int N)
-{
-    long g = ((long)N + CT_LN_WARPS - 1) / CT_LN_WARPS;
-    return (int)(g < CT_LN_MAX_GRID ? g : CT_LN_MAX_GRID);
-}
+/* one warp per row, CT_LN_WARPS rows per block, grid-stride over rows */
+#define ln_row_grid(N) ct__grid_stride_blocks((long)(N), CT_LN_WARPS)
 
 static int aligned(const void *p, unsigned a) { return (uintptr_t)p % a == 0; }
 

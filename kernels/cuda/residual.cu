@@ -6,14 +6,7 @@
 #include "kernels/cuda/cuda_common.cuh"
 
 #define CT_RES_BLOCK 256
-#define CT_RES_MAX_GRID 65536L
-
-static int res_grid(long work)
-{
-    long g = (work + CT_RES_BLOCK - 1) / CT_RES_BLOCK;
-    if (g < 1) g = 1;
-    return (int)(g < CT_RES_MAX_GRID ? g : CT_RES_MAX_GRID);
-}
+#define res_grid(work) ct__grid_stride_blocks(work, CT_RES_BLOCK)
 
 /* out and a may alias: no __restrict__ on them. Each element is read and
  * then written by the same thread. */
