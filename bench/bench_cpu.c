@@ -16,8 +16,7 @@
 #include "core/rng.h"
 #include "core/timer.h"
 #include "kernels/kernels.h"
-#include "trainer/gpt2.h"
-#include "trainer/optim.h"
+#include "model/model.h"
 
 static double sgemm_gflops(int n, int reps)
 {
@@ -84,9 +83,9 @@ int main(int argc, char **argv)
     double sg = sgemm_gflops(2048, 3);
     printf("sgemm 2048^3: %.1f GFLOP/s\n", sg);
 
-    ct_gpt2_t m;
-    if (ct_gpt2_init(&m, &mc, B, T, NULL) != CT_OK) return 1;
-    ct_gpt2_init_weights(&m, 1, 0.02f);
+    ct_model_t m;
+    if (ct_model_init(&m, &mc, B, T, NULL) != CT_OK) return 1;
+    ct_model_init_weights(&m, 1, 0.02f);
     int32_t *inp = malloc(sizeof(int32_t) * B * T), *tgt = malloc(sizeof(int32_t) * B * T);
     ct_rng_t r;
     ct_rng_seed(&r, 1, 2, 3);
@@ -100,10 +99,10 @@ int main(int argc, char **argv)
     float norm;
     for (int s = 0; s <= steps; s++) { /* step 0 is warm-up */
         double t0 = ct_time_now();
-        ct_gpt2_zero_grad(&m);
-        ct_gpt2_forward(&m, inp, tgt, B, T);
+        ct_model_zero_grad(&m);
+        ct_model_forward(&m, inp, tgt, B, T);
         double t1 = ct_time_now();
-        ct_gpt2_backward(&m, inp, B, T, 1.0f);
+        ct_model_backward(&m, inp, B, T, 1.0f);
         double t2 = ct_time_now();
         ct_optim_step(&o, &m, &oc, 1e-4f, s + 1, &norm);
         double t3 = ct_time_now();
@@ -113,7 +112,7 @@ int main(int argc, char **argv)
     struct rusage ru; /* peak of the training steps, before the matmul probe */
     getrusage(RUSAGE_SELF, &ru);
     double ms = 1e3 * total / steps;
-    double flops = ct_gpt2_flops_per_token(&m, T) * B * T;
+    double flops = ct_model_flops_per_token(&m, T) * B * T;
     double gf = flops / (total / steps) / 1e9;
     double mm = model_matmul_gflops(B * T, mc.n_embd, m.d.Vp, 3);
     printf("model: L=%d NH=%d C=%d V=%d, %.1fM params, B=%d T=%d\n", mc.n_layer, mc.n_head,
@@ -126,7 +125,7 @@ int main(int argc, char **argv)
            100.0 * mm / sg);
     printf("peak RSS during training steps: %.0f MiB\n", ru.ru_maxrss / 1024.0);
     ct_optim_free(&o);
-    ct_gpt2_free(&m);
+    ct_model_free(&m);
     free(inp);
     free(tgt);
     return 0;

@@ -18,8 +18,7 @@
 #include "core/rng.h"
 #include "core/timer.h"
 #include "kernels/kernels.h"
-#include "trainer/gpt2.h"
-#include "trainer/optim.h"
+#include "model/model.h"
 
 static double peak_tflops(double table)
 {
@@ -38,23 +37,23 @@ static int bench_model(int L, int NH, int C, int T, int steps)
     cfg.model.max_seq_len = T;
     cfg.model.vocab_size = 50257;
     const int tries[] = {64, 48, 40, 32, 24, 16, 12, 8, 4, 2, 1};
-    ct_gpt2_t m;
+    ct_model_t m;
     ct_optim_t o;
     int B = 0;
     int saved = ct__log_level;
     for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
-        if (ct_gpt2_init(&m, &cfg.model, 0, 0, NULL) != CT_OK) return 1;
+        if (ct_model_init(&m, &cfg.model, 0, 0, NULL) != CT_OK) return 1;
         if (ct_optim_init(&o, &m, 0, NULL, 25) != CT_OK) return 1;
-        ct_gpt2_init_weights(&m, 1, 0.02f);
+        ct_model_init_weights(&m, 1, 0.02f);
         ct__log_level = CT_LOG_LEVEL_WARN - 1; /* quiet out-of-memory tries */
-        ct_status_t st = ct_gpt2_gpu_init(&m, &o, &cfg, NULL, 0, tries[i], T);
+        ct_status_t st = ct_model_to_device(&m, &o, &cfg, NULL, 0, tries[i], T);
         ct__log_level = saved;
         if (st == CT_OK) {
             B = tries[i];
             break;
         }
         ct_optim_free(&o);
-        ct_gpt2_free(&m);
+        ct_model_free(&m);
         if (st != CT_ERR_NO_MEMORY) return 1;
     }
     if (!B) {
@@ -72,27 +71,26 @@ static int bench_model(int L, int NH, int C, int T, int steps)
     float loss = 0.0f, norm = 0.0f;
     for (int s = 0; s < steps + 3; s++) {
         double t0 = ct_time_now();
-        ct_gpt2_zero_grad(&m);
-        loss = ct_gpt2_forward(&m, inp, tgt, B, T);
+        ct_model_zero_grad(&m);
+        loss = ct_model_forward(&m, inp, tgt, B, T);
         m.grad_sync = 1;
-        ct_gpt2_backward(&m, inp, B, T, 1.0f);
+        ct_model_backward(&m, inp, B, T, 1.0f);
         if (ct_optim_step(&o, &m, &cfg.optim, 1e-4f, s + 1, &norm) != CT_OK) return 1;
         if (s >= 3) t_sum += ct_time_now() - t0; /* 3 warm-up steps */
     }
     double dt = t_sum / steps, tokens = (double)B * T;
-    double flops = ct_gpt2_flops_per_token(&m, T) * tokens / dt;
-    double peak = peak_tflops(ct_gpt2_gpu_peak_tflops(&m)) * 1e12;
+    double flops = ct_model_flops_per_token(&m, T) * tokens / dt;
+    double peak = peak_tflops(ct_model_peak_tflops(&m)) * 1e12;
     printf("model L=%d NH=%d C=%d T=%d B=%d params=%.1fM device=\"%s\"\n", L, NH, C, T, B,
-           m.num_params / 1e6, ct_gpt2_gpu_device_name(&m));
+           m.num_params / 1e6, ct_model_device_name(&m));
     printf("  ms_per_step=%.1f tokens_per_s=%.0f tflops=%.1f mfu=%s%.1f%% peak_mem_mib=%.0f "
            "loss=%.3f\n",
            dt * 1e3, tokens / dt, flops / 1e12, peak > 0 ? "" : "(unknown peak) ",
-           peak > 0 ? 100.0 * flops / peak : 0.0, ct_gpt2_gpu_peak_memory(&m) / 1048576.0, loss);
+           peak > 0 ? 100.0 * flops / peak : 0.0, ct_model_peak_memory(&m) / 1048576.0, loss);
     free(inp);
     free(tgt);
-    ct_gpt2_gpu_free(&m);
     ct_optim_free(&o);
-    ct_gpt2_free(&m);
+    ct_model_free(&m);
     ct_config_free(&cfg);
     return 0;
 }

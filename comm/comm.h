@@ -111,7 +111,7 @@ void ct_comm_device_groups_free(ct_comm_groups_t *dev);
  * it and zeroes *g. Collective over the world when MPI runs. */
 void ct_comm_finalize(ct_comm_groups_t *g);
 /* Ends the whole job now, with exit status `code`: MPI_Abort(MPI_COMM_WORLD)
- * when MPI is running, else exit(). Besides trainer/main.c this is the one
+ * when MPI is running, else exit(). Besides cli/main.c this is the one
  * sanctioned way to end the process: the trainer calls it after a rank-local
  * error so that peers blocked in a collective do not wait for the timeout.
  * Also installed as core/log's abort hook, so CT_ASSERT failures take the

@@ -1,6 +1,5 @@
 /* Checkpoint save, load and discovery. The manifest is plain YAML written
  * with fprintf and read back with libcyaml. */
-#include "trainer/ckpt.h"
 
 #include <cyaml/cyaml.h>
 #include <dirent.h>
@@ -14,6 +13,7 @@
 #include <zlib.h>
 
 #include "core/log.h"
+#include "trainer/trainer.h"
 
 #define CKPT_FORMAT "ctrain-ckpt-2"
 
@@ -194,12 +194,12 @@ static void yaml_block(FILE *f, const char *text)
 /* What each rank reports to rank 0 for the manifest: crc32 of its 16
  * parameter tensors (if it wrote params) and of its m and v (if it wrote
  * optimizer state); -1 where it wrote nothing. */
-#define CKPT_INFO_LEN (CT_GPT2_NUM_TENSORS + 2)
+#define CKPT_INFO_LEN (CT_MODEL_MAX_TENSORS + 2)
 
 /* One rank's files: params of TP rank r when write_params, and its
  * optimizer piece (m, v of `count` floats) as optim_tp<r>[_z<z>].bin. */
 static ct_status_t ckpt_write_rank(const char *dir, int tp_rank, int z, const float *params,
-                                   size_t nparams, const size_t *sizes, const size_t *offsets,
+                                   int n_tensors, const size_t *sizes, const size_t *offsets,
                                    int write_params, const float *m, const float *v, size_t count,
                                    int64_t *info)
 {
@@ -207,22 +207,21 @@ static ct_status_t ckpt_write_rank(const char *dir, int tp_rank, int z, const fl
     ct_status_t st = CT_OK;
     for (int i = 0; i < CKPT_INFO_LEN; i++) info[i] = -1;
     if (write_params) {
-        const void *bufs[CT_GPT2_NUM_TENSORS];
-        size_t lens[CT_GPT2_NUM_TENSORS];
-        for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++) {
+        const void *bufs[CT_MODEL_MAX_TENSORS];
+        size_t lens[CT_MODEL_MAX_TENSORS];
+        for (int i = 0; i < n_tensors; i++) {
             bufs[i] = params + offsets[i];
             lens[i] = sizes[i] * sizeof(float);
         }
-        (void)nparams;
         snprintf(path, sizeof path, "%s/params_tp%d.bin", dir, tp_rank);
-        st = write_all_sync(path, bufs, lens, CT_GPT2_NUM_TENSORS, info);
+        st = write_all_sync(path, bufs, lens, n_tensors, info);
     }
     if (st == CT_OK && m) {
         if (z >= 0) snprintf(path, sizeof path, "%s/optim_tp%d_z%d.bin", dir, tp_rank, z);
         else snprintf(path, sizeof path, "%s/optim_tp%d.bin", dir, tp_rank);
         const void *bufs[2] = {m, v};
         size_t lens[2] = {count * sizeof(float), count * sizeof(float)};
-        st = write_all_sync(path, bufs, lens, 2, info + CT_GPT2_NUM_TENSORS);
+        st = write_all_sync(path, bufs, lens, 2, info + CT_MODEL_MAX_TENSORS);
     }
     return st;
 }
@@ -234,7 +233,7 @@ typedef struct {
 
 /* Rank 0's manifest: info[rank*CKPT_INFO_LEN...] for every world rank,
  * where rank = dp_rank*tp + tp_rank. */
-static ct_status_t ckpt_write_manifest(const char *dir, const ct_gpt2_dims_t *full,
+static ct_status_t ckpt_write_manifest(const char *dir, const ct_model_dims_t *full,
                                        const ct_model_config_t *mc, const ct_config_t *cfg,
                                        const ct_ckpt_state_t *state, const ckpt_layout_t *lay,
                                        const int64_t *info)
@@ -261,15 +260,15 @@ static ct_status_t ckpt_write_manifest(const char *dir, const ct_gpt2_dims_t *fu
     free(cfg_yaml);
     fprintf(f, "tensors:\n");
     for (int r = 0; r < lay->tp; r++) {
-        ct_gpt2_dims_t d;
-        ct_gpt2_dims(mc, lay->tp, r, &d);
-        size_t sizes[CT_GPT2_NUM_TENSORS], off = 0;
-        ct_gpt2_tensor_sizes(&d, sizes);
+        ct_model_dims_t d;
+        ct_model_dims(mc, lay->tp, r, &d);
+        size_t sizes[CT_MODEL_MAX_TENSORS], off = 0;
+        ct_model_tensor_sizes(&d, sizes);
         const int64_t *pi = info + (size_t)r * CKPT_INFO_LEN; /* dp_rank 0 wrote params */
-        for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++) {
+        for (int i = 0; i < ct_model_num_tensors(&d); i++) {
             fprintf(f, "  - {name: tp%d.%s, file: params_tp%d.bin, offset: %zu, bytes: %zu, "
                        "crc32: %lld}\n",
-                    r, ct_gpt2_tensor_names[i], r, off, sizes[i] * sizeof(float),
+                    r, ct_model_tensor_name(&d, i), r, off, sizes[i] * sizeof(float),
                     (long long)pi[i]);
             off += sizes[i] * sizeof(float);
         }
@@ -284,7 +283,7 @@ static ct_status_t ckpt_write_manifest(const char *dir, const ct_gpt2_dims_t *fu
                 fprintf(f, "  - {name: tp%d.%s, file: %s, offset: %zu, bytes: %zu, crc32: %lld, "
                            "first: %zu}\n",
                         r, k ? "adam_v" : "adam_m", file, k ? bytes : (size_t)0, bytes,
-                        (long long)oi[CT_GPT2_NUM_TENSORS + k], (size_t)z * lay->opt_count);
+                        (long long)oi[CT_MODEL_MAX_TENSORS + k], (size_t)z * lay->opt_count);
         }
     }
     int werr = ferror(f);
@@ -315,7 +314,7 @@ static ct_status_t ckpt_agree(const ct_comm_groups_t *g, ct_status_t st)
     return ct_comm_agree(g ? g->world : NULL, st);
 }
 
-ct_status_t ct_ckpt_save(const char *run_dir, const ct_gpt2_t *m, const ct_optim_t *o,
+ct_status_t ct_ckpt_save(const char *run_dir, const ct_model_t *m, const ct_optim_t *o,
                          const ct_config_t *cfg, const ct_ckpt_state_t *state,
                          const ct_comm_groups_t *g, char **dir_p)
 {
@@ -337,7 +336,7 @@ ct_status_t ct_ckpt_save(const char *run_dir, const ct_gpt2_t *m, const ct_optim
 
     int64_t info[CKPT_INFO_LEN];
     int zero = o->zero;
-    st = ckpt_write_rank(dir, m->d.tp_rank, zero ? dp_rank : -1, m->params, m->num_params,
+    st = ckpt_write_rank(dir, m->d.tp_rank, zero ? dp_rank : -1, m->params, m->n_tensors,
                          m->sizes, m->offsets, dp_rank == 0, (zero || dp_rank == 0) ? o->m : NULL,
                          o->v, o->count, info);
     int64_t *all = malloc((size_t)world * CKPT_INFO_LEN * sizeof *all);
@@ -354,8 +353,8 @@ ct_status_t ct_ckpt_save(const char *run_dir, const ct_gpt2_t *m, const ct_optim
         memcpy(all, info, sizeof info);
     }
     if (st == CT_OK && rank == 0) {
-        ct_gpt2_dims_t full;
-        ct_gpt2_dims(&cfg->model, 1, 0, &full);
+        ct_model_dims_t full;
+        ct_model_dims(&cfg->model, 1, 0, &full);
         ckpt_layout_t lay = {.dp = dp, .tp = m->d.tp, .zero = zero, .opt_count = o->count};
         st = ckpt_write_manifest(dir, &full, &cfg->model, cfg, state, &lay, all);
     }
@@ -526,14 +525,14 @@ static ct_status_t ckpt_read_entry(const char *dir, const mf_tensor_t *t, size_t
 }
 
 /* Parameters of TP rank r (dims d) into params (flat, d's offsets). */
-static ct_status_t ckpt_read_params(const char *dir, const mf_t *mf, const ct_gpt2_dims_t *d,
+static ct_status_t ckpt_read_params(const char *dir, const mf_t *mf, const ct_model_dims_t *d,
                                     float *params)
 {
-    size_t sizes[CT_GPT2_NUM_TENSORS], off = 0;
-    ct_gpt2_tensor_sizes(d, sizes);
-    for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++) {
+    size_t sizes[CT_MODEL_MAX_TENSORS], off = 0;
+    ct_model_tensor_sizes(d, sizes);
+    for (int i = 0; i < ct_model_num_tensors(d); i++) {
         char name[64];
-        snprintf(name, sizeof name, "tp%d.%s", d->tp_rank, ct_gpt2_tensor_names[i]);
+        snprintf(name, sizeof name, "tp%d.%s", d->tp_rank, ct_model_tensor_name(d, i));
         const mf_tensor_t *t = mf_find(mf, name, 0);
         size_t want = sizes[i] * sizeof(float);
         if (!t) {
@@ -581,20 +580,20 @@ static ct_status_t ckpt_read_optim(const char *dir, const mf_t *mf, int r, int w
     return CT_OK;
 }
 
-static int mf_model_matches(const mf_model_t *mm, const ct_gpt2_dims_t *d)
+static int mf_model_matches(const mf_model_t *mm, const ct_model_dims_t *d)
 {
     return mm->n_layer == d->L && mm->n_head == d->NH && mm->n_embd == d->C &&
            mm->max_seq_len == d->maxT && mm->vocab_size == d->V && mm->padded_vocab == d->Vp;
 }
 
-ct_status_t ct_ckpt_load(const char *dir, ct_gpt2_t *m, ct_optim_t *o, ct_ckpt_state_t *state_p)
+ct_status_t ct_ckpt_load(const char *dir, ct_model_t *m, ct_optim_t *o, ct_ckpt_state_t *state_p)
 {
     cyaml_config_t cc;
     char path[4200];
     mf_t *mf;
     ct_status_t st = mf_load(dir, &mf, &cc, path, sizeof path);
     if (st != CT_OK) return st;
-    const ct_gpt2_dims_t *d = &m->d;
+    const ct_model_dims_t *d = &m->d;
     const mf_model_t *mm = &mf->model;
     if (!mf_model_matches(mm, d)) {
         CT_LOG_ERROR("checkpoint %s holds a model with n_layer=%d n_head=%d n_embd=%d "
@@ -640,8 +639,8 @@ ct_status_t ct_ckpt_reshard(const char *src, const char *dst, int new_tp)
     int have_cfg = 0;
     if ((st = ct_config_load_string(mf->config, path, &cfg)) != CT_OK) goto out;
     have_cfg = 1;
-    ct_gpt2_dims_t fd;
-    ct_gpt2_dims(&cfg.model, 1, 0, &fd);
+    ct_model_dims_t fd;
+    ct_model_dims(&cfg.model, 1, 0, &fd);
     if (!mf_model_matches(&mf->model, &fd)) {
         CT_LOG_ERROR("checkpoint %s: manifest model and stored config disagree", src);
         st = CT_ERR_CORRUPT;
@@ -653,9 +652,9 @@ ct_status_t ct_ckpt_reshard(const char *src, const char *dst, int new_tp)
         st = CT_ERR_INVALID_ARG;
         goto out;
     }
-    size_t total = 0, fsz[CT_GPT2_NUM_TENSORS], foff[CT_GPT2_NUM_TENSORS];
-    for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++) {
-        fsz[i] = ct_gpt2_full_size(&fd, i);
+    size_t total = 0, fsz[CT_MODEL_MAX_TENSORS], foff[CT_MODEL_MAX_TENSORS];
+    for (int i = 0; i < ct_model_num_tensors(&fd); i++) {
+        fsz[i] = ct_model_full_size(&fd, i);
         foff[i] = total;
         total += fsz[i];
     }
@@ -669,18 +668,18 @@ ct_status_t ct_ckpt_reshard(const char *src, const char *dst, int new_tp)
     }
     /* gather: every old TP rank's shard into the full tensors */
     for (int r = 0; r < mf->layout.tp && st == CT_OK; r++) {
-        ct_gpt2_dims_t d;
-        ct_gpt2_dims(&cfg.model, mf->layout.tp, r, &d);
-        size_t sz[CT_GPT2_NUM_TENSORS], n = 0;
-        ct_gpt2_tensor_sizes(&d, sz);
-        for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++) n += sz[i];
+        ct_model_dims_t d;
+        ct_model_dims(&cfg.model, mf->layout.tp, r, &d);
+        size_t sz[CT_MODEL_MAX_TENSORS], n = 0;
+        ct_model_tensor_sizes(&d, sz);
+        for (int i = 0; i < ct_model_num_tensors(&d); i++) n += sz[i];
         st = ckpt_read_params(src, mf, &d, shard[0]);
         for (int k = 1; k < 3 && st == CT_OK; k++)
             st = ckpt_read_optim(src, mf, r, k - 1, n, 0, n, shard[k]);
         for (int k = 0; k < 3 && st == CT_OK; k++) {
             size_t off = 0;
-            for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++) {
-                ct_gpt2_shard_copy(&d, r, i, full[k] + foff[i], shard[k] + off, 0);
+            for (int i = 0; i < ct_model_num_tensors(&d); i++) {
+                ct_model_shard_copy(&d, r, i, full[k] + foff[i], shard[k] + off, 0);
                 off += sz[i];
             }
         }
@@ -701,19 +700,19 @@ ct_status_t ct_ckpt_reshard(const char *src, const char *dst, int new_tp)
     }
     size_t count = 0;
     for (int r = 0; r < new_tp && st == CT_OK; r++) {
-        ct_gpt2_dims_t d;
-        ct_gpt2_dims(&cfg.model, new_tp, r, &d);
-        size_t sz[CT_GPT2_NUM_TENSORS], off[CT_GPT2_NUM_TENSORS], n = 0;
-        ct_gpt2_tensor_sizes(&d, sz);
-        for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++) {
+        ct_model_dims_t d;
+        ct_model_dims(&cfg.model, new_tp, r, &d);
+        size_t sz[CT_MODEL_MAX_TENSORS], off[CT_MODEL_MAX_TENSORS], n = 0;
+        ct_model_tensor_sizes(&d, sz);
+        for (int i = 0; i < ct_model_num_tensors(&d); i++) {
             off[i] = n;
             n += sz[i];
         }
         for (int k = 0; k < 3; k++)
-            for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++)
-                ct_gpt2_shard_copy(&d, r, i, full[k] + foff[i], shard[k] + off[i], 1);
+            for (int i = 0; i < ct_model_num_tensors(&d); i++)
+                ct_model_shard_copy(&d, r, i, full[k] + foff[i], shard[k] + off[i], 1);
         count = n;
-        st = ckpt_write_rank(dst, r, -1, shard[0], n, sz, off, 1, shard[1], shard[2], n,
+        st = ckpt_write_rank(dst, r, -1, shard[0], ct_model_num_tensors(&d), sz, off, 1, shard[1], shard[2], n,
                              info + (size_t)r * CKPT_INFO_LEN);
     }
     if (st == CT_OK) {

@@ -1,13 +1,13 @@
 /* Text sampling with temperature and top-k. Each new token reruns the
  * forward pass over the window (no KV cache): simple, and fast enough for
  * the progress samples printed during training. */
-#include "trainer/sample.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
+#include "trainer/trainer.h"
 
 static int cmp_desc(const void *a, const void *b)
 {
@@ -15,7 +15,7 @@ static int cmp_desc(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
-void ct_gpt2_generate(ct_gpt2_t *m, int32_t *ids, int n_prompt, int n_new, float temperature,
+void ct_sample_generate(ct_model_t *m, int32_t *ids, int n_prompt, int n_new, float temperature,
                       int top_k, ct_rng_t *rng, float *scratch)
 {
     const int V = m->d.V, Vpl = m->d.Vpl;
@@ -24,8 +24,8 @@ void ct_gpt2_generate(ct_gpt2_t *m, int32_t *ids, int n_prompt, int n_new, float
     for (int k = 0; k < n_new; k++) {
         int t = len < m->T ? len : m->T;
         const int32_t *win = ids + (len - t);
-        ct_gpt2_forward(m, win, NULL, 1, t);
-        const float *logits = ct_gpt2_logits_row(m, t - 1);
+        ct_model_forward(m, win, NULL, 1, t);
+        const float *logits = ct_model_logits_row(m, t - 1);
         if (m->tp) { /* the last row only: Vp floats, not the (T, Vp) logits */
             ct_comm_set_activity("sampling token %d", k);
             if (ct_comm_allgather(m->tp, logits, gathered, (size_t)Vpl, CT_DTYPE_F32, NULL) !=
@@ -61,7 +61,7 @@ void ct_gpt2_generate(ct_gpt2_t *m, int32_t *ids, int n_prompt, int n_new, float
     }
 }
 
-ct_status_t ct_sample_print(ct_gpt2_t *m, ct_bpe_t *bpe, const char *prompt, int n_new,
+ct_status_t ct_sample_print(ct_model_t *m, ct_bpe_t *bpe, const char *prompt, int n_new,
                             float temperature, int top_k, ct_rng_t *rng, FILE *out)
 {
     int32_t *prompt_ids = NULL;
@@ -91,7 +91,7 @@ ct_status_t ct_sample_print(ct_gpt2_t *m, ct_bpe_t *bpe, const char *prompt, int
             st = CT_ERR_INVALID_ARG;
             goto out;
         }
-    ct_gpt2_generate(m, ids, (int)n_prompt, n_new, temperature, top_k, rng, scratch);
+    ct_sample_generate(m, ids, (int)n_prompt, n_new, temperature, top_k, rng, scratch);
     if (!out) goto out;
     if (bpe) {
         size_t len;

@@ -23,10 +23,7 @@
 #include "core/timer.h"
 #include "data/data.h"
 #include "kernels/kernels.h"
-#include "trainer/ckpt.h"
-#include "trainer/gpt2.h"
-#include "trainer/optim.h"
-#include "trainer/sample.h"
+#include "model/model.h"
 #include "trainer/trainer.h"
 
 volatile sig_atomic_t ct_train_stop_signal = 0;
@@ -34,7 +31,7 @@ volatile sig_atomic_t ct_train_stop_signal = 0;
 typedef struct {
     const ct_config_t *cfg;
     const ct_comm_groups_t *g; /* NULL: one process */
-    ct_gpt2_t model;
+    ct_model_t model;
     ct_optim_t optim;
     ct_loader_t *train, *val;
     ct_bpe_t *bpe;
@@ -80,7 +77,7 @@ static ct_status_t eval_val_loss(train_ctx_t *c, float *loss_p)
     for (int i = c->dp_rank; i < batches; i += c->dp) {
         ct_status_t st = ct_loader_read(c->val, (int64_t)i * B, B, c->inputs, c->targets);
         if (st != CT_OK) return st;
-        sum += ct_gpt2_forward(&c->model, c->inputs, c->targets, B, c->T);
+        sum += ct_model_forward(&c->model, c->inputs, c->targets, B, c->T);
     }
     if (c->dp > 1) {
         ct_comm_set_activity("validation loss");
@@ -149,7 +146,7 @@ static void print_sample(train_ctx_t *c, int64_t step)
 
 static ct_status_t save_ckpt(train_ctx_t *c)
 {
-    if (c->model.gpu) ct_gpt2_gpu_to_host(&c->model, &c->optim);
+    ct_model_to_host(&c->model, &c->optim);
     ct_ckpt_state_t s = {.step = c->step, .samples = c->samples, .sample_rng = c->sample_rng.s};
     char *dir = NULL;
     double t0 = ct_time_now();
@@ -261,7 +258,7 @@ static ct_status_t train_setup(train_ctx_t *c)
     if ((st = agree(c, choose_device(c))) != CT_OK) return st;
     /* on the GPU the host model keeps only weights: no activations */
     int hostB = c->device >= 0 ? 0 : c->B, hostT = c->device >= 0 ? 0 : c->T;
-    if ((st = ct_gpt2_init(&c->model, &cfg->model, hostB, hostT, c->g ? c->g->tp : NULL)) != CT_OK)
+    if ((st = ct_model_init(&c->model, &cfg->model, hostB, hostT, c->g ? c->g->tp : NULL)) != CT_OK)
         return st;
     if ((st = ct_optim_init(&c->optim, &c->model, cfg->optim.zero, c->g, cfg->comm.bucket_mib)) !=
         CT_OK)
@@ -310,23 +307,23 @@ static ct_status_t train_setup(train_ctx_t *c)
         CT_LOG_INFO_R0("resumed from %s at step %lld", resume, (long long)s.step);
     }
     if (!resumed && cfg->model.init_from && *cfg->model.init_from) {
-        if ((st = ct_gpt2_load_llmc(&c->model, cfg->model.init_from)) != CT_OK) return st;
+        if ((st = ct_model_load_llmc(&c->model, cfg->model.init_from)) != CT_OK) return st;
         CT_LOG_INFO_R0("initial weights from %s", cfg->model.init_from);
     } else if (!resumed) {
-        ct_gpt2_init_weights(&c->model, (uint64_t)cfg->train.seed, cfg->model.init_std);
+        ct_model_init_weights(&c->model, (uint64_t)cfg->train.seed, cfg->model.init_std);
         memset(c->optim.m, 0, c->optim.count * sizeof(float)); /* after a failed load */
         memset(c->optim.v, 0, c->optim.count * sizeof(float));
     }
     if (c->device >= 0) {
-        st = ct_gpt2_gpu_init(&c->model, &c->optim, cfg, c->g, c->device, c->B, c->T);
+        st = ct_model_to_device(&c->model, &c->optim, cfg, c->g, c->device, c->B, c->T);
         if ((st = agree(c, st)) != CT_OK) return st;
         double peak = cfg->train.peak_tflops > 0 ? cfg->train.peak_tflops
-                                                 : ct_gpt2_gpu_peak_tflops(&c->model);
+                                                 : ct_model_peak_tflops(&c->model);
         c->peak_flops = peak * 1e12;
         if (peak <= 0)
             CT_LOG_WARN_R0("%s is not in the table of known GPUs: MFU is not reported\n---> "
                            "HINT: set train.peak_tflops to its bf16 dense peak",
-                           ct_gpt2_gpu_device_name(&c->model));
+                           ct_model_device_name(&c->model));
     } else if (cfg->train.peak_tflops > 0) {
         c->peak_flops = cfg->train.peak_tflops * 1e12;
     }
@@ -346,8 +343,7 @@ static void train_teardown(train_ctx_t *c)
 {
     if (c->metrics) fclose(c->metrics);
     ct_optim_free(&c->optim);
-    ct_gpt2_gpu_free(&c->model);
-    ct_gpt2_free(&c->model);
+    ct_model_free(&c->model);
     ct_loader_free(c->train);
     ct_loader_free(c->val);
     if (c->bpe) ct_bpe_free(c->bpe);
@@ -396,11 +392,11 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
     ct_status_t st = train_setup(&c);
     if (st != CT_OK) goto out;
 
-    const ct_gpt2_t *m = &c.model;
+    const ct_model_t *m = &c.model;
     const int total = cfg->train.steps;
     const int64_t per_rank = (int64_t)c.accum * c.B;          /* samples per rank per step */
     const int64_t tokens_per_step = per_rank * c.dp * c.T;     /* the whole job's */
-    const double flops_per_step = ct_gpt2_flops_per_token(m, c.T) * (double)tokens_per_step;
+    const double flops_per_step = ct_model_flops_per_token(m, c.T) * (double)tokens_per_step;
     CT_LOG_INFO_R0("model: L=%d NH=%d C=%d V=%d (padded %d), %.2fM parameters on this rank; "
                    "dp=%d tp=%d; batch %d x %d x %d accum x %d dp = %lld tokens/step; %d threads",
                    m->d.L, m->d.NH, m->d.C, m->d.V, m->d.Vp, m->num_params / 1e6, c.dp, m->d.tp,
@@ -430,7 +426,7 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
 
         double t0 = ct_time_now(), comm0 = c.model.comm_seconds + c.optim.comm_seconds;
         double wait0 = ct_loader_wait_seconds(c.train);
-        ct_gpt2_zero_grad(&c.model);
+        ct_model_zero_grad(&c.model);
         double loss = 0.0;
         /* this DP rank's contiguous slice of the step's samples */
         const int64_t first = c.samples + (int64_t)c.dp_rank * per_rank;
@@ -438,9 +434,9 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
             ct_comm_set_activity("step %lld: micro-batch %d", (long long)s, k);
             st = ct_loader_read(c.train, first + (int64_t)k * c.B, c.B, c.inputs, c.targets);
             if (st != CT_OK) goto out;
-            loss += ct_gpt2_forward(&c.model, c.inputs, c.targets, c.B, c.T);
+            loss += ct_model_forward(&c.model, c.inputs, c.targets, c.B, c.T);
             c.model.grad_sync = k == c.accum - 1;
-            ct_gpt2_backward(&c.model, c.inputs, c.B, c.T, 1.0f / (float)c.accum);
+            ct_model_backward(&c.model, c.inputs, c.B, c.T, 1.0f / (float)c.accum);
         }
         loss /= c.accum;
         for (int i = 0; i < c.n_nan_at; i++)
@@ -520,7 +516,7 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
                (long long)c.step, loss, lr, norm, dt * 1e3, tok_s, flops, comm_frac, wait_frac,
                peak_usage().ru_maxrss / 1024.0, skipped,
                c.peak_flops > 0 ? flops / c.dp / c.peak_flops : 0.0,
-               c.model.gpu ? ct_gpt2_gpu_peak_memory(&c.model) / 1048576.0 : 0.0);
+               ct_model_peak_memory(&c.model) / 1048576.0);
         /* preemption: SIGTERM/SIGUSR1/SIGINT on any rank stops every rank after
          * this same step, with a checkpoint */
         int64_t stop = ct_train_stop_signal;
@@ -548,10 +544,10 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
     if (c.step >= total && sum.steps_run > 0) print_sample(&c, c.step);
     CT_LOG_INFO_R0("done: %lld steps in %.1f s, peak RSS %.0f MiB", (long long)sum.steps_run,
                    ct_time_now() - t_start, peak_usage().ru_maxrss / 1024.0);
-    if (c.model.gpu)
+    if (ct_model_device_name(&c.model))
         CT_LOG_INFO_R0("peak device memory %.0f MiB on %s",
-                       ct_gpt2_gpu_peak_memory(&c.model) / 1048576.0,
-                       ct_gpt2_gpu_device_name(&c.model));
+                       ct_model_peak_memory(&c.model) / 1048576.0,
+                       ct_model_device_name(&c.model));
 out:
     sum.final_step = c.step;
     train_teardown(&c);

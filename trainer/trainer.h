@@ -1,16 +1,19 @@
-/* The trainer layer: GPT-2 model, AdamW, LR schedule, checkpoints, the train
- * loop and the subcommands of the `ctrain` CLI. trainer/main.c dispatches to
- * the ct_cmd_* entry points below; each returns the process exit code
- * (0 success, 1 runtime error, 2 usage error). */
+/* The trainer layer's one public header: the train loop, the LR schedule,
+ * checkpoints and sampling, over model/model.h's models. The commands that
+ * drive them live in cli/. */
 #ifndef CT_TRAINER_TRAINER_H
 #define CT_TRAINER_TRAINER_H
 
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "comm/comm.h"
 #include "core/config.h"
+#include "core/rng.h"
 #include "core/status.h"
+#include "data/data.h"
+#include "model/model.h"
 
 typedef struct {
     int64_t steps_run;   /* optimizer steps taken by this call */
@@ -33,24 +36,69 @@ extern volatile sig_atomic_t ct_train_stop_signal;
 ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int64_t stop_at,
                          ct_train_summary_t *summary_p);
 
-/* `ctrain train CONFIG [--set k=v]... [--stop-at N]` */
-int ct_cmd_train(int argc, char **argv);
-/* `ctrain reshard --tp N SRC_CKPT DST_CKPT` */
-int ct_cmd_reshard(int argc, char **argv);
-/* `ctrain sample CKPT_DIR [options]` */
-int ct_cmd_sample(int argc, char **argv);
-/* `ctrain export --format hf CKPT_DIR OUT_DIR` */
-int ct_cmd_export(int argc, char **argv);
-/* `ctrain import HF_DIR OUT_DIR [--set k=v]...` */
-int ct_cmd_import(int argc, char **argv);
-/* `ctrain doctor CONFIG [--set k=v]...`: checks on every rank that a job as
- * configured can start (MPI, device, all-reduce per group, data, ckpt dir);
- * rank 0 prints a table. 0 when all pass, 1 when any fails. */
-int ct_cmd_doctor(int argc, char **argv);
-/* `ctrain plot RUN_DIR... [-o OUT.svg]`: SVG of loss/val_loss, lr and tok/s vs step. */
-int ct_cmd_plot(int argc, char **argv);
-/* `ctrain tokenize ...`: train a BPE vocabulary, encode text to shards,
- * decode shards to text. argv[0] is "tokenize". */
-int ct_cmd_tokenize(int argc, char **argv);
+/* ---- the LR schedule (trainer/schedule.c) ------------------------------------- */
+/* Learning rate for 0-based `step` of `total`: linear warmup from lr/warmup
+ * to lr over warmup_steps, then cosine/linear decay (or constant) to
+ * lr*min_lr_frac at the last step. */
+float ct_lr_at(const ct_optim_config_t *cfg, int step, int total);
+
+/* ---- checkpoints ----------------------------------------------------------------
+ * A directory per step, RUN_DIR/ckpt/step_00000100/, holding
+ *   params_tp<r>.bin        the flat parameter shard of TP rank r,
+ *   optim_tp<r>.bin         AdamW m then v of TP rank r (no ZeRO), or
+ *   optim_tp<r>_z<s>.bin    ZeRO shard s of it,
+ *   manifest.yaml           format, step, data position, RNG state, model
+ *                           dims, parallel layout, the resolved config and a
+ *                           tensor table (file, offset, bytes, crc32; flat
+ *                           start for optimizer pieces).
+ * The manifest is written last, by rank 0, only after every rank has
+ * written and fsynced its files, through manifest.yaml.tmp, fsync and
+ * rename: a directory without manifest.yaml is an incomplete save and is
+ * never picked by `resume: auto`. Loading re-slices the optimizer state for
+ * any DP size, with or without ZeRO; a different TP size needs
+ * ct_ckpt_reshard. */
+typedef struct {
+    int64_t step;        /* optimizer steps completed */
+    int64_t samples;     /* data position: samples consumed from the order */
+    uint64_t sample_rng; /* state of the text-sampling RNG */
+} ct_ckpt_state_t;
+
+/* Saves to RUN_DIR/ckpt/step_%08d. Collective over g's world (g may be
+ * NULL for one process); every rank gets the same status. *dir_p
+ * (optional) gets a malloc'd path. */
+ct_status_t ct_ckpt_save(const char *run_dir, const ct_model_t *m, const ct_optim_t *o,
+                         const ct_config_t *cfg, const ct_ckpt_state_t *state,
+                         const ct_comm_groups_t *g, char **dir_p);
+/* Newest complete checkpoint under RUN_DIR/ckpt, as a malloc'd path;
+ * CT_ERR_NOT_FOUND (not logged) when there is none. */
+ct_status_t ct_ckpt_find_latest(const char *run_dir, char **dir_p);
+/* Newest complete checkpoint whose step is below `before`. */
+ct_status_t ct_ckpt_find_before(const char *run_dir, int64_t before, char **dir_p);
+/* Reads the config stored in a checkpoint's manifest into cfg. */
+ct_status_t ct_ckpt_read_config(const char *dir, ct_config_t *cfg);
+/* Loads this rank's parameter shard (and, with o, its slice of the AdamW
+ * state) into a model whose dims and TP size must match, verifying every
+ * checksum. No collectives. */
+ct_status_t ct_ckpt_load(const char *dir, ct_model_t *m, ct_optim_t *o, ct_ckpt_state_t *state_p);
+/* Rewrites checkpoint src for new_tp tensor-parallel ranks into directory
+ * dst (offline, one process). */
+ct_status_t ct_ckpt_reshard(const char *src, const char *dst, int new_tp);
+/* Deletes complete checkpoints older than the newest keep_last (> 0),
+ * except those whose step is a multiple of keep_every (> 0). */
+void ct_ckpt_prune(const char *run_dir, int keep_last, int keep_every);
+
+/* ---- sampling ----------------------------------------------------------------- */
+/* ids holds n_prompt >= 1 tokens and room for n_new more; appends n_new
+ * sampled tokens. Uses the model's activations (batch 1, a window of the
+ * last m->T tokens). temperature > 0; top_k 0 = all of V. `scratch` holds
+ * 2*Vp floats. With TP, every rank of the group must call it (same RNG). */
+void ct_sample_generate(ct_model_t *m, int32_t *ids, int n_prompt, int n_new, float temperature,
+                      int top_k, ct_rng_t *rng, float *scratch);
+
+/* Samples n_new tokens after `prompt` (encoded with bpe if given, else the
+ * end-of-text token) and writes the text, or ids without a tokenizer, to
+ * out (NULL: generate only, for ranks that do not print). bpe may be NULL. */
+ct_status_t ct_sample_print(ct_model_t *m, ct_bpe_t *bpe, const char *prompt, int n_new,
+                            float temperature, int top_k, ct_rng_t *rng, FILE *out);
 
 #endif

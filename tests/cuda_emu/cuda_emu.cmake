@@ -46,9 +46,12 @@ add_test(NAME test_cuda_ops_emu COMMAND test_cuda_ops_emu)
 set_tests_properties(test_cuda_ops_emu PROPERTIES LABELS unit TIMEOUT 900
   ENVIRONMENT "OMP_NUM_THREADS=2")
 
+# model/ with its cuda backend, on the emulated kernels.
+file(GLOB CT_EMU_MODEL_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/model/*.c)
+list(FILTER CT_EMU_MODEL_SRC EXCLUDE REGEX "model/gpt2_nocuda\\.c$")
+
 add_executable(test_gpu_model_emu ${CMAKE_SOURCE_DIR}/tests/trainer/test_gpu_model.c
-  ${CMAKE_SOURCE_DIR}/trainer/gpt2.c ${CMAKE_SOURCE_DIR}/trainer/gpt2_gpu.c
-  ${CMAKE_SOURCE_DIR}/trainer/optim.c)
+  ${CT_EMU_MODEL_SRC})
 target_include_directories(test_gpu_model_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests)
 target_compile_definitions(test_gpu_model_emu PRIVATE CT_TEST_EMU)
 target_link_libraries(test_gpu_model_emu PRIVATE ct_kernels_cpu_emu ct_kernels_emu ct_comm
@@ -77,9 +80,9 @@ endif()
 # The whole ctrain binary on the emulated device: train.c's GPU wiring
 # (device choice, checkpoints from the device, resume onto it, evaluation,
 # sampling) end to end, by tests/cuda_emu/test_train_emu.sh.
-file(GLOB CT_EMU_TRAINER_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/trainer/*.c)
-list(FILTER CT_EMU_TRAINER_SRC EXCLUDE REGEX "trainer/gpt2_nogpu\\.c$")
-add_executable(ctrain_emu ${CT_EMU_TRAINER_SRC})
+file(GLOB CT_EMU_TRAINER_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/trainer/*.c
+     ${CMAKE_SOURCE_DIR}/cli/*.c)
+add_executable(ctrain_emu ${CT_EMU_TRAINER_SRC} ${CT_EMU_MODEL_SRC})
 target_link_libraries(ctrain_emu PRIVATE ct_kernels_cpu_emu ct_kernels_emu ct_data ${CT_EMU_COMM} ct_core
                       ZLIB::ZLIB m stdc++)
 set_target_properties(ctrain_emu PROPERTIES LINKER_LANGUAGE CXX)

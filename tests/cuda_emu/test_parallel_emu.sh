@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU path's data parallelism, proven by equivalence on the CUDA
 # emulator: ctrain_emu under mpirun uses the real comm/nccl.c backend (NCCL
-# emulated on MPI) and gpt2_gpu.c's layer-by-layer gradient all-reduce
+# emulated on MPI) and model/gpt2_cuda.c's layer-by-layer gradient all-reduce
 # overlapped with the backward, and ZeRO-1's reduce-scatter/all-gather.
 # Each layout trains the same 6 steps (same global batch) as one emulated
 # GPU process and must match its losses within 1e-3 relative and its final

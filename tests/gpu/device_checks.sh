@@ -1,35 +1,40 @@
 #!/usr/bin/env bash
-# Issue 5's GPU checks in one run, for a lent GPU machine (the device tool):
-# configure with CUDA on and MPI off (that machine has no Open MPI), NCCL
-# and cuDNN from the Python environment's nvidia/* folders, build, run the
-# gpu-labelled tests, the GPU half of the integration tests and
-# bench/gpu.sh; every log goes under $OUT. Libraries the image may lack
-# (libcyaml, libyaml, OpenBLAS, libcurl) can travel as .deb files in .debs/
-# (carry it), unpacked into /tmp/sysroot here.
-# Usage (device tool): bash tests/gpu/device_checks.sh   (OUT is set there)
+# The GPU checks in one run, for a lent GPU machine (the device tool), which
+# has the CUDA toolkit, PyTorch and NCCL/cuDNN in Python's nvidia/* folders
+# but no libcyaml, OpenBLAS, libcurl or Open MPI. Build here first with
+# `bash tests/gpu/pack_bundle.sh`, then run with `.gpu` carried:
+#   bash tests/gpu/device_checks.sh [quick]
+# It unpacks the bundle at the absolute path it was built at (CTest files
+# hold absolute paths), puts the toolkit's and nvidia/* libraries on the
+# loader path, runs the gpu-labelled tests with their output, the CPU-vs-GPU
+# unit tests, and bench/gpu.sh (124M only with `quick`). Logs go to $OUT.
 set -uo pipefail
 OUT=${OUT:-/tmp/ctrain-gpu-out}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/device_checks.log") 2>&1
-SITE=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
-if ls .debs/*.deb >/dev/null 2>&1; then
-    mkdir -p /tmp/sysroot
-    for f in .debs/*.deb; do dpkg -x "$f" /tmp/sysroot; done
-    export CMAKE_PREFIX_PATH=/tmp/sysroot/usr
-    export LD_LIBRARY_PATH=/tmp/sysroot/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
-    export CPATH=/tmp/sysroot/usr/include:${CPATH:-}
-fi
-export NCCL_ROOT=${NCCL_ROOT:-$SITE/nvidia/nccl} CUDNN_ROOT=${CUDNN_ROOT:-$SITE/nvidia/cudnn}
-export LD_LIBRARY_PATH=$NCCL_ROOT/lib:$CUDNN_ROOT/lib:${LD_LIBRARY_PATH:-}
-[ -f "$SITE/include/cudnn_frontend.h" ] || [ -n "${CUDNN_FRONTEND_ROOT:-}" ] \
-    || echo "WARNING: no cudnn-frontend headers: cuDNN attention will be off (carry the wheel)"
 t0=$(date +%s)
-cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCT_CUDA=ON -DCT_MPI=OFF \
-    -DCMAKE_CUDA_ARCHITECTURES=90 2>&1 | tail -8 || exit 1
-cmake --build build-gpu -j "$(nproc)" 2>&1 | tail -20
-[ -x build-gpu/ctrain ] || { echo "build failed"; exit 1; }
-echo "build: $(( $(date +%s) - t0 )) s"
-(cd build-gpu && ctest -L gpu --output-on-failure --timeout 300 2>&1 | tee "$OUT/ctest_gpu.log")
-(cd build-gpu && ctest -R 'test_device|test_gpt2_grad|test_resume$' --output-on-failure 2>&1 | tail -15)
-BUILD=build-gpu STEPS=${STEPS:-20} bash bench/gpu.sh 2>&1 | tee "$OUT/bench_gpu.log"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
+[ -f .gpu/bundle.tar.xz ] || { echo "no .gpu/bundle.tar.xz: run tests/gpu/pack_bundle.sh here first"; exit 1; }
+BUILT_AT=$(cat .gpu/built_at)
+if [ "$BUILT_AT" != "$PWD" ]; then
+    mkdir -p "$(dirname "$BUILT_AT")"
+    [ -e "$BUILT_AT" ] || ln -s "$PWD" "$BUILT_AT"
+fi
+tar -xJf .gpu/bundle.tar.xz
+SITE=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+CUDA_LIB=$(dirname "$(command -v nvcc)")/../lib64
+NV=""
+for d in "$SITE"/nvidia/*/lib; do NV="$NV:$d"; done
+export LD_LIBRARY_PATH="$PWD/build-gpu/gpu-libs:$CUDA_LIB$NV:${LD_LIBRARY_PATH:-}"
+echo "unpacked in $(( $(date +%s) - t0 )) s"
+missing=$(ldd build-gpu/ctrain | grep 'not found')
+[ -z "$missing" ] || { echo "missing libraries: $missing"; exit 1; }
+(cd build-gpu && ctest -L gpu --output-on-failure --timeout 240 2>&1 | tee "$OUT/ctest_gpu.log")
+(cd build-gpu && ctest -R 'test_gpt2_grad|test_llmc|test_kernels' --output-on-failure --timeout 120 2>&1 | tail -8)
+if [ "${1:-}" = quick ]; then
+    echo "== GPT-2 124M (L=12, NH=12, C=768), T=1024 =="
+    CT_LOG_LEVEL=warn build-gpu/bench/bench_gpu model 12 12 768 1024 ${STEPS:-20} 2>&1 | tee "$OUT/bench_gpu.log"
+else
+    BUILD=build-gpu STEPS=${STEPS:-20} bash bench/gpu.sh 2>&1 | tee "$OUT/bench_gpu.log"
+fi
+echo "device checks: $(( $(date +%s) - t0 )) s"

@@ -8,7 +8,7 @@
  *    C=128, V=4096, B=16, T=128) on the same structured token stream; every
  *    step's loss within 2e-2 absolute + 1e-2 relative of the CPU's, for
  *    each recompute setting and for the plain and cuDNN attention.
- * 3. The weights copied back to the host (ct_gpt2_gpu_to_host) stay within
+ * 3. The weights copied back to the host (ct_model_to_host) stay within
  *    1e-2 relative L2 of the CPU's after those steps. */
 #include <math.h>
 #include <stdlib.h>
@@ -17,8 +17,7 @@
 #include "core/rng.h"
 #include "kernels/kernels.h"
 #include "test_util.h"
-#include "trainer/gpt2.h"
-#include "trainer/optim.h"
+#include "model/model.h"
 
 #ifdef CT_TEST_EMU
 /* on tests/cuda_emu (the kernels executed on the CPU, one OS thread per
@@ -88,43 +87,42 @@ static ct_config_t tiny_config(ct_recompute_t rc, ct_attention_t attn)
     return cfg;
 }
 
-static void setup(ct_gpt2_t *m, ct_optim_t *o, const ct_config_t *cfg, int gpu)
+static void setup(ct_model_t *m, ct_optim_t *o, const ct_config_t *cfg, int gpu)
 {
-    CHECK(ct_gpt2_init(m, &cfg->model, gpu ? 0 : B, gpu ? 0 : T, NULL) == CT_OK);
+    CHECK(ct_model_init(m, &cfg->model, gpu ? 0 : B, gpu ? 0 : T, NULL) == CT_OK);
     CHECK(ct_optim_init(o, m, 0, NULL, 25) == CT_OK);
-    ct_gpt2_init_weights(m, 1337, cfg->model.init_std);
-    if (gpu) CHECK(ct_gpt2_gpu_init(m, o, cfg, NULL, 0, B, T) == CT_OK);
+    ct_model_init_weights(m, 1337, cfg->model.init_std);
+    if (gpu) CHECK(ct_model_to_device(m, o, cfg, NULL, 0, B, T) == CT_OK);
 }
 
-static void teardown(ct_gpt2_t *m, ct_optim_t *o)
+static void teardown(ct_model_t *m, ct_optim_t *o)
 {
-    ct_gpt2_gpu_free(m);
     ct_optim_free(o);
-    ct_gpt2_free(m);
+    ct_model_free(m);
 }
 
 static void test_gradients(void)
 {
     ct_config_t cfg = tiny_config(CT_RECOMPUTE_NONE, CT_ATTENTION_AUTO);
-    ct_gpt2_t mc, mg;
+    ct_model_t mc, mg;
     ct_optim_t oc, og;
     setup(&mc, &oc, &cfg, 0);
     setup(&mg, &og, &cfg, 1);
     int32_t *inp = malloc(B * T * sizeof *inp), *tgt = malloc(B * T * sizeof *tgt);
     make_batch(inp, tgt, cfg.model.vocab_size, 0);
-    ct_gpt2_zero_grad(&mc);
-    ct_gpt2_zero_grad(&mg);
-    float lc = ct_gpt2_forward(&mc, inp, tgt, B, T);
-    float lg = ct_gpt2_forward(&mg, inp, tgt, B, T);
+    ct_model_zero_grad(&mc);
+    ct_model_zero_grad(&mg);
+    float lc = ct_model_forward(&mc, inp, tgt, B, T);
+    float lg = ct_model_forward(&mg, inp, tgt, B, T);
     CHECK_MSG(fabsf(lc - lg) <= 1e-2f + 1e-2f * fabsf(lc), "loss cpu %.6f gpu %.6f", lc, lg);
-    ct_gpt2_backward(&mc, inp, B, T, 1.0f);
+    ct_model_backward(&mc, inp, B, T, 1.0f);
     mg.grad_sync = 1;
-    ct_gpt2_backward(&mg, inp, B, T, 1.0f);
+    ct_model_backward(&mg, inp, B, T, 1.0f);
     float *gg = malloc(mg.num_params * sizeof(float));
-    ct_gpt2_gpu_grads_to_host(&mg, gg);
-    for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++) {
+    ct_model_grads_to_host(&mg, gg);
+    for (int i = 0; i < mc.n_tensors; i++) {
         double e = rel_l2(gg + mg.offsets[i], mc.grads + mc.offsets[i], mc.sizes[i]);
-        CHECK_MSG(e <= 5e-2, "gradient of %s: relative L2 error %.4f", ct_gpt2_tensor_names[i], e);
+        CHECK_MSG(e <= 5e-2, "gradient of %s: relative L2 error %.4f", ct_model_tensor_name(&mc.d, i), e);
     }
     free(gg);
     free(inp);
@@ -142,7 +140,7 @@ extern long ct_emu_count_malloc, ct_emu_count_sync;
 /* STEPS optimizer steps; losses into out[STEPS]. On the emulator, also
  * checks that a GPU step allocates no device memory and waits for the
  * device exactly twice: for the loss and for the gradient norm. */
-static void train(ct_gpt2_t *m, ct_optim_t *o, const ct_config_t *cfg, float *out)
+static void train(ct_model_t *m, ct_optim_t *o, const ct_config_t *cfg, float *out)
 {
     int32_t *inp = malloc(B * T * sizeof *inp), *tgt = malloc(B * T * sizeof *tgt);
     for (int s = 0; s < STEPS; s++) {
@@ -150,15 +148,15 @@ static void train(ct_gpt2_t *m, ct_optim_t *o, const ct_config_t *cfg, float *ou
         long mallocs = ct_emu_count_malloc, syncs = ct_emu_count_sync;
 #endif
         make_batch(inp, tgt, cfg->model.vocab_size, s % NBATCH);
-        ct_gpt2_zero_grad(m);
-        out[s] = ct_gpt2_forward(m, inp, tgt, B, T);
+        ct_model_zero_grad(m);
+        out[s] = ct_model_forward(m, inp, tgt, B, T);
         m->grad_sync = 1;
-        ct_gpt2_backward(m, inp, B, T, 1.0f);
+        ct_model_backward(m, inp, B, T, 1.0f);
         float norm;
         CHECK(ct_optim_step(o, m, &cfg->optim, cfg->optim.lr, s + 1, &norm) == CT_OK);
         CHECK(isfinite(norm));
 #ifdef CT_TEST_EMU
-        if (m->gpu) {
+        if (ct_model_device_name(m)) {
             CHECK_MSG(ct_emu_count_malloc == mallocs, "step %d allocated device memory %ld times",
                       s + 1, ct_emu_count_malloc - mallocs);
             CHECK_MSG(ct_emu_count_sync - syncs == 2, "step %d waited for the device %ld times",
@@ -173,7 +171,7 @@ static void train(ct_gpt2_t *m, ct_optim_t *o, const ct_config_t *cfg, float *ou
 static void test_training(void)
 {
     ct_config_t cfg = tiny_config(CT_RECOMPUTE_NONE, CT_ATTENTION_AUTO);
-    ct_gpt2_t mc;
+    ct_model_t mc;
     ct_optim_t oc;
     setup(&mc, &oc, &cfg, 0);
     float ref[STEPS];
@@ -188,7 +186,7 @@ static void test_training(void)
     };
     for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
         ct_config_t gcfg = tiny_config(runs[r].rc, runs[r].attn);
-        ct_gpt2_t mg;
+        ct_model_t mg;
         ct_optim_t og;
         setup(&mg, &og, &gcfg, 1);
         float got[STEPS];
@@ -198,7 +196,7 @@ static void test_training(void)
             CHECK_MSG(fabsf(got[s] - ref[s]) <= 2e-2f + 1e-2f * fabsf(ref[s]),
                       "%s: step %d loss gpu %.5f cpu %.5f", runs[r].name, s + 1, got[s], ref[s]);
         }
-        ct_gpt2_gpu_to_host(&mg, &og);
+        ct_model_to_host(&mg, &og);
         double e = rel_l2(mg.params, mc.params, mc.num_params);
         CHECK_MSG(e <= 1e-2, "%s: weights after %d steps differ by %.4f relative L2",
                   runs[r].name, STEPS, e);

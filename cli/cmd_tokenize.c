@@ -34,7 +34,7 @@
 #include "core/log.h"
 #include "core/timer.h"
 #include "data/data.h"
-#include "trainer/trainer.h"
+#include "cli/cli.h"
 
 #define DEFAULT_SHARD_TOKENS 100000000LL
 #define READ_BLOCK (1 << 20)

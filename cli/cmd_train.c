@@ -8,9 +8,7 @@
 
 #include "core/log.h"
 #include "core/rng.h"
-#include "trainer/ckpt.h"
-#include "trainer/sample.h"
-#include "trainer/cli.h"
+#include "cli/cli.h"
 #include "trainer/trainer.h"
 
 static const char train_usage[] =
@@ -240,11 +238,11 @@ int ct_cmd_sample(int argc, char **argv)
     }
     int rc = 1;
     ct_config_t cfg;
-    ct_gpt2_t model;
+    ct_model_t model;
     ct_bpe_t *bpe = NULL;
     int have_model = 0;
     if (ct_ckpt_read_config(dir, &cfg) != CT_OK) goto out_dir;
-    if (ct_gpt2_init(&model, &cfg.model, 1, cfg.model.max_seq_len, NULL) != CT_OK) goto out_cfg;
+    if (ct_model_init(&model, &cfg.model, 1, cfg.model.max_seq_len, NULL) != CT_OK) goto out_cfg;
     have_model = 1;
     if (ct_ckpt_load(dir, &model, NULL, NULL) != CT_OK) goto out_cfg;
     if (!tok && cfg.eval.tokenizer && *cfg.eval.tokenizer) tok = cfg.eval.tokenizer;
@@ -261,7 +259,7 @@ int ct_cmd_sample(int argc, char **argv)
     }
 out_cfg:
     if (bpe) ct_bpe_free(bpe);
-    if (have_model) ct_gpt2_free(&model);
+    if (have_model) ct_model_free(&model);
     ct_config_free(&cfg);
 out_dir:
     free(dir);

@@ -27,7 +27,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "trainer/trainer.h"
+#include "cli/cli.h"
 
 static const char plot_usage[] =
     "usage: ctrain plot RUN_DIR [RUN_DIR...] [-o OUT.svg]\n"

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "trainer/trainer.h"
+#include "cli/cli.h"
 
 static const char usage[] =
     "usage: ctrain COMMAND [ARGS]\n"

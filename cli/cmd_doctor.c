@@ -26,7 +26,7 @@
 #include "core/log.h"
 #include "kernels/kernels.h"
 #include "data/data.h"
-#include "trainer/cli.h"
+#include "cli/cli.h"
 #include "trainer/trainer.h"
 
 static const char doctor_usage[] =

@@ -23,10 +23,8 @@
 
 #include "core/log.h"
 #include "core/rng.h"
-#include "trainer/ckpt.h"
-#include "trainer/gpt2.h"
-#include "trainer/optim.h"
-#include "trainer/cli.h"
+#include "model/model.h"
+#include "cli/cli.h"
 #include "trainer/trainer.h"
 
 #define HF_NAME_MAX 96
@@ -41,7 +39,7 @@ typedef struct {
 } hf_entry_t;
 
 /* The GPT2LMHeadModel tensors for dims d, in model order; malloc'd. */
-static hf_entry_t *hf_entries(const ct_gpt2_dims_t *d, int *n_p)
+static hf_entry_t *hf_entries(const ct_model_dims_t *d, int *n_p)
 {
     int L = d->L, C = d->C, n = 0;
     hf_entry_t *e = calloc((size_t)(4 + 12 * L), sizeof *e);
@@ -113,12 +111,12 @@ static char *hf_resolve_ckpt(const char *arg)
 /* Loads checkpoint dir (any TP layout) into a tp = 1 model m (capacity
  * B = 1, T = maxT), gathering every TP rank's shard. cfg_p gets the
  * checkpoint's config (caller frees it, and m, on success). */
-static ct_status_t hf_load_ckpt(const char *dir, ct_config_t *cfg_p, ct_gpt2_t *m)
+static ct_status_t hf_load_ckpt(const char *dir, ct_config_t *cfg_p, ct_model_t *m)
 {
     ct_status_t st = ct_ckpt_read_config(dir, cfg_p);
     if (st != CT_OK) return st;
     int tp = cfg_p->parallel.tp;
-    st = ct_gpt2_init(m, &cfg_p->model, 1, cfg_p->model.max_seq_len, NULL);
+    st = ct_model_init(m, &cfg_p->model, 1, cfg_p->model.max_seq_len, NULL);
     if (st != CT_OK) goto fail_cfg;
     if (tp <= 1) {
         st = ct_ckpt_load(dir, m, NULL, NULL);
@@ -134,15 +132,16 @@ static ct_status_t hf_load_ckpt(const char *dir, ct_config_t *cfg_p, ct_gpt2_t *
         goto fail_model;
     }
     for (int r = 0; r < tp && st == CT_OK; r++) {
-        ct_gpt2_t shard;
+        ct_model_t shard;
         memset(&shard, 0, sizeof shard);
-        ct_gpt2_dims(&cfg_p->model, tp, r, &shard.d);
-        ct_gpt2_tensor_sizes(&shard.d, shard.sizes);
+        ct_model_dims(&cfg_p->model, tp, r, &shard.d);
+        ct_model_tensor_sizes(&shard.d, shard.sizes);
+        shard.n_tensors = ct_model_num_tensors(&shard.d);
         shard.params = buf;
         st = ct_ckpt_load(dir, &shard, NULL, NULL);
         size_t off = 0;
-        for (int i = 0; i < CT_GPT2_NUM_TENSORS && st == CT_OK; i++) {
-            ct_gpt2_shard_copy(&shard.d, r, i, m->params + m->offsets[i], buf + off, 0);
+        for (int i = 0; i < shard.n_tensors && st == CT_OK; i++) {
+            ct_model_shard_copy(&shard.d, r, i, m->params + m->offsets[i], buf + off, 0);
             off += shard.sizes[i];
         }
     }
@@ -151,7 +150,7 @@ static ct_status_t hf_load_ckpt(const char *dir, ct_config_t *cfg_p, ct_gpt2_t *
     CT_LOG_INFO("gathered %d tensor-parallel shards of %s", tp, dir);
     return CT_OK;
 fail_model:
-    ct_gpt2_free(m);
+    ct_model_free(m);
 fail_cfg:
     ct_config_free(cfg_p);
     return st;
@@ -159,7 +158,7 @@ fail_cfg:
 
 /* ---- export ------------------------------------------------------------- */
 
-static ct_status_t hf_write_config_json(const char *path, const ct_gpt2_dims_t *d,
+static ct_status_t hf_write_config_json(const char *path, const ct_model_dims_t *d,
                                         const ct_model_config_t *mc)
 {
     FILE *f = fopen(path, "w");
@@ -197,7 +196,7 @@ static ct_status_t hf_write_config_json(const char *path, const ct_gpt2_dims_t *
     return CT_OK;
 }
 
-static ct_status_t hf_write_safetensors(const char *path, const ct_gpt2_t *m)
+static ct_status_t hf_write_safetensors(const char *path, const ct_model_t *m)
 {
     int n;
     hf_entry_t *e = hf_entries(&m->d, &n);
@@ -271,7 +270,7 @@ out:
 /* Debug aid for the interop test: runs the forward pass on each line of
  * tokens_path (whitespace-separated ids, one sequence per line, at most
  * maxT) and appends the (T, V) fp32 logits of each to out_path. */
-static ct_status_t hf_dump_logits(ct_gpt2_t *m, const char *tokens_path, const char *out_path)
+static ct_status_t hf_dump_logits(ct_model_t *m, const char *tokens_path, const char *out_path)
 {
     FILE *in = fopen(tokens_path, "r"), *out = NULL;
     if (!in) {
@@ -306,9 +305,9 @@ static ct_status_t hf_dump_logits(ct_gpt2_t *m, const char *tokens_path, const c
             p = end;
         }
         if (st != CT_OK || T == 0) continue;
-        ct_gpt2_forward(m, toks, NULL, 1, T);
+        ct_model_forward(m, toks, NULL, 1, T);
         for (int t = 0; t < T && st == CT_OK; t++)
-            if (fwrite(m->a.logits + (size_t)t * m->d.Vp, sizeof(float), (size_t)m->d.V, out) !=
+            if (fwrite(ct_model_logits_row(m, t), sizeof(float), (size_t)m->d.V, out) !=
                 (size_t)m->d.V)
                 st = CT_ERR_IO;
     }
@@ -369,7 +368,7 @@ int ct_cmd_export(int argc, char **argv)
     char *dir = hf_resolve_ckpt(src);
     if (!dir) return 1;
     ct_config_t cfg;
-    ct_gpt2_t m;
+    ct_model_t m;
     ct_status_t st = hf_load_ckpt(dir, &cfg, &m);
     if (st != CT_OK) {
         free(dir);
@@ -390,7 +389,7 @@ int ct_cmd_export(int argc, char **argv)
     }
     if (st == CT_OK && dump_in) st = hf_dump_logits(&m, dump_in, dump_out);
     if (st == CT_OK) CT_LOG_INFO("exported %s to %s (Hugging Face GPT-2)", dir, dst);
-    ct_gpt2_free(&m);
+    ct_model_free(&m);
     ct_config_free(&cfg);
     free(dir);
     return st == CT_OK ? 0 : 1;
@@ -637,7 +636,7 @@ static int hf_read_tensor(FILE *f, long long off, int dtype, size_t count, float
 }
 
 /* Parses the safetensors file path and fills m's parameters. */
-static ct_status_t hf_read_safetensors(const char *path, ct_gpt2_t *m)
+static ct_status_t hf_read_safetensors(const char *path, ct_model_t *m)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -898,7 +897,7 @@ int ct_cmd_import(int argc, char **argv)
     /* the stored config must load again: a default seq_len longer than the
      * model's context is cut to it */
     if (cfg.train.seq_len > hm.max_seq_len) cfg.train.seq_len = hm.max_seq_len;
-    ct_gpt2_t m;
+    ct_model_t m;
     char *yaml = ct_config_to_yaml(&cfg);
     ct_config_t check;
     if (!yaml || ct_config_load_string(yaml, "the imported config", &check) != CT_OK) {
@@ -911,7 +910,7 @@ int ct_cmd_import(int argc, char **argv)
     ct_config_free(&check);
     ct_optim_t o;
     char *out_dir = NULL;
-    if (ct_gpt2_init(&m, &cfg.model, 1, 1, NULL) != CT_OK) goto out_cfg;
+    if (ct_model_init(&m, &cfg.model, 1, 1, NULL) != CT_OK) goto out_cfg;
     if (ct_optim_init(&o, &m, 0, NULL, cfg.comm.bucket_mib) != CT_OK) goto out_model;
     snprintf(path, sizeof path, "%s/model.safetensors", src);
     if (hf_read_safetensors(path, &m) != CT_OK) goto out_optim;
@@ -927,7 +926,7 @@ int ct_cmd_import(int argc, char **argv)
 out_optim:
     ct_optim_free(&o);
 out_model:
-    ct_gpt2_free(&m);
+    ct_model_free(&m);
 out_cfg:
     ct_config_free(&cfg);
     return rc;

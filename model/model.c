@@ -1,0 +1,122 @@
+/* The model layer's entry points: the architecture's tensor table by
+ * d->arch, the host arenas, and the device backend's table (m->be). Adding
+ * an architecture adds a case to each switch below and its files; nothing
+ * above model/ changes. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "model/gpt2.h"
+
+void ct_model_dims(const ct_model_config_t *cfg, int tp, int tp_rank, ct_model_dims_t *d)
+{
+    ct__gpt2_dims(cfg, tp, tp_rank, d);
+    d->arch = CT_ARCH_GPT2;
+}
+
+int ct_model_num_tensors(const ct_model_dims_t *d) { return CT_GPT2_NUM_TENSORS; }
+
+const char *ct_model_tensor_name(const ct_model_dims_t *d, int i)
+{
+    CT_ASSERT(i >= 0 && i < ct_model_num_tensors(d));
+    return ct__gpt2_tensor_names[i];
+}
+
+void ct_model_tensor_sizes(const ct_model_dims_t *d, size_t *sizes)
+{
+    ct__gpt2_tensor_sizes(d, sizes);
+}
+
+size_t ct_model_full_size(const ct_model_dims_t *d, int i) { return ct__gpt2_full_size(d, i); }
+int ct_model_tensor_decays(const ct_model_dims_t *d, int i) { return ct__gpt2_tensor_decays(i); }
+
+int ct_model_tensor_replicated(const ct_model_dims_t *d, int i)
+{
+    return ct__gpt2_tensor_replicated(i);
+}
+
+void ct_model_shard_copy(const ct_model_dims_t *d, int tp_rank, int i, float *full, float *shard,
+                         int to_shard)
+{
+    ct__gpt2_shard_copy(d, tp_rank, i, full, shard, to_shard);
+}
+
+ct_status_t ct_model_init(ct_model_t *m, const ct_model_config_t *cfg, int B, int T,
+                          ct_comm_t *tp)
+{
+    memset(m, 0, sizeof *m);
+    ct_model_dims_t *d = &m->d;
+    int tp_size = tp ? ct_comm_size(tp) : 1;
+    ct_model_dims(cfg, tp_size, tp ? ct_comm_rank(tp) : 0, d);
+    CT_ASSERT(d->C % d->NH == 0 && T <= d->maxT && d->NH % tp_size == 0 && d->Vp % tp_size == 0);
+    m->tp = tp_size > 1 ? tp : NULL;
+    m->B = B;
+    m->T = T;
+    m->n_tensors = ct_model_num_tensors(d);
+    ct_model_tensor_sizes(d, m->sizes);
+    for (int i = 0; i < m->n_tensors; i++) {
+        m->offsets[i] = m->num_params;
+        m->num_params += m->sizes[i];
+    }
+    size_t pbytes = (m->num_params + CT_MODEL_PAD_FLOATS) * sizeof(float);
+    ct_status_t st;
+    if ((st = ct_arena_init(&m->params_arena, pbytes, "parameters")) != CT_OK) goto fail;
+    if ((st = ct_arena_init(&m->grads_arena, pbytes, "gradients")) != CT_OK) goto fail;
+    m->params = ct_arena_alloc(&m->params_arena, pbytes);
+    m->grads = ct_arena_alloc(&m->grads_arena, pbytes);
+    if ((st = ct__gpt2_cpu_init(m, B, T)) != CT_OK) goto fail;
+    return CT_OK;
+fail:
+    ct_model_free(m);
+    return st;
+}
+
+void ct_model_free(ct_model_t *m)
+{
+    if (m->be && m->be->free) m->be->free(m);
+    ct__gpt2_cpu_free(m);
+    ct_arena_free(&m->grads_arena);
+    ct_arena_free(&m->params_arena);
+    m->be = NULL;
+}
+
+void ct_model_init_weights(ct_model_t *m, uint64_t seed, float std)
+{
+    ct__gpt2_init_weights(m, seed, std);
+}
+
+ct_status_t ct_model_load_llmc(ct_model_t *m, const char *path)
+{
+    return ct__gpt2_load_llmc(m, path);
+}
+
+double ct_model_flops_per_token(const ct_model_t *m, int T)
+{
+    return ct__gpt2_flops_per_token(m, T);
+}
+
+ct_status_t ct_model_to_device(ct_model_t *m, ct_optim_t *o, const ct_config_t *cfg,
+                               const ct_comm_groups_t *g, int device, int B, int T)
+{
+    CT_ASSERT(m->dev == NULL);
+    return ct__gpt2_cuda_init(m, o, cfg, g, device, B, T);
+}
+
+float ct_model_forward(ct_model_t *m, const int32_t *inputs, const int32_t *targets, int B, int T)
+{
+    return m->be->forward(m, inputs, targets, B, T);
+}
+
+void ct_model_backward(ct_model_t *m, const int32_t *inputs, int B, int T, float loss_scale)
+{
+    m->be->backward(m, inputs, B, T, loss_scale);
+}
+
+void ct_model_zero_grad(ct_model_t *m) { m->be->zero_grad(m); }
+const float *ct_model_logits_row(ct_model_t *m, int row) { return m->be->logits_row(m, row); }
+void ct_model_to_host(ct_model_t *m, ct_optim_t *o) { m->be->to_host(m, o); }
+void ct_model_grads_to_host(ct_model_t *m, float *dst) { m->be->grads_to_host(m, dst); }
+const char *ct_model_backend_name(const ct_model_t *m) { return m->be->name; }
+const char *ct_model_device_name(const ct_model_t *m) { return m->be->device_name(m); }
+double ct_model_peak_tflops(const ct_model_t *m) { return m->be->peak_tflops(m); }
+size_t ct_model_peak_memory(const ct_model_t *m) { return m->be->peak_memory(m); }

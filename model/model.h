@@ -1,0 +1,186 @@
+/* The model layer's one public header: a language model on flat arenas,
+ * reached through a backend table chosen once when the model is placed on
+ * its device, and the AdamW optimizer over those arenas.
+ *
+ * A model is an architecture (its tensor table, initialisation and FLOP
+ * count: GPT-2 today) times a device backend (forward, backward, zero_grad,
+ * the optimizer's device pieces, logits for sampling, copies to and from the
+ * host: cpu and cuda). ct_model_init builds it on the CPU;
+ * ct_model_to_device moves it to a CUDA device once, before training. Code
+ * above model/ calls the ct_model_* functions below and never asks which
+ * device it runs on.
+ *
+ * The host arenas: `params` and `grads` are flat (num_params +
+ * CT_MODEL_PAD_FLOATS) floats with tensor i at offsets[i], sizes[i] floats.
+ * On a device they hold the fp32 weights as of the last ct_model_to_host
+ * (checkpoints, export) and no activations.
+ *
+ * Left out: Llama-family architectures (the next one, added as model/llama*.c
+ * and a case in model/model.c), tensor parallelism on the GPU. */
+#ifndef CT_MODEL_MODEL_H
+#define CT_MODEL_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "comm/comm.h"
+#include "core/arena.h"
+#include "core/config.h"
+#include "core/status.h"
+
+/* Room for any architecture's tensor table. */
+#define CT_MODEL_MAX_TENSORS 16
+/* Zero floats after params and grads, so ZeRO can pad the flat length to a
+ * multiple of dp (<= 1024 ranks). */
+#define CT_MODEL_PAD_FLOATS 1024
+
+typedef enum { CT_ARCH_GPT2 = 0 } ct_arch_t;
+
+/* Shapes of a model and of this rank's tensor-parallel shard. */
+typedef struct {
+    ct_arch_t arch;
+    int L, NH, C, V, Vp, maxT; /* Vp: vocabulary padded to a multiple of 128 */
+    int tp, tp_rank;           /* tensor-parallel layout */
+    int NHl, Cl;               /* local heads and attention width: NH/tp, C/tp */
+    int Vpl, v_start;          /* local vocabulary rows: Vp/tp, starting at v_start */
+    int Vl;                    /* real (unpadded) vocabulary rows in the shard, may be 0 */
+} ct_model_dims_t;
+
+typedef struct ct_model_backend ct_model_backend_t; /* model/model_impl.h */
+typedef struct ct_optim ct_optim_t;
+
+typedef struct ct_model {
+    ct_model_dims_t d;
+    int n_tensors;
+    size_t sizes[CT_MODEL_MAX_TENSORS];   /* floats per tensor (this rank's shard) */
+    size_t offsets[CT_MODEL_MAX_TENSORS]; /* float offset in the flat arrays */
+    size_t num_params;
+    ct_arena_t params_arena, grads_arena;
+    float *params; /* (num_params + CT_MODEL_PAD_FLOATS) host copy */
+    float *grads;  /* (num_params + CT_MODEL_PAD_FLOATS) host gradients (CPU backend) */
+    int B, T;      /* activation capacity */
+    const int32_t *last_targets; /* targets of the last forward, for backward */
+    ct_comm_t *tp;               /* TP group, NULL for tp = 1 */
+    double comm_seconds;         /* time spent in TP collectives, accumulated */
+    /* Set by the caller before a backward: 1 when it is the last micro-batch
+     * before an optimizer step, so a backend may start the DP gradient
+     * reduce during that backward. */
+    int grad_sync;
+    const ct_model_backend_t *be; /* the device backend */
+    void *host;                   /* the CPU backend's state (named tensors, activations) */
+    void *dev;                    /* a device backend's state, NULL on the CPU */
+} ct_model_t;
+
+/* ---- the architecture: tensor table (no model needed) ---------------------- */
+
+/* Dims of a model config under tp ranks, for rank tp_rank. */
+void ct_model_dims(const ct_model_config_t *cfg, int tp, int tp_rank, ct_model_dims_t *d);
+int ct_model_num_tensors(const ct_model_dims_t *d);
+/* The tensor's name in checkpoints ("wte", "qkvw", ...). */
+const char *ct_model_tensor_name(const ct_model_dims_t *d, int i);
+/* Floats per tensor for dims d (a shard when d->tp > 1). */
+void ct_model_tensor_sizes(const ct_model_dims_t *d, size_t *sizes);
+/* Floats in tensor i unsharded (as tp = 1 holds it). */
+size_t ct_model_full_size(const ct_model_dims_t *d, int i);
+/* 1 for tensors that get weight decay (2-D: embeddings and matrices). */
+int ct_model_tensor_decays(const ct_model_dims_t *d, int i);
+/* 1 for tensors every TP rank holds whole (their gradients are identical
+ * across the TP group by construction). */
+int ct_model_tensor_replicated(const ct_model_dims_t *d, int i);
+/* Copies tensor i between its unsharded layout `full` and TP rank
+ * `tp_rank`'s shard (layout d with d->tp ranks): to_shard 1 reads full,
+ * 0 writes this shard's part of full. */
+void ct_model_shard_copy(const ct_model_dims_t *d, int tp_rank, int i, float *full, float *shard,
+                         int to_shard);
+
+/* ---- a model ------------------------------------------------------------------ */
+
+/* Allocates the host arenas and the CPU backend with activations for a batch
+ * capacity (B, T) (0, 0 for none: a model headed for a device, or one only
+ * loaded and saved); weights are zero. `tp` is the tensor-parallel group
+ * (NULL or size 1 for none). The caller owns m and calls ct_model_free. */
+ct_status_t ct_model_init(ct_model_t *m, const ct_model_config_t *cfg, int B, int T,
+                          ct_comm_t *tp);
+/* Frees the device backend (if any) and the host arenas. */
+void ct_model_free(ct_model_t *m);
+/* The architecture's init (GPT-2: N(0, std) for matrices and embeddings,
+ * residual projections scaled by 1/sqrt(2L), LayerNorm weights 1, biases 0,
+ * padding rows 0). Deterministic for a seed whatever the thread count, and a
+ * TP shard gets exactly its slice of the tp = 1 initialisation. Host
+ * weights: call before ct_model_to_device. */
+void ct_model_init_weights(ct_model_t *m, uint64_t seed, float std);
+/* Loads llm.c's gpt2_*.bin (magic 20240326, version 3, fp32) into the host
+ * weights. */
+ct_status_t ct_model_load_llmc(ct_model_t *m, const char *path);
+/* Training FLOPs per token of the whole model (not this rank's shard). */
+double ct_model_flops_per_token(const ct_model_t *m, int T);
+
+/* Moves model m, whose host parameters and optimizer state o are already
+ * initialised or loaded, to CUDA device `device` with activations for
+ * (B, T), and switches it to the cuda backend: fp32 master weights, a bf16
+ * copy for the kernels, fp32 gradients and AdamW state, bf16 activations
+ * with an fp32 residual stream. With dp > 1 it builds NCCL communicators
+ * mirroring g's groups. Errors (logged): CT_ERR_UNSUPPORTED in a build
+ * without CUDA or for tp > 1, and device allocation failures. Once. */
+ct_status_t ct_model_to_device(ct_model_t *m, ct_optim_t *o, const ct_config_t *cfg,
+                               const ct_comm_groups_t *g, int device, int B, int T);
+/* Forward pass on (B, T) <= capacity. With targets, returns the mean loss;
+ * without, returns 0 and leaves logits for ct_model_logits_row. */
+float ct_model_forward(ct_model_t *m, const int32_t *inputs, const int32_t *targets, int B, int T);
+/* Backward of the last forward, which must have had targets (still valid
+ * memory); the loss being differentiated is `loss_scale` times the mean
+ * loss. Accumulates into the gradients. */
+void ct_model_backward(ct_model_t *m, const int32_t *inputs, int B, int T, float loss_scale);
+void ct_model_zero_grad(ct_model_t *m);
+/* Logits of row `row` of the last forward (this rank's Vpl columns), in
+ * host memory, valid until the next call. */
+const float *ct_model_logits_row(ct_model_t *m, int row);
+/* Copies the device weights and AdamW state into m->params and o->m/o->v
+ * (synchronous; nothing to do on the CPU), for checkpoints and export. */
+void ct_model_to_host(ct_model_t *m, ct_optim_t *o);
+/* Copies the gradients (fp32, num_params) into dst (synchronous). */
+void ct_model_grads_to_host(ct_model_t *m, float *dst);
+/* "gpt2/cpu", "gpt2/cuda". */
+const char *ct_model_backend_name(const ct_model_t *m);
+/* The accelerator's name, or NULL on the CPU. */
+const char *ct_model_device_name(const ct_model_t *m);
+/* bf16 dense peak of the device in TFLOP/s (0: unknown or the CPU) and peak
+ * device memory in bytes (0 on the CPU). */
+double ct_model_peak_tflops(const ct_model_t *m);
+size_t ct_model_peak_memory(const ct_model_t *m);
+
+/* ---- AdamW (model/optim.c) ------------------------------------------------------
+ * One step skeleton for every backend: the DP gradient average (bucketed
+ * all-reduce, or ZeRO-1 reduce-scatter), the global norm over the slice this
+ * rank owns (every parameter counted once across TP and DP), clipping,
+ * AdamW tensor by tensor (weight decay on 2-D tensors only), an update
+ * skipped when the norm is not finite, and ZeRO's parameter all-gather. The
+ * backend supplies the device's pieces (model/model_impl.h). */
+struct ct_optim {
+    float *m, *v;        /* (count) host AdamW moments of params [start, start+count) */
+    size_t start, count; /* the slice this rank updates: all of it, or its ZeRO shard */
+    size_t padded;       /* flat length rounded up to a multiple of dp */
+    int zero;            /* ZeRO-1 */
+    ct_comm_t *dp;       /* NULL for dp = 1 */
+    ct_comm_t *tp;       /* NULL for tp = 1 */
+    ct_comm_t *world;    /* NULL for a world of 1 */
+    int tp_rank;
+    size_t bucket_floats;
+    double comm_seconds; /* time in DP collectives, accumulated */
+    ct_arena_t arena;
+};
+
+/* Sizes the AdamW state for model m: all of it, or with zero = 1 the
+ * dp_rank-th of dp equal slices. Groups may be NULL (size 1). */
+ct_status_t ct_optim_init(ct_optim_t *o, const ct_model_t *m, int zero, const ct_comm_groups_t *g,
+                          int bucket_mib);
+void ct_optim_free(ct_optim_t *o);
+
+/* One optimizer step on accumulated gradients with learning rate lr and
+ * bias-correction step t (1-based). *norm_p gets the global gradient norm
+ * before clipping; when it is not finite the weights and AdamW state are
+ * left unchanged (the caller counts a skipped step). */
+ct_status_t ct_optim_step(ct_optim_t *o, ct_model_t *m, const ct_optim_config_t *cfg, float lr,
+                          int t, float *norm_p);
+
+#endif

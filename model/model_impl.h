@@ -1,0 +1,52 @@
+/* The backend table behind model/model.h: one per architecture x device
+ * (gpt2 x cpu in model/gpt2_cpu.c, gpt2 x cuda in model/gpt2_cuda.c), chosen
+ * once: ct_model_init installs the CPU one, ct_model_to_device a device one.
+ * Private to model/. */
+#ifndef CT_MODEL_MODEL_IMPL_H
+#define CT_MODEL_MODEL_IMPL_H
+
+#include "model/model.h"
+
+struct ct_model_backend {
+    const char *name; /* "gpt2/cpu" */
+    float (*forward)(ct_model_t *m, const int32_t *inputs, const int32_t *targets, int B, int T);
+    void (*backward)(ct_model_t *m, const int32_t *inputs, int B, int T, float loss_scale);
+    void (*zero_grad)(ct_model_t *m);
+    const float *(*logits_row)(ct_model_t *m, int row);
+    void (*to_host)(ct_model_t *m, ct_optim_t *o);
+    void (*grads_to_host)(ct_model_t *m, float *dst);
+    /* frees m->dev (device backends; NULL on the CPU) */
+    void (*free)(ct_model_t *m);
+    const char *(*device_name)(const ct_model_t *m);
+    double (*peak_tflops)(const ct_model_t *m);
+    size_t (*peak_memory)(const ct_model_t *m);
+
+    /* The optimizer's device pieces, called by ct_optim_step in this order:
+     * grad_reduce (DP average of what the backward has not reduced yet, or
+     * ZeRO's reduce-scatter into [o->start, o->start + o->count)), grad_sumsq
+     * (the sum of squares of the owned slice, every parameter counted once
+     * across TP and DP; into *host_p when the backend has it on the host,
+     * else left on the device and *host_p untouched), adamw for each
+     * tensor's part [a, b) of the owned slice (clipping to grad_clip by the
+     * norm, skipping a non-finite one), param_gather (ZeRO), and
+     * step_norm (the norm, waiting for the device if it must). */
+    ct_status_t (*grad_reduce)(ct_model_t *m, ct_optim_t *o, int t);
+    ct_status_t (*grad_sumsq)(ct_model_t *m, ct_optim_t *o, int t, double *host_p);
+    void (*adamw)(ct_model_t *m, ct_optim_t *o, const ct_optim_config_t *cfg, size_t a, size_t b,
+                  float lr, float wd, int t, int tensor, float clip_scale);
+    ct_status_t (*param_gather)(ct_model_t *m, ct_optim_t *o, int t);
+    ct_status_t (*step_norm)(ct_model_t *m, ct_optim_t *o, int t, double host_sumsq,
+                             float *norm_p);
+};
+
+/* The CPU backend's optimizer pieces, shared by every architecture on the
+ * CPU (model/optim.c). */
+ct_status_t ct__optim_cpu_grad_reduce(ct_model_t *m, ct_optim_t *o, int t);
+ct_status_t ct__optim_cpu_grad_sumsq(ct_model_t *m, ct_optim_t *o, int t, double *host_p);
+void ct__optim_cpu_adamw(ct_model_t *m, ct_optim_t *o, const ct_optim_config_t *cfg, size_t a,
+                         size_t b, float lr, float wd, int t, int tensor, float clip_scale);
+ct_status_t ct__optim_cpu_param_gather(ct_model_t *m, ct_optim_t *o, int t);
+ct_status_t ct__optim_cpu_step_norm(ct_model_t *m, ct_optim_t *o, int t, double host_sumsq,
+                                    float *norm_p);
+
+#endif
