@@ -552,7 +552,7 @@ ct_status_t ct_bpe_save(const ct_bpe_t *bpe, const char *path)
 {
     if (!bpe->native) {
         CT_LOG_ERROR("cannot save %s: the tokenizer's ids do not follow the ctrain layout (bytes "
-                     "0..255, merge r making 256 + r, end-of-text last) ---> HINT: keep it in the "
+                     "0..255, merge r making 256 + r, end-of-text last)\n---> HINT: keep it in the "
                      "GPT-2 or tiktoken format it came in", path);
         return CT_ERR_UNSUPPORTED;
     }
@@ -588,7 +588,7 @@ static int parse_num(const char **p, const char *end, int64_t max, int64_t *v_p)
         char _m[256];                                                                             \
         snprintf(_m, sizeof _m, __VA_ARGS__);                                                     \
         CT_LOG_ERROR(                                                                             \
-            "%s:%d: %s ---> HINT: is this a tokenizer written by 'ctrain tokenize train'?", path, \
+            "%s:%d: %s\n---> HINT: is this a tokenizer written by 'ctrain tokenize train'?", path, \
             (line), _m);                                                                          \
         st = (code);                                                                              \
         goto done;                                                                                \

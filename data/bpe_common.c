@@ -238,7 +238,7 @@ ct_status_t ct__bpe_read_file(const char *path, const char *hint, char **buf_p, 
     FILE *f = fopen(path, "rb");
     if (!f) {
         int err = errno;
-        CT_LOG_ERROR("cannot open %s: %s ---> HINT: %s", path, strerror(err), hint);
+        CT_LOG_ERROR("cannot open %s: %s\n---> HINT: %s", path, strerror(err), hint);
         return err == ENOENT ? CT_ERR_NOT_FOUND : CT_ERR_IO;
     }
     char *buf = NULL;
