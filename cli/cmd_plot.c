@@ -154,7 +154,7 @@ static int run_load(run_t *r, const char *dir)
     snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
     FILE *fp = fopen(path, "r");
     if (!fp) {
-        CT_LOG_ERROR("cannot open %s: %s ---> HINT: is %s a run directory (train.run_dir)?", path,
+        CT_LOG_ERROR("cannot open %s: %s\n---> HINT: is %s a run directory (train.run_dir)?", path,
                      strerror(errno), dir);
         return -1;
     }
@@ -193,7 +193,7 @@ static int run_load(run_t *r, const char *dir)
         CT_LOG_ERROR("cannot read %s: %s", path, strerror(errno));
         rc = -1;
     } else if (used == 0) {
-        CT_LOG_ERROR("%s has no metric lines ---> HINT: has the run logged a step yet?", path);
+        CT_LOG_ERROR("%s has no metric lines\n---> HINT: has the run logged a step yet?", path);
         rc = -1;
     }
 close_file:

@@ -307,8 +307,8 @@ static int load_tokenizer(const args_t *a, int required, ct_bpe_t **bpe_p)
         struct stat sb;
         int found = stat(dir, &sb) == 0;
         if (!found || !S_ISDIR(sb.st_mode)) {
-            CT_LOG_ERROR("--vocab gpt2: %s (from %s) is not a directory: %s ---> HINT: point it at "
-                         "the directory holding GPT-2's vocab.json and merges.txt", dir,
+            CT_LOG_ERROR("--vocab gpt2: %s (from %s) is not a directory: %s\n---> HINT: point "
+                         "it at the directory holding GPT-2's vocab.json and merges.txt", dir,
                          a->gpt2_dir ? "--gpt2-dir" : "CT_GPT2_VOCAB_DIR",
                          found ? "it is a file" : strerror(errno));
             return 1;
@@ -673,7 +673,7 @@ static ct_status_t jsonl_docs(FILE *f, const char *name, docs_t *d, doc_fn fn, v
         }
         if (j.err) {
             CT_LOG_ERROR(
-                "%s:%lld: malformed JSON at column %lld: %s ---> HINT: --jsonl expects one "
+                "%s:%lld: malformed JSON at column %lld: %s\n---> HINT: --jsonl expects one "
                 "object with a \"text\" string per line",
                 name, lineno, (long long)(j.s - j.start) + 1, j.err);
             st = CT_ERR_CORRUPT;
@@ -1007,7 +1007,7 @@ static int decode_shard(const ct_bpe_t *bpe, const char *path, int32_t *ids, uin
                                                (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
             if (v >= (uint32_t)V) {
                 CT_LOG_ERROR("%s: token %u at index %lld (offset %lld) is outside the tokenizer's "
-                             "vocabulary of %d ---> HINT: was the shard encoded with another "
+                             "vocabulary of %d\n---> HINT: was the shard encoded with another "
                              "tokenizer?",
                              path, v, (long long)(done + (int64_t)i),
                              (long long)(CT_SHARD_HEADER_BYTES + (done + (int64_t)i) * info.width),

@@ -142,7 +142,7 @@ static void *wd_main(void *arg)
         if (waited <= wd.timeout_s + wd.grace) continue;
         /* One line, then out, holding the lock so no collective can start. */
         CT_LOG_ERROR("rank %d: collective %s on group %s has not completed after %.0f s while %s; "
-                     "a peer rank is dead or hung ---> HINT: check the other ranks' logs; raise "
+                     "a peer rank is dead or hung\n---> HINT: check the other ranks' logs; raise "
                      "comm.timeout_s if the step is legitimately slow",
                      ct_log_rank(), wd.op, wd.group, waited,
                      wd.activity[0] ? wd.activity : "(activity not set)");
@@ -230,7 +230,7 @@ ct_status_t ct_comm_init_backend(ct_comm_backend_t backend, int dp, int tp, doub
         return CT_ERR_INVALID_ARG;
     }
     if (backend == CT_COMM_MPI && !backends[CT_COMM_MPI]) {
-        CT_LOG_ERROR("comm backend mpi is not in this build ---> HINT: install an MPI "
+        CT_LOG_ERROR("comm backend mpi is not in this build\n---> HINT: install an MPI "
                      "(libopenmpi-dev) and configure with -DCT_MPI=ON");
         return CT_ERR_UNSUPPORTED;
     }
@@ -253,7 +253,7 @@ ct_status_t ct_comm_init_backend(ct_comm_backend_t backend, int dp, int tp, doub
 
     if (dp == 0) {
         if (world % tp != 0) {
-            CT_LOG_ERROR("world size %d is not a multiple of parallel.tp %d ---> HINT: run with "
+            CT_LOG_ERROR("world size %d is not a multiple of parallel.tp %d\n---> HINT: run with "
                          "mpirun -np N where N is a multiple of %d, or change parallel.tp",
                          world, tp, tp);
             return CT_ERR_CONFIG;
@@ -261,8 +261,8 @@ ct_status_t ct_comm_init_backend(ct_comm_backend_t backend, int dp, int tp, doub
         dp = world / tp;
     }
     if ((long)dp * tp != world) {
-        CT_LOG_ERROR("world size %d does not match parallel.dp %d x parallel.tp %d = %ld "
-                     "---> HINT: run with mpirun -np %ld or set parallel.dp/tp so that "
+        CT_LOG_ERROR("world size %d does not match parallel.dp %d x parallel.tp %d = %ld"
+                     "\n---> HINT: run with mpirun -np %ld or set parallel.dp/tp so that "
                      "dp*tp = %d",
                      world, dp, tp, (long)dp * tp, (long)dp * tp, world);
         return CT_ERR_CONFIG;
@@ -272,8 +272,8 @@ ct_status_t ct_comm_init_backend(ct_comm_backend_t backend, int dp, int tp, doub
     if (backend == CT_COMM_AUTO) backend = world == 1 ? CT_COMM_LOCAL : CT_COMM_MPI;
     const ct__comm_backend_t *be = backends[backend];
     if (be == &ct__comm_local && world > 1) {
-        CT_LOG_ERROR("comm backend local serves one process, but this is rank %d of %d "
-                     "---> HINT: use comm backend auto or mpi",
+        CT_LOG_ERROR("comm backend local serves one process, but this is rank %d of %d"
+                     "\n---> HINT: use comm backend auto or mpi",
                      rank, world);
         return CT_ERR_CONFIG;
     }

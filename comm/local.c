@@ -16,8 +16,9 @@ static ct_status_t local_start(int *rank_p, int *world_p)
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i]);
         if (v && atoi(v) > 1) {
-            CT_LOG_ERROR("launched as one of %d processes (%s=%s) but this build has no MPI "
-                         "---> HINT: install an MPI (libopenmpi-dev) and rebuild with -DCT_MPI=ON",
+            CT_LOG_ERROR("launched as one of %d processes (%s=%s) but this build has no MPI"
+                         "\n---> HINT: install an MPI (libopenmpi-dev) and rebuild with "
+                         "-DCT_MPI=ON",
                          atoi(v), vars[i], v);
             return CT_ERR_CONFIG;
         }

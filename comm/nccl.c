@@ -124,7 +124,7 @@ static ct_status_t nccl_fail(const char *group, const char *call, ncclResult_t r
     else
         ct__comm_activity(activity, sizeof activity);
     const char *last = ncclGetLastError(NULL);
-    CT_LOG_ERROR("rank %d: %s on group %s failed: %s%s%s while %s ---> HINT: rerun with "
+    CT_LOG_ERROR("rank %d: %s on group %s failed: %s%s%s while %s\n---> HINT: rerun with "
                  "NCCL_DEBUG=WARN for NCCL's own account",
                  ct_log_rank(), call, group, ncclGetErrorString(r), last && *last ? ": " : "",
                  last ? last : "", activity);
@@ -148,7 +148,7 @@ static ct_status_t launch_fail(const char *group, const char *call, ncclResult_t
 static ct_status_t aborted_fail(const nccl_comm_t *n, const char *call)
 {
     CT_LOG_ERROR("rank %d: %s on group %s: its nccl communicator was aborted after an earlier "
-                 "failure ---> HINT: end the job with ct_comm_abort once ct_comm_sync fails",
+                 "failure\n---> HINT: end the job with ct_comm_abort once ct_comm_sync fails",
                  ct_log_rank(), call, n->base.name);
     return CT_ERR_COMM;
 }
@@ -249,8 +249,8 @@ static int usable_devices(void)
     cudaError_t ce;
     int ndev = device_count(&ce);
     if (ndev == 0)
-        CT_LOG_ERROR("comm backend nccl needs a CUDA device, but this process sees none (%s) "
-                     "---> HINT: run on a GPU node with the NVIDIA driver loaded, check "
+        CT_LOG_ERROR("comm backend nccl needs a CUDA device, but this process sees none (%s)"
+                     "\n---> HINT: run on a GPU node with the NVIDIA driver loaded, check "
                      "CUDA_VISIBLE_DEVICES, or use comm backend auto or mpi",
                      ce != cudaSuccess ? cudaGetErrorString(ce) : "0 devices");
     return ndev;
@@ -291,7 +291,7 @@ static ct_status_t nccl_groups_init(ct_comm_groups_t *g)
     cudaError_t ce = cudaSetDevice(dev);
     if (ce != cudaSuccess) {
         (void)cudaGetLastError();
-        CT_LOG_ERROR("rank %d: cannot use cuda device %d of %d: %s ---> HINT: check that the "
+        CT_LOG_ERROR("rank %d: cannot use cuda device %d of %d: %s\n---> HINT: check that the "
                      "device is not in exclusive-process mode and held by another job "
                      "(nvidia-smi)",
                      g->rank, dev, ndev, cudaGetErrorString(ce));
@@ -405,8 +405,8 @@ static ct_status_t nccl_sync(ct_comm_t *c, void *stream, double timeout_s)
             ct__comm_activity(activity, sizeof activity);
             const char *last = ncclGetLastError(live[i]->comm);
             CT_LOG_ERROR("rank %d: the nccl communicator of group %s failed: %s%s%s (seen in "
-                         "ct_comm_sync on group %s) while %s; aborting the nccl communicators "
-                         "---> HINT: a peer rank failed or died; check the other ranks' logs",
+                         "ct_comm_sync on group %s) while %s; aborting the nccl communicators"
+                         "\n---> HINT: a peer rank failed or died; check the other ranks' logs",
                          ct_log_rank(), live[i]->base.name, ncclGetErrorString(ae),
                          last && *last ? ": " : "", last ? last : "", c->name, activity);
             abort_all();
@@ -420,7 +420,7 @@ static ct_status_t nccl_sync(ct_comm_t *c, void *stream, double timeout_s)
             ct__comm_activity(activity, sizeof activity);
             CT_LOG_ERROR("rank %d: the work on group %s's stream has not completed after %.0f s "
                          "while %s; a peer rank is dead or hung; aborting the nccl "
-                         "communicators ---> HINT: check the other ranks' logs; raise "
+                         "communicators\n---> HINT: check the other ranks' logs; raise "
                          "comm.timeout_s if the step is legitimately slow",
                          ct_log_rank(), c->name, waited, activity);
             abort_all();

@@ -6,7 +6,7 @@
 
 static ct_status_t nccl_groups_init(ct_comm_groups_t *g)
 {
-    CT_LOG_ERROR("comm backend nccl is not in this build ---> HINT: install the CUDA toolkit and "
+    CT_LOG_ERROR("comm backend nccl is not in this build\n---> HINT: install the CUDA toolkit and "
                  "NCCL (libnccl-dev, or point NCCL_ROOT at it) and configure with -DCT_CUDA=ON");
     return CT_ERR_UNSUPPORTED;
 }

@@ -886,7 +886,7 @@ static ct_status_t validate(const ct_config_t *cfg, const srcmap_t *src)
     }
     if (cfg->model.n_head % cfg->parallel.tp != 0) {
         CT_LOG_ERROR("config error: %s is not divisible by %s: tensor parallelism splits whole "
-                     "heads ---> HINT: choose parallel.tp among the divisors of n_head",
+                     "heads\n---> HINT: choose parallel.tp among the divisors of n_head",
                      SRC_(model, n_head, a), SRC_(parallel, tp, b));
         st = CT_ERR_CONFIG;
     }
@@ -908,7 +908,7 @@ static ct_status_t read_file(const char *path, char **text_p, size_t *len_p)
         int e = errno;
         CT_LOG_ERROR("config error: cannot open config file '%s': %s%s", path, strerror(e),
                      e == ENOENT && path[0] != '/'
-                         ? " ---> HINT: a relative path is taken from the working directory"
+                         ? "\n---> HINT: a relative path is taken from the working directory"
                          : "");
         return e == ENOENT ? CT_ERR_NOT_FOUND : CT_ERR_IO;
     }

@@ -406,7 +406,7 @@ ct_status_t ct_bpe_load_gpt2(const char *vocab_json, const char *merges_txt, ct_
     int V = (int)v.n, n_merges;
     if ((st = merges_lines(mbuf, mn, &lines, &n_merges)) != CT_OK) goto oom_or_done;
     if (n_merges >= V)
-        GPT2_FAIL(CT_ERR_CORRUPT, "%s has %d merges but %s only %d tokens ---> HINT: are the two "
+        GPT2_FAIL(CT_ERR_CORRUPT, "%s has %d merges but %s only %d tokens\n---> HINT: are the two "
                   "files from the same tokenizer?", merges_txt, n_merges, vocab_json, V);
 
     /* Place the entries by id: the ids must be exactly 0..V-1. */
@@ -443,11 +443,11 @@ ct_status_t ct_bpe_load_gpt2(const char *vocab_json, const char *merges_txt, ct_
                   dup[0], dup[1]);
     int missing;
     if (set_byte_ids(bpe, &map, &missing))
-        GPT2_FAIL(CT_ERR_CORRUPT, "%s has no token for byte 0x%02x ---> HINT: a byte-level BPE "
+        GPT2_FAIL(CT_ERR_CORRUPT, "%s has no token for byte 0x%02x\n---> HINT: a byte-level BPE "
                   "vocabulary holds all 256 bytes", vocab_json, missing);
     bpe->eot = tokmap_find(&map, CT__BPE_EOT_TEXT, strlen(CT__BPE_EOT_TEXT));
     if (bpe->eot < 0)
-        GPT2_FAIL(CT_ERR_CORRUPT, "%s has no \"%s\" token ---> HINT: ctrain needs GPT-2's "
+        GPT2_FAIL(CT_ERR_CORRUPT, "%s has no \"%s\" token\n---> HINT: ctrain needs GPT-2's "
                   "end-of-text token to separate documents", vocab_json, CT__BPE_EOT_TEXT);
 
     /* The merges: each part, and the two joined, must be tokens of the vocabulary. */
@@ -473,7 +473,7 @@ ct_status_t ct_bpe_load_gpt2(const char *vocab_json, const char *merges_txt, ct_
         int32_t b = tokmap_find(&map, scratch + ba, (size_t)bb);
         int32_t z = tokmap_find(&map, scratch, (size_t)(ba + bb));
         if (a < 0 || b < 0 || z < 0)
-            GPT2_FAIL(CT_ERR_CORRUPT, "%s:%d: \"%.*s\" is not in %s ---> HINT: are the two files "
+            GPT2_FAIL(CT_ERR_CORRUPT, "%s:%d: \"%.*s\" is not in %s\n---> HINT: are the two files "
                       "from the same tokenizer?", merges_txt, ln->line,
                       a < 0 ? (int)la : b < 0 ? (int)lb : (int)ln->len,
                       a < 0 ? ln->s : b < 0 ? sp + 1 : ln->s, vocab_json);
@@ -618,8 +618,8 @@ ct_status_t ct_bpe_load_tiktoken(const char *path, ct_bpe_t **bpe_p)
         while (q < s + len && *q >= '0' && *q <= '9' && rank < CT__BPE_MAX_VOCAB)
             rank = rank * 10 + (*q++ - '0');
         if (k <= 0 || q == sp + 1 || q != s + len || rank >= CT__BPE_MAX_VOCAB - 1)
-            GPT2_FAIL(CT_ERR_CORRUPT, "%s:%d: expected \"<base64 of the token's bytes> <rank>\" "
-                      "---> HINT: is this a tiktoken file such as gpt2.tiktoken?", path, line);
+            GPT2_FAIL(CT_ERR_CORRUPT, "%s:%d: expected \"<base64 of the token's bytes> <rank>\""
+                      "\n---> HINT: is this a tiktoken file such as gpt2.tiktoken?", path, line);
         nb += (size_t)k;
         ent_rank[N] = (int32_t)rank;
         ent_line[N] = line;
@@ -663,7 +663,7 @@ ct_status_t ct_bpe_load_tiktoken(const char *path, ct_bpe_t **bpe_p)
                   ent_line[pos_of[dup[1]]], dup[1], dup[0]);
     int missing;
     if (set_byte_ids(bpe, &map, &missing))
-        GPT2_FAIL(CT_ERR_CORRUPT, "%s has no token for byte 0x%02x ---> HINT: a byte-level BPE "
+        GPT2_FAIL(CT_ERR_CORRUPT, "%s has no token for byte 0x%02x\n---> HINT: a byte-level BPE "
                   "vocabulary holds all 256 bytes", path, missing);
     int64_t longest = 0;
     for (int id = 0; id < N; id++)
@@ -676,7 +676,7 @@ ct_status_t ct_bpe_load_tiktoken(const char *path, ct_bpe_t **bpe_p)
         int32_t parts[2];
         if (derive_parts(&map, id, start, parts) != 2)
             GPT2_FAIL(CT_ERR_CORRUPT, "%s:%d: the token of rank %d is not two lower-ranked tokens "
-                      "merged ---> HINT: tiktoken files list a BPE vocabulary by rank", path,
+                      "merged\n---> HINT: tiktoken files list a BPE vocabulary by rank", path,
                       ent_line[pos_of[id]], id);
         bpe->merges[2 * m] = parts[0];
         bpe->merges[2 * m + 1] = parts[1];
@@ -727,14 +727,14 @@ ct_status_t ct__bpe_load_dir(const char *dir, ct_bpe_t **bpe_p)
         int ha = is_file(a), hb = is_file(b);
         if (ha && hb) return ct_bpe_load_gpt2(a, b, bpe_p);
         if (ha || hb) {
-            CT_LOG_ERROR("%s has %s but not %s ---> HINT: GPT-2's tokenizer needs both files",
+            CT_LOG_ERROR("%s has %s but not %s\n---> HINT: GPT-2's tokenizer needs both files",
                          dir, ha ? pairs[i][0] : pairs[i][1], ha ? pairs[i][1] : pairs[i][0]);
             return CT_ERR_NOT_FOUND;
         }
     }
     snprintf(a, sizeof a, "%s/gpt2.tiktoken", dir);
     if (is_file(a)) return ct_bpe_load_tiktoken(a, bpe_p);
-    CT_LOG_ERROR("%s holds no GPT-2 tokenizer files ---> HINT: expected vocab.json + merges.txt, "
+    CT_LOG_ERROR("%s holds no GPT-2 tokenizer files\n---> HINT: expected vocab.json + merges.txt, "
                  "encoder.json + vocab.bpe, or gpt2.tiktoken", dir);
     return CT_ERR_NOT_FOUND;
 }
@@ -835,8 +835,8 @@ ct_status_t ct_bpe_save_tiktoken(const ct_bpe_t *bpe, const char *path)
         if (derive_parts(&map, bpe->merge_id[k], start, parts) != 2 ||
             parts[0] != bpe->merges[2 * k] || parts[1] != bpe->merges[2 * k + 1])
             GPT2_FAIL(CT_ERR_UNSUPPORTED, "cannot write %s as tiktoken: token %d (merge %d) would "
-                      "load back as other parts, so the tokenizer would encode differently "
-                      "---> HINT: write it in GPT-2's format, which keeps the merges", path,
+                      "load back as other parts, so the tokenizer would encode differently"
+                      "\n---> HINT: write it in GPT-2's format, which keeps the merges", path,
                       bpe->merge_id[k], k);
     }
     for (int id = 0; id < V - 1; id++) {

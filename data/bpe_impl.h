@@ -1,8 +1,9 @@
 /* Private to data/: the BPE tokenizer's layout, shared by bpe.c (encode,
  * decode, the ctrain format), bpe_gpt2.c (GPT-2 and tiktoken files) and
- * bpe_train.c (training), plus the internal hooks that the tests in
- * tests/data/ check directly (pre-tokenizers, the two word merge
- * algorithms, GPT-2's byte alphabet). */
+ * bpe_train.c (training), all three built on bpe_common.c (the object's
+ * allocation, index and free, the byte alphabet, buffers, whole files),
+ * plus the internal hooks that the tests in tests/data/ check directly
+ * (pre-tokenizers, the two word merge algorithms, GPT-2's byte alphabet). */
 #ifndef CT_DATA_BPE_IMPL_H
 #define CT_DATA_BPE_IMPL_H
 

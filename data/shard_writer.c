@@ -106,7 +106,7 @@ ct_status_t ct_shard_writer_init(const char *prefix, int64_t shard_tokens, int v
 static ct_status_t fail_io(ct_shard_writer_t *w, const char *what, const char *path, int err)
 {
     CT_LOG_ERROR("cannot %s %s: %s%s", what, path, strerror(err),
-                 err == ENOSPC ? " ---> HINT: free disk space or write elsewhere" : "");
+                 err == ENOSPC ? "\n---> HINT: free disk space or write elsewhere" : "");
     w->err = CT_ERR_IO;
     return w->err;
 }
@@ -132,7 +132,7 @@ static ct_status_t shard_open(ct_shard_writer_t *w)
     w->f = fopen(w->tmp, "wb");
     if (!w->f) {
         int err = errno;
-        CT_LOG_ERROR("cannot create %s: %s ---> HINT: does the output directory exist and is it "
+        CT_LOG_ERROR("cannot create %s: %s\n---> HINT: does the output directory exist and is it "
                      "writable?", w->tmp, strerror(err));
         return w->err = CT_ERR_IO;
     }
@@ -240,7 +240,7 @@ ct_status_t ct_shard_writer_close(ct_shard_writer_t *w, int *n_shards_p, int64_t
         struct stat sb;
         if (!w->src && !shard_name(w, w->n_shards, next, sizeof next) && stat(next, &sb) == 0)
             CT_LOG_WARN("%s is left from an earlier run with the same prefix; a glob of %s_*.bin "
-                        "would include it ---> HINT: delete it", next, w->prefix);
+                        "would include it\n---> HINT: delete it", next, w->prefix);
         if (n_shards_p) *n_shards_p = w->n_shards;
         if (n_tokens_p) *n_tokens_p = w->total;
     }

@@ -1,8 +1,13 @@
-/* Byte sources: local files. Sizes come from stat, reads are pread loops
- * on a descriptor opened per call (the page cache makes this cheap, and no
- * descriptor outlives a call), lists expand globs, and writes go through a
- * temporary file in the same folder, fsync and rename, so a reader sees the
- * old object or the new one, never a part. Missing folders are not created. */
+/* Byte sources, the local-file backend (plain paths and file://). Sizes
+ * come from stat, reads are pread loops on a descriptor opened per call (the
+ * page cache makes this cheap, and no descriptor outlives a call), lists
+ * expand globs, and writes go through a temporary file in the same folder,
+ * fsync and rename, so a reader sees the old object or the new one, never a
+ * part. Messages about a relative path name the working directory it was
+ * taken from.
+ *
+ * Left out: creating missing folders, globs matching hidden files (glob's
+ * defaults), and listing a folder by its name: name its files with a glob. */
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
@@ -11,19 +16,31 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "data/source_impl.h"
 
-ct_status_t ct__file_size(const char *path, int64_t *size_p)
+/* " (relative to CWD)" for a relative path, "" for an absolute one. */
+static const char *cwd_note(const char *path, char *buf, size_t cap)
+{
+    if (path[0] == '/') return "";
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) snprintf(cwd, sizeof cwd, "the working directory");
+    snprintf(buf, cap, " (relative to %s)", cwd);
+    return buf;
+}
+
+static ct_status_t path_size(const char *path, int64_t *size_p)
 {
     struct stat st;
     if (stat(path, &st) != 0) {
         int e = errno;
-        CT_LOG_ERROR("cannot stat %s: %s%s", path, strerror(e),
-                     e == ENOENT ? "\n---> HINT: check the path (relative paths start in the "
-                                   "current directory)" : "");
+        char note[PATH_MAX + 32];
+        CT_LOG_ERROR("cannot stat %s%s: %s%s", path, cwd_note(path, note, sizeof note),
+                     strerror(e), e == ENOENT ? "\n---> HINT: check the path (relative paths "
+                                                "start in the working directory)" : "");
         return e == ENOENT ? CT_ERR_NOT_FOUND : CT_ERR_IO;
     }
     if (!S_ISREG(st.st_mode)) {
@@ -35,9 +52,15 @@ ct_status_t ct__file_size(const char *path, int64_t *size_p)
     return CT_OK;
 }
 
-ct_status_t ct__file_read(const char *path, int64_t offset, size_t len, int64_t expect_size,
-                          void *dst)
+static ct_status_t file_size(ct_source_t *src, const ct__url_t *u, int64_t *size_p)
 {
+    return path_size(u->path, size_p);
+}
+
+static ct_status_t file_read(ct_source_t *src, const ct__url_t *u, int64_t offset, size_t len,
+                             int64_t expect_size, void *dst)
+{
+    const char *path = u->path;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
@@ -78,8 +101,9 @@ out:
     return st;
 }
 
-ct_status_t ct__file_write(const char *path, const void *data, size_t len)
+static ct_status_t file_write(ct_source_t *src, const ct__url_t *u, const void *data, size_t len)
 {
+    const char *path = u->path;
     size_t pl = strlen(path);
     char *tmp = malloc(pl + 48);
     char *dircopy = strdup(path);
@@ -138,28 +162,51 @@ out:
     return st;
 }
 
-ct_status_t ct__file_list(const char *item, ct_object_t **objs, int *n, int *cap)
+static ct_status_t file_list(ct_source_t *src, const ct__url_t *u, ct_object_t **objs, int *n,
+                             int *cap)
 {
-    int64_t size;
+    const char *item = u->path;
+    int64_t size = 0;
     if (!strpbrk(item, "*?[")) {
-        ct_status_t st = ct__file_size(item, &size);
+        ct_status_t st = path_size(item, &size);
         return st == CT_OK ? ct__objects_push(objs, n, cap, item, strlen(item), size) : st;
     }
+    char note[PATH_MAX + 32];
     glob_t g;
     int rc = glob(item, 0, NULL, &g);
-    if (rc == GLOB_NOMATCH) return CT_OK; /* the caller names the empty item */
+    if (rc == GLOB_NOMATCH) {
+        CT_LOG_ERROR("no file matches '%s'%s\n---> HINT: check the folder and the pattern (* ? "
+                     "[...] match within one folder; relative paths start in the working "
+                     "directory)", item, cwd_note(item, note, sizeof note));
+        return CT_ERR_NOT_FOUND;
+    }
     if (rc != 0) {
         CT_LOG_ERROR("cannot expand '%s': %s", item,
                      rc == GLOB_NOSPACE ? "out of memory" : "read error");
         return CT_ERR_IO;
     }
     ct_status_t st = CT_OK;
+    int first = *n;
     for (size_t i = 0; i < g.gl_pathc && st == CT_OK; i++) {
         struct stat sb;
         if (stat(g.gl_pathv[i], &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
         st = ct__objects_push(objs, n, cap, g.gl_pathv[i], strlen(g.gl_pathv[i]),
                               (int64_t)sb.st_size);
     }
+    if (st == CT_OK && *n == first) {
+        CT_LOG_ERROR("no file matches '%s'%s, only %zu folder(s) or other non-regular "
+                     "file(s)\n---> HINT: name the files, e.g. %s/*.bin", item,
+                     cwd_note(item, note, sizeof note), g.gl_pathc, g.gl_pathv[0]);
+        st = CT_ERR_NOT_FOUND;
+    }
     globfree(&g);
     return st;
 }
+
+const ct__src_backend_t ct__src_file = {
+    .name = "file",
+    .size = file_size,
+    .read = file_read,
+    .write = file_write,
+    .list = file_list,
+};

@@ -1,5 +1,7 @@
-/* Byte sources: the S3 protocol, for s3:// and for gs:// through the GCS
- * XML API (HMAC keys, the same SigV4 signing, region "auto").
+/* Byte sources, the s3 and gs backends: the S3 protocol, for s3:// and for
+ * gs:// through the GCS XML API (HMAC keys, the same SigV4 signing, region
+ * "auto"). Two entries in the backend table, one set of functions: the
+ * parsed URL's kind picks the endpoint and the credentials.
  *
  * Addressing: path-style (ENDPOINT/BUCKET/KEY) on a custom endpoint and on
  * GCS; virtual-hosted (https://BUCKET.s3.REGION.amazonaws.com/KEY) on AWS,
@@ -85,8 +87,9 @@ static void req_sign(ct__req_t *q, const creds_t *c)
     q->token = c->token;
 }
 
-ct_status_t ct__s3_size(ct_source_t *src, const ct__url_t *u, const char *url, int64_t *size_p)
+static ct_status_t s3_size(ct_source_t *src, const ct__url_t *u, int64_t *size_p)
 {
+    const char *url = u->path;
     creds_t c = creds_for(src, u);
     char *req_url = ct__s3_url(src, u, u->key, NULL);
     if (!req_url) return CT_ERR_NO_MEMORY;
@@ -114,9 +117,10 @@ ct_status_t ct__s3_size(ct_source_t *src, const ct__url_t *u, const char *url, i
     return st;
 }
 
-ct_status_t ct__s3_read(ct_source_t *src, const ct__url_t *u, const char *url, int64_t offset,
-                        size_t len, int64_t expect_size, void *dst)
+static ct_status_t s3_read(ct_source_t *src, const ct__url_t *u, int64_t offset, size_t len,
+                           int64_t expect_size, void *dst)
 {
+    const char *url = u->path;
     creds_t c = creds_for(src, u);
     char *req_url = ct__s3_url(src, u, u->key, NULL);
     if (!req_url) return CT_ERR_NO_MEMORY;
@@ -185,8 +189,10 @@ ct_status_t ct__s3_parse_list(const char *xml, size_t n, const char *url_prefix,
     return CT_OK;
 }
 
-ct_status_t ct__s3_list(ct_source_t *src, const ct__url_t *u, const char *pattern,
-                        ct_object_t **objs, int *n, int *cap)
+/* Appends the objects whose keys start with key_prefix (and match pattern, an
+ * fnmatch pattern on whole keys, when not NULL). */
+static ct_status_t list_prefix(ct_source_t *src, const ct__url_t *u, const char *key_prefix,
+                               const char *pattern, ct_object_t **objs, int *n, int *cap)
 {
     creds_t c = creds_for(src, u);
     const char *scheme = u->kind == CT__SRC_GS ? "gs://" : "s3://";
@@ -195,7 +201,7 @@ ct_status_t ct__s3_list(ct_source_t *src, const ct__url_t *u, const char *patter
     ct__buf_str(&prefix, u->bucket);
     ct__buf_add(&prefix, "/", 1);
     ct__buf_str(&shown, prefix.p ? prefix.p : "");
-    ct__buf_str(&shown, pattern ? pattern : u->key);
+    ct__buf_str(&shown, pattern ? pattern : key_prefix);
     if (prefix.oom || shown.oom) {
         ct__buf_free(&prefix);
         ct__buf_free(&shown);
@@ -204,7 +210,7 @@ ct_status_t ct__s3_list(ct_source_t *src, const ct__url_t *u, const char *patter
     char *token = NULL;
     ct_status_t st = CT_OK;
     for (int page = 0;; page++) {
-        const char *kv[6] = {"list-type", "2", "prefix", u->key, "continuation-token", token};
+        const char *kv[6] = {"list-type", "2", "prefix", key_prefix, "continuation-token", token};
         char *query = ct__query_canonical(kv, token ? 3 : 2);
         char *url = query ? ct__s3_url(src, u, NULL, query) : NULL;
         free(query);
@@ -236,6 +242,39 @@ ct_status_t ct__s3_list(ct_source_t *src, const ct__url_t *u, const char *patter
     ct__buf_free(&body);
     ct__buf_free(&prefix);
     ct__buf_free(&shown);
+    return st;
+}
+
+/* An object, a prefix ending in '/' (or the whole bucket), or a key pattern
+ * with * ? [: the literal part before the first of these is listed, then
+ * matched. */
+static ct_status_t s3_list(ct_source_t *src, const ct__url_t *u, ct_object_t **objs, int *n,
+                           int *cap)
+{
+    const char *key = u->key;
+    size_t kl = strlen(key), glob_at = strcspn(key, "*?[");
+    int first = *n;
+    ct_status_t st;
+    if (!kl || key[kl - 1] == '/') {
+        st = list_prefix(src, u, key, NULL, objs, n, cap);
+    } else if (key[glob_at]) {
+        char *prefix = strndup(key, glob_at);
+        if (!prefix) return CT_ERR_NO_MEMORY;
+        st = list_prefix(src, u, prefix, key, objs, n, cap);
+        free(prefix);
+    } else {
+        int64_t size;
+        st = s3_size(src, u, &size);
+        if (st == CT_OK) st = ct__objects_push(objs, n, cap, u->path, strlen(u->path), size);
+    }
+    if (st == CT_OK && *n == first) {
+        char *shown = ct__redact_url(u->path);
+        CT_LOG_ERROR("no object matches '%s'\n---> HINT: check the path or prefix (a prefix "
+                     "lists every key that starts with it; end it with '/' for a folder)",
+                     shown);
+        ct__redacted_free(shown);
+        st = CT_ERR_NOT_FOUND;
+    }
     return st;
 }
 
@@ -354,9 +393,9 @@ done:
     return st;
 }
 
-ct_status_t ct__s3_write(ct_source_t *src, const ct__url_t *u, const char *url,
-                         const void *data, size_t len)
+static ct_status_t s3_write(ct_source_t *src, const ct__url_t *u, const void *data, size_t len)
 {
+    const char *url = u->path;
     if (!u->key[0] || u->key[strlen(u->key) - 1] == '/') {
         CT_LOG_ERROR("cannot write %s: it names a bucket or prefix, not an object\n---> HINT: "
                      "give the whole key, e.g. %s%sname.bin", url, url,
@@ -367,3 +406,19 @@ ct_status_t ct__s3_write(ct_source_t *src, const ct__url_t *u, const char *url,
     if (len > src->env.part_bytes) return multipart(src, u, &c, url, data, len);
     return put_object(src, u, &c, url, data, len);
 }
+
+const ct__src_backend_t ct__src_s3 = {
+    .name = "s3",
+    .size = s3_size,
+    .read = s3_read,
+    .write = s3_write,
+    .list = s3_list,
+};
+
+const ct__src_backend_t ct__src_gs = {
+    .name = "gs",
+    .size = s3_size,
+    .read = s3_read,
+    .write = s3_write,
+    .list = s3_list,
+};

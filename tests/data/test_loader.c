@@ -116,7 +116,7 @@ int main(void)
 
     snprintf(p, sizeof p, "%s/nomatch_*.bin", dir);
     CAPTURE_STDERR(CHECK(open_loader(p, T, V, 1, 1, &bad) == CT_ERR_NOT_FOUND));
-    CHECK_CAPTURED("no object matches");
+    CHECK_CAPTURED("no file matches");
 
     snprintf(p, sizeof p, "%s/magic.bin", dir);
     write_shard(p, 12345, 1, 100, 100, 2, 50);

@@ -333,6 +333,27 @@ static void test_env(void)
     check_str(env.gcs_endpoint, "https://storage.googleapis.com");
 }
 
+/* A relative glob that matches nothing names the working directory it was
+ * taken from. */
+static void test_relative_glob(ct_source_t *src, const char *dir)
+{
+    char cwd[4096], real[4096], want[8400];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    CHECK(realpath(dir, real) != NULL); /* what getcwd will say */
+    CHECK(chdir(dir) == 0);
+    ct_object_t *objs;
+    int n = 0;
+    CAPTURE_STDERR(CHECK(ct_source_list(src, "none_*.bin", &objs, &n) == CT_ERR_NOT_FOUND));
+    snprintf(want, sizeof want, "no file matches 'none_*.bin' (relative to %s)\n---> HINT: ", real);
+    CHECK_CAPTURED(want);
+    CAPTURE_STDERR(CHECK(ct_source_list(src, "s_*.bin", &objs, &n) == CT_OK && n == 3));
+    if (n == 3) ct_objects_free(objs, n);
+    CAPTURE_STDERR(CHECK(ct_source_list(src, "none.bin", &objs, &n) == CT_ERR_NOT_FOUND));
+    snprintf(want, sizeof want, "cannot stat none.bin (relative to %s): ", real);
+    CHECK_CAPTURED(want);
+    CHECK(chdir(cwd) == 0);
+}
+
 static void test_files(void)
 {
     const char *dir = ct_test_dir("source");
@@ -379,7 +400,17 @@ static void test_files(void)
     CHECK_CAPTURED("/nonexistent/x");
     snprintf(spec, sizeof spec, "%s/s_*.bin,%s/none_*.bin", dir, dir);
     CAPTURE_STDERR(CHECK(ct_source_list(src, spec, &objs, &n) == CT_ERR_NOT_FOUND));
-    CHECK_CAPTURED("none_*.bin");
+    /* a local glob is reported in the words of files, not of object stores */
+    snprintf(path, sizeof path, "no file matches '%s/none_*.bin'\n---> HINT: ", dir);
+    CHECK_CAPTURED(path);
+    CHECK(!strstr(ct_test_captured, "no object") && !strstr(ct_test_captured, "prefix"));
+    CHECK(!strstr(ct_test_captured, "relative to")); /* the path is absolute */
+    test_relative_glob(src, dir);
+    snprintf(path, sizeof path, "%s/s_dir", dir); /* a glob that matches a folder only */
+    CHECK(mkdir(path, 0755) == 0);
+    snprintf(spec, sizeof spec, "%s/s_d*", dir);
+    CAPTURE_STDERR(CHECK(ct_source_list(src, spec, &objs, &n) == CT_ERR_NOT_FOUND));
+    CHECK_CAPTURED("s_d*', only 1 folder(s) or other non-regular file(s)\n---> HINT: ");
     CAPTURE_STDERR(CHECK(ct_source_list(src, " , ", &objs, &n) == CT_ERR_NOT_FOUND));
     CAPTURE_STDERR(CHECK(ct_source_list(src, dir, &objs, &n) == CT_ERR_INVALID_ARG));
     CHECK_CAPTURED("not a regular file");
