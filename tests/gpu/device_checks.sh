@@ -22,7 +22,8 @@ if [ "$BUILT_AT" != "$PWD" ]; then
 fi
 tar -xJf .gpu/bundle.tar.xz
 SITE=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-CUDA_LIB=$(dirname "$(command -v nvcc)")/../lib64
+CUDA_LIB=/usr/local/cuda/lib64
+command -v nvcc >/dev/null && CUDA_LIB=$(dirname "$(command -v nvcc)")/../lib64
 NV=""
 for d in "$SITE"/nvidia/*/lib; do NV="$NV:$d"; done
 export LD_LIBRARY_PATH="$PWD/build-gpu/gpu-libs:$CUDA_LIB$NV:${LD_LIBRARY_PATH:-}"

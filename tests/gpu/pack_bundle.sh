@@ -17,9 +17,11 @@ rm -rf .gpu $BUILD/gpu-libs && mkdir -p .gpu $BUILD/gpu-libs
 for bin in $BUILD/ctrain $BUILD/bench/bench_gpu $BUILD/tests/test_*; do
     [ -x "$bin" ] || continue
     ldd "$bin" | awk '/=> \// {print $3}'
-done | sort -u | grep -Ev '/(libc|libm|libdl|libpthread|librt|ld-linux|libcuda|libcudnn|libnccl|libcublas|libnvrtc|libstdc\+\+|libgcc_s)[.-]' |
+done | sort -u | grep -Ev '/(lib(c|m|dl|pthread|rt|stdc\+\+|gcc_s)[.-]|ld-linux|libcuda|libcudnn|libnccl|libcublas|libnvrtc)' |
     while read -r lib; do cp -L "$lib" $BUILD/gpu-libs/; done
-# the objects are not needed there, only what runs and CTest's files
-tar -C . --exclude='*.o' --exclude='*.a' --exclude='CMakeFiles/*.dir' -cJf .gpu/bundle.tar.xz $BUILD
+# the objects and the emulator are not needed there, only what runs and CTest's
+# files (about 14 MiB)
+tar -C . --exclude='*.o' --exclude='*.a' --exclude='*_emu' --exclude="$BUILD/tests/cuda_emu" \
+    --exclude='CMakeFiles/*.dir' --exclude='test-tmp' -cJf .gpu/bundle.tar.xz $BUILD
 echo "bundle: $(du -h .gpu/bundle.tar.xz | cut -f1), built at $PWD"
 echo "$PWD" > .gpu/built_at
