@@ -3,6 +3,7 @@
 #include "core/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,9 @@ static char log_host[64] = "";
 static void (*log_abort_hook)(int) = NULL;
 static const char *log_file_pattern = NULL; /* CT_LOG_FILE, e.g. logs/%h.%r.log */
 static FILE *log_file = NULL;
+static pthread_mutex_t log_hook_lock = PTHREAD_MUTEX_INITIALIZER;
+static ct_log_hook_t log_hook = NULL; /* guarded by log_hook_lock */
+static void *log_hook_ctx = NULL;
 
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
@@ -68,11 +72,20 @@ int ct_log_rank(void) { return log_rank; }
 
 void ct_log_set_abort_hook(void (*hook)(int code)) { log_abort_hook = hook; }
 
-static void log_vline(const char *level, const char *file, int line, const char *fmt, va_list ap)
+void ct_log_set_hook(ct_log_hook_t hook, void *ctx)
+{
+    pthread_mutex_lock(&log_hook_lock);
+    log_hook = hook;
+    log_hook_ctx = ctx;
+    pthread_mutex_unlock(&log_hook_lock);
+}
+
+static void log_vline(ct_log_level_t lvl, const char *file, int line, const char *fmt, va_list ap)
 {
     char msg[2048];
     vsnprintf(msg, sizeof msg, fmt, ap);
     if (!log_host[0]) ct_log_init();
+    const char *level = level_names[lvl];
     char out[2400];
     if (ct__log_level >= CT_LOG_LEVEL_DEBUG)
         snprintf(out, sizeof out, "%s:%d r%d/%d %s %s:%d %s\n", log_host, (int)getpid(), log_rank,
@@ -82,14 +95,17 @@ static void log_vline(const char *level, const char *file, int line, const char 
                  log_world, level, msg);
     /* with CT_LOG_FILE, lines go to this rank's file, and errors to stderr too */
     if (log_file) fputs(out, log_file);
-    if (!log_file || level[0] == 'E') fputs(out, stderr);
+    if (!log_file || lvl == CT_LOG_LEVEL_ERROR) fputs(out, stderr);
+    pthread_mutex_lock(&log_hook_lock);
+    if (log_hook) log_hook(log_hook_ctx, lvl, out, msg);
+    pthread_mutex_unlock(&log_hook_lock);
 }
 
 void ct__log(ct_log_level_t level, const char *file, int line, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    log_vline(level_names[level], file, line, fmt, ap);
+    log_vline(level, file, line, fmt, ap);
     va_end(ap);
 }
 
