@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "core/log.h"
 #include "data/bpe_impl.h"
 #include "data/unicode_tables.h"
@@ -762,36 +763,11 @@ ct_status_t ct__bpe_write_file(const char *path, const char *data, size_t len)
 
 ct_status_t ct__bpe_read_file(const char *path, const char *hint, char **buf_p, size_t *len_p)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        int err = errno;
-        CT_LOG_ERROR("cannot open %s: %s ---> HINT: %s", path, strerror(err), hint);
-        return err == ENOENT ? CT_ERR_NOT_FOUND : CT_ERR_IO;
-    }
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (ct__bpe_grow((void **)&buf, &cap, n + 65536, 1)) {
-            fclose(f);
-            free(buf);
-            CT_LOG_ERROR("out of memory reading %s (%zu bytes so far)", path, n);
-            return CT_ERR_NO_MEMORY;
-        }
-        size_t k = fread(buf + n, 1, cap - n - 1, f);
-        n += k;
-        if (k == 0) break;
-    }
-    int rerr = ferror(f);
-    fclose(f);
-    if (rerr) {
-        CT_LOG_ERROR("cannot read %s", path);
-        free(buf);
-        return CT_ERR_IO;
-    }
-    buf[n] = 0;
-    *buf_p = buf;
-    *len_p = n;
-    return CT_OK;
+    ct_status_t st = ct_fs_read_file(path, buf_p, len_p);
+    if (st == CT_ERR_NO_MEMORY) CT_LOG_ERROR("out of memory reading %s", path);
+    else if (st != CT_OK)
+        CT_LOG_ERROR("cannot read %s: %s ---> HINT: %s", path, strerror(errno), hint);
+    return st;
 }
 
 ct_status_t ct_bpe_save(const ct_bpe_t *bpe, const char *path)

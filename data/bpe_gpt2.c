@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "core/log.h"
+#include "core/utf8.h"
 #include "data/bpe_impl.h"
 
 #define GPT2_MERGES_HEADER "#version: 0.2\n"
@@ -29,42 +30,9 @@
 /* ---- the byte alphabet as UTF-8 ------------------------------------------------ */
 
 /* UTF-8 of bytes_to_unicode(b): 1 or 2 bytes (the characters are below U+0800). */
-static int alpha_utf8(uint8_t b, char out[2])
+static int alpha_utf8(uint8_t b, char out[4])
 {
-    uint32_t cp = ct__bpe_byte_to_unicode(b);
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    out[0] = (char)(0xC0 | cp >> 6);
-    out[1] = (char)(0x80 | (cp & 0x3F));
-    return 2;
-}
-
-/* Decodes one strict UTF-8 character at s[0..n); returns its length, or 0. */
-static size_t utf8_decode(const uint8_t *s, size_t n, uint32_t *cp_p)
-{
-    uint8_t c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80) {
-        *cp_p = c;
-        return 1;
-    }
-    if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
-    else return 0;
-    if (len > n) return 0;
-    for (size_t k = 1; k < len; k++) {
-        if ((s[k] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[k] & 0x3F);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    *cp_p = cp;
-    return len;
+    return (int)ct_utf8_encode(ct__bpe_byte_to_unicode(b), out);
 }
 
 /* Turns the alphabet string s[0..n) into the bytes it stands for, in place
@@ -75,7 +43,7 @@ static long alpha_decode(char *s, size_t n)
     size_t o = 0;
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        size_t k = utf8_decode((const uint8_t *)s + i, n - i, &cp);
+        size_t k = ct_utf8_decode((const uint8_t *)s + i, n - i, &cp);
         int b = k ? ct__bpe_unicode_to_byte(cp) : -1;
         if (b < 0) return -1;
         s[o++] = (char)b;
@@ -746,7 +714,7 @@ static void put_alpha(ct__bpe_buf_t *b, const ct_bpe_t *bpe, int32_t id, int jso
 {
     const uint8_t *p = (const uint8_t *)bpe->tok_bytes + bpe->tok_off[id];
     for (int64_t i = 0; i < tok_len(bpe, id); i++) {
-        char u[2];
+        char u[4];
         int k = alpha_utf8(p[i], u);
         if (json && (u[0] == '"' || u[0] == '\\')) ct__bpe_buf_put(b, "\\", 1);
         ct__bpe_buf_put(b, u, (size_t)k);

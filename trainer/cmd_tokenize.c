@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/timer.h"
 #include "data/data.h"
@@ -1095,10 +1096,7 @@ static int cmd_export(int argc, char **argv)
     const char *out = a.inputs[0];
     ct_status_t st;
     if (strcmp(a.format, "gpt2") == 0) {
-        if (mkdir(out, 0755) != 0 && errno != EEXIST) {
-            CT_LOG_ERROR("cannot create directory %s: %s", out, strerror(errno));
-            goto out;
-        }
+        if (ct_fs_mkdir_p(out) != CT_OK) goto out;
         char vj[4200], mt[4200];
         snprintf(vj, sizeof vj, "%s/vocab.json", out);
         snprintf(mt, sizeof mt, "%s/merges.txt", out);

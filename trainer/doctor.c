@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "core/log.h"
 #include "kernels/kernels.h"
 #include "data/data.h"
@@ -267,38 +268,15 @@ static void check_data(report_t *r, int rank, const ct_config_t *cfg, const char
     ct_loader_free(l);
 }
 
-/* Creates every missing directory of path. On failure writes the cause. */
-static int mkdir_p(const char *path, char *err, size_t err_len)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
-        snprintf(err, err_len, "path too long");
-        return -1;
-    }
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p) continue;
-        char c = *p;
-        *p = 0;
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-            snprintf(err, err_len, "cannot create directory %s: %s", buf, strerror(errno));
-            return -1;
-        }
-        if (!c) break;
-        *p = c;
-    }
-    struct stat sb;
-    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        snprintf(err, err_len, "%s is not a directory", path);
-        return -1;
-    }
-    return 0;
-}
-
 static void check_ckpt_dir(report_t *r, int rank, const ct_config_t *cfg)
 {
-    char dir[4096], probe[4200], err[200] = "";
+    char dir[4096], probe[4200], err[sizeof r->rows[0].detail];
     snprintf(dir, sizeof dir, "%s/ckpt", cfg->train.run_dir);
-    if (mkdir_p(dir, err, sizeof err) != 0) {
+    capture_t cap;
+    capture_begin(&cap, err, sizeof err);
+    ct_status_t st = ct_fs_mkdir_p(dir);
+    capture_end();
+    if (st != CT_OK) {
         add_row(r, rank, "ckpt_dir", ST_FAIL, "%s", err);
         return;
     }

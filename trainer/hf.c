@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/rng.h"
 #include "trainer/ckpt.h"
@@ -376,10 +377,7 @@ int ct_cmd_export(int argc, char **argv)
         return 1;
     }
     char path[4200];
-    if (mkdir(dst, 0777) != 0 && errno != EEXIST) {
-        CT_LOG_ERROR("cannot create %s: %s", dst, strerror(errno));
-        st = CT_ERR_IO;
-    }
+    st = ct_fs_mkdir_p(dst);
     if (st == CT_OK) {
         snprintf(path, sizeof path, "%s/model.safetensors", dst);
         st = hf_write_safetensors(path, &m);
