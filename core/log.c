@@ -10,6 +10,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "core/env.h"
+
 int ct__log_level = CT_LOG_LEVEL_INFO;
 static int log_rank = 0, log_world = 1;
 static char log_host[64] = "";
@@ -24,13 +26,13 @@ static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
 void ct_log_init(void)
 {
-    const char *lvl = getenv("CT_LOG_LEVEL");
+    const char *lvl = ct_env_get("CT_LOG_LEVEL");
     if (lvl) {
         for (int i = 0; i < 4; i++)
             if (strcasecmp(lvl, level_names[i]) == 0) ct__log_level = i;
         if (strcasecmp(lvl, "warning") == 0) ct__log_level = CT_LOG_LEVEL_WARN;
     }
-    log_file_pattern = getenv("CT_LOG_FILE");
+    log_file_pattern = ct_env_get("CT_LOG_FILE");
     if (gethostname(log_host, sizeof log_host) != 0) strcpy(log_host, "?");
     log_host[sizeof log_host - 1] = 0;
     char *dot = strchr(log_host, '.');

@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/env.h"
 #include "core/fs.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -299,7 +300,7 @@ static int load_tokenizer(const args_t *a, int required, ct_bpe_t **bpe_p)
         if (strcmp(a->vocab, "gpt2") != 0)
             return usage_error(a->cmd, "--vocab: unknown vocabulary '%s' (gpt2 is the one known; "
                                        "use --tokenizer for a file)", a->vocab);
-        const char *dir = a->gpt2_dir ? a->gpt2_dir : getenv("CT_GPT2_VOCAB_DIR");
+        const char *dir = a->gpt2_dir ? a->gpt2_dir : ct_env_get("CT_GPT2_VOCAB_DIR");
         if (!dir || !*dir)
             return usage_error(a->cmd, "--vocab gpt2 needs the directory of GPT-2's files: pass "
                                        "--gpt2-dir DIR or set CT_GPT2_VOCAB_DIR (the directory "
