@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CTRAIN      = $(BUILD)/ctrain
 KJV         = datasets/kjv
-APT_PKGS    = build-essential cmake pkg-config libcyaml-dev libyaml-dev libopenblas-openmp-dev \
+APT_PKGS    = build-essential cmake pkg-config libcyaml-dev libyaml-dev libjson-c-dev libopenblas-openmp-dev \
               zlib1g-dev libopenmpi-dev openmpi-bin bible-kjv python3 python3-pip \
               libcurl4-openssl-dev nginx openssl
 # Test-only Python packages: moto (a real S3 server, signatures checked), the

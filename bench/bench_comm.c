@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "comm/comm.h"
+#include "core/env.h"
 #include "core/log.h"
 
 static double now_s(void)
@@ -33,7 +34,7 @@ static int cmp_double(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     ct_log_init();
-    const char *it_env = getenv("CT_BENCH_ITERS"), *op_env = getenv("CT_BENCH_OP");
+    const char *it_env = ct_env_get("CT_BENCH_ITERS"), *op_env = ct_env_get("CT_BENCH_OP");
     int iters = it_env ? atoi(it_env) : 5;
     if (iters < 1 || iters > 1000) iters = 5;
     ct_op_t op = (op_env && strcmp(op_env, "sum") == 0) ? CT_OP_SUM : CT_OP_AVG;

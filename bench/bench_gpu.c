@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/env.h"
 #include "core/log.h"
 #include "core/rng.h"
 #include "core/timer.h"
@@ -22,7 +23,7 @@
 
 static double peak_tflops(double table)
 {
-    const char *e = getenv("CT_PEAK_TFLOPS");
+    const char *e = ct_env_get("CT_PEAK_TFLOPS");
     return e && *e ? atof(e) : table;
 }
 

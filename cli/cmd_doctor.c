@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "core/log.h"
 #include "kernels/kernels.h"
 #include "data/data.h"
@@ -92,49 +93,31 @@ static double now_s(void)
 
 /* ---- capturing the cause a library logged --------------------------------
  * data/ logs the exact cause of a failure once, where it is understood. The
- * doctor wants that cause in its table too, so stderr is sent to a temporary
- * file around the call; the captured lines are then written back to stderr
- * unchanged and the last ERROR line becomes the row's detail. */
+ * doctor wants that cause in its table too: a log hook installed around the
+ * call keeps the message of the last ERROR line (the lines still go to
+ * stderr as usual). */
 typedef struct {
-    FILE *tmp;
-    int saved_fd;
+    char *reason;
+    size_t reason_len;
 } capture_t;
 
-static void capture_begin(capture_t *c)
+static void capture_hook(void *ctx, ct_log_level_t level, const char *line, const char *msg)
 {
-    fflush(stderr);
-    c->tmp = tmpfile();
-    c->saved_fd = c->tmp ? dup(STDERR_FILENO) : -1;
-    if (c->saved_fd < 0 || dup2(fileno(c->tmp), STDERR_FILENO) < 0) {
-        if (c->saved_fd >= 0) close(c->saved_fd);
-        if (c->tmp) fclose(c->tmp);
-        c->tmp = NULL;
-        c->saved_fd = -1;
-    }
+    capture_t *c = ctx;
+    if (level != CT_LOG_LEVEL_ERROR || !c->reason_len) return;
+    snprintf(c->reason, c->reason_len, "%s", msg);
+    c->reason[strcspn(c->reason, "\n")] = 0; /* one table row: a "\n---> HINT" is left out */
 }
 
-/* Restores stderr, replays what was captured and copies the message of the
- * last ERROR line (without the "host:pid rR/W ERROR " prefix) to reason. */
-static void capture_end(capture_t *c, char *reason, size_t reason_len)
+static void capture_begin(capture_t *c, char *reason, size_t reason_len)
 {
+    c->reason = reason;
+    c->reason_len = reason_len;
     if (reason_len) reason[0] = 0;
-    if (!c->tmp) return;
-    fflush(stderr);
-    dup2(c->saved_fd, STDERR_FILENO);
-    close(c->saved_fd);
-    rewind(c->tmp);
-    char line[2048];
-    while (fgets(line, sizeof line, c->tmp)) {
-        fputs(line, stderr);
-        const char *e = strstr(line, " ERROR ");
-        if (e && reason_len) {
-            snprintf(reason, reason_len, "%s", e + 7);
-            reason[strcspn(reason, "\n")] = 0;
-        }
-    }
-    fclose(c->tmp);
-    c->tmp = NULL;
+    ct_log_set_hook(capture_hook, c);
 }
+
+static void capture_end(void) { ct_log_set_hook(NULL, NULL); }
 
 /* ---- checks ------------------------------------------------------------------ */
 static void check_device(report_t *r, const ct_comm_groups_t *g, const ct_config_t *cfg)
@@ -268,9 +251,9 @@ static void check_data(report_t *r, int rank, const ct_config_t *cfg, const char
     ct_loader_t *l = NULL;
     capture_t cap;
     char reason[sizeof r->rows[0].detail];
-    capture_begin(&cap);
+    capture_begin(&cap, reason, sizeof reason);
     ct_status_t st = ct_loader_init(&o, &l);
-    capture_end(&cap, reason, sizeof reason);
+    capture_end();
     if (st != CT_OK) {
         add_row(r, rank, check, ST_FAIL, "%s: %s", ct_status_name(st),
                 reason[0] ? reason : ct_status_str(st));
@@ -285,38 +268,15 @@ static void check_data(report_t *r, int rank, const ct_config_t *cfg, const char
     ct_loader_free(l);
 }
 
-/* Creates every missing directory of path. On failure writes the cause. */
-static int mkdir_p(const char *path, char *err, size_t err_len)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
-        snprintf(err, err_len, "path too long");
-        return -1;
-    }
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p) continue;
-        char c = *p;
-        *p = 0;
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-            snprintf(err, err_len, "cannot create directory %s: %s", buf, strerror(errno));
-            return -1;
-        }
-        if (!c) break;
-        *p = c;
-    }
-    struct stat sb;
-    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        snprintf(err, err_len, "%s is not a directory", path);
-        return -1;
-    }
-    return 0;
-}
-
 static void check_ckpt_dir(report_t *r, int rank, const ct_config_t *cfg)
 {
-    char dir[4096], probe[4200], err[200] = "";
+    char dir[4096], probe[4200], err[sizeof r->rows[0].detail];
     snprintf(dir, sizeof dir, "%s/ckpt", cfg->train.run_dir);
-    if (mkdir_p(dir, err, sizeof err) != 0) {
+    capture_t cap;
+    capture_begin(&cap, err, sizeof err);
+    ct_status_t st = ct_fs_mkdir_p(dir);
+    capture_end();
+    if (st != CT_OK) {
         add_row(r, rank, "ckpt_dir", ST_FAIL, "%s", err);
         return;
     }

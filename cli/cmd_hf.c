@@ -21,6 +21,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "core/fs.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/rng.h"
 #include "model/model.h"
@@ -375,10 +377,7 @@ int ct_cmd_export(int argc, char **argv)
         return 1;
     }
     char path[4200];
-    if (mkdir(dst, 0777) != 0 && errno != EEXIST) {
-        CT_LOG_ERROR("cannot create %s: %s", dst, strerror(errno));
-        st = CT_ERR_IO;
-    }
+    st = ct_fs_mkdir_p(dst);
     if (st == CT_OK) {
         snprintf(path, sizeof path, "%s/model.safetensors", dst);
         st = hf_write_safetensors(path, &m);
@@ -395,152 +394,41 @@ int ct_cmd_export(int argc, char **argv)
     return st == CT_OK ? 0 : 1;
 }
 
-/* ---- import: a minimal JSON reader ---------------------------------------- */
+/* ---- import: config.json ---------------------------------------------------- */
 
-typedef struct {
-    const char *p, *end;
-} hf_json_t;
-
-static void js_ws(hf_json_t *j)
+/* Top-level integer key of config.json: 0 found, 1 absent or null, -1 not
+ * an integer. */
+static int hf_config_int(struct json_object *cfg, const char *key, long long *v)
 {
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t'))
-        j->p++;
-}
-
-static int js_eat(hf_json_t *j, char c)
-{
-    js_ws(j);
-    if (j->p < j->end && *j->p == c) {
-        j->p++;
-        return 1;
-    }
+    struct json_object *x;
+    if (!json_object_object_get_ex(cfg, key, &x) || !x) return 1;
+    int64_t i;
+    if (ct_json_get_int64(x, &i) != 0) return -1;
+    *v = (long long)i;
     return 0;
-}
-
-/* A string into out (escapes kept verbatim except \" and \\); -1 on error. */
-static int js_string(hf_json_t *j, char *out, size_t cap)
-{
-    if (!js_eat(j, '"')) return -1;
-    size_t n = 0;
-    while (j->p < j->end && *j->p != '"') {
-        char c = *j->p++;
-        if (c == '\\') {
-            if (j->p >= j->end) return -1;
-            c = *j->p++;
-        }
-        if (n + 1 >= cap) return -1;
-        out[n++] = c;
-    }
-    if (j->p >= j->end) return -1;
-    j->p++;
-    out[n] = 0;
-    return 0;
-}
-
-static int js_int(hf_json_t *j, long long *v)
-{
-    js_ws(j);
-    char buf[32];
-    size_t n = 0;
-    while (j->p < j->end && n + 1 < sizeof buf && (*j->p == '-' || (*j->p >= '0' && *j->p <= '9')))
-        buf[n++] = *j->p++;
-    buf[n] = 0;
-    char *e;
-    if (!n) return -1;
-    *v = strtoll(buf, &e, 10);
-    return *e ? -1 : 0;
-}
-
-/* Skips any value; -1 on malformed input. */
-static int js_skip(hf_json_t *j, int depth)
-{
-    js_ws(j);
-    if (j->p >= j->end || depth > 32) return -1;
-    char c = *j->p;
-    if (c == '"') {
-        char tmp[4096];
-        return js_string(j, tmp, sizeof tmp);
-    }
-    if (c == '{' || c == '[') {
-        char close = c == '{' ? '}' : ']';
-        j->p++;
-        if (js_eat(j, close)) return 0;
-        do {
-            if (c == '{') {
-                char key[4096];
-                if (js_string(j, key, sizeof key) != 0 || !js_eat(j, ':')) return -1;
-            }
-            if (js_skip(j, depth + 1) != 0) return -1;
-        } while (js_eat(j, ','));
-        return js_eat(j, close) ? 0 : -1;
-    }
-    const char *s = j->p;
-    while (j->p < j->end && !strchr(",}] \n\r\t", *j->p)) j->p++;
-    return j->p > s ? 0 : -1;
-}
-
-/* Value of top-level integer key in config.json text: 0 found, 1 absent or
- * null, -1 not an integer. */
-static int hf_config_int(const char *text, const char *key, long long *v)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\"", key);
-    const char *p = strstr(text, pat);
-    if (!p) return 1;
-    hf_json_t j = {p + strlen(pat), text + strlen(text)};
-    if (!js_eat(&j, ':')) return -1;
-    js_ws(&j);
-    if (!strncmp(j.p, "null", 4)) return 1;
-    return js_int(&j, v);
-}
-
-/* Value of a top-level string key into out: 0 found, 1 absent. */
-static int hf_config_str(const char *text, const char *key, char *out, size_t cap)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\"", key);
-    const char *p = strstr(text, pat);
-    if (!p) return 1;
-    hf_json_t j = {p + strlen(pat), text + strlen(text)};
-    if (!js_eat(&j, ':') || js_string(&j, out, cap) != 0) return -1;
-    return 0;
-}
-
-static char *hf_read_file(const char *path, size_t *len_p)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        CT_LOG_ERROR("cannot open %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t len = 0, cap = 0, got;
-    do {
-        if (len + 4096 + 1 > cap) {
-            cap = cap ? cap * 2 : 65536;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-        }
-        got = fread(buf + len, 1, cap - len - 1, f);
-        len += got;
-    } while (got > 0);
-    fclose(f);
-    buf[len] = 0;
-    if (len_p) *len_p = len;
-    return buf;
 }
 
 /* Reads config.json's model dims into mc. */
 static ct_status_t hf_read_config(const char *path, ct_model_config_t *mc)
 {
-    char *text = hf_read_file(path, NULL);
-    if (!text) return CT_ERR_NOT_FOUND;
-    ct_status_t st = CT_OK;
+    char *text;
+    size_t len;
+    ct_status_t st = ct_fs_read_file(path, &text, &len);
+    if (st != CT_OK) {
+        CT_LOG_ERROR("cannot read %s: %s", path,
+                     st == CT_ERR_NO_MEMORY ? "out of memory" : strerror(errno));
+        return st == CT_ERR_IO ? CT_ERR_NOT_FOUND : st;
+    }
+    ct_json_error_t err;
+    struct json_object *cfg = ct_json_parse(text, len, 0, &err);
+    free(text);
+    if (!json_object_is_type(cfg, json_type_object)) {
+        if (cfg || !err.msg[0]) snprintf(err.msg, sizeof err.msg, "expected an object"), err.line = 1, err.col = 1;
+        CT_LOG_ERROR("%s:%d:%d: malformed config.json: %s ---> HINT: expected a Hugging Face "
+                     "GPT-2 config.json", path, err.line, err.col, err.msg);
+        json_object_put(cfg);
+        return CT_ERR_CORRUPT;
+    }
     struct {
         const char *key, *alt;
         int *dst;
@@ -549,8 +437,8 @@ static ct_status_t hf_read_config(const char *path, ct_model_config_t *mc)
                 {"n_head", NULL, &mc->n_head}};
     for (size_t k = 0; k < sizeof keys / sizeof keys[0] && st == CT_OK; k++) {
         long long v = 0;
-        int r = hf_config_int(text, keys[k].key, &v);
-        if (r == 1 && keys[k].alt) r = hf_config_int(text, keys[k].alt, &v);
+        int r = hf_config_int(cfg, keys[k].key, &v);
+        if (r == 1 && keys[k].alt) r = hf_config_int(cfg, keys[k].alt, &v);
         if (r != 0 || v <= 0 || v > (1 << 30)) {
             CT_LOG_ERROR("%s: '%s' is %s, want a positive integer", path, keys[k].key,
                          r == 1 ? "missing" : "not a valid integer");
@@ -560,41 +448,37 @@ static ct_status_t hf_read_config(const char *path, ct_model_config_t *mc)
         }
     }
     long long inner;
-    if (st == CT_OK && hf_config_int(text, "n_inner", &inner) == 0 && inner != 4LL * mc->n_embd) {
+    if (st == CT_OK && hf_config_int(cfg, "n_inner", &inner) == 0 && inner != 4LL * mc->n_embd) {
         CT_LOG_ERROR("%s: n_inner = %lld, ctrain's MLP is 4 * n_embd = %d", path, inner,
                      4 * mc->n_embd);
         st = CT_ERR_UNSUPPORTED;
     }
-    char act[64];
-    if (st == CT_OK && hf_config_str(text, "activation_function", act, sizeof act) == 0 &&
-        strcmp(act, "gelu_new") != 0 && strcmp(act, "gelu_pytorch_tanh") != 0) {
+    struct json_object *x;
+    if (st == CT_OK && json_object_object_get_ex(cfg, "activation_function", &x) &&
+        json_object_is_type(x, json_type_string) &&
+        strcmp(json_object_get_string(x), "gelu_new") != 0 &&
+        strcmp(json_object_get_string(x), "gelu_pytorch_tanh") != 0) {
         CT_LOG_ERROR("%s: activation_function '%s' is not supported, ctrain uses gelu_new (tanh)",
-                     path, act);
+                     path, json_object_get_string(x));
         st = CT_ERR_UNSUPPORTED;
     }
-    const char *tie = strstr(text, "\"tie_word_embeddings\"");
-    if (st == CT_OK && tie) {
-        hf_json_t j = {tie + 21, text + strlen(text)};
-        if (js_eat(&j, ':') && (js_ws(&j), !strncmp(j.p, "false", 5))) {
-            CT_LOG_ERROR("%s: tie_word_embeddings is false, ctrain ties the LM head to wte", path);
-            st = CT_ERR_UNSUPPORTED;
-        }
+    if (st == CT_OK && json_object_object_get_ex(cfg, "tie_word_embeddings", &x) &&
+        json_object_is_type(x, json_type_boolean) && !json_object_get_boolean(x)) {
+        CT_LOG_ERROR("%s: tie_word_embeddings is false, ctrain ties the LM head to wte", path);
+        st = CT_ERR_UNSUPPORTED;
     }
-    const char *eps = strstr(text, "\"layer_norm_epsilon\"");
-    if (st == CT_OK && eps) {
-        hf_json_t j = {eps + 20, text + strlen(text)};
-        if (js_eat(&j, ':')) {
-            double e = strtod(j.p, NULL);
-            if (fabs(e - 1e-5) > 1e-12)
-                CT_LOG_WARN("%s: layer_norm_epsilon = %g, ctrain uses 1e-5", path, e);
-        }
+    if (st == CT_OK && json_object_object_get_ex(cfg, "layer_norm_epsilon", &x) &&
+        (json_object_is_type(x, json_type_double) || json_object_is_type(x, json_type_int))) {
+        double e = json_object_get_double(x);
+        if (fabs(e - 1e-5) > 1e-12)
+            CT_LOG_WARN("%s: layer_norm_epsilon = %g, ctrain uses 1e-5", path, e);
     }
     if (st == CT_OK && mc->n_embd % mc->n_head != 0) {
         CT_LOG_ERROR("%s: n_embd (%d) is not a multiple of n_head (%d)", path, mc->n_embd,
                      mc->n_head);
         st = CT_ERR_CORRUPT;
     }
-    free(text);
+    json_object_put(cfg);
     return st;
 }
 
@@ -635,9 +519,41 @@ static int hf_read_tensor(FILE *f, long long off, int dtype, size_t count, float
     return rc;
 }
 
+/* A safetensors header entry: {"dtype": "F32", "shape": [..], "data_offsets":
+ * [begin, end]}, other keys ignored. Integers must be exact and >= 0 (json-c
+ * keeps them as int64, so large offsets stay exact). nd_p and no_p get the
+ * lengths of shape and data_offsets (the first 4 and 2 values are kept).
+ * 0, or -1 when the entry is malformed. */
+static int hf_tensor_info(struct json_object *v, char *dtype, size_t dtype_cap, long long shape[4],
+                          int *nd_p, long long offs[2], int *no_p)
+{
+    if (!json_object_is_type(v, json_type_object)) return -1;
+    struct json_object *x;
+    if (!json_object_object_get_ex(v, "dtype", &x) || !json_object_is_type(x, json_type_string) ||
+        (size_t)json_object_get_string_len(x) >= dtype_cap)
+        return -1;
+    snprintf(dtype, dtype_cap, "%s", json_object_get_string(x));
+    for (int which = 0; which < 2; which++) {
+        long long *dst = which == 0 ? shape : offs;
+        size_t keep = which == 0 ? 4 : 2;
+        if (!json_object_object_get_ex(v, which == 0 ? "shape" : "data_offsets", &x) ||
+            !json_object_is_type(x, json_type_array))
+            return -1;
+        size_t cnt = json_object_array_length(x);
+        for (size_t i = 0; i < cnt; i++) {
+            int64_t d;
+            if (ct_json_get_int64(json_object_array_get_idx(x, i), &d) != 0 || d < 0) return -1;
+            if (i < keep) dst[i] = (long long)d;
+        }
+        *(which == 0 ? nd_p : no_p) = (int)cnt;
+    }
+    return *no_p == 2 && dtype[0] ? 0 : -1;
+}
+
 /* Parses the safetensors file path and fills m's parameters. */
 static ct_status_t hf_read_safetensors(const char *path, ct_model_t *m)
 {
+    ct_json_iter_t it = {0};
     FILE *f = fopen(path, "rb");
     if (!f) {
         CT_LOG_ERROR("cannot open %s: %s", path, strerror(errno));
@@ -682,45 +598,26 @@ static ct_status_t hf_read_safetensors(const char *path, ct_model_t *m)
         goto out;
     }
     hdr[hlen] = 0;
-    hf_json_t j = {hdr, hdr + hlen};
-    if (!js_eat(&j, '{')) goto bad_header;
+    ct_json_error_t jerr = {0};
+    size_t bad_at = 0;
+    if (ct_json_iter_init(&it, hdr, hlen, 0, &jerr) != 0) {
+        bad_at = jerr.offset;
+        goto bad_header;
+    }
     int have_head = 0;
-    if (!js_eat(&j, '}')) do {
-        char name[512], full[512 + 16];
-        if (js_string(&j, name, sizeof name) != 0 || !js_eat(&j, ':')) goto bad_header;
-        if (!strcmp(name, "__metadata__")) {
-            if (js_skip(&j, 0) != 0) goto bad_header;
-            continue;
-        }
+    const char *name;
+    size_t name_len;
+    struct json_object *val;
+    while (ct_json_iter_next(&it, &name, &name_len, &val)) {
+        char full[512 + 16];
+        bad_at = it.key_offset;
+        if (strlen(name) != name_len || name_len >= 512) goto bad_header;
+        if (!strcmp(name, "__metadata__")) continue;
         char dtype[16] = "";
         long long shape[4], offs[2] = {-1, -1};
         int nd = -1, no = 0;
-        if (!js_eat(&j, '{')) goto bad_header;
-        do {
-            char key[64];
-            if (js_string(&j, key, sizeof key) != 0 || !js_eat(&j, ':')) goto bad_header;
-            if (!strcmp(key, "dtype")) {
-                if (js_string(&j, dtype, sizeof dtype) != 0) goto bad_header;
-            } else if (!strcmp(key, "shape") || !strcmp(key, "data_offsets")) {
-                int is_shape = key[0] == 's', cnt = 0;
-                long long *dst = is_shape ? shape : offs;
-                if (!js_eat(&j, '[')) goto bad_header;
-                if (!js_eat(&j, ']')) {
-                    do {
-                        long long v;
-                        if (js_int(&j, &v) != 0 || v < 0) goto bad_header;
-                        if (cnt < (is_shape ? 4 : 2)) dst[cnt] = v;
-                        cnt++;
-                    } while (js_eat(&j, ','));
-                    if (!js_eat(&j, ']')) goto bad_header;
-                }
-                if (is_shape) nd = cnt;
-                else no = cnt;
-            } else if (js_skip(&j, 0) != 0) {
-                goto bad_header;
-            }
-        } while (js_eat(&j, ','));
-        if (!js_eat(&j, '}') || nd < 0 || no != 2 || !dtype[0]) goto bad_header;
+        bad_at = it.value_offset;
+        if (hf_tensor_info(val, dtype, sizeof dtype, shape, &nd, offs, &no) != 0) goto bad_header;
         /* GPT2Model files lack the transformer. prefix */
         if (strncmp(name, "transformer.", 12) != 0 && strcmp(name, "lm_head.weight") != 0)
             snprintf(full, sizeof full, "transformer.%s", name);
@@ -796,8 +693,7 @@ static ct_status_t hf_read_safetensors(const char *path, ct_model_t *m)
                 for (size_t c = 0; c < K; c++) p[r * K + c] = tmp[c * R + r];
         else
             memcpy(p, tmp, count * sizeof(float));
-    } while (js_eat(&j, ','));
-    if (!js_eat(&j, '}')) goto bad_header;
+    }
     for (int k = 0; k < n; k++)
         if (!seen[k]) {
             CT_LOG_ERROR("%s: missing tensor '%s'", path, e[k].name);
@@ -811,9 +707,11 @@ static ct_status_t hf_read_safetensors(const char *path, ct_model_t *m)
     }
     goto out;
 bad_header:
-    CT_LOG_ERROR("%s: malformed safetensors JSON header near byte %ld", path, (long)(j.p - hdr));
+    CT_LOG_ERROR("%s: malformed safetensors JSON header near byte %zu%s%s", path, bad_at,
+                 jerr.msg[0] ? ": " : "", jerr.msg);
     st = CT_ERR_CORRUPT;
 out:
+    ct_json_iter_free(&it);
     free(head);
     free(tmp);
     free(seen);

@@ -6,8 +6,8 @@
  * "loss-0", "val_loss-1", "lr-0", "tok_s-0") holding one point per metric
  * line that carries that key, so tests and scripts can read it back.
  *
- * metrics.jsonl is parsed minimally: one flat JSON object per line whose
- * values are numbers. A line that is not such an object (e.g. a line torn by
+ * metrics.jsonl holds one flat JSON object per line whose values are
+ * numbers (read with core/json). A line that is not such an object (e.g. a line torn by
  * a crash mid-write) is skipped with a warning naming file:line; blank lines
  * are ignored. Non-finite values (nan, inf) are parsed but left out of the
  * plot. A missing metrics.jsonl, or one with no usable line, is an error.
@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json.h"
 #include "core/log.h"
 #include "cli/cli.h"
 
@@ -90,15 +91,7 @@ static void run_free(run_t *r)
     }
 }
 
-/* ---- minimal JSON: one flat object of string keys and numeric values ---- */
-
-#define MAX_FIELDS 32
-#define MAX_KEY 64
-
-typedef struct {
-    char key[MAX_KEY];
-    double val;
-} field_t;
+/* ---- metrics lines: one flat JSON object of numbers per line ---- */
 
 static const char *skip_ws(const char *p)
 {
@@ -106,44 +99,50 @@ static const char *skip_ws(const char *p)
     return p;
 }
 
-/* Parses one line into fields. Returns the field count, or -1 when the line
- * is not a flat object of numbers (keys longer than MAX_KEY - 1 are
- * truncated; more than MAX_FIELDS fields is malformed). */
-static int parse_line(const char *p, field_t *f)
+/* Copies line to out (3 * strlen(line) + 1 bytes) with the non-finite
+ * numbers printf's %g writes (nan, -nan, inf, -inf; train.c logs a diverged
+ * step's loss that way) spelled as JSON readers know them (NaN, Infinity,
+ * -Infinity). Text inside strings is left alone. */
+static void spell_nonfinite(const char *line, char *out)
 {
-    int n = 0;
-    p = skip_ws(p);
-    if (*p++ != '{') return -1;
-    p = skip_ws(p);
-    if (*p == '}') return *skip_ws(p + 1) ? -1 : 0;
-    for (;;) {
-        if (n == MAX_FIELDS || *p++ != '"') return -1;
-        size_t k = 0;
-        while (*p && *p != '"') {
-            if (*p == '\\' && p[1]) p++;
-            if (k < MAX_KEY - 1) f[n].key[k++] = *p;
-            p++;
+    int in_string = 0;
+    for (const char *p = line; *p;) {
+        if (in_string) {
+            if (*p == '\\' && p[1]) *out++ = *p++;
+            else if (*p == '"') in_string = 0;
+            *out++ = *p++;
+            continue;
         }
-        if (*p++ != '"') return -1;
-        f[n].key[k] = '\0';
-        p = skip_ws(p);
-        if (*p++ != ':') return -1;
-        p = skip_ws(p);
-        /* strtod also takes nan and inf, which %g writes for a diverged run. */
-        char *end;
-        errno = 0;
-        f[n].val = strtod(p, &end);
-        if (end == p) return -1;
-        p = skip_ws(end);
-        n++;
-        if (*p == ',') {
-            p = skip_ws(p + 1);
-        } else if (*p == '}') {
-            return *skip_ws(p + 1) ? -1 : n;
-        } else {
-            return -1;
+        if (*p == '"') in_string = 1;
+        const char *q = p + (*p == '-');
+        int nan = !strncmp(q, "nan", 3), inf = !strncmp(q, "inf", 3);
+        if ((nan || inf) && !isalnum((unsigned char)q[3]) && (p == line || !isalnum((unsigned char)p[-1]))) {
+            const char *w = nan ? "NaN" : *p == '-' ? "-Infinity" : "Infinity";
+            out = stpcpy(out, w);
+            p = q + 3;
+            continue;
         }
+        *out++ = *p++;
     }
+    *out = 0;
+}
+
+/* Parses one line (fixed is scratch of 3 * strlen(line) + 1 bytes). Returns
+ * the object, or NULL when the line is not a flat object of numbers. */
+static struct json_object *parse_line(const char *line, char *fixed)
+{
+    spell_nonfinite(line, fixed);
+    struct json_object *o = ct_json_parse(fixed, strlen(fixed), 0, NULL);
+    if (!json_object_is_type(o, json_type_object)) goto bad;
+    json_object_object_foreach(o, key, val) {
+        (void)key;
+        if (!json_object_is_type(val, json_type_double) && !json_object_is_type(val, json_type_int))
+            goto bad;
+    }
+    return o;
+bad:
+    json_object_put(o);
+    return NULL;
 }
 
 /* Reads DIR/metrics.jsonl into r. Logs and returns -1 on a missing or
@@ -158,36 +157,47 @@ static int run_load(run_t *r, const char *dir)
                      strerror(errno), dir);
         return -1;
     }
-    char *line = NULL;
-    size_t cap = 0;
+    char *line = NULL, *fixed = NULL;
+    size_t cap = 0, fixed_cap = 0;
     long lineno = 0, used = 0;
-    field_t f[MAX_FIELDS];
     int rc = 0;
-    while (getline(&line, &cap, fp) != -1) {
+    ssize_t len;
+    while ((len = getline(&line, &cap, fp)) != -1) {
         lineno++;
         if (!*skip_ws(line)) continue;
-        int n = parse_line(line, f);
-        const field_t *step = NULL;
-        for (int i = 0; i < n; i++)
-            if (!strcmp(f[i].key, "step")) step = &f[i];
-        if (n < 0 || !step) {
+        if (3 * (size_t)len + 1 > fixed_cap) {
+            char *nf = realloc(fixed, 3 * (size_t)len + 1);
+            if (!nf) {
+                CT_LOG_ERROR("out of memory reading %s", path);
+                rc = -1;
+                goto close_file;
+            }
+            fixed = nf;
+            fixed_cap = 3 * (size_t)len + 1;
+        }
+        struct json_object *o = parse_line(line, fixed), *step = NULL;
+        if (!o || !json_object_object_get_ex(o, "step", &step)) {
+            json_object_put(o);
             CT_LOG_WARN("%s:%ld: skipping malformed metrics line (want a flat JSON object of "
                         "numbers with a \"step\")",
                         path, lineno);
             continue;
         }
         used++;
-        for (int i = 0; i < n; i++) {
-            for (int k = 0; k < S_COUNT; k++) {
-                if (strcmp(f[i].key, series_key[k]) || !isfinite(f[i].val) || !isfinite(step->val))
-                    continue;
-                if (series_push(&r->s[k], step->val, f[i].val) != 0) {
-                    CT_LOG_ERROR("out of memory reading %s", path);
-                    rc = -1;
-                    goto close_file;
-                }
+        double x = json_object_get_double(step);
+        for (int k = 0; k < S_COUNT; k++) {
+            struct json_object *v;
+            if (!json_object_object_get_ex(o, series_key[k], &v)) continue;
+            double y = json_object_get_double(v);
+            if (!isfinite(y) || !isfinite(x)) continue;
+            if (series_push(&r->s[k], x, y) != 0) {
+                json_object_put(o);
+                CT_LOG_ERROR("out of memory reading %s", path);
+                rc = -1;
+                goto close_file;
             }
         }
+        json_object_put(o);
     }
     if (ferror(fp)) {
         CT_LOG_ERROR("cannot read %s: %s", path, strerror(errno));
@@ -197,6 +207,7 @@ static int run_load(run_t *r, const char *dir)
         rc = -1;
     }
 close_file:
+    free(fixed);
     free(line);
     fclose(fp);
     return rc;

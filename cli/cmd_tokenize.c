@@ -31,6 +31,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/env.h"
+#include "core/fs.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/timer.h"
 #include "data/data.h"
@@ -38,7 +41,6 @@
 
 #define DEFAULT_SHARD_TOKENS 100000000LL
 #define READ_BLOCK (1 << 20)
-#define JSON_MAX_DEPTH 1000
 #define PROGRESS_SECONDS 10.0
 
 static const char *k_usage =
@@ -298,7 +300,7 @@ static int load_tokenizer(const args_t *a, int required, ct_bpe_t **bpe_p)
         if (strcmp(a->vocab, "gpt2") != 0)
             return usage_error(a->cmd, "--vocab: unknown vocabulary '%s' (gpt2 is the one known; "
                                        "use --tokenizer for a file)", a->vocab);
-        const char *dir = a->gpt2_dir ? a->gpt2_dir : getenv("CT_GPT2_VOCAB_DIR");
+        const char *dir = a->gpt2_dir ? a->gpt2_dir : ct_env_get("CT_GPT2_VOCAB_DIR");
         if (!dir || !*dir)
             return usage_error(a->cmd, "--vocab gpt2 needs the directory of GPT-2's files: pass "
                                        "--gpt2-dir DIR or set CT_GPT2_VOCAB_DIR (the directory "
@@ -461,234 +463,57 @@ done:
     return st;
 }
 
-/* A small JSON reader: enough to take the "text" string of an object and
- * check the rest of the line is well-formed. */
-typedef struct {
-    const char *s, *start, *end;
-    const char *err;
-    sbuf_t key;
-} json_t;
-
-static void j_ws(json_t *j)
-{
-    while (j->s < j->end && (*j->s == ' ' || *j->s == '\t' || *j->s == '\n' || *j->s == '\r'))
-        j->s++;
-}
-
-static int j_fail(json_t *j, const char *msg)
-{
-    if (!j->err) j->err = msg;
-    return -1;
-}
-
-static int j_hex4(const char *s, const char *end)
-{
-    if (end - s < 4) return -1;
-    int v = 0;
-    for (int i = 0; i < 4; i++) {
-        int h = hexval(s[i]);
-        if (h < 0) return -1;
-        v = v * 16 + h;
-    }
-    return v;
-}
-
-static int put_utf8(sbuf_t *b, uint32_t cp)
-{
-    char u[4];
-    size_t n;
-    if (cp < 0x80) u[0] = (char)cp, n = 1;
-    else if (cp < 0x800) u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3F)), n = 2;
-    else if (cp < 0x10000)
-        u[0] = (char)(0xE0 | cp >> 12), u[1] = (char)(0x80 | ((cp >> 6) & 0x3F)),
-        u[2] = (char)(0x80 | (cp & 0x3F)), n = 3;
-    else
-        u[0] = (char)(0xF0 | cp >> 18), u[1] = (char)(0x80 | ((cp >> 12) & 0x3F)),
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), u[3] = (char)(0x80 | (cp & 0x3F)), n = 4;
-    return sb_put(b, u, n);
-}
-
-/* Parses the string at j->s (which is '"'), appending its bytes to out
- * (NULL: skip). Lone surrogates become U+FFFD. */
-static int j_string(json_t *j, sbuf_t *out)
-{
-    j->s++;
-    for (;;) {
-        const char *run = j->s;
-        while (j->s < j->end && *j->s != '"' && *j->s != '\\' && (unsigned char)*j->s >= 0x20)
-            j->s++;
-        if (sb_put(out, run, (size_t)(j->s - run))) return j_fail(j, "out of memory");
-        if (j->s >= j->end) return j_fail(j, "unterminated string");
-        char c = *j->s++;
-        if (c == '"') return 0;
-        if (c != '\\') return j_fail(j, "control character in string");
-        if (j->s >= j->end) return j_fail(j, "unterminated string");
-        char e = *j->s++, ch;
-        switch (e) {
-        case '"': case '\\': case '/': ch = e; break;
-        case 'b': ch = '\b'; break;
-        case 'f': ch = '\f'; break;
-        case 'n': ch = '\n'; break;
-        case 'r': ch = '\r'; break;
-        case 't': ch = '\t'; break;
-        case 'u': {
-            int cp = j_hex4(j->s, j->end);
-            if (cp < 0) return j_fail(j, "bad \\u escape");
-            j->s += 4;
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                int lo = j->end - j->s >= 6 && j->s[0] == '\\' && j->s[1] == 'u'
-                             ? j_hex4(j->s + 2, j->end) : -1;
-                if (lo >= 0xDC00 && lo <= 0xDFFF) {
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                    j->s += 6;
-                } else {
-                    cp = 0xFFFD;
-                }
-            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                cp = 0xFFFD;
-            }
-            if (out && put_utf8(out, (uint32_t)cp)) return j_fail(j, "out of memory");
-            continue;
-        }
-        default: return j_fail(j, "invalid escape in string");
-        }
-        if (sb_put(out, &ch, 1)) return j_fail(j, "out of memory");
-    }
-}
-
-static int j_digits(json_t *j)
-{
-    const char *s0 = j->s;
-    while (j->s < j->end && *j->s >= '0' && *j->s <= '9') j->s++;
-    return j->s > s0 ? 0 : j_fail(j, "malformed number");
-}
-
-static int j_number(json_t *j)
-{
-    if (*j->s == '-') j->s++;
-    if (j->s < j->end && *j->s == '0') j->s++;
-    else if (j_digits(j)) return -1;
-    if (j->s < j->end && *j->s == '.') {
-        j->s++;
-        if (j_digits(j)) return -1;
-    }
-    if (j->s < j->end && (*j->s == 'e' || *j->s == 'E')) {
-        j->s++;
-        if (j->s < j->end && (*j->s == '+' || *j->s == '-')) j->s++;
-        if (j_digits(j)) return -1;
-    }
-    return 0;
-}
-
-static int j_object(json_t *j, int depth, sbuf_t *text, int *found);
-
-static int j_value(json_t *j, int depth)
-{
-    if (depth > JSON_MAX_DEPTH) return j_fail(j, "nested too deeply");
-    j_ws(j);
-    if (j->s >= j->end) return j_fail(j, "expected a value");
-    switch (*j->s) {
-    case '"': return j_string(j, NULL);
-    case '{': return j_object(j, depth, NULL, NULL);
-    case '[':
-        j->s++;
-        j_ws(j);
-        if (j->s < j->end && *j->s == ']') return j->s++, 0;
-        for (;;) {
-            if (j_value(j, depth + 1)) return -1;
-            j_ws(j);
-            if (j->s < j->end && *j->s == ',') j->s++;
-            else if (j->s < j->end && *j->s == ']') return j->s++, 0;
-            else return j_fail(j, "expected ',' or ']'");
-        }
-    case 't': case 'f': case 'n': {
-        const char *lit = *j->s == 't' ? "true" : *j->s == 'f' ? "false" : "null";
-        size_t n = strlen(lit);
-        if ((size_t)(j->end - j->s) < n || memcmp(j->s, lit, n) != 0)
-            return j_fail(j, "invalid literal");
-        j->s += n;
-        return 0;
-    }
-    default:
-        if (*j->s == '-' || (*j->s >= '0' && *j->s <= '9')) return j_number(j);
-        return j_fail(j, "unexpected character");
-    }
-}
-
-/* Parses an object; at the top (text != NULL) it captures the "text" field. */
-static int j_object(json_t *j, int depth, sbuf_t *text, int *found)
-{
-    j->s++;
-    j_ws(j);
-    if (j->s < j->end && *j->s == '}') return j->s++, 0;
-    for (;;) {
-        j_ws(j);
-        if (j->s >= j->end || *j->s != '"') return j_fail(j, "expected a key string");
-        j->key.n = 0;
-        if (j_string(j, text ? &j->key : NULL)) return -1;
-        j_ws(j);
-        if (j->s >= j->end || *j->s != ':') return j_fail(j, "expected ':'");
-        j->s++;
-        j_ws(j);
-        if (text && j->key.n == 4 && memcmp(j->key.p, "text", 4) == 0) {
-            if (j->s >= j->end || *j->s != '"')
-                return j_fail(j, "the \"text\" field is not a string");
-            text->n = 0; /* a repeated key: the last one wins, as in Python */
-            if (j_string(j, text)) return -1;
-            *found = 1;
-        } else if (j_value(j, depth + 1)) {
-            return -1;
-        }
-        j_ws(j);
-        if (j->s < j->end && *j->s == ',') j->s++;
-        else if (j->s < j->end && *j->s == '}') return j->s++, 0;
-        else return j_fail(j, "expected ',' or '}'");
-    }
-}
-
+/* One JSON object per line; its "text" string is the document (json-c via
+ * core/json: a repeated key's last value wins, as in Python, and a lone
+ * surrogate escape becomes U+FFFD). Blank lines are skipped. */
 static ct_status_t jsonl_docs(FILE *f, const char *name, docs_t *d, doc_fn fn, void *ctx)
 {
     char *line = NULL;
     size_t lcap = 0;
-    sbuf_t text = {0};
-    json_t j = {0};
     ct_status_t st = CT_OK;
     long long lineno = 0;
     ssize_t n;
     errno = 0;
     while ((n = getline(&line, &lcap, f)) >= 0) {
         lineno++;
-        j.s = j.start = line;
-        j.end = line + n;
-        j.err = NULL;
-        j_ws(&j);
-        if (j.s == j.end) continue; /* blank line */
-        int found = 0;
-        text.n = 0;
-        if (*j.s != '{') j_fail(&j, "expected a JSON object");
-        else if (j_object(&j, 0, &text, &found) == 0) {
-            j_ws(&j);
-            if (j.s != j.end) j_fail(&j, "trailing characters after the object");
-            else if (!found) j_fail(&j, "no \"text\" field");
+        ssize_t i = 0;
+        while (i < n && (line[i] == ' ' || line[i] == '\t' || line[i] == '\n' || line[i] == '\r'))
+            i++;
+        if (i == n) continue; /* blank line */
+        ct_json_error_t err;
+        struct json_object *doc = ct_json_parse(line, (size_t)n, 0, &err), *text = NULL;
+        if (doc && !json_object_is_type(doc, json_type_object)) {
+            err.offset = (size_t)i;
+            snprintf(err.msg, sizeof err.msg, "expected a JSON object");
+        } else if (doc && !json_object_object_get_ex(doc, "text", &text)) {
+            err.offset = (size_t)n;
+            snprintf(err.msg, sizeof err.msg, "no \"text\" field");
+        } else if (doc && !json_object_is_type(text, json_type_string)) {
+            err.offset = (size_t)n;
+            snprintf(err.msg, sizeof err.msg, "the \"text\" field is not a string");
+        } else if (!doc && !err.msg[0]) { /* the line is null */
+            err.offset = (size_t)i;
+            snprintf(err.msg, sizeof err.msg, "expected a JSON object");
+        } else if (doc) {
+            st = emit(d, fn, ctx, json_object_get_string(text),
+                      (size_t)json_object_get_string_len(text));
+            json_object_put(doc);
+            if (st != CT_OK) break;
+            errno = 0;
+            continue;
         }
-        if (j.err) {
-            CT_LOG_ERROR(
-                "%s:%lld: malformed JSON at column %lld: %s\n---> HINT: --jsonl expects one "
-                "object with a \"text\" string per line",
-                name, lineno, (long long)(j.s - j.start) + 1, j.err);
-            st = CT_ERR_CORRUPT;
-            break;
-        }
-        if ((st = emit(d, fn, ctx, text.p, text.n)) != CT_OK) break;
-        errno = 0;
+        json_object_put(doc);
+        CT_LOG_ERROR("%s:%lld: malformed JSON at column %lld: %s\n---> HINT: --jsonl expects one "
+                     "object with a \"text\" string per line",
+                     name, lineno, (long long)err.offset + 1, err.msg);
+        st = CT_ERR_CORRUPT;
+        break;
     }
     if (st == CT_OK && ferror(f)) {
         CT_LOG_ERROR("cannot read %s: %s", name, strerror(errno));
         st = CT_ERR_IO;
     }
     free(line);
-    free(text.p);
-    free(j.key.p);
     return st;
 }
 
@@ -1095,10 +920,7 @@ static int cmd_export(int argc, char **argv)
     const char *out = a.inputs[0];
     ct_status_t st;
     if (strcmp(a.format, "gpt2") == 0) {
-        if (mkdir(out, 0755) != 0 && errno != EEXIST) {
-            CT_LOG_ERROR("cannot create directory %s: %s", out, strerror(errno));
-            goto out;
-        }
+        if (ct_fs_mkdir_p(out) != CT_OK) goto out;
         char vj[4200], mt[4200];
         snprintf(vj, sizeof vj, "%s/vocab.json", out);
         snprintf(mt, sizeof mt, "%s/merges.txt", out);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "comm/comm_impl.h"
+#include "core/env.h"
 #include "core/log.h"
 
 static ct_status_t local_start(int *rank_p, int *world_p)
@@ -14,7 +15,7 @@ static ct_status_t local_start(int *rank_p, int *world_p)
      * started. Read here, where the no-MPI runtime starts. */
     const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
-        const char *v = getenv(vars[i]);
+        const char *v = ct_env_get(vars[i]);
         if (v && atoi(v) > 1) {
             CT_LOG_ERROR("launched as one of %d processes (%s=%s) but this build has no MPI"
                          "\n---> HINT: install an MPI (libopenmpi-dev) and rebuild with "

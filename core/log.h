@@ -38,6 +38,17 @@ int ct_log_rank(void);
 /* Called by ct__fatal before abort(), e.g. MPI_Abort so peers don't hang. */
 void ct_log_set_abort_hook(void (*hook)(int code));
 
+/* Receives each line that is logged (one passing the level check), after it
+ * is written: `line` is the whole line as printed ("host:pid rR/W LEVEL ...",
+ * with its newline), `msg` the formatted message alone. Both are valid only
+ * during the call. */
+typedef void (*ct_log_hook_t)(void *ctx, ct_log_level_t level, const char *line, const char *msg);
+/* Installs hook with ctx (NULL removes it); one hook at a time, the previous
+ * one is replaced. Calls are serialized: a hook never runs on two threads at
+ * once, and once ct_log_set_hook returns the old hook is not running and will
+ * not be called again. The hook must not log. */
+void ct_log_set_hook(ct_log_hook_t hook, void *ctx);
+
 void ct__log(ct_log_level_t level, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 _Noreturn void ct__fatal(const char *file, int line, const char *func, const char *fmt, ...)

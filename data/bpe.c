@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/fs.h"
 #include "core/log.h"
 #include "data/bpe_impl.h"
 #include "data/unicode_tables.h"

@@ -21,7 +21,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/json.h"
 #include "core/log.h"
+#include "core/utf8.h"
 #include "data/bpe_impl.h"
 
 #define GPT2_MERGES_HEADER "#version: 0.2\n"
@@ -29,42 +31,9 @@
 /* ---- the byte alphabet as UTF-8 ------------------------------------------------ */
 
 /* UTF-8 of bytes_to_unicode(b): 1 or 2 bytes (the characters are below U+0800). */
-static int alpha_utf8(uint8_t b, char out[2])
+static int alpha_utf8(uint8_t b, char out[4])
 {
-    uint32_t cp = ct__bpe_byte_to_unicode(b);
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    out[0] = (char)(0xC0 | cp >> 6);
-    out[1] = (char)(0x80 | (cp & 0x3F));
-    return 2;
-}
-
-/* Decodes one strict UTF-8 character at s[0..n); returns its length, or 0. */
-static size_t utf8_decode(const uint8_t *s, size_t n, uint32_t *cp_p)
-{
-    uint8_t c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80) {
-        *cp_p = c;
-        return 1;
-    }
-    if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
-    else return 0;
-    if (len > n) return 0;
-    for (size_t k = 1; k < len; k++) {
-        if ((s[k] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[k] & 0x3F);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    *cp_p = cp;
-    return len;
+    return (int)ct_utf8_encode(ct__bpe_byte_to_unicode(b), out);
 }
 
 /* Turns the alphabet string s[0..n) into the bytes it stands for, in place
@@ -75,7 +44,7 @@ static long alpha_decode(char *s, size_t n)
     size_t o = 0;
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        size_t k = utf8_decode((const uint8_t *)s + i, n - i, &cp);
+        size_t k = ct_utf8_decode((const uint8_t *)s + i, n - i, &cp);
         int b = k ? ct__bpe_unicode_to_byte(cp) : -1;
         if (b < 0) return -1;
         s[o++] = (char)b;
@@ -168,7 +137,7 @@ static void line_col(const char *buf, size_t pos, int *line_p, int *col_p)
 /* ---- vocab.json ------------------------------------------------------------------- */
 
 typedef struct {
-    const char *path, *buf, *s, *end;
+    const char *path, *buf;
     char *bytes; /* decoded token bytes, back to back */
     size_t nbytes, capbytes;
     int64_t *off; /* (n + 1) entry offsets into bytes */
@@ -177,36 +146,12 @@ typedef struct {
     size_t n, cap;
 } vocab_t;
 
-#define VOCAB_FAIL(v, at, ...)                                                                    \
-    do {                                                                                          \
-        int _l, _c;                                                                               \
-        char _m[256];                                                                             \
-        line_col((v)->buf, (size_t)((at) - (v)->buf), &_l, &_c);                                  \
-        snprintf(_m, sizeof _m, __VA_ARGS__);                                                     \
-        CT_LOG_ERROR("%s:%d:%d: %s ---> HINT: expected GPT-2's vocab.json, a JSON object of "     \
-                     "token strings to ids", (v)->path, _l, _c, _m);                              \
-        return CT_ERR_CORRUPT;                                                                    \
-    } while (0)
-
-static void json_ws(vocab_t *v)
+static void vocab_fail(const vocab_t *v, size_t at, const char *msg)
 {
-    while (v->s < v->end && (*v->s == ' ' || *v->s == '\t' || *v->s == '\n' || *v->s == '\r'))
-        v->s++;
-}
-
-static int hex4(const char *s, const char *end)
-{
-    if (end - s < 4) return -1;
-    int x = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = s[i];
-        int h = c >= '0' && c <= '9' ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-        if (h < 0) return -1;
-        x = x * 16 + h;
-    }
-    return x;
+    int l, c;
+    line_col(v->buf, at, &l, &c);
+    CT_LOG_ERROR("%s:%d:%d: %s ---> HINT: expected GPT-2's vocab.json, a JSON object of token "
+                 "strings to ids", v->path, l, c, msg);
 }
 
 static int bytes_put(vocab_t *v, const char *p, size_t n)
@@ -225,59 +170,6 @@ static int bytes_put(vocab_t *v, const char *p, size_t n)
     return 0;
 }
 
-/* Parses the JSON string at v->s (a '"') and appends its UTF-8 to bytes. */
-static ct_status_t json_string(vocab_t *v)
-{
-    const char *start = v->s++;
-    for (;;) {
-        const char *run = v->s;
-        while (v->s < v->end && *v->s != '"' && *v->s != '\\' && (unsigned char)*v->s >= 0x20)
-            v->s++;
-        if (bytes_put(v, run, (size_t)(v->s - run))) return CT_ERR_NO_MEMORY;
-        if (v->s >= v->end) VOCAB_FAIL(v, start, "unterminated string");
-        char c = *v->s++;
-        if (c == '"') return CT_OK;
-        if (c != '\\') VOCAB_FAIL(v, v->s - 1, "control character in a string");
-        if (v->s >= v->end) VOCAB_FAIL(v, start, "unterminated string");
-        char e = *v->s++, ch;
-        switch (e) {
-        case '"': case '\\': case '/': ch = e; break;
-        case 'b': ch = '\b'; break;
-        case 'f': ch = '\f'; break;
-        case 'n': ch = '\n'; break;
-        case 'r': ch = '\r'; break;
-        case 't': ch = '\t'; break;
-        case 'u': {
-            int cp = hex4(v->s, v->end);
-            if (cp < 0) VOCAB_FAIL(v, v->s - 2, "bad \\u escape");
-            v->s += 4;
-            if (cp >= 0xDC00 && cp <= 0xDFFF) VOCAB_FAIL(v, v->s - 6, "lone low surrogate");
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                int lo = v->end - v->s >= 6 && v->s[0] == '\\' && v->s[1] == 'u'
-                             ? hex4(v->s + 2, v->end) : -1;
-                if (lo < 0xDC00 || lo > 0xDFFF) VOCAB_FAIL(v, v->s - 6, "lone high surrogate");
-                v->s += 6;
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            }
-            char u[4];
-            size_t k;
-            if (cp < 0x80) u[0] = (char)cp, k = 1;
-            else if (cp < 0x800) u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3F)), k = 2;
-            else if (cp < 0x10000)
-                u[0] = (char)(0xE0 | cp >> 12), u[1] = (char)(0x80 | ((cp >> 6) & 0x3F)),
-                u[2] = (char)(0x80 | (cp & 0x3F)), k = 3;
-            else
-                u[0] = (char)(0xF0 | cp >> 18), u[1] = (char)(0x80 | ((cp >> 12) & 0x3F)),
-                u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), u[3] = (char)(0x80 | (cp & 0x3F)), k = 4;
-            if (bytes_put(v, u, k)) return CT_ERR_NO_MEMORY;
-            continue;
-        }
-        default: VOCAB_FAIL(v, v->s - 2, "unknown escape '\\%c'", e);
-        }
-        if (bytes_put(v, &ch, 1)) return CT_ERR_NO_MEMORY;
-    }
-}
-
 static int vocab_grow(vocab_t *v)
 {
     if (v->n + 1 < v->cap) return 0;
@@ -293,52 +185,57 @@ static int vocab_grow(vocab_t *v)
     return 0;
 }
 
-/* Parses vocab.json into v: entry i has bytes [off[i], off[i+1]) and id[i]. */
-static ct_status_t vocab_parse(vocab_t *v)
+/* Parses vocab.json (len bytes at v->buf) into v: entry i has bytes
+ * [off[i], off[i+1]) and id[i], in file order. A string repeated in the file
+ * stays two entries (so the duplicate is reported below, by id); a lone
+ * surrogate escape is an error, as in Hugging Face tokenizers. */
+static ct_status_t vocab_parse(vocab_t *v, size_t len)
 {
-    ct_status_t st;
-    v->s = v->buf;
-    json_ws(v);
-    if (v->s >= v->end || *v->s != '{') VOCAB_FAIL(v, v->s, "expected '{'");
-    v->s++;
-    json_ws(v);
-    if (v->s < v->end && *v->s == '}') VOCAB_FAIL(v, v->s, "the vocabulary is empty");
-    for (;;) {
-        if (vocab_grow(v)) return CT_ERR_NO_MEMORY;
+    ct_json_iter_t it;
+    ct_json_error_t err;
+    if (ct_json_iter_init(&it, v->buf, len, CT_JSON_STRICT_SURROGATES, &err) != 0) {
+        vocab_fail(v, err.offset, strcmp(err.msg, "expected an object") ? err.msg : "expected '{'");
+        return CT_ERR_CORRUPT;
+    }
+    ct_status_t st = CT_OK;
+    const char *key;
+    size_t key_len;
+    struct json_object *val;
+    while (ct_json_iter_next(&it, &key, &key_len, &val)) {
+        if (vocab_grow(v)) goto oom;
         if (v->n == 0) v->off[0] = 0;
-        if (v->s >= v->end || *v->s != '"') VOCAB_FAIL(v, v->s, "expected a token string");
         size_t before = v->nbytes;
-        if ((st = json_string(v)) != CT_OK) return st;
+        if (bytes_put(v, key, key_len)) goto oom;
         long k = alpha_decode(v->bytes + before, v->nbytes - before);
         v->special[v->n] = k < 0;
         if (k >= 0) v->nbytes = before + (size_t)k;
         v->off[v->n + 1] = (int64_t)v->nbytes;
-        json_ws(v);
-        if (v->s >= v->end || *v->s != ':') VOCAB_FAIL(v, v->s, "expected ':'");
-        v->s++;
-        json_ws(v);
-        const char *num = v->s;
-        int64_t id = 0;
-        while (v->s < v->end && *v->s >= '0' && *v->s <= '9' && id < CT__BPE_MAX_VOCAB)
-            id = id * 10 + (*v->s++ - '0');
-        if (v->s == num || (v->s < v->end && (*v->s == '.' || *v->s == 'e' || *v->s == 'E')))
-            VOCAB_FAIL(v, num, "expected a token id (an integer >= 0)");
-        if (id >= CT__BPE_MAX_VOCAB || (v->s < v->end && *v->s >= '0' && *v->s <= '9'))
-            VOCAB_FAIL(v, num, "token id too large (at most %d)", CT__BPE_MAX_VOCAB - 1);
-        v->id[v->n++] = (int32_t)id;
-        json_ws(v);
-        if (v->s < v->end && *v->s == ',') {
-            v->s++;
-            json_ws(v);
-            continue;
+        int64_t id;
+        int r = ct_json_get_int64(val, &id);
+        if (r < 0 || (r == 0 && id < 0)) {
+            vocab_fail(v, it.value_offset, "expected a token id (an integer >= 0)");
+            st = CT_ERR_CORRUPT;
+            goto done;
         }
-        if (v->s < v->end && *v->s == '}') break;
-        VOCAB_FAIL(v, v->s, "expected ',' or '}'");
+        if (r > 0 || id >= CT__BPE_MAX_VOCAB) {
+            char msg[64];
+            snprintf(msg, sizeof msg, "token id too large (at most %d)", CT__BPE_MAX_VOCAB - 1);
+            vocab_fail(v, it.value_offset, msg);
+            st = CT_ERR_CORRUPT;
+            goto done;
+        }
+        v->id[v->n++] = (int32_t)id;
     }
-    v->s++;
-    json_ws(v);
-    if (v->s < v->end) VOCAB_FAIL(v, v->s, "trailing data after the object");
-    return CT_OK;
+    if (v->n == 0) {
+        vocab_fail(v, it.pos, "the vocabulary is empty");
+        st = CT_ERR_CORRUPT;
+    }
+    goto done;
+oom:
+    st = CT_ERR_NO_MEMORY;
+done:
+    ct_json_iter_free(&it);
+    return st;
 }
 
 /* ---- merges.txt --------------------------------------------------------------------- */
@@ -401,8 +298,7 @@ ct_status_t ct_bpe_load_gpt2(const char *vocab_json, const char *merges_txt, ct_
     if ((st = ct__bpe_read_file(vocab_json, hint, &vbuf, &vn)) != CT_OK) goto done;
     if ((st = ct__bpe_read_file(merges_txt, hint, &mbuf, &mn)) != CT_OK) goto done;
     v.buf = vbuf;
-    v.end = vbuf + vn;
-    if ((st = vocab_parse(&v)) != CT_OK) goto oom_or_done;
+    if ((st = vocab_parse(&v, vn)) != CT_OK) goto oom_or_done;
     int V = (int)v.n, n_merges;
     if ((st = merges_lines(mbuf, mn, &lines, &n_merges)) != CT_OK) goto oom_or_done;
     if (n_merges >= V)
@@ -746,7 +642,7 @@ static void put_alpha(ct__bpe_buf_t *b, const ct_bpe_t *bpe, int32_t id, int jso
 {
     const uint8_t *p = (const uint8_t *)bpe->tok_bytes + bpe->tok_off[id];
     for (int64_t i = 0; i < tok_len(bpe, id); i++) {
-        char u[2];
+        char u[4];
         int k = alpha_utf8(p[i], u);
         if (json && (u[0] == '"' || u[0] == '\\')) ct__bpe_buf_put(b, "\\", 1);
         ct__bpe_buf_put(b, u, (size_t)k);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/env.h"
 #include "core/log.h"
 #include "data/source_impl.h"
 
@@ -37,8 +38,8 @@ void ct_source_env_defaults(ct_source_env_t *env)
 
 static const char *env_get(const char *a, const char *b)
 {
-    const char *v = getenv(a);
-    if ((!v || !*v) && b) v = getenv(b);
+    const char *v = ct_env_get(a);
+    if ((!v || !*v) && b) v = ct_env_get(b);
     return v && *v ? v : NULL;
 }
 

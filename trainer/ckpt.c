@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "core/fs.h"
 #include "core/log.h"
 #include "trainer/trainer.h"
 
@@ -133,20 +134,6 @@ static ct_status_t mf_load(const char *dir, mf_t **mf_p, cyaml_config_t *cc, cha
 }
 
 /* ---- save ------------------------------------------------------------------ */
-static int ckpt_mkdirs(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
-    return 0;
-}
-
 /* Writes n buffers to path and fsyncs it; crcs[i] (optional) gets each
  * buffer's crc32. */
 static ct_status_t write_all_sync(const char *path, const void *const *bufs, const size_t *lens,
@@ -324,10 +311,7 @@ ct_status_t ct_ckpt_save(const char *run_dir, const ct_model_t *m, const ct_opti
     snprintf(dir, sizeof dir, "%s/ckpt/step_%08lld", run_dir, (long long)state->step);
     ct_status_t st = CT_OK;
     if (rank == 0) {
-        if (ckpt_mkdirs(dir) != 0) {
-            CT_LOG_ERROR("cannot create checkpoint directory %s: %s", dir, strerror(errno));
-            st = CT_ERR_IO;
-        }
+        st = ct_fs_mkdir_p(dir); /* logs the cause */
         /* an older manifest for this step must not vouch for files being rewritten */
         snprintf(path, sizeof path, "%s/manifest.yaml", dir);
         unlink(path);
@@ -686,11 +670,7 @@ ct_status_t ct_ckpt_reshard(const char *src, const char *dst, int new_tp)
     }
     if (st != CT_OK) goto out;
     /* scatter: the new layout, one params and one optimizer file per TP rank */
-    if (ckpt_mkdirs(dst) != 0) {
-        CT_LOG_ERROR("cannot create %s: %s", dst, strerror(errno));
-        st = CT_ERR_IO;
-        goto out;
-    }
+    if ((st = ct_fs_mkdir_p(dst)) != CT_OK) goto out;
     snprintf(path, sizeof path, "%s/manifest.yaml", dst);
     unlink(path);
     int64_t *info = calloc((size_t)new_tp * CKPT_INFO_LEN, sizeof *info);

@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/rng.h"
 #include "core/timer.h"
@@ -46,24 +47,6 @@ typedef struct {
     int device;            /* CUDA device, or -1 for the CPU */
     double peak_flops;     /* per rank, for MFU; 0 = unknown */
 } train_ctx_t;
-
-static ct_status_t mkdir_p(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p) continue;
-        char c = *p;
-        *p = 0;
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-            CT_LOG_ERROR("cannot create directory %s: %s", buf, strerror(errno));
-            return CT_ERR_IO;
-        }
-        if (!c) break;
-        *p = c;
-    }
-    return CT_OK;
-}
 
 static ct_status_t eval_val_loss(train_ctx_t *c, float *loss_p)
 {
@@ -230,7 +213,7 @@ static ct_status_t train_setup(train_ctx_t *c)
         c->nan_at[c->n_nan_at++] = strtoll(p, &end, 10);
         p = *end == ',' ? end + 1 : end + strlen(end);
     }
-    if ((st = mkdir_p(cfg->train.run_dir)) != CT_OK) return st;
+    if ((st = ct_fs_mkdir_p(cfg->train.run_dir)) != CT_OK) return st;
 
     ct_loader_opts_t o = {.spec = cfg->data.train, .T = c->T, .vocab_size = cfg->model.vocab_size,
                           .seed = (uint64_t)cfg->data.seed, .chunk_tokens = cfg->data.chunk_tokens,

@@ -416,6 +416,9 @@ static void test_bad_files(const char *dir)
     check_bad_gpt2(dir, "json2", ", \"ab\" 256", "", "expected ':'");
     check_bad_gpt2(dir, "json3", ", \"a\\qb\": 256", "", "unknown escape");
     check_bad_gpt2(dir, "json4", ", \"\\ud800\": 256", "", "lone high surrogate");
+    check_bad_gpt2(dir, "json5", ", \"a\\udc00\": 256", "", "lone low surrogate");
+    check_bad_gpt2(dir, "json6", ", \"ab\": -1", "", "expected a token id");
+    check_bad_gpt2(dir, "json7", ", \"ab\": 99999999999999999999", "", "token id too large");
 
     /* Missing files and directories. */
     ct_bpe_t *bpe = NULL;

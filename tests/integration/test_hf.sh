@@ -48,6 +48,29 @@ mkdir -p "$WORK/bad"
 cp "$WORK/hf1/config.json" "$WORK/bad/"
 printf 'garbage!' > "$WORK/bad/model.safetensors"
 expect_fail "bad header" "$WORK/bad/model.safetensors" "header" -- "$CTRAIN" import "$WORK/bad" "$WORK/x"
+# edit_header HOW: a copy of hf1's file whose JSON header is edited: "frac"
+# and "neg" change the first tensor's end offset, "dup" repeats its entry.
+edit_header() {
+    python3 - "$WORK/hf1/model.safetensors" "$WORK/bad/model.safetensors" "$1" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+k = next(k for k in h if k != "__metadata__")
+if sys.argv[3] == "frac": h[k]["data_offsets"][1] += 0.5
+if sys.argv[3] == "neg": h[k]["data_offsets"][0] = -4
+text = json.dumps(h)
+if sys.argv[3] == "dup": text = text[:-1] + ", %s: %s}" % (json.dumps(k), json.dumps(h[k]))
+hb = text.encode()
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(hb)) + hb + b[8 + n:])
+PY
+}
+edit_header frac
+expect_fail "fractional offset" "malformed safetensors JSON header near byte" -- "$CTRAIN" import "$WORK/bad" "$WORK/x"
+edit_header neg
+expect_fail "negative offset" "malformed safetensors JSON header near byte" -- "$CTRAIN" import "$WORK/bad" "$WORK/x"
+edit_header dup
+expect_fail "repeated tensor" "appears twice" -- "$CTRAIN" import "$WORK/bad" "$WORK/x"
 cp "$WORK/hf1/model.safetensors" "$WORK/bad/"
 sed -i 's/"n_layer": 2/"n_layer": 3/' "$WORK/bad/config.json"
 expect_fail "missing layer" "missing tensor 'transformer.h.2." -- "$CTRAIN" import "$WORK/bad" "$WORK/x"

@@ -1,0 +1,35 @@
+/* File-system helpers: mkdir -p and reading a whole file.
+ *
+ * Left out: atomic writes (temporary file + rename + fsync live with the
+ * checkpoint and shard writers, which also fsync the directory) and
+ * anything remote (data/source). Thread-safe (no shared state). */
+#ifndef CT_CORE_FS_H
+#define CT_CORE_FS_H
+
+#include <stddef.h>
+
+#include "core/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Creates path and every missing parent, mode 0755, like `mkdir -p`. An
+ * existing directory is fine; an existing non-directory is an error.
+ * Logs the exact cause ("cannot create directory D: ..." naming the first
+ * component that failed) and returns CT_ERR_IO, or CT_OK. */
+ct_status_t ct_fs_mkdir_p(const char *path);
+
+/* Reads the whole file at path into a new buffer, NUL-terminated (the NUL
+ * is not counted in *len_p; the file may hold NULs of its own). The caller
+ * frees *buf_p. Does not log, so the caller can name what the file is for:
+ * returns CT_ERR_NOT_FOUND (no such file), CT_ERR_IO (errno holds the
+ * cause) or CT_ERR_NO_MEMORY; *buf_p and *len_p are written only on
+ * success. */
+ct_status_t ct_fs_read_file(const char *path, char **buf_p, size_t *len_p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,263 @@
+/* JSON on json-c (see core/json.h). json-c parses; this file adds the
+ * checks its strict mode leaves out (control characters in strings, lone
+ * surrogates when asked, trailing text), errors worded for users, and a
+ * member iterator that keeps repeated keys. */
+#include "core/json.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Deeper than any file we read; the tokenizer's JSONL documents may carry
+ * nested metadata. */
+#define JSON_MAX_DEPTH 1000
+
+static int json_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+static void json_fail(ct_json_error_t *err, const char *text, size_t off, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void json_fail(ct_json_error_t *err, const char *text, size_t off, const char *fmt, ...)
+{
+    if (!err) return;
+    err->offset = off;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    ct_json_error_locate(err, text);
+}
+
+void ct_json_error_locate(ct_json_error_t *err, const char *text)
+{
+    int line = 1, col = 1;
+    for (size_t i = 0; i < err->offset; i++) {
+        if (text[i] == '\n') line++, col = 1;
+        else col++;
+    }
+    err->line = line;
+    err->col = col;
+}
+
+static int hex4(const char *s, const char *end)
+{
+    if (end - s < 4) return -1;
+    int x = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        int h = c >= '0' && c <= '9' ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (h < 0) return -1;
+        x = x * 16 + h;
+    }
+    return x;
+}
+
+/* Over text json-c has accepted: single quotes, control characters in
+ * strings, and lone surrogates when strict. Returns 0 or -1 with err. */
+static int json_check_strings(const char *text, size_t len, int flags, ct_json_error_t *err)
+{
+    const char *end = text + len;
+    int in_string = 0;
+    for (const char *s = text; s < end; s++) {
+        char c = *s;
+        if (!in_string) {
+            in_string = c == '"';
+            if (c == '\'') { /* json-c's strict mode still takes 'strings' */
+                json_fail(err, text, (size_t)(s - text), "expected a key string or value, not '");
+                return -1;
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_string = 0;
+        } else if ((unsigned char)c < 0x20) {
+            json_fail(err, text, (size_t)(s - text), "control character in a string");
+            return -1;
+        } else if (c == '\\') {
+            s++; /* json-c checked the escape is complete */
+            if (*s != 'u' || !(flags & CT_JSON_STRICT_SURROGATES)) continue;
+            int cp = hex4(s + 1, end);
+            if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                json_fail(err, text, (size_t)(s - 1 - text), "lone low surrogate");
+                return -1;
+            }
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                int lo = end - s >= 11 && s[5] == '\\' && s[6] == 'u' ? hex4(s + 7, end) : -1;
+                if (lo < 0xDC00 || lo > 0xDFFF) {
+                    json_fail(err, text, (size_t)(s - 1 - text), "lone high surrogate");
+                    return -1;
+                }
+                s += 6;
+            }
+            s += 4;
+        }
+    }
+    return 0;
+}
+
+static void json_tokener_fail(struct json_tokener *tok, const char *text, size_t len,
+                              ct_json_error_t *err)
+{
+    enum json_tokener_error e = json_tokener_get_error(tok);
+    size_t off = json_tokener_get_parse_end(tok);
+    if (off > len) off = len;
+    const char *msg;
+    switch (e) {
+    case json_tokener_continue:
+    case json_tokener_error_parse_eof: msg = "unexpected end of input"; break;
+    case json_tokener_error_depth: msg = "nested too deeply"; break;
+    case json_tokener_error_parse_null:
+    case json_tokener_error_parse_boolean: msg = "invalid literal"; break;
+    case json_tokener_error_parse_number: msg = "malformed number"; break;
+    case json_tokener_error_parse_array: msg = "expected ',' or ']'"; break;
+    case json_tokener_error_parse_object_key_name: msg = "expected a key string"; break;
+    case json_tokener_error_parse_object_key_sep: msg = "expected ':'"; break;
+    case json_tokener_error_parse_object_value_sep: msg = "expected ',' or '}'"; break;
+    case json_tokener_error_parse_string:
+        /* json-c stops on the escape's second character */
+        if (off >= 1 && off < len && text[off - 1] == '\\' && text[off] != 'u') {
+            json_fail(err, text, off - 1, "unknown escape '\\%c'", text[off]);
+            return;
+        }
+        msg = "bad \\u escape";
+        break;
+    case json_tokener_error_parse_utf8_string: msg = "invalid UTF-8"; break;
+    default: msg = "unexpected character"; break;
+    }
+    json_fail(err, text, off, "%s", msg);
+}
+
+/* Parses one value at text[0..len), which must be all of it unless
+ * trailing is set; *end_p gets where the value ends. */
+static struct json_object *json_parse_at(struct json_tokener *tok, const char *text, size_t len,
+                                         int trailing, size_t *end_p, ct_json_error_t *err)
+{
+    json_tokener_reset(tok);
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | (trailing ? JSON_TOKENER_ALLOW_TRAILING_CHARS : 0));
+    struct json_object *v = json_tokener_parse_ex(tok, text, (int)len);
+    if (json_tokener_get_error(tok) == json_tokener_continue) {
+        /* All of the text was read: a number at its very end waits for a
+         * delimiter, anything else is cut short. */
+        v = json_tokener_parse_ex(tok, " ", 1);
+        if (json_tokener_get_error(tok) != json_tokener_success) {
+            json_object_put(v);
+            json_fail(err, text, len, "unexpected end of input");
+            return NULL;
+        }
+        *end_p = len;
+        return v;
+    }
+    if (json_tokener_get_error(tok) != json_tokener_success) {
+        json_object_put(v);
+        json_tokener_fail(tok, text, len, err);
+        return NULL;
+    }
+    *end_p = json_tokener_get_parse_end(tok);
+    if (*end_p > len) *end_p = len;
+    return v;
+}
+
+struct json_object *ct_json_parse(const char *text, size_t len, int flags, ct_json_error_t *err)
+{
+    if (err) memset(err, 0, sizeof *err);
+    if (len > (size_t)INT32_MAX) {
+        json_fail(err, text, 0, "larger than 2 GiB");
+        return NULL;
+    }
+    struct json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH);
+    if (!tok) {
+        json_fail(err, text, 0, "out of memory");
+        return NULL;
+    }
+    size_t end = 0;
+    struct json_object *v = json_parse_at(tok, text, len, 0, &end, err);
+    json_tokener_free(tok);
+    if (v || (err && !err->msg[0])) {
+        while (end < len && json_ws(text[end])) end++;
+        if (end < len) json_fail(err, text, end, "unexpected text after the value");
+        else if (json_check_strings(text, len, flags, err) == 0) return v;
+        json_object_put(v);
+    }
+    return NULL;
+}
+
+int ct_json_iter_init(ct_json_iter_t *it, const char *text, size_t len, int flags,
+                      ct_json_error_t *err)
+{
+    memset(it, 0, sizeof *it);
+    struct json_object *root = ct_json_parse(text, len, flags, err);
+    if (!json_object_is_type(root, json_type_object)) {
+        if (root || !err || !err->msg[0]) {
+            size_t off = 0;
+            while (off < len && json_ws(text[off])) off++;
+            json_fail(err, text, off, "expected an object");
+        }
+        json_object_put(root);
+        return -1;
+    }
+    json_object_put(root);
+    it->tok = json_tokener_new_ex(JSON_MAX_DEPTH);
+    if (!it->tok) {
+        json_fail(err, text, 0, "out of memory");
+        return -1;
+    }
+    it->text = text;
+    it->len = len;
+    while (json_ws(text[it->pos])) it->pos++;
+    it->pos++; /* '{' */
+    return 0;
+}
+
+static void iter_skip(ct_json_iter_t *it, char sep)
+{
+    while (it->pos < it->len && json_ws(it->text[it->pos])) it->pos++;
+    if (it->pos < it->len && it->text[it->pos] == sep) it->pos++;
+    while (it->pos < it->len && json_ws(it->text[it->pos])) it->pos++;
+}
+
+int ct_json_iter_next(ct_json_iter_t *it, const char **key_p, size_t *key_len_p,
+                      struct json_object **value_p)
+{
+    json_object_put(it->key);
+    json_object_put(it->value);
+    it->key = it->value = NULL;
+    /* The text was checked whole, so only its shape is followed here. */
+    iter_skip(it, ',');
+    if (it->pos >= it->len || it->text[it->pos] == '}') return 0;
+    size_t end;
+    it->key_offset = it->pos;
+    it->key = json_parse_at(it->tok, it->text + it->pos, it->len - it->pos, 1, &end, NULL);
+    if (!it->key) return 0; /* out of memory */
+    it->pos += end;
+    iter_skip(it, ':');
+    it->value_offset = it->pos;
+    ct_json_error_t e;
+    memset(&e, 0, sizeof e);
+    it->value = json_parse_at(it->tok, it->text + it->pos, it->len - it->pos, 1, &end, &e);
+    if (!it->value && e.msg[0]) return 0; /* out of memory */
+    it->pos += end;
+    *key_p = json_object_get_string(it->key);
+    *key_len_p = (size_t)json_object_get_string_len(it->key);
+    *value_p = it->value;
+    return 1;
+}
+
+void ct_json_iter_free(ct_json_iter_t *it)
+{
+    json_object_put(it->key);
+    json_object_put(it->value);
+    if (it->tok) json_tokener_free(it->tok);
+    memset(it, 0, sizeof *it);
+}
+
+int ct_json_get_int64(struct json_object *v, int64_t *out)
+{
+    if (!json_object_is_type(v, json_type_int)) return -1;
+    /* json-c keeps integers above INT64_MAX as uint64, and get_int64
+     * saturates them */
+    int64_t x = json_object_get_int64(v);
+    if (x == INT64_MAX && json_object_get_uint64(v) != (uint64_t)INT64_MAX) return 1;
+    *out = x;
+    return 0;
+}
