@@ -88,7 +88,7 @@ run_check "$T"
 R="$WORK/real"
 mkdir -p "$R"
 for d in core kernels comm data model trainer cli; do
-    [ -d "$SRC/$d" ] && cp -r "$SRC/$d" "$R/$d"
+    [ -d "$SRC/$d" ] && cp -RL "$SRC/$d" "$R/$d"  # -L: never write through a link
 done
 [ -f "$R/core/arena.c" ] || { fail "no core/arena.c in $SRC"; exit 1; }
 run_check "$R" --warn
