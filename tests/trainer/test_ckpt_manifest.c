@@ -237,10 +237,12 @@ static void test_empty(const ct_config_t *cfg)
         const char *name, *bytes;
         size_t len;
     } cases[] = {
-        {"empty", "", 0},
-        {"comments", "# a manifest\n# with nothing else\n", 35},
-        {"bom16", "\xfe\xff", 2},
-        {"blank", "\n\n   \n", 6},
+#define CASE(name, lit) {name, lit, sizeof(lit) - 1}
+        CASE("empty", ""),
+        CASE("comments", "# a manifest\n# with nothing else\n"),
+        CASE("bom16", "\xfe\xff"),
+        CASE("blank", "\n\n   \n"),
+#undef CASE
     };
     net_t n;
     CHECK(net_init(&n, &cfg->model, 0) == 0);
