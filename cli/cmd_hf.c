@@ -424,7 +424,7 @@ static ct_status_t hf_read_config(const char *path, ct_model_config_t *mc)
     free(text);
     if (!json_object_is_type(cfg, json_type_object)) {
         if (cfg || !err.msg[0]) snprintf(err.msg, sizeof err.msg, "expected an object"), err.line = 1, err.col = 1;
-        CT_LOG_ERROR("%s:%d:%d: malformed config.json: %s ---> HINT: expected a Hugging Face "
+        CT_LOG_ERROR("%s:%d:%d: malformed config.json: %s\n---> HINT: expected a Hugging Face "
                      "GPT-2 config.json", path, err.line, err.col, err.msg);
         json_object_put(cfg);
         return CT_ERR_CORRUPT;

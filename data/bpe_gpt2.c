@@ -150,7 +150,7 @@ static void vocab_fail(const vocab_t *v, size_t at, const char *msg)
 {
     int l, c;
     line_col(v->buf, at, &l, &c);
-    CT_LOG_ERROR("%s:%d:%d: %s ---> HINT: expected GPT-2's vocab.json, a JSON object of token "
+    CT_LOG_ERROR("%s:%d:%d: %s\n---> HINT: expected GPT-2's vocab.json, a JSON object of token "
                  "strings to ids", v->path, l, c, msg);
 }
 

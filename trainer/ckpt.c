@@ -123,6 +123,12 @@ static ct_status_t mf_load(const char *dir, mf_t **mf_p, cyaml_config_t *cc, cha
         CT_LOG_ERROR("cannot parse checkpoint manifest %s: %s", path, cyaml_strerror(err));
         return CT_ERR_CORRUPT;
     }
+    if (!mf) { /* libcyaml's answer to a file with no document: empty, comments, a lone BOM */
+        CT_LOG_ERROR("checkpoint manifest %s holds no YAML document (empty or only comments)\n"
+                     "---> HINT: the file is damaged; resume from an earlier checkpoint",
+                     path);
+        return CT_ERR_CORRUPT;
+    }
     if (strcmp(mf->format, CKPT_FORMAT) != 0) {
         CT_LOG_ERROR("checkpoint manifest %s has format '%s', expected '%s'", path, mf->format,
                      CKPT_FORMAT);
