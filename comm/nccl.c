@@ -327,10 +327,27 @@ static ct_comm_t *nccl_host(ct_comm_t *c) { return ((nccl_comm_t *)c)->host; }
 
 /* ---- collectives ----------------------------------------------------------- */
 
+/* A reduction over one rank is the identity for every op and dtype: copy
+ * (nothing in place). NCCL's own one-rank path is not exact: on an H200
+ * (NCCL from the nvidia-nccl-cu13 wheel) an out-of-place ncclAvg of
+ * 1000003 float64 values returned wrong elements while in place was right,
+ * and a plain copy is also the fastest path. An aborted communicator still
+ * fails as every other call does. */
+static ct_status_t one_rank_copy(nccl_comm_t *n, const void *sendbuf, void *recvbuf, size_t count,
+                                 ct_dtype_t dt, void *stream)
+{
+    if (!n->comm) return aborted_fail(n, "reduction");
+    if (sendbuf != recvbuf && count > 0)
+        CT_CHECK_CUDA(cudaMemcpyAsync(recvbuf, sendbuf, count * ct__comm_dtype_size(dt),
+                                      cudaMemcpyDefault, (cudaStream_t)stream));
+    return CT_OK;
+}
+
 static ct_status_t nccl_allreduce(ct_comm_t *c, const void *sendbuf, void *recvbuf, size_t count,
                                   ct_dtype_t dt, ct_op_t op, void *stream)
 {
     nccl_comm_t *n = (nccl_comm_t *)c;
+    if (c->size == 1) return one_rank_copy(n, sendbuf, recvbuf, count, dt, stream);
     NCCL_TRY(n, ncclAllReduce,
              (sendbuf, recvbuf, count, nccl_type(dt), nccl_op(op), n->comm, (cudaStream_t)stream));
     return CT_OK;
@@ -341,6 +358,7 @@ static ct_status_t nccl_reduce_scatter(ct_comm_t *c, const void *sendbuf, void *
                                        size_t recvcount, ct_dtype_t dt, ct_op_t op, void *stream)
 {
     nccl_comm_t *n = (nccl_comm_t *)c;
+    if (c->size == 1) return one_rank_copy(n, sendbuf, recvbuf, recvcount, dt, stream);
     NCCL_TRY(n, ncclReduceScatter, (sendbuf, recvbuf, recvcount, nccl_type(dt), nccl_op(op),
                                     n->comm, (cudaStream_t)stream));
     return CT_OK;

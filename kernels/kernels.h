@@ -297,8 +297,9 @@ void ct_cuda_attention_backward(ct_cuda_t *ctx, ct_bf16_t *dqkv, const ct_bf16_t
                                 int B, int T, int NH, int HS, void *stream);
 /* Builds (and caches) the attention plans for one shape and sizes their
  * workspace, so that a training step allocates nothing; a call with an
- * unprepared shape prepares it on first use. CT_ERR_UNSUPPORTED (logged)
- * when cuDNN rejects the shape; the caller may fall back to the plain
+ * unprepared shape prepares it on first use. CT_ERR_UNSUPPORTED when cuDNN
+ * rejects the shape (cuDNN's reason logged at debug level: the caller
+ * decides whether that is an error); the caller may fall back to the plain
  * kernels with ct_cuda_set_attn_impl. */
 ct_status_t ct_cuda_attention_prepare(ct_cuda_t *ctx, int B, int T, int NH, int HS);
 void ct_cuda_set_attn_impl(ct_cuda_t *ctx, ct_attn_impl_t impl);

@@ -168,9 +168,18 @@ static ct_status_t gpu_setup(ct_model_t *m, ct_optim_t *o, const ct_config_t *cf
     CT_GPT2_POINT(&G->g, G->grads, m->offsets);
     if ((st = gpu_alloc_acts(G, d, B, T)) != CT_OK) return st;
     if ((st = ct_cuda_attention_prepare(G->ctx, B, T, d->NH, d->C / d->NH)) != CT_OK) {
-        if (cfg->model.attention == CT_ATTENTION_CUDNN) return st;
-        CT_LOG_WARN("cuDNN attention rejected B=%d T=%d NH=%d HS=%d; using the plain CUDA "
-                    "attention kernels", B, T, d->NH, d->C / d->NH);
+        if (cfg->model.attention == CT_ATTENTION_CUDNN) {
+            CT_LOG_ERROR("model.attention is cudnn but cuDNN rejects attention at B=%d T=%d "
+                         "NH=%d HS=%d (CT_LOG_LEVEL=debug shows cuDNN's reason)\n---> HINT: set "
+                         "model.attention: auto to fall back to the plain CUDA attention",
+                         B, T, d->NH, d->C / d->NH);
+            return st;
+        }
+        /* a shape cuDNN cannot do is no error under auto: one line, then the
+         * plain kernels */
+        CT_LOG_INFO_R0("cuDNN attention does not support B=%d T=%d NH=%d HS=%d; using the plain "
+                       "CUDA attention (CT_LOG_LEVEL=debug shows cuDNN's reason)", B, T, d->NH,
+                       d->C / d->NH);
         ct_cuda_set_attn_impl(G->ctx, CT_ATTN_PLAIN);
         if ((st = ct_cuda_attention_prepare(G->ctx, B, T, d->NH, d->C / d->NH)) != CT_OK)
             return st;

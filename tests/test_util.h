@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/log.h"
+
 static int ct_test_failures __attribute__((unused)) = 0;
 static int ct_test_checks __attribute__((unused)) = 0;
 
@@ -62,13 +64,26 @@ static inline const char *ct_test_dir(const char *tag)
 /* Captures stderr while running a statement; the captured text is in
  * ct_test_captured (static, truncated to 64 KiB). */
 static char ct_test_captured[65536] __attribute__((unused));
+/* Log lines written while stderr is captured also go to the real stderr at
+ * once (through the log hook), so a process that ends inside the captured
+ * statement (a watchdog's _exit, an abort) still shows why. */
+static int ct_test_tee_fd __attribute__((unused)) = -1;
+static inline void ct_test_tee(void *ctx, ct_log_level_t level, const char *line, const char *msg)
+{
+    if (ct_test_tee_fd >= 0 && write(ct_test_tee_fd, line, strlen(line)) < 0) ct_test_tee_fd = -1;
+}
+
 #define CAPTURE_STDERR(stmt)                                              \
     do {                                                                  \
         fflush(stderr);                                                   \
         FILE *_tmpf = tmpfile();                                          \
         int _saved = dup(2);                                              \
         dup2(fileno(_tmpf), 2);                                           \
+        ct_test_tee_fd = _saved;                                          \
+        ct_log_set_hook(ct_test_tee, NULL);                               \
         stmt;                                                             \
+        ct_log_set_hook(NULL, NULL);                                      \
+        ct_test_tee_fd = -1;                                              \
         fflush(stderr);                                                   \
         dup2(_saved, 2);                                                  \
         close(_saved);                                                    \
@@ -76,7 +91,6 @@ static char ct_test_captured[65536] __attribute__((unused));
         size_t _n = fread(ct_test_captured, 1, sizeof ct_test_captured - 1, _tmpf); \
         ct_test_captured[_n] = 0;                                         \
         fclose(_tmpf);                                                    \
-        fputs(ct_test_captured, stderr);                                  \
     } while (0)
 
 #define CHECK_CAPTURED(substr)                                            \

@@ -222,7 +222,7 @@ ct_status_t prepare(ct_cuda_t *ctx, CudnnState *st, int B, int T, int NH, int HS
         bwd = build_backward(st->handle, B, T, NH, HS, &ws_bwd, &f);
     }
     if (!fwd || !bwd) {
-        CT_LOG_ERROR("cuDNN attention does not support B=%d T=%d NH=%d HS=%d: %s graph failed "
+        CT_LOG_DEBUG("cuDNN attention does not support B=%d T=%d NH=%d HS=%d: %s graph failed "
                      "at %s: %s",
                      B, T, NH, HS, which, f.step, f.message.c_str());
         return CT_ERR_UNSUPPORTED;
@@ -344,10 +344,10 @@ ct_status_t ct__cudnn_prepare(ct_cuda_t *ctx, int B, int T, int NH, int HS)
     try {
         return prepare(ctx, state_of(ctx), B, T, NH, HS);
     } catch (const std::exception &e) {
-        CT_LOG_ERROR("cuDNN attention does not support B=%d T=%d NH=%d HS=%d: %s", B, T, NH, HS,
+        CT_LOG_DEBUG("cuDNN attention does not support B=%d T=%d NH=%d HS=%d: %s", B, T, NH, HS,
                      e.what());
     } catch (...) {
-        CT_LOG_ERROR("cuDNN attention does not support B=%d T=%d NH=%d HS=%d: unknown C++ "
+        CT_LOG_DEBUG("cuDNN attention does not support B=%d T=%d NH=%d HS=%d: unknown C++ "
                      "exception",
                      B, T, NH, HS);
     }

@@ -339,11 +339,19 @@ static void test_device_groups(int dp, int tp)
     ct_comm_finalize(&g);
 }
 
-/* Holds the stream until released. */
+/* Holds the stream until released, or for HOLD_MAX_S at most. The bound
+ * matters on a real GPU: after the timeout, ncclCommAbort frees device
+ * memory, and cudaFree waits for the whole device, this held stream
+ * included (a hung NCCL kernel would see the abort flag and end; a host
+ * function does not). Without it the abort waits until the comm watchdog
+ * ends the process (observed on an H200: exit 3 after 21 s). */
+#define HOLD_MAX_S 14.0
 static volatile int hold_released;
+static double now_s(void);
 static void CUDART_CB hold_stream(void *arg)
 {
-    while (!hold_released) {
+    double t0 = now_s();
+    while (!hold_released && now_s() - t0 < HOLD_MAX_S) {
         struct timespec ts = {0, 1000 * 1000};
         nanosleep(&ts, NULL);
     }
