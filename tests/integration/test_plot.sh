@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `ctrain plot`: trains two tiny runs (different lr), plots one and both, and
 # checks the SVG is well-formed XML whose series hold one point per metric
-# line, that the legend names (XML-escaped) both runs, and that a missing run
+# line, that every label, line and point lies inside the viewBox, that the
+# legend names (XML-escaped) both runs, and that a missing run
 # dir, an empty metrics file and malformed lines are reported by name.
 . "$(dirname "$0")/lib.sh"
 make_corpus "$WORK/data" 300 || { finish; exit 1; }
@@ -33,6 +34,20 @@ for key in ("loss", "val_loss", "lr", "tok_s"):
 ticks = [e for e in root.iter(ns + "text") if e.get("class") in ("xtick", "ytick")]
 if len(ticks) < 6:
     print(f"{svg}: only {len(ticks)} tick labels"); bad = 1
+# Everything drawn lies inside the viewBox; a text's y is its baseline, and
+# 12 px sans-serif descends about 3 px below it.
+_, _, vw, vh = (float(v) for v in root.get("viewBox").split())
+for e in root.iter():
+    tag = e.tag[len(ns):]
+    pts = []
+    if tag == "text": pts = [(float(e.get("x")), float(e.get("y")) + 3)]
+    elif tag == "line": pts = [(float(e.get(f"x{i}")), float(e.get(f"y{i}"))) for i in (1, 2)]
+    elif tag == "circle": pts = [(float(e.get("cx")), float(e.get("cy")))]
+    elif tag == "polyline": pts = [tuple(map(float, p.split(","))) for p in e.get("points").split()]
+    out = [(x, y) for x, y in pts if not (0 <= x <= vw and 0 <= y <= vh)]
+    if out:
+        print(f"{svg}: <{tag} {e.get('class') or e.get('id') or ''}> at {out[0]} lies outside "
+              f"the {vw:g}x{vh:g} viewBox"); bad = 1
 sys.exit(bad)
 PY
 }
