@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/rng.h"
@@ -47,6 +48,7 @@ typedef struct {
     int B, T, accum;       /* accum: micro-batches per rank per step */
     int dp, dp_rank;
     int device;            /* CUDA device, or -1 for the CPU */
+    int made_run_dir;      /* train.run_dir did not exist before this run */
     double peak_flops;     /* per rank, for MFU; 0 = unknown */
 } train_ctx_t;
 
@@ -233,7 +235,6 @@ static ct_status_t train_setup(train_ctx_t *c)
         c->nan_at[c->n_nan_at++] = strtoll(p, &end, 10);
         p = *end == ',' ? end + 1 : end + strlen(end);
     }
-    if ((st = mkdir_p(cfg->train.run_dir)) != CT_OK) return st;
 
     ct_loader_opts_t o = {.spec = cfg->data.train, .T = c->T, .vocab_size = cfg->model.vocab_size,
                           .seed = (uint64_t)cfg->data.seed, .chunk_tokens = cfg->data.chunk_tokens,
@@ -255,6 +256,10 @@ static ct_status_t train_setup(train_ctx_t *c)
             return CT_ERR_CONFIG;
         }
     }
+    /* the inputs are readable: only now does the run get a directory */
+    struct stat sb;
+    c->made_run_dir = stat(cfg->train.run_dir, &sb) != 0 && errno == ENOENT;
+    if ((st = mkdir_p(cfg->train.run_dir)) != CT_OK) return st;
     c->inputs = malloc((size_t)bt * sizeof(int32_t));
     c->targets = malloc((size_t)bt * sizeof(int32_t));
     if (!c->inputs || !c->targets) return CT_ERR_NO_MEMORY;
@@ -394,7 +399,12 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
     c.g = g && g->world_size > 1 ? g : NULL;
     ct_train_summary_t sum = {.last_val_loss = -1.0f, .unigram_loss = -1.0f};
     ct_status_t st = train_setup(&c);
-    if (st != CT_OK) goto out;
+    if (st != CT_OK) {
+        /* a run that never started leaves no empty directory behind (rmdir
+         * fails, harmlessly, once anything is in it) */
+        if (c.made_run_dir) rmdir(cfg->train.run_dir);
+        goto out;
+    }
 
     const ct_gpt2_t *m = &c.model;
     const int total = cfg->train.steps;
