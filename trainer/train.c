@@ -228,6 +228,13 @@ static ct_status_t train_setup(train_ctx_t *c)
                      "data/kjv/kjv_train_*.bin");
         return CT_ERR_CONFIG;
     }
+    if (cfg->train.steps < cfg->optim.warmup_steps)
+        CT_LOG_WARN_R0("train.steps = %d is below optim.warmup_steps = %d: the learning rate "
+                       "never leaves warmup and peaks at %.3g, %.0f%% of optim.lr\n---> HINT: "
+                       "lower optim.warmup_steps (a few percent of train.steps is usual) or "
+                       "raise train.steps", cfg->train.steps, cfg->optim.warmup_steps,
+                       ct_lr_at(&cfg->optim, cfg->train.steps - 1, cfg->train.steps),
+                       100.0 * cfg->train.steps / cfg->optim.warmup_steps);
     if (cfg->train.threads > 0) omp_set_num_threads(cfg->train.threads);
     const char *nan_at = getenv("CT_TEST_NAN_AT"); /* the only environment read here */
     for (char *p = (char *)nan_at; p && *p && c->n_nan_at < 8;) {

@@ -33,6 +33,15 @@ expect_fail "truncated shard" "trunc.bin" "truncated" -- "$CTRAIN" train "$C" --
 expect_fail "token >= vocab" "outside the vocabulary" "model.vocab_size = 200" -- \
     "$CTRAIN" train "$C" --set model.vocab_size=200
 
+# train.steps below optim.warmup_steps (3 here): one warning naming both keys,
+# and none when warmup ends within the run
+out=$("$CTRAIN" train "$C" --set train.steps=2 --set train.run_dir="$WORK/warm2" 2>&1) \
+    || fail "2 steps with 3 warmup steps: $(tail -3 <<<"$out")"
+n=$(grep -c "train.steps = 2 is below optim.warmup_steps = 3" <<<"$out")
+[ "$n" -eq 1 ] && pass || fail "want one warmup warning, got $n: $(grep -i warmup <<<"$out")"
+out=$("$CTRAIN" train "$C" --set train.steps=4 --set train.run_dir="$WORK/warm4" 2>&1)
+grep -q "warmup_steps" <<<"$out" && fail "warmup warning with 4 steps > 3 warmup steps" || pass
+
 # checkpoint without manifest
 mkdir -p "$WORK/run2/ckpt/step_00000005"
 expect_fail "no manifest" "step_00000005" "no manifest.yaml" -- \
