@@ -530,14 +530,21 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
                            (long long)c.step, total, loss, lr, norm, dt * 1e3, tok_s, flops / 1e9,
                            mfu_s, 100.0 * comm_frac, eta);
         }
+        /* mfu only where a peak is known, device memory only on a GPU */
+        char extra[96] = "";
+        int ne = 0;
+        if (c.peak_flops > 0)
+            ne += snprintf(extra + ne, sizeof extra - (size_t)ne, ",\"mfu\":%.4f",
+                           flops / c.dp / c.peak_flops);
+        if (c.model.gpu)
+            snprintf(extra + ne, sizeof extra - (size_t)ne, ",\"device_mem_mib\":%.1f",
+                     ct_gpt2_gpu_peak_memory(&c.model) / 1048576.0);
         metric(&c,
                "{\"step\":%lld,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"ms\":%.3f,"
                "\"tok_s\":%.1f,\"flop_s\":%.4g,\"comm_frac\":%.4f,\"data_wait_frac\":%.4f,"
-               "\"max_rss_mib\":%.1f,\"skipped\":%d,\"mfu\":%.4f,\"device_mem_mib\":%.1f}",
+               "\"max_rss_mib\":%.1f,\"skipped\":%d%s}",
                (long long)c.step, loss, lr, norm, dt * 1e3, tok_s, flops, comm_frac, wait_frac,
-               peak_usage().ru_maxrss / 1024.0, skipped,
-               c.peak_flops > 0 ? flops / c.dp / c.peak_flops : 0.0,
-               c.model.gpu ? ct_gpt2_gpu_peak_memory(&c.model) / 1048576.0 : 0.0);
+               peak_usage().ru_maxrss / 1024.0, skipped, extra);
         /* preemption: SIGTERM/SIGUSR1/SIGINT on any rank stops every rank after
          * this same step, with a checkpoint */
         int64_t stop = ct_train_stop_signal;

@@ -11,7 +11,15 @@ RUN_A="$WORK/run_a"
 RUN_B="$WORK/run <b> & 'c'" # a name that needs escaping
 "$CTRAIN" train "$WORK/cfg.yaml" >"$WORK/train_a.log" 2>&1 || fail "train run_a: $(tail -5 "$WORK/train_a.log")"
 "$CTRAIN" train "$WORK/cfg.yaml" --set train.run_dir="$RUN_B" --set optim.lr=1.0e-3 \
-    >"$WORK/train_b.log" 2>&1 || fail "train run_b: $(tail -5 "$WORK/train_b.log")"
+    --set train.peak_tflops=1 >"$WORK/train_b.log" 2>&1 || fail "train run_b: $(tail -5 "$WORK/train_b.log")"
+
+# On the CPU the metrics carry no GPU fields: no device_mem_mib ever, and an
+# mfu only where train.peak_tflops gives a peak (run_b), on every step line.
+grep -qE '"(mfu|device_mem_mib)"' "$RUN_A/metrics.jsonl" \
+    && fail "CPU run_a's metrics carry GPU fields: $(grep -m1 '"loss"' "$RUN_A/metrics.jsonl")" || pass
+grep -q '"device_mem_mib"' "$RUN_B/metrics.jsonl" && fail "CPU run_b's metrics carry device_mem_mib" || pass
+n=$(grep -c '"mfu":' "$RUN_B/metrics.jsonl"); steps=$(grep -c '"loss"' "$RUN_B/metrics.jsonl")
+[ "$n" -gt 0 ] && [ "$n" -eq "$steps" ] && pass || fail "run_b (peak_tflops 1): $n mfu fields in $steps steps"
 
 # check_svg SVG RUN_INDEX METRICS: every series of run RUN_INDEX in SVG has
 # as many points as METRICS has lines carrying that key.
