@@ -4,9 +4,10 @@
  * RUN_DIR/metrics.jsonl.
  *
  * Determinism: optimizer step s consumes samples [s*G, (s+1)*G) of the data
- * order (G samples per global batch), validation reads the first
- * eval.batches*B validation samples, and the sampling RNG is separate and
- * checkpointed, so N steps + resume + N steps equals 2N steps bit for bit. */
+ * order (G samples per global batch), validation reads the same held-out
+ * windows every time (see eval_val_loss), and the sampling RNG is separate
+ * and checkpointed, so N steps + resume + N steps equals 2N steps bit for
+ * bit. */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -46,6 +47,7 @@ typedef struct {
     int64_t nan_at[8];     /* test hook CT_TEST_NAN_AT: steps whose loss is made NaN */
     int n_nan_at;
     int B, T, accum;       /* accum: micro-batches per rank per step */
+    int64_t n_val;         /* held-out windows each validation reads */
     int dp, dp_rank;
     int device;            /* CUDA device, or -1 for the CPU */
     int made_run_dir;      /* train.run_dir did not exist before this run */
@@ -70,30 +72,35 @@ static ct_status_t mkdir_p(const char *path)
     return CT_OK;
 }
 
+/* The validation loss: the mean per-token loss over the first n_val windows
+ * of the held-out set in file order (all of them unless eval.tokens caps
+ * it). The windows are a fixed grid that depends on neither the number of
+ * ranks nor the batch size: DP rank r takes the r-th contiguous share of
+ * them, reads it in micro-batches of up to B windows, and one all-reduce
+ * sums (loss sum, token count) over the DP group; TP ranks evaluate their
+ * DP rank's share together. Batch size and DP size thus change the result
+ * only by floating-point rounding. */
 static ct_status_t eval_val_loss(train_ctx_t *c, float *loss_p)
 {
-    const ct_config_t *cfg = c->cfg;
-    int64_t n = ct_loader_num_samples(c->val);
-    int batches = cfg->eval.batches;
-    if ((int64_t)batches * c->B > n) batches = (int)(n / c->B) > 0 ? (int)(n / c->B) : 1;
-    int B = (int64_t)c->B > n ? (int)n : c->B;
-    /* DP ranks split the batches; TP ranks evaluate together */
-    double sum = 0.0;
-    for (int i = c->dp_rank; i < batches; i += c->dp) {
-        ct_status_t st = ct_loader_read(c->val, (int64_t)i * B, B, c->inputs, c->targets);
+    const int64_t n = c->n_val, first = n * c->dp_rank / c->dp, end = n * (c->dp_rank + 1) / c->dp;
+    double acc[2] = {0.0, 0.0}; /* loss summed over tokens, tokens */
+    for (int64_t i = first; i < end; i += c->B) {
+        int b = end - i < c->B ? (int)(end - i) : c->B;
+        ct_status_t st = ct_loader_read(c->val, i, b, c->inputs, c->targets);
         if (st != CT_OK) return st;
-        sum += ct_gpt2_forward(&c->model, c->inputs, c->targets, B, c->T);
+        acc[0] += (double)ct_gpt2_forward(&c->model, c->inputs, c->targets, b, c->T) * b * c->T;
+        acc[1] += (double)b * c->T;
     }
     if (c->dp > 1) {
         ct_comm_set_activity("validation loss");
-        ct_status_t st = ct_comm_allreduce(c->g->dp, &sum, &sum, 1, CT_DTYPE_F64, CT_OP_SUM, NULL);
+        ct_status_t st = ct_comm_allreduce(c->g->dp, acc, acc, 2, CT_DTYPE_F64, CT_OP_SUM, NULL);
         if (st != CT_OK) return st;
     }
-    *loss_p = (float)(sum / batches);
+    *loss_p = (float)(acc[0] / acc[1]);
     return CT_OK;
 }
 
-/* Cross-entropy of the validation batches under the train unigram
+/* Cross-entropy of the validation windows under the train unigram
  * distribution (add-one smoothed), from at most 16M train tokens. */
 static ct_status_t unigram_baseline(train_ctx_t *c, float *loss_p)
 {
@@ -116,9 +123,7 @@ static ct_status_t unigram_baseline(train_ctx_t *c, float *loss_p)
         for (int t = 0; t < T; t++) counts[tgt[t]] += 1.0;
         total += T;
     }
-    int64_t nv = ct_loader_num_samples(c->val);
-    int64_t nval = (int64_t)cfg->eval.batches * c->B;
-    if (nval > nv) nval = nv;
+    int64_t nval = c->n_val;
     double xent = 0.0;
     for (int64_t i = 0; i < nval; i++) {
         if ((st = ct_loader_read(c->val, i, 1, inp, tgt)) != CT_OK) goto out;
@@ -254,6 +259,8 @@ static ct_status_t train_setup(train_ctx_t *c)
         o.spec = cfg->data.val;
         o.shuffle = 0;
         if ((st = ct_loader_init(&o, &c->val)) != CT_OK) return st;
+        const int64_t all = ct_loader_num_samples(c->val), cap = cfg->eval.tokens / c->T;
+        c->n_val = cfg->eval.tokens > 0 && cap < all ? (cap > 0 ? cap : 1) : all;
     }
     if (cfg->eval.tokenizer && *cfg->eval.tokenizer) {
         if ((st = ct_bpe_load(cfg->eval.tokenizer, &c->bpe)) != CT_OK) return st;
@@ -426,6 +433,16 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
                    c.optim.zero ? " (ZeRO-1)" : "");
     CT_LOG_INFO_R0("train data: %lld samples of %d tokens", (long long)ct_loader_num_samples(c.train),
                    c.T);
+    if (c.val && cfg->eval.every > 0) {
+        const int64_t all = ct_loader_num_samples(c.val);
+        if (c.n_val == all)
+            CT_LOG_INFO_R0("validation: %lld windows of %d tokens, the whole held-out set",
+                           (long long)c.n_val, c.T);
+        else
+            CT_LOG_INFO_R0("validation: the first %lld of %lld held-out windows of %d tokens "
+                           "(eval.tokens = %lld)", (long long)c.n_val, (long long)all, c.T,
+                           (long long)cfg->eval.tokens);
+    }
     if (c.val && cfg->eval.every > 0 && c.step == 0 && ct_log_rank() == 0) {
         if ((st = unigram_baseline(&c, &sum.unigram_loss)) != CT_OK) goto out;
         CT_LOG_INFO_R0("unigram baseline (validation loss of token frequencies): %.4f",

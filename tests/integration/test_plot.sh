@@ -9,9 +9,21 @@ make_corpus "$WORK/data" 300 || { finish; exit 1; }
 write_config "$WORK/cfg.yaml" "$WORK/data" "$WORK/run_a" 300
 RUN_A="$WORK/run_a"
 RUN_B="$WORK/run <b> & 'c'" # a name that needs escaping
-"$CTRAIN" train "$WORK/cfg.yaml" >"$WORK/train_a.log" 2>&1 || fail "train run_a: $(tail -5 "$WORK/train_a.log")"
+"$CTRAIN" train "$WORK/cfg.yaml" --set eval.tokens=0 >"$WORK/train_a.log" 2>&1 \
+    || fail "train run_a: $(tail -5 "$WORK/train_a.log")"
 "$CTRAIN" train "$WORK/cfg.yaml" --set train.run_dir="$RUN_B" --set optim.lr=1.0e-3 \
     --set train.peak_tflops=1 >"$WORK/train_b.log" 2>&1 || fail "train run_b: $(tail -5 "$WORK/train_b.log")"
+
+# Validation reads the whole held-out set by default (run_a: eval.tokens 0),
+# every (T+1)-token window at stride T of the val shard, or the first
+# eval.tokens / T windows (run_b: 1024 tokens, 32 windows of 32).
+ntok=$(python3 -c 'import struct,sys; print(struct.unpack("<3i", open(sys.argv[1],"rb").read(12))[2])' \
+    "$WORK/data/c_val_000000.bin")
+nwin=$(( (ntok - 1) / 32 ))
+grep -qF "validation: $nwin windows of 32 tokens, the whole held-out set" "$WORK/train_a.log" && pass \
+    || fail "run_a does not validate on all $nwin windows: $(grep validation: "$WORK/train_a.log")"
+grep -qF "validation: the first 32 of $nwin held-out windows of 32 tokens (eval.tokens = 1024)" \
+    "$WORK/train_b.log" && pass || fail "run_b's budget: $(grep validation: "$WORK/train_b.log")"
 
 # On the CPU the metrics carry no GPU fields: no device_mem_mib ever, and an
 # mfu only where train.peak_tflops gives a peak (run_b), on every step line.
