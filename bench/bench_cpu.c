@@ -8,9 +8,12 @@
  * "CPU MFU" printed is model GFLOP/s over the sgemm GFLOP/s. Tokens are
  * random: throughput does not depend on the data. */
 #include <cblas.h>
+#include <errno.h>
+#include <limits.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 
 #include "core/rng.h"
@@ -66,15 +69,43 @@ static double model_matmul_gflops(int N, int C, int Vp, int reps)
     return flops / time / 1e9;
 }
 
+static const char usage[] =
+    "usage: bench_cpu [B T STEPS [L NH C V]]\n"
+    "\n"
+    "Times STEPS GPT-2 training steps (forward, backward, AdamW) at batch B and\n"
+    "sequence length T, the model's matmuls at their shapes, and OpenBLAS sgemm.\n"
+    "Defaults: 4 64 5, and GPT-2 124M (L=12 NH=12 C=768 V=50257). Every argument\n"
+    "is a positive integer; C must be a multiple of NH.\n";
+
 int main(int argc, char **argv)
 {
-    int B = argc > 1 ? atoi(argv[1]) : 4, T = argc > 2 ? atoi(argv[2]) : 64;
-    int steps = argc > 3 ? atoi(argv[3]) : 5;
-    ct_model_config_t mc = {.n_layer = argc > 4 ? atoi(argv[4]) : 12,
-                            .n_head = argc > 5 ? atoi(argv[5]) : 12,
-                            .n_embd = argc > 6 ? atoi(argv[6]) : 768,
-                            .vocab_size = argc > 7 ? atoi(argv[7]) : 50257,
-                            .init_from = "", .init_std = 0.02f};
+    /* B T steps L NH C V, positive integers, defaults in order */
+    long a[7] = {4, 64, 5, 12, 12, 768, 50257};
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (argc > 8) {
+        fprintf(stderr, "bench_cpu: %d arguments, at most 7\n%s", argc - 1, usage);
+        return 2;
+    }
+    for (int i = 1; i < argc; i++) {
+        char *end;
+        errno = 0;
+        a[i - 1] = strtol(argv[i], &end, 10);
+        if (end == argv[i] || *end || errno || a[i - 1] <= 0 || a[i - 1] > INT_MAX) {
+            fprintf(stderr, "bench_cpu: argument %d is '%s', not a positive integer\n%s", i,
+                    argv[i], usage);
+            return 2;
+        }
+    }
+    if (a[5] % a[4] != 0) {
+        fprintf(stderr, "bench_cpu: C=%ld is not a multiple of NH=%ld\n%s", a[5], a[4], usage);
+        return 2;
+    }
+    int B = (int)a[0], T = (int)a[1], steps = (int)a[2];
+    ct_model_config_t mc = {.n_layer = (int)a[3], .n_head = (int)a[4], .n_embd = (int)a[5],
+                            .vocab_size = (int)a[6], .init_from = "", .init_std = 0.02f};
     mc.max_seq_len = T > 1024 ? T : 1024;
     ct_optim_config_t oc = {.lr = 1e-4f, .min_lr_frac = 0.1f, .warmup_steps = 0,
                             .decay = CT_DECAY_COSINE, .weight_decay = 0.1f, .beta1 = 0.9f,

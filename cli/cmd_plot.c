@@ -63,6 +63,8 @@ static const char *const run_colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f
 #define PANEL_H 240.0
 #define PANEL_GAP 60.0
 #define TOP 40.0
+#define XLABEL_DY 34.0 /* the axis label's baseline below its panel */
+#define MARGIN_B 50.0  /* below the last panel: the axis label and its descent */
 #define N_TICKS 5
 
 static int series_push(series_t *s, double x, double y)
@@ -307,7 +309,7 @@ static void draw_panel(FILE *out, const panel_t *p, double y0, const run_t *runs
                 x_l, y, x_r, y, x_l - 6, y + 4, fabs(v) < ystep * 1e-9 ? 0.0 : v);
     }
     fprintf(out, "<text x=\"%.1f\" y=\"%.1f\" class=\"xlabel\">step</text>\n", (x_l + x_r) / 2,
-            y_b + 34);
+            y_b + XLABEL_DY);
     for (int r = 0; r < n_runs; r++) {
         const char *color = run_colors[r % N_COLORS];
         for (int j = 0; j < 2; j++) {
@@ -345,7 +347,8 @@ static void write_svg(FILE *out, const run_t *runs, int n_runs)
     double xstep = nice_range(&xr);
 
     double legend_h = 20.0 * n_runs + 10;
-    double h = TOP + legend_h + N_PANELS * (PANEL_H + PANEL_GAP);
+    double panels_top = TOP + legend_h + PANEL_GAP / 2;
+    double h = panels_top + N_PANELS * PANEL_H + (N_PANELS - 1) * PANEL_GAP + MARGIN_B;
     fprintf(out,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
@@ -368,8 +371,8 @@ static void write_svg(FILE *out, const run_t *runs, int n_runs)
     }
     fputs("</g>\n", out);
     for (int p = 0; p < N_PANELS; p++)
-        draw_panel(out, &panels[p], TOP + legend_h + PANEL_GAP / 2 + p * (PANEL_H + PANEL_GAP),
-                   runs, n_runs, xr, xstep);
+        draw_panel(out, &panels[p], panels_top + p * (PANEL_H + PANEL_GAP), runs, n_runs, xr,
+                   xstep);
     fputs("</svg>\n", out);
 }
 

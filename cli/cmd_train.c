@@ -173,8 +173,8 @@ int ct_cmd_reshard(int argc, char **argv)
 }
 
 static const char sample_usage[] =
-    "usage: ctrain sample CKPT_DIR [--tokenizer FILE.bpe] [--prompt TEXT] [--tokens N]\n"
-    "                     [--temperature X] [--top-k K] [--seed S] [--count C]\n"
+    "usage: ctrain sample CKPT_DIR|RUN_DIR [--tokenizer FILE.bpe] [--prompt TEXT]\n"
+    "                     [--tokens N] [--temperature X] [--top-k K] [--seed S] [--count C]\n"
     "\n"
     "Generates text from a checkpoint directory (RUN_DIR/ckpt/step_NNNNNNNN) or a\n"
     "run directory (its newest checkpoint). The tokenizer defaults to the\n"
@@ -223,7 +223,7 @@ int ct_cmd_sample(int argc, char **argv)
         }
     }
     if (!dir_arg) {
-        fprintf(stderr, "ctrain sample: missing CKPT_DIR\n%s", sample_usage);
+        fprintf(stderr, "ctrain sample: missing CKPT_DIR or RUN_DIR\n%s", sample_usage);
         return 2;
     }
     char *dir = NULL;

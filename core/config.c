@@ -125,7 +125,7 @@ static const field_t config_fields[] = {
     F_FLT(train, peak_tflops, "0", 0, 0, INFINITY, 0),
 
     F_INT(eval, every, "100", 0),
-    F_INT(eval, batches, "20", 1),
+    F_I64(eval, tokens, "0", 0),
     F_INT(eval, sample_every, "0", 0),
     F_INT(eval, sample_tokens, "64", 0), /* 0: no sample at the end either */
     F_FLT(eval, temperature, "1.0", 0, 1, INFINITY, 0),
@@ -151,6 +151,26 @@ static const field_t config_fields[] = {
 static const char *const sections[] = {"model", "data",       "optim",    "train",
                                        "eval",  "checkpoint", "parallel", "comm"};
 #define N_SECTIONS ((int)(sizeof sections / sizeof sections[0]))
+
+/* Keys that older versions wrote. A config file or --set that uses one is an
+ * error that says what replaced it; a checkpoint's stored config (read with
+ * ct_config_load_string) may hold them, and they are skipped there, so old
+ * checkpoints stay readable. */
+static const struct {
+    const char *section, *key, *why;
+} retired_keys[] = {
+    {"eval", "batches", "validation batches depended on train.batch_size; validation now covers "
+                        "the whole held-out set ---> HINT: delete the key, or cap validation "
+                        "with eval.tokens"},
+};
+
+static const char *retired_why(const char *section, const char *key)
+{
+    for (size_t i = 0; i < sizeof retired_keys / sizeof retired_keys[0]; i++)
+        if (!strcmp(retired_keys[i].section, section) && !strcmp(retired_keys[i].key, key))
+            return retired_keys[i].why;
+    return NULL;
+}
 
 /* ---- small helpers -------------------------------------------------------- */
 
@@ -493,6 +513,11 @@ static ct_status_t set_impl(ct_config_t *cfg, const char *assignment, const char
         return CT_ERR_CONFIG;
     }
     int idx = find_field(s, key);
+    if (idx < 0 && retired_why(section, key)) {
+        CT_LOG_ERROR("config error: %s: key '%s.%s' was removed: %s", origin, section, key,
+                     retired_why(section, key));
+        return CT_ERR_CONFIG;
+    }
     if (idx < 0) {
         list_keys(s, valid, sizeof valid);
         CT_LOG_ERROR("config error: %s: unknown key '%s.%s'; valid keys in %s: %s", origin,
@@ -516,6 +541,7 @@ typedef struct {
     const char *origin;
     int n_errors;
     int empty;                   /* no root mapping: nothing to load */
+    int stored;                  /* a checkpoint's config: retired keys are skipped */
     int line[N_FIELDS];          /* line of each key present, 0 = absent */
     unsigned char quoted[N_FIELDS];
     int section_line[N_SECTIONS];
@@ -592,7 +618,14 @@ static int scan_section(scan_t *sc, int s)
         } else {
             scalar_text(sc, key, sizeof key);
             idx = find_field(s, key);
-            if (idx < 0) {
+            const char *why = idx < 0 ? retired_why(sections[s], key) : NULL;
+            if (why && sc->stored) {
+                CT_LOG_DEBUG("%s: skipping retired key '%s.%s'", sc->origin, sections[s], key);
+            } else if (why) {
+                CT_LOG_ERROR("config error: %s: key '%s.%s' was removed: %s",
+                             where(sc->origin, line, loc, sizeof loc), sections[s], key, why);
+                sc->n_errors++;
+            } else if (idx < 0) {
                 list_keys(s, valid, sizeof valid);
                 CT_LOG_ERROR("config error: %s: unknown key '%s.%s'; valid keys in %s: %s",
                              where(sc->origin, line, loc, sizeof loc), sections[s], key,
@@ -772,7 +805,7 @@ static void cyaml_log_capture(cyaml_log_t level, void *ctx, const char *fmt, va_
 
 /* Loads YAML text over cfg (which holds defaults or earlier values). */
 static ct_status_t load_text(ct_config_t *cfg, const char *text, size_t len, const char *origin,
-                             srcmap_t *src)
+                             int stored, srcmap_t *src)
 {
     scan_t *sc = calloc(1, sizeof *sc);
     if (!sc) {
@@ -780,6 +813,7 @@ static ct_status_t load_text(ct_config_t *cfg, const char *text, size_t len, con
         return CT_ERR_NO_MEMORY;
     }
     sc->origin = origin;
+    sc->stored = stored;
     ct_status_t st = CT_OK;
     if (!yaml_parser_initialize(&sc->parser)) {
         CT_LOG_ERROR("config error: %s: cannot initialize the YAML parser (out of memory)", origin);
@@ -804,7 +838,8 @@ static ct_status_t load_text(ct_config_t *cfg, const char *text, size_t len, con
         .log_ctx = &lb,
         .mem_fn = cyaml_mem,
         .log_level = CYAML_LOG_ERROR,
-        .flags = CYAML_CFG_NO_ALIAS,
+        /* the structural pass has rejected unknown keys; retired ones are skipped */
+        .flags = CYAML_CFG_NO_ALIAS | CYAML_CFG_IGNORE_UNKNOWN_KEYS,
     };
     raw_config_t *raw = NULL;
     cyaml_err_t err = cyaml_load_data((const uint8_t *)text, len, &ycfg, &sch.root,
@@ -958,7 +993,7 @@ ct_status_t ct_config_load(const char *path, const char *const *sets, int n_sets
         size_t len = 0;
         st = read_file(path, &text, &len);
         if (st != CT_OK) goto fail;
-        st = load_text(cfg, text, len, path, &src);
+        st = load_text(cfg, text, len, path, 0, &src);
         free(text);
         if (st != CT_OK) goto fail;
     }
@@ -998,7 +1033,7 @@ ct_status_t ct_config_load_string(const char *yaml, const char *origin, ct_confi
     if (!origin) origin = "<string>";
     ct_config_defaults(cfg);
     srcmap_t src = {{0}, {0}};
-    ct_status_t st = load_text(cfg, yaml, strlen(yaml), origin, &src);
+    ct_status_t st = load_text(cfg, yaml, strlen(yaml), origin, 1, &src);
     if (st == CT_OK) st = validate(cfg, &src);
     if (st != CT_OK) ct_config_free(cfg);
     return st;

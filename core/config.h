@@ -73,7 +73,8 @@ typedef struct {
 
 typedef struct {
     int every;           /* validation every N steps; 0 disables */
-    int batches;         /* validation batches per evaluation */
+    int64_t tokens;      /* validation tokens per evaluation, the first tokens/seq_len
+                            held-out windows; 0 = the whole held-out set */
     int sample_every;    /* sample text every N steps; 0 disables */
     int sample_tokens;   /* tokens per sample; 0 = no samples at all */
     float temperature;
@@ -123,7 +124,9 @@ ct_status_t ct_config_set(ct_config_t *cfg, const char *assignment, const char *
 /* Writes the resolved config as YAML to a malloc'd string (caller frees).
  * ct_config_load of that text gives back the same config. */
 char *ct_config_to_yaml(const ct_config_t *cfg);
-/* Parses YAML text (as ct_config_to_yaml writes) into cfg; `origin` names it in errors. */
+/* Parses YAML text (as ct_config_to_yaml writes) into cfg; `origin` names it in errors.
+ * Keys an older version wrote and that have since been removed are skipped,
+ * so the configs stored in old checkpoints still load. */
 ct_status_t ct_config_load_string(const char *yaml, const char *origin, ct_config_t *cfg);
 void ct_config_free(ct_config_t *cfg);
 

@@ -4,9 +4,10 @@
  * RUN_DIR/metrics.jsonl.
  *
  * Determinism: optimizer step s consumes samples [s*G, (s+1)*G) of the data
- * order (G samples per global batch), validation reads the first
- * eval.batches*B validation samples, and the sampling RNG is separate and
- * checkpointed, so N steps + resume + N steps equals 2N steps bit for bit. */
+ * order (G samples per global batch), validation reads the same held-out
+ * windows every time (see eval_val_loss), and the sampling RNG is separate
+ * and checkpointed, so N steps + resume + N steps equals 2N steps bit for
+ * bit. */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -17,7 +18,9 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "core/env.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/rng.h"
@@ -43,35 +46,42 @@ typedef struct {
     int64_t nan_at[8];     /* test hook CT_TEST_NAN_AT: steps whose loss is made NaN */
     int n_nan_at;
     int B, T, accum;       /* accum: micro-batches per rank per step */
+    int64_t n_val;         /* held-out windows each validation reads */
     int dp, dp_rank;
     int device;            /* CUDA device, or -1 for the CPU */
+    int made_run_dir;      /* train.run_dir did not exist before this run */
     double peak_flops;     /* per rank, for MFU; 0 = unknown */
 } train_ctx_t;
 
+/* The validation loss: the mean per-token loss over the first n_val windows
+ * of the held-out set in file order (all of them unless eval.tokens caps
+ * it). The windows are a fixed grid that depends on neither the number of
+ * ranks nor the batch size: DP rank r takes the r-th contiguous share of
+ * them, reads it in micro-batches of up to B windows, and one all-reduce
+ * sums (loss sum, token count) over the DP group; TP ranks evaluate their
+ * DP rank's share together. Batch size and DP size thus change the result
+ * only by floating-point rounding. */
 static ct_status_t eval_val_loss(train_ctx_t *c, float *loss_p)
 {
-    const ct_config_t *cfg = c->cfg;
-    int64_t n = ct_loader_num_samples(c->val);
-    int batches = cfg->eval.batches;
-    if ((int64_t)batches * c->B > n) batches = (int)(n / c->B) > 0 ? (int)(n / c->B) : 1;
-    int B = (int64_t)c->B > n ? (int)n : c->B;
-    /* DP ranks split the batches; TP ranks evaluate together */
-    double sum = 0.0;
-    for (int i = c->dp_rank; i < batches; i += c->dp) {
-        ct_status_t st = ct_loader_read(c->val, (int64_t)i * B, B, c->inputs, c->targets);
+    const int64_t n = c->n_val, first = n * c->dp_rank / c->dp, end = n * (c->dp_rank + 1) / c->dp;
+    double acc[2] = {0.0, 0.0}; /* loss summed over tokens, tokens */
+    for (int64_t i = first; i < end; i += c->B) {
+        int b = end - i < c->B ? (int)(end - i) : c->B;
+        ct_status_t st = ct_loader_read(c->val, i, b, c->inputs, c->targets);
         if (st != CT_OK) return st;
-        sum += ct_model_forward(&c->model, c->inputs, c->targets, B, c->T);
+        acc[0] += (double)ct_model_forward(&c->model, c->inputs, c->targets, b, c->T) * b * c->T;
+        acc[1] += (double)b * c->T;
     }
     if (c->dp > 1) {
         ct_comm_set_activity("validation loss");
-        ct_status_t st = ct_comm_allreduce(c->g->dp, &sum, &sum, 1, CT_DTYPE_F64, CT_OP_SUM, NULL);
+        ct_status_t st = ct_comm_allreduce(c->g->dp, acc, acc, 2, CT_DTYPE_F64, CT_OP_SUM, NULL);
         if (st != CT_OK) return st;
     }
-    *loss_p = (float)(sum / batches);
+    *loss_p = (float)(acc[0] / acc[1]);
     return CT_OK;
 }
 
-/* Cross-entropy of the validation batches under the train unigram
+/* Cross-entropy of the validation windows under the train unigram
  * distribution (add-one smoothed), from at most 16M train tokens. */
 static ct_status_t unigram_baseline(train_ctx_t *c, float *loss_p)
 {
@@ -94,9 +104,7 @@ static ct_status_t unigram_baseline(train_ctx_t *c, float *loss_p)
         for (int t = 0; t < T; t++) counts[tgt[t]] += 1.0;
         total += T;
     }
-    int64_t nv = ct_loader_num_samples(c->val);
-    int64_t nval = (int64_t)cfg->eval.batches * c->B;
-    if (nval > nv) nval = nv;
+    int64_t nval = c->n_val;
     double xent = 0.0;
     for (int64_t i = 0; i < nval; i++) {
         if ((st = ct_loader_read(c->val, i, 1, inp, tgt)) != CT_OK) goto out;
@@ -206,14 +214,20 @@ static ct_status_t train_setup(train_ctx_t *c)
                      "data/kjv/kjv_train_*.bin");
         return CT_ERR_CONFIG;
     }
+    if (cfg->train.steps < cfg->optim.warmup_steps)
+        CT_LOG_WARN_R0("train.steps = %d is below optim.warmup_steps = %d: the learning rate "
+                       "never leaves warmup and peaks at %.3g, %.0f%% of optim.lr\n---> HINT: "
+                       "lower optim.warmup_steps (a few percent of train.steps is usual) or "
+                       "raise train.steps", cfg->train.steps, cfg->optim.warmup_steps,
+                       ct_lr_at(&cfg->optim, cfg->train.steps - 1, cfg->train.steps),
+                       100.0 * cfg->train.steps / cfg->optim.warmup_steps);
     if (cfg->train.threads > 0) omp_set_num_threads(cfg->train.threads);
-    const char *nan_at = getenv("CT_TEST_NAN_AT"); /* the only environment read here */
+    const char *nan_at = ct_env_get("CT_TEST_NAN_AT"); /* a test hook */
     for (char *p = (char *)nan_at; p && *p && c->n_nan_at < 8;) {
         char *end;
         c->nan_at[c->n_nan_at++] = strtoll(p, &end, 10);
         p = *end == ',' ? end + 1 : end + strlen(end);
     }
-    if ((st = ct_fs_mkdir_p(cfg->train.run_dir)) != CT_OK) return st;
 
     ct_loader_opts_t o = {.spec = cfg->data.train, .T = c->T, .vocab_size = cfg->model.vocab_size,
                           .seed = (uint64_t)cfg->data.seed, .chunk_tokens = cfg->data.chunk_tokens,
@@ -226,6 +240,8 @@ static ct_status_t train_setup(train_ctx_t *c)
         o.spec = cfg->data.val;
         o.shuffle = 0;
         if ((st = ct_loader_init(&o, &c->val)) != CT_OK) return st;
+        const int64_t all = ct_loader_num_samples(c->val), cap = cfg->eval.tokens / c->T;
+        c->n_val = cfg->eval.tokens > 0 && cap < all ? (cap > 0 ? cap : 1) : all;
     }
     if (cfg->eval.tokenizer && *cfg->eval.tokenizer) {
         if ((st = ct_bpe_load(cfg->eval.tokenizer, &c->bpe)) != CT_OK) return st;
@@ -235,6 +251,10 @@ static ct_status_t train_setup(train_ctx_t *c)
             return CT_ERR_CONFIG;
         }
     }
+    /* the inputs are readable: only now does the run get a directory */
+    struct stat sb;
+    c->made_run_dir = stat(cfg->train.run_dir, &sb) != 0 && errno == ENOENT;
+    if ((st = ct_fs_mkdir_p(cfg->train.run_dir)) != CT_OK) return st;
     c->inputs = malloc((size_t)bt * sizeof(int32_t));
     c->targets = malloc((size_t)bt * sizeof(int32_t));
     if (!c->inputs || !c->targets) return CT_ERR_NO_MEMORY;
@@ -373,7 +393,12 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
     c.g = g && g->world_size > 1 ? g : NULL;
     ct_train_summary_t sum = {.last_val_loss = -1.0f, .unigram_loss = -1.0f};
     ct_status_t st = train_setup(&c);
-    if (st != CT_OK) goto out;
+    if (st != CT_OK) {
+        /* a run that never started leaves no empty directory behind (rmdir
+         * fails, harmlessly, once anything is in it) */
+        if (c.made_run_dir) rmdir(cfg->train.run_dir);
+        goto out;
+    }
 
     const ct_model_t *m = &c.model;
     const int total = cfg->train.steps;
@@ -388,6 +413,16 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
                    c.optim.zero ? " (ZeRO-1)" : "");
     CT_LOG_INFO_R0("train data: %lld samples of %d tokens", (long long)ct_loader_num_samples(c.train),
                    c.T);
+    if (c.val && cfg->eval.every > 0) {
+        const int64_t all = ct_loader_num_samples(c.val);
+        if (c.n_val == all)
+            CT_LOG_INFO_R0("validation: %lld windows of %d tokens, the whole held-out set",
+                           (long long)c.n_val, c.T);
+        else
+            CT_LOG_INFO_R0("validation: the first %lld of %lld held-out windows of %d tokens "
+                           "(eval.tokens = %lld)", (long long)c.n_val, (long long)all, c.T,
+                           (long long)cfg->eval.tokens);
+    }
     if (c.val && cfg->eval.every > 0 && c.step == 0 && ct_log_rank() == 0) {
         if ((st = unigram_baseline(&c, &sum.unigram_loss)) != CT_OK) goto out;
         CT_LOG_INFO_R0("unigram baseline (validation loss of token frequencies): %.4f",
@@ -492,14 +527,21 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
                            (long long)c.step, total, loss, lr, norm, dt * 1e3, tok_s, flops / 1e9,
                            mfu_s, 100.0 * comm_frac, eta);
         }
+        /* mfu only where a peak is known, device memory only on a GPU */
+        char extra[96] = "";
+        int ne = 0;
+        if (c.peak_flops > 0)
+            ne += snprintf(extra + ne, sizeof extra - (size_t)ne, ",\"mfu\":%.4f",
+                           flops / c.dp / c.peak_flops);
+        if (ct_model_device_name(&c.model))
+            snprintf(extra + ne, sizeof extra - (size_t)ne, ",\"device_mem_mib\":%.1f",
+                     ct_model_peak_memory(&c.model) / 1048576.0);
         metric(&c,
                "{\"step\":%lld,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"ms\":%.3f,"
                "\"tok_s\":%.1f,\"flop_s\":%.4g,\"comm_frac\":%.4f,\"data_wait_frac\":%.4f,"
-               "\"max_rss_mib\":%.1f,\"skipped\":%d,\"mfu\":%.4f,\"device_mem_mib\":%.1f}",
+               "\"max_rss_mib\":%.1f,\"skipped\":%d%s}",
                (long long)c.step, loss, lr, norm, dt * 1e3, tok_s, flops, comm_frac, wait_frac,
-               peak_usage().ru_maxrss / 1024.0, skipped,
-               c.peak_flops > 0 ? flops / c.dp / c.peak_flops : 0.0,
-               ct_model_peak_memory(&c.model) / 1048576.0);
+               peak_usage().ru_maxrss / 1024.0, skipped, extra);
         /* preemption: SIGTERM/SIGUSR1/SIGINT on any rank stops every rank after
          * this same step, with a checkpoint */
         int64_t stop = ct_train_stop_signal;

@@ -18,6 +18,8 @@ out=$("$CTRAIN" train "$C" $G $S --set train.run_dir="$WORK/gpu" --set eval.samp
 grep -q "CUDA device 0: ctrain CUDA emulator" <<<"$out" && pass || fail "GPU run did not use the device"
 grep -q "| mfu " <<<"$out" && pass || fail "no mfu on the step line"
 grep -q "peak device memory" <<<"$out" && pass || fail "no peak device memory line"
+n=$(grep -c '"device_mem_mib":' "$WORK/gpu/metrics.jsonl"); m=$(grep -c '"mfu":' "$WORK/gpu/metrics.jsonl")
+[ "$n" -eq 10 ] && [ "$m" -eq 10 ] && pass || fail "GPU metrics: $n device_mem_mib and $m mfu fields in 10 steps"
 grep -q -- "---- sample at step 10" <<<"$out" && pass || fail "no sample at the end: $(tail -5 <<<"$out")"
 
 "$CTRAIN" train "$C" $S --set model.device=cpu --set train.run_dir="$WORK/cpu" >/dev/null 2>&1 \

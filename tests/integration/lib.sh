@@ -55,7 +55,7 @@ model: {n_layer: 2, n_head: 2, n_embd: 32, max_seq_len: 32, vocab_size: $4}
 data: {train: "$2/c_train_*.bin", val: "$2/c_val_*.bin", seed: 5, chunk_tokens: 2048, window_chunks: 2}
 optim: {lr: 3.0e-3, warmup_steps: 3, decay: cosine, min_lr_frac: 0.1}
 train: {run_dir: "$3", steps: 20, batch_size: 4, seq_len: 32, batch_tokens: 256, seed: 7, log_every: 5}
-eval: {every: 5, batches: 2, sample_every: 0, sample_tokens: 0}
+eval: {every: 5, tokens: 1024, sample_every: 0, sample_tokens: 0}
 checkpoint: {every: 0, resume: none}
 YAML
 }

@@ -13,7 +13,18 @@ expect_fail "strict int" "train.steps" "1e3" -- "$CTRAIN" train "$C" --set train
 expect_fail "missing config" "nope.yaml" -- "$CTRAIN" train "$WORK/nope.yaml"
 
 # data errors
-expect_fail "missing shard" "$WORK/data/none.bin" -- "$CTRAIN" train "$C" --set data.train="$WORK/data/none.bin"
+expect_fail "missing shard" "$WORK/data/none.bin" -- "$CTRAIN" train "$C" --set data.train="$WORK/data/none.bin" \
+    --set train.run_dir="$WORK/never/run"
+# a run that fails at start leaves no run directory behind: not when the data
+# is missing, nor when a later step of the setup fails (missing init weights)
+[ ! -e "$WORK/never/run" ] && pass || fail "a run with missing data left $WORK/never/run behind"
+expect_fail "missing init_from" "$WORK/nope.bin" -- "$CTRAIN" train "$C" --set model.init_from="$WORK/nope.bin" \
+    --set train.run_dir="$WORK/never/run"
+[ ! -e "$WORK/never/run" ] && pass || fail "a run with missing init weights left $WORK/never/run behind"
+mkdir -p "$WORK/kept"
+expect_fail "missing shard, existing run dir" "none.bin" -- "$CTRAIN" train "$C" \
+    --set data.train="$WORK/data/none.bin" --set train.run_dir="$WORK/kept"
+[ -d "$WORK/kept" ] && pass || fail "a failed run removed a run directory it did not create"
 cp "$WORK/data/c_train_000000.bin" "$WORK/magic.bin"
 printf '\x01\x02\x03\x04' | dd of="$WORK/magic.bin" bs=1 count=4 conv=notrunc status=none
 expect_fail "wrong magic" "magic.bin" "bad magic" -- "$CTRAIN" train "$C" --set data.train="$WORK/magic.bin"
@@ -21,6 +32,15 @@ head -c 3000 "$WORK/data/c_train_000000.bin" > "$WORK/trunc.bin"
 expect_fail "truncated shard" "trunc.bin" "truncated" -- "$CTRAIN" train "$C" --set data.train="$WORK/trunc.bin"
 expect_fail "token >= vocab" "outside the vocabulary" "model.vocab_size = 200" -- \
     "$CTRAIN" train "$C" --set model.vocab_size=200
+
+# train.steps below optim.warmup_steps (3 here): one warning naming both keys,
+# and none when warmup ends within the run
+out=$("$CTRAIN" train "$C" --set train.steps=2 --set train.run_dir="$WORK/warm2" 2>&1) \
+    || fail "2 steps with 3 warmup steps: $(tail -3 <<<"$out")"
+n=$(grep -c "train.steps = 2 is below optim.warmup_steps = 3" <<<"$out")
+[ "$n" -eq 1 ] && pass || fail "want one warmup warning, got $n: $(grep -i warmup <<<"$out")"
+out=$("$CTRAIN" train "$C" --set train.steps=4 --set train.run_dir="$WORK/warm4" 2>&1)
+grep -q "warmup_steps" <<<"$out" && fail "warmup warning with 4 steps > 3 warmup steps" || pass
 
 # checkpoint without manifest
 mkdir -p "$WORK/run2/ckpt/step_00000005"

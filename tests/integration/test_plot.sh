@@ -1,16 +1,37 @@
 #!/usr/bin/env bash
 # `ctrain plot`: trains two tiny runs (different lr), plots one and both, and
 # checks the SVG is well-formed XML whose series hold one point per metric
-# line, that the legend names (XML-escaped) both runs, and that a missing run
+# line, that every label, line and point lies inside the viewBox, that the
+# legend names (XML-escaped) both runs, and that a missing run
 # dir, an empty metrics file and malformed lines are reported by name.
 . "$(dirname "$0")/lib.sh"
 make_corpus "$WORK/data" 300 || { finish; exit 1; }
 write_config "$WORK/cfg.yaml" "$WORK/data" "$WORK/run_a" 300
 RUN_A="$WORK/run_a"
 RUN_B="$WORK/run <b> & 'c'" # a name that needs escaping
-"$CTRAIN" train "$WORK/cfg.yaml" >"$WORK/train_a.log" 2>&1 || fail "train run_a: $(tail -5 "$WORK/train_a.log")"
+"$CTRAIN" train "$WORK/cfg.yaml" --set eval.tokens=0 >"$WORK/train_a.log" 2>&1 \
+    || fail "train run_a: $(tail -5 "$WORK/train_a.log")"
 "$CTRAIN" train "$WORK/cfg.yaml" --set train.run_dir="$RUN_B" --set optim.lr=1.0e-3 \
-    >"$WORK/train_b.log" 2>&1 || fail "train run_b: $(tail -5 "$WORK/train_b.log")"
+    --set train.peak_tflops=1 >"$WORK/train_b.log" 2>&1 || fail "train run_b: $(tail -5 "$WORK/train_b.log")"
+
+# Validation reads the whole held-out set by default (run_a: eval.tokens 0),
+# every (T+1)-token window at stride T of the val shard, or the first
+# eval.tokens / T windows (run_b: 1024 tokens, 32 windows of 32).
+ntok=$(python3 -c 'import struct,sys; print(struct.unpack("<3i", open(sys.argv[1],"rb").read(12))[2])' \
+    "$WORK/data/c_val_000000.bin")
+nwin=$(( (ntok - 1) / 32 ))
+grep -qF "validation: $nwin windows of 32 tokens, the whole held-out set" "$WORK/train_a.log" && pass \
+    || fail "run_a does not validate on all $nwin windows: $(grep validation: "$WORK/train_a.log")"
+grep -qF "validation: the first 32 of $nwin held-out windows of 32 tokens (eval.tokens = 1024)" \
+    "$WORK/train_b.log" && pass || fail "run_b's budget: $(grep validation: "$WORK/train_b.log")"
+
+# On the CPU the metrics carry no GPU fields: no device_mem_mib ever, and an
+# mfu only where train.peak_tflops gives a peak (run_b), on every step line.
+grep -qE '"(mfu|device_mem_mib)"' "$RUN_A/metrics.jsonl" \
+    && fail "CPU run_a's metrics carry GPU fields: $(grep -m1 '"loss"' "$RUN_A/metrics.jsonl")" || pass
+grep -q '"device_mem_mib"' "$RUN_B/metrics.jsonl" && fail "CPU run_b's metrics carry device_mem_mib" || pass
+n=$(grep -c '"mfu":' "$RUN_B/metrics.jsonl"); steps=$(grep -c '"loss"' "$RUN_B/metrics.jsonl")
+[ "$n" -gt 0 ] && [ "$n" -eq "$steps" ] && pass || fail "run_b (peak_tflops 1): $n mfu fields in $steps steps"
 
 # check_svg SVG RUN_INDEX METRICS: every series of run RUN_INDEX in SVG has
 # as many points as METRICS has lines carrying that key.
@@ -33,6 +54,20 @@ for key in ("loss", "val_loss", "lr", "tok_s"):
 ticks = [e for e in root.iter(ns + "text") if e.get("class") in ("xtick", "ytick")]
 if len(ticks) < 6:
     print(f"{svg}: only {len(ticks)} tick labels"); bad = 1
+# Everything drawn lies inside the viewBox; a text's y is its baseline, and
+# 12 px sans-serif descends about 3 px below it.
+_, _, vw, vh = (float(v) for v in root.get("viewBox").split())
+for e in root.iter():
+    tag = e.tag[len(ns):]
+    pts = []
+    if tag == "text": pts = [(float(e.get("x")), float(e.get("y")) + 3)]
+    elif tag == "line": pts = [(float(e.get(f"x{i}")), float(e.get(f"y{i}"))) for i in (1, 2)]
+    elif tag == "circle": pts = [(float(e.get("cx")), float(e.get("cy")))]
+    elif tag == "polyline": pts = [tuple(map(float, p.split(","))) for p in e.get("points").split()]
+    out = [(x, y) for x, y in pts if not (0 <= x <= vw and 0 <= y <= vh)]
+    if out:
+        print(f"{svg}: <{tag} {e.get('class') or e.get('id') or ''}> at {out[0]} lies outside "
+              f"the {vw:g}x{vh:g} viewBox"); bad = 1
 sys.exit(bad)
 PY
 }

@@ -14,7 +14,7 @@
 . "$(dirname "$0")/lib.sh"
 setup_mpi_test 60 || { finish; exit 1; }
 C="$WORK/cfg.yaml"
-sed -i 's/steps: 20/steps: 40/; s/every: 5, batches: 2/every: 0, batches: 2/' "$C"
+sed -i 's/steps: 20/steps: 40/; s/every: 5, tokens: 1024/every: 0, tokens: 1024/' "$C"
 losses() { grep -o '"step":[0-9]*,"loss":[^,}]*' "$1/metrics.jsonl" | sort -t: -k2 -n | uniq; }
 rank_pids() { for p in $(pgrep -f "run_dir=$1 "); do
     tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -q '^OMPI_COMM_WORLD_RANK=' && echo $p; done; }

@@ -23,7 +23,7 @@ model: {n_layer: 2, n_head: 2, n_embd: 32, max_seq_len: 32, vocab_size: 512}
 data: {seed: 5, chunk_tokens: 4096, window_chunks: 2, max_retries: 4}
 optim: {lr: 3.0e-3, warmup_steps: 3}
 train: {steps: 20, batch_size: 4, seq_len: 32, batch_tokens: 256, seed: 7, log_every: 4}
-eval: {every: 6, batches: 2, sample_tokens: 0}
+eval: {every: 6, tokens: 256, sample_tokens: 0}
 YAML
 train() { # NAME TRAIN VAL [more --set]
     local name=$1 tr=$2 va=$3; shift 3
