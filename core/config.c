@@ -160,7 +160,7 @@ static const struct {
     const char *section, *key, *why;
 } retired_keys[] = {
     {"eval", "batches", "validation batches depended on train.batch_size; validation now covers "
-                        "the whole held-out set ---> HINT: delete the key, or cap validation "
+                        "the whole held-out set\n---> HINT: delete the key, or cap validation "
                         "with eval.tokens"},
 };
 

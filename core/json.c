@@ -158,6 +158,58 @@ static struct json_object *json_parse_at(struct json_tokener *tok, const char *t
     return v;
 }
 
+/* A copy of text with every \u escape of a UTF-16 surrogate replaced by raw
+ * UTF-8: a pair by its code point, a lone one by U+FFFD. json-c 0.16
+ * (Debian 12) decodes the third of three consecutive escaped pairs as
+ * U+FFFD, so it never sees them. NULL when text has none (or on OOM, which
+ * leaves json-c to decode them). */
+static char *json_decode_surrogates(const char *text, size_t len, size_t *len_p)
+{
+    const char *end = text + len;
+    char *out = NULL;
+    size_t n = 0;
+    int in_string = 0;
+    for (const char *s = text; s < end; s++) {
+        if (!in_string) {
+            in_string = *s == '"';
+        } else if (*s == '"') {
+            in_string = 0;
+        } else if (*s == '\\' && s + 1 < end) {
+            int cp = s[1] == 'u' ? hex4(s + 2, end) : -1;
+            if (cp >= 0xD800 && cp <= 0xDFFF) {
+                if (!out) { /* the first one: copy what came before */
+                    out = malloc(len + 1);
+                    if (!out) return NULL;
+                    memcpy(out, text, (size_t)(s - text));
+                    n = (size_t)(s - text);
+                }
+                int lo = cp <= 0xDBFF && end - s >= 12 && s[6] == '\\' && s[7] == 'u'
+                             ? hex4(s + 8, end) : -1;
+                if (lo >= 0xDC00 && lo <= 0xDFFF) {
+                    unsigned u = 0x10000u + (((unsigned)cp - 0xD800u) << 10) + ((unsigned)lo - 0xDC00u);
+                    out[n++] = (char)(0xF0 | (u >> 18));
+                    out[n++] = (char)(0x80 | ((u >> 12) & 0x3F));
+                    out[n++] = (char)(0x80 | ((u >> 6) & 0x3F));
+                    out[n++] = (char)(0x80 | (u & 0x3F));
+                    s += 11;
+                } else {
+                    out[n++] = (char)0xEF, out[n++] = (char)0xBF, out[n++] = (char)0xBD;
+                    s += 5;
+                }
+                continue;
+            }
+            if (out) out[n++] = *s;
+            s++; /* the escaped character, so \" does not end the string */
+        }
+        if (out) out[n++] = *s;
+    }
+    if (out) {
+        out[n] = 0;
+        *len_p = n;
+    }
+    return out;
+}
+
 struct json_object *ct_json_parse(const char *text, size_t len, int flags, ct_json_error_t *err)
 {
     if (err) memset(err, 0, sizeof *err);
@@ -170,15 +222,22 @@ struct json_object *ct_json_parse(const char *text, size_t len, int flags, ct_js
         json_fail(err, text, 0, "out of memory");
         return NULL;
     }
-    size_t end = 0;
-    struct json_object *v = json_parse_at(tok, text, len, 0, &end, err);
+    size_t end = 0, dlen = 0;
+    char *decoded = json_decode_surrogates(text, len, &dlen);
+    const char *src = decoded ? decoded : text;
+    size_t slen = decoded ? dlen : len;
+    struct json_object *v = json_parse_at(tok, src, slen, 0, &end, err);
     json_tokener_free(tok);
     if (v || (err && !err->msg[0])) {
-        while (end < len && json_ws(text[end])) end++;
-        if (end < len) json_fail(err, text, end, "unexpected text after the value");
-        else if (json_check_strings(text, len, flags, err) == 0) return v;
+        while (end < slen && json_ws(src[end])) end++;
+        if (end < slen) json_fail(err, src, end, "unexpected text after the value");
+        else if (json_check_strings(text, len, flags, err) == 0) {
+            free(decoded);
+            return v;
+        }
         json_object_put(v);
     }
+    free(decoded);
     return NULL;
 }
 

@@ -145,11 +145,28 @@ static void test_iter(void)
           strcmp(err.msg, "lone high surrogate") == 0);
 }
 
+/* Three escaped surrogate pairs in a row: json-c 0.16 alone decodes the
+ * third as U+FFFD (found by bpe_gpt2_reference on CJK extension text). */
+static void test_surrogate_runs(void)
+{
+    const char *text = "{\"text\": \"a\\ud841\\ude26\\ud86c\\udf42\\ud876\\ude6e\\\"\\ud800b\"}";
+    ct_json_error_t err;
+    struct json_object *doc = ct_json_parse(text, strlen(text), 0, &err), *t = NULL;
+    CHECK(doc != NULL);
+    if (!doc) return;
+    CHECK(json_object_object_get_ex(doc, "text", &t));
+    const char *want = "a\xf0\xa0\x98\xa6\xf0\xab\x8d\x82\xf0\xad\xa9\xae\"\xef\xbf\xbd" "b";
+    CHECK(t && json_object_get_string_len(t) == (int)strlen(want));
+    CHECK(t && memcmp(json_object_get_string(t), want, strlen(want)) == 0);
+    json_object_put(doc);
+}
+
 int main(void)
 {
     test_accept_reject();
     test_strings();
     test_integers();
     test_iter();
+    test_surrogate_runs();
     return ct_test_finish("test_json");
 }
