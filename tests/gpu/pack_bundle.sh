@@ -11,7 +11,7 @@ set -euo pipefail
 BUILD=build-gpu
 cmake -S . -B $BUILD -DCMAKE_BUILD_TYPE=Release -DCT_CUDA=ON -DCT_MPI=OFF -DCT_NATIVE=OFF \
     -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
-cmake --build $BUILD -j "$(nproc)" >"$BUILD.log" 2>&1 || { tail -30 "$BUILD.log"; exit 1; }
+cmake --build $BUILD -j "$(nproc)" >"$BUILD/build.log" 2>&1 || { tail -30 "$BUILD/build.log"; exit 1; }
 rm -rf .gpu $BUILD/gpu-libs && mkdir -p .gpu $BUILD/gpu-libs
 # the libraries the device machine lacks; CUDA's own come from there
 for bin in $BUILD/ctrain $BUILD/bench/bench_gpu $BUILD/tests/test_*; do
