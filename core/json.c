@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Deeper than any file we read; the tokenizer's JSONL documents may carry
@@ -158,15 +159,48 @@ static struct json_object *json_parse_at(struct json_tokener *tok, const char *t
     return v;
 }
 
-/* A copy of text with every \u escape of a UTF-16 surrogate replaced by raw
- * UTF-8: a pair by its code point, a lone one by U+FFFD. json-c 0.16
- * (Debian 12) decodes the third of three consecutive escaped pairs as
- * U+FFFD, so it never sees them. NULL when text has none (or on OOM, which
- * leaves json-c to decode them). */
-static char *json_decode_surrogates(const char *text, size_t len, size_t *len_p)
+/* The text json-c parses: a copy with every \u escape of a UTF-16 surrogate
+ * replaced by raw UTF-8 (a pair by its code point, a lone one by U+FFFD),
+ * since json-c 0.16 (Debian 12) decodes the third of three consecutive
+ * escaped pairs as U+FFFD. `map` holds, for each replacement, where it ends
+ * in the copy and how many bytes the copy is short of text from there on,
+ * so that offsets (errors, iterator positions) point into text. Without
+ * surrogate escapes (or out of memory, which leaves json-c to decode them)
+ * src is text itself. */
+typedef struct {
+    const char *src;
+    size_t len;
+    char *buf;
+    size_t *map; /* (n, 2): end in src, bytes removed up to there */
+    size_t n, cap;
+} json_src_t;
+
+static int json_src_mark(json_src_t *d, size_t at, size_t removed)
 {
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? 2 * d->cap : 16;
+        size_t *m = realloc(d->map, cap * 2 * sizeof *m);
+        if (!m) return -1;
+        d->map = m;
+        d->cap = cap;
+    }
+    d->map[2 * d->n] = at;
+    d->map[2 * d->n + 1] = (d->n ? d->map[2 * d->n - 1] : 0) + removed;
+    d->n++;
+    return 0;
+}
+
+static void json_src_free(json_src_t *d)
+{
+    free(d->buf);
+    free(d->map);
+    memset(d, 0, sizeof *d);
+}
+
+static void json_src_init(json_src_t *d, const char *text, size_t len)
+{
+    memset(d, 0, sizeof *d);
     const char *end = text + len;
-    char *out = NULL;
     size_t n = 0;
     int in_string = 0;
     for (const char *s = text; s < end; s++) {
@@ -177,12 +211,12 @@ static char *json_decode_surrogates(const char *text, size_t len, size_t *len_p)
         } else if (*s == '\\' && s + 1 < end) {
             int cp = s[1] == 'u' ? hex4(s + 2, end) : -1;
             if (cp >= 0xD800 && cp <= 0xDFFF) {
-                if (!out) { /* the first one: copy what came before */
-                    out = malloc(len + 1);
-                    if (!out) return NULL;
-                    memcpy(out, text, (size_t)(s - text));
+                if (!d->buf) { /* the first one: copy what came before */
+                    if (!(d->buf = malloc(len + 1))) goto oom;
+                    memcpy(d->buf, text, (size_t)(s - text));
                     n = (size_t)(s - text);
                 }
+                char *out = d->buf;
                 int lo = cp <= 0xDBFF && end - s >= 12 && s[6] == '\\' && s[7] == 'u'
                              ? hex4(s + 8, end) : -1;
                 if (lo >= 0xDC00 && lo <= 0xDFFF) {
@@ -192,22 +226,71 @@ static char *json_decode_surrogates(const char *text, size_t len, size_t *len_p)
                     out[n++] = (char)(0x80 | ((u >> 6) & 0x3F));
                     out[n++] = (char)(0x80 | (u & 0x3F));
                     s += 11;
+                    if (json_src_mark(d, n, 12 - 4)) goto oom;
                 } else {
                     out[n++] = (char)0xEF, out[n++] = (char)0xBF, out[n++] = (char)0xBD;
                     s += 5;
+                    if (json_src_mark(d, n, 6 - 3)) goto oom;
                 }
                 continue;
             }
-            if (out) out[n++] = *s;
+            if (d->buf) d->buf[n++] = *s;
             s++; /* the escaped character, so \" does not end the string */
         }
-        if (out) out[n++] = *s;
+        if (d->buf) d->buf[n++] = *s;
     }
-    if (out) {
-        out[n] = 0;
-        *len_p = n;
+    if (d->buf) {
+        d->buf[n] = 0;
+        d->src = d->buf;
+        d->len = n;
+        return;
     }
-    return out;
+oom:
+    json_src_free(d);
+    d->src = text;
+    d->len = len;
+}
+
+/* The offset in the original text of offset off in d->src. */
+static size_t json_src_orig(const json_src_t *d, size_t off)
+{
+    size_t lo = 0, hi = d->n; /* the replacements ending at or before off */
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (d->map[2 * mid] <= off) lo = mid + 1;
+        else hi = mid;
+    }
+    return off + (lo ? d->map[2 * lo - 1] : 0);
+}
+
+/* Parses d->src whole: the value, or NULL with err filled (offsets into
+ * text, the original). */
+static struct json_object *json_parse_src(const json_src_t *d, const char *text, size_t len,
+                                          int flags, ct_json_error_t *err)
+{
+    struct json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH);
+    if (!tok) {
+        json_fail(err, text, 0, "out of memory");
+        return NULL;
+    }
+    size_t end = 0;
+    struct json_object *v = json_parse_at(tok, d->src, d->len, 0, &end, err);
+    json_tokener_free(tok);
+    if (v || (err && !err->msg[0])) { /* a value, or JSON null */
+        while (end < d->len && json_ws(d->src[end])) end++;
+        if (end >= d->len) {
+            if (json_check_strings(text, len, flags, err) == 0) return v;
+            json_object_put(v);
+            return NULL; /* that error is about text already */
+        }
+        json_fail(err, d->src, end, "unexpected text after the value");
+        json_object_put(v);
+    }
+    if (err && err->msg[0] && d->src != text) {
+        err->offset = json_src_orig(d, err->offset);
+        ct_json_error_locate(err, text);
+    }
+    return NULL;
 }
 
 struct json_object *ct_json_parse(const char *text, size_t len, int flags, ct_json_error_t *err)
@@ -217,35 +300,25 @@ struct json_object *ct_json_parse(const char *text, size_t len, int flags, ct_js
         json_fail(err, text, 0, "larger than 2 GiB");
         return NULL;
     }
-    struct json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH);
-    if (!tok) {
-        json_fail(err, text, 0, "out of memory");
-        return NULL;
-    }
-    size_t end = 0, dlen = 0;
-    char *decoded = json_decode_surrogates(text, len, &dlen);
-    const char *src = decoded ? decoded : text;
-    size_t slen = decoded ? dlen : len;
-    struct json_object *v = json_parse_at(tok, src, slen, 0, &end, err);
-    json_tokener_free(tok);
-    if (v || (err && !err->msg[0])) {
-        while (end < slen && json_ws(src[end])) end++;
-        if (end < slen) json_fail(err, src, end, "unexpected text after the value");
-        else if (json_check_strings(text, len, flags, err) == 0) {
-            free(decoded);
-            return v;
-        }
-        json_object_put(v);
-    }
-    free(decoded);
-    return NULL;
+    json_src_t d;
+    json_src_init(&d, text, len);
+    struct json_object *v = json_parse_src(&d, text, len, flags, err);
+    json_src_free(&d);
+    return v;
 }
 
 int ct_json_iter_init(ct_json_iter_t *it, const char *text, size_t len, int flags,
                       ct_json_error_t *err)
 {
     memset(it, 0, sizeof *it);
-    struct json_object *root = ct_json_parse(text, len, flags, err);
+    if (err) memset(err, 0, sizeof *err);
+    if (len > (size_t)INT32_MAX) {
+        json_fail(err, text, 0, "larger than 2 GiB");
+        return -1;
+    }
+    json_src_t d;
+    json_src_init(&d, text, len);
+    struct json_object *root = json_parse_src(&d, text, len, flags, err);
     if (!json_object_is_type(root, json_type_object)) {
         if (root || !err || !err->msg[0]) {
             size_t off = 0;
@@ -253,19 +326,33 @@ int ct_json_iter_init(ct_json_iter_t *it, const char *text, size_t len, int flag
             json_fail(err, text, off, "expected an object");
         }
         json_object_put(root);
+        json_src_free(&d);
         return -1;
     }
     json_object_put(root);
     it->tok = json_tokener_new_ex(JSON_MAX_DEPTH);
     if (!it->tok) {
         json_fail(err, text, 0, "out of memory");
+        json_src_free(&d);
         return -1;
     }
-    it->text = text;
-    it->len = len;
-    while (json_ws(text[it->pos])) it->pos++;
+    /* the members are read from what json-c parsed; their offsets are
+     * mapped back to text */
+    it->text = d.src;
+    it->len = d.len;
+    it->decoded = d.buf;
+    it->map = d.map;
+    it->n_map = d.n;
+    while (json_ws(it->text[it->pos])) it->pos++;
     it->pos++; /* '{' */
     return 0;
+}
+
+/* The offset in the caller's text of position pos of it->text. */
+static size_t iter_orig(const ct_json_iter_t *it, size_t pos)
+{
+    json_src_t d = {.src = it->text, .len = it->len, .map = it->map, .n = it->n_map};
+    return json_src_orig(&d, pos);
 }
 
 static void iter_skip(ct_json_iter_t *it, char sep)
@@ -285,12 +372,12 @@ int ct_json_iter_next(ct_json_iter_t *it, const char **key_p, size_t *key_len_p,
     iter_skip(it, ',');
     if (it->pos >= it->len || it->text[it->pos] == '}') return 0;
     size_t end;
-    it->key_offset = it->pos;
+    it->key_offset = iter_orig(it, it->pos);
     it->key = json_parse_at(it->tok, it->text + it->pos, it->len - it->pos, 1, &end, NULL);
     if (!it->key) return 0; /* out of memory */
     it->pos += end;
     iter_skip(it, ':');
-    it->value_offset = it->pos;
+    it->value_offset = iter_orig(it, it->pos);
     ct_json_error_t e;
     memset(&e, 0, sizeof e);
     it->value = json_parse_at(it->tok, it->text + it->pos, it->len - it->pos, 1, &end, &e);
@@ -307,6 +394,8 @@ void ct_json_iter_free(ct_json_iter_t *it)
     json_object_put(it->key);
     json_object_put(it->value);
     if (it->tok) json_tokener_free(it->tok);
+    free(it->decoded);
+    free(it->map);
     memset(it, 0, sizeof *it);
 }
 

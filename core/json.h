@@ -46,11 +46,13 @@ struct json_object *ct_json_parse(const char *text, size_t len, int flags, ct_js
  * included. Init parses and checks the whole text first (so errors come
  * before any member); then each next gives one member. */
 typedef struct {
-    const char *text;
+    const char *text; /* what json-c reads: the caller's text, or `decoded` */
     size_t len, pos;
     struct json_tokener *tok;
     struct json_object *key, *value; /* the current member */
-    size_t key_offset, value_offset; /* where they start in text */
+    size_t key_offset, value_offset; /* where they start in the caller's text */
+    char *decoded;                   /* the text with surrogate escapes decoded, or NULL */
+    size_t *map, n_map;              /* decoded offsets back to the caller's (core/json.c) */
 } ct_json_iter_t;
 
 /* 0, or -1 with *err filled (not JSON, or not an object: "expected an

@@ -159,6 +159,28 @@ static void test_surrogate_runs(void)
     CHECK(t && json_object_get_string_len(t) == (int)strlen(want));
     CHECK(t && memcmp(json_object_get_string(t), want, strlen(want)) == 0);
     json_object_put(doc);
+
+    /* offsets still point into the caller's text: an error after the
+     * pairs, and the iterator's positions */
+    const char *bad = "{\"a\": \"\\ud841\\ude26\\ud86c\\udf42\\ud876\\ude6e\", \"b\" 1}";
+    const size_t at = strlen("{\"a\": \"\\ud841\\ude26\\ud86c\\udf42\\ud876\\ude6e\", \"b\" ");
+    expect_error(bad, 0, at, 1, (int)at + 1, "expected ':'");
+    const char *obj = "{\"\\ud841\\ude26\\ud86c\\udf42\\ud876\\ude6e\": 1, \"k\": 22}";
+    ct_json_iter_t it;
+    CHECK(ct_json_iter_init(&it, obj, strlen(obj), CT_JSON_STRICT_SURROGATES, &err) == 0);
+    const char *key;
+    size_t klen;
+    struct json_object *v;
+    int members = 0;
+    while (ct_json_iter_next(&it, &key, &klen, &v)) {
+        if (members == 0) CHECK(klen == 12 && obj[it.value_offset] == '1');
+        if (members == 1)
+            CHECK(klen == 1 && *key == 'k' && obj[it.key_offset] == '"' &&
+                  obj[it.value_offset] == '2');
+        members++;
+    }
+    CHECK(members == 2);
+    ct_json_iter_free(&it);
 }
 
 int main(void)
