@@ -59,7 +59,10 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < count; i++) x[i] = (float)(i % 1000) * 1e-3f;
         ct_comm_set_activity("bench all-reduce %zu MiB", mib);
         for (int it = -1; it < iters; it++) {
-            ct_comm_barrier(g.world);
+            if (ct_comm_barrier(g.world) != CT_OK) {
+                rc = 1;
+                break;
+            }
             double t0 = now_s();
             if (ct_comm_allreduce(g.world, x, x, count, CT_DTYPE_F32, op, NULL) != CT_OK) {
                 rc = 1;

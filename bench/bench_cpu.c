@@ -135,7 +135,7 @@ int main(int argc, char **argv)
         double t1 = ct_time_now();
         ct_model_backward(&m, inp, B, T, 1.0f);
         double t2 = ct_time_now();
-        ct_optim_step(&o, &m, &oc, 1e-4f, s + 1, &norm);
+        if (ct_optim_step(&o, &m, &oc, 1e-4f, s + 1, &norm) != CT_OK) return 1;
         double t3 = ct_time_now();
         if (s == 0) continue;
         fwd += t1 - t0, bwd += t2 - t1, opt += t3 - t2, total += t3 - t0;

@@ -153,7 +153,7 @@ static void *wd_main(void *arg)
     return NULL;
 }
 
-static ct_status_t wd_start(double timeout_s)
+static CT_MUST_USE ct_status_t wd_start(double timeout_s)
 {
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -79,7 +79,7 @@ typedef struct {
  * ct_comm_finalize on a zeroed ct_comm_groups_t to finalize MPI first.
  * Not thread-safe; one successful init at a time per process. MPI cannot be
  * restarted, so after ct_comm_finalize a build with MPI cannot init again. */
-ct_status_t ct_comm_init(int dp, int tp, double timeout_s, ct_comm_groups_t *g_p);
+CT_MUST_USE ct_status_t ct_comm_init(int dp, int tp, double timeout_s, ct_comm_groups_t *g_p);
 /* ct_comm_init with the backend named. CT_ERR_UNSUPPORTED for a backend
  * this build lacks (mpi without MPI, nccl without NCCL) or this machine
  * cannot run (nccl without a CUDA device); CT_ERR_COMM if NCCL fails to
@@ -87,7 +87,7 @@ ct_status_t ct_comm_init(int dp, int tp, double timeout_s, ct_comm_groups_t *g_p
  * one process. nccl runs on the runtime's groups (mpi, or local for one
  * process without MPI), which carry the NCCL unique ids (rank 0 of each
  * group makes one and broadcasts it). */
-ct_status_t ct_comm_init_backend(ct_comm_backend_t backend, int dp, int tp, double timeout_s,
+CT_MUST_USE ct_status_t ct_comm_init_backend(ct_comm_backend_t backend, int dp, int tp, double timeout_s,
                                  ct_comm_groups_t *g_p);
 /* NCCL groups over the live groups of ct_comm_init (local or mpi), for a
  * trainer that keeps those for host work and runs device collectives on
@@ -101,7 +101,7 @@ ct_status_t ct_comm_init_backend(ct_comm_backend_t backend, int dp, int tp, doub
  * device, CT_ERR_COMM if NCCL fails. *dev_p written only on success. One
  * set at a time; free it with ct_comm_device_groups_free before
  * ct_comm_finalize(g). */
-ct_status_t ct_comm_device_groups_init(const ct_comm_groups_t *g, ct_comm_groups_t *dev_p);
+CT_MUST_USE ct_status_t ct_comm_device_groups_init(const ct_comm_groups_t *g, ct_comm_groups_t *dev_p);
 /* Destroys the communicators (not g's groups) and zeroes *dev. NULL or a
  * zeroed struct: no-op. Every rank of a node calls it (NCCL's destroy is
  * an intra-node collective); after a failed ct_comm_sync, end the job with
@@ -147,28 +147,28 @@ void ct_comm_set_activity(const char *fmt, ...) __attribute__((format(printf, 1,
 /* recvbuf = op over ranks of sendbuf. In place if sendbuf == recvbuf.
  * AVG is SUM times 1/size for floats (as NCCL's ncclAvg; exact when size is
  * a power of two) and SUM / size, truncated, for integers. */
-ct_status_t ct_comm_allreduce(ct_comm_t *c, const void *sendbuf, void *recvbuf, size_t count,
+CT_MUST_USE ct_status_t ct_comm_allreduce(ct_comm_t *c, const void *sendbuf, void *recvbuf, size_t count,
                               ct_dtype_t dt, ct_op_t op, void *stream);
 /* sendbuf holds size*recvcount elements; rank r gets block r reduced. In
  * place if recvbuf == sendbuf + rank*recvcount; the other blocks of sendbuf
  * are then clobbered. */
-ct_status_t ct_comm_reduce_scatter(ct_comm_t *c, const void *sendbuf, void *recvbuf,
+CT_MUST_USE ct_status_t ct_comm_reduce_scatter(ct_comm_t *c, const void *sendbuf, void *recvbuf,
                                    size_t recvcount, ct_dtype_t dt, ct_op_t op, void *stream);
 /* recvbuf (size*sendcount) gets every rank's sendbuf in rank order. In place
  * if sendbuf == recvbuf + rank*sendcount. */
-ct_status_t ct_comm_allgather(ct_comm_t *c, const void *sendbuf, void *recvbuf, size_t sendcount,
+CT_MUST_USE ct_status_t ct_comm_allgather(ct_comm_t *c, const void *sendbuf, void *recvbuf, size_t sendcount,
                               ct_dtype_t dt, void *stream);
 /* buf on every rank = buf on `root` (a rank within the group). */
-ct_status_t ct_comm_broadcast(ct_comm_t *c, void *buf, size_t count, ct_dtype_t dt, int root,
+CT_MUST_USE ct_status_t ct_comm_broadcast(ct_comm_t *c, void *buf, size_t count, ct_dtype_t dt, int root,
                               void *stream);
 /* Returns when every rank of the group has entered it. Host-side only: for
  * nccl it orders no device work (ct_comm_sync first for that). */
-ct_status_t ct_comm_barrier(ct_comm_t *c);
+CT_MUST_USE ct_status_t ct_comm_barrier(ct_comm_t *c);
 /* The worst (largest) status over the group, so that every rank takes the
  * same path after a step that can fail on some ranks only. c may be NULL
  * (one process): returns st. A failed collective gives CT_ERR_COMM. Runs
  * on ct_comm_host(c), so it takes no stream. */
-ct_status_t ct_comm_agree(ct_comm_t *c, ct_status_t st);
+CT_MUST_USE ct_status_t ct_comm_agree(ct_comm_t *c, ct_status_t st);
 
 /* Waits until everything enqueued on `stream` (a cudaStream_t; NULL: the
  * legacy default stream) has finished, polling about every millisecond, and
@@ -179,7 +179,7 @@ ct_status_t ct_comm_agree(ct_comm_t *c, ct_status_t st);
  * groups can only be finalized). CT_OK at once for local and mpi groups,
  * whose collectives are done when they return. Not inside a group_begin/end
  * bracket. A CUDA error found on the stream aborts the job (device error). */
-ct_status_t ct_comm_sync(ct_comm_t *c, void *stream);
+CT_MUST_USE ct_status_t ct_comm_sync(ct_comm_t *c, void *stream);
 /* Collectives issued between ct_comm_group_begin and ct_comm_group_end (on
  * any groups, from this thread) are launched together by group_end, as
  * ncclGroupStart/ncclGroupEnd: use it to fuse many small collectives, or to
@@ -188,7 +188,7 @@ ct_status_t ct_comm_sync(ct_comm_t *c, void *stream);
  * collectives run at once) and before ct_comm_init. group_end returns
  * CT_ERR_COMM (logged) if the launch fails, like a collective. */
 void ct_comm_group_begin(void);
-ct_status_t ct_comm_group_end(void);
+CT_MUST_USE ct_status_t ct_comm_group_end(void);
 
 #ifdef __cplusplus
 }

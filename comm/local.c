@@ -9,7 +9,7 @@
 #include "core/env.h"
 #include "core/log.h"
 
-static ct_status_t local_start(int *rank_p, int *world_p)
+static CT_MUST_USE ct_status_t local_start(int *rank_p, int *world_p)
 {
     /* Open MPI's mpirun and MPICH's hydra say how many processes they
      * started. Read here, where the no-MPI runtime starts. */
@@ -45,7 +45,7 @@ static ct_comm_t *local_comm_new(const char *name)
 
 static void local_comm_free(ct_comm_t *c) { free(c); }
 
-static ct_status_t local_groups_init(ct_comm_groups_t *g)
+static CT_MUST_USE ct_status_t local_groups_init(ct_comm_groups_t *g)
 {
     g->world = local_comm_new("world");
     g->dp = local_comm_new("dp");
@@ -64,34 +64,34 @@ static ct_status_t local_groups_init(ct_comm_groups_t *g)
 }
 
 /* A one-rank reduction of sendbuf is sendbuf, whatever the op. */
-static ct_status_t local_allreduce(ct_comm_t *c, const void *sendbuf, void *recvbuf, size_t count,
+static CT_MUST_USE ct_status_t local_allreduce(ct_comm_t *c, const void *sendbuf, void *recvbuf, size_t count,
                                    ct_dtype_t dt, ct_op_t op, void *stream)
 {
     if (sendbuf != recvbuf) memmove(recvbuf, sendbuf, count * ct__comm_dtype_size(dt));
     return CT_OK;
 }
 
-static ct_status_t local_reduce_scatter(ct_comm_t *c, const void *sendbuf, void *recvbuf,
+static CT_MUST_USE ct_status_t local_reduce_scatter(ct_comm_t *c, const void *sendbuf, void *recvbuf,
                                         size_t recvcount, ct_dtype_t dt, ct_op_t op, void *stream)
 {
     if (sendbuf != recvbuf) memmove(recvbuf, sendbuf, recvcount * ct__comm_dtype_size(dt));
     return CT_OK;
 }
 
-static ct_status_t local_allgather(ct_comm_t *c, const void *sendbuf, void *recvbuf,
+static CT_MUST_USE ct_status_t local_allgather(ct_comm_t *c, const void *sendbuf, void *recvbuf,
                                    size_t sendcount, ct_dtype_t dt, void *stream)
 {
     if (sendbuf != recvbuf) memmove(recvbuf, sendbuf, sendcount * ct__comm_dtype_size(dt));
     return CT_OK;
 }
 
-static ct_status_t local_broadcast(ct_comm_t *c, void *buf, size_t count, ct_dtype_t dt, int root,
+static CT_MUST_USE ct_status_t local_broadcast(ct_comm_t *c, void *buf, size_t count, ct_dtype_t dt, int root,
                                    void *stream)
 {
     return CT_OK;
 }
 
-static ct_status_t local_barrier(ct_comm_t *c) { return CT_OK; }
+static CT_MUST_USE ct_status_t local_barrier(ct_comm_t *c) { return CT_OK; }
 
 const ct__comm_backend_t ct__comm_local = {
     .name = "local",

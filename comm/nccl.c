@@ -115,7 +115,7 @@ static int nccl_available(void) { return device_count(NULL) > 0; }
 
 /* Logs a failed NCCL call once and maps it to CT_ERR_COMM. `doing`
  * overrides the caller's activity (NULL: use it). */
-static ct_status_t nccl_fail(const char *group, const char *call, ncclResult_t r,
+static CT_MUST_USE ct_status_t nccl_fail(const char *group, const char *call, ncclResult_t r,
                              const char *doing)
 {
     char activity[256];
@@ -133,7 +133,7 @@ static ct_status_t nccl_fail(const char *group, const char *call, ncclResult_t r
 
 /* A launch failed: bad arguments or usage are the caller's bug (host
  * buffers on a device group, a call inside a bracket it may not be in). */
-static ct_status_t launch_fail(const char *group, const char *call, ncclResult_t r,
+static CT_MUST_USE ct_status_t launch_fail(const char *group, const char *call, ncclResult_t r,
                                const char *file, int line)
 {
     if (r == ncclInvalidArgument || r == ncclInvalidUsage) {
@@ -145,7 +145,7 @@ static ct_status_t launch_fail(const char *group, const char *call, ncclResult_t
     return nccl_fail(group, call, r, NULL);
 }
 
-static ct_status_t aborted_fail(const nccl_comm_t *n, const char *call)
+static CT_MUST_USE ct_status_t aborted_fail(const nccl_comm_t *n, const char *call)
 {
     CT_LOG_ERROR("rank %d: %s on group %s: its nccl communicator was aborted after an earlier "
                  "failure\n---> HINT: end the job with ct_comm_abort once ct_comm_sync fails",
@@ -194,11 +194,12 @@ static void nccl_comm_free(ct_comm_t *c)
 /* The NCCL communicator over host group h (taken on success if `own`) on
  * the current device. Rank 0 broadcasts [ok, id] so that every rank fails
  * alike if it cannot make an id; the int32 words carry the id's bytes. */
-static ct_status_t nccl_comm_new(ct_comm_t *h, int own, ct_comm_t **c_p)
+static CT_MUST_USE ct_status_t nccl_comm_new(ct_comm_t *h, int own, ct_comm_t **c_p)
 {
     const char *doing = "building the nccl communicators";
     int32_t msg[1 + (sizeof(ncclUniqueId) + 3) / 4];
     memset(msg, 0, sizeof msg);
+    ct_status_t id_st = CT_OK; /* rank 0's; msg[0] = 0 tells the others */
     if (h->rank == 0) {
         ncclUniqueId id;
         ncclResult_t r = ncclGetUniqueId(&id);
@@ -206,7 +207,7 @@ static ct_status_t nccl_comm_new(ct_comm_t *h, int own, ct_comm_t **c_p)
             msg[0] = 1;
             memcpy(&msg[1], &id, sizeof id);
         } else {
-            nccl_fail(h->name, "ncclGetUniqueId", r, doing);
+            id_st = nccl_fail(h->name, "ncclGetUniqueId", r, doing);
         }
     }
     ct_status_t st = h->be->broadcast(h, msg, sizeof msg / sizeof msg[0], CT_DTYPE_I32, 0, NULL);
@@ -215,7 +216,7 @@ static ct_status_t nccl_comm_new(ct_comm_t *h, int own, ct_comm_t **c_p)
         if (h->rank != 0)
             CT_LOG_ERROR("rank %d: rank 0 of group %s could not make an nccl unique id "
                          "(see its log)", ct_log_rank(), h->name);
-        return CT_ERR_COMM;
+        return id_st != CT_OK ? id_st : CT_ERR_COMM;
     }
     ncclUniqueId id;
     memcpy(&id, &msg[1], sizeof id);
@@ -258,7 +259,7 @@ static int usable_devices(void)
 
 /* Communicators over hosts[0..3) into *outs[i], in the same order on every
  * rank. On failure frees those it built (and, if `own`, every host). */
-static ct_status_t comms_over(ct_comm_t *const hosts[3], ct_comm_t **const outs[3], int own)
+static CT_MUST_USE ct_status_t comms_over(ct_comm_t *const hosts[3], ct_comm_t **const outs[3], int own)
 {
     ct_status_t st = CT_OK;
     int built = 0;
@@ -274,7 +275,7 @@ static ct_status_t comms_over(ct_comm_t *const hosts[3], ct_comm_t **const outs[
     return st;
 }
 
-static ct_status_t nccl_groups_init(ct_comm_groups_t *g)
+static CT_MUST_USE ct_status_t nccl_groups_init(ct_comm_groups_t *g)
 {
     int ndev = usable_devices();
     if (ndev == 0) return CT_ERR_UNSUPPORTED;
@@ -310,7 +311,7 @@ static ct_status_t nccl_groups_init(ct_comm_groups_t *g)
 }
 
 /* Device groups over the caller's host groups, on the current device. */
-static ct_status_t nccl_groups_over(const ct_comm_groups_t *host, ct_comm_groups_t *g)
+static CT_MUST_USE ct_status_t nccl_groups_over(const ct_comm_groups_t *host, ct_comm_groups_t *g)
 {
     if (usable_devices() == 0) return CT_ERR_UNSUPPORTED;
     int dev = -1;
@@ -333,7 +334,7 @@ static ct_comm_t *nccl_host(ct_comm_t *c) { return ((nccl_comm_t *)c)->host; }
  * 1000003 float64 values returned wrong elements while in place was right,
  * and a plain copy is also the fastest path. An aborted communicator still
  * fails as every other call does. */
-static ct_status_t one_rank_copy(nccl_comm_t *n, const void *sendbuf, void *recvbuf, size_t count,
+static CT_MUST_USE ct_status_t one_rank_copy(nccl_comm_t *n, const void *sendbuf, void *recvbuf, size_t count,
                                  ct_dtype_t dt, void *stream)
 {
     if (!n->comm) return aborted_fail(n, "reduction");
@@ -343,7 +344,7 @@ static ct_status_t one_rank_copy(nccl_comm_t *n, const void *sendbuf, void *recv
     return CT_OK;
 }
 
-static ct_status_t nccl_allreduce(ct_comm_t *c, const void *sendbuf, void *recvbuf, size_t count,
+static CT_MUST_USE ct_status_t nccl_allreduce(ct_comm_t *c, const void *sendbuf, void *recvbuf, size_t count,
                                   ct_dtype_t dt, ct_op_t op, void *stream)
 {
     nccl_comm_t *n = (nccl_comm_t *)c;
@@ -354,7 +355,7 @@ static ct_status_t nccl_allreduce(ct_comm_t *c, const void *sendbuf, void *recvb
 }
 
 /* NCCL's in-place rules are the front's: recvbuf == sendbuf + rank*recvcount. */
-static ct_status_t nccl_reduce_scatter(ct_comm_t *c, const void *sendbuf, void *recvbuf,
+static CT_MUST_USE ct_status_t nccl_reduce_scatter(ct_comm_t *c, const void *sendbuf, void *recvbuf,
                                        size_t recvcount, ct_dtype_t dt, ct_op_t op, void *stream)
 {
     nccl_comm_t *n = (nccl_comm_t *)c;
@@ -364,7 +365,7 @@ static ct_status_t nccl_reduce_scatter(ct_comm_t *c, const void *sendbuf, void *
     return CT_OK;
 }
 
-static ct_status_t nccl_allgather(ct_comm_t *c, const void *sendbuf, void *recvbuf,
+static CT_MUST_USE ct_status_t nccl_allgather(ct_comm_t *c, const void *sendbuf, void *recvbuf,
                                   size_t sendcount, ct_dtype_t dt, void *stream)
 {
     nccl_comm_t *n = (nccl_comm_t *)c;
@@ -373,7 +374,7 @@ static ct_status_t nccl_allgather(ct_comm_t *c, const void *sendbuf, void *recvb
     return CT_OK;
 }
 
-static ct_status_t nccl_broadcast(ct_comm_t *c, void *buf, size_t count, ct_dtype_t dt, int root,
+static CT_MUST_USE ct_status_t nccl_broadcast(ct_comm_t *c, void *buf, size_t count, ct_dtype_t dt, int root,
                                   void *stream)
 {
     nccl_comm_t *n = (nccl_comm_t *)c;
@@ -383,7 +384,7 @@ static ct_status_t nccl_broadcast(ct_comm_t *c, void *buf, size_t count, ct_dtyp
 }
 
 /* Host-side, over the runtime's group: orders no device work. */
-static ct_status_t nccl_barrier(ct_comm_t *c)
+static CT_MUST_USE ct_status_t nccl_barrier(ct_comm_t *c)
 {
     ct_comm_t *h = nccl_host(c);
     return h->be->barrier(h);
@@ -391,7 +392,7 @@ static ct_status_t nccl_barrier(ct_comm_t *c)
 
 static void nccl_group_begin(void) { CT_CHECK_NCCL(ncclGroupStart()); }
 
-static ct_status_t nccl_group_end(void)
+static CT_MUST_USE ct_status_t nccl_group_end(void)
 {
     ncclResult_t r = ncclGroupEnd();
     if (r != ncclSuccess) return launch_fail("(bracket)", "ncclGroupEnd", r, __FILE__, __LINE__);
@@ -400,7 +401,7 @@ static ct_status_t nccl_group_end(void)
 
 /* Polls, sleeping 10 us at first and doubling up to 1 ms, so that a short
  * wait costs little latency and a long one little CPU. */
-static ct_status_t nccl_sync(ct_comm_t *c, void *stream, double timeout_s)
+static CT_MUST_USE ct_status_t nccl_sync(ct_comm_t *c, void *stream, double timeout_s)
 {
     nccl_comm_t *n = (nccl_comm_t *)c;
     if (!n->comm) return aborted_fail(n, "sync");

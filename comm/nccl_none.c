@@ -4,14 +4,14 @@
 #include "comm/comm_impl.h"
 #include "core/log.h"
 
-static ct_status_t nccl_groups_init(ct_comm_groups_t *g)
+static CT_MUST_USE ct_status_t nccl_groups_init(ct_comm_groups_t *g)
 {
     CT_LOG_ERROR("comm backend nccl is not in this build\n---> HINT: install the CUDA toolkit and "
                  "NCCL (libnccl-dev, or point NCCL_ROOT at it) and configure with -DCT_CUDA=ON");
     return CT_ERR_UNSUPPORTED;
 }
 
-static ct_status_t nccl_groups_over(const ct_comm_groups_t *host, ct_comm_groups_t *g)
+static CT_MUST_USE ct_status_t nccl_groups_over(const ct_comm_groups_t *host, ct_comm_groups_t *g)
 {
     return nccl_groups_init(g);
 }

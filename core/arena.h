@@ -16,7 +16,7 @@ typedef struct {
 
 /* Allocates `size` zeroed bytes. Logs and returns CT_ERR_NO_MEMORY on
  * failure, naming `what`. */
-ct_status_t ct_arena_init(ct_arena_t *a, size_t size, const char *what);
+CT_MUST_USE ct_status_t ct_arena_init(ct_arena_t *a, size_t size, const char *what);
 /* Hands out `bytes` at the next 64-byte boundary; aborts if the arena is too
  * small (a sizing bug, not a user error). */
 void *ct_arena_alloc(ct_arena_t *a, size_t bytes);

@@ -424,7 +424,7 @@ static int store_value(ct_config_t *cfg, const field_t *f, const value_t *v)
 }
 
 /* Parses and stores one field; logs and returns non-OK on failure. */
-static ct_status_t apply_field(ct_config_t *cfg, int idx, const char *text, int quoted,
+static CT_MUST_USE ct_status_t apply_field(ct_config_t *cfg, int idx, const char *text, int quoted,
                                const char *origin, int line, srcmap_t *src)
 {
     const field_t *f = &config_fields[idx];
@@ -484,7 +484,7 @@ void ct_config_defaults(ct_config_t *cfg)
     }
 }
 
-static ct_status_t set_impl(ct_config_t *cfg, const char *assignment, const char *origin,
+static CT_MUST_USE ct_status_t set_impl(ct_config_t *cfg, const char *assignment, const char *origin,
                             srcmap_t *src)
 {
     CT_ASSERT(cfg && assignment);
@@ -804,7 +804,7 @@ static void cyaml_log_capture(cyaml_log_t level, void *ctx, const char *fmt, va_
 }
 
 /* Loads YAML text over cfg (which holds defaults or earlier values). */
-static ct_status_t load_text(ct_config_t *cfg, const char *text, size_t len, const char *origin,
+static CT_MUST_USE ct_status_t load_text(ct_config_t *cfg, const char *text, size_t len, const char *origin,
                              int stored, srcmap_t *src)
 {
     scan_t *sc = calloc(1, sizeof *sc);
@@ -896,7 +896,7 @@ static const char *describe_source(const ct_config_t *cfg, size_t offset, const 
 #define SRC_(sec, key, buf) describe_source(cfg, OFF_(sec, key), src, buf, sizeof buf)
 
 /* Checks that span several keys; single-key ranges were checked on parsing. */
-static ct_status_t validate(const ct_config_t *cfg, const srcmap_t *src)
+static CT_MUST_USE ct_status_t validate(const ct_config_t *cfg, const srcmap_t *src)
 {
     char a[768], b[768], c[768];
     ct_status_t st = CT_OK;
@@ -936,7 +936,7 @@ static ct_status_t validate(const ct_config_t *cfg, const srcmap_t *src)
 
 /* ---- public loading -------------------------------------------------------------- */
 
-static ct_status_t read_file(const char *path, char **text_p, size_t *len_p)
+static CT_MUST_USE ct_status_t read_file(const char *path, char **text_p, size_t *len_p)
 {
     FILE *fp = fopen(path, "rb");
     if (!fp) {

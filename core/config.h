@@ -118,16 +118,16 @@ void ct_config_defaults(ct_config_t *cfg);
  * "section.key=value" overrides in order, then validates ranges. On error
  * logs the key and line once and returns CT_ERR_CONFIG (CT_ERR_NOT_FOUND for a
  * missing file); `cfg` is then left freed. */
-ct_status_t ct_config_load(const char *path, const char *const *sets, int n_sets, ct_config_t *cfg);
+CT_MUST_USE ct_status_t ct_config_load(const char *path, const char *const *sets, int n_sets, ct_config_t *cfg);
 /* Applies one "section.key=value" override; `origin` names it in errors. */
-ct_status_t ct_config_set(ct_config_t *cfg, const char *assignment, const char *origin);
+CT_MUST_USE ct_status_t ct_config_set(ct_config_t *cfg, const char *assignment, const char *origin);
 /* Writes the resolved config as YAML to a malloc'd string (caller frees).
  * ct_config_load of that text gives back the same config. */
 char *ct_config_to_yaml(const ct_config_t *cfg);
 /* Parses YAML text (as ct_config_to_yaml writes) into cfg; `origin` names it in errors.
  * Keys an older version wrote and that have since been removed are skipped,
  * so the configs stored in old checkpoints still load. */
-ct_status_t ct_config_load_string(const char *yaml, const char *origin, ct_config_t *cfg);
+CT_MUST_USE ct_status_t ct_config_load_string(const char *yaml, const char *origin, ct_config_t *cfg);
 void ct_config_free(ct_config_t *cfg);
 
 #endif

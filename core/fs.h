@@ -18,7 +18,7 @@ extern "C" {
  * existing directory is fine; an existing non-directory is an error.
  * Logs the exact cause ("cannot create directory D: ..." naming the first
  * component that failed) and returns CT_ERR_IO, or CT_OK. */
-ct_status_t ct_fs_mkdir_p(const char *path);
+CT_MUST_USE ct_status_t ct_fs_mkdir_p(const char *path);
 
 /* Reads the whole file at path into a new buffer, NUL-terminated (the NUL
  * is not counted in *len_p; the file may hold NULs of its own). The caller
@@ -26,7 +26,7 @@ ct_status_t ct_fs_mkdir_p(const char *path);
  * returns CT_ERR_NOT_FOUND (no such file), CT_ERR_IO (errno holds the
  * cause) or CT_ERR_NO_MEMORY; *buf_p and *len_p are written only on
  * success. */
-ct_status_t ct_fs_read_file(const char *path, char **buf_p, size_t *len_p);
+CT_MUST_USE ct_status_t ct_fs_read_file(const char *path, char **buf_p, size_t *len_p);
 
 #ifdef __cplusplus
 }

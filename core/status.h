@@ -29,6 +29,11 @@ typedef enum {
     CT_STATUS_COUNT
 } ct_status_t;
 
+/* Every function that returns a ct_status_t is declared with this: a status
+ * is handled (passed on, logged, or turned into an exit code), never
+ * dropped. The build makes an ignored one an error (-Werror=unused-result). */
+#define CT_MUST_USE __attribute__((warn_unused_result))
+
 /* "CT_ERR_IO" style name of a status; never NULL. */
 const char *ct_status_name(ct_status_t s);
 /* Human-readable description of a status; never NULL. */

@@ -457,7 +457,7 @@ static void cache_insert(ct__bpe_cache_t *c, const uint8_t *w, size_t len, uint6
 
 /* ---- encode and decode -------------------------------------------------------- */
 
-static ct_status_t ids_reserve(int32_t **ids, size_t *n, size_t *cap, size_t more)
+static CT_MUST_USE ct_status_t ids_reserve(int32_t **ids, size_t *n, size_t *cap, size_t more)
 {
     if (*n + more <= *cap) return CT_OK;
     size_t nc = *cap ? *cap : 1024;
@@ -472,7 +472,7 @@ static ct_status_t ids_reserve(int32_t **ids, size_t *n, size_t *cap, size_t mor
     return CT_OK;
 }
 
-static ct_status_t encode_word(ct_bpe_t *bpe, const uint8_t *w, size_t len, int32_t **ids,
+static CT_MUST_USE ct_status_t encode_word(ct_bpe_t *bpe, const uint8_t *w, size_t len, int32_t **ids,
                                size_t *n, size_t *cap)
 {
     ct_status_t st;

@@ -189,7 +189,7 @@ static int vocab_grow(vocab_t *v)
  * [off[i], off[i+1]) and id[i], in file order. A string repeated in the file
  * stays two entries (so the duplicate is reported below, by id); a lone
  * surrogate escape is an error, as in Hugging Face tokenizers. */
-static ct_status_t vocab_parse(vocab_t *v, size_t len)
+static CT_MUST_USE ct_status_t vocab_parse(vocab_t *v, size_t len)
 {
     ct_json_iter_t it;
     ct_json_error_t err;
@@ -248,7 +248,7 @@ typedef struct {
 
 /* Splits merges.txt into merge lines: the "#version" first line and the
  * empty line after the last newline are left out. */
-static ct_status_t merges_lines(const char *buf, size_t n, mline_t **lines_p, int *n_p)
+static CT_MUST_USE ct_status_t merges_lines(const char *buf, size_t n, mline_t **lines_p, int *n_p)
 {
     size_t count = 1;
     for (size_t i = 0; i < n; i++) count += buf[i] == '\n';

@@ -83,7 +83,7 @@ struct ct_bpe {
  * pairs. Merge r may only use ids below 256 + r, and no pair may appear
  * twice; otherwise returns CT_ERR_CORRUPT without logging and sets *bad_p to
  * r (the caller knows the file and line). Copies `merges`. */
-ct_status_t ct__bpe_new(const int32_t *merges, int n_merges, ct_bpe_t **bpe_p, int *bad_p);
+CT_MUST_USE ct_status_t ct__bpe_new(const int32_t *merges, int n_merges, ct_bpe_t **bpe_p, int *bad_p);
 
 /* For other layouts: allocates a tokenizer of V tokens and n_merges merges
  * with merges, merge_id and tok_off (V + 1 entries) uninitialised and
@@ -94,16 +94,16 @@ ct_bpe_t *ct__bpe_alloc(int V, int n_merges);
 /* Checks the invariants of struct ct_bpe and builds the merge map. On a
  * violation returns CT_ERR_CORRUPT without logging, with *bad_p the merge
  * (or -1 for the byte tokens) and *why_p a static description. */
-ct_status_t ct__bpe_index(ct_bpe_t *bpe, int *bad_p, const char **why_p);
+CT_MUST_USE ct_status_t ct__bpe_index(ct_bpe_t *bpe, int *bad_p, const char **why_p);
 
 /* Loads GPT-2's files from a directory (bpe_gpt2.c; see ct_bpe_load). */
-ct_status_t ct__bpe_load_dir(const char *dir, ct_bpe_t **bpe_p);
+CT_MUST_USE ct_status_t ct__bpe_load_dir(const char *dir, ct_bpe_t **bpe_p);
 
 /* Reads a whole file into a malloc'd buffer with a NUL after the last byte.
  * Logs failures, with `hint` when the file cannot be opened. */
-ct_status_t ct__bpe_read_file(const char *path, const char *hint, char **buf_p, size_t *len_p);
+CT_MUST_USE ct_status_t ct__bpe_read_file(const char *path, const char *hint, char **buf_p, size_t *len_p);
 /* Writes path atomically: a temporary file, fsync, rename. Logs failures. */
-ct_status_t ct__bpe_write_file(const char *path, const char *data, size_t len);
+CT_MUST_USE ct_status_t ct__bpe_write_file(const char *path, const char *data, size_t len);
 
 /* A growing output buffer; after an allocation failure oom is set and
  * further writes are dropped. */

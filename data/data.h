@@ -29,10 +29,10 @@ typedef struct {
 } ct_shard_info_t;
 
 /* Reads and checks the header of `path` against its size. */
-ct_status_t ct_shard_read_header(const char *path, ct_shard_info_t *info_p);
+CT_MUST_USE ct_status_t ct_shard_read_header(const char *path, ct_shard_info_t *info_p);
 /* Checks a shard header already read (`hdr`, 1024 bytes) against the
  * object's size; `name` (a path or URL) is used in the error message. */
-ct_status_t ct_shard_check_header(const void *hdr, int64_t size, const char *name,
+CT_MUST_USE ct_status_t ct_shard_check_header(const void *hdr, int64_t size, const char *name,
                                   ct_shard_info_t *info_p);
 
 /* ---- shards: writing ------------------------------------------------------ */
@@ -40,11 +40,11 @@ typedef struct ct_shard_writer ct_shard_writer_t;
 /* Writes `prefix_000000.bin`, `prefix_000001.bin`, ... rotating every
  * `shard_tokens` tokens. uint16 shards when vocab_size <= 65536, else
  * uint32. The header is written when each shard is closed. */
-ct_status_t ct_shard_writer_init(const char *prefix, int64_t shard_tokens, int vocab_size,
+CT_MUST_USE ct_status_t ct_shard_writer_init(const char *prefix, int64_t shard_tokens, int vocab_size,
                                  ct_shard_writer_t **w_p);
-ct_status_t ct_shard_writer_push(ct_shard_writer_t *w, const int32_t *tokens, size_t n);
+CT_MUST_USE ct_status_t ct_shard_writer_push(ct_shard_writer_t *w, const int32_t *tokens, size_t n);
 /* Closes the last shard; returns its status. Always frees w. */
-ct_status_t ct_shard_writer_close(ct_shard_writer_t *w, int *n_shards_p, int64_t *n_tokens_p);
+CT_MUST_USE ct_status_t ct_shard_writer_close(ct_shard_writer_t *w, int *n_shards_p, int64_t *n_tokens_p);
 
 /* ---- corpus and sample order ---------------------------------------------
  * A corpus is a list of shards given as a glob, a URL (file://, http(s)://,
@@ -76,7 +76,7 @@ typedef struct {
     int cache_mib;     /* its size limit (least recently used chunks go first) */
 } ct_loader_opts_t;
 
-ct_status_t ct_loader_init(const ct_loader_opts_t *opts, ct_loader_t **loader_p);
+CT_MUST_USE ct_status_t ct_loader_init(const ct_loader_opts_t *opts, ct_loader_t **loader_p);
 void ct_loader_free(ct_loader_t *l);
 /* Samples per epoch. */
 int64_t ct_loader_num_samples(const ct_loader_t *l);
@@ -84,7 +84,7 @@ int64_t ct_loader_num_samples(const ct_loader_t *l);
  * each (count, T). Chunks are fetched ahead by background threads (the
  * chunks of the current and the next window), so in steady state this
  * copies from memory. Not thread-safe on one loader: one consumer. */
-ct_status_t ct_loader_read(ct_loader_t *l, int64_t first, int count, int32_t *inputs,
+CT_MUST_USE ct_status_t ct_loader_read(ct_loader_t *l, int64_t first, int count, int32_t *inputs,
                            int32_t *targets);
 /* Seconds ct_loader_read has spent waiting for data, accumulated. */
 double ct_loader_wait_seconds(const ct_loader_t *l);
@@ -111,39 +111,39 @@ typedef struct ct_bpe ct_bpe_t;
 
 /* Trains on n texts (documents). vocab_size counts the 256 bytes, the merges
  * and the end-of-text token, so merges = vocab_size - 257. */
-ct_status_t ct_bpe_train(const char *const *texts, const size_t *lens, int n, int vocab_size,
+CT_MUST_USE ct_status_t ct_bpe_train(const char *const *texts, const size_t *lens, int n, int vocab_size,
                          ct_bpe_t **bpe_p);
 /* Writes a ctrain tokenizer file (atomically). Only tokenizers with the
  * ctrain id layout can be written (CT_ERR_UNSUPPORTED otherwise, e.g. for
  * GPT-2's); any tokenizer can be written in GPT-2's format. */
-ct_status_t ct_bpe_save(const ct_bpe_t *bpe, const char *path);
+CT_MUST_USE ct_status_t ct_bpe_save(const ct_bpe_t *bpe, const char *path);
 /* Loads a tokenizer by path: a directory is read as GPT-2's files (vocab.json
  * + merges.txt, else encoder.json + vocab.bpe, else gpt2.tiktoken), a path
  * ending in ".tiktoken" as a tiktoken file, anything else as a ctrain file. */
-ct_status_t ct_bpe_load(const char *path, ct_bpe_t **bpe_p);
+CT_MUST_USE ct_status_t ct_bpe_load(const char *path, ct_bpe_t **bpe_p);
 /* Loads GPT-2's vocab.json (token string -> id, strings in GPT-2's
  * byte-to-unicode alphabet) and merges.txt ("#version" line, then one
  * "A B" merge per line, by rank). The ids must be 0..V-1 and the vocabulary
  * must hold "<|endoftext|>". */
-ct_status_t ct_bpe_load_gpt2(const char *vocab_json, const char *merges_txt, ct_bpe_t **bpe_p);
+CT_MUST_USE ct_status_t ct_bpe_load_gpt2(const char *vocab_json, const char *merges_txt, ct_bpe_t **bpe_p);
 /* Loads a tiktoken rank file. Merges are rebuilt as Hugging Face converts
  * tiktoken files: token of rank R is the merge of the two parts that BPE with
  * the ranks below R leaves of it. */
-ct_status_t ct_bpe_load_tiktoken(const char *path, ct_bpe_t **bpe_p);
+CT_MUST_USE ct_status_t ct_bpe_load_tiktoken(const char *path, ct_bpe_t **bpe_p);
 /* Writes vocab.json and merges.txt as GPT-2 ships them (atomically each). */
-ct_status_t ct_bpe_save_gpt2(const ct_bpe_t *bpe, const char *vocab_json, const char *merges_txt);
+CT_MUST_USE ct_status_t ct_bpe_save_gpt2(const ct_bpe_t *bpe, const char *vocab_json, const char *merges_txt);
 /* Writes a tiktoken rank file: ranks are ids, the end-of-text token is left
  * out. Fails (CT_ERR_UNSUPPORTED) unless the file loads back to the same
  * merges: end-of-text must be the last id, every other token a byte or made
  * by a merge, merges in id order, and each token rebuilt from its own parts. */
-ct_status_t ct_bpe_save_tiktoken(const ct_bpe_t *bpe, const char *path);
+CT_MUST_USE ct_status_t ct_bpe_save_tiktoken(const ct_bpe_t *bpe, const char *path);
 void ct_bpe_free(ct_bpe_t *bpe);
 int ct_bpe_vocab_size(const ct_bpe_t *bpe);
 int ct_bpe_eot(const ct_bpe_t *bpe);
 /* Appends the ids of text[0..len) to *ids (a malloc'd array of *n used and
  * *cap allocated entries, grown with realloc). Not thread-safe per bpe
  * (it caches words). Text that spells "<|endoftext|>" is plain text. */
-ct_status_t ct_bpe_encode(ct_bpe_t *bpe, const char *text, size_t len, int32_t **ids, size_t *n,
+CT_MUST_USE ct_status_t ct_bpe_encode(ct_bpe_t *bpe, const char *text, size_t len, int32_t **ids, size_t *n,
                           size_t *cap);
 /* The end of the pre-token that starts at text[pos] (pos < len) under bpe's
  * pre-tokenizer, or GPT-2's when bpe is NULL. Thread-safe. Bytes that are

@@ -96,7 +96,7 @@ struct ct_loader {
 };
 
 /* ---- setup ------------------------------------------------------------------ */
-static ct_status_t loader_open_shards(ct_loader_t *l, const char *spec)
+static CT_MUST_USE ct_status_t loader_open_shards(ct_loader_t *l, const char *spec)
 {
     ct_object_t *objs = NULL;
     int n = 0;
@@ -145,7 +145,7 @@ static void *loader_fetch_main(void *arg);
 /* ---- local chunk cache ---------------------------------------------------- */
 static int loader_is_remote(const char *url) { return strstr(url, "://") && strncmp(url, "file://", 7); }
 
-static ct_status_t loader_cache_open(ct_loader_t *l, const ct_loader_opts_t *o)
+static CT_MUST_USE ct_status_t loader_cache_open(ct_loader_t *l, const ct_loader_opts_t *o)
 {
     if (mkdir(o->cache_dir, 0755) != 0 && errno != EEXIST) {
         CT_LOG_ERROR("cannot create data.cache_dir %s: %s", o->cache_dir, strerror(errno));
@@ -236,7 +236,7 @@ static void loader_cache_put(ct_loader_t *l, const char *path, const char *buf, 
 }
 
 /* Reads a chunk through the cache when there is one. */
-static ct_status_t loader_fetch(ct_loader_t *l, const shard_t *s, int64_t off, size_t len,
+static CT_MUST_USE ct_status_t loader_fetch(ct_loader_t *l, const shard_t *s, int64_t off, size_t len,
                                 char *buf)
 {
     const char *url = s->url;
@@ -561,7 +561,7 @@ static void *loader_fetch_main(void *arg)
 }
 
 /* Copies sample `id` (in chunk c, resident) out of its slot, checking tokens. */
-static ct_status_t loader_copy_sample(ct_loader_t *l, const slot_t *slot, int64_t c, int64_t id,
+static CT_MUST_USE ct_status_t loader_copy_sample(ct_loader_t *l, const slot_t *slot, int64_t c, int64_t id,
                                       int32_t *inp, int32_t *tgt)
 {
     const chunk_t *ch = &l->chunks[c];

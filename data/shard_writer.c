@@ -103,7 +103,7 @@ ct_status_t ct_shard_writer_init(const char *prefix, int64_t shard_tokens, int v
     return CT_OK;
 }
 
-static ct_status_t fail_io(ct_shard_writer_t *w, const char *what, const char *path, int err)
+static CT_MUST_USE ct_status_t fail_io(ct_shard_writer_t *w, const char *what, const char *path, int err)
 {
     CT_LOG_ERROR("cannot %s %s: %s%s", what, path, strerror(err),
                  err == ENOSPC ? "\n---> HINT: free disk space or write elsewhere" : "");
@@ -111,7 +111,7 @@ static ct_status_t fail_io(ct_shard_writer_t *w, const char *what, const char *p
     return w->err;
 }
 
-static ct_status_t shard_open(ct_shard_writer_t *w)
+static CT_MUST_USE ct_status_t shard_open(ct_shard_writer_t *w)
 {
     if (w->n_shards >= 999999) {
         CT_LOG_ERROR("shard writer %s: more than 999999 shards; raise the shard size", w->prefix);
@@ -144,7 +144,7 @@ static ct_status_t shard_open(ct_shard_writer_t *w)
 }
 
 /* Uploads a staged shard: header, then the tokens. Closes f. */
-static ct_status_t shard_upload(ct_shard_writer_t *w, FILE *f, const uint8_t *hdr)
+static CT_MUST_USE ct_status_t shard_upload(ct_shard_writer_t *w, FILE *f, const uint8_t *hdr)
 {
     size_t len = CT_SHARD_HEADER_BYTES + (size_t)w->cur * (size_t)w->width;
     uint8_t *data = malloc(len);
@@ -169,7 +169,7 @@ static ct_status_t shard_upload(ct_shard_writer_t *w, FILE *f, const uint8_t *hd
 }
 
 /* Fills in the header, syncs, closes and renames the open shard. */
-static ct_status_t shard_finish(ct_shard_writer_t *w)
+static CT_MUST_USE ct_status_t shard_finish(ct_shard_writer_t *w)
 {
     uint8_t hdr[CT_SHARD_HEADER_BYTES] = {0};
     put_le32(hdr, w->width == 2 ? CT_SHARD_MAGIC_U16 : CT_SHARD_MAGIC_U32);

@@ -77,7 +77,7 @@ void ct_source_env_defaults(ct_source_env_t *env);
  * place they are read). Strings point into the environment. */
 void ct_source_env_from_environ(ct_source_env_t *env);
 /* Copies env (strings included); env may be freed after. */
-ct_status_t ct_source_init(const ct_source_env_t *env, ct_source_t **src_p);
+CT_MUST_USE ct_status_t ct_source_init(const ct_source_env_t *env, ct_source_t **src_p);
 void ct_source_free(ct_source_t *src);
 
 /* Expands a spec (a URL, a glob of local paths, an s3:// or gs:// prefix
@@ -86,18 +86,18 @@ void ct_source_free(ct_source_t *src);
  * listed with ListObjectsV2, all pages. An item that matches nothing is
  * CT_ERR_NOT_FOUND naming it. *objs_p is malloc'd; free with
  * ct_objects_free. */
-ct_status_t ct_source_list(ct_source_t *src, const char *spec, ct_object_t **objs_p, int *n_p);
+CT_MUST_USE ct_status_t ct_source_list(ct_source_t *src, const char *spec, ct_object_t **objs_p, int *n_p);
 void ct_objects_free(ct_object_t *objs, int n);
 /* Size of one object (HEAD for remote URLs). */
-ct_status_t ct_source_size(ct_source_t *src, const char *url, int64_t *size_p);
+CT_MUST_USE ct_status_t ct_source_size(ct_source_t *src, const char *url, int64_t *size_p);
 /* Reads exactly len bytes at offset into dst (ranged GET / pread).
  * expect_size is the object's size as listed, or -1: when given, an object
  * that now has another size is CT_ERR_CORRUPT. dst is undefined on error. */
-ct_status_t ct_source_read(ct_source_t *src, const char *url, int64_t offset, size_t len,
+CT_MUST_USE ct_status_t ct_source_read(ct_source_t *src, const char *url, int64_t offset, size_t len,
                            int64_t expect_size, void *dst);
 /* Writes a whole object: a local file through a temporary file, fsync and
  * rename; s3/gs through PutObject, or a multipart upload (aborted on
  * failure) when len > part_bytes. Replaces an existing object. */
-ct_status_t ct_source_write(ct_source_t *src, const char *url, const void *data, size_t len);
+CT_MUST_USE ct_status_t ct_source_write(ct_source_t *src, const char *url, const void *data, size_t len);
 
 #endif

@@ -32,7 +32,7 @@ static const char *cwd_note(const char *path, char *buf, size_t cap)
     return buf;
 }
 
-static ct_status_t path_size(const char *path, int64_t *size_p)
+static CT_MUST_USE ct_status_t path_size(const char *path, int64_t *size_p)
 {
     struct stat st;
     if (stat(path, &st) != 0) {
@@ -52,12 +52,12 @@ static ct_status_t path_size(const char *path, int64_t *size_p)
     return CT_OK;
 }
 
-static ct_status_t file_size(ct_source_t *src, const ct__url_t *u, int64_t *size_p)
+static CT_MUST_USE ct_status_t file_size(ct_source_t *src, const ct__url_t *u, int64_t *size_p)
 {
     return path_size(u->path, size_p);
 }
 
-static ct_status_t file_read(ct_source_t *src, const ct__url_t *u, int64_t offset, size_t len,
+static CT_MUST_USE ct_status_t file_read(ct_source_t *src, const ct__url_t *u, int64_t offset, size_t len,
                              int64_t expect_size, void *dst)
 {
     const char *path = u->path;
@@ -101,7 +101,7 @@ out:
     return st;
 }
 
-static ct_status_t file_write(ct_source_t *src, const ct__url_t *u, const void *data, size_t len)
+static CT_MUST_USE ct_status_t file_write(ct_source_t *src, const ct__url_t *u, const void *data, size_t len)
 {
     const char *path = u->path;
     size_t pl = strlen(path);
@@ -162,7 +162,7 @@ out:
     return st;
 }
 
-static ct_status_t file_list(ct_source_t *src, const ct__url_t *u, ct_object_t **objs, int *n,
+static CT_MUST_USE ct_status_t file_list(ct_source_t *src, const ct__url_t *u, ct_object_t **objs, int *n,
                              int *cap)
 {
     const char *item = u->path;

@@ -11,7 +11,7 @@
 #include "core/log.h"
 #include "data/source_impl.h"
 
-static ct_status_t http_size(ct_source_t *src, const ct__url_t *u, int64_t *size_p)
+static CT_MUST_USE ct_status_t http_size(ct_source_t *src, const ct__url_t *u, int64_t *size_p)
 {
     const char *url = u->path;
     char *shown = ct__redact_url(url);
@@ -29,7 +29,7 @@ static ct_status_t http_size(ct_source_t *src, const ct__url_t *u, int64_t *size
     return st;
 }
 
-static ct_status_t http_read(ct_source_t *src, const ct__url_t *u, int64_t offset, size_t len,
+static CT_MUST_USE ct_status_t http_read(ct_source_t *src, const ct__url_t *u, int64_t offset, size_t len,
                              int64_t expect_size, void *dst)
 {
     const char *url = u->path;
@@ -42,7 +42,7 @@ static ct_status_t http_read(ct_source_t *src, const ct__url_t *u, int64_t offse
     return st;
 }
 
-static ct_status_t http_list(ct_source_t *src, const ct__url_t *u, ct_object_t **objs, int *n,
+static CT_MUST_USE ct_status_t http_list(ct_source_t *src, const ct__url_t *u, ct_object_t **objs, int *n,
                              int *cap)
 {
     int64_t size;

@@ -38,7 +38,7 @@ typedef struct {
 
 /* Parses url; on error logs what is wrong with it and returns
  * CT_ERR_INVALID_ARG (nothing to free). */
-ct_status_t ct__url_parse(const char *url, ct__url_t *u_p);
+CT_MUST_USE ct_status_t ct__url_parse(const char *url, ct__url_t *u_p);
 void ct__url_free(ct__url_t *u);
 
 /* ---- strings (source_url.c) ---------------------------------------------------------- */
@@ -55,7 +55,7 @@ void ct__buf_free(ct__buf_t *b);
  * when keep_slash) becomes %XX. Appends to b. */
 void ct__uri_encode(ct__buf_t *b, const char *s, int keep_slash);
 /* Appends one object (url copied) to a growable array. */
-ct_status_t ct__objects_push(ct_object_t **objs, int *n, int *cap, const char *url, size_t ulen,
+CT_MUST_USE ct_status_t ct__objects_push(ct_object_t **objs, int *n, int *cap, const char *url, size_t ulen,
                              int64_t size);
 
 /* ---- SigV4 pieces (source_sigv4.c) ------------------------------------------------- */
@@ -139,7 +139,7 @@ typedef struct {
 
 /* Performs req with retries; 2xx with the checks above is CT_OK, any
  * failure is logged once (with `shown`) and returned. Thread-safe. */
-ct_status_t ct__http_do(ct_source_t *src, const ct__req_t *req, ct__resp_t *resp);
+CT_MUST_USE ct_status_t ct__http_do(ct_source_t *src, const ct__req_t *req, ct__resp_t *resp);
 void ct__http_free(ct__http_t *h);
 /* 1 when a libcurl error code is worth retrying (timeouts, resets,
  * truncated transfers, connection failures). */
@@ -179,7 +179,7 @@ char *ct__s3_url(const ct_source_t *src, const ct__url_t *u, const char *key, co
  * <Contents> whose key does not end in '/' and matches pattern (may be
  * NULL); sets *truncated and *token (malloc'd, NULL when absent).
  * CT_ERR_CORRUPT on a malformed page. */
-ct_status_t ct__s3_parse_list(const char *xml, size_t n, const char *url_prefix,
+CT_MUST_USE ct_status_t ct__s3_parse_list(const char *xml, size_t n, const char *url_prefix,
                               const char *pattern, ct_object_t **objs, int *nobj, int *cap,
                               int *truncated, char **token);
 

@@ -87,7 +87,7 @@ static void req_sign(ct__req_t *q, const creds_t *c)
     q->token = c->token;
 }
 
-static ct_status_t s3_size(ct_source_t *src, const ct__url_t *u, int64_t *size_p)
+static CT_MUST_USE ct_status_t s3_size(ct_source_t *src, const ct__url_t *u, int64_t *size_p)
 {
     const char *url = u->path;
     creds_t c = creds_for(src, u);
@@ -117,7 +117,7 @@ static ct_status_t s3_size(ct_source_t *src, const ct__url_t *u, int64_t *size_p
     return st;
 }
 
-static ct_status_t s3_read(ct_source_t *src, const ct__url_t *u, int64_t offset, size_t len,
+static CT_MUST_USE ct_status_t s3_read(ct_source_t *src, const ct__url_t *u, int64_t offset, size_t len,
                            int64_t expect_size, void *dst)
 {
     const char *url = u->path;
@@ -191,7 +191,7 @@ ct_status_t ct__s3_parse_list(const char *xml, size_t n, const char *url_prefix,
 
 /* Appends the objects whose keys start with key_prefix (and match pattern, an
  * fnmatch pattern on whole keys, when not NULL). */
-static ct_status_t list_prefix(ct_source_t *src, const ct__url_t *u, const char *key_prefix,
+static CT_MUST_USE ct_status_t list_prefix(ct_source_t *src, const ct__url_t *u, const char *key_prefix,
                                const char *pattern, ct_object_t **objs, int *n, int *cap)
 {
     creds_t c = creds_for(src, u);
@@ -248,7 +248,7 @@ static ct_status_t list_prefix(ct_source_t *src, const ct__url_t *u, const char 
 /* An object, a prefix ending in '/' (or the whole bucket), or a key pattern
  * with * ? [: the literal part before the first of these is listed, then
  * matched. */
-static ct_status_t s3_list(ct_source_t *src, const ct__url_t *u, ct_object_t **objs, int *n,
+static CT_MUST_USE ct_status_t s3_list(ct_source_t *src, const ct__url_t *u, ct_object_t **objs, int *n,
                            int *cap)
 {
     const char *key = u->key;
@@ -279,7 +279,7 @@ static ct_status_t s3_list(ct_source_t *src, const ct__url_t *u, ct_object_t **o
 }
 
 /* ---- write ------------------------------------------------------------------------------ */
-static ct_status_t put_object(ct_source_t *src, const ct__url_t *u, const creds_t *c,
+static CT_MUST_USE ct_status_t put_object(ct_source_t *src, const ct__url_t *u, const creds_t *c,
                               const char *url, const void *data, size_t len)
 {
     char *req_url = ct__s3_url(src, u, u->key, NULL);
@@ -294,7 +294,7 @@ static ct_status_t put_object(ct_source_t *src, const ct__url_t *u, const creds_
 }
 
 /* One multipart request: method on key?query(kv), body, response into out. */
-static ct_status_t mpu_call(ct_source_t *src, const ct__url_t *u, const creds_t *c,
+static CT_MUST_USE ct_status_t mpu_call(ct_source_t *src, const ct__url_t *u, const creds_t *c,
                             const char *method, const char *const *kv, int nkv, const char *shown,
                             const char *what, const void *body, size_t blen, ct__buf_t *out,
                             ct__resp_t *r)
@@ -312,7 +312,7 @@ static ct_status_t mpu_call(ct_source_t *src, const ct__url_t *u, const creds_t 
     return st;
 }
 
-static ct_status_t multipart(ct_source_t *src, const ct__url_t *u, const creds_t *c,
+static CT_MUST_USE ct_status_t multipart(ct_source_t *src, const ct__url_t *u, const creds_t *c,
                              const char *url, const void *data, size_t len)
 {
     size_t part = src->env.part_bytes;
@@ -393,7 +393,7 @@ done:
     return st;
 }
 
-static ct_status_t s3_write(ct_source_t *src, const ct__url_t *u, const void *data, size_t len)
+static CT_MUST_USE ct_status_t s3_write(ct_source_t *src, const ct__url_t *u, const void *data, size_t len)
 {
     const char *url = u->path;
     if (!u->key[0] || u->key[strlen(u->key) - 1] == '/') {

@@ -189,7 +189,7 @@ int ct_cuda_device_count(void);
  * picks cuDNN when the build has it, else the plain kernels. Returns
  * CT_ERR_UNSUPPORTED (logged) for CUDNN in a build without cuDNN, or a
  * device below compute capability 8.0. *ctx_p written only on success. */
-ct_status_t ct_cuda_init(int device, ct_attn_impl_t attn, ct_cuda_t **ctx_p);
+CT_MUST_USE ct_status_t ct_cuda_init(int device, ct_attn_impl_t attn, ct_cuda_t **ctx_p);
 void ct_cuda_free(ct_cuda_t *ctx);
 /* Device name, bf16 dense peak (TFLOP/s, 0 if not in the table of known
  * GPUs: A100, H100 SXM/PCIe, H200, B200), and the attention path in use. */
@@ -204,7 +204,7 @@ void ct_cuda_sample_memory(ct_cuda_t *ctx);
 /* Device memory, allocated outside training steps. `what` names the buffer
  * in the out-of-memory error (CT_ERR_NO_MEMORY, logged with the size and
  * the free memory). */
-ct_status_t ct_cuda_alloc(ct_cuda_t *ctx, size_t bytes, const char *what, void **ptr_p);
+CT_MUST_USE ct_status_t ct_cuda_alloc(ct_cuda_t *ctx, size_t bytes, const char *what, void **ptr_p);
 void ct_cuda_dealloc(void *ptr);
 /* Asynchronous copy in any direction (cudaMemcpyDefault) / memset 0. */
 void ct_cuda_copy(void *dst, const void *src, size_t bytes, void *stream);
@@ -301,7 +301,7 @@ void ct_cuda_attention_backward(ct_cuda_t *ctx, ct_bf16_t *dqkv, const ct_bf16_t
  * rejects the shape (cuDNN's reason logged at debug level: the caller
  * decides whether that is an error); the caller may fall back to the plain
  * kernels with ct_cuda_set_attn_impl. */
-ct_status_t ct_cuda_attention_prepare(ct_cuda_t *ctx, int B, int T, int NH, int HS);
+CT_MUST_USE ct_status_t ct_cuda_attention_prepare(ct_cuda_t *ctx, int B, int T, int NH, int HS);
 void ct_cuda_set_attn_impl(ct_cuda_t *ctx, ct_attn_impl_t impl);
 void ct_cuda_attention_forward_plain(ct_bf16_t *out, float *stats, const ct_bf16_t *qkv, int B,
                                      int T, int NH, int HS, void *stream);

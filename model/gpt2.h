@@ -59,17 +59,17 @@ int ct__gpt2_tensor_per_layer(int i);
 void ct__gpt2_shard_copy(const ct_model_dims_t *d, int tp_rank, int i, float *full, float *shard,
                          int to_shard);
 void ct__gpt2_init_weights(ct_model_t *m, uint64_t seed, float std);
-ct_status_t ct__gpt2_load_llmc(ct_model_t *m, const char *path);
+CT_MUST_USE ct_status_t ct__gpt2_load_llmc(ct_model_t *m, const char *path);
 double ct__gpt2_flops_per_token(const ct_model_t *m, int T);
 
 /* ---- the CPU backend (model/gpt2_cpu.c) ---------------------------------------- */
 /* Builds m->host (named host tensors, activations for (B, T)) and installs
  * the gpt2/cpu backend; m's arenas are already allocated. */
-ct_status_t ct__gpt2_cpu_init(ct_model_t *m, int B, int T);
+CT_MUST_USE ct_status_t ct__gpt2_cpu_init(ct_model_t *m, int B, int T);
 void ct__gpt2_cpu_free(ct_model_t *m);
 
 /* ---- the CUDA backend (model/gpt2_cuda.c; model/gpt2_nocuda.c without CUDA) -- */
-ct_status_t ct__gpt2_cuda_init(ct_model_t *m, ct_optim_t *o, const ct_config_t *cfg,
+CT_MUST_USE ct_status_t ct__gpt2_cuda_init(ct_model_t *m, ct_optim_t *o, const ct_config_t *cfg,
                                const ct_comm_groups_t *g, int device, int B, int T);
 
 #endif

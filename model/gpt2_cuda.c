@@ -78,7 +78,7 @@ typedef struct {
 static const ct_model_backend_t gpt2_cuda_backend;
 static void gpt2_cuda_free(ct_model_t *m);
 
-static ct_status_t gpu_alloc(gpt2_cuda_t *G, void **p, size_t bytes, const char *what)
+static CT_MUST_USE ct_status_t gpu_alloc(gpt2_cuda_t *G, void **p, size_t bytes, const char *what)
 {
     G->alloc_bytes += bytes;
     return ct_cuda_alloc(G->ctx, bytes, what, p);
@@ -90,7 +90,7 @@ static ct_status_t gpu_alloc(gpt2_cuda_t *G, void **p, size_t bytes, const char 
             return st;                                                          \
     } while (0)
 
-static ct_status_t gpu_alloc_acts(gpt2_cuda_t *G, const ct_model_dims_t *d, int B, int T)
+static CT_MUST_USE ct_status_t gpu_alloc_acts(gpt2_cuda_t *G, const ct_model_dims_t *d, int B, int T)
 {
     ct_status_t st;
     gpu_acts_t *a = &G->a;
@@ -135,7 +135,7 @@ static ct_status_t gpu_alloc_acts(gpt2_cuda_t *G, const ct_model_dims_t *d, int 
     return CT_OK;
 }
 
-static ct_status_t gpu_setup(ct_model_t *m, ct_optim_t *o, const ct_config_t *cfg,
+static CT_MUST_USE ct_status_t gpu_setup(ct_model_t *m, ct_optim_t *o, const ct_config_t *cfg,
                              const ct_comm_groups_t *g, int device, int B, int T)
 {
     gpt2_cuda_t *G = m->dev;
@@ -495,7 +495,7 @@ static void gpt2_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int 
 
 /* 1. average gradients over DP on the comm stream: what the backward did not
  * already reduce (wte, wpe, lnf), or ZeRO's reduce-scatter */
-static ct_status_t gpt2_cuda_grad_reduce(ct_model_t *m, ct_optim_t *o, int t)
+static CT_MUST_USE ct_status_t gpt2_cuda_grad_reduce(ct_model_t *m, ct_optim_t *o, int t)
 {
     gpt2_cuda_t *G = m->dev;
     ct_status_t st = CT_OK;
@@ -528,7 +528,7 @@ static ct_status_t gpt2_cuda_grad_reduce(ct_model_t *m, ct_optim_t *o, int t)
 
 /* 2. the sum of squares of the owned slice stays on the device; with ZeRO
  * summed over DP */
-static ct_status_t gpt2_cuda_grad_sumsq(ct_model_t *m, ct_optim_t *o, int t, double *host_p)
+static CT_MUST_USE ct_status_t gpt2_cuda_grad_sumsq(ct_model_t *m, ct_optim_t *o, int t, double *host_p)
 {
     gpt2_cuda_t *G = m->dev;
     ct_cuda_sumsq(G->a.sumsq, G->grads + o->start, (long)o->count, 0, G->a.scratch, G->stream);
@@ -562,7 +562,7 @@ static void gpt2_cuda_adamw(ct_model_t *m, ct_optim_t *o, const ct_optim_config_
 }
 
 /* 4. ZeRO: everyone gets the updated weights */
-static ct_status_t gpt2_cuda_param_gather(ct_model_t *m, ct_optim_t *o, int t)
+static CT_MUST_USE ct_status_t gpt2_cuda_param_gather(ct_model_t *m, ct_optim_t *o, int t)
 {
     gpt2_cuda_t *G = m->dev;
     if (!G->have_dev) return CT_OK;
@@ -576,7 +576,7 @@ static ct_status_t gpt2_cuda_param_gather(ct_model_t *m, ct_optim_t *o, int t)
 
 /* 5. the one host wait of the step: the norm, for logging and guards;
  * ct_comm_sync bounds it by comm.timeout_s when NCCL is involved */
-static ct_status_t gpt2_cuda_step_norm(ct_model_t *m, ct_optim_t *o, int t, double host_sumsq,
+static CT_MUST_USE ct_status_t gpt2_cuda_step_norm(ct_model_t *m, ct_optim_t *o, int t, double host_sumsq,
                                        float *norm_p)
 {
     gpt2_cuda_t *G = m->dev;

@@ -99,7 +99,7 @@ void ct_model_shard_copy(const ct_model_dims_t *d, int tp_rank, int i, float *fu
  * capacity (B, T) (0, 0 for none: a model headed for a device, or one only
  * loaded and saved); weights are zero. `tp` is the tensor-parallel group
  * (NULL or size 1 for none). The caller owns m and calls ct_model_free. */
-ct_status_t ct_model_init(ct_model_t *m, const ct_model_config_t *cfg, int B, int T,
+CT_MUST_USE ct_status_t ct_model_init(ct_model_t *m, const ct_model_config_t *cfg, int B, int T,
                           ct_comm_t *tp);
 /* Frees the device backend (if any) and the host arenas. */
 void ct_model_free(ct_model_t *m);
@@ -111,7 +111,7 @@ void ct_model_free(ct_model_t *m);
 void ct_model_init_weights(ct_model_t *m, uint64_t seed, float std);
 /* Loads llm.c's gpt2_*.bin (magic 20240326, version 3, fp32) into the host
  * weights. */
-ct_status_t ct_model_load_llmc(ct_model_t *m, const char *path);
+CT_MUST_USE ct_status_t ct_model_load_llmc(ct_model_t *m, const char *path);
 /* Training FLOPs per token of the whole model (not this rank's shard). */
 double ct_model_flops_per_token(const ct_model_t *m, int T);
 
@@ -122,7 +122,7 @@ double ct_model_flops_per_token(const ct_model_t *m, int T);
  * with an fp32 residual stream. With dp > 1 it builds NCCL communicators
  * mirroring g's groups. Errors (logged): CT_ERR_UNSUPPORTED in a build
  * without CUDA or for tp > 1, and device allocation failures. Once. */
-ct_status_t ct_model_to_device(ct_model_t *m, ct_optim_t *o, const ct_config_t *cfg,
+CT_MUST_USE ct_status_t ct_model_to_device(ct_model_t *m, ct_optim_t *o, const ct_config_t *cfg,
                                const ct_comm_groups_t *g, int device, int B, int T);
 /* Forward pass on (B, T) <= capacity. With targets, returns the mean loss;
  * without, returns 0 and leaves logits for ct_model_logits_row. */
@@ -172,7 +172,7 @@ struct ct_optim {
 
 /* Sizes the AdamW state for model m: all of it, or with zero = 1 the
  * dp_rank-th of dp equal slices. Groups may be NULL (size 1). */
-ct_status_t ct_optim_init(ct_optim_t *o, const ct_model_t *m, int zero, const ct_comm_groups_t *g,
+CT_MUST_USE ct_status_t ct_optim_init(ct_optim_t *o, const ct_model_t *m, int zero, const ct_comm_groups_t *g,
                           int bucket_mib);
 void ct_optim_free(ct_optim_t *o);
 
@@ -180,7 +180,7 @@ void ct_optim_free(ct_optim_t *o);
  * bias-correction step t (1-based). *norm_p gets the global gradient norm
  * before clipping; when it is not finite the weights and AdamW state are
  * left unchanged (the caller counts a skipped step). */
-ct_status_t ct_optim_step(ct_optim_t *o, ct_model_t *m, const ct_optim_config_t *cfg, float lr,
+CT_MUST_USE ct_status_t ct_optim_step(ct_optim_t *o, ct_model_t *m, const ct_optim_config_t *cfg, float lr,
                           int t, float *norm_p);
 
 #endif

@@ -41,12 +41,12 @@ struct ct_model_backend {
 
 /* The CPU backend's optimizer pieces, shared by every architecture on the
  * CPU (model/optim.c). */
-ct_status_t ct__optim_cpu_grad_reduce(ct_model_t *m, ct_optim_t *o, int t);
-ct_status_t ct__optim_cpu_grad_sumsq(ct_model_t *m, ct_optim_t *o, int t, double *host_p);
+CT_MUST_USE ct_status_t ct__optim_cpu_grad_reduce(ct_model_t *m, ct_optim_t *o, int t);
+CT_MUST_USE ct_status_t ct__optim_cpu_grad_sumsq(ct_model_t *m, ct_optim_t *o, int t, double *host_p);
 void ct__optim_cpu_adamw(ct_model_t *m, ct_optim_t *o, const ct_optim_config_t *cfg, size_t a,
                          size_t b, float lr, float wd, int t, int tensor, float clip_scale);
-ct_status_t ct__optim_cpu_param_gather(ct_model_t *m, ct_optim_t *o, int t);
-ct_status_t ct__optim_cpu_step_norm(ct_model_t *m, ct_optim_t *o, int t, double host_sumsq,
+CT_MUST_USE ct_status_t ct__optim_cpu_param_gather(ct_model_t *m, ct_optim_t *o, int t);
+CT_MUST_USE ct_status_t ct__optim_cpu_step_norm(ct_model_t *m, ct_optim_t *o, int t, double host_sumsq,
                                     float *norm_p);
 
 #endif

@@ -76,7 +76,7 @@ ct_status_t ct_optim_step(ct_optim_t *o, ct_model_t *m, const ct_optim_config_t 
 
 /* ---- the CPU backend's pieces ------------------------------------------------- */
 
-static ct_status_t timed(ct_optim_t *o, ct_status_t st, double t0)
+static CT_MUST_USE ct_status_t timed(ct_optim_t *o, ct_status_t st, double t0)
 {
     o->comm_seconds += ct_time_now() - t0;
     return st;

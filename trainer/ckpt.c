@@ -95,7 +95,7 @@ static void mf_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
     CT_LOG_ERROR("manifest %s: %s", (const char *)ctx, buf);
 }
 
-static ct_status_t mf_load(const char *dir, mf_t **mf_p, cyaml_config_t *cc, char *path,
+static CT_MUST_USE ct_status_t mf_load(const char *dir, mf_t **mf_p, cyaml_config_t *cc, char *path,
                            size_t pathsz)
 {
     snprintf(path, pathsz, "%s/manifest.yaml", dir);
@@ -142,7 +142,7 @@ static ct_status_t mf_load(const char *dir, mf_t **mf_p, cyaml_config_t *cc, cha
 /* ---- save ------------------------------------------------------------------ */
 /* Writes n buffers to path and fsyncs it; crcs[i] (optional) gets each
  * buffer's crc32. */
-static ct_status_t write_all_sync(const char *path, const void *const *bufs, const size_t *lens,
+static CT_MUST_USE ct_status_t write_all_sync(const char *path, const void *const *bufs, const size_t *lens,
                                   int n, int64_t *crcs)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -191,7 +191,7 @@ static void yaml_block(FILE *f, const char *text)
 
 /* One rank's files: params of TP rank r when write_params, and its
  * optimizer piece (m, v of `count` floats) as optim_tp<r>[_z<z>].bin. */
-static ct_status_t ckpt_write_rank(const char *dir, int tp_rank, int z, const float *params,
+static CT_MUST_USE ct_status_t ckpt_write_rank(const char *dir, int tp_rank, int z, const float *params,
                                    int n_tensors, const size_t *sizes, const size_t *offsets,
                                    int write_params, const float *m, const float *v, size_t count,
                                    int64_t *info)
@@ -226,7 +226,7 @@ typedef struct {
 
 /* Rank 0's manifest: info[rank*CKPT_INFO_LEN...] for every world rank,
  * where rank = dp_rank*tp + tp_rank. */
-static ct_status_t ckpt_write_manifest(const char *dir, const ct_model_dims_t *full,
+static CT_MUST_USE ct_status_t ckpt_write_manifest(const char *dir, const ct_model_dims_t *full,
                                        const ct_model_config_t *mc, const ct_config_t *cfg,
                                        const ct_ckpt_state_t *state, const ckpt_layout_t *lay,
                                        const int64_t *info)
@@ -286,22 +286,30 @@ static ct_status_t ckpt_write_manifest(const char *dir, const ct_model_dims_t *f
         unlink(tmp);
         return CT_ERR_IO;
     }
-    fclose(f);
+    if (fclose(f) != 0) {
+        CT_LOG_ERROR("cannot write %s: %s\n---> HINT: is the disk full?", tmp, strerror(errno));
+        unlink(tmp);
+        return CT_ERR_IO;
+    }
     snprintf(path, sizeof path, "%s/manifest.yaml", dir);
     if (rename(tmp, path) != 0) {
         CT_LOG_ERROR("cannot rename %s to %s: %s", tmp, path, strerror(errno));
         return CT_ERR_IO;
     }
+    /* the rename and the shards' names are durable only once the directory is */
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
+    if (dfd < 0 || fsync(dfd) != 0) {
+        CT_LOG_ERROR("cannot sync directory %s: %s\n---> HINT: the checkpoint may not survive a "
+                     "crash; check the file system", dir, strerror(errno));
+        if (dfd >= 0) close(dfd);
+        return CT_ERR_IO;
     }
+    close(dfd);
     return CT_OK;
 }
 
 /* Agrees on a status across the world: the worst one wins. */
-static ct_status_t ckpt_agree(const ct_comm_groups_t *g, ct_status_t st)
+static CT_MUST_USE ct_status_t ckpt_agree(const ct_comm_groups_t *g, ct_status_t st)
 {
     ct_comm_set_activity("checkpoint: agreeing on the save status");
     return ct_comm_agree(g ? g->world : NULL, st);
@@ -460,7 +468,7 @@ static const mf_tensor_t *mf_find(const mf_t *mf, const char *name, unsigned fro
 
 /* Streams entry t of dir through its crc32, copying entry bytes
  * [skip, skip + len) to dst. The whole entry is always checksummed. */
-static ct_status_t ckpt_read_entry(const char *dir, const mf_tensor_t *t, size_t skip, size_t len,
+static CT_MUST_USE ct_status_t ckpt_read_entry(const char *dir, const mf_tensor_t *t, size_t skip, size_t len,
                                    void *dst)
 {
     if (strchr(t->file, '/')) {
@@ -515,7 +523,7 @@ static ct_status_t ckpt_read_entry(const char *dir, const mf_tensor_t *t, size_t
 }
 
 /* Parameters of TP rank r (dims d) into params (flat, d's offsets). */
-static ct_status_t ckpt_read_params(const char *dir, const mf_t *mf, const ct_model_dims_t *d,
+static CT_MUST_USE ct_status_t ckpt_read_params(const char *dir, const mf_t *mf, const ct_model_dims_t *d,
                                     float *params)
 {
     size_t sizes[CT_MODEL_MAX_TENSORS], off = 0;
@@ -544,7 +552,7 @@ static ct_status_t ckpt_read_params(const char *dir, const mf_t *mf, const ct_mo
 /* Flat elements [start, start+count) of TP rank r's AdamW m or v (which 0/1),
  * assembled from whichever pieces the saved layout has. Elements at or past
  * nparams (ZeRO padding) are zero. */
-static ct_status_t ckpt_read_optim(const char *dir, const mf_t *mf, int r, int which,
+static CT_MUST_USE ct_status_t ckpt_read_optim(const char *dir, const mf_t *mf, int r, int which,
                                    size_t nparams, size_t start, size_t count, float *dst)
 {
     char name[64];

@@ -2,7 +2,9 @@
  * forward pass over the window (no KV cache): simple, and fast enough for
  * the progress samples printed during training. */
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,13 +102,17 @@ ct_status_t ct_sample_print(ct_model_t *m, ct_bpe_t *bpe, const char *prompt, in
             st = CT_ERR_INVALID_ARG;
             goto out;
         }
-        fwrite(text, 1, len, out);
-        fputc('\n', out);
+        int bad = fwrite(text, 1, len, out) != len || fputc('\n', out) == EOF;
         free(text);
+        if (bad) goto write_failed;
     } else {
-        for (size_t i = 0; i < total; i++) fprintf(out, "%d%c", ids[i], i + 1 < total ? ' ' : '\n');
+        for (size_t i = 0; i < total; i++)
+            if (fprintf(out, "%d%c", ids[i], i + 1 < total ? ' ' : '\n') < 0) goto write_failed;
     }
-    fflush(out);
+    if (fflush(out) == 0) goto out;
+write_failed:
+    CT_LOG_ERROR("cannot write the generated text: %s", strerror(errno));
+    st = CT_ERR_IO;
 out:
     free(prompt_ids);
     free(ids);

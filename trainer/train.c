@@ -61,7 +61,7 @@ typedef struct {
  * sums (loss sum, token count) over the DP group; TP ranks evaluate their
  * DP rank's share together. Batch size and DP size thus change the result
  * only by floating-point rounding. */
-static ct_status_t eval_val_loss(train_ctx_t *c, float *loss_p)
+static CT_MUST_USE ct_status_t eval_val_loss(train_ctx_t *c, float *loss_p)
 {
     const int64_t n = c->n_val, first = n * c->dp_rank / c->dp, end = n * (c->dp_rank + 1) / c->dp;
     double acc[2] = {0.0, 0.0}; /* loss summed over tokens, tokens */
@@ -83,7 +83,7 @@ static ct_status_t eval_val_loss(train_ctx_t *c, float *loss_p)
 
 /* Cross-entropy of the validation windows under the train unigram
  * distribution (add-one smoothed), from at most 16M train tokens. */
-static ct_status_t unigram_baseline(train_ctx_t *c, float *loss_p)
+static CT_MUST_USE ct_status_t unigram_baseline(train_ctx_t *c, float *loss_p)
 {
     const ct_config_t *cfg = c->cfg;
     const int V = cfg->model.vocab_size, T = c->T;
@@ -127,15 +127,18 @@ static void print_sample(train_ctx_t *c, int64_t step)
     if (e->sample_tokens <= 0) return;
     FILE *out = ct_log_rank() == 0 ? stdout : NULL;
     if (out) fprintf(out, "---- sample at step %lld ----\n", (long long)step);
-    ct_sample_print(&c->model, c->bpe, e->prompt, e->sample_tokens, e->temperature, e->top_k,
-                    &c->sample_rng, out);
+    ct_status_t st = ct_sample_print(&c->model, c->bpe, e->prompt, e->sample_tokens,
+                                     e->temperature, e->top_k, &c->sample_rng, out);
+    if (st != CT_OK) /* a sample is a progress report: training goes on */
+        CT_LOG_WARN("the text sample at step %lld failed: %s", (long long)step,
+                    ct_status_str(st));
     if (out) {
         fprintf(out, "----\n");
         fflush(out);
     }
 }
 
-static ct_status_t save_ckpt(train_ctx_t *c)
+static CT_MUST_USE ct_status_t save_ckpt(train_ctx_t *c)
 {
     ct_model_to_host(&c->model, &c->optim);
     ct_ckpt_state_t s = {.step = c->step, .samples = c->samples, .sample_rng = c->sample_rng.s};
@@ -161,7 +164,7 @@ static void fmt_eta(char *buf, size_t n, double s)
 
 /* The worst status over every rank: a checkpoint file may be bad on one
  * rank only, and all ranks must take the same path. */
-static ct_status_t agree(train_ctx_t *c, ct_status_t st)
+static CT_MUST_USE ct_status_t agree(train_ctx_t *c, ct_status_t st)
 {
     ct_comm_set_activity("agreeing on a status");
     return ct_comm_agree(c->g ? c->g->world : NULL, st);
@@ -169,7 +172,7 @@ static ct_status_t agree(train_ctx_t *c, ct_status_t st)
 
 /* CPU or CUDA, from model.device and what this machine has. Each process
  * drives the GPU of its node-local rank. */
-static ct_status_t choose_device(train_ctx_t *c)
+static CT_MUST_USE ct_status_t choose_device(train_ctx_t *c)
 {
     const ct_device_t want = c->cfg->model.device;
     c->device = -1;
@@ -192,7 +195,7 @@ static ct_status_t choose_device(train_ctx_t *c)
     return CT_OK;
 }
 
-static ct_status_t train_setup(train_ctx_t *c)
+static CT_MUST_USE ct_status_t train_setup(train_ctx_t *c)
 {
     const ct_config_t *cfg = c->cfg;
     ct_status_t st;
@@ -374,7 +377,7 @@ static void metric(train_ctx_t *c, const char *fmt, ...)
     fflush(c->metrics);
 }
 
-static ct_status_t run_eval(train_ctx_t *c, int64_t step, ct_train_summary_t *sum)
+static CT_MUST_USE ct_status_t run_eval(train_ctx_t *c, int64_t step, ct_train_summary_t *sum)
 {
     ct_status_t st = eval_val_loss(c, &sum->last_val_loss);
     if (st != CT_OK) return st;

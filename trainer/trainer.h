@@ -33,7 +33,7 @@ extern volatile sig_atomic_t ct_train_stop_signal;
 /* Runs training as configured, on the process groups g (NULL: one process;
  * collective over g's world otherwise). stop_at > 0 ends the run after that
  * many completed steps (with a checkpoint), as a preemption would. */
-ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int64_t stop_at,
+CT_MUST_USE ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int64_t stop_at,
                          ct_train_summary_t *summary_p);
 
 /* ---- the LR schedule (trainer/schedule.c) ------------------------------------- */
@@ -66,23 +66,23 @@ typedef struct {
 /* Saves to RUN_DIR/ckpt/step_%08d. Collective over g's world (g may be
  * NULL for one process); every rank gets the same status. *dir_p
  * (optional) gets a malloc'd path. */
-ct_status_t ct_ckpt_save(const char *run_dir, const ct_model_t *m, const ct_optim_t *o,
+CT_MUST_USE ct_status_t ct_ckpt_save(const char *run_dir, const ct_model_t *m, const ct_optim_t *o,
                          const ct_config_t *cfg, const ct_ckpt_state_t *state,
                          const ct_comm_groups_t *g, char **dir_p);
 /* Newest complete checkpoint under RUN_DIR/ckpt, as a malloc'd path;
  * CT_ERR_NOT_FOUND (not logged) when there is none. */
-ct_status_t ct_ckpt_find_latest(const char *run_dir, char **dir_p);
+CT_MUST_USE ct_status_t ct_ckpt_find_latest(const char *run_dir, char **dir_p);
 /* Newest complete checkpoint whose step is below `before`. */
-ct_status_t ct_ckpt_find_before(const char *run_dir, int64_t before, char **dir_p);
+CT_MUST_USE ct_status_t ct_ckpt_find_before(const char *run_dir, int64_t before, char **dir_p);
 /* Reads the config stored in a checkpoint's manifest into cfg. */
-ct_status_t ct_ckpt_read_config(const char *dir, ct_config_t *cfg);
+CT_MUST_USE ct_status_t ct_ckpt_read_config(const char *dir, ct_config_t *cfg);
 /* Loads this rank's parameter shard (and, with o, its slice of the AdamW
  * state) into a model whose dims and TP size must match, verifying every
  * checksum. No collectives. */
-ct_status_t ct_ckpt_load(const char *dir, ct_model_t *m, ct_optim_t *o, ct_ckpt_state_t *state_p);
+CT_MUST_USE ct_status_t ct_ckpt_load(const char *dir, ct_model_t *m, ct_optim_t *o, ct_ckpt_state_t *state_p);
 /* Rewrites checkpoint src for new_tp tensor-parallel ranks into directory
  * dst (offline, one process). */
-ct_status_t ct_ckpt_reshard(const char *src, const char *dst, int new_tp);
+CT_MUST_USE ct_status_t ct_ckpt_reshard(const char *src, const char *dst, int new_tp);
 /* Deletes complete checkpoints older than the newest keep_last (> 0),
  * except those whose step is a multiple of keep_every (> 0). */
 void ct_ckpt_prune(const char *run_dir, int keep_last, int keep_every);
@@ -98,7 +98,7 @@ void ct_sample_generate(ct_model_t *m, int32_t *ids, int n_prompt, int n_new, fl
 /* Samples n_new tokens after `prompt` (encoded with bpe if given, else the
  * end-of-text token) and writes the text, or ids without a tokenizer, to
  * out (NULL: generate only, for ranks that do not print). bpe may be NULL. */
-ct_status_t ct_sample_print(ct_model_t *m, ct_bpe_t *bpe, const char *prompt, int n_new,
+CT_MUST_USE ct_status_t ct_sample_print(ct_model_t *m, ct_bpe_t *bpe, const char *prompt, int n_new,
                             float temperature, int top_k, ct_rng_t *rng, FILE *out);
 
 #endif

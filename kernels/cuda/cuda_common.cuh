@@ -35,9 +35,9 @@ struct ct_cuda {
 
 /* attention_cudnn.cu (or its stub in a build without cuDNN). */
 int ct__cudnn_available(void);
-ct_status_t ct__cudnn_init(ct_cuda_t *ctx);
+CT_MUST_USE ct_status_t ct__cudnn_init(ct_cuda_t *ctx);
 void ct__cudnn_free(ct_cuda_t *ctx);
-ct_status_t ct__cudnn_prepare(ct_cuda_t *ctx, int B, int T, int NH, int HS);
+CT_MUST_USE ct_status_t ct__cudnn_prepare(ct_cuda_t *ctx, int B, int T, int NH, int HS);
 void ct__cudnn_attention_forward(ct_cuda_t *ctx, ct_bf16_t *out, float *stats,
                                  const ct_bf16_t *qkv, int B, int T, int NH, int HS,
                                  cudaStream_t stream);

@@ -487,7 +487,9 @@ static void check_faults(void)
         CHECK_CAPTURED("HINT");
     }
     /* the truncated transfer says where it stopped */
-    CAPTURE_STDERR(ct_source_read(src, "s3://truncate/obj.bin", off, len, -1, buf));
+    ct_status_t st;
+    CAPTURE_STDERR(st = ct_source_read(src, "s3://truncate/obj.bin", off, len, -1, buf));
+    CHECK(st != CT_OK);
     snprintf(want, sizeof want, "after 524289 of %zu bytes, at byte offset %lld", len,
              (long long)off + 524289);
     CHECK_CAPTURED(want);
