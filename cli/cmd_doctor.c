@@ -159,7 +159,7 @@ static void check_device(report_t *r, const ct_comm_groups_t *g, const ct_config
 
 /* All-reduces ALLREDUCE_BYTES of floats over c: element i of group rank k is
  * (k+1)*(i%7+1), so the sum is size*(size+1)/2*(i%7+1), exact in float. */
-static ct_status_t check_allreduce(report_t *r, int rank, ct_comm_t *c)
+static CT_MUST_USE ct_status_t check_allreduce(report_t *r, int rank, ct_comm_t *c)
 {
     char name[32];
     snprintf(name, sizeof name, "allreduce.%s", ct_comm_name(c));
@@ -341,36 +341,22 @@ static int print_table(const report_t *all, int world)
 
 int ct_cmd_doctor(int argc, char **argv)
 {
-    const char *cfg_path = NULL;
-    const char **sets = calloc((size_t)argc, sizeof *sets);
-    int n_sets = 0;
-    if (!sets) return 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(doctor_usage, stdout);
-            free(sets);
-            return 0;
-        } else if (ct__cli_take_set(argc, argv, &i, sets, &n_sets)) {
-        } else if (argv[i][0] == '-' || cfg_path) {
-            fprintf(stderr, "ctrain doctor: unexpected argument '%s'\n%s", argv[i], doctor_usage);
-            free(sets);
-            return 2;
-        } else {
-            cfg_path = argv[i];
-        }
+    const ct_opt_t opts[] = {{"--set", NULL, CT_OPT_SET, NULL}};
+    ct_args_t a = {.cmd = "doctor", .usage = doctor_usage, .opts = opts, .n_opts = 1,
+                   .min_pos = 1, .max_pos = 1, .pos_names = "CONFIG.yaml"};
+    int rc = ct_args_parse(&a, argc, argv, 1);
+    if (rc >= 0) {
+        ct_args_free(&a);
+        return rc;
     }
-    if (!cfg_path) {
-        fprintf(stderr, "ctrain doctor: missing CONFIG.yaml\n%s", doctor_usage);
-        free(sets);
-        return 2;
-    }
+    const char *cfg_path = a.pos[0];
     if (gethostname(host_name, sizeof host_name) != 0) strcpy(host_name, "?");
     host_name[sizeof host_name - 1] = 0;
     host_name[strcspn(host_name, ".")] = 0;
 
     ct_config_t cfg;
-    ct_status_t st = ct_config_load(cfg_path, sets, n_sets, &cfg);
-    free(sets);
+    ct_status_t st = ct_config_load(cfg_path, a.sets, a.n_sets, &cfg);
+    ct_args_free(&a);
     if (st != CT_OK) {
         fprintf(stderr, "doctor: FAIL config: %s does not load (cause logged above)\n", cfg_path);
         return 1;

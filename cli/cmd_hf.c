@@ -113,7 +113,7 @@ static char *hf_resolve_ckpt(const char *arg)
 /* Loads checkpoint dir (any TP layout) into a tp = 1 model m (capacity
  * B = 1, T = maxT), gathering every TP rank's shard. cfg_p gets the
  * checkpoint's config (caller frees it, and m, on success). */
-static ct_status_t hf_load_ckpt(const char *dir, ct_config_t *cfg_p, ct_model_t *m)
+static CT_MUST_USE ct_status_t hf_load_ckpt(const char *dir, ct_config_t *cfg_p, ct_model_t *m)
 {
     ct_status_t st = ct_ckpt_read_config(dir, cfg_p);
     if (st != CT_OK) return st;
@@ -160,7 +160,7 @@ fail_cfg:
 
 /* ---- export ------------------------------------------------------------- */
 
-static ct_status_t hf_write_config_json(const char *path, const ct_model_dims_t *d,
+static CT_MUST_USE ct_status_t hf_write_config_json(const char *path, const ct_model_dims_t *d,
                                         const ct_model_config_t *mc)
 {
     FILE *f = fopen(path, "w");
@@ -198,7 +198,7 @@ static ct_status_t hf_write_config_json(const char *path, const ct_model_dims_t 
     return CT_OK;
 }
 
-static ct_status_t hf_write_safetensors(const char *path, const ct_model_t *m)
+static CT_MUST_USE ct_status_t hf_write_safetensors(const char *path, const ct_model_t *m)
 {
     int n;
     hf_entry_t *e = hf_entries(&m->d, &n);
@@ -272,7 +272,7 @@ out:
 /* Debug aid for the interop test: runs the forward pass on each line of
  * tokens_path (whitespace-separated ids, one sequence per line, at most
  * maxT) and appends the (T, V) fp32 logits of each to out_path. */
-static ct_status_t hf_dump_logits(ct_model_t *m, const char *tokens_path, const char *out_path)
+static CT_MUST_USE ct_status_t hf_dump_logits(ct_model_t *m, const char *tokens_path, const char *out_path)
 {
     FILE *in = fopen(tokens_path, "r"), *out = NULL;
     if (!in) {
@@ -332,37 +332,20 @@ static const char export_usage[] =
 
 int ct_cmd_export(int argc, char **argv)
 {
-    const char *fmt = NULL, *src = NULL, *dst = NULL, *dump_in = NULL, *dump_out = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(export_usage, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--format") && i + 1 < argc) {
-            fmt = argv[++i];
-        } else if (!strncmp(argv[i], "--format=", 9)) {
-            fmt = argv[i] + 9;
-        } else if (!strcmp(argv[i], "--dump-logits") && i + 2 < argc) {
-            /* hidden: TOKENS_FILE OUT.bin, for tests/integration/hf_forward.py */
-            dump_in = argv[++i];
-            dump_out = argv[++i];
-        } else if (argv[i][0] == '-' || (src && dst)) {
-            fprintf(stderr, "ctrain export: unexpected argument '%s'\n%s", argv[i], export_usage);
-            return 2;
-        } else if (!src) {
-            src = argv[i];
-        } else {
-            dst = argv[i];
-        }
-    }
-    if (!fmt || strcmp(fmt, "hf") != 0) {
-        fprintf(stderr, "ctrain export: need --format hf (the only format)%s%s\n%s",
-                fmt ? ", got " : "", fmt ? fmt : "", export_usage);
-        return 2;
-    }
-    if (!src || !dst) {
-        fprintf(stderr, "ctrain export: need CKPT_DIR and OUT_DIR\n%s", export_usage);
-        return 2;
-    }
+    const char *fmt = NULL, *dump[2] = {NULL, NULL};
+    /* --dump-logits TOKENS_FILE OUT.bin is hidden, for tests/integration/hf_forward.py */
+    const ct_opt_t opts[] = {{"--format", NULL, CT_OPT_STR, &fmt},
+                             {"--dump-logits", NULL, CT_OPT_PAIR, dump}};
+    ct_args_t a = {.cmd = "export", .usage = export_usage, .opts = opts, .n_opts = 2,
+                   .min_pos = 2, .max_pos = 2, .pos_names = "CKPT_DIR and OUT_DIR"};
+    int rc = ct_args_parse(&a, argc, argv, 1);
+    if (rc < 0 && (!fmt || strcmp(fmt, "hf") != 0))
+        rc = ct_cli_usage_error(a.cmd, "need --format hf (the only format)%s%s", fmt ? ", got " : "",
+                                 fmt ? fmt : "");
+    const char *src = rc < 0 ? a.pos[0] : NULL, *dst = rc < 0 ? a.pos[1] : NULL;
+    const char *dump_in = dump[0], *dump_out = dump[1];
+    ct_args_free(&a);
+    if (rc >= 0) return rc;
     if (!hf_little_endian()) {
         CT_LOG_ERROR("export needs a little-endian host");
         return 1;
@@ -409,7 +392,7 @@ static int hf_config_int(struct json_object *cfg, const char *key, long long *v)
 }
 
 /* Reads config.json's model dims into mc. */
-static ct_status_t hf_read_config(const char *path, ct_model_config_t *mc)
+static CT_MUST_USE ct_status_t hf_read_config(const char *path, ct_model_config_t *mc)
 {
     char *text;
     size_t len;
@@ -551,7 +534,7 @@ static int hf_tensor_info(struct json_object *v, char *dtype, size_t dtype_cap, 
 }
 
 /* Parses the safetensors file path and fills m's parameters. */
-static ct_status_t hf_read_safetensors(const char *path, ct_model_t *m)
+static CT_MUST_USE ct_status_t hf_read_safetensors(const char *path, ct_model_t *m)
 {
     ct_json_iter_t it = {0};
     FILE *f = fopen(path, "rb");
@@ -734,57 +717,38 @@ static const char import_usage[] =
 
 int ct_cmd_import(int argc, char **argv)
 {
-    const char *src = NULL, *dst = NULL;
-    const char **sets = calloc((size_t)argc + 1, sizeof *sets);
-    int n_sets = 0, rc = 1;
-    if (!sets) return 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(import_usage, stdout);
-            free(sets);
-            return 0;
-        } else if (ct__cli_take_set(argc, argv, &i, sets, &n_sets)) {
-        } else if (argv[i][0] == '-' || (src && dst)) {
-            fprintf(stderr, "ctrain import: unexpected argument '%s'\n%s", argv[i], import_usage);
-            free(sets);
-            return 2;
-        } else if (!src) {
-            src = argv[i];
-        } else {
-            dst = argv[i];
-        }
-    }
-    if (!src || !dst) {
-        fprintf(stderr, "ctrain import: need HF_DIR and OUT_DIR\n%s", import_usage);
-        free(sets);
-        return 2;
-    }
-    for (int k = 0; k < n_sets; k++)
-        if (!strncmp(sets[k], "model.", 6) && strncmp(sets[k], "model.init_std=", 15) != 0) {
-            fprintf(stderr, "ctrain import: --set %s: the model dims come from config.json\n",
-                    sets[k]);
-            free(sets);
-            return 2;
-        }
-    if (!hf_little_endian()) {
+    const ct_opt_t opts[] = {{"--set", NULL, CT_OPT_SET, NULL}};
+    ct_args_t a = {.cmd = "import", .usage = import_usage, .opts = opts, .n_opts = 1,
+                   .min_pos = 2, .max_pos = 2, .pos_names = "HF_DIR and OUT_DIR"};
+    int rc = ct_args_parse(&a, argc, argv, 1);
+    for (int k = 0; rc < 0 && k < a.n_sets; k++)
+        if (!strncmp(a.sets[k], "model.", 6) && strncmp(a.sets[k], "model.init_std=", 15) != 0)
+            rc = ct_cli_usage_error(a.cmd, "--set %s: the model dims come from config.json",
+                                     a.sets[k]);
+    if (rc < 0 && !hf_little_endian()) {
         CT_LOG_ERROR("import needs a little-endian host");
-        free(sets);
-        return 1;
+        rc = 1;
     }
+    if (rc >= 0) {
+        ct_args_free(&a);
+        return rc;
+    }
+    const char *src = a.pos[0], *dst = a.pos[1];
+    rc = 1;
     ct_model_config_t hm;
     memset(&hm, 0, sizeof hm);
     char path[4200];
     snprintf(path, sizeof path, "%s/config.json", src);
     if (hf_read_config(path, &hm) != CT_OK) {
-        free(sets);
+        ct_args_free(&a);
         return 1;
     }
     ct_config_t cfg;
-    if (ct_config_load(NULL, sets, n_sets, &cfg) != CT_OK) {
-        free(sets);
+    if (ct_config_load(NULL, a.sets, a.n_sets, &cfg) != CT_OK) {
+        ct_args_free(&a);
         return 1;
     }
-    free(sets);
+    ct_args_free(&a);
     cfg.model.n_layer = hm.n_layer;
     cfg.model.n_head = hm.n_head;
     cfg.model.n_embd = hm.n_embd;

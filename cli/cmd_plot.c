@@ -380,37 +380,23 @@ int ct_cmd_plot(int argc, char **argv)
 {
     const char *out_path = NULL;
     char default_out[4096];
-    run_t *runs = calloc((size_t)argc, sizeof *runs);
-    int n_runs = 0, rc = 1;
-    if (!runs) {
+    const ct_opt_t opts[] = {{"--out", "-o", CT_OPT_STR, &out_path}};
+    ct_args_t a = {.cmd = "plot", .usage = plot_usage, .opts = opts, .n_opts = 1, .min_pos = 1,
+                   .max_pos = -1, .pos_names = "RUN_DIR"};
+    int rc = ct_args_parse(&a, argc, argv, 1);
+    run_t *runs = rc < 0 ? calloc((size_t)a.n_pos, sizeof *runs) : NULL;
+    int n_runs = rc < 0 ? a.n_pos : 0;
+    if (rc < 0 && !runs) {
         CT_LOG_ERROR("out of memory");
-        return 1;
+        rc = 1;
     }
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(plot_usage, stdout);
-            rc = 0;
-            goto free_runs;
-        } else if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--out")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "ctrain plot: %s wants a file name\n%s", argv[i], plot_usage);
-                rc = 2;
-                goto free_runs;
-            }
-            out_path = argv[++i];
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "ctrain plot: unexpected argument '%s'\n%s", argv[i], plot_usage);
-            rc = 2;
-            goto free_runs;
-        } else {
-            runs[n_runs++].name = argv[i];
-        }
+    for (int r = 0; r < n_runs && runs; r++) runs[r].name = a.pos[r];
+    ct_args_free(&a);
+    if (rc >= 0) {
+        free(runs);
+        return rc;
     }
-    if (n_runs == 0) {
-        fprintf(stderr, "ctrain plot: missing RUN_DIR\n%s", plot_usage);
-        rc = 2;
-        goto free_runs;
-    }
+    rc = 1;
     for (int r = 0; r < n_runs; r++)
         if (run_load(&runs[r], runs[r].name) != 0) goto free_runs;
     if (!out_path) {

@@ -160,7 +160,7 @@ static const char *plural(long long n) { return n == 1 ? "" : "s"; }
 /* ---- arguments ---------------------------------------------------------------- */
 
 typedef struct {
-    const char *cmd; /* "train", "encode", "decode", "export", "pretokenize" */
+    const char *cmd; /* "tokenize train", "tokenize encode", ... */
     const char *vocab_size, *out, *doc_sep, *tokenizer, *val_every, *shard_tokens;
     const char *vocab, *gpt2_dir, *vocab_json, *merges, *format;
     int jsonl;
@@ -168,115 +168,41 @@ typedef struct {
     int n_inputs;
 } args_t;
 
-static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int usage_error(const char *cmd, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "ctrain tokenize%s%s: ", cmd ? " " : "", cmd ? cmd : "");
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n---> HINT: run 'ctrain tokenize%s%s --help'\n", cmd ? " " : "",
-            cmd ? cmd : "");
-    return 2;
-}
-
-/* Matches "--name VALUE" or "--name=VALUE" at argv[*i]: 1 matched, 0 not
- * this option, -1 value missing. */
-static int take_value(const char *name, int argc, char **argv, int *i, const char **val_p)
-{
-    const char *arg = argv[*i];
-    size_t n = strlen(name);
-    if (strncmp(arg, name, n) != 0) return 0;
-    if (arg[n] == '=') {
-        *val_p = arg + n + 1;
-        return 1;
-    }
-    if (arg[n] != 0) return 0;
-    if (*i + 1 >= argc) return -1;
-    *val_p = argv[++*i];
-    return 1;
-}
-
-/* Parses argv[2..] for the options that `allowed` names, one letter each:
- * v --vocab-size, o --out, s --doc-sep, t --tokenizer (and the other
- * tokenizer options), k --val-every, n --shard-tokens, j --jsonl,
- * f --format. Returns -1 to go on, or an exit code. */
+/* Parses argv[2..] with cli/args.c for the options that `allowed` names, one
+ * letter each: v --vocab-size, o --out, s --doc-sep, t --tokenizer (and the
+ * other tokenizer options), k --val-every, n --shard-tokens, j --jsonl,
+ * f --format. Positionals become a->inputs. Returns -1 to go on, or an exit
+ * code. */
 static int parse_args(int argc, char **argv, const char *allowed, const char *help, args_t *a)
 {
-    static const struct {
+    const struct {
         char key;
-        const char *name;
-        size_t off;
-    } opts[] = {
-        {'v', "--vocab-size", offsetof(args_t, vocab_size)},
-        {'o', "--out", offsetof(args_t, out)},
-        {'s', "--doc-sep", offsetof(args_t, doc_sep)},
-        {'t', "--tokenizer", offsetof(args_t, tokenizer)},
-        {'k', "--val-every", offsetof(args_t, val_every)},
-        {'n', "--shard-tokens", offsetof(args_t, shard_tokens)},
-        {'t', "--vocab", offsetof(args_t, vocab)},
-        {'t', "--gpt2-dir", offsetof(args_t, gpt2_dir)},
-        {'t', "--vocab-json", offsetof(args_t, vocab_json)},
-        {'t', "--merges", offsetof(args_t, merges)},
-        {'f', "--format", offsetof(args_t, format)},
+        ct_opt_t opt;
+    } all[] = {
+        {'v', {"--vocab-size", NULL, CT_OPT_STR, &a->vocab_size}},
+        {'o', {"--out", NULL, CT_OPT_STR, &a->out}},
+        {'s', {"--doc-sep", NULL, CT_OPT_STR, &a->doc_sep}},
+        {'t', {"--tokenizer", NULL, CT_OPT_STR, &a->tokenizer}},
+        {'k', {"--val-every", NULL, CT_OPT_STR, &a->val_every}},
+        {'n', {"--shard-tokens", NULL, CT_OPT_STR, &a->shard_tokens}},
+        {'t', {"--vocab", NULL, CT_OPT_STR, &a->vocab}},
+        {'t', {"--gpt2-dir", NULL, CT_OPT_STR, &a->gpt2_dir}},
+        {'t', {"--vocab-json", NULL, CT_OPT_STR, &a->vocab_json}},
+        {'t', {"--merges", NULL, CT_OPT_STR, &a->merges}},
+        {'f', {"--format", NULL, CT_OPT_STR, &a->format}},
+        {'j', {"--jsonl", NULL, CT_OPT_FLAG, &a->jsonl}},
     };
-    a->inputs = calloc((size_t)argc, sizeof(char *));
-    if (!a->inputs) {
-        CT_LOG_ERROR("out of memory");
-        return 1;
-    }
-    int only_inputs = 0, stdin_seen = 0;
-    for (int i = 2; i < argc; i++) {
-        const char *arg = argv[i];
-        if (only_inputs || arg[0] != '-' || strcmp(arg, "-") == 0) {
-            if (strcmp(arg, "-") == 0 && stdin_seen++)
-                return usage_error(a->cmd, "'-' (standard input) given twice");
-            a->inputs[a->n_inputs++] = arg;
-            continue;
-        }
-        if (strcmp(arg, "--") == 0) {
-            only_inputs = 1;
-            continue;
-        }
-        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
-            fputs(help, stdout);
-            return 0;
-        }
-        if (strchr(allowed, 'j') && strcmp(arg, "--jsonl") == 0) {
-            a->jsonl = 1;
-            continue;
-        }
-        int matched = 0;
-        for (size_t k = 0; k < sizeof opts / sizeof opts[0] && !matched; k++) {
-            if (!strchr(allowed, opts[k].key)) continue;
-            const char *val = NULL;
-            int r = take_value(opts[k].name, argc, argv, &i, &val);
-            if (r < 0 || (r > 0 && !*val))
-                return usage_error(a->cmd, "%s needs a value", opts[k].name);
-            if (r > 0) {
-                *(const char **)((char *)a + opts[k].off) = val;
-                matched = 1;
-            }
-        }
-        if (!matched) return usage_error(a->cmd, "unknown option '%s'", arg);
-    }
-    return -1;
-}
-
-/* Parses a decimal integer in [min, max]; a usage error otherwise. */
-static int parse_int(const char *cmd, const char *name, const char *s, long long min,
-                     long long max, long long *v_p)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max)
-        return usage_error(cmd, "%s: expected an integer in [%lld, %lld], got '%s'", name, min,
-                           max, s);
-    *v_p = v;
-    return -1;
+    ct_opt_t opts[sizeof all / sizeof all[0]];
+    int n = 0;
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
+        if (strchr(allowed, all[k].key)) opts[n++] = all[k].opt;
+    ct_args_t p = {.cmd = a->cmd, .usage = help, .opts = opts, .n_opts = n, .max_pos = -1};
+    int rc = ct_args_parse(&p, argc, argv, 2);
+    a->inputs = p.pos; /* the caller frees it */
+    a->n_inputs = p.n_pos;
+    p.pos = NULL;
+    ct_args_free(&p);
+    return rc;
 }
 
 /* Loads the tokenizer the tokenizer options name into *bpe_p; with none
@@ -286,11 +212,11 @@ static int load_tokenizer(const args_t *a, int required, ct_bpe_t **bpe_p)
 {
     int given = (a->tokenizer != NULL) + (a->vocab != NULL) + (a->vocab_json || a->merges);
     if (given > 1)
-        return usage_error(a->cmd, "give one tokenizer: --tokenizer, --vocab gpt2, or "
+        return ct_cli_usage_error(a->cmd, "give one tokenizer: --tokenizer, --vocab gpt2, or "
                                    "--vocab-json with --merges");
-    if (a->gpt2_dir && !a->vocab) return usage_error(a->cmd, "--gpt2-dir goes with --vocab gpt2");
+    if (a->gpt2_dir && !a->vocab) return ct_cli_usage_error(a->cmd, "--gpt2-dir goes with --vocab gpt2");
     if (given == 0)
-        return required ? usage_error(a->cmd, "a tokenizer is required: --tokenizer PATH, "
+        return required ? ct_cli_usage_error(a->cmd, "a tokenizer is required: --tokenizer PATH, "
                                               "--vocab gpt2, or --vocab-json F --merges F")
                         : -1;
     ct_status_t st;
@@ -298,11 +224,11 @@ static int load_tokenizer(const args_t *a, int required, ct_bpe_t **bpe_p)
         st = ct_bpe_load(a->tokenizer, bpe_p);
     } else if (a->vocab) {
         if (strcmp(a->vocab, "gpt2") != 0)
-            return usage_error(a->cmd, "--vocab: unknown vocabulary '%s' (gpt2 is the one known; "
+            return ct_cli_usage_error(a->cmd, "--vocab: unknown vocabulary '%s' (gpt2 is the one known; "
                                        "use --tokenizer for a file)", a->vocab);
         const char *dir = a->gpt2_dir ? a->gpt2_dir : ct_env_get("CT_GPT2_VOCAB_DIR");
         if (!dir || !*dir)
-            return usage_error(a->cmd, "--vocab gpt2 needs the directory of GPT-2's files: pass "
+            return ct_cli_usage_error(a->cmd, "--vocab gpt2 needs the directory of GPT-2's files: pass "
                                        "--gpt2-dir DIR or set CT_GPT2_VOCAB_DIR (the directory "
                                        "holds vocab.json + merges.txt, encoder.json + vocab.bpe, "
                                        "or gpt2.tiktoken)");
@@ -318,7 +244,7 @@ static int load_tokenizer(const args_t *a, int required, ct_bpe_t **bpe_p)
         st = ct_bpe_load(dir, bpe_p);
     } else {
         if (!a->vocab_json || !a->merges)
-            return usage_error(a->cmd, "--vocab-json and --merges go together");
+            return ct_cli_usage_error(a->cmd, "--vocab-json and --merges go together");
         st = ct_bpe_load_gpt2(a->vocab_json, a->merges, bpe_p);
     }
     return st == CT_OK ? -1 : 1;
@@ -359,14 +285,14 @@ static int parse_sep(const char *cmd, const char *s, char **sep_p, size_t *len_p
             /* fall through */
         default:
             free(out);
-            return usage_error(cmd,
-                               "--doc-sep: unknown escape '\\%c' (use \\n \\t \\r \\0 \\\\ \\xHH)",
-                               e ? e : ' ');
+            return ct_cli_usage_error(
+                cmd, "--doc-sep: unknown escape '\\%c' (use \\n \\t \\r \\0 \\\\ \\xHH)",
+                e ? e : ' ');
         }
     }
     if (k == 0) {
         free(out);
-        return usage_error(cmd, "--doc-sep must not be empty");
+        return ct_cli_usage_error(cmd, "--doc-sep must not be empty");
     }
     *sep_p = out;
     *len_p = k;
@@ -385,7 +311,7 @@ typedef struct {
     int64_t skipped; /* empty documents */
 } docs_t;
 
-static ct_status_t emit(docs_t *d, doc_fn fn, void *ctx, const char *text, size_t len)
+static CT_MUST_USE ct_status_t emit(docs_t *d, doc_fn fn, void *ctx, const char *text, size_t len)
 {
     if (len == 0) {
         d->skipped++;
@@ -422,7 +348,7 @@ static int sb_put(sbuf_t *b, const char *s, size_t n)
 }
 
 /* Plain text: one document per file, or split at the separator. */
-static ct_status_t plain_docs(FILE *f, const char *name, docs_t *d, doc_fn fn, void *ctx)
+static CT_MUST_USE ct_status_t plain_docs(FILE *f, const char *name, docs_t *d, doc_fn fn, void *ctx)
 {
     sbuf_t b = {0};
     ct_status_t st = CT_OK;
@@ -466,7 +392,7 @@ done:
 /* One JSON object per line; its "text" string is the document (json-c via
  * core/json: a repeated key's last value wins, as in Python, and a lone
  * surrogate escape becomes U+FFFD). Blank lines are skipped. */
-static ct_status_t jsonl_docs(FILE *f, const char *name, docs_t *d, doc_fn fn, void *ctx)
+static CT_MUST_USE ct_status_t jsonl_docs(FILE *f, const char *name, docs_t *d, doc_fn fn, void *ctx)
 {
     char *line = NULL;
     size_t lcap = 0;
@@ -518,7 +444,7 @@ static ct_status_t jsonl_docs(FILE *f, const char *name, docs_t *d, doc_fn fn, v
 }
 
 /* Calls fn for every non-empty document of every input, in order. */
-static ct_status_t for_each_doc(const args_t *a, docs_t *d, doc_fn fn, void *ctx)
+static CT_MUST_USE ct_status_t for_each_doc(const args_t *a, docs_t *d, doc_fn fn, void *ctx)
 {
     for (int i = 0; i < a->n_inputs; i++) {
         int is_stdin = strcmp(a->inputs[i], "-") == 0;
@@ -542,12 +468,12 @@ static int docs_setup(const args_t *a, docs_t *d, char **sep_owned)
     *d = (docs_t){.jsonl = a->jsonl};
     *sep_owned = NULL;
     if (a->doc_sep) {
-        if (a->jsonl) return usage_error(a->cmd, "--doc-sep and --jsonl cannot be combined");
+        if (a->jsonl) return ct_cli_usage_error(a->cmd, "--doc-sep and --jsonl cannot be combined");
         int rc = parse_sep(a->cmd, a->doc_sep, sep_owned, &d->sep_len);
         if (rc >= 0) return rc;
         d->sep = *sep_owned;
     }
-    if (a->n_inputs == 0) return usage_error(a->cmd, "no INPUT given (use '-' for standard input)");
+    if (a->n_inputs == 0) return ct_cli_usage_error(a->cmd, "no INPUT given (use '-' for standard input)");
     return -1;
 }
 
@@ -559,7 +485,7 @@ typedef struct {
     size_t nd, capd;
 } collect_t;
 
-static ct_status_t collect_doc(void *ctx, const char *text, size_t len)
+static CT_MUST_USE ct_status_t collect_doc(void *ctx, const char *text, size_t len)
 {
     collect_t *c = ctx;
     if (c->nd == INT_MAX) {
@@ -583,7 +509,7 @@ oom:
 
 static int cmd_train(int argc, char **argv)
 {
-    args_t a = {.cmd = "train"};
+    args_t a = {.cmd = "tokenize train"};
     docs_t d;
     char *sep = NULL;
     collect_t c = {0};
@@ -594,14 +520,14 @@ static int cmd_train(int argc, char **argv)
     int rc = parse_args(argc, argv, "vosj", k_usage_train, &a);
     if (rc >= 0) goto out;
     if (!a.vocab_size) {
-        rc = usage_error(a.cmd, "--vocab-size is required");
+        rc = ct_cli_usage_error(a.cmd, "--vocab-size is required");
         goto out;
     }
     if (!a.out) {
-        rc = usage_error(a.cmd, "--out is required");
+        rc = ct_cli_usage_error(a.cmd, "--out is required");
         goto out;
     }
-    if ((rc = parse_int(a.cmd, "--vocab-size", a.vocab_size, 257, 1 << 24, &vocab)) >= 0) goto out;
+    if ((rc = ct_args_int(a.cmd, "--vocab-size", a.vocab_size, 257, 1 << 24, &vocab)) >= 0) goto out;
     if ((rc = docs_setup(&a, &d, &sep)) >= 0) goto out;
     rc = 1;
     double t0 = ct_time_now();
@@ -660,7 +586,7 @@ typedef struct {
     double t0, last_log;
 } encode_t;
 
-static ct_status_t encode_doc(void *ctx, const char *text, size_t len)
+static CT_MUST_USE ct_status_t encode_doc(void *ctx, const char *text, size_t len)
 {
     encode_t *e = ctx;
     int v = e->val_every > 0 && e->doc_index % e->val_every == e->val_every - 1;
@@ -716,7 +642,7 @@ static int remove_shards(const encode_t *e)
 
 static int cmd_encode(int argc, char **argv)
 {
-    args_t a = {.cmd = "encode"};
+    args_t a = {.cmd = "tokenize encode"};
     docs_t d;
     char *sep = NULL;
     encode_t e = {0};
@@ -724,19 +650,19 @@ static int cmd_encode(int argc, char **argv)
     int rc = parse_args(argc, argv, "tosknj", k_usage_encode, &a);
     if (rc >= 0) goto out;
     if (!a.out) {
-        rc = usage_error(a.cmd, "--out is required");
+        rc = ct_cli_usage_error(a.cmd, "--out is required");
         goto out;
     }
     if (a.val_every &&
-        (rc = parse_int(a.cmd, "--val-every", a.val_every, 0, INT64_MAX, &val_every)) >= 0)
+        (rc = ct_args_int(a.cmd, "--val-every", a.val_every, 0, INT64_MAX, &val_every)) >= 0)
         goto out;
     if (val_every == 1) {
-        rc = usage_error(a.cmd, "--val-every 1 would send every document to validation; use 0 "
+        rc = ct_cli_usage_error(a.cmd, "--val-every 1 would send every document to validation; use 0 "
                                 "(none) or K >= 2");
         goto out;
     }
     if (a.shard_tokens &&
-        (rc = parse_int(a.cmd, "--shard-tokens", a.shard_tokens, 1, INT32_MAX, &shard_tokens)) >= 0)
+        (rc = ct_args_int(a.cmd, "--shard-tokens", a.shard_tokens, 1, INT32_MAX, &shard_tokens)) >= 0)
         goto out;
     if ((rc = docs_setup(&a, &d, &sep)) >= 0) goto out;
     if ((rc = load_tokenizer(&a, 1, &e.bpe)) >= 0) goto out;
@@ -789,9 +715,7 @@ static int cmd_encode(int argc, char **argv)
                    (long long)e.toks[v], e.shards[v], plural(e.shards[v]), a.out,
                    v ? "val" : "train");
     rc = 0;
-out:
-    for (int v = 0; v < 2; v++)
-        if (e.w[v]) ct_shard_writer_close(e.w[v], NULL, NULL);
+out: /* the writers were closed above: none is open before for_each_doc */
     ct_bpe_free(e.bpe);
     free(e.ids);
     free(sep);
@@ -863,7 +787,7 @@ out:
 
 static int cmd_decode(int argc, char **argv)
 {
-    args_t a = {.cmd = "decode"};
+    args_t a = {.cmd = "tokenize decode"};
     ct_bpe_t *bpe = NULL;
     size_t chunk = 1 << 16;
     int32_t *ids = NULL;
@@ -871,7 +795,7 @@ static int cmd_decode(int argc, char **argv)
     int rc = parse_args(argc, argv, "t", k_usage_decode, &a);
     if (rc >= 0) goto out;
     if (a.n_inputs == 0) {
-        rc = usage_error(a.cmd, "no SHARD.bin given");
+        rc = ct_cli_usage_error(a.cmd, "no SHARD.bin given");
         goto out;
     }
     if ((rc = load_tokenizer(&a, 1, &bpe)) >= 0) goto out;
@@ -901,18 +825,18 @@ out:
 
 static int cmd_export(int argc, char **argv)
 {
-    args_t a = {.cmd = "export"};
+    args_t a = {.cmd = "tokenize export"};
     ct_bpe_t *bpe = NULL;
     int rc = parse_args(argc, argv, "tf", k_usage_export, &a);
     if (rc >= 0) goto out;
     if (!a.format || (strcmp(a.format, "gpt2") && strcmp(a.format, "tiktoken") &&
                       strcmp(a.format, "ctrain"))) {
-        rc = usage_error(a.cmd, "--format must be gpt2, tiktoken or ctrain%s%s%s",
+        rc = ct_cli_usage_error(a.cmd, "--format must be gpt2, tiktoken or ctrain%s%s%s",
                          a.format ? " (got '" : "", a.format ? a.format : "", a.format ? "')" : "");
         goto out;
     }
     if (a.n_inputs != 1) {
-        rc = usage_error(a.cmd, "expected one OUT path, got %d", a.n_inputs);
+        rc = ct_cli_usage_error(a.cmd, "expected one OUT path, got %d", a.n_inputs);
         goto out;
     }
     if ((rc = load_tokenizer(&a, 1, &bpe)) >= 0) goto out;
@@ -998,7 +922,7 @@ typedef struct {
     int64_t docs, pieces;
 } pretok_t;
 
-static ct_status_t pretok_doc(void *ctx, const char *text, size_t len)
+static CT_MUST_USE ct_status_t pretok_doc(void *ctx, const char *text, size_t len)
 {
     pretok_t *p = ctx;
     sbuf_t b = {0};
@@ -1027,7 +951,7 @@ oom:
 
 static int cmd_pretokenize(int argc, char **argv)
 {
-    args_t a = {.cmd = "pretokenize"};
+    args_t a = {.cmd = "tokenize pretokenize"};
     docs_t d;
     char *sep = NULL;
     ct_bpe_t *bpe = NULL;
@@ -1066,6 +990,6 @@ int ct_cmd_tokenize(int argc, char **argv)
     if (strcmp(cmd, "decode") == 0) return cmd_decode(argc, argv);
     if (strcmp(cmd, "export") == 0) return cmd_export(argc, argv);
     if (strcmp(cmd, "pretokenize") == 0) return cmd_pretokenize(argc, argv);
-    return usage_error(NULL, "unknown command '%s' (expected train, encode, decode, export or "
+    return ct_cli_usage_error("tokenize", "unknown command '%s' (expected train, encode, decode, export or "
                              "pretokenize)", cmd);
 }

@@ -1,6 +1,7 @@
 /* The `train` and `sample` subcommands: argument parsing and the mapping
  * from ct_status_t to exit codes. */
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,63 +47,23 @@ static void install_stop_handlers(void)
     sigaction(SIGINT, &sa, NULL);
 }
 
-int ct__cli_take_set(int argc, char **argv, int *i, const char **sets, int *n_sets)
-{
-    if (!strcmp(argv[*i], "--set") && *i + 1 < argc) {
-        sets[(*n_sets)++] = argv[++*i];
-        return 1;
-    }
-    if (!strncmp(argv[*i], "--set=", 6)) {
-        sets[(*n_sets)++] = argv[*i] + 6;
-        return 1;
-    }
-    return 0;
-}
-
-static int parse_i64(const char *s, long long *out)
-{
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end) return -1;
-    *out = v;
-    return 0;
-}
-
 int ct_cmd_train(int argc, char **argv)
 {
-    const char *cfg_path = NULL;
-    const char **sets = calloc((size_t)argc, sizeof *sets);
-    int n_sets = 0;
+    const char *stop_s = NULL;
     long long stop_at = 0;
-    if (!sets) return 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(train_usage, stdout);
-            free(sets);
-            return 0;
-        } else if (ct__cli_take_set(argc, argv, &i, sets, &n_sets)) {
-        } else if (!strcmp(argv[i], "--stop-at") && i + 1 < argc) {
-            if (parse_i64(argv[++i], &stop_at) != 0 || stop_at <= 0) {
-                fprintf(stderr, "ctrain train: --stop-at wants a positive step, got '%s'\n", argv[i]);
-                free(sets);
-                return 2;
-            }
-        } else if (argv[i][0] == '-' || cfg_path) {
-            fprintf(stderr, "ctrain train: unexpected argument '%s'\n%s", argv[i], train_usage);
-            free(sets);
-            return 2;
-        } else {
-            cfg_path = argv[i];
-        }
-    }
-    if (!cfg_path) {
-        fprintf(stderr, "ctrain train: missing CONFIG.yaml\n%s", train_usage);
-        free(sets);
-        return 2;
+    const ct_opt_t opts[] = {{"--set", NULL, CT_OPT_SET, NULL},
+                             {"--stop-at", NULL, CT_OPT_STR, &stop_s}};
+    ct_args_t a = {.cmd = "train", .usage = train_usage, .opts = opts, .n_opts = 2,
+                   .min_pos = 1, .max_pos = 1, .pos_names = "CONFIG.yaml"};
+    int rc = ct_args_parse(&a, argc, argv, 1);
+    if (rc < 0 && stop_s) rc = ct_args_int(a.cmd, "--stop-at", stop_s, 1, INT64_MAX, &stop_at);
+    if (rc >= 0) {
+        ct_args_free(&a);
+        return rc;
     }
     ct_config_t cfg;
-    ct_status_t st = ct_config_load(cfg_path, sets, n_sets, &cfg);
-    free(sets);
+    ct_status_t st = ct_config_load(a.pos[0], a.sets, a.n_sets, &cfg);
+    ct_args_free(&a);
     if (st != CT_OK) return 1;
     char *yaml = ct_config_to_yaml(&cfg);
     if (yaml && ct_log_rank() == 0) CT_LOG_DEBUG("resolved config:\n%s", yaml);
@@ -142,36 +103,20 @@ static const char reshard_usage[] =
 
 int ct_cmd_reshard(int argc, char **argv)
 {
-    const char *src = NULL, *dst = NULL;
+    const char *tp_s = NULL;
     long long tp = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(reshard_usage, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--tp") && i + 1 < argc) {
-            if (parse_i64(argv[++i], &tp) != 0 || tp < 1) {
-                fprintf(stderr, "ctrain reshard: --tp wants a positive integer, got '%s'\n",
-                        argv[i]);
-                return 2;
-            }
-        } else if (argv[i][0] == '-' || (src && dst)) {
-            fprintf(stderr, "ctrain reshard: unexpected argument '%s'\n%s", argv[i], reshard_usage);
-            return 2;
-        } else if (!src) {
-            src = argv[i];
-        } else {
-            dst = argv[i];
-        }
-    }
-    if (!src || !dst || tp < 1) {
-        fprintf(stderr, "ctrain reshard: need --tp N, SRC and DST\n%s", reshard_usage);
-        return 2;
-    }
-    if (ct_ckpt_reshard(src, dst, (int)tp) != CT_OK) return 1;
-    CT_LOG_INFO("resharded %s to tp=%lld in %s", src, tp, dst);
-    return 0;
+    const ct_opt_t opts[] = {{"--tp", NULL, CT_OPT_STR, &tp_s}};
+    ct_args_t a = {.cmd = "reshard", .usage = reshard_usage, .opts = opts, .n_opts = 1,
+                   .min_pos = 2, .max_pos = 2, .pos_names = "SRC_CKPT_DIR and DST_CKPT_DIR"};
+    int rc = ct_args_parse(&a, argc, argv, 1);
+    if (rc < 0 && !tp_s) rc = ct_cli_usage_error(a.cmd, "--tp N is required");
+    if (rc < 0) rc = ct_args_int(a.cmd, "--tp", tp_s, 1, 1 << 20, &tp);
+    const char *src = a.pos && a.n_pos > 0 ? a.pos[0] : NULL, *dst = a.n_pos > 1 ? a.pos[1] : NULL;
+    if (rc < 0) rc = ct_ckpt_reshard(src, dst, (int)tp) == CT_OK ? 0 : 1;
+    if (rc == 0 && src) CT_LOG_INFO("resharded %s to tp=%lld in %s", src, tp, dst);
+    ct_args_free(&a);
+    return rc;
 }
-
 static const char sample_usage[] =
     "usage: ctrain sample CKPT_DIR|RUN_DIR [--tokenizer FILE.bpe] [--prompt TEXT]\n"
     "                     [--tokens N] [--temperature X] [--top-k K] [--seed S] [--count C]\n"
@@ -182,50 +127,33 @@ static const char sample_usage[] =
 
 int ct_cmd_sample(int argc, char **argv)
 {
-    const char *dir_arg = NULL, *tok = NULL, *prompt = NULL;
+    const char *tok = NULL, *prompt = NULL, *tokens_s = NULL, *top_k_s = NULL, *seed_s = NULL,
+               *count_s = NULL, *temp_s = NULL;
     long long tokens = 64, top_k = -1, seed = 42, count = 1;
     double temperature = -1.0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(sample_usage, stdout);
-            return 0;
-        } else if (!strcmp(a, "--tokenizer") && has) {
-            tok = argv[++i];
-        } else if (!strcmp(a, "--prompt") && has) {
-            prompt = argv[++i];
-        } else if ((!strcmp(a, "--tokens") || !strcmp(a, "--top-k") || !strcmp(a, "--seed") ||
-                    !strcmp(a, "--count")) && has) {
-            long long v;
-            if (parse_i64(argv[i + 1], &v) != 0 || v < 0) {
-                fprintf(stderr, "ctrain sample: %s wants a non-negative integer, got '%s'\n", a,
-                        argv[i + 1]);
-                return 2;
-            }
-            i++;
-            if (!strcmp(a, "--tokens")) tokens = v;
-            else if (!strcmp(a, "--top-k")) top_k = v;
-            else if (!strcmp(a, "--seed")) seed = v;
-            else count = v;
-        } else if (!strcmp(a, "--temperature") && has) {
-            char *end;
-            temperature = strtod(argv[++i], &end);
-            if (*end || !(temperature > 0)) {
-                fprintf(stderr, "ctrain sample: --temperature wants a number > 0\n");
-                return 2;
-            }
-        } else if (a[0] == '-' || dir_arg) {
-            fprintf(stderr, "ctrain sample: unexpected argument '%s'\n%s", a, sample_usage);
-            return 2;
-        } else {
-            dir_arg = a;
-        }
-    }
-    if (!dir_arg) {
-        fprintf(stderr, "ctrain sample: missing CKPT_DIR or RUN_DIR\n%s", sample_usage);
-        return 2;
-    }
+    const ct_opt_t opts[] = {
+        {"--tokenizer", NULL, CT_OPT_STR, &tok}, {"--prompt", NULL, CT_OPT_STR, &prompt},
+        {"--tokens", NULL, CT_OPT_STR, &tokens_s}, {"--top-k", NULL, CT_OPT_STR, &top_k_s},
+        {"--seed", NULL, CT_OPT_STR, &seed_s},     {"--count", NULL, CT_OPT_STR, &count_s},
+        {"--temperature", NULL, CT_OPT_STR, &temp_s}};
+    ct_args_t a = {.cmd = "sample", .usage = sample_usage, .opts = opts,
+                   .n_opts = (int)(sizeof opts / sizeof opts[0]), .min_pos = 1, .max_pos = 1,
+                   .pos_names = "CKPT_DIR or RUN_DIR"};
+    int rc = ct_args_parse(&a, argc, argv, 1);
+    const struct {
+        const char *name, *s;
+        long long *v;
+        long long max;
+    } ints[] = {{"--tokens", tokens_s, &tokens, INT32_MAX},
+                {"--top-k", top_k_s, &top_k, INT32_MAX},
+                {"--seed", seed_s, &seed, INT64_MAX},
+                {"--count", count_s, &count, INT64_MAX}};
+    for (size_t k = 0; k < sizeof ints / sizeof ints[0] && rc < 0; k++)
+        if (ints[k].s) rc = ct_args_int(a.cmd, ints[k].name, ints[k].s, 0, ints[k].max, ints[k].v);
+    if (rc < 0 && temp_s) rc = ct_args_double(a.cmd, "--temperature", temp_s, 0.0, &temperature);
+    const char *dir_arg = rc < 0 ? a.pos[0] : NULL;
+    ct_args_free(&a);
+    if (rc >= 0) return rc;
     char *dir = NULL;
     char mpath[4200];
     snprintf(mpath, sizeof mpath, "%s/manifest.yaml", dir_arg);
@@ -236,7 +164,7 @@ int ct_cmd_sample(int argc, char **argv)
     } else if (ct_ckpt_find_latest(dir_arg, &dir) != CT_OK) {
         dir = strdup(dir_arg); /* let the loader report what is missing */
     }
-    int rc = 1;
+    rc = 1;
     ct_config_t cfg;
     ct_model_t model;
     ct_bpe_t *bpe = NULL;

@@ -29,6 +29,25 @@ done
 grep -q '^  sample CKPT_DIR|RUN_DIR' <<<"$top" && pass || fail "ctrain --help: sample line"
 "$CTRAIN" sample --help | grep -q "^usage: ctrain sample CKPT_DIR|RUN_DIR" && pass || fail "sample --help"
 
+# one parser for every command: an unknown option or a missing positional is
+# exit 2 with "ctrain CMD: cause" and a HINT naming CMD --help, and --name=VALUE
+# works wherever --name VALUE does
+for c in $(sed 's/\btokenize\b//' <<<"$cmds") $(for s in $subs; do echo "tokenize_$s"; done); do
+    c=${c/_/ }
+    out=$("$CTRAIN" $c --no-such-option x 2>&1 >/dev/null); rc=$?
+    [ $rc -eq 2 ] && grep -q "^ctrain $c: unknown option '--no-such-option'" <<<"$out" \
+        && grep -q "^---> HINT: run 'ctrain $c --help'" <<<"$out" && pass \
+        || fail "ctrain $c --no-such-option: exit $rc: $(head -2 <<<"$out")"
+done
+for c in train sample reshard plot doctor export import; do
+    out=$("$CTRAIN" $c --tp=2 --format=hf 2>&1 >/dev/null); rc=$?
+    [ $rc -eq 2 ] && grep -q "^ctrain $c: " <<<"$out" && pass || fail "ctrain $c (no positionals): exit $rc"
+done
+out=$("$CTRAIN" train --stop-at=0 x.yaml 2>&1); [ $? -eq 2 ] && grep -q -- "--stop-at: expected an integer" <<<"$out" \
+    && pass || fail "train --stop-at=0: $out"
+out=$("$CTRAIN" sample --temperature=-1 dir 2>&1); [ $? -eq 2 ] && grep -q -- "--temperature: expected a number" <<<"$out" \
+    && pass || fail "sample --temperature=-1: $out"
+
 # bench_cpu: --help is usage on stdout and no benchmark; bad arguments exit 2
 if [ -x "$BENCH_CPU" ]; then
     out=$(timeout 10 "$BENCH_CPU" --help 2>&1); rc=$?
