@@ -1,11 +1,13 @@
-/* mkdir -p and read-whole-file (see core/fs.h). */
+/* mkdir -p, read-whole-file and directory sync (see core/fs.h). */
 #include "core/fs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/log.h"
 
@@ -70,5 +72,18 @@ ct_status_t ct_fs_read_file(const char *path, char **buf_p, size_t *len_p)
     buf[n] = 0;
     *buf_p = buf;
     *len_p = n;
+    return CT_OK;
+}
+
+ct_status_t ct_fs_sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0) {
+        CT_LOG_ERROR("cannot sync directory %s: %s\n---> HINT: what was written there may not "
+                     "survive a crash; check the file system", dir, strerror(errno));
+        if (fd >= 0) close(fd);
+        return CT_ERR_IO;
+    }
+    close(fd);
     return CT_OK;
 }

@@ -1,8 +1,10 @@
-/* File-system helpers: mkdir -p and reading a whole file.
+/* File-system helpers: mkdir -p, reading a whole file, and syncing a
+ * directory (what makes a rename into it durable).
  *
- * Left out: atomic writes (temporary file + rename + fsync live with the
- * checkpoint and shard writers, which also fsync the directory) and
- * anything remote (data/source). Thread-safe (no shared state). */
+ * Left out: atomic writes themselves (temporary file + rename + fsync live
+ * with the checkpoint, shard and source writers, which call
+ * ct_fs_sync_dir) and anything remote (data/source). Thread-safe (no
+ * shared state). */
 #ifndef CT_CORE_FS_H
 #define CT_CORE_FS_H
 
@@ -27,6 +29,11 @@ CT_MUST_USE ct_status_t ct_fs_mkdir_p(const char *path);
  * cause) or CT_ERR_NO_MEMORY; *buf_p and *len_p are written only on
  * success. */
 CT_MUST_USE ct_status_t ct_fs_read_file(const char *path, char **buf_p, size_t *len_p);
+
+/* fsyncs directory dir, so that files created or renamed into it survive
+ * a crash. Logs the cause ("cannot sync directory D: ...") and returns
+ * CT_ERR_IO, or CT_OK. */
+CT_MUST_USE ct_status_t ct_fs_sync_dir(const char *dir);
 
 #ifdef __cplusplus
 }

@@ -19,6 +19,7 @@
 #include <limits.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "core/log.h"
 #include "data/source_impl.h"
 
@@ -150,12 +151,7 @@ static CT_MUST_USE ct_status_t file_write(ct_source_t *src, const ct__url_t *u, 
         unlink(tmp);
         goto out;
     }
-    /* make the rename durable */
-    int dfd = open(dirname(dircopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
+    st = ct_fs_sync_dir(dirname(dircopy)); /* makes the rename durable */
 out:
     free(tmp);
     free(dircopy);

@@ -297,15 +297,7 @@ static CT_MUST_USE ct_status_t ckpt_write_manifest(const char *dir, const ct_mod
         return CT_ERR_IO;
     }
     /* the rename and the shards' names are durable only once the directory is */
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || fsync(dfd) != 0) {
-        CT_LOG_ERROR("cannot sync directory %s: %s\n---> HINT: the checkpoint may not survive a "
-                     "crash; check the file system", dir, strerror(errno));
-        if (dfd >= 0) close(dfd);
-        return CT_ERR_IO;
-    }
-    close(dfd);
-    return CT_OK;
+    return ct_fs_sync_dir(dir);
 }
 
 /* Agrees on a status across the world: the worst one wins. */

@@ -72,6 +72,25 @@ static void test_read_file(const char *dir)
     CHECK(ct_fs_read_file(dir, &buf, &len) == CT_ERR_IO && errno == EISDIR && buf == untouched);
 }
 
+static void test_sync_dir(const char *dir)
+{
+    CHECK(ct_fs_sync_dir(dir) == CT_OK);
+    char missing[4200], file[4200];
+    snprintf(missing, sizeof missing, "%s/no_such_dir", dir);
+    ct_status_t st;
+    CAPTURE_STDERR(st = ct_fs_sync_dir(missing));
+    CHECK(st == CT_ERR_IO);
+    CHECK_CAPTURED("cannot sync directory");
+    CHECK_CAPTURED(missing);
+    /* a file is not a directory */
+    snprintf(file, sizeof file, "%s/plain_file", dir);
+    FILE *f = fopen(file, "w");
+    CHECK(f != NULL);
+    if (f) fclose(f);
+    CAPTURE_STDERR(st = ct_fs_sync_dir(file));
+    CHECK(st == CT_ERR_IO);
+}
+
 static void test_utf8(void)
 {
     static const struct {
@@ -114,6 +133,7 @@ int main(void)
     snprintf(d, sizeof d, "%s", dir);
     test_mkdir_p(d);
     test_read_file(d);
+    test_sync_dir(d);
     test_utf8();
     return ct_test_finish("test_fs_utf8");
 }
