@@ -15,6 +15,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/fs.h"
 #include "test_util.h"
 #include "trainer/trainer.h"
 
@@ -72,22 +73,11 @@ static int net_equal(const net_t *a, const net_t *b)
            memcmp(a->o.v, b->o.v, a->o.count * sizeof(float)) == 0;
 }
 
+/* The file at path, NUL-terminated (core/fs.h's reader), or NULL. */
 static char *read_file(const char *path, size_t *len_p)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) buf[n] = 0;
-    if (len_p) *len_p = (size_t)n;
-    return buf;
+    char *buf = NULL;
+    return ct_fs_read_file(path, &buf, len_p) == CT_OK ? buf : NULL;
 }
 
 static void write_bytes(const char *path, const void *data, size_t len)
