@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -92,6 +93,20 @@ static inline void ct_test_tee(void *ctx, ct_log_level_t level, const char *line
         ct_test_captured[_n] = 0;                                         \
         fclose(_tmpf);                                                    \
     } while (0)
+
+/* Waits for child pid, whose stderr went to the file at path, and reads
+ * that file into ct_test_captured. Returns the wait status, or -1 when the
+ * wait failed. */
+static inline int ct_test_reap_captured(pid_t pid, const char *path)
+{
+    int status = 0;
+    if (pid <= 0 || waitpid(pid, &status, 0) != pid) status = -1;
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(ct_test_captured, 1, sizeof ct_test_captured - 1, f) : 0;
+    ct_test_captured[n] = 0;
+    if (f) fclose(f);
+    return status;
+}
 
 #define CHECK_CAPTURED(substr)                                            \
     CHECK_MSG(strstr(ct_test_captured, (substr)) != NULL, "expected \"%s\" in output", (substr))
