@@ -382,18 +382,20 @@ ct_status_t ct__bpe_parse_gpt2(const char *vbuf, size_t vn, const char *vocab_js
         memcpy(scratch + la, sp + 1, lb);
         long ba = alpha_decode(scratch, la);
         long bb = ba < 0 ? -1 : alpha_decode(scratch + la, lb);
+        char shown[CT_LOG_CLIP_BUF];
         if (ba < 0 || bb < 0)
-            GPT2_FAIL(CT_ERR_CORRUPT, "%s:%d: \"%.*s\" is not written in GPT-2's byte alphabet",
-                      merges_txt, ln->line, (int)(ba < 0 ? la : lb), ba < 0 ? ln->s : sp + 1);
+            GPT2_FAIL(CT_ERR_CORRUPT, "%s:%d: \"%s\" is not written in GPT-2's byte alphabet",
+                      merges_txt, ln->line,
+                      ct_log_clip_n(ba < 0 ? ln->s : sp + 1, ba < 0 ? la : lb, shown));
         memmove(scratch + ba, scratch + la, (size_t)bb);
         int32_t a = tokmap_find(&map, scratch, (size_t)ba);
         int32_t b = tokmap_find(&map, scratch + ba, (size_t)bb);
         int32_t z = tokmap_find(&map, scratch, (size_t)(ba + bb));
         if (a < 0 || b < 0 || z < 0)
-            GPT2_FAIL(CT_ERR_CORRUPT, "%s:%d: \"%.*s\" is not in %s\n---> HINT: are the two files "
+            GPT2_FAIL(CT_ERR_CORRUPT, "%s:%d: \"%s\" is not in %s\n---> HINT: are the two files "
                       "from the same tokenizer?", merges_txt, ln->line,
-                      a < 0 ? (int)la : b < 0 ? (int)lb : (int)ln->len,
-                      a < 0 ? ln->s : b < 0 ? sp + 1 : ln->s, vocab_json);
+                      ct_log_clip_n(a < 0 ? ln->s : b < 0 ? sp + 1 : ln->s,
+                                    a < 0 ? la : b < 0 ? lb : ln->len, shown), vocab_json);
         bpe->merges[2 * m] = a;
         bpe->merges[2 * m + 1] = b;
         bpe->merge_id[m] = z;

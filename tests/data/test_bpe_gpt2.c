@@ -582,6 +582,15 @@ static void test_hostile_files(const char *dir)
     CAPTURE_STDERR(st = ct_bpe_load_gpt2(vj, mt, &bpe));
     CHECK(st == CT_ERR_CORRUPT && !bpe);
     CHECK_CAPTURED("bigtok.json:1:2: a token of 1025 bytes; a token may have at most 1024");
+
+    /* a 5000-byte merge part: clipped, so the reason still ends the line */
+    char *merge = malloc(6000);
+    strcpy(merge, "a ");
+    memset(merge + 2, 'b', 5000);
+    strcpy(merge + 5002, "\n");
+    check_bad_gpt2(dir, "longmerge", ", \"ab\": 256, \"<|endoftext|>\": 257", merge,
+                   "bbbb... (5000 bytes)\" is not in ");
+    free(merge);
 }
 
 /* ---- shards: uint16 up to 65536 tokens, uint32 above ------------------------------------- */
