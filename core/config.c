@@ -12,8 +12,12 @@
  *      1.3.1 would accept `1.5`, `1x`, `1e3` and `010` as integers), with
  *      errors naming the key, the file and the line;
  *   4. cross-field checks run after the file and the --set overrides.
- * Every problem found is logged once; loading keeps going to report all of
- * the problems in a file, then returns CT_ERR_CONFIG.
+ * Every problem found is logged once; loading keeps going to report the
+ * problems in a file (up to 20), then returns CT_ERR_CONFIG. Hostile input
+ * costs little: text over CT_CONFIG_MAX_BYTES is refused unparsed, the
+ * structural pass stops at nesting deeper than CT_CONFIG_MAX_DEPTH (libyaml
+ * slows with the square of the depth), and values quoted in messages are
+ * clipped (ct_log_clip) so the reason stays on the line.
  *
  * Deliberately left out: YAML anchors and aliases, multiple documents, and
  * any notion of the data-parallel world size (the trainer checks that the
