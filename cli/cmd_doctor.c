@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/env.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "kernels/kernels.h"
@@ -40,7 +41,10 @@ static const char doctor_usage[] =
     "  allreduce  an all-reduce over the world, dp and tp groups gives the\n"
     "             exact sum; its bandwidth at 16 MiB\n"
     "  data.train, data.val  the shards open and their headers are sane\n"
-    "  ckpt_dir   RUN_DIR/ckpt can be created and written (fsync'd probe)\n"
+    "  ckpt_dir   RUN_DIR/ckpt can be created and written (fsync'd probe),\n"
+    "             and its write speed\n"
+    "  preempt    under mpirun (or the sbatch script), the launcher's kill\n"
+    "             timeout leaves time to save a checkpoint after SIGTERM\n"
     "Rank 0 prints a table (rank, host, check, status, detail). Exit status 0\n"
     "when every check passes (WARN does not fail), 1 when any fails.\n";
 
@@ -56,7 +60,7 @@ typedef struct {
     char detail[224];
 } row_t;
 
-#define MAX_ROWS 8
+#define MAX_ROWS 10
 typedef struct {
     int32_t n;
     row_t rows[MAX_ROWS];
@@ -268,7 +272,12 @@ static void check_data(report_t *r, int rank, const ct_config_t *cfg, const char
     ct_loader_free(l);
 }
 
-static void check_ckpt_dir(report_t *r, int rank, const ct_config_t *cfg)
+/* The probe: enough to time the file system's write speed (written,
+ * fsync'd, removed), which the preempt check uses. */
+#define PROBE_BYTES (32u << 20)
+
+/* Returns the measured write speed in MB/s (0 if the probe failed). */
+static double check_ckpt_dir(report_t *r, int rank, const ct_config_t *cfg)
 {
     char dir[4096], probe[4200], err[sizeof r->rows[0].detail];
     snprintf(dir, sizeof dir, "%s/ckpt", cfg->train.run_dir);
@@ -278,22 +287,32 @@ static void check_ckpt_dir(report_t *r, int rank, const ct_config_t *cfg)
     capture_end();
     if (st != CT_OK) {
         add_row(r, rank, "ckpt_dir", ST_FAIL, "%s", err);
-        return;
+        return 0;
     }
     /* one probe per rank, so ranks sharing a file system do not collide */
     snprintf(probe, sizeof probe, "%s/.doctor_probe.%s.%d", dir, host_name, (int)getpid());
-    static const char payload[4096] = "ctrain doctor probe\n";
-    int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    char *payload = calloc(1, PROBE_BYTES);
+    int fd = payload ? open(probe, O_WRONLY | O_CREAT | O_TRUNC, 0644) : -1;
     if (fd < 0) {
-        add_row(r, rank, "ckpt_dir", ST_FAIL, "cannot create %s: %s", probe, strerror(errno));
-        return;
+        add_row(r, rank, "ckpt_dir", ST_FAIL, "cannot create %s: %s", probe,
+                payload ? strerror(errno) : "out of memory");
+        free(payload);
+        return 0;
     }
     const char *what = NULL;
     int e = 0;
-    ssize_t w = write(fd, payload, sizeof payload);
-    if (w != (ssize_t)sizeof payload) {
-        what = "write";
-        e = w < 0 ? errno : ENOSPC;
+    double t0 = now_s();
+    for (size_t done = 0; done < PROBE_BYTES && !what;) {
+        ssize_t w = write(fd, payload + done, PROBE_BYTES - done);
+        if (w > 0) done += (size_t)w;
+        else if (w < 0 && errno == EINTR) continue;
+        else {
+            what = "write";
+            e = w < 0 ? errno : ENOSPC;
+        }
+    }
+    free(payload);
+    if (what) {
     } else if (fsync(fd) != 0) {
         what = "fsync";
         e = errno;
@@ -302,6 +321,7 @@ static void check_ckpt_dir(report_t *r, int rank, const ct_config_t *cfg)
         what = "close";
         e = errno;
     }
+    double mbps = (double)PROBE_BYTES / 1e6 / (now_s() - t0 + 1e-9);
     int rm = unlink(probe);
     int rm_errno = errno;
     if (what)
@@ -309,8 +329,51 @@ static void check_ckpt_dir(report_t *r, int rank, const ct_config_t *cfg)
     else if (rm != 0)
         add_row(r, rank, "ckpt_dir", ST_FAIL, "cannot remove %s: %s", probe, strerror(rm_errno));
     else
-        add_row(r, rank, "ckpt_dir", ST_OK, "%s writable (4 KiB probe written, fsync'd, removed)",
-                dir);
+        add_row(r, rank, "ckpt_dir", ST_OK,
+                "%s writable: %u MiB probe written and fsync'd at %.0f MB/s, removed", dir,
+                PROBE_BYTES >> 20, mbps);
+    return what || rm != 0 ? 0 : mbps;
+}
+
+/* Whether a launcher's SIGTERM leaves the ranks time to save: the kill
+ * timeout (trainer/preempt.c) against this rank's checkpoint (parameters
+ * and AdamW moments, fp32) at the speed just measured, plus the exit. The
+ * step time is unknown here; train checks again with measured times. */
+static void check_preempt(report_t *r, const ct_comm_groups_t *g, const ct_config_t *cfg,
+                          double mbps)
+{
+    double t = ct_preempt_kill_timeout();
+    if (t < 0) {
+        const char *lau = ct_env_get("CT_LAUNCHER");
+        add_row(r, g->rank, "preempt", ST_OK, "%s",
+                lau && *lau ? "the launcher passes SIGTERM on to the ranks at once"
+                            : "no kill timeout to check (not under mpirun or the sbatch script)");
+        return;
+    }
+    ct_model_dims_t d;
+    ct_model_dims(&cfg->model, g->tp_size, g->tp_rank, &d);
+    size_t n = (size_t)ct_model_num_tensors(&d), params = 0;
+    size_t *sizes = calloc(n, sizeof *sizes);
+    if (sizes) ct_model_tensor_sizes(&d, sizes);
+    for (size_t i = 0; sizes && i < n; i++) params += sizes[i];
+    free(sizes);
+    double moments = cfg->optim.zero ? 2.0 * (double)params / g->dp_size : 2.0 * (double)params;
+    double mb = ((double)params + moments) * 4.0 / 1e6;
+    if (mbps <= 0) {
+        add_row(r, g->rank, "preempt", ST_WARN, "kill timeout %.0f s; the save speed is unknown "
+                "(ckpt_dir failed)", t);
+        return;
+    }
+    double need = mb / mbps + CT_PREEMPT_EXIT_GRACE_S;
+    if (need + 1.0 > t) /* and a step, unknown here */
+        add_row(r, g->rank, "preempt", ST_WARN,
+                "kill timeout %.0f s < a step + %.1f s to save %.0f MB at %.0f MB/s and exit: "
+                "use launch/mpirun.sh or set OMPI_MCA_odls_base_sigkill_timeout=%d",
+                t, need, mb, mbps, (int)(need * 1.5 + 10.0));
+    else
+        add_row(r, g->rank, "preempt", ST_OK,
+                "kill timeout %.0f s; a save of %.0f MB at %.0f MB/s and the exit take %.1f s "
+                "(plus a step)", t, mb, mbps, need);
 }
 
 /* ---- report ------------------------------------------------------------------ */
@@ -402,7 +465,8 @@ int ct_cmd_doctor(int argc, char **argv)
     /* (4) data, (5) checkpoint directory */
     check_data(mine, g.rank, &cfg, "data.train", cfg.data.train, 1);
     if (cfg.data.val && *cfg.data.val) check_data(mine, g.rank, &cfg, "data.val", cfg.data.val, 0);
-    check_ckpt_dir(mine, g.rank, &cfg);
+    double mbps = check_ckpt_dir(mine, g.rank, &cfg);
+    check_preempt(mine, &g, &cfg, mbps);
     ct_config_free(&cfg);
 
     int fails = 0;

@@ -51,6 +51,9 @@ typedef struct {
     int device;            /* CUDA device, or -1 for the CPU */
     int made_run_dir;      /* train.run_dir did not exist before this run */
     double peak_flops;     /* per rank, for MFU; 0 = unknown */
+    double step_seconds;   /* summed over steps_timed steps of this run */
+    int64_t steps_timed;
+    int preempt_checked;   /* the preemption budget was checked on measured times */
 } train_ctx_t;
 
 /* The validation loss: the mean per-token loss over the first n_val windows
@@ -147,8 +150,17 @@ static CT_MUST_USE ct_status_t save_ckpt(train_ctx_t *c)
     ct_status_t st =
         ct_ckpt_save(c->cfg->train.run_dir, &c->model, &c->optim, c->cfg, &s, c->g, &dir);
     if (st != CT_OK) return st;
-    CT_LOG_INFO_R0("saved checkpoint %s (%.2f s)", dir, ct_time_now() - t0);
+    double took = ct_time_now() - t0;
+    CT_LOG_INFO_R0("saved checkpoint %s (%.2f s)", dir, took);
     free(dir);
+    if (!c->preempt_checked && c->steps_timed > 0) {
+        char basis[160];
+        double step = c->step_seconds / (double)c->steps_timed;
+        snprintf(basis, sizeof basis, "measured: a step %.2f s and the last save %.2f s, plus %d s to exit",
+                 step, took, CT_PREEMPT_EXIT_GRACE_S);
+        c->preempt_checked = 1;
+        ct_preempt_check(step + took + CT_PREEMPT_EXIT_GRACE_S, basis);
+    }
     if (ct_log_rank() == 0)
         ct_ckpt_prune(c->cfg->train.run_dir, c->cfg->checkpoint.keep_last,
                       c->cfg->checkpoint.keep_every);
@@ -433,7 +445,17 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
         metric(&c, "{\"step\":0,\"unigram_val_loss\":%.6f}", sum.unigram_loss);
     }
 
-    double t_start = ct_time_now(), step_time_sum = 0.0;
+    /* Preemption budget under mpirun, first from an estimate of the save
+     * (this rank's parameters and AdamW moments at an assumed 200 MB/s),
+     * then, if that passed, from the first save and steps measured. */
+    const double ckpt_mb = ((double)m->num_params + 2.0 * (double)c.optim.count) * 4.0 / 1e6;
+    char basis[160];
+    snprintf(basis, sizeof basis, "estimated: a %.0f MB checkpoint per rank at an assumed "
+             "200 MB/s, plus %d s to exit; the step time is not known yet", ckpt_mb,
+             CT_PREEMPT_EXIT_GRACE_S);
+    c.preempt_checked = ct_preempt_check(ckpt_mb / 200.0 + CT_PREEMPT_EXIT_GRACE_S, basis);
+
+    double t_start = ct_time_now();
     int64_t last_saved = c.step;
     int consecutive_skips = 0, n_hist = 0, hist_at = 0;
     double hist[64];
@@ -515,13 +537,14 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
         double dt = ct_time_now() - t0;
         double comm_frac = (c.model.comm_seconds + c.optim.comm_seconds - comm0) / dt;
         double wait_frac = (ct_loader_wait_seconds(c.train) - wait0) / dt;
-        step_time_sum += dt;
+        c.step_seconds += dt;
+        c.steps_timed++;
         sum.steps_run++;
         sum.last_loss = (float)loss;
         double tok_s = tokens_per_step / dt, flops = flops_per_step / dt;
         if (c.step % cfg->train.log_every == 0 || c.step == total) {
             char eta[32];
-            fmt_eta(eta, sizeof eta, (total - c.step) * (step_time_sum / (double)sum.steps_run));
+            fmt_eta(eta, sizeof eta, (total - c.step) * (c.step_seconds / (double)c.steps_timed));
             char mfu_s[32] = "";
             if (c.peak_flops > 0)
                 snprintf(mfu_s, sizeof mfu_s, " | mfu %.1f%%", 100.0 * flops / c.dp / c.peak_flops);

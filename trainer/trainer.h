@@ -30,6 +30,22 @@ typedef struct {
  * CT_ERR_INTERRUPTED, on every rank together. */
 extern volatile sig_atomic_t ct_train_stop_signal;
 
+/* Preemption under a launcher (trainer/preempt.c). The seconds between the
+ * launcher's stop signal reaching the ranks and SIGKILL: Open MPI's
+ * odls_base_sigkill_timeout (default 1) under its mpirun, Slurm's KillWait
+ * when the sbatch script passes it in CT_KILL_WAIT_S, or -1 when unknown or
+ * moot (one process, or CT_LAUNCHER set by a wrapper that forwards the stop
+ * at once, as launch/mpirun.sh does). */
+double ct_preempt_kill_timeout(void);
+/* Warns (on rank 0) when need_s, the time to finish a step, save a
+ * checkpoint and exit, exceeds that timeout, and says what to set; basis
+ * says how need_s was found. Returns 1 if it warned. */
+int ct_preempt_check(double need_s, const char *basis);
+/* The grace a rank gives MPI_Finalize after a preemption save before it
+ * exits anyway: when mpirun itself was signalled it no longer completes
+ * the finalize handshake, and the ranks would sit there until SIGKILL. */
+#define CT_PREEMPT_EXIT_GRACE_S 2
+
 /* Runs training as configured, on the process groups g (NULL: one process;
  * collective over g's world otherwise). stop_at > 0 ends the run after that
  * many completed steps (with a checkpoint), as a preemption would. */

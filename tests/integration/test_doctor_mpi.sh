@@ -26,11 +26,23 @@ for r in 0 1; do
         expect_row "$out" $r "$chk" OK
     done
     expect_row "$out" $r device "$dev"
+    # Open MPI's default kill timeout (1 s) leaves no time to save after SIGTERM
+    expect_row "$out" $r preempt WARN
+done
+grep -q "ckpt_dir .*32 MiB probe written and fsync'd at [0-9]* MB/s" <<<"$out" && pass \
+    || fail "good setup: no write speed"
+grep -q "preempt .*kill timeout 1 s < a step + .*OMPI_MCA_odls_base_sigkill_timeout=[0-9]" <<<"$out" && pass \
+    || fail "good setup: the preempt warning does not say what to set"
+# a kill timeout that leaves time, and launch/mpirun.sh's forwarding: OK
+for env in OMPI_MCA_odls_base_sigkill_timeout=60 CT_LAUNCHER=mpirun.sh; do
+    out2=$(env $env timeout 120 "$MPIRUN" -np 2 "$CTRAIN" doctor "$C" --set train.run_dir="$WORK/good" \
+        "${DP2[@]}" 2>&1)
+    for r in 0 1; do expect_row "$out2" $r preempt OK; done
 done
 grep -q "allreduce.dp .*exact sum over 2 ranks; 16 MiB: [0-9]* MB/s" <<<"$out" && pass \
     || fail "good setup: no all-reduce bandwidth"
 grep -q "cpu, 1 OpenMP threads" <<<"$out" && pass || fail "good setup: no thread count"
-grep -q "doctor: all 16 checks passed on 2 ranks" <<<"$out" && pass || fail "good setup: no summary"
+grep -q "doctor: all 18 checks passed on 2 ranks (with warnings)" <<<"$out" && pass || fail "good setup: no summary"
 [ -z "$(ls -A "$WORK/good/ckpt")" ] && pass || fail "good setup: probe files left in ckpt/"
 
 # a data.train that does not exist: both ranks fail the data check with the cause
