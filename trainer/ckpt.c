@@ -225,7 +225,9 @@ typedef struct {
 } ckpt_layout_t;
 
 /* Rank 0's manifest: info[rank*CKPT_INFO_LEN...] for every world rank,
- * where rank = dp_rank*tp + tp_rank. */
+ * where rank = dp_rank*tp + tp_rank. `full` gives the model's shape and the
+ * layout's padded vocabulary, which the manifest records: it depends on tp
+ * (ct_model_padded_vocab), and the shards' sizes depend on it. */
 static CT_MUST_USE ct_status_t ckpt_write_manifest(const char *dir, const ct_model_dims_t *full,
                                        const ct_model_config_t *mc, const ct_config_t *cfg,
                                        const ct_ckpt_state_t *state, const ckpt_layout_t *lay,
@@ -254,7 +256,7 @@ static CT_MUST_USE ct_status_t ckpt_write_manifest(const char *dir, const ct_mod
     fprintf(f, "tensors:\n");
     for (int r = 0; r < lay->tp; r++) {
         ct_model_dims_t d;
-        ct_model_dims(mc, lay->tp, r, &d);
+        ct_model_dims_padded(mc, lay->tp, r, full->Vp, &d);
         size_t sizes[CT_MODEL_MAX_TENSORS], off = 0;
         ct_model_tensor_sizes(&d, sizes);
         const int64_t *pi = info + (size_t)r * CKPT_INFO_LEN; /* dp_rank 0 wrote params */
@@ -343,10 +345,8 @@ ct_status_t ct_ckpt_save(const char *run_dir, const ct_model_t *m, const ct_opti
         memcpy(all, info, sizeof info);
     }
     if (st == CT_OK && rank == 0) {
-        ct_model_dims_t full;
-        ct_model_dims(&cfg->model, 1, 0, &full);
         ckpt_layout_t lay = {.dp = dp, .tp = m->d.tp, .zero = zero, .opt_count = o->count};
-        st = ckpt_write_manifest(dir, &full, &cfg->model, cfg, state, &lay, all);
+        st = ckpt_write_manifest(dir, &m->d, &cfg->model, cfg, state, &lay, all);
     }
     free(all);
     if ((st = ckpt_agree(g, st)) != CT_OK) return st;
@@ -570,10 +570,11 @@ static CT_MUST_USE ct_status_t ckpt_read_optim(const char *dir, const mf_t *mf, 
     return CT_OK;
 }
 
+/* The model's shape; the padded vocabulary is the layout's, checked apart. */
 static int mf_model_matches(const mf_model_t *mm, const ct_model_dims_t *d)
 {
     return mm->n_layer == d->L && mm->n_head == d->NH && mm->n_embd == d->C &&
-           mm->max_seq_len == d->maxT && mm->vocab_size == d->V && mm->padded_vocab == d->Vp;
+           mm->max_seq_len == d->maxT && mm->vocab_size == d->V;
 }
 
 ct_status_t ct_ckpt_load(const char *dir, ct_model_t *m, ct_optim_t *o, ct_ckpt_state_t *state_p)
@@ -601,6 +602,16 @@ ct_status_t ct_ckpt_load(const char *dir, ct_model_t *m, ct_optim_t *o, ct_ckpt_
         st = CT_ERR_CONFIG;
         goto out;
     }
+    if (mm->padded_vocab != d->Vp) {
+        /* saved before the padding followed tp (it was 128 for every tp) */
+        CT_LOG_ERROR("checkpoint %s pads the vocabulary to %d rows for tp = %d; this run pads it "
+                     "to %d (a multiple of 128 * tp), so its shards split the rows "
+                     "differently\n---> HINT: convert it with `ctrain reshard --tp %d %s NEW_DIR` "
+                     "and resume from NEW_DIR",
+                     dir, mm->padded_vocab, mf->layout.tp, d->Vp, d->tp, dir);
+        st = CT_ERR_CONFIG;
+        goto out;
+    }
     st = ckpt_read_params(dir, mf, d, m->params);
     for (int k = 0; k < 2 && o && st == CT_OK; k++)
         st = ckpt_read_optim(dir, mf, d->tp_rank, k, m->num_params, o->start, o->count,
@@ -616,6 +627,10 @@ out:
 }
 
 /* ---- offline TP reshard --------------------------------------------------- */
+/* The full (unsharded) tensors of the saved layout are gathered, then cut
+ * for the new one. The two layouts may pad the vocabulary differently (the
+ * padding follows tp, and older checkpoints padded to 128 for every tp):
+ * the vocabulary tensor is then repadded, real rows only, on its way out. */
 ct_status_t ct_ckpt_reshard(const char *src, const char *dst, int new_tp)
 {
     cyaml_config_t cc;
@@ -625,41 +640,59 @@ ct_status_t ct_ckpt_reshard(const char *src, const char *dst, int new_tp)
     if (st != CT_OK) return st;
     ct_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
-    float *full[3] = {NULL, NULL, NULL}, *shard[3] = {NULL, NULL, NULL};
+    float *full[3] = {NULL, NULL, NULL}, *shard[3] = {NULL, NULL, NULL}, *repad = NULL;
     int have_cfg = 0;
     if ((st = ct_config_load_string(mf->config, path, &cfg)) != CT_OK) goto out;
     have_cfg = 1;
-    ct_model_dims_t fd;
+    ct_model_dims_t fd, nd; /* full tensors as saved, and as the new layout pads them */
     ct_model_dims(&cfg.model, 1, 0, &fd);
+    const int old_tp = mf->layout.tp, old_vp = mf->model.padded_vocab;
     if (!mf_model_matches(&mf->model, &fd)) {
         CT_LOG_ERROR("checkpoint %s: manifest model and stored config disagree", src);
         st = CT_ERR_CORRUPT;
         goto out;
     }
-    if (new_tp < 1 || fd.NH % new_tp != 0 || fd.Vp % new_tp != 0) {
-        CT_LOG_ERROR("cannot reshard to tp = %d: n_head (%d) and the padded vocabulary (%d) must "
-                     "be divisible by it", new_tp, fd.NH, fd.Vp);
+    /* whatever rule wrote it: V <= Vp < V + 128 * tp, and whole rows per rank */
+    if (old_tp < 1 || fd.NH % old_tp != 0 || old_vp < fd.V || old_vp % old_tp != 0 ||
+        (int64_t)old_vp - fd.V >= 128 * (int64_t)old_tp) {
+        CT_LOG_ERROR("checkpoint %s: layout tp = %d with padded_vocab = %d does not fit "
+                     "vocab_size = %d and n_head = %d", src, old_tp, old_vp, fd.V, fd.NH);
+        st = CT_ERR_CORRUPT;
+        goto out;
+    }
+    if (new_tp < 1 || fd.NH % new_tp != 0) {
+        CT_LOG_ERROR("cannot reshard to tp = %d: n_head (%d) must be divisible by it", new_tp,
+                     fd.NH);
         st = CT_ERR_INVALID_ARG;
         goto out;
     }
-    size_t total = 0, fsz[CT_MODEL_MAX_TENSORS], foff[CT_MODEL_MAX_TENSORS];
+    ct_model_dims_padded(&cfg.model, 1, 0, old_vp, &fd);
+    ct_model_dims(&cfg.model, new_tp, 0, &nd);
+    size_t total = 0, most = 0, fsz[CT_MODEL_MAX_TENSORS], foff[CT_MODEL_MAX_TENSORS];
     for (int i = 0; i < ct_model_num_tensors(&fd); i++) {
         fsz[i] = ct_model_full_size(&fd, i);
         foff[i] = total;
         total += fsz[i];
+        size_t nsz = ct_model_full_size(&nd, i);
+        if (nsz != fsz[i] && nsz > most) most = nsz;
     }
+    size_t shard_max = total + most; /* a shard is never larger than its full layout */
     for (int k = 0; k < 3; k++) {
         full[k] = calloc(total, sizeof(float));
-        shard[k] = malloc(total * sizeof(float));
+        shard[k] = malloc(shard_max * sizeof(float));
         if (!full[k] || !shard[k]) {
             st = CT_ERR_NO_MEMORY;
             goto out;
         }
     }
+    if (most && !(repad = malloc(most * sizeof(float)))) {
+        st = CT_ERR_NO_MEMORY;
+        goto out;
+    }
     /* gather: every old TP rank's shard into the full tensors */
-    for (int r = 0; r < mf->layout.tp && st == CT_OK; r++) {
+    for (int r = 0; r < old_tp && st == CT_OK; r++) {
         ct_model_dims_t d;
-        ct_model_dims(&cfg.model, mf->layout.tp, r, &d);
+        ct_model_dims_padded(&cfg.model, old_tp, r, old_vp, &d);
         size_t sz[CT_MODEL_MAX_TENSORS], n = 0;
         ct_model_tensor_sizes(&d, sz);
         for (int i = 0; i < ct_model_num_tensors(&d); i++) n += sz[i];
@@ -694,18 +727,25 @@ ct_status_t ct_ckpt_reshard(const char *src, const char *dst, int new_tp)
             off[i] = n;
             n += sz[i];
         }
+        CT_ASSERT(n <= shard_max);
         for (int k = 0; k < 3; k++)
-            for (int i = 0; i < ct_model_num_tensors(&d); i++)
-                ct_model_shard_copy(&d, r, i, full[k] + foff[i], shard[k] + off[i], 1);
+            for (int i = 0; i < ct_model_num_tensors(&d); i++) {
+                float *from = full[k] + foff[i];
+                if (ct_model_full_size(&d, i) != fsz[i]) {
+                    ct_model_full_repad(&fd, &d, i, from, repad);
+                    from = repad;
+                }
+                ct_model_shard_copy(&d, r, i, from, shard[k] + off[i], 1);
+            }
         count = n;
-        st = ckpt_write_rank(dst, r, -1, shard[0], ct_model_num_tensors(&d), sz, off, 1, shard[1], shard[2], n,
-                             info + (size_t)r * CKPT_INFO_LEN);
+        st = ckpt_write_rank(dst, r, -1, shard[0], ct_model_num_tensors(&d), sz, off, 1, shard[1],
+                             shard[2], n, info + (size_t)r * CKPT_INFO_LEN);
     }
     if (st == CT_OK) {
         cfg.parallel.tp = new_tp;
         ct_ckpt_state_t state = {mf->step, mf->samples, mf->sample_rng};
         ckpt_layout_t lay = {.dp = 1, .tp = new_tp, .zero = 0, .opt_count = count};
-        st = ckpt_write_manifest(dst, &fd, &cfg.model, &cfg, &state, &lay, info);
+        st = ckpt_write_manifest(dst, &nd, &cfg.model, &cfg, &state, &lay, info);
     }
     free(info);
 out:
@@ -713,6 +753,7 @@ out:
         free(full[k]);
         free(shard[k]);
     }
+    free(repad);
     if (have_cfg) ct_config_free(&cfg);
     cyaml_free(&cc, &mf_schema, mf, 0);
     return st;

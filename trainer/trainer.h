@@ -81,7 +81,9 @@ CT_MUST_USE ct_status_t ct_ckpt_read_config(const char *dir, ct_config_t *cfg);
  * checksum. No collectives. */
 CT_MUST_USE ct_status_t ct_ckpt_load(const char *dir, ct_model_t *m, ct_optim_t *o, ct_ckpt_state_t *state_p);
 /* Rewrites checkpoint src for new_tp tensor-parallel ranks into directory
- * dst (offline, one process). */
+ * dst (offline, one process). The vocabulary is repadded for new_tp (real
+ * rows only), so it also converts a checkpoint saved when the padding was
+ * 128 rows for every tp, which ct_ckpt_load refuses with this hint. */
 CT_MUST_USE ct_status_t ct_ckpt_reshard(const char *src, const char *dst, int new_tp);
 /* Deletes complete checkpoints older than the newest keep_last (> 0),
  * except those whose step is a multiple of keep_every (> 0). */
