@@ -355,41 +355,85 @@ ct_status_t ct_ckpt_save(const char *run_dir, const ct_model_t *m, const ct_opti
 }
 
 /* ---- discovery ----------------------------------------------------------- */
-/* Steps of complete checkpoints, sorted ascending; returns count, *steps_p malloc'd. */
-static int ckpt_list(const char *run_dir, long long **steps_p)
+/* A step directory is complete once its manifest exists (it is written
+ * last, by rename). One without it is an interrupted save, or a leftover of
+ * an interrupted prune by an older ctrain; the listing skips it, with a
+ * warning once per directory per process. Prune first renames a directory
+ * to step_N.deleting, a name no listing takes for a checkpoint, then
+ * empties and removes it; leftovers of that are removed at the next prune.
+ * Not thread-safe (the warned-about table); the trainer calls these from
+ * its main thread. */
+#define CKPT_DELETING ".deleting"
+
+typedef struct {
+    long long step;
+    int complete;
+} ckpt_entry_t;
+
+/* FNV-1a of the paths already warned about (a few; no allocation to free). */
+static uint64_t ckpt_warned[64];
+static int ckpt_nwarned;
+
+static void ckpt_warn_incomplete(const char *dir)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *p = dir; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+    for (int i = 0; i < ckpt_nwarned; i++)
+        if (ckpt_warned[i] == h) return;
+    if (ckpt_nwarned < (int)(sizeof ckpt_warned / sizeof ckpt_warned[0]))
+        ckpt_warned[ckpt_nwarned++] = h;
+    CT_LOG_WARN_R0("checkpoint directory %s has no manifest.yaml: an interrupted save or prune; "
+                   "it is skipped\n---> HINT: delete it; with checkpoint.keep_last set, the next "
+                   "prune removes it once a newer checkpoint is complete", dir);
+}
+
+static int ckpt_entry_cmp(const void *a, const void *b)
+{
+    long long x = ((const ckpt_entry_t *)a)->step, y = ((const ckpt_entry_t *)b)->step;
+    return (x > y) - (x < y);
+}
+
+/* Step directories under RUN_DIR/ckpt, sorted by step, complete or not;
+ * returns the count (-1: out of memory), *e_p malloc'd. */
+static int ckpt_scan(const char *run_dir, ckpt_entry_t **e_p)
 {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/ckpt", run_dir);
-    *steps_p = NULL;
+    *e_p = NULL;
     DIR *dp = opendir(dir);
     if (!dp) return 0;
     int n = 0, cap = 0;
-    long long *steps = NULL;
-    struct dirent *e;
-    while ((e = readdir(dp)) != NULL) {
+    ckpt_entry_t *e = NULL;
+    struct dirent *de;
+    while ((de = readdir(dp)) != NULL) {
         long long s;
         char tail;
-        if (sscanf(e->d_name, "step_%lld%c", &s, &tail) != 1) continue;
+        if (sscanf(de->d_name, "step_%lld%c", &s, &tail) != 1) continue;
         char mpath[4400];
-        snprintf(mpath, sizeof mpath, "%s/%s/manifest.yaml", dir, e->d_name);
-        if (access(mpath, R_OK) != 0) continue;
+        snprintf(mpath, sizeof mpath, "%s/%s/manifest.yaml", dir, de->d_name);
         if (n == cap) {
             cap = cap ? 2 * cap : 16;
-            long long *ns = realloc(steps, (size_t)cap * sizeof *ns);
-            if (!ns) break;
-            steps = ns;
+            ckpt_entry_t *ne = realloc(e, (size_t)cap * sizeof *ne);
+            if (!ne) {
+                free(e);
+                closedir(dp);
+                return -1;
+            }
+            e = ne;
         }
-        steps[n++] = s;
+        e[n].step = s;
+        e[n].complete = access(mpath, R_OK) == 0;
+        n++;
     }
     closedir(dp);
-    for (int i = 1; i < n; i++) /* insertion sort: few entries */
-        for (int j = i; j > 0 && steps[j - 1] > steps[j]; j--) {
-            long long t = steps[j];
-            steps[j] = steps[j - 1];
-            steps[j - 1] = t;
-        }
-    *steps_p = steps;
+    if (n > 1) qsort(e, (size_t)n, sizeof *e, ckpt_entry_cmp);
+    *e_p = e;
     return n;
+}
+
+static void ckpt_step_dir(const char *run_dir, long long step, char *dir, size_t n)
+{
+    snprintf(dir, n, "%s/ckpt/step_%08lld", run_dir, step);
 }
 
 ct_status_t ct_ckpt_find_latest(const char *run_dir, char **dir_p)
@@ -399,43 +443,105 @@ ct_status_t ct_ckpt_find_latest(const char *run_dir, char **dir_p)
 
 ct_status_t ct_ckpt_find_before(const char *run_dir, int64_t before, char **dir_p)
 {
-    long long *steps;
-    int n = ckpt_list(run_dir, &steps);
-    while (n > 0 && steps[n - 1] >= before) n--;
-    if (n == 0) {
-        free(steps);
+    ckpt_entry_t *e;
+    int n = ckpt_scan(run_dir, &e);
+    if (n < 0) return CT_ERR_NO_MEMORY;
+    char dir[4200];
+    int found = -1;
+    for (int i = 0; i < n; i++) {
+        if (!e[i].complete) {
+            ckpt_step_dir(run_dir, e[i].step, dir, sizeof dir);
+            ckpt_warn_incomplete(dir);
+        } else if (e[i].step < before) {
+            found = i;
+        }
+    }
+    if (found < 0) {
+        free(e);
         return CT_ERR_NOT_FOUND;
     }
-    char dir[4200];
-    snprintf(dir, sizeof dir, "%s/ckpt/step_%08lld", run_dir, steps[n - 1]);
-    free(steps);
+    ckpt_step_dir(run_dir, e[found].step, dir, sizeof dir);
+    free(e);
     *dir_p = strdup(dir);
     return *dir_p ? CT_OK : CT_ERR_NO_MEMORY;
+}
+
+/* Empties directory `dir` (checkpoints hold only files) and removes it. */
+static void ckpt_remove_dir(const char *dir)
+{
+    char path[4400];
+    DIR *dp = opendir(dir);
+    struct dirent *e;
+    while (dp && (e = readdir(dp)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) != 0 && errno != ENOENT)
+            CT_LOG_WARN("cannot remove %s: %s", path, strerror(errno));
+    }
+    if (dp) closedir(dp);
+    if (rmdir(dir) != 0 && errno != ENOENT)
+        CT_LOG_WARN("cannot remove old checkpoint directory %s: %s\n---> HINT: remove it by hand",
+                    dir, strerror(errno));
+}
+
+/* Removes step directory `dir` so that no interruption leaves something a
+ * listing could mistake for a checkpoint: renamed out of the step_N names
+ * first (one atomic step), made durable, then emptied and removed. */
+static void ckpt_delete_step(const char *ckpt_dir, const char *dir)
+{
+    char gone[4400];
+    snprintf(gone, sizeof gone, "%s" CKPT_DELETING, dir);
+    if (rename(dir, gone) != 0) {
+        CT_LOG_WARN("cannot rename old checkpoint %s to %s: %s", dir, gone, strerror(errno));
+        return;
+    }
+    if (ct_fs_sync_dir(ckpt_dir) != CT_OK) return; /* logged; the files stay */
+    ckpt_remove_dir(gone);
 }
 
 void ct_ckpt_prune(const char *run_dir, int keep_last, int keep_every)
 {
     if (keep_last <= 0) return;
-    long long *steps;
-    int n = ckpt_list(run_dir, &steps);
-    for (int i = 0; i + keep_last < n; i++) {
-        if (keep_every > 0 && steps[i] % keep_every == 0) continue;
-        char dir[4200], path[4400];
-        snprintf(dir, sizeof dir, "%s/ckpt/step_%08lld", run_dir, steps[i]);
-        /* manifest first: from then on the directory is merely incomplete */
-        snprintf(path, sizeof path, "%s/manifest.yaml", dir);
-        unlink(path);
-        DIR *dp = opendir(dir);
-        struct dirent *e;
-        while (dp && (e = readdir(dp)) != NULL) {
-            if (e->d_name[0] == '.') continue;
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            unlink(path);
+    char ckpt_dir[4096], path[4400];
+    snprintf(ckpt_dir, sizeof ckpt_dir, "%s/ckpt", run_dir);
+    /* leftovers of an interrupted prune: step_N.deleting */
+    DIR *dp = opendir(ckpt_dir);
+    struct dirent *de;
+    while (dp && (de = readdir(dp)) != NULL) {
+        long long s;
+        int end = 0;
+        if (sscanf(de->d_name, "step_%lld" CKPT_DELETING "%n", &s, &end) == 1 &&
+            de->d_name[end] == 0 && end > 0) {
+            snprintf(path, sizeof path, "%s/%s", ckpt_dir, de->d_name);
+            ckpt_remove_dir(path);
         }
-        if (dp) closedir(dp);
-        if (rmdir(dir) != 0) CT_LOG_WARN("cannot remove old checkpoint %s: %s", dir, strerror(errno));
     }
-    free(steps);
+    if (dp) closedir(dp);
+
+    ckpt_entry_t *e;
+    int n = ckpt_scan(run_dir, &e);
+    int complete = 0, newest = -1;
+    for (int i = 0; i < n; i++)
+        if (e[i].complete) complete++, newest = i;
+    /* complete ones: all but the newest keep_last and the keep_every
+     * multiples; incomplete ones: those older than the newest complete
+     * checkpoint (no save is writing them: saves are synchronous and this
+     * runs after one), never a newer one */
+    for (int i = 0, rank = 0; i < n; i++) {
+        char dir[4200];
+        ckpt_step_dir(run_dir, e[i].step, dir, sizeof dir);
+        if (e[i].complete) {
+            int old = rank++ + keep_last < complete;
+            if (!old || (keep_every > 0 && e[i].step % keep_every == 0)) continue;
+        } else if (i > newest) {
+            continue;
+        } else {
+            CT_LOG_INFO("removing incomplete checkpoint directory %s (an interrupted save or "
+                        "prune)", dir);
+        }
+        ckpt_delete_step(ckpt_dir, dir);
+    }
+    free(e);
 }
 
 /* ---- load ------------------------------------------------------------------- */
