@@ -48,7 +48,8 @@ typedef CT_GPT2_TENSORS(ct_bf16_t) ct_gpt2_bf16_tensors_t;
     } while (0)
 
 /* ---- the architecture (model/gpt2.c) ---------------------------------------- */
-void ct__gpt2_dims(const ct_model_config_t *cfg, int tp, int tp_rank, ct_model_dims_t *d);
+/* Vp: the padded vocabulary, a multiple of tp at least cfg->vocab_size. */
+void ct__gpt2_dims(const ct_model_config_t *cfg, int tp, int tp_rank, int Vp, ct_model_dims_t *d);
 extern const char *const ct__gpt2_tensor_names[CT_GPT2_NUM_TENSORS];
 void ct__gpt2_tensor_sizes(const ct_model_dims_t *d, size_t *sizes);
 size_t ct__gpt2_full_size(const ct_model_dims_t *d, int i);
@@ -58,6 +59,8 @@ int ct__gpt2_tensor_replicated(int i);
 int ct__gpt2_tensor_per_layer(int i);
 void ct__gpt2_shard_copy(const ct_model_dims_t *d, int tp_rank, int i, float *full, float *shard,
                          int to_shard);
+void ct__gpt2_full_repad(const ct_model_dims_t *from, const ct_model_dims_t *to, int i,
+                         const float *src, float *dst);
 void ct__gpt2_init_weights(ct_model_t *m, uint64_t seed, float std);
 CT_MUST_USE ct_status_t ct__gpt2_load_llmc(ct_model_t *m, const char *path);
 double ct__gpt2_flops_per_token(const ct_model_t *m, int T);

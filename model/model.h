@@ -39,7 +39,7 @@ typedef enum { CT_ARCH_GPT2 = 0 } ct_arch_t;
 /* Shapes of a model and of this rank's tensor-parallel shard. */
 typedef struct {
     ct_arch_t arch;
-    int L, NH, C, V, Vp, maxT; /* Vp: vocabulary padded to a multiple of 128 */
+    int L, NH, C, V, Vp, maxT; /* Vp: the padded vocabulary, ct_model_padded_vocab */
     int tp, tp_rank;           /* tensor-parallel layout */
     int NHl, Cl;               /* local heads and attention width: NH/tp, C/tp */
     int Vpl, v_start;          /* local vocabulary rows: Vp/tp, starting at v_start */
@@ -73,8 +73,22 @@ typedef struct ct_model {
 
 /* ---- the architecture: tensor table (no model needed) ---------------------- */
 
-/* Dims of a model config under tp ranks, for rank tp_rank. */
+/* The vocabulary rows a model has under tp tensor-parallel ranks:
+ * vocab_size rounded up to a multiple of 128 * tp, as Megatron-LM pads
+ * (make-vocab-size-divisible-by 128, times the TP size). Every rank then
+ * holds Vp/tp rows, a multiple of 128, so any tp that divides n_head works
+ * with any vocabulary. The padding rows are zero and stay zero (no token
+ * reads them and the cross-entropy never sees them), so layouts with
+ * different Vp hold the same model: checkpoints record their Vp, and
+ * ct_model_full_repad converts between them. */
+int ct_model_padded_vocab(int vocab_size, int tp);
+/* Dims of a model config under tp ranks, for rank tp_rank, with the
+ * vocabulary padded by ct_model_padded_vocab. */
 void ct_model_dims(const ct_model_config_t *cfg, int tp, int tp_rank, ct_model_dims_t *d);
+/* The same with the padded vocabulary Vp given: a layout saved by another
+ * padding rule. Vp >= cfg->vocab_size and Vp % tp == 0 (asserted). */
+void ct_model_dims_padded(const ct_model_config_t *cfg, int tp, int tp_rank, int Vp,
+                          ct_model_dims_t *d);
 int ct_model_num_tensors(const ct_model_dims_t *d);
 /* The tensor's name in checkpoints ("wte", "qkvw", ...). */
 const char *ct_model_tensor_name(const ct_model_dims_t *d, int i);
@@ -87,6 +101,12 @@ int ct_model_tensor_decays(const ct_model_dims_t *d, int i);
 /* 1 for tensors every TP rank holds whole (their gradients are identical
  * across the TP group by construction). */
 int ct_model_tensor_replicated(const ct_model_dims_t *d, int i);
+/* Copies unsharded tensor i from layout `from` (from->Vp vocabulary rows)
+ * to layout `to` (to->Vp rows), two dims of one model that differ at most
+ * in the padding: the real rows are copied and to's padding rows zeroed.
+ * Not in place. */
+void ct_model_full_repad(const ct_model_dims_t *from, const ct_model_dims_t *to, int i,
+                         const float *src, float *dst);
 /* Copies tensor i between its unsharded layout `full` and TP rank
  * `tp_rank`'s shard (layout d with d->tp ranks): to_shard 1 reads full,
  * 0 writes this shard's part of full. */

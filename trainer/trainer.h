@@ -86,7 +86,9 @@ CT_MUST_USE ct_status_t ct_ckpt_save(const char *run_dir, const ct_model_t *m, c
                          const ct_config_t *cfg, const ct_ckpt_state_t *state,
                          const ct_comm_groups_t *g, char **dir_p);
 /* Newest complete checkpoint under RUN_DIR/ckpt, as a malloc'd path;
- * CT_ERR_NOT_FOUND (not logged) when there is none. */
+ * CT_ERR_NOT_FOUND (not logged) when there is none. Step directories
+ * without a manifest (interrupted saves or prunes) are skipped with a
+ * warning, once per directory per process (rank 0). Main thread only. */
 CT_MUST_USE ct_status_t ct_ckpt_find_latest(const char *run_dir, char **dir_p);
 /* Newest complete checkpoint whose step is below `before`. */
 CT_MUST_USE ct_status_t ct_ckpt_find_before(const char *run_dir, int64_t before, char **dir_p);
@@ -97,10 +99,17 @@ CT_MUST_USE ct_status_t ct_ckpt_read_config(const char *dir, ct_config_t *cfg);
  * checksum. No collectives. */
 CT_MUST_USE ct_status_t ct_ckpt_load(const char *dir, ct_model_t *m, ct_optim_t *o, ct_ckpt_state_t *state_p);
 /* Rewrites checkpoint src for new_tp tensor-parallel ranks into directory
- * dst (offline, one process). */
+ * dst (offline, one process). The vocabulary is repadded for new_tp (real
+ * rows only), so it also converts a checkpoint saved when the padding was
+ * 128 rows for every tp, which ct_ckpt_load refuses with this hint. */
 CT_MUST_USE ct_status_t ct_ckpt_reshard(const char *src, const char *dst, int new_tp);
 /* Deletes complete checkpoints older than the newest keep_last (> 0),
- * except those whose step is a multiple of keep_every (> 0). */
+ * except those whose step is a multiple of keep_every (> 0), and the
+ * incomplete step directories older than the newest complete checkpoint
+ * (never a newer one). Each goes by a rename to step_N.deleting first, so
+ * an interruption leaves no step directory that is neither a checkpoint
+ * nor gone; leftovers of that are removed by the next prune. Call it after
+ * a save has completed (no save in flight). Main thread only. */
 void ct_ckpt_prune(const char *run_dir, int keep_last, int keep_every);
 
 /* ---- sampling ----------------------------------------------------------------- */
