@@ -31,19 +31,21 @@
  * group, and in a world of more than one with a timeout it answers, on a
  * TCP port of its own served by a thread (not MPI), with those counts and
  * whether it is inside a collective; ports, hosts and pids are exchanged at
- * init. A rank that times out in collective #N asks the ranks it waits for:
- * one that does not answer (stopped by SIGSTOP or a debugger, or hung with
- * every thread blocked), whose process is gone, or whose count shows it has
- * not entered #N is named, "rank 3 (host n2, pid 1234) has not entered
- * collective #57 (allreduce on dp): ...". One that waits in another
- * collective itself is followed to the rank it waits for, so every rank
- * that times out names the same culprit. Ranks that have entered are not
- * named; if none is missing the line says the transport is stuck. A rank
- * that was itself stopped (its watchdog sees a gap in time) says "this rank
- * was suspended for X s" and does not count that time against its timeout,
- * so a rank resumed with SIGCONT neither blames its peers nor ends a job
- * whose peers still wait. The port answers anyone who connects with those
- * counts, the pid and the activity string: nothing secret.
+ * init. A rank that times out in collective #N asks the ranks it waits for
+ * and names those that do not answer (stopped by SIGSTOP or a debugger, or
+ * hung with every thread blocked: "rank 3 (host n2, pid 1234) holds up
+ * collective #57 (allreduce on dp): it does not answer ..."), whose process
+ * is gone, or whose count shows they have not entered #N ("... has not
+ * entered collective #57 ...: it is not in a collective ... while step 9").
+ * One that waits in another collective itself is followed to the rank it
+ * waits for, so every rank that times out names the same culprit, and the
+ * ranks that have entered are not named; if none is missing, the line says
+ * the transport is stuck. A rank that was itself stopped (its watchdog sees
+ * a gap in time) says "this rank was suspended for X s" and does not count
+ * that time against its timeout, so a rank resumed with SIGCONT neither
+ * blames its peers nor ends a job whose peers still wait. The port answers
+ * anyone who connects with those counts, the pid and the activity string:
+ * nothing secret.
  *
  * Thread-safety: collectives (on any group) must be issued from one thread
  * at a time; MPI runs at MPI_THREAD_SERIALIZED. ct_comm_set_activity may be

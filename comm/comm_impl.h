@@ -133,7 +133,9 @@ void ct__comm_sc_free(void);
  * collective they are waited for in. Writes into summary either the one
  * such rank,
  *   "rank 3 (host n2, pid 1234) has not entered collective #57 (allreduce
- *    on tp, which rank 2 waits in): it does not answer (...)",
+ *    on tp, which rank 2 waits in): it is not in a collective ...", or
+ *   "rank 3 (...) holds up collective #57 (...): it does not answer ..."
+ * (a rank that does not answer may be stopped inside the collective),
  * or how many there are (then ct__comm_sc_log_details logs one line each),
  * or why none was found. self is this rank's state at the timeout (inside,
  * with its slot). Returns the number of ranks named. Any thread but the

@@ -13,9 +13,11 @@
  *     thread blocked;
  *   - a refused connection on every address means its process is gone;
  *   - a rank whose count for the group is below the collective's number has
- *     not entered it. If it waits in another collective itself, the ranks it
- *     waits for are asked in turn, so that a chain (rank 0 waits in dp for
- *     rank 1, which waits in tp for rank 3) ends at rank 3.
+ *     not entered it. If it waits in another collective itself, the ranks
+ *     it waits for are asked in turn, so that a chain (rank 0 waits in dp
+ *     for rank 1, which waits in tp for rank 3) ends at rank 3.
+ * Of a rank that does not answer the count is unknown: it "holds up" the
+ * collective (it may be stopped inside it) rather than "has not entered".
  * The responder never reads from the connection and answers anyone who
  * connects: the state holds counters, a pid and the activity string, no
  * secrets. Answers carry a job id (rank 0's random nonce), the rank and the
@@ -110,7 +112,8 @@ const char *ct__comm_slot_name(int slot)
 static void *sc_main(void *arg)
 {
     (void)arg;
-    struct pollfd p[2] = {{.fd = sc.listen_fd, .events = POLLIN}, {.fd = sc.wake[0], .events = POLLIN}};
+    struct pollfd p[2] = {{.fd = sc.listen_fd, .events = POLLIN},
+                          {.fd = sc.wake[0], .events = POLLIN}};
     for (;;) {
         if (poll(p, 2, -1) < 0) {
             if (errno == EINTR) continue;
@@ -122,7 +125,8 @@ static void *sc_main(void *arg)
         for (;;) {
             int fd = accept4(sc.listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (fd < 0) break; /* EAGAIN: no more; other errors: the client went away */
-            sc_msg_t m = {.magic = SC_MAGIC, .rank = sc.rank, .pid = (int32_t)getpid(), .job = sc.job};
+            sc_msg_t m = {.magic = SC_MAGIC, .rank = sc.rank, .pid = (int32_t)getpid(),
+                          .job = sc.job};
             ct__comm_state(&m.st);
             /* A fresh socket's buffer takes it whole; a client that does not
              * read loses its answer, nothing else. */
@@ -315,8 +319,12 @@ static void ask_next(sc_ask_t *q)
  * from the rank and job asked. */
 static void ask_finish_read(sc_ask_t *q, int *ok)
 {
+    ct__comm_state_t *st = &q->msg.st;
     *ok = q->got == sizeof q->msg && q->msg.magic == SC_MAGIC && q->msg.job == sc.job &&
-          q->msg.rank == q->rank && q->msg.pid == sc.peers[q->rank].pid;
+          q->msg.rank == q->rank && q->msg.pid == sc.peers[q->rank].pid && st->slot >= -1 &&
+          st->slot <= CT__SLOT_ALL;
+    st->op[sizeof st->op - 1] = 0;
+    st->activity[sizeof st->activity - 1] = 0;
     ask_close(q);
     if (*ok) {
         q->phase = 3;
@@ -345,16 +353,19 @@ static void ask_batch(const int *ranks, int n, double deadline, sc_view_t *views
         int np = 0;
         double wake = deadline;
         for (int i = 0; i < n; i++) {
-            if (q[i].phase == 1 && t - q[i].t_conn > SC_CONNECT_S && q[i].ai < sc.peers[q[i].rank].naddr) {
+            double give_up = q[i].t_conn + SC_CONNECT_S;
+            if (q[i].phase == 1 && t > give_up && q[i].ai < sc.peers[q[i].rank].naddr) {
                 /* No answer to the SYN: maybe a filtered address; try the next. */
                 q[i].silent = 1;
                 ask_close(&q[i]);
                 ask_next(&q[i]);
             }
             if (q[i].phase == 1 || q[i].phase == 2) {
-                pf[np] = (struct pollfd){.fd = q[i].fd, .events = q[i].phase == 1 ? POLLOUT : POLLIN};
+                pf[np] = (struct pollfd){.fd = q[i].fd,
+                                         .events = q[i].phase == 1 ? POLLOUT : POLLIN};
                 idx[np++] = i;
-                if (q[i].phase == 1 && q[i].t_conn + SC_CONNECT_S < wake) wake = q[i].t_conn + SC_CONNECT_S;
+                give_up = q[i].t_conn + SC_CONNECT_S; /* ask_next may have restarted it */
+                if (q[i].phase == 1 && give_up < wake) wake = give_up;
             }
         }
         if (np == 0 || t >= deadline) break;
@@ -431,7 +442,10 @@ static void ask(char *need, double deadline, sc_view_t *views)
 /* ---- who holds whom up ----------------------------------------------------------- */
 
 /* The size of a group in slot s, and its i-th rank for rank r. */
-static int group_size(int s) { return s == CT__SLOT_WORLD ? sc.world : s == CT__SLOT_DP ? sc.dp : sc.tp; }
+static int group_size(int s)
+{
+    return s == CT__SLOT_WORLD ? sc.world : s == CT__SLOT_DP ? sc.dp : sc.tp;
+}
 
 static int member(int s, int r, int i)
 {
@@ -517,8 +531,8 @@ static void describe(const sc_view_t *views, sc_culprit_t c, char *out, size_t s
     char why[320];
     switch (v->kind) {
     case V_SILENT:
-        snprintf(why, sizeof why, "it does not answer on the side channel (stopped, e.g. by SIGSTOP "
-                 "or a debugger, or hung with every thread blocked)");
+        snprintf(why, sizeof why, "it does not answer on the side channel (stopped, e.g. by "
+                 "SIGSTOP or a debugger, or hung with every thread blocked)");
         break;
     case V_GONE: snprintf(why, sizeof why, "its process is gone (connection refused)"); break;
     case V_UNREACHABLE:
@@ -531,6 +545,8 @@ static void describe(const sc_view_t *views, sc_culprit_t c, char *out, size_t s
             char in[96];
             if (v->st.slot == CT__SLOT_ALL)
                 snprintf(in, sizeof in, "%s, for everything it issued,", v->st.op);
+            else if (v->st.slot < 0)
+                snprintf(in, sizeof in, "%s (group setup)", v->st.op);
             else
                 snprintf(in, sizeof in, "collective #%llu (%s on %s)",
                          (unsigned long long)v->st.seq[v->st.slot], v->st.op,
@@ -546,8 +562,11 @@ static void describe(const sc_view_t *views, sc_culprit_t c, char *out, size_t s
                      v->st.activity[0] ? v->st.activity : "(activity not set)");
         }
     }
-    snprintf(out, size, "rank %d (host %s, pid %d) has not entered collective #%llu (%s): %s",
-             c.rank, p->host, (int)p->pid, (unsigned long long)c.seq, where, why);
+    /* Only an answer shows that a rank has not entered: one that does not
+     * answer may be stopped inside the collective. */
+    snprintf(out, size, "rank %d (host %s, pid %d) %s collective #%llu (%s): %s", c.rank, p->host,
+             (int)p->pid, v->kind == V_ANSWERED ? "has not entered" : "holds up",
+             (unsigned long long)c.seq, where, why);
 }
 
 int ct__comm_sc_blame(const ct__comm_state_t *self, char *summary, size_t size)
@@ -629,8 +648,7 @@ int ct__comm_sc_blame(const ct__comm_state_t *self, char *summary, size_t size)
             size_t l = strlen(list);
             snprintf(list + l, sizeof list - l, "%s%d", i ? ", " : "", sc.named[i]);
         }
-        snprintf(summary, size, "ranks %s have not entered the collectives they are waited for in "
-                 "(one line each follows)", list);
+        snprintf(summary, size, "ranks %s hold it up (one line each follows)", list);
     } else {
         snprintf(summary, size, "every rank that this rank waits for (directly or through "
                  "others) has entered its collective, so no rank is missing: the transport "

@@ -44,7 +44,8 @@ static int run_loop(int argc, char **argv)
     }
     ct_comm_groups_t g;
     if (ct_comm_init(0, tp, timeout_s, &g) != CT_OK) return 2;
-    fprintf(stderr, "mpi_failure: rank %d of %d pid %d ready\n", g.rank, g.world_size, (int)getpid());
+    fprintf(stderr, "mpi_failure: rank %d of %d pid %d ready\n", g.rank, g.world_size,
+            (int)getpid());
     fflush(stderr);
     double t0 = now_s();
     float x[256];

@@ -37,14 +37,14 @@ case $mode in
   hang|stop)
     grep -q "r0/2 ERROR rank 0: collective #4 (allreduce on group dp) has not completed after" "$out" \
       || fail "rank 0 did not report the hung all-reduce (the 4th on dp)"
-    grep -q "while step 3: dp gradient all-reduce; rank 1 (host [^,]*, pid [0-9]*) has not entered collective #4" "$out" \
-      || fail "the report does not name the activity and rank 1"
     # The side channel tells a stopped rank from one that runs elsewhere.
     if [ "$mode" = hang ]; then
-      why="it is not in a collective (it has entered 3 on dp) while step 3: dp gradient all-reduce"
+      named="has not entered" why="it is not in a collective (it has entered 3 on dp) while step 3: dp gradient all-reduce"
     else
-      why="it does not answer on the side channel"
+      named="holds up" why="it does not answer on the side channel"
     fi
+    grep -q "while step 3: dp gradient all-reduce; rank 1 (host [^,]*, pid [0-9]*) $named collective #4 (allreduce on dp)" "$out" \
+      || fail "the report does not name the activity and rank 1"
     grep -qF "$why" "$out" || fail "the report does not say '$why'"
     ;;
   kill)

@@ -4,8 +4,8 @@
 #   run_hang.sh stop NP TP K MPIEXEC MPI_FAILURE_BINARY [NUMPROC_FLAG]
 # runs `mpi_failure loop` on NP ranks (dp = NP/TP), SIGSTOPs rank K once
 # every rank is looping, and checks that every other rank logs, within
-# comm.timeout_s + 5 s of the stop, that rank K (its host and pid) has not
-# entered the collective it waits in, that no other rank is named, and that
+# comm.timeout_s + 5 s of the stop, that rank K (its host and pid) holds up
+# the collective it waits in, that no other rank is named, and that
 # rank K itself blames no one. It prints the time from the stop to the last
 # of those reports.
 #
@@ -85,9 +85,10 @@ kill -STOP "$pid_k"
 t_stop=$(now)
 echo "$tag: stopped rank $k (pid $pid_k)"
 
-# The report lines: "hostname:pid rR/N ERROR ... rank J (host H, pid P) has
-# not entered collective #S ...". Wait until every other rank has one.
-named() { grep -o "r[0-9]*/$np ERROR .*rank [0-9]* (host [^,]*, pid [0-9]*) has not entered" "$out"; }
+# The report lines: "hostname:pid rR/N ERROR ... rank J (host H, pid P)
+# holds up collective #S ..." ("has not entered" for a rank that answers).
+# Wait until every other rank has one.
+named() { grep -Eo "r[0-9]*/$np ERROR .*rank [0-9]+ \(host [^,]*, pid [0-9]+\) (holds up|has not entered)" "$out"; }
 reporters() { named | sed 's|^r\([0-9]*\)/.*|\1|' | sort -un | tr '\n' ' '; }
 want=$(seq 0 $((np - 1)) | grep -vx "$k" | tr '\n' ' ')
 t_done=
@@ -108,9 +109,9 @@ echo "$tag: exit status $rc, job ended $(elapsed "$t_stop" "$t_end") s after the
 took=$(elapsed "$t_stop" "$t_done")
 echo "$tag: every other rank named a rank ${took} s after the stop (comm.timeout_s $timeout_s)"
 [ "$rc" -ne 0 ] || fail "the job exited 0"
-bad=$(named | grep -v "rank $k (host [^,]*, pid $pid_k) has not entered")
+bad=$(named | grep -Ev "rank $k \(host [^,]*, pid $pid_k\) (holds up|has not entered)$")
 [ -z "$bad" ] || fail "a rank other than $k (pid $pid_k) was named: $bad"
-grep "r$k/$np " "$out" | grep -Eq "has not entered|dead or hung" && fail "the stopped rank $k blamed a peer"
+grep "r$k/$np " "$out" | grep -Eq "holds up|has not entered|dead or hung" && fail "the stopped rank $k blamed a peer"
 awk -v e="$took" -v l=$((timeout_s + 5)) 'BEGIN { exit !(e > l) }' \
   && fail "the report took ${took} s, more than comm.timeout_s + 5 s"
 echo "ok $tag"

@@ -65,7 +65,7 @@ if launch hung; then
     [ "$RC" != hang ] && [ "$RC" != 0 ] && pass || fail "hung rank: job exit '$RC'"
     grep -q "r0/2 ERROR .*has not completed after 5 s" "$WORK/hung.log" && pass \
         || { fail "hung rank: no timeout message from rank 0"; tail -5 "$WORK/hung.log" >&2; }
-    grep -q "r0/2 ERROR .*has not completed after 5 s.*; rank 1 (host [^,]*, pid $PID1) has not entered" \
+    grep -Eq "r0/2 ERROR .*has not completed after 5 s.*; rank 1 \(host [^,]*, pid $PID1\) (holds up|has not entered)" \
         "$WORK/hung.log" && pass || { fail "hung rank: rank 0 does not name rank 1"; tail -5 "$WORK/hung.log" >&2; }
 else
     fail "hung rank: job did not start: $(tail -3 "$WORK/hung.log")"; kill -9 $JOB 2>/dev/null
