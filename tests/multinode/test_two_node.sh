@@ -144,7 +144,7 @@ grep -qE "^doctor: across nodes: all-reduce [0-9]+ MB/s busbw" <<<"$out" && pass
     || fail "doctor: no bandwidth line across nodes"
 [ "$(grep -cE "allreduce.inter +OK .*over 2 ranks on 2 of 2 nodes" <<<"$out")" -eq 4 ] && pass \
     || fail "doctor: want 4 allreduce.inter rows over 2 nodes"
-grep -q "doctor: all 40 checks passed on 4 ranks" <<<"$out" && pass || fail "doctor: no summary"
+grep -qE "doctor: all [0-9]+ checks passed on 4 ranks" <<<"$out" && pass || fail "doctor: no summary"
 grep "^doctor: \(node\|across\)" <<<"$out"
 echo "test_two_node: doctor in $((SECONDS - t)) s; all in $((SECONDS - t_start)) s"
 finish
