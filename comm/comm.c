@@ -496,6 +496,29 @@ void ct_comm_finalize(ct_comm_groups_t *g)
     }
 }
 
+ct_status_t ct_comm_split(ct_comm_t *c, int color, int key, const char *name, ct_comm_t **c_p)
+{
+    CT_ASSERT(c != NULL && name != NULL && c_p != NULL && color >= 0);
+    if (!c->be->split) {
+        CT_LOG_ERROR("rank %d: group %s (backend %s) cannot be split into group %s\n---> HINT: "
+                     "split its host group (ct_comm_host)", ct_log_rank(), c->name, c->be->name,
+                     name);
+        return CT_ERR_UNSUPPORTED;
+    }
+    ct_comm_t *out = NULL;
+    wd_enter("split", c->name);
+    ct_status_t st = c->be->split(c, color, key, name, &out);
+    wd_leave();
+    if (st != CT_OK) return st;
+    *c_p = out;
+    return CT_OK;
+}
+
+void ct_comm_free(ct_comm_t *c)
+{
+    if (c) c->be->comm_free(c);
+}
+
 /* ---- collectives ----------------------------------------------------------- */
 
 int ct_comm_rank(const ct_comm_t *c) { return c->rank; }

@@ -139,6 +139,18 @@ void ct_comm_finalize(ct_comm_groups_t *g);
  * whole job down. */
 _Noreturn void ct_comm_abort(int code);
 
+/* A new host group of the ranks of c that pass the same color, ordered by
+ * key, then by rank in c (MPI_Comm_split). For groups other than the
+ * world, dp and tp of ct_comm_init, e.g. the ranks of one node. Collective
+ * over c, bounded by the watchdog. `name` (e.g. "node") must outlive the
+ * group. CT_ERR_UNSUPPORTED (logged) for a device group (nccl), CT_ERR_COMM
+ * if the split fails. *c_p written only on success; the caller frees it with
+ * ct_comm_free before ct_comm_finalize. */
+CT_MUST_USE ct_status_t ct_comm_split(ct_comm_t *c, int color, int key, const char *name,
+                                      ct_comm_t **c_p);
+/* Frees a group made by ct_comm_split; NULL: no-op. Not collective. */
+void ct_comm_free(ct_comm_t *c);
+
 /* 1 if this build can run the backend (local and auto always, mpi when built
  * with MPI, nccl when built with NCCL and cudaGetDeviceCount finds a
  * device), else 0. Never aborts, with or without a driver. */

@@ -40,6 +40,9 @@ struct ct__comm_backend {
      * a copy of *host on entry. On failure frees what it built. */
     ct_status_t (*groups_over)(const ct_comm_groups_t *host, ct_comm_groups_t *g);
     void (*comm_free)(ct_comm_t *c);
+    /* A group of c's ranks with the same color, ordered by key, named
+     * `name` (ct_comm_split). NULL: the backend cannot split (nccl). */
+    ct_status_t (*split)(ct_comm_t *c, int color, int key, const char *name, ct_comm_t **c_p);
     /* Collectives; arguments are validated and count > 0. */
     ct_status_t (*allreduce)(ct_comm_t *c, const void *sendbuf, void *recvbuf, size_t count,
                              ct_dtype_t dt, ct_op_t op, void *stream);

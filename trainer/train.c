@@ -182,9 +182,23 @@ static CT_MUST_USE ct_status_t agree(train_ctx_t *c, ct_status_t st)
     return ct_comm_agree(c->g ? c->g->world : NULL, st);
 }
 
+/* Where this rank runs, one DEBUG line per rank (the line's prefix names the
+ * host): what a multi-node launch got wrong shows here, e.g. a TP group
+ * spread over two nodes, or a node-local rank that is not per node. */
+static void log_placement(const train_ctx_t *c)
+{
+    const ct_comm_groups_t *g = c->g;
+    char dev[32] = "cpu";
+    if (c->device >= 0) snprintf(dev, sizeof dev, "cuda:%d", c->device);
+    CT_LOG_DEBUG("placement: rank %d of %d, dp rank %d of %d, tp rank %d of %d, local rank %d "
+                 "of %d on this node, device %s", g ? g->rank : 0, g ? g->world_size : 1,
+                 g ? g->dp_rank : 0, g ? g->dp_size : 1, g ? g->tp_rank : 0, g ? g->tp_size : 1,
+                 g ? g->local_rank : 0, g ? g->local_size : 1, dev);
+}
+
 /* CPU or CUDA, from model.device and what this machine has. Each process
  * drives the GPU of its node-local rank. */
-static CT_MUST_USE ct_status_t choose_device(train_ctx_t *c)
+static CT_MUST_USE ct_status_t choose_device_for(train_ctx_t *c)
 {
     const ct_device_t want = c->cfg->model.device;
     c->device = -1;
@@ -205,6 +219,13 @@ static CT_MUST_USE ct_status_t choose_device(train_ctx_t *c)
     if (c->g && c->g->local_size > n)
         CT_LOG_WARN("%d ranks on this node share %d GPU(s)", c->g->local_size, n);
     return CT_OK;
+}
+
+static CT_MUST_USE ct_status_t choose_device(train_ctx_t *c)
+{
+    ct_status_t st = choose_device_for(c);
+    if (st == CT_OK) log_placement(c);
+    return st;
 }
 
 static CT_MUST_USE ct_status_t train_setup(train_ctx_t *c)

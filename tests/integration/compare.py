@@ -108,7 +108,9 @@ def main():
             print(f"different steps: {sorted(a)[:5]}... vs {sorted(b)[:5]}...")
             return 1
         worst = max(abs(a[k] - b[k]) / max(abs(b[k]), 1e-30) for k in a)
-        print(f"{len(a)} losses, worst relative difference {worst:.3g} (tolerance {rtol:g})")
+        worst_abs = max(abs(a[k] - b[k]) for k in a)
+        print(f"{len(a)} losses, worst relative difference {worst:.3g} (tolerance {rtol:g}), "
+              f"max |diff| {worst_abs:.3g}")
         return 0 if worst <= rtol else 1
     if mode == "params":
         return agree(floats(sys.argv[2]), floats(sys.argv[3]), float(sys.argv[4]),
