@@ -133,8 +133,9 @@ static const ct_plan_item_t *by_slot(const ct_model_plan_t *p, size_t slot)
 
 static void test_tp(void)
 {
-    /* Vp = 384 splits over 2, 3 and 4 */
-    ct_config_t cfg = config(3, 4, 64, 300, 4, 32);
+    /* V = 512 is its own padding under tp = 1, 2 and 4 (whether the rule
+     * pads to 128 or to 128 * tp), so the shards are tp = 1's split */
+    ct_config_t cfg = config(3, 4, 64, 512, 4, 32);
     ct_model_plan_t p1;
     CHECK(ct_model_plan(&cfg, 1, 0, 0, 0, &p1) == CT_OK);
     CHECK(p1.allocatable && !p1.sp);
