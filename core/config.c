@@ -54,10 +54,10 @@ typedef struct {
 
 #define OFF_(sec, key) offsetof(ct_config_t, sec.key)
 #define SIZE_(sec, key) sizeof(((ct_config_t *)0)->sec.key)
-#define F_INT(sec, key, def, lo)                                                            \
-    {#sec, #key, FT_INT, OFF_(sec, key), SIZE_(sec, key), def, .imin = (lo), .imax = INT_MAX}
-#define F_I64(sec, key, def, lo)                                                            \
-    {#sec, #key, FT_INT64, OFF_(sec, key), SIZE_(sec, key), def, .imin = (lo), .imax = INT64_MAX}
+#define F_INT(sec, key, def, lo, hi)                                                        \
+    {#sec, #key, FT_INT, OFF_(sec, key), SIZE_(sec, key), def, .imin = (lo), .imax = (hi)}
+#define F_I64(sec, key, def, lo, hi)                                                        \
+    {#sec, #key, FT_INT64, OFF_(sec, key), SIZE_(sec, key), def, .imin = (lo), .imax = (hi)}
 #define F_FLT(sec, key, def, lo, lo_open, hi, hi_open)                                      \
     {#sec, #key, FT_FLOAT, OFF_(sec, key), SIZE_(sec, key), def, .fmin = (lo), .fmax = (hi), \
      .fmin_open = (lo_open), .fmax_open = (hi_open)}
@@ -76,13 +76,24 @@ static const char *const attention_names[] = {"auto", "cudnn", "plain", NULL};
 _Static_assert(CT_DEVICE_CUDA == 2 && CT_RECOMPUTE_LN_GELU == 2 && CT_ATTENTION_PLAIN == 2,
                "name tables follow their enums");
 
+/* Every integer key has a maximum, far above any real run, chosen so that
+ * no product the code forms from settings can overflow: the model's tensor
+ * sizes (L * 12 * C * C, Vp * C, maxT * C) fit easily in 64 bits and
+ * (V + 127) in an int, and validate() checks the products of the batch keys
+ * (B * T in an int, B * T * dp and steps * global batch in an int64) with
+ * __builtin_mul_overflow. Seeds take any int64 >= 0; they are only hashed.
+ * config.h repeats the ranges. */
+#define K_ (1 << 10)
+#define M_ (1 << 20)
+#define G_ (1 << 30)
+
 /* Keys of one section are contiguous, sections in the order of sections[]. */
 static const field_t config_fields[] = {
-    F_INT(model, n_layer, "12", 1),
-    F_INT(model, n_head, "12", 1),
-    F_INT(model, n_embd, "768", 1),
-    F_INT(model, max_seq_len, "1024", 1),
-    F_INT(model, vocab_size, "50257", 2),
+    F_INT(model, n_layer, "12", 1, K_),
+    F_INT(model, n_head, "12", 1, K_),
+    F_INT(model, n_embd, "768", 1, 64 * K_),
+    F_INT(model, max_seq_len, "1024", 1, M_),
+    F_INT(model, vocab_size, "50257", 2, CT_CONFIG_MAX_VOCAB),
     F_STR(model, init_from, "", 0),
     F_FLT(model, init_std, "0.02", 0, 0, INFINITY, 0),
     F_ENUM(model, device, "auto", device_names),
@@ -91,61 +102,63 @@ static const field_t config_fields[] = {
 
     F_STR(data, train, "", 0),
     F_STR(data, val, "", 0),
-    F_I64(data, seed, "1337", 0),
-    F_INT(data, chunk_tokens, "1048576", 1),
-    F_INT(data, window_chunks, "8", 1),
-    F_INT(data, prefetch_mib, "0", 0),
-    F_INT(data, max_retries, "5", 0),
+    F_I64(data, seed, "1337", 0, INT64_MAX),
+    F_INT(data, chunk_tokens, "1048576", 1, G_),
+    F_INT(data, window_chunks, "8", 1, 64 * K_),
+    F_INT(data, prefetch_mib, "0", 0, M_),
+    F_INT(data, max_retries, "5", 0, 100),
     F_STR(data, cache_dir, "", 0),
-    F_INT(data, cache_mib, "4096", 1),
+    F_INT(data, cache_mib, "4096", 1, 16 * M_),
 
     F_FLT(optim, lr, "6e-4", 0, 0, INFINITY, 0),
     F_FLT(optim, min_lr_frac, "0.1", 0, 0, 1, 0),
-    F_INT(optim, warmup_steps, "100", 0),
+    F_INT(optim, warmup_steps, "100", 0, G_),
     F_ENUM(optim, decay, "cosine", decay_names),
     F_FLT(optim, weight_decay, "0.1", 0, 0, INFINITY, 0),
     F_FLT(optim, beta1, "0.9", 0, 0, 1, 1),
     F_FLT(optim, beta2, "0.95", 0, 0, 1, 1),
     F_FLT(optim, eps, "1e-8", 0, 1, INFINITY, 0),
     F_FLT(optim, grad_clip, "1.0", 0, 0, INFINITY, 0),
-    {"optim", "zero", FT_INT, OFF_(optim, zero), SIZE_(optim, zero), "0", .imin = 0, .imax = 1},
-    {"optim", "stochastic_rounding", FT_INT, OFF_(optim, stochastic_rounding),
-     SIZE_(optim, stochastic_rounding), "0", .imin = 0, .imax = 1},
+    F_INT(optim, zero, "0", 0, 1),
+    F_INT(optim, stochastic_rounding, "0", 0, 1),
 
     F_STR(train, run_dir, "runs/default", 1),
-    F_INT(train, steps, "1000", 1),
-    F_INT(train, batch_size, "4", 1),
-    F_INT(train, seq_len, "64", 1),
-    F_I64(train, batch_tokens, "0", 0),
-    F_I64(train, seed, "1337", 0),
-    F_INT(train, log_every, "1", 1),
-    F_INT(train, threads, "0", 0),
-    F_INT(train, max_skips, "5", 1),
+    F_INT(train, steps, "1000", 1, G_),
+    F_INT(train, batch_size, "4", 1, M_),
+    F_INT(train, seq_len, "64", 1, M_),
+    F_I64(train, batch_tokens, "0", 0, (int64_t)1 << 40),
+    F_I64(train, seed, "1337", 0, INT64_MAX),
+    F_INT(train, log_every, "1", 1, G_),
+    F_INT(train, threads, "0", 0, 4 * K_),
+    F_INT(train, max_skips, "5", 1, M_),
     F_FLT(train, spike_z, "4", 0, 0, INFINITY, 0),
     F_FLT(train, peak_tflops, "0", 0, 0, INFINITY, 0),
 
-    F_INT(eval, every, "100", 0),
-    F_I64(eval, tokens, "0", 0),
-    F_INT(eval, sample_every, "0", 0),
-    F_INT(eval, sample_tokens, "64", 0), /* 0: no sample at the end either */
+    F_INT(eval, every, "100", 0, G_),
+    F_I64(eval, tokens, "0", 0, (int64_t)1 << 48),
+    F_INT(eval, sample_every, "0", 0, G_),
+    F_INT(eval, sample_tokens, "64", 0, M_), /* 0: no sample at the end either */
     F_FLT(eval, temperature, "1.0", 0, 1, INFINITY, 0),
-    F_INT(eval, top_k, "40", 0),
-    F_I64(eval, sample_seed, "42", 0),
+    F_INT(eval, top_k, "40", 0, CT_CONFIG_MAX_VOCAB),
+    F_I64(eval, sample_seed, "42", 0, INT64_MAX),
     F_STR(eval, prompt, "", 0),
     F_STR(eval, tokenizer, "", 0),
 
-    F_INT(checkpoint, every, "0", 0),
+    F_INT(checkpoint, every, "0", 0, G_),
     F_STR(checkpoint, resume, "none", 1),
-    F_INT(checkpoint, keep_last, "0", 0),
-    F_INT(checkpoint, keep_every, "0", 0),
+    F_INT(checkpoint, keep_last, "0", 0, M_),
+    F_INT(checkpoint, keep_every, "0", 0, G_),
 
-    F_INT(parallel, dp, "1", 1),
-    F_INT(parallel, tp, "1", 1),
+    F_INT(parallel, dp, "1", 1, 64 * K_),
+    F_INT(parallel, tp, "1", 1, K_),
 
-    F_FLT(comm, timeout_s, "300", 0, 0, INFINITY, 0),
-    F_INT(comm, bucket_mib, "25", 1),
+    F_FLT(comm, timeout_s, "300", 0, 0, 1e6, 0), /* the watchdog turns it into a time_t */
+    F_INT(comm, bucket_mib, "25", 1, 64 * K_),
 };
 
+#undef K_
+#undef M_
+#undef G_
 #define N_FIELDS ((int)(sizeof config_fields / sizeof config_fields[0]))
 
 static const char *const sections[] = {"model", "data",       "optim",    "train",
@@ -337,11 +350,12 @@ static int parse_float(const char *s, double *out_p)
 static int parse_value(const field_t *f, const char *text, int quoted, value_t *out_p, char *why,
                        size_t n)
 {
-    char expect[256];
+    char expect[256], shown_buf[CT_LOG_CLIP_BUF];
     describe(f, expect, sizeof expect);
+    const char *shown = ct_log_clip(text, shown_buf); /* the value as messages quote it */
     if (quoted && (f->type == FT_INT || f->type == FT_INT64 || f->type == FT_FLOAT)) {
         snprintf(why, n, "'%s' is a quoted string; write numbers without quotes (expected %s)",
-                 text, expect);
+                 shown, expect);
         return -1;
     }
     switch (f->type) {
@@ -351,17 +365,17 @@ static int parse_value(const field_t *f, const char *text, int quoted, value_t *
         int overflow;
         if (parse_int64(text, &v, &overflow) != 0) {
             if (overflow)
-                snprintf(why, n, "'%s' is out of range (expected %s)", text, expect);
+                snprintf(why, n, "'%s' is out of range (expected %s)", shown, expect);
             else if (is_noncanonical_int(text))
                 snprintf(why, n,
                          "'%s' is not a decimal integer: no leading zeros or '-0' (expected %s)",
-                         text, expect);
+                         shown, expect);
             else
-                snprintf(why, n, "'%s' is not an integer (expected %s)", text, expect);
+                snprintf(why, n, "'%s' is not an integer (expected %s)", shown, expect);
             return -1;
         }
         if (v < f->imin || v > f->imax) {
-            snprintf(why, n, "'%s' is out of range (expected %s)", text, expect);
+            snprintf(why, n, "'%s' is out of range (expected %s)", shown, expect);
             return -1;
         }
         out_p->i = v;
@@ -370,14 +384,14 @@ static int parse_value(const field_t *f, const char *text, int quoted, value_t *
     case FT_FLOAT: {
         double d;
         if (parse_float(text, &d) != 0) {
-            snprintf(why, n, "'%s' is not a number (expected %s)", text, expect);
+            snprintf(why, n, "'%s' is not a number (expected %s)", shown, expect);
             return -1;
         }
         float v = (float)d;
         double vd = v;
         if (!isfinite(v) || vd < f->fmin || (f->fmin_open && vd == f->fmin) || vd > f->fmax ||
             (f->fmax_open && vd == f->fmax)) {
-            snprintf(why, n, "'%s' is out of range (expected %s)", text, expect);
+            snprintf(why, n, "'%s' is out of range (expected %s)", shown, expect);
             return -1;
         }
         out_p->f = v;
@@ -389,7 +403,7 @@ static int parse_value(const field_t *f, const char *text, int quoted, value_t *
                 out_p->e = k;
                 return 0;
             }
-        snprintf(why, n, "'%s' is not valid (expected %s)", text, expect);
+        snprintf(why, n, "'%s' is not valid (expected %s)", shown, expect);
         return -1;
     case FT_STRING:
         if (f->nonempty && !text[0]) {
@@ -492,8 +506,9 @@ static CT_MUST_USE ct_status_t set_impl(ct_config_t *cfg, const char *assignment
     const char *eq = strchr(assignment, '=');
     const char *dot = strchr(assignment, '.');
     if (!eq || !dot || dot > eq) {
+        char shown[CT_LOG_CLIP_BUF];
         CT_LOG_ERROR("config error: %s: '%s' is not of the form section.key=value", origin,
-                     assignment);
+                     ct_log_clip(assignment, shown));
         return CT_ERR_CONFIG;
     }
     char section[64], key[64];
@@ -540,6 +555,7 @@ typedef struct {
     int have_ev;
     const char *origin;
     int n_errors;
+    int depth;                   /* mappings and sequences open */
     int empty;                   /* no root mapping: nothing to load */
     int stored;                  /* a checkpoint's config: retired keys are skipped */
     int line[N_FIELDS];          /* line of each key present, 0 = absent */
@@ -560,11 +576,22 @@ static const char *event_kind(yaml_event_type_t t)
 
 static int ev_line(const scan_t *sc) { return (int)sc->ev.start_mark.line + 1; }
 
-/* Advances to the next event. Returns -1 after logging a syntax error. */
+/* Problems reported in one file before the pass gives up on the rest. */
+#define SCAN_MAX_ERRORS 20
+
+/* Advances to the next event. Returns -1 after logging a syntax error, at
+ * nesting deeper than CT_CONFIG_MAX_DEPTH (libyaml's time grows with the
+ * square of the depth: 200000 levels took minutes) and once
+ * SCAN_MAX_ERRORS problems have been reported. */
 static int scan_next(scan_t *sc)
 {
     if (sc->have_ev) yaml_event_delete(&sc->ev);
     sc->have_ev = 0;
+    if (sc->n_errors >= SCAN_MAX_ERRORS) {
+        CT_LOG_ERROR("config error: %s: %d problems found; not reading further", sc->origin,
+                     sc->n_errors);
+        return -1;
+    }
     if (!yaml_parser_parse(&sc->parser, &sc->ev)) {
         char loc[512];
         const yaml_parser_t *p = &sc->parser;
@@ -576,6 +603,19 @@ static int scan_next(scan_t *sc)
         return -1;
     }
     sc->have_ev = 1;
+    yaml_event_type_t t = sc->ev.type;
+    if (t == YAML_MAPPING_START_EVENT || t == YAML_SEQUENCE_START_EVENT) {
+        if (++sc->depth > CT_CONFIG_MAX_DEPTH) {
+            char loc[512];
+            CT_LOG_ERROR("config error: %s: YAML nested more than %d levels deep; not reading "
+                         "further (a config has two levels: sections, then keys)",
+                         where(sc->origin, ev_line(sc), loc, sizeof loc), CT_CONFIG_MAX_DEPTH);
+            sc->n_errors++;
+            return -1;
+        }
+    } else if (t == YAML_MAPPING_END_EVENT || t == YAML_SEQUENCE_END_EVENT) {
+        sc->depth--;
+    }
     return 0;
 }
 
@@ -592,18 +632,23 @@ static int scan_skip_node(scan_t *sc)
     return -1;
 }
 
-/* Scalar text of the current event, truncated into buf. */
-static const char *scalar_text(const scan_t *sc, char *buf, size_t n)
+/* Scalar text of the current event, for messages: a long one is clipped
+ * (ct_log_clip). buf holds CT_LOG_CLIP_BUF bytes. */
+static const char *scalar_text(const scan_t *sc, char *buf)
 {
-    snprintf(buf, n, "%.*s", (int)sc->ev.data.scalar.length,
-             (const char *)sc->ev.data.scalar.value);
-    return buf;
+    return ct_log_clip_n((const char *)sc->ev.data.scalar.value, sc->ev.data.scalar.length, buf);
+}
+
+/* A scalar holding a NUL ("n_layer\0x" in double quotes) names no key. */
+static int scalar_has_nul(const scan_t *sc)
+{
+    return memchr(sc->ev.data.scalar.value, 0, sc->ev.data.scalar.length) != NULL;
 }
 
 /* Reads the keys of section `s`; the current event is its MAPPING_START. */
 static int scan_section(scan_t *sc, int s)
 {
-    char loc[512], key[256], valid[512];
+    char loc[512], key[CT_LOG_CLIP_BUF], valid[512];
     for (;;) {
         if (scan_next(sc) != 0) return -1;
         if (sc->ev.type == YAML_MAPPING_END_EVENT) return 0;
@@ -616,8 +661,8 @@ static int scan_section(scan_t *sc, int s)
             sc->n_errors++;
             if (scan_skip_node(sc) != 0) return -1;
         } else {
-            scalar_text(sc, key, sizeof key);
-            idx = find_field(s, key);
+            scalar_text(sc, key);
+            idx = scalar_has_nul(sc) ? -1 : find_field(s, key);
             const char *why = idx < 0 ? retired_why(sections[s], key) : NULL;
             if (why && sc->stored) {
                 CT_LOG_DEBUG("%s: skipping retired key '%s.%s'", sc->origin, sections[s], key);
@@ -661,7 +706,7 @@ static int scan_section(scan_t *sc, int s)
  * anything is wrong (every problem already logged). */
 static int scan_document(scan_t *sc)
 {
-    char loc[512], name[256], valid[256];
+    char loc[512], name[CT_LOG_CLIP_BUF], valid[256];
     int seen_section[N_SECTIONS] = {0};
     if (scan_next(sc) != 0) return -1; /* STREAM_START */
     if (scan_next(sc) != 0) return -1;
@@ -692,8 +737,8 @@ static int scan_document(scan_t *sc)
                 sc->n_errors++;
                 if (scan_skip_node(sc) != 0) return -1;
             } else {
-                scalar_text(sc, name, sizeof name);
-                s = find_section(name);
+                scalar_text(sc, name);
+                s = scalar_has_nul(sc) ? -1 : find_section(name);
                 if (s < 0) {
                     list_sections(valid, sizeof valid);
                     CT_LOG_ERROR("config error: %s: unknown section '%s'; valid sections: %s",
@@ -714,12 +759,12 @@ static int scan_document(scan_t *sc)
                 continue;
             }
             if (s >= 0) {
-                char what[96];
+                char what[CT_LOG_CLIP_BUF + 16];
                 if (sc->ev.type == YAML_SCALAR_EVENT && sc->ev.data.scalar.length == 0) {
                     snprintf(what, sizeof what, "empty");
                 } else if (sc->ev.type == YAML_SCALAR_EVENT) {
-                    char tmp[64];
-                    snprintf(what, sizeof what, "a scalar '%s'", scalar_text(sc, tmp, sizeof tmp));
+                    char tmp[CT_LOG_CLIP_BUF];
+                    snprintf(what, sizeof what, "a scalar '%s'", scalar_text(sc, tmp));
                 } else {
                     snprintf(what, sizeof what, "%s", event_kind(sc->ev.type));
                 }
@@ -807,6 +852,12 @@ static void cyaml_log_capture(cyaml_log_t level, void *ctx, const char *fmt, va_
 static CT_MUST_USE ct_status_t load_text(ct_config_t *cfg, const char *text, size_t len, const char *origin,
                              int stored, srcmap_t *src)
 {
+    if (len > CT_CONFIG_MAX_BYTES) {
+        CT_LOG_ERROR("config error: %s: larger than %d MiB, the most a config may hold (one "
+                     "is a few KiB of YAML)\n---> HINT: is this the right file?", origin,
+                     CT_CONFIG_MAX_BYTES >> 20);
+        return CT_ERR_CONFIG;
+    }
     scan_t *sc = calloc(1, sizeof *sc);
     if (!sc) {
         CT_LOG_ERROR("config error: %s: out of memory", origin);
@@ -910,7 +961,33 @@ static CT_MUST_USE ct_status_t validate(const ct_config_t *cfg, const srcmap_t *
                      SRC_(model, max_seq_len, b));
         st = CT_ERR_CONFIG;
     }
-    int64_t bt = (int64_t)cfg->train.batch_size * cfg->train.seq_len * cfg->parallel.dp;
+    /* The batch products, each checked: the per-key ranges alone allow
+     * B * T = 2^40, and steps * global batch = 2^77. */
+    int micro;
+    int64_t bt, gb, total;
+    if (__builtin_mul_overflow(cfg->train.batch_size, cfg->train.seq_len, &micro)) {
+        CT_LOG_ERROR("config error: a micro-batch of %s times %s is more than %d tokens, the most "
+                     "one micro-batch may hold\n---> HINT: lower train.batch_size and reach the "
+                     "global batch with train.batch_tokens (gradient accumulation)",
+                     SRC_(train, batch_size, a), SRC_(train, seq_len, b), INT_MAX);
+        return CT_ERR_CONFIG;
+    }
+    if (__builtin_mul_overflow((int64_t)micro, (int64_t)cfg->parallel.dp, &bt)) {
+        CT_LOG_ERROR("config error: train.batch_size * train.seq_len * %s overflows",
+                     SRC_(parallel, dp, a));
+        return CT_ERR_CONFIG;
+    }
+    gb = cfg->train.batch_tokens ? cfg->train.batch_tokens : bt;
+    if (gb / bt > INT_MAX) {
+        CT_LOG_ERROR("config error: %s means %" PRId64 " micro-batches per rank per step, more "
+                     "than %d", SRC_(train, batch_tokens, a), gb / bt, INT_MAX);
+        st = CT_ERR_CONFIG;
+    }
+    if (__builtin_mul_overflow(gb, (int64_t)cfg->train.steps, &total)) {
+        CT_LOG_ERROR("config error: %s at a global batch of %" PRId64 " tokens is more than 2^63 "
+                     "tokens in all", SRC_(train, steps, a), gb);
+        st = CT_ERR_CONFIG;
+    }
     if (cfg->train.batch_tokens != 0 && cfg->train.batch_tokens % bt != 0) {
         CT_LOG_ERROR("config error: %s is not a multiple of train.batch_size * train.seq_len * "
                      "parallel.dp = %" PRId64 " (%s, %s, dp %d); use 0 for one micro-batch per "
@@ -954,14 +1031,18 @@ static CT_MUST_USE ct_status_t read_file(const char *path, char **text_p, size_t
     char *buf = malloc(cap);
     ct_status_t st = CT_OK;
     if (!buf) goto no_memory;
-    for (;;) {
+    /* Reads at most one byte past the limit: a huge file (or /dev/zero) is
+     * refused without reading it all. */
+    while (len <= CT_CONFIG_MAX_BYTES) {
         if (len + 1 >= cap) {
             char *nb = realloc(buf, cap * 2);
             if (!nb) goto no_memory;
             buf = nb;
             cap *= 2;
         }
-        size_t n = fread(buf + len, 1, cap - 1 - len, fp);
+        size_t want = cap - 1 - len;
+        if (want > (size_t)CT_CONFIG_MAX_BYTES + 1 - len) want = (size_t)CT_CONFIG_MAX_BYTES + 1 - len;
+        size_t n = fread(buf + len, 1, want, fp);
         len += n;
         if (n == 0) break;
     }
@@ -1009,14 +1090,17 @@ ct_status_t ct_config_load(const char *path, const char *const *sets, int n_sets
         }
     }
     for (int i = 0; i < n_sets; i++) {
-        size_t n = strlen(sets[i]) + sizeof "--set ";
+        /* errors name the argument, with a long value clipped */
+        char shown[CT_LOG_CLIP_BUF];
+        const char *arg = ct_log_clip(sets[i], shown);
+        size_t n = strlen(arg) + sizeof "--set ";
         set_origins[i] = malloc(n);
         if (!set_origins[i]) {
             CT_LOG_ERROR("config error: out of memory");
             st = CT_ERR_NO_MEMORY;
             goto free_origins;
         }
-        snprintf(set_origins[i], n, "--set %s", sets[i]);
+        snprintf(set_origins[i], n, "--set %s", arg);
         ct_status_t sst = set_impl(cfg, sets[i], set_origins[i], &src);
         if (sst != CT_OK && st == CT_OK) st = sst;
     }

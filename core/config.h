@@ -14,16 +14,27 @@
 
 #include "core/status.h"
 
+/* Every integer key has a range (shown after each member below as [min, max];
+ * K = 2^10, M = 2^20, G = 2^30), far above any real run, so that no product
+ * the code forms from settings can overflow. */
+#define CT_CONFIG_MAX_VOCAB (1 << 24)
+/* A config file, or the config stored in a checkpoint, is refused above
+ * this size, and YAML nested deeper than CT_CONFIG_MAX_DEPTH, before it is
+ * parsed (a config is 2 levels deep and a few KiB). */
+#define CT_CONFIG_MAX_BYTES (4 << 20)
+#define CT_CONFIG_MAX_DEPTH 64
+
 typedef enum { CT_DEVICE_AUTO = 0, CT_DEVICE_CPU = 1, CT_DEVICE_CUDA = 2 } ct_device_t;
 typedef enum { CT_RECOMPUTE_NONE = 0, CT_RECOMPUTE_GELU = 1, CT_RECOMPUTE_LN_GELU = 2 } ct_recompute_t;
 typedef enum { CT_ATTENTION_AUTO = 0, CT_ATTENTION_CUDNN = 1, CT_ATTENTION_PLAIN = 2 } ct_attention_t;
 
 typedef struct {
-    int n_layer;      /* L */
-    int n_head;       /* NH */
-    int n_embd;       /* C */
-    int max_seq_len;  /* maxT, size of the position embedding */
-    int vocab_size;   /* V, real vocabulary; padded to a multiple of 128 inside */
+    int n_layer;      /* L [1, 1K] */
+    int n_head;       /* NH [1, 1K] */
+    int n_embd;       /* C [1, 64K] */
+    int max_seq_len;  /* maxT, size of the position embedding [1, 1M] */
+    int vocab_size;   /* V, real vocabulary; padded to a multiple of 128 inside
+                         [2, CT_CONFIG_MAX_VOCAB = 16M] */
     char *init_from;  /* llm.c gpt2_*.bin (v3, fp32) to start from, or "" */
     float init_std;   /* std of the normal init of matrices */
     ct_device_t device;       /* auto (CUDA when a GPU is present) | cpu | cuda */
@@ -34,13 +45,13 @@ typedef struct {
 typedef struct {
     char *train;      /* shard glob or comma-separated list of paths */
     char *val;        /* validation shards, same syntax, or "" for none */
-    int64_t seed;     /* sample-order seed */
-    int chunk_tokens; /* tokens per shuffle chunk */
-    int window_chunks;/* chunks shuffled together at sample level */
-    int prefetch_mib; /* streaming buffer; 0 = two windows of chunks */
-    int max_retries;  /* transient read failures retried (with backoff) */
+    int64_t seed;     /* sample-order seed [0, INT64_MAX] */
+    int chunk_tokens; /* tokens per shuffle chunk [1, 1G] */
+    int window_chunks;/* chunks shuffled together at sample level [1, 64K] */
+    int prefetch_mib; /* streaming buffer; 0 = two windows of chunks [0, 1M] */
+    int max_retries;  /* transient read failures retried (with backoff) [0, 100] */
     char *cache_dir;  /* local disk cache of remote chunks, "" = none */
-    int cache_mib;    /* its size limit */
+    int cache_mib;    /* its size limit [1, 16M] */
 } ct_data_config_t;
 
 typedef enum { CT_DECAY_COSINE = 0, CT_DECAY_LINEAR = 1, CT_DECAY_CONSTANT = 2 } ct_decay_t;
@@ -48,57 +59,58 @@ typedef enum { CT_DECAY_COSINE = 0, CT_DECAY_LINEAR = 1, CT_DECAY_CONSTANT = 2 }
 typedef struct {
     float lr;           /* peak learning rate */
     float min_lr_frac;  /* floor as a fraction of lr */
-    int warmup_steps;
+    int warmup_steps;   /* [0, 1G] */
     ct_decay_t decay;   /* cosine | linear | constant */
     float weight_decay; /* applied to matrices only */
     float beta1, beta2, eps;
     float grad_clip;    /* global-norm clip; 0 disables */
-    int zero;           /* 0: every DP rank holds all AdamW state; 1: ZeRO-1 shards it */
-    int stochastic_rounding; /* GPU: round the bf16 weight copy stochastically (0/1) */
+    int zero;           /* 0: every DP rank holds all AdamW state; 1: ZeRO-1 shards it [0, 1] */
+    int stochastic_rounding; /* GPU: round the bf16 weight copy stochastically [0, 1] */
 } ct_optim_config_t;
 
 typedef struct {
     char *run_dir;        /* metrics.jsonl and ckpt/ go here */
-    int steps;            /* total optimizer steps */
-    int batch_size;       /* micro-batch B */
-    int seq_len;          /* T */
-    int64_t batch_tokens; /* global batch in tokens; multiple of B*T; 0 = B*T */
-    int64_t seed;         /* parameter init seed */
-    int log_every;
-    int threads;          /* 0 = OpenMP default */
-    int max_skips;        /* consecutive non-finite steps (skipped) before stopping */
+    int steps;            /* total optimizer steps [1, 1G] */
+    int batch_size;       /* micro-batch B [1, 1M]; B * T at most INT_MAX */
+    int seq_len;          /* T [1, 1M], at most model.max_seq_len */
+    int64_t batch_tokens; /* global batch in tokens; multiple of B*T*dp; 0 = B*T*dp [0, 2^40] */
+    int64_t seed;         /* parameter init seed [0, INT64_MAX] */
+    int log_every;        /* [1, 1G] */
+    int threads;          /* 0 = OpenMP default [0, 4K] */
+    int max_skips;        /* consecutive non-finite steps (skipped) before stopping [1, 1M] */
     float spike_z;        /* log a loss this many std devs above its recent mean; 0 = off */
     float peak_tflops;    /* device peak for MFU; 0 = the known-GPU table (bf16 dense) */
 } ct_train_config_t;
 
 typedef struct {
-    int every;           /* validation every N steps; 0 disables */
+    int every;           /* validation every N steps; 0 disables [0, 1G] */
     int64_t tokens;      /* validation tokens per evaluation, the first tokens/seq_len
-                            held-out windows; 0 = the whole held-out set */
-    int sample_every;    /* sample text every N steps; 0 disables */
-    int sample_tokens;   /* tokens per sample; 0 = no samples at all */
+                            held-out windows; 0 = the whole held-out set [0, 2^48] */
+    int sample_every;    /* sample text every N steps; 0 disables [0, 1G] */
+    int sample_tokens;   /* tokens per sample; 0 = no samples at all [0, 1M] */
     float temperature;
-    int top_k;           /* 0 = no top-k */
-    int64_t sample_seed;
+    int top_k;           /* 0 = no top-k [0, 16M] */
+    int64_t sample_seed; /* [0, INT64_MAX] */
     char *prompt;        /* text prompt for samples, "" = end-of-text */
     char *tokenizer;     /* tokenizer file, to decode samples; "" = print ids */
 } ct_eval_config_t;
 
 typedef struct {
-    int every;      /* save every N steps; 0 = only at the end */
+    int every;      /* save every N steps; 0 = only at the end [0, 1G] */
     char *resume;   /* "none" | "auto" | path to a checkpoint directory */
-    int keep_last;  /* 0 keeps all */
-    int keep_every; /* also keep every checkpoint whose step is a multiple; 0 = none */
+    int keep_last;  /* 0 keeps all [0, 1M] */
+    int keep_every; /* also keep every checkpoint whose step is a multiple; 0 = none [0, 1G] */
 } ct_ckpt_config_t;
 
 typedef struct {
-    int dp;           /* data-parallel ranks */
-    int tp;           /* tensor-parallel ranks (adjacent ranks); world = dp * tp */
+    int dp;           /* data-parallel ranks [1, 64K] */
+    int tp;           /* tensor-parallel ranks (adjacent ranks); world = dp * tp [1, 1K] */
 } ct_parallel_config_t;
 
 typedef struct {
-    float timeout_s;  /* a collective slower than this ends the job; 0 = no limit */
-    int bucket_mib;   /* DP gradient all-reduce bucket size */
+    float timeout_s;  /* a collective slower than this ends the job; 0 = no limit;
+                         at most 1e6 (11 days) */
+    int bucket_mib;   /* DP gradient all-reduce bucket size [1, 64K] */
 } ct_comm_config_t;
 
 typedef struct {

@@ -14,6 +14,7 @@
 
 int ct__log_level = CT_LOG_LEVEL_INFO;
 static int log_rank = 0, log_world = 1;
+static int log_rank_set = 0; /* by ct_log_set_rank: the launcher's numbers no longer apply */
 static char log_host[64] = "";
 static void (*log_abort_hook)(int) = NULL;
 static const char *log_file_pattern = NULL; /* CT_LOG_FILE, e.g. logs/%h.%r.log */
@@ -24,8 +25,40 @@ static void *log_hook_ctx = NULL;
 
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
+/* A launcher's rank variable: a decimal number in [0, INT_MAX], else -1. */
+static int env_count(const char *name)
+{
+    const char *v = ct_env_get(name);
+    if (!v || !*v || strlen(v) > 9) return -1;
+    int n = 0;
+    for (; *v; v++) {
+        if (*v < '0' || *v > '9') return -1;
+        n = n * 10 + (*v - '0');
+    }
+    return n;
+}
+
+/* The rank and world size the launcher gave this process, if it gave both
+ * and they agree (rank < world); else rank 0 of 1. Read before MPI starts,
+ * so that config errors already carry the right label. */
+static void log_rank_from_env(void)
+{
+    static const char *const vars[][2] = {{"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"},
+                                          {"PMI_RANK", "PMI_SIZE"},
+                                          {"SLURM_PROCID", "SLURM_NTASKS"}};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        int rank = env_count(vars[i][0]), world = env_count(vars[i][1]);
+        if (rank >= 0 && world > rank) {
+            log_rank = rank;
+            log_world = world;
+            return;
+        }
+    }
+}
+
 void ct_log_init(void)
 {
+    if (!log_rank_set) log_rank_from_env();
     const char *lvl = ct_env_get("CT_LOG_LEVEL");
     if (lvl) {
         for (int i = 0; i < 4; i++)
@@ -66,6 +99,7 @@ void ct_log_set_rank(int rank, int world)
 {
     log_rank = rank;
     log_world = world;
+    log_rank_set = 1;
     if (!log_host[0]) ct_log_init();
     log_open_file();
 }
@@ -82,10 +116,36 @@ void ct_log_set_hook(ct_log_hook_t hook, void *ctx)
     pthread_mutex_unlock(&log_hook_lock);
 }
 
+const char *ct_log_clip_n(const char *s, size_t n, char *buf)
+{
+    if (n <= CT_LOG_CLIP_KEEP) {
+        snprintf(buf, CT_LOG_CLIP_BUF, "%.*s", (int)n, s);
+        return buf;
+    }
+    size_t keep = CT_LOG_CLIP_KEEP;
+    /* cut before a character, not inside one (UTF-8 continuation bytes are 10xxxxxx) */
+    for (int i = 0; i < 3 && ((unsigned char)s[keep] & 0xC0) == 0x80; i++) keep--;
+    snprintf(buf, CT_LOG_CLIP_BUF, "%.*s... (%zu bytes)", (int)keep, s, n);
+    return buf;
+}
+
+const char *ct_log_clip(const char *s, char *buf)
+{
+    if (!s) return "(null)";
+    size_t n = strnlen(s, CT_LOG_CLIP_KEEP + 1);
+    if (n <= CT_LOG_CLIP_KEEP) return s;
+    return ct_log_clip_n(s, strlen(s), buf);
+}
+
 static void log_vline(ct_log_level_t lvl, const char *file, int line, const char *fmt, va_list ap)
 {
     char msg[2048];
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    int full = vsnprintf(msg, sizeof msg, fmt, ap);
+    if (full >= (int)sizeof msg) { /* say so, rather than end mid-word */
+        char tail[64];
+        int k = snprintf(tail, sizeof tail, " ... (message cut: %d bytes)", full);
+        memcpy(msg + sizeof msg - 1 - (size_t)k, tail, (size_t)k + 1);
+    }
     if (!log_host[0]) ct_log_init();
     const char *level = level_names[lvl];
     char out[2400];

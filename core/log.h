@@ -29,12 +29,30 @@ typedef enum {
 
 extern int ct__log_level;
 
-/* Reads CT_LOG_LEVEL. Safe to call more than once; logging works without it
- * (rank 0 of 1, level info). */
+/* Reads CT_LOG_LEVEL, and the rank and world size that a launcher gives
+ * each process (OMPI_COMM_WORLD_RANK/SIZE from Open MPI's mpirun,
+ * PMI_RANK/SIZE from MPICH's and Intel MPI's, SLURM_PROCID/NTASKS from
+ * srun), so lines logged before the process groups exist (a bad config)
+ * already name the rank. Safe to call more than once; logging works without
+ * it (rank 0 of 1, level info). ct_log_set_rank overrides the launcher's
+ * numbers once the process groups are built. */
 void ct_log_init(void);
 /* Sets the rank and world shown in each line. */
 void ct_log_set_rank(int rank, int world);
 int ct_log_rank(void);
+/* Outside bytes (a config value, a key, a file's field) quoted in a
+ * message: s itself when it is at most CT_LOG_CLIP_KEEP bytes, else its
+ * first CT_LOG_CLIP_KEEP bytes (not cutting a UTF-8 character) followed by
+ * "... (N bytes)", written to buf, which must hold CT_LOG_CLIP_BUF bytes.
+ * So a line is never cut before the reason that follows the value
+ * (lines are limited to about 2 KiB). */
+#define CT_LOG_CLIP_KEEP 64
+#define CT_LOG_CLIP_BUF (CT_LOG_CLIP_KEEP + 40)
+const char *ct_log_clip(const char *s, char *buf);
+/* The same for the n bytes at s, which need not end in a NUL (one inside
+ * ends the quoted part early). Always writes buf. */
+const char *ct_log_clip_n(const char *s, size_t n, char *buf);
+
 /* Called by ct__fatal before abort(), e.g. MPI_Abort so peers don't hang. */
 void ct_log_set_abort_hook(void (*hook)(int code));
 

@@ -236,7 +236,7 @@ ct_status_t ct__bpe_new(const int32_t *merges, int n_merges, ct_bpe_t **bpe_p, i
             goto fail;
         }
         int64_t len = (off[l + 1] - off[l]) + (off[rt + 1] - off[rt]);
-        if (off[256 + r] + len > BPE_MAX_TOKEN_BYTES) {
+        if (len > CT__BPE_MAX_TOKEN_BYTES || off[256 + r] + len > BPE_MAX_TOKEN_BYTES) {
             *bad_p = r;
             goto fail;
         }
@@ -307,34 +307,6 @@ static int merge_naive(const ct_bpe_t *bpe, int32_t *s, int n)
     return n;
 }
 
-static void heap_push(uint64_t *h, size_t *n, uint64_t v)
-{
-    size_t i = (*n)++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (h[p] <= v) break;
-        h[i] = h[p];
-        i = p;
-    }
-    h[i] = v;
-}
-
-static uint64_t heap_pop(uint64_t *h, size_t *n)
-{
-    uint64_t top = h[0], v = h[--(*n)];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= *n) break;
-        if (c + 1 < *n && h[c + 1] < h[c]) c++;
-        if (v <= h[c]) break;
-        h[i] = h[c];
-        i = c;
-    }
-    h[i] = v;
-    return top;
-}
-
 /* The same result in O(n log n): a min-heap of (rank, position) over a
  * linked list of symbols. Any pair made by merge r contains the token it
  * made, so its rank is above r (an invariant of struct ct_bpe): all pairs of rank r are merged, in position order,
@@ -361,13 +333,13 @@ static int merge_heap(ct_bpe_t *bpe, int32_t *s, int n)
         prev[i] = i - 1;
         if (i + 1 < n) {
             int r = ct__bpe_rank(bpe, s[i], s[i + 1]);
-            if (r >= 0) heap_push(heap, &nh, ((uint64_t)r << 32) | (uint32_t)i);
+            if (r >= 0) ct__bpe_heap_push(heap, &nh, ((uint64_t)r << 32) | (uint32_t)i);
         }
     }
     /* Each merge removes a symbol and pushes at most two entries, so the heap
      * never holds more than 2n entries. */
     while (nh > 0) {
-        uint64_t e = heap_pop(heap, &nh);
+        uint64_t e = ct__bpe_heap_pop(heap, &nh);
         int r = (int)(e >> 32), i = (int)(uint32_t)e;
         if (s[i] < 0) continue;
         int j = next[i];
@@ -378,11 +350,11 @@ static int merge_heap(ct_bpe_t *bpe, int32_t *s, int n)
         if (next[j] < n) prev[next[j]] = i;
         if (prev[i] >= 0) {
             int r2 = ct__bpe_rank(bpe, s[prev[i]], s[i]);
-            if (r2 >= 0) heap_push(heap, &nh, ((uint64_t)r2 << 32) | (uint32_t)prev[i]);
+            if (r2 >= 0) ct__bpe_heap_push(heap, &nh, ((uint64_t)r2 << 32) | (uint32_t)prev[i]);
         }
         if (next[i] < n) {
             int r2 = ct__bpe_rank(bpe, s[i], s[next[i]]);
-            if (r2 >= 0) heap_push(heap, &nh, ((uint64_t)r2 << 32) | (uint32_t)i);
+            if (r2 >= 0) ct__bpe_heap_push(heap, &nh, ((uint64_t)r2 << 32) | (uint32_t)i);
         }
     }
     int out = 0;
@@ -597,17 +569,40 @@ static int parse_num(const char **p, const char *end, int64_t max, int64_t *v_p)
 
 ct_status_t ct_bpe_load(const char *path, ct_bpe_t **bpe_p)
 {
-    ct_status_t st = CT_OK;
     char *buf = NULL;
-    int32_t *merges = NULL;
     size_t n;
     struct stat sb;
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return ct__bpe_load_dir(path, bpe_p);
     size_t plen = strlen(path), tl = strlen(".tiktoken");
     if (plen > tl && strcmp(path + plen - tl, ".tiktoken") == 0)
         return ct_bpe_load_tiktoken(path, bpe_p);
-    if ((st = ct__bpe_read_file(path, "make one with 'ctrain tokenize train'", &buf, &n)) != CT_OK)
-        return st;
+    ct_status_t st = ct__bpe_read_file(path, "make one with 'ctrain tokenize train'", &buf, &n);
+    if (st != CT_OK) return st;
+    st = ct__bpe_parse_ctrain(buf, n, path, bpe_p);
+    free(buf);
+    return st;
+}
+
+/* Length of the token that merge `bad` makes (merges 0..bad already
+ * checked to use only earlier ids). */
+static int64_t merged_len(const int32_t *merges, int bad)
+{
+    int64_t *len = malloc(sizeof(int64_t) * (size_t)(257 + bad));
+    if (!len) return -1;
+    for (int i = 0; i < 256; i++) len[i] = 1;
+    for (int r = 0; r <= bad; r++) {
+        len[256 + r] = len[merges[2 * r]] + len[merges[2 * r + 1]];
+        if (len[256 + r] > BPE_MAX_TOKEN_BYTES) len[256 + r] = BPE_MAX_TOKEN_BYTES + 1;
+    }
+    int64_t k = len[256 + bad];
+    free(len);
+    return k;
+}
+
+ct_status_t ct__bpe_parse_ctrain(const char *buf, size_t n, const char *path, ct_bpe_t **bpe_p)
+{
+    ct_status_t st = CT_OK;
+    int32_t *merges = NULL;
     const char *p = buf, *end = buf + n;
     size_t ml = strlen(CT__BPE_MAGIC);
     if (n < ml + 1 || memcmp(p, CT__BPE_MAGIC, ml) != 0 || p[ml] != ' ')
@@ -666,6 +661,12 @@ ct_status_t ct_bpe_load(const char *path, ct_bpe_t **bpe_p)
             if (merges[2 * r] == merges[2 * bad] && merges[2 * r + 1] == merges[2 * bad + 1])
                 LOAD_FAIL(CT_ERR_CORRUPT, bad + 2, "merge %d (%d %d) repeats line %d", bad,
                           merges[2 * bad], merges[2 * bad + 1], r + 2);
+        int64_t len = merged_len(merges, bad);
+        if (len > CT__BPE_MAX_TOKEN_BYTES)
+            LOAD_FAIL(CT_ERR_CORRUPT, bad + 2, "merge %d makes a token of %s%lld bytes; a token "
+                      "may have at most %d", bad, len > BPE_MAX_TOKEN_BYTES ? "over " : "",
+                      (long long)(len > BPE_MAX_TOKEN_BYTES ? BPE_MAX_TOKEN_BYTES : len),
+                      CT__BPE_MAX_TOKEN_BYTES);
         LOAD_FAIL(CT_ERR_CORRUPT, bad + 2,
                   "merge %d makes the tokens longer than %lld bytes in all", bad,
                   (long long)BPE_MAX_TOKEN_BYTES);
@@ -679,6 +680,5 @@ ct_status_t ct_bpe_load(const char *path, ct_bpe_t **bpe_p)
     }
 done:
     free(merges);
-    free(buf);
     return st;
 }

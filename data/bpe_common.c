@@ -165,6 +165,36 @@ void ct_bpe_free(ct_bpe_t *bpe)
     free(bpe);
 }
 
+/* ---- a min-heap of uint64 ----------------------------------------------------- */
+
+void ct__bpe_heap_push(uint64_t *h, size_t *n, uint64_t v)
+{
+    size_t i = (*n)++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (h[p] <= v) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = v;
+}
+
+uint64_t ct__bpe_heap_pop(uint64_t *h, size_t *n)
+{
+    uint64_t top = h[0], v = h[--(*n)];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && h[c + 1] < h[c]) c++;
+        if (v <= h[c]) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = v;
+    return top;
+}
+
 /* ---- buffers and files ------------------------------------------------------ */
 
 int ct__bpe_grow(void **p, size_t *cap, size_t need, size_t elem)

@@ -154,10 +154,12 @@ static void vocab_fail(const vocab_t *v, size_t at, const char *msg)
                  "strings to ids", v->path, l, c, msg);
 }
 
+/* Appends n bytes (n may be 0: the buffer is allocated all the same, so
+ * v->bytes is never NULL once an entry exists; a first key "" once made a
+ * memcpy from NULL). */
 static int bytes_put(vocab_t *v, const char *p, size_t n)
 {
-    if (n == 0) return 0;
-    if (v->nbytes + n > v->capbytes) {
+    if (!v->bytes || v->nbytes + n > v->capbytes) {
         size_t nc = v->capbytes ? 2 * v->capbytes : 1 << 16;
         while (nc < v->nbytes + n) nc *= 2;
         char *q = realloc(v->bytes, nc);
@@ -165,7 +167,7 @@ static int bytes_put(vocab_t *v, const char *p, size_t n)
         v->bytes = q;
         v->capbytes = nc;
     }
-    memcpy(v->bytes + v->nbytes, p, n);
+    if (n) memcpy(v->bytes + v->nbytes, p, n);
     v->nbytes += n;
     return 0;
 }
@@ -209,6 +211,14 @@ static CT_MUST_USE ct_status_t vocab_parse(vocab_t *v, size_t len)
         long k = alpha_decode(v->bytes + before, v->nbytes - before);
         v->special[v->n] = k < 0;
         if (k >= 0) v->nbytes = before + (size_t)k;
+        if (v->nbytes - before > CT__BPE_MAX_TOKEN_BYTES) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "a token of %zu bytes; a token may have at most %d",
+                     v->nbytes - before, CT__BPE_MAX_TOKEN_BYTES);
+            vocab_fail(v, it.key_offset, msg);
+            st = CT_ERR_CORRUPT;
+            goto done;
+        }
         v->off[v->n + 1] = (int64_t)v->nbytes;
         int64_t id;
         int r = ct_json_get_int64(val, &id);
@@ -287,16 +297,27 @@ ct_status_t ct_bpe_load_gpt2(const char *vocab_json, const char *merges_txt, ct_
 {
     static const char *hint = "GPT-2's vocab.json and merges.txt come with its Hugging Face "
                               "model files (encoder.json and vocab.bpe in OpenAI's release)";
-    ct_status_t st;
-    char *vbuf = NULL, *mbuf = NULL, *scratch = NULL;
+    char *vbuf = NULL, *mbuf = NULL;
     size_t vn, mn;
+    ct_status_t st = ct__bpe_read_file(vocab_json, hint, &vbuf, &vn);
+    if (st == CT_OK) st = ct__bpe_read_file(merges_txt, hint, &mbuf, &mn);
+    if (st == CT_OK) st = ct__bpe_parse_gpt2(vbuf, vn, vocab_json, mbuf, mn, merges_txt, bpe_p);
+    free(vbuf);
+    free(mbuf);
+    return st;
+}
+
+ct_status_t ct__bpe_parse_gpt2(const char *vbuf, size_t vn, const char *vocab_json,
+                               const char *mbuf, size_t mn, const char *merges_txt,
+                               ct_bpe_t **bpe_p)
+{
+    ct_status_t st;
+    char *scratch = NULL;
     vocab_t v = {.path = vocab_json};
     mline_t *lines = NULL;
     int32_t *pos_of = NULL;
     ct_bpe_t *bpe = NULL;
     tokmap_t map = {0};
-    if ((st = ct__bpe_read_file(vocab_json, hint, &vbuf, &vn)) != CT_OK) goto done;
-    if ((st = ct__bpe_read_file(merges_txt, hint, &mbuf, &mn)) != CT_OK) goto done;
     v.buf = vbuf;
     if ((st = vocab_parse(&v, vn)) != CT_OK) goto oom_or_done;
     int V = (int)v.n, n_merges;
@@ -400,8 +421,6 @@ done:
     free(v.off);
     free(v.id);
     free(v.special);
-    free(vbuf);
-    free(mbuf);
     return st;
 }
 
@@ -450,46 +469,106 @@ static void b64_encode(ct__bpe_buf_t *b, const uint8_t *p, size_t n)
     }
 }
 
+/* Scratch of derive_parts for tokens of up to cap bytes. */
+typedef struct {
+    int32_t *next, *prev; /* parts as a list over their first byte */
+    int32_t *pid;         /* id of the pair of parts starting at a byte, or -1 */
+    uint64_t *heap;       /* (pair id, first byte), at most 3 per byte */
+    size_t cap;
+} derive_t;
+
+static int derive_init(derive_t *s, size_t cap)
+{
+    s->cap = cap;
+    s->next = malloc(sizeof(int32_t) * (cap + 1));
+    s->prev = malloc(sizeof(int32_t) * (cap + 1));
+    s->pid = malloc(sizeof(int32_t) * (cap + 1));
+    s->heap = malloc(sizeof(uint64_t) * 3 * (cap + 1));
+    return s->next && s->prev && s->pid && s->heap ? 0 : -1;
+}
+
+static void derive_free(derive_t *s)
+{
+    free(s->next);
+    free(s->prev);
+    free(s->pid);
+    free(s->heap);
+}
+
+/* Id of the token p[a..c) if it ranks below t, else -1. */
+static int32_t pair_below(const tokmap_t *m, const char *p, int32_t a, int32_t c, int32_t t)
+{
+    int32_t id = tokmap_find(m, p + a, (size_t)(c - a));
+    return id >= 0 && id < t ? id : -1;
+}
+
 /* Hugging Face's tiktoken conversion: BPE on the bytes of token t, where
  * any two adjacent parts whose bytes form a token ranked below t may merge,
- * the lowest-ranked first (ranks are ids). Returns the number of parts left;
- * the ids of the first two go to parts[0..1]. start is scratch for the
- * token's length plus one. */
-static int derive_parts(const tokmap_t *m, int32_t t, int32_t *start, int32_t parts[2])
+ * the lowest-ranked first, the leftmost of equal ones (ranks are ids).
+ * Returns the number of parts left; the ids of the first two go to
+ * parts[0..1]. A min-heap of (pair id, position) over a linked list of
+ * parts, stale entries skipped: O(k log k) for a token of k bytes (the scan
+ * after every merge made it O(k^2) lookups: 27.6 s for one 128,000-byte
+ * token). */
+static int derive_parts(const tokmap_t *m, int32_t t, derive_t *s, int32_t parts[2])
 {
     const ct_bpe_t *bpe = m->bpe;
     const char *p = bpe->tok_bytes + bpe->tok_off[t];
-    int k = (int)tok_len(bpe, t);
-    for (int i = 0; i <= k; i++) start[i] = i; /* part i is [start[i], start[i+1]) */
-    for (;;) {
-        int32_t best = INT32_MAX;
-        int bi = -1;
-        for (int i = 0; i + 1 < k; i++) {
-            int32_t id = tokmap_find(m, p + start[i], (size_t)(start[i + 2] - start[i]));
-            if (id >= 0 && id < t && id < best) best = id, bi = i;
-        }
-        if (bi < 0) break;
-        memmove(start + bi + 1, start + bi + 2, sizeof(int32_t) * (size_t)(k - bi - 1));
-        k--;
+    int k = (int)tok_len(bpe, t), n = k;
+    CT_ASSERT((size_t)k <= s->cap);
+    int32_t *next = s->next, *prev = s->prev, *pid = s->pid;
+    size_t nh = 0;
+    for (int i = 0; i < k; i++) {
+        next[i] = i + 1;
+        prev[i] = i - 1;
+        pid[i] = i + 1 < k ? pair_below(m, p, i, i + 2, t) : -1;
+        if (pid[i] >= 0) ct__bpe_heap_push(s->heap, &nh, (uint64_t)pid[i] << 32 | (uint32_t)i);
     }
-    for (int i = 0; i < 2 && i < k; i++)
-        parts[i] = tokmap_find(m, p + start[i], (size_t)(start[i + 1] - start[i]));
-    return k;
+    /* Each merge removes a part and pushes at most two entries. */
+    while (nh > 0) {
+        uint64_t e = ct__bpe_heap_pop(s->heap, &nh);
+        int32_t id = (int32_t)(e >> 32), i = (int32_t)(uint32_t)e;
+        if (pid[i] != id) continue; /* stale: the pair at i changed, or i was merged away */
+        int32_t j = next[i];
+        next[i] = next[j];
+        if (next[j] < k) prev[next[j]] = i;
+        pid[j] = -1;
+        n--;
+        pid[i] = next[i] < k ? pair_below(m, p, i, next[next[i]], t) : -1;
+        if (pid[i] >= 0) ct__bpe_heap_push(s->heap, &nh, (uint64_t)pid[i] << 32 | (uint32_t)i);
+        if (prev[i] >= 0) {
+            int32_t h = prev[i];
+            pid[h] = pair_below(m, p, h, next[i], t);
+            if (pid[h] >= 0) ct__bpe_heap_push(s->heap, &nh, (uint64_t)pid[h] << 32 | (uint32_t)h);
+        }
+    }
+    if (n >= 1) parts[0] = tokmap_find(m, p, (size_t)next[0]);
+    if (n >= 2) parts[1] = tokmap_find(m, p + next[0], (size_t)(next[next[0]] - next[0]));
+    return n;
 }
 
 ct_status_t ct_bpe_load_tiktoken(const char *path, ct_bpe_t **bpe_p)
 {
-    ct_status_t st;
-    char *buf = NULL, *bytes = NULL;
+    char *buf = NULL;
     size_t n;
+    ct_status_t st = ct__bpe_read_file(path, "tiktoken files hold lines \"base64(token) rank\"",
+                                       &buf, &n);
+    if (st != CT_OK) return st;
+    st = ct__bpe_parse_tiktoken(buf, n, path, bpe_p);
+    free(buf);
+    return st;
+}
+
+ct_status_t ct__bpe_parse_tiktoken(const char *buf, size_t n, const char *path, ct_bpe_t **bpe_p)
+{
+    ct_status_t st;
+    char *bytes = NULL;
     int64_t *ent_off = NULL;
-    int32_t *ent_rank = NULL, *pos_of = NULL, *start = NULL;
+    int32_t *ent_rank = NULL, *pos_of = NULL;
     int *ent_line = NULL;
     ct_bpe_t *bpe = NULL;
     tokmap_t map = {0};
-    if ((st = ct__bpe_read_file(path, "tiktoken files hold lines \"base64(token) rank\"", &buf,
-                                &n)) != CT_OK)
-        return st;
+    derive_t dv = {0};
     size_t max_lines = 1;
     for (size_t i = 0; i < n; i++) max_lines += buf[i] == '\n';
     bytes = malloc(n + 1);
@@ -516,6 +595,9 @@ ct_status_t ct_bpe_load_tiktoken(const char *path, ct_bpe_t **bpe_p)
         if (k <= 0 || q == sp + 1 || q != s + len || rank >= CT__BPE_MAX_VOCAB - 1)
             GPT2_FAIL(CT_ERR_CORRUPT, "%s:%d: expected \"<base64 of the token's bytes> <rank>\""
                       "\n---> HINT: is this a tiktoken file such as gpt2.tiktoken?", path, line);
+        if (k > CT__BPE_MAX_TOKEN_BYTES)
+            GPT2_FAIL(CT_ERR_CORRUPT, "%s:%d: a token of %ld bytes; a token may have at most %d",
+                      path, line, k, CT__BPE_MAX_TOKEN_BYTES);
         nb += (size_t)k;
         ent_rank[N] = (int32_t)rank;
         ent_line[N] = line;
@@ -564,13 +646,12 @@ ct_status_t ct_bpe_load_tiktoken(const char *path, ct_bpe_t **bpe_p)
     int64_t longest = 0;
     for (int id = 0; id < N; id++)
         if (tok_len(bpe, id) > longest) longest = tok_len(bpe, id);
-    start = malloc(sizeof(int32_t) * (size_t)(longest + 1));
-    if (!start) goto oom;
+    if (derive_init(&dv, (size_t)longest)) goto oom;
     int m = 0;
     for (int id = 0; id < N; id++) {
         if (tok_len(bpe, id) < 2) continue;
         int32_t parts[2];
-        if (derive_parts(&map, id, start, parts) != 2)
+        if (derive_parts(&map, id, &dv, parts) != 2)
             GPT2_FAIL(CT_ERR_CORRUPT, "%s:%d: the token of rank %d is not two lower-ranked tokens "
                       "merged\n---> HINT: tiktoken files list a BPE vocabulary by rank", path,
                       ent_line[pos_of[id]], id);
@@ -595,13 +676,12 @@ done:
     if (st == CT_OK) *bpe_p = bpe;
     else ct_bpe_free(bpe);
     free(map.slots);
-    free(start);
+    derive_free(&dv);
     free(pos_of);
     free(ent_off);
     free(ent_rank);
     free(ent_line);
     free(bytes);
-    free(buf);
     return st;
 }
 
@@ -699,7 +779,7 @@ ct_status_t ct_bpe_save_tiktoken(const ct_bpe_t *bpe, const char *path)
     int V = bpe->vocab_size;
     ct_status_t st = CT_ERR_UNSUPPORTED;
     tokmap_t map = {0};
-    int32_t *start = NULL;
+    derive_t dv = {0};
     uint8_t *made = calloc((size_t)V, 1);
     ct__bpe_buf_t b = {0};
     if (!made) goto oom;
@@ -723,12 +803,11 @@ ct_status_t ct_bpe_save_tiktoken(const ct_bpe_t *bpe, const char *path)
     /* The file must load back to the same merges. */
     int32_t dup[2];
     int r = tokmap_init(&map, bpe, V - 1, NULL, dup); /* the ranked tokens, not end-of-text */
-    start = malloc(sizeof(int32_t) * (size_t)(longest + 1));
-    if (r < 0 || !start) goto oom;
+    if (r < 0 || derive_init(&dv, (size_t)longest)) goto oom;
     CT_ASSERT(r == 0); /* a merge always makes a new token */
     for (int k = 0; k < bpe->n_merges; k++) {
         int32_t parts[2];
-        if (derive_parts(&map, bpe->merge_id[k], start, parts) != 2 ||
+        if (derive_parts(&map, bpe->merge_id[k], &dv, parts) != 2 ||
             parts[0] != bpe->merges[2 * k] || parts[1] != bpe->merges[2 * k + 1])
             GPT2_FAIL(CT_ERR_UNSUPPORTED, "cannot write %s as tiktoken: token %d (merge %d) would "
                       "load back as other parts, so the tokenizer would encode differently"
@@ -748,7 +827,7 @@ oom:
 done:
     free(b.p);
     free(made);
-    free(start);
+    derive_free(&dv);
     free(map.slots);
     return st;
 }

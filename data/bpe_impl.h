@@ -18,6 +18,12 @@
 #define CT__BPE_VERSION 2
 #define CT__BPE_MAX_VOCAB (1 << 24)
 #define CT__BPE_EOT_TEXT "<|endoftext|>"
+/* The longest token a tokenizer file may hold, in bytes. Real vocabularies
+ * stay far below it (GPT-2's longest token has 128 bytes; ctrain's trainer
+ * makes none longer than 256); without it a 239-byte file of 28 doubling
+ * merges described a token of 2^28 bytes, and a tiktoken file one 128,000
+ * bytes long. */
+#define CT__BPE_MAX_TOKEN_BYTES 1024
 
 /* Per-word encode cache: pre-token bytes -> token ids. Words longer than
  * CT__BPE_CACHE_MAX_KEY bytes are not cached; the cache is emptied when it
@@ -153,6 +159,22 @@ int ct__bpe_unicode_to_byte(uint32_t cp);
  * result. The heap variant uses the scratch space in bpe (hence not const)
  * and returns -1 if it cannot be allocated. */
 int ct__bpe_merge_word(ct_bpe_t *bpe, int32_t *syms, int n, int use_heap);
+
+/* A binary min-heap of n uint64 entries at h (room for one more on push). */
+void ct__bpe_heap_push(uint64_t *h, size_t *n, uint64_t v);
+uint64_t ct__bpe_heap_pop(uint64_t *h, size_t *n);
+
+/* The file readers on bytes in memory (buf[0..n), no NUL needed); path
+ * names the file in errors. ct_bpe_load, ct_bpe_load_gpt2 and
+ * ct_bpe_load_tiktoken read the files and call these, as the fuzzing
+ * harness (tests/fuzz/fuzz_tokenizer.c) does. */
+CT_MUST_USE ct_status_t ct__bpe_parse_ctrain(const char *buf, size_t n, const char *path,
+                                             ct_bpe_t **bpe_p);
+CT_MUST_USE ct_status_t ct__bpe_parse_gpt2(const char *vbuf, size_t vn, const char *vocab_json,
+                                           const char *mbuf, size_t mn, const char *merges_txt,
+                                           ct_bpe_t **bpe_p);
+CT_MUST_USE ct_status_t ct__bpe_parse_tiktoken(const char *buf, size_t n, const char *path,
+                                               ct_bpe_t **bpe_p);
 
 /* 64-bit FNV-1a with a final mix. */
 static inline uint64_t ct__bpe_hash_bytes(const void *p, size_t n)

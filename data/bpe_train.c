@@ -29,6 +29,7 @@
  * scan 2 MB; pieces bound that, and tokens longer than this are of little use.
  * Encoding is unaffected. */
 #define TRAIN_MAX_WORD 256
+_Static_assert(TRAIN_MAX_WORD <= CT__BPE_MAX_TOKEN_BYTES, "trained tokens must load again");
 
 typedef struct {
     int32_t left, right;

@@ -14,9 +14,18 @@
 
 #include "core/fs.h"
 #include "core/log.h"
+#include "trainer/ckpt_impl.h"
 #include "trainer/trainer.h"
 
 #define CKPT_FORMAT "ctrain-ckpt-2"
+/* Refused before parsing: a manifest is its config (at most
+ * CT_CONFIG_MAX_BYTES) plus a tensor table of a few hundred bytes per
+ * tensor and rank. */
+#define CKPT_MANIFEST_MAX_BYTES (64 << 20)
+/* The layouts a manifest may record (config.h's ranges of parallel.tp and
+ * parallel.dp). */
+#define CKPT_MAX_TP 1024
+#define CKPT_MAX_DP 65536
 
 /* ---- manifest schema (libcyaml) ------------------------------------------- */
 typedef struct {
@@ -95,6 +104,57 @@ static void mf_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
     CT_LOG_ERROR("manifest %s: %s", (const char *)ctx, buf);
 }
 
+/* Parses manifest text (len bytes; path names it in errors) into *mf_p,
+ * to be freed with cyaml_free(cc, &mf_schema, ...). Checks the format and
+ * that the layout and model dims are in range; the tensor table is checked
+ * against the model where it is read. */
+static CT_MUST_USE ct_status_t mf_parse(const char *text, size_t len, const char *path, mf_t **mf_p,
+                                        cyaml_config_t *cc)
+{
+    memset(cc, 0, sizeof *cc);
+    cc->log_fn = mf_log;
+    cc->log_ctx = (void *)path;
+    cc->log_level = CYAML_LOG_ERROR;
+    cc->mem_fn = cyaml_mem;
+    cc->flags = CYAML_CFG_DEFAULT;
+    mf_t *mf = NULL;
+    cyaml_err_t err = cyaml_load_data((const uint8_t *)text, len, cc, &mf_schema,
+                                      (cyaml_data_t **)&mf, NULL);
+    if (err != CYAML_OK) {
+        CT_LOG_ERROR("cannot parse checkpoint manifest %s: %s", path, cyaml_strerror(err));
+        return CT_ERR_CORRUPT;
+    }
+    if (!mf) { /* libcyaml's answer to a file with no document: empty, comments, a lone BOM */
+        CT_LOG_ERROR("checkpoint manifest %s holds no YAML document (empty or only comments)\n"
+                     "---> HINT: the file is damaged; resume from an earlier checkpoint",
+                     path);
+        return CT_ERR_CORRUPT;
+    }
+    char shown[CT_LOG_CLIP_BUF];
+    const mf_model_t *mm = &mf->model;
+    const mf_layout_t *ml = &mf->layout;
+    if (strcmp(mf->format, CKPT_FORMAT) != 0) {
+        CT_LOG_ERROR("checkpoint manifest %s has format '%s', expected '%s'", path,
+                     ct_log_clip(mf->format, shown), CKPT_FORMAT);
+    } else if (ml->tp < 1 || ml->tp > CKPT_MAX_TP || ml->dp < 1 || ml->dp > CKPT_MAX_DP ||
+               (ml->zero != 0 && ml->zero != 1) || mf->step < 0 || mf->samples < 0) {
+        CT_LOG_ERROR("checkpoint manifest %s: layout dp=%d tp=%d zero=%d, step %lld, samples %lld: "
+                     "out of range\n---> HINT: the file is damaged; resume from an earlier "
+                     "checkpoint", path, ml->dp, ml->tp, ml->zero, (long long)mf->step,
+                     (long long)mf->samples);
+    } else if (mm->n_layer < 1 || mm->n_head < 1 || mm->n_embd < 1 || mm->max_seq_len < 1 ||
+               mm->vocab_size < 1 || mm->padded_vocab < mm->vocab_size) {
+        CT_LOG_ERROR("checkpoint manifest %s: model n_layer=%d n_head=%d n_embd=%d max_seq_len=%d "
+                     "vocab_size=%d padded_vocab=%d: out of range", path, mm->n_layer, mm->n_head,
+                     mm->n_embd, mm->max_seq_len, mm->vocab_size, mm->padded_vocab);
+    } else {
+        *mf_p = mf;
+        return CT_OK;
+    }
+    cyaml_free(cc, &mf_schema, mf, 0);
+    return CT_ERR_CORRUPT;
+}
+
 static CT_MUST_USE ct_status_t mf_load(const char *dir, mf_t **mf_p, cyaml_config_t *cc, char *path,
                            size_t pathsz)
 {
@@ -111,32 +171,24 @@ static CT_MUST_USE ct_status_t mf_load(const char *dir, mf_t **mf_p, cyaml_confi
                      dir);
         return CT_ERR_NOT_FOUND;
     }
-    memset(cc, 0, sizeof *cc);
-    cc->log_fn = mf_log;
-    cc->log_ctx = path;
-    cc->log_level = CYAML_LOG_ERROR;
-    cc->mem_fn = cyaml_mem;
-    cc->flags = CYAML_CFG_DEFAULT;
-    mf_t *mf = NULL;
-    cyaml_err_t err = cyaml_load_file(path, cc, &mf_schema, (cyaml_data_t **)&mf, NULL);
-    if (err != CYAML_OK) {
-        CT_LOG_ERROR("cannot parse checkpoint manifest %s: %s", path, cyaml_strerror(err));
-        return CT_ERR_CORRUPT;
+    char *text = NULL;
+    size_t len = (size_t)st.st_size;
+    ct_status_t rst = len > CKPT_MANIFEST_MAX_BYTES ? CT_OK : ct_fs_read_file(path, &text, &len);
+    if (rst != CT_OK) {
+        CT_LOG_ERROR("cannot read checkpoint manifest %s: %s", path,
+                     rst == CT_ERR_NO_MEMORY ? "out of memory" : strerror(errno));
+        return rst == CT_ERR_NO_MEMORY ? rst : CT_ERR_IO;
     }
-    if (!mf) { /* libcyaml's answer to a file with no document: empty, comments, a lone BOM */
-        CT_LOG_ERROR("checkpoint manifest %s holds no YAML document (empty or only comments)\n"
-                     "---> HINT: the file is damaged; resume from an earlier checkpoint",
-                     path);
-        return CT_ERR_CORRUPT;
+    if (len > CKPT_MANIFEST_MAX_BYTES) { /* refused unread (or it grew while read) */
+        CT_LOG_ERROR("checkpoint manifest %s has %zu bytes, more than a manifest may hold (%d "
+                     "MiB)\n---> HINT: the file is damaged; resume from an earlier checkpoint",
+                     path, len, CKPT_MANIFEST_MAX_BYTES >> 20);
+        rst = CT_ERR_CORRUPT;
+    } else {
+        rst = mf_parse(text, len, path, mf_p, cc);
     }
-    if (strcmp(mf->format, CKPT_FORMAT) != 0) {
-        CT_LOG_ERROR("checkpoint manifest %s has format '%s', expected '%s'", path, mf->format,
-                     CKPT_FORMAT);
-        cyaml_free(cc, &mf_schema, mf, 0);
-        return CT_ERR_CORRUPT;
-    }
-    *mf_p = mf;
-    return CT_OK;
+    free(text);
+    return rst;
 }
 
 /* ---- save ------------------------------------------------------------------ */
@@ -545,6 +597,36 @@ void ct_ckpt_prune(const char *run_dir, int keep_last, int keep_every)
 }
 
 /* ---- load ------------------------------------------------------------------- */
+static int mf_model_matches(const mf_model_t *mm, const ct_model_dims_t *d);
+
+/* Loads the config stored in mf into cfg and checks that it describes the
+ * model the manifest records. */
+static CT_MUST_USE ct_status_t mf_config(const mf_t *mf, const char *path, ct_config_t *cfg)
+{
+    ct_status_t st = ct_config_load_string(mf->config, path, cfg);
+    if (st != CT_OK) return st;
+    ct_model_dims_t fd;
+    ct_model_dims(&cfg->model, 1, 0, &fd);
+    if (!mf_model_matches(&mf->model, &fd)) {
+        CT_LOG_ERROR("checkpoint manifest %s: its model and its stored config disagree", path);
+        ct_config_free(cfg);
+        return CT_ERR_CORRUPT;
+    }
+    return CT_OK;
+}
+
+ct_status_t ct__ckpt_parse_manifest(const char *text, size_t len, const char *origin,
+                                    ct_config_t *cfg)
+{
+    cyaml_config_t cc;
+    mf_t *mf;
+    ct_status_t st = mf_parse(text, len, origin, &mf, &cc);
+    if (st != CT_OK) return st;
+    st = mf_config(mf, origin, cfg);
+    cyaml_free(&cc, &mf_schema, mf, 0);
+    return st;
+}
+
 ct_status_t ct_ckpt_read_config(const char *dir, ct_config_t *cfg)
 {
     cyaml_config_t cc;
@@ -552,7 +634,7 @@ ct_status_t ct_ckpt_read_config(const char *dir, ct_config_t *cfg)
     mf_t *mf;
     ct_status_t st = mf_load(dir, &mf, &cc, path, sizeof path);
     if (st != CT_OK) return st;
-    st = ct_config_load_string(mf->config, path, cfg);
+    st = mf_config(mf, path, cfg);
     cyaml_free(&cc, &mf_schema, mf, 0);
     return st;
 }
@@ -748,7 +830,7 @@ ct_status_t ct_ckpt_reshard(const char *src, const char *dst, int new_tp)
     memset(&cfg, 0, sizeof cfg);
     float *full[3] = {NULL, NULL, NULL}, *shard[3] = {NULL, NULL, NULL}, *repad = NULL;
     int have_cfg = 0;
-    if ((st = ct_config_load_string(mf->config, path, &cfg)) != CT_OK) goto out;
+    if ((st = mf_config(mf, path, &cfg)) != CT_OK) goto out;
     have_cfg = 1;
     ct_model_dims_t fd, nd; /* full tensors as saved, and as the new layout pads them */
     ct_model_dims(&cfg.model, 1, 0, &fd);

@@ -126,4 +126,47 @@ void ct_sample_generate(ct_model_t *m, int32_t *ids, int n_prompt, int n_new, fl
 CT_MUST_USE ct_status_t ct_sample_print(ct_model_t *m, ct_bpe_t *bpe, const char *prompt, int n_new,
                             float temperature, int top_k, ct_rng_t *rng, FILE *out);
 
+/* ---- Hugging Face GPT-2 files (trainer/hf.c) -------------------------------------
+ * What `ctrain import` and `ctrain export` need that is no file I/O: the
+ * tensors of GPT2LMHeadModel and the readers of config.json and of a
+ * safetensors JSON header, on bytes in memory. Nothing here allocates the
+ * model; thread-safe (no shared state). */
+#define CT_HF_NAME_MAX 96
+typedef struct {
+    char name[CT_HF_NAME_MAX]; /* "transformer.h.0.attn.c_attn.weight" */
+    int src;                   /* our tensor */
+    size_t off;                /* float offset into it */
+    int R, K, transpose;       /* a (R, K) slab, stored (K, R) by HF when transposed;
+                                  R == 1: a 1-D tensor of K */
+} ct_hf_tensor_t;
+
+/* GPT2LMHeadModel's tensors for dims d (tp = 1), in model order, without
+ * the tied lm_head: a malloc'd array of *n_p, or NULL when out of memory. */
+ct_hf_tensor_t *ct_hf_tensors(const ct_model_dims_t *d, int *n_p);
+/* The HF shape of e, 1 or 2 dims, into shape; returns the number of dims. */
+int ct_hf_shape(const ct_hf_tensor_t *e, long long shape[2]);
+/* Reads config.json text (len bytes; path names it in errors) into the
+ * model dims of mc (the other members are left alone). Logs and returns
+ * CT_ERR_CORRUPT or CT_ERR_UNSUPPORTED. */
+CT_MUST_USE ct_status_t ct_hf_parse_config(const char *text, size_t len, const char *path,
+                                           ct_model_config_t *mc);
+
+/* Where one tensor lies in a safetensors file's data section. */
+typedef struct {
+    int entry;      /* index into the ct_hf_tensors array, or n for lm_head.weight */
+    int dtype;      /* 4 F32, 2 F16, 3 BF16 */
+    int64_t offset; /* bytes from the start of the data section */
+    size_t count;   /* elements */
+} ct_hf_read_t;
+
+/* Checks a safetensors JSON header (hlen bytes) against the n tensors e of
+ * a model, for a data section of data_len bytes: every tensor present once,
+ * with its shape, a supported dtype and offsets inside the data. On success
+ * *reads_p (malloc'd, caller frees) lists the *n_reads_p tensors to read, in
+ * file order. Logs the cause and returns CT_ERR_CORRUPT, CT_ERR_UNSUPPORTED
+ * or CT_ERR_NO_MEMORY. */
+CT_MUST_USE ct_status_t ct_hf_parse_header(const char *hdr, size_t hlen, const char *path,
+                                           const ct_hf_tensor_t *e, int n, int64_t data_len,
+                                           ct_hf_read_t **reads_p, int *n_reads_p);
+
 #endif

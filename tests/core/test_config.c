@@ -176,7 +176,7 @@ static void test_set(void)
     CHECK(c.model.n_layer == 6);
     CHECK_CAPTURED("--set model.n_layer=1x");
     CHECK_CAPTURED("model.n_layer: '1x' is not an integer");
-    CHECK_CAPTURED("expected a decimal integer >= 1");
+    CHECK_CAPTURED("expected a decimal integer in [1, 1024]");
     CAPTURE_STDERR(st = ct_config_set(&c, "model.n_layr=3", "cli"));
     CHECK(st == CT_ERR_CONFIG);
     CHECK_CAPTURED("unknown key 'model.n_layr'");
@@ -218,7 +218,7 @@ static void expect_bad_int(const char *v, const char *reason)
 
 static void test_strict_numbers(void)
 {
-    const char *not_int = "is not an integer (expected a decimal integer >= 1)";
+    const char *not_int = "is not an integer (expected a decimal integer in [1, 1024])";
     expect_bad_int("1.5", not_int);
     expect_bad_int("1x", not_int);
     expect_bad_int("1e3", not_int);
@@ -229,7 +229,8 @@ static void test_strict_numbers(void)
     expect_bad_int("", not_int);
     expect_bad_int("010", "is not a decimal integer: no leading zeros");
     expect_bad_int("-0", "is not a decimal integer: no leading zeros");
-    expect_bad_int("0", "is out of range (expected a decimal integer >= 1)");
+    expect_bad_int("0", "is out of range (expected a decimal integer in [1, 1024])");
+    expect_bad_int("1025", "is out of range (expected a decimal integer in [1, 1024])");
     expect_bad_int("-3", "is out of range");
     expect_bad_int("2147483648", "is out of range");
     expect_bad_int("99999999999999999999999", "is out of range");
@@ -239,8 +240,8 @@ static void test_strict_numbers(void)
     CHECK_CAPTURED("x.yaml:2: model.n_layer: '12' is a quoted string; "
                    "write numbers without quotes");
 
-    CHECK(load_yaml("model:\n  n_layer: 2147483647\ntrain:\n  threads: 0\n", &c) == CT_OK);
-    CHECK(c.model.n_layer == 2147483647 && c.train.threads == 0);
+    CHECK(load_yaml("model:\n  n_layer: 1024\ntrain:\n  threads: 0\n", &c) == CT_OK);
+    CHECK(c.model.n_layer == 1024 && c.train.threads == 0);
     ct_config_free(&c);
 
     /* 64-bit fields take the whole int64 range above their minimum. */
@@ -341,7 +342,8 @@ static void expect_error(const char *text, const char *msg)
 static void test_ranges(void)
 {
     expect_error("model:\n  n_layer: 0\n",
-                 "x.yaml:2: model.n_layer: '0' is out of range (expected a decimal integer >= 1)");
+                 "x.yaml:2: model.n_layer: '0' is out of range (expected a decimal integer in "
+                 "[1, 1024])");
     expect_error("model:\n  vocab_size: 1\n", "x.yaml:2: model.vocab_size: '1' is out of range");
     expect_error("optim:\n  beta1: 1.5\n",
                  "x.yaml:2: optim.beta1: '1.5' is out of range (expected a number in [0, 1))");
@@ -386,6 +388,162 @@ static void test_ranges(void)
     CHECK(load_yaml("checkpoint:\n  resume: auto\n", &c) == CT_OK);
     CHECK(strcmp(c.checkpoint.resume, "auto") == 0);
     ct_config_free(&c);
+}
+
+/* Hostile files: deep nesting and size are refused before (or as soon as)
+ * they cost time, the pass stops after a bounded number of problems, and a
+ * huge value is clipped inside the message so the reason stays readable. */
+static void test_hostile(void)
+{
+    ct_config_t c;
+    ct_status_t st;
+    /* 200000 levels: libyaml's time grows with the square of the depth (300 s
+     * here before the limit); now the pass stops at level 65. */
+    enum { DEEP = 200000 };
+    char *deep = malloc(2 * DEEP + 64);
+    CHECK(deep != NULL);
+    if (!deep) return;
+    const char *forms[][2] = {{"model:\n  a: ", "["}, {"model: ", "{a: "},
+                              {"model:\n  n_layer: ", "["}};
+    for (int f = 0; f < 3; f++) {
+        size_t n = (size_t)sprintf(deep, "%s", forms[f][0]), open_len = strlen(forms[f][1]);
+        char *big = malloc(n + (open_len + 1) * DEEP + 8);
+        CHECK(big != NULL);
+        if (!big) break;
+        memcpy(big, deep, n);
+        for (int i = 0; i < DEEP; i++, n += open_len) memcpy(big + n, forms[f][1], open_len);
+        big[n++] = '1';
+        for (int i = 0; i < DEEP; i++) big[n++] = forms[f][1][0] == '[' ? ']' : '}';
+        big[n++] = '\n';
+        big[n] = 0;
+        st = load_yaml(big, &c);
+        free(big);
+        CHECK_MSG(st == CT_ERR_CONFIG, "deep form %d accepted", f);
+        CHECK_CAPTURED("YAML nested more than 64 levels deep; not reading further");
+        CHECK(all_strings_null(&c));
+    }
+    free(deep);
+    /* 64 levels are still only a structural error, not a refusal. */
+    st = load_yaml("model:\n  a: [[[[[[[[1]]]]]]]]\n", &c);
+    CHECK(st == CT_ERR_CONFIG);
+    CHECK_CAPTURED("unknown key 'model.a'");
+    CHECK(strstr(ct_test_captured, "levels deep") == NULL);
+
+    /* A file over CT_CONFIG_MAX_BYTES is refused before parsing. */
+    size_t big_n = CT_CONFIG_MAX_BYTES + 10;
+    char *big = malloc(big_n + 1);
+    CHECK(big != NULL);
+    if (big) {
+        memset(big, '#', big_n);
+        big[big_n] = 0;
+        st = load_yaml(big, &c);
+        CHECK(st == CT_ERR_CONFIG);
+        CHECK_CAPTURED("x.yaml: larger than 4 MiB, the most a config may hold");
+        CAPTURE_STDERR(st = ct_config_load_string(big, "ckpt/manifest.yaml", &c));
+        CHECK(st == CT_ERR_CONFIG);
+        CHECK_CAPTURED("ckpt/manifest.yaml: larger than 4 MiB");
+        free(big);
+    }
+
+    /* At most 20 problems are reported, then the pass stops. */
+    char many[4096];
+    size_t m = (size_t)sprintf(many, "model:\n");
+    for (int i = 0; i < 40; i++) m += (size_t)sprintf(many + m, "  bad%d: 1\n", i);
+    st = load_yaml(many, &c);
+    CHECK(st == CT_ERR_CONFIG);
+    CHECK_CAPTURED("unknown key 'model.bad19'");
+    CHECK_CAPTURED("x.yaml: 20 problems found; not reading further");
+    CHECK(strstr(ct_test_captured, "model.bad20") == NULL);
+
+    /* An 80 KB value: the message keeps the reason after the value. */
+    enum { HUGE = 80000 };
+    char *val = malloc(HUGE + 64);
+    CHECK(val != NULL);
+    if (!val) return;
+    memset(val, 'a', HUGE);
+    val[HUGE] = 0;
+    char *text = malloc(HUGE + 64);
+    CHECK(text != NULL);
+    if (!text) {
+        free(val);
+        return;
+    }
+    snprintf(text, HUGE + 64, "model:\n  n_layer: %s\n", val);
+    st = load_yaml(text, &c);
+    CHECK(st == CT_ERR_CONFIG);
+    CHECK_CAPTURED("x.yaml:2: model.n_layer: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                   "aaaaaaaaaaaa... (80000 bytes)' is not an integer (expected a decimal integer "
+                   "in [1, 1024])");
+    /* the same through --set: the argument in the origin is clipped too */
+    snprintf(text, HUGE + 64, "model.n_layer=%s", val);
+    const char *sets[] = {text};
+    CAPTURE_STDERR(st = ct_config_load(NULL, sets, 1, &c));
+    CHECK(st == CT_ERR_CONFIG);
+    CHECK_CAPTURED("--set model.n_layer=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa... "
+                   "(80014 bytes): model.n_layer: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                   "aaaaaaaaaaaaaaaaa... (80000 bytes)' is not an integer (expected");
+    /* a long unknown key (YAML keys are at most 1024 characters), and a key
+     * with a NUL in it */
+    snprintf(text, HUGE + 64, "model:\n  %.1000s: 1\n", val);
+    st = load_yaml(text, &c);
+    CHECK(st == CT_ERR_CONFIG);
+    CHECK_CAPTURED("aaaaaaaaaaaa... (1000 bytes)'; valid keys in model: n_layer");
+    free(text);
+    free(val);
+    st = load_yaml("model:\n  \"n_layer\\0x\": 4\n", &c);
+    CHECK(st == CT_ERR_CONFIG);
+    CHECK_CAPTURED("x.yaml:2: unknown key 'model.n_layer'");
+}
+
+/* Products of integer settings never overflow: each key has a maximum, and
+ * the batch products are checked. Before, batch_size * seq_len * dp wrapped
+ * to 0 and validation divided by it (SIGFPE), and vocab_size + 127
+ * overflowed an int. */
+static void test_overflow(void)
+{
+    ct_config_t c;
+    ct_status_t st;
+    /* the fuzzer's crash: B * T * dp = 2^64 wrapped to 0 */
+    const char *fpe[] = {"train.batch_size=1073741824", "train.seq_len=16",
+                         "train.batch_tokens=1", "parallel.dp=1073741824",
+                         "model.max_seq_len=16"};
+    CAPTURE_STDERR(st = ct_config_load(NULL, fpe, 5, &c));
+    CHECK(st == CT_ERR_CONFIG);
+    CHECK_CAPTURED("train.batch_size: '1073741824' is out of range (expected a decimal integer in "
+                   "[1, 1048576])");
+    CHECK_CAPTURED("parallel.dp: '1073741824' is out of range");
+    /* the same values as a checkpoint's stored config */
+    CAPTURE_STDERR(st = ct_config_load_string("train:\n  batch_size: 1073741824\n  seq_len: 16\n"
+                                              "  batch_tokens: 1\nparallel:\n  dp: 1073741824\n",
+                                              "ckpt", &c));
+    CHECK(st == CT_ERR_CONFIG);
+    CHECK_CAPTURED("ckpt:2: train.batch_size: '1073741824' is out of range");
+
+    /* in range one by one, too big together */
+    expect_error("model:\n  max_seq_len: 1048576\ntrain:\n  batch_size: 1048576\n  seq_len: "
+                 "1048576\n",
+                 "a micro-batch of train.batch_size = 1048576 (from ");
+    CHECK_CAPTURED("is more than 2147483647 tokens");
+    expect_error("train:\n  batch_size: 1\n  seq_len: 1\n  batch_tokens: 1099511627776\n",
+                 "micro-batches per rank per step, more than 2147483647");
+    expect_error("train:\n  steps: 1073741824\n  batch_size: 1024\n  seq_len: 1024\n"
+                 "  batch_tokens: 1099511627776\nmodel:\n  max_seq_len: 1024\n",
+                 "train.steps = 1073741824 (from ");
+    CHECK_CAPTURED("is more than 2^63 tokens in all");
+    CHECK(load_yaml("train:\n  steps: 1073741824\n  batch_size: 1024\n  seq_len: 1024\n"
+                    "  batch_tokens: 4294967296\nmodel:\n  max_seq_len: 1024\n",
+                    &c) == CT_OK);
+    ct_config_free(&c);
+
+    /* vocab_size + 127 overflowed an int above 2147483520 */
+    expect_error("model:\n  vocab_size: 2147483647\n",
+                 "model.vocab_size: '2147483647' is out of range (expected a decimal integer in "
+                 "[2, 16777216])");
+    expect_error("model:\n  vocab_size: 16777217\n", "model.vocab_size: '16777217' is out of range");
+    CHECK(load_yaml("model:\n  vocab_size: 16777216\n", &c) == CT_OK);
+    ct_config_free(&c);
+    /* the watchdog turns comm.timeout_s into a time_t */
+    expect_error("comm:\n  timeout_s: 1e30\n", "comm.timeout_s: '1e30' is out of range");
 }
 
 static void test_missing_file(void)
@@ -531,6 +689,8 @@ int main(void)
     test_strict_numbers();
     test_structure();
     test_ranges();
+    test_hostile();
+    test_overflow();
     test_missing_file();
     test_round_trip();
     test_retired_keys();

@@ -96,9 +96,92 @@ static void test_hook_threads(void)
     CHECK(s.overlap == 0);
 }
 
+/* Before the process groups exist, the label comes from the launcher's
+ * variables (Open MPI, then PMI, then Slurm); ct_log_set_rank overrides
+ * them. Runs first, before anything calls ct_log_set_rank. */
+static void test_rank_from_env(void)
+{
+    seen_t s = {0};
+    const char *vars[] = {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "PMI_RANK", "PMI_SIZE",
+                          "SLURM_PROCID", "SLURM_NTASKS"};
+    for (int i = 0; i < 6; i++) unsetenv(vars[i]);
+    ct_log_set_hook(record, &s);
+    setenv("OMPI_COMM_WORLD_RANK", "1", 1);
+    setenv("OMPI_COMM_WORLD_SIZE", "2", 1);
+    setenv("SLURM_PROCID", "0", 1); /* mpirun inside an allocation: Open MPI's numbers win */
+    setenv("SLURM_NTASKS", "1", 1);
+    ct_log_init();
+    CT_LOG_ERROR("a");
+    CHECK(ct_log_rank() == 1);
+    /* a rank outside its world is ignored; PMI comes next */
+    setenv("OMPI_COMM_WORLD_RANK", "5", 1);
+    setenv("PMI_RANK", "3", 1);
+    setenv("PMI_SIZE", "4", 1);
+    ct_log_init();
+    CT_LOG_ERROR("b");
+    /* junk is ignored too; Slurm's srun comes last */
+    setenv("PMI_RANK", "3x", 1);
+    setenv("SLURM_PROCID", "2", 1);
+    setenv("SLURM_NTASKS", "3", 1);
+    ct_log_init();
+    CT_LOG_ERROR("c");
+    /* once the groups set the rank, the environment no longer applies */
+    ct_log_set_rank(0, 1);
+    ct_log_init();
+    CT_LOG_ERROR("d");
+    ct_log_set_hook(NULL, NULL);
+    for (int i = 0; i < 6; i++) unsetenv(vars[i]);
+    CHECK_MSG(s.n == 4, "hook saw %d lines", s.n);
+    if (s.n < 4) return;
+    CHECK_MSG(strstr(s.line[0], " r1/2 ERROR a\n") != NULL, "line: %s", s.line[0]);
+    CHECK_MSG(strstr(s.line[1], " r3/4 ERROR b\n") != NULL, "line: %s", s.line[1]);
+    CHECK_MSG(strstr(s.line[2], " r2/3 ERROR c\n") != NULL, "line: %s", s.line[2]);
+    CHECK_MSG(strstr(s.line[3], " r0/1 ERROR d\n") != NULL, "line: %s", s.line[3]);
+}
+
+static void record_tail(void *ctx, ct_log_level_t level, const char *line, const char *msg)
+{
+    size_t n = strlen(msg);
+    snprintf(ctx, 64, "%s", n > 38 ? msg + n - 38 : msg);
+}
+
+/* Quoted outside bytes are clipped, keeping what follows them; a line that
+ * is too long anyway says it was cut. */
+static void test_clip(void)
+{
+    char buf[CT_LOG_CLIP_BUF], big[3000];
+    CHECK(strcmp(ct_log_clip("short", buf), "short") == 0);
+    memset(big, 'v', sizeof big);
+    big[sizeof big - 1] = 0;
+    const char *c = ct_log_clip(big, buf);
+    CHECK_MSG(strncmp(c, big, 64) == 0 && strcmp(c + 64, "... (2999 bytes)") == 0, "clip: %s", c);
+    big[64] = 0;
+    CHECK(ct_log_clip(big, buf) == big); /* exactly the limit: as is */
+    big[64] = 'v';
+    /* a 2-byte UTF-8 character across the cut is left out whole */
+    memcpy(big + 63, "\xc3\xa9", 2);
+    c = ct_log_clip(big, buf);
+    CHECK_MSG(strlen(c) > 63 && c[62] == 'v' && strncmp(c + 63, "... (2999 bytes)", 16) == 0,
+              "utf8 clip: %s", c);
+    big[63] = big[64] = 'v';
+    /* n bytes with no NUL; a NUL inside ends the quote */
+    CHECK(strcmp(ct_log_clip_n("abcdef", 3, buf), "abc") == 0);
+    CHECK(strcmp(ct_log_clip_n("ab\0cd", 5, buf), "ab") == 0);
+    c = ct_log_clip_n(big, 100, buf);
+    CHECK(strcmp(c + 64, "... (100 bytes)") == 0);
+
+    char tail[64] = "";
+    ct_log_set_hook(record_tail, tail);
+    CT_LOG_WARN("value %s then the reason", big);
+    ct_log_set_hook(NULL, NULL);
+    CHECK_MSG(strcmp(tail, "vvvvvvvv ... (message cut: 3021 bytes)") == 0, "tail: %s", tail);
+}
+
 int main(void)
 {
+    test_rank_from_env();
     ct_log_init();
+    test_clip();
     test_hook();
     /* The threaded lines would flood the test log: send them to a file. */
     char path[4200];

@@ -387,11 +387,30 @@ static void test_corrupt(const char *dir)
     check_corrupt(dir, "text.bpe", "ctrain-bpe 1 258\nab cd\n", CT_ERR_CORRUPT, 2);
     check_corrupt(dir, "dup.bpe", "ctrain-bpe 1 259\n97 97\n97 97\n", CT_ERR_CORRUPT, 3);
     check_corrupt(dir, "trail.bpe", "ctrain-bpe 1 258\n97 97\nextra\n", CT_ERR_CORRUPT, 3);
-    /* Tokens that double at every merge would need 2^70 bytes. */
+    /* Tokens that double at every merge: 70 merges would need 2^70 bytes,
+     * and 28 (a 239-byte file) built a token of 2^28 bytes (720 MB). A
+     * token may have 1024 bytes: merge 10 (line 12) makes 2048. */
     char big[4096] = "ctrain-bpe 1 327\n97 97\n";
     for (int r = 1; r < 70; r++)
         snprintf(big + strlen(big), sizeof big - strlen(big), "%d %d\n", 255 + r, 255 + r);
-    check_corrupt(dir, "huge.bpe", big, CT_ERR_CORRUPT, 30);
+    check_corrupt(dir, "huge.bpe", big, CT_ERR_CORRUPT, 12);
+    char d28[512] = "ctrain-bpe 1 285\n97 97\n";
+    for (int r = 1; r < 28; r++)
+        snprintf(d28 + strlen(d28), sizeof d28 - strlen(d28), "%d %d\n", 255 + r, 255 + r);
+    check_corrupt(dir, "double28.bpe", d28, CT_ERR_CORRUPT, 12);
+    CHECK_CAPTURED("merge 10 makes a token of 2048 bytes; a token may have at most 1024");
+    /* 1024 bytes is still a token */
+    char d10[512] = "ctrain-bpe 1 267\n97 97\n";
+    for (int r = 1; r < 10; r++)
+        snprintf(d10 + strlen(d10), sizeof d10 - strlen(d10), "%d %d\n", 255 + r, 255 + r);
+    char p10[4200];
+    snprintf(p10, sizeof p10, "%s/double10.bpe", dir);
+    write_file(p10, d10);
+    ct_bpe_t *b10 = NULL;
+    CHECK(ct_bpe_load(p10, &b10) == CT_OK);
+    int l10 = 0;
+    CHECK(b10 && ct_bpe_token(b10, 265, &l10) && l10 == 1024);
+    ct_bpe_free(b10);
 
     char path[4200];
     snprintf(path, sizeof path, "%s/missing.bpe", dir);

@@ -489,6 +489,101 @@ static void test_tiktoken_ranks(const char *dir)
     check_bad_tiktoken(dir, "tk_bpe", "YWJj 256\nYWI= 257\n", ":257: the token of rank 256 is not");
 }
 
+/* Hostile tokenizer files: a token longer than CT__BPE_MAX_TOKEN_BYTES is
+ * refused with its line before any work on it (a 128,000-byte tiktoken
+ * token took 27.6 s of quadratic merging before); long legal tokens load in
+ * O(k log k); a vocab.json whose first key is "" (once a memcpy from NULL)
+ * loads. */
+static void test_hostile_files(const char *dir)
+{
+    static const char k64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char path[4200];
+    ct_bpe_t *bpe = NULL;
+    ct_status_t st;
+    /* one 128,000-byte token: the byte table, then "a" * 128000 */
+    snprintf(path, sizeof path, "%s/long.tiktoken", dir);
+    FILE *f = fopen(path, "wb");
+    for (int b = 0; b < 256; b++) fprintf(f, "%c%c== %d\n", k64[b >> 2], k64[(b & 3) << 4], b);
+    for (int i = 0; i < 128000 / 3; i++) fputs("YWFh", f); /* "aaa" */
+    fputs("YWE= 256\n", f);                                /* + "aa" */
+    fclose(f);
+    CAPTURE_STDERR(st = ct_bpe_load(path, &bpe));
+    CHECK_MSG(st == CT_ERR_CORRUPT && !bpe, "128,000-byte token: %s", ct_status_name(st));
+    CHECK_CAPTURED("long.tiktoken:257: a token of 128000 bytes; a token may have at most 1024");
+    ct_bpe_free(bpe);
+    bpe = NULL;
+
+    /* a chain "aa", "aaa", ..., up to 1024 bytes: each is two lower-ranked
+     * tokens merged, found by the heap in derive_parts */
+    snprintf(path, sizeof path, "%s/chain.tiktoken", dir);
+    f = fopen(path, "wb");
+    for (int b = 0; b < 256; b++) fprintf(f, "%c%c== %d\n", k64[b >> 2], k64[(b & 3) << 4], b);
+    for (int len = 2; len <= CT__BPE_MAX_TOKEN_BYTES; len++) {
+        for (int i = 0; i + 3 <= len; i += 3) fputs("YWFh", f);
+        fputs(len % 3 == 1 ? "YQ==" : len % 3 == 2 ? "YWE=" : "", f);
+        fprintf(f, " %d\n", 256 + len - 2);
+    }
+    fclose(f);
+    CAPTURE_STDERR(st = ct_bpe_load(path, &bpe));
+    CHECK_MSG(st == CT_OK, "the chain of 1023 tokens: %s", ct_status_name(st));
+    if (bpe) {
+        int len = 0;
+        CHECK(ct_bpe_token(bpe, 256 + CT__BPE_MAX_TOKEN_BYTES - 2, &len) &&
+              len == CT__BPE_MAX_TOKEN_BYTES);
+        char *text = malloc(3000);
+        memset(text, 'a', 3000);
+        int32_t *ids;
+        size_t n = encode_all(bpe, text, 3000, &ids);
+        CHECK_MSG(n == 3, "3000 a's in %zu tokens, want 1024 + 1024 + 952", n);
+        free(ids);
+        free(text);
+        ct_bpe_free(bpe);
+        bpe = NULL;
+    }
+    /* the same chain one byte too long */
+    f = fopen(path, "ab");
+    for (int i = 0; i + 3 <= CT__BPE_MAX_TOKEN_BYTES + 1; i += 3) fputs("YWFh", f);
+    fprintf(f, "YWE= %d\n", 256 + CT__BPE_MAX_TOKEN_BYTES - 1); /* 1023 + 2 = 1025 bytes */
+    fclose(f);
+    CAPTURE_STDERR(st = ct_bpe_load(path, &bpe));
+    CHECK(st == CT_ERR_CORRUPT && !bpe);
+    CHECK_CAPTURED("chain.tiktoken:1280: a token of 1025 bytes");
+
+    /* vocab.json: a first key "", and a token of 1025 bytes */
+    char vj[4200], mt[4200];
+    snprintf(vj, sizeof vj, "%s/empty_key.json", dir);
+    snprintf(mt, sizeof mt, "%s/empty_key.txt", dir);
+    f = fopen(vj, "wb");
+    fputs("{\"\": 0", f);
+    for (int b = 0; b < 256; b++) {
+        uint32_t cp = ct__bpe_byte_to_unicode((uint8_t)b);
+        if (cp == '"' || cp == '\\') fprintf(f, ", \"\\%c\": %d", (char)cp, b + 1);
+        else fprintf(f, ", \"\\u%04x\": %d", cp, b + 1);
+    }
+    fputs(", \"<|endoftext|>\": 257}", f);
+    fclose(f);
+    spit(mt, "#version: 0.2\n");
+    CAPTURE_STDERR(st = ct_bpe_load_gpt2(vj, mt, &bpe));
+    CHECK_MSG(st == CT_OK, "first key \"\": %s", ct_status_name(st));
+    if (bpe) {
+        int len = -1;
+        CHECK(ct_bpe_token(bpe, 0, &len) && len == 0);
+        ct_bpe_free(bpe);
+        bpe = NULL;
+    }
+    char *big = malloc(1100);
+    memset(big, 'x', 1025);
+    big[1025] = 0;
+    snprintf(vj, sizeof vj, "%s/bigtok.json", dir);
+    f = fopen(vj, "wb");
+    fprintf(f, "{\"%s\": 0}", big);
+    fclose(f);
+    free(big);
+    CAPTURE_STDERR(st = ct_bpe_load_gpt2(vj, mt, &bpe));
+    CHECK(st == CT_ERR_CORRUPT && !bpe);
+    CHECK_CAPTURED("bigtok.json:1:2: a token of 1025 bytes; a token may have at most 1024");
+}
+
 /* ---- shards: uint16 up to 65536 tokens, uint32 above ------------------------------------- */
 
 /* A tokenizer whose merges join byte pairs: merge r joins bytes r / 256 and
@@ -629,6 +724,7 @@ int main(void)
     test_tiktoken_refused(d);
     test_bad_files(d);
     test_tiktoken_ranks(d);
+    test_hostile_files(d);
     test_shard_width(d);
     test_real_gpt2();
     return ct_test_finish("test_bpe_gpt2");

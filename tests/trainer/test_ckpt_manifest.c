@@ -8,10 +8,12 @@
  * 3. a foreign manifest (another format version, another program's YAML or
  *    JSON, other model dims or TP layout) and a damaged or truncated shard
  *    are rejected, naming the cause;
- * 4. ct_ckpt_find_latest skips step directories without a manifest (an
+ * 4. hostile values (an overflowing config, an impossible layout, a config
+ *    that disagrees with the manifest) are errors, on disk and in memory;
+ * 5. ct_ckpt_find_latest skips step directories without a manifest (an
  *    incomplete save), warning once per directory, and reports
  *    CT_ERR_NOT_FOUND when there is none;
- * 5. ct_ckpt_prune keeps the newest keep_last and the keep_every multiples,
+ * 6. ct_ckpt_prune keeps the newest keep_last and the keep_every multiples,
  *    removes incomplete step directories older than the newest complete
  *    checkpoint (an empty one and a half-deleted one, as an interrupted
  *    prune of older versions left them) and step_N.deleting leftovers of
@@ -24,6 +26,7 @@
 #include "core/log.h"
 #include "core/fs.h"
 #include "test_util.h"
+#include "trainer/ckpt_impl.h"
 #include "trainer/trainer.h"
 
 static const char *tmp;
@@ -463,6 +466,79 @@ static void test_prune(const ct_config_t *cfg, const net_t *src)
     net_free(&n);
 }
 
+/* Hostile values in a manifest: the fuzzer's SIGFPE config (batch_size *
+ * seq_len * dp wrapped to 0) in the config block is a config error through
+ * ct_ckpt_read_config, as `ctrain sample` reads it; an out-of-range layout
+ * (tp: 0 made reshard write zeros) and a config that disagrees with the
+ * manifest's model are corrupt; a long format string is clipped. The same
+ * text in memory gives the same answers (ct__ckpt_parse_manifest, what the
+ * fuzzing harness calls). */
+static void test_hostile(void)
+{
+    struct {
+        const char *name, *from, *to, *want;
+        ct_status_t st;
+        const char *from2, *to2;
+    } cases[] = {
+        {"fpe", "    batch_size: 2\n    seq_len: 8\n    batch_tokens: 0\n",
+         "    batch_size: 1073741824\n    seq_len: 16\n    batch_tokens: 1\n",
+         "train.batch_size: '1073741824' is out of range", CT_ERR_CONFIG,
+         "  parallel:\n    dp: 1\n", "  parallel:\n    dp: 1073741824\n"},
+        {"tp0", "tp: 1", "tp: 0", "layout dp=1 tp=0 zero=0", CT_ERR_CORRUPT, NULL, NULL},
+        {"dp_neg", "dp: 1", "dp: -4", "layout dp=-4 tp=1", CT_ERR_CORRUPT, NULL, NULL},
+        {"vocab", "vocab_size: 37", "vocab_size: -2147483648", "vocab_size=-2147483648",
+         CT_ERR_CORRUPT, NULL, NULL},
+        {"disagree", "    n_embd: 16", "    n_embd: 32", "its model and its stored config disagree",
+         CT_ERR_CORRUPT, NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *mf = replace(good_manifest, cases[i].from, cases[i].to);
+        CHECK_MSG(strcmp(mf, good_manifest) != 0, "%s: no '%s' in the manifest", cases[i].name,
+                  cases[i].from);
+        if (cases[i].from2) {
+            char *mf2 = replace(mf, cases[i].from2, cases[i].to2);
+            CHECK_MSG(strcmp(mf, mf2) != 0, "%s: no '%s'", cases[i].name, cases[i].from2);
+            free(mf);
+            mf = mf2;
+        }
+        const char *dir = copy_ckpt(good, cases[i].name);
+        char path[4400];
+        snprintf(path, sizeof path, "%s/manifest.yaml", dir);
+        write_bytes(path, mf, strlen(mf));
+        ct_config_t c;
+        ct_status_t st;
+        CAPTURE_STDERR(st = ct_ckpt_read_config(dir, &c));
+        CHECK_MSG(st == cases[i].st, "%s: %s", cases[i].name, ct_status_name(st));
+        if (st == CT_OK) ct_config_free(&c);
+        CHECK_CAPTURED(cases[i].want);
+        CAPTURE_STDERR(st = ct__ckpt_parse_manifest(mf, strlen(mf), "mem", &c));
+        CHECK_MSG(st == cases[i].st, "%s in memory: %s", cases[i].name, ct_status_name(st));
+        if (st == CT_OK) ct_config_free(&c);
+        CHECK_CAPTURED(cases[i].want);
+        snprintf(path, sizeof path, "%s/reshard_%s", tmp, cases[i].name);
+        CAPTURE_STDERR(st = ct_ckpt_reshard(dir, path, 1));
+        CHECK_MSG(st == cases[i].st, "reshard %s: %s", cases[i].name, ct_status_name(st));
+        free(mf);
+    }
+    char *longf = malloc(80001);
+    CHECK(longf != NULL);
+    if (!longf) return;
+    memset(longf, 'f', 80000);
+    longf[80000] = 0;
+    char *fmt = replace(good_manifest, "ctrain-ckpt-2", longf);
+    free(longf);
+    ct_config_t c;
+    ct_status_t st;
+    CAPTURE_STDERR(st = ct__ckpt_parse_manifest(fmt, strlen(fmt), "mem", &c));
+    CHECK(st == CT_ERR_CORRUPT);
+    CHECK_CAPTURED("ffff... (80000 bytes)', expected 'ctrain-ckpt-2'");
+    free(fmt);
+    /* the good one parses in memory too */
+    CAPTURE_STDERR(st = ct__ckpt_parse_manifest(good_manifest, strlen(good_manifest), "mem", &c));
+    CHECK(st == CT_OK);
+    if (st == CT_OK) ct_config_free(&c);
+}
+
 int main(void)
 {
     ct_log_init();
@@ -476,6 +552,7 @@ int main(void)
     test_torn(&cfg);
     test_empty(&cfg);
     test_foreign(&cfg);
+    test_hostile();
     test_find_latest(&cfg, &src);
     test_prune(&cfg, &src);
     free(good_manifest);
