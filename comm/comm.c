@@ -506,7 +506,7 @@ ct_status_t ct_comm_split(ct_comm_t *c, int color, int key, const char *name, ct
         return CT_ERR_UNSUPPORTED;
     }
     ct_comm_t *out = NULL;
-    wd_enter("split", c->name);
+    wd_enter("split", c);
     ct_status_t st = c->be->split(c, color, key, name, &out);
     wd_leave();
     if (st != CT_OK) return st;

@@ -79,6 +79,7 @@ set_tests_properties(test_plan_gpu_emu PROPERTIES LABELS unit TIMEOUT 300
 if(CT_HAVE_MPI)
   add_library(ct_comm_emu STATIC ${CMAKE_SOURCE_DIR}/comm/comm.c ${CMAKE_SOURCE_DIR}/comm/local.c
               ${CMAKE_SOURCE_DIR}/comm/mpi.c ${CMAKE_SOURCE_DIR}/comm/nccl.c
+              ${CMAKE_SOURCE_DIR}/comm/sidechannel.c
               ${CT_EMU_DIR}/emu_nccl.cpp)
   target_include_directories(ct_comm_emu BEFORE PRIVATE ${CT_EMU_DIR}/include)
   target_include_directories(ct_comm_emu PRIVATE ${CMAKE_SOURCE_DIR} ${CUDAToolkit_INCLUDE_DIRS})
