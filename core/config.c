@@ -33,6 +33,7 @@
 #include <yaml.h>
 
 #include "core/log.h"
+#include "core/utf8.h"
 
 /* ---- the table ------------------------------------------------------------ */
 
@@ -409,6 +410,18 @@ static int parse_value(const field_t *f, const char *text, int quoted, value_t *
         if (f->nonempty && !text[0]) {
             snprintf(why, n, "'' is empty (expected %s)", expect);
             return -1;
+        }
+        /* YAML holds only UTF-8: a config and the copy stored in each
+         * checkpoint must read back (a --set can bring any bytes) */
+        for (size_t i = 0, len = strlen(text); i < len;) {
+            uint32_t cp;
+            size_t k = ct_utf8_decode((const uint8_t *)text + i, len - i, &cp);
+            if (k == 0) {
+                snprintf(why, n, "the value is not valid UTF-8 (byte %zu is 0x%02x)", i,
+                         (unsigned char)text[i]);
+                return -1;
+            }
+            i += k;
         }
         out_p->s = text;
         return 0;
@@ -1128,22 +1141,41 @@ ct_status_t ct_config_load_string(const char *yaml, const char *origin, ct_confi
 
 /* ---- YAML output ------------------------------------------------------------------ */
 
-/* Double-quoted YAML scalar. Bytes >= 0x80 pass through, so valid UTF-8
- * round-trips; ASCII control characters are escaped. */
+/* Double-quoted YAML scalar that reads back as the same bytes. Printable
+ * UTF-8 passes through; escaped are ASCII controls, the C1 controls
+ * U+0080..U+009F (not printable in YAML), the line separators U+0085,
+ * U+2028 and U+2029 (folded inside a quoted scalar), the byte-order mark
+ * and U+FFFE/U+FFFF. Strings are valid UTF-8 (parse_value checks); an
+ * invalid byte would be written as \xNN, which reads back as U+00NN. */
 static void write_quoted(FILE *out, const char *s)
 {
     fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"': fputs("\\\"", out); break;
-        case '\\': fputs("\\\\", out); break;
-        case '\n': fputs("\\n", out); break;
-        case '\t': fputs("\\t", out); break;
-        case '\r': fputs("\\r", out); break;
-        default:
-            if (*p < 0x20 || *p == 0x7f) fprintf(out, "\\x%02x", *p);
-            else fputc(*p, out);
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        uint32_t cp;
+        size_t k = *p < 0x80 ? 1 : ct_utf8_decode(p, strnlen((const char *)p, 4), &cp);
+        if (*p < 0x80) {
+            switch (*p) {
+            case '"': fputs("\\\"", out); break;
+            case '\\': fputs("\\\\", out); break;
+            case '\n': fputs("\\n", out); break;
+            case '\t': fputs("\\t", out); break;
+            case '\r': fputs("\\r", out); break;
+            default:
+                if (*p < 0x20 || *p == 0x7f) fprintf(out, "\\x%02x", *p);
+                else fputc(*p, out);
+            }
+        } else if (k == 0) {
+            fprintf(out, "\\x%02x", *p);
+            k = 1;
+        } else if (cp <= 0x9f) {
+            fprintf(out, "\\x%02x", (unsigned)cp);
+        } else if (cp == 0x2028 || cp == 0x2029 || cp == 0xfeff || cp == 0xfffe || cp == 0xffff) {
+            fprintf(out, "\\u%04x", (unsigned)cp);
+        } else {
+            fwrite(p, 1, k, out);
         }
+        p += k;
     }
     fputc('"', out);
 }

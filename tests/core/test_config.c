@@ -608,6 +608,36 @@ static void test_round_trip(void)
     ct_config_free(&a);
     ct_config_free(&b);
 
+    /* Characters YAML folds (U+0085, U+2028, U+2029) or does not allow raw
+     * (C1 controls, U+FFFE) and the byte-order mark are escaped, so a
+     * prompt holding them comes back from a checkpoint unchanged (the
+     * fuzzer's round-trip property; U+2028 came back as a space). */
+    const char *odd = "a" "\xe2\x80\xa8" "b" "\xe2\x80\xa9" "c" "\xc2\x85" "d" "\xc2\x80\xc2\x9f"
+                      "\xef\xbb\xbf\xef\xbf\xbe\xef\xbf\xbf\xc2\xa0\xf0\x9f\x98\x80" "e";
+    ct_config_defaults(&a);
+    char set[256];
+    snprintf(set, sizeof set, "eval.prompt=%s", odd);
+    CHECK(ct_config_set(&a, set, "t") == CT_OK);
+    y = ct_config_to_yaml(&a);
+    CHECK(y && strstr(y, "\"a\\u2028b\\u2029c\\x85d\\x80\\x9f\\ufeff\\ufffe\\uffff"
+                         "\xc2\xa0\xf0\x9f\x98\x80" "e\""));
+    CAPTURE_STDERR(st = ct_config_load_string(y, "odd.yaml", &b));
+    CHECK(st == CT_OK);
+    if (st == CT_OK) {
+        CHECK_MSG(strcmp(b.eval.prompt, odd) == 0, "prompt came back as '%s'", b.eval.prompt);
+        ct_config_free(&b);
+    }
+    free(y);
+    ct_config_free(&a);
+    /* bytes that are not UTF-8 could not be written back: refused */
+    ct_config_defaults(&a);
+    CAPTURE_STDERR(st = ct_config_set(&a, "eval.prompt=ok\xff\xfe", "--set"));
+    CHECK(st == CT_ERR_CONFIG);
+    CHECK_CAPTURED("eval.prompt: the value is not valid UTF-8 (byte 2 is 0xff)");
+    CAPTURE_STDERR(st = ct_config_set(&a, "data.train=\xc0\xaf", "--set"));
+    CHECK(st == CT_ERR_CONFIG); /* an overlong '/' */
+    ct_config_free(&a);
+
     /* load_string names its origin in errors. */
     CAPTURE_STDERR(st = ct_config_load_string("model:\n  n_head: 1.5\n", "ckpt/config.yaml", &b));
     CHECK(st == CT_ERR_CONFIG);
