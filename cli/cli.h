@@ -18,6 +18,9 @@ int ct_cmd_import(int argc, char **argv);
  * configured can start (MPI, device, all-reduce per group, data, ckpt dir);
  * rank 0 prints a table. 0 when all pass, 1 when any fails. */
 int ct_cmd_doctor(int argc, char **argv);
+/* `ctrain plan CONFIG [--set k=v]... [--sp] [--detail] [--gpu-mem GIB]`: the
+ * memory per rank and FLOPs per step of a layout, without a GPU. */
+int ct_cmd_plan(int argc, char **argv);
 /* `ctrain plot RUN_DIR... [-o OUT.svg]`: SVG of loss/val_loss, lr and tok/s vs step. */
 int ct_cmd_plot(int argc, char **argv);
 /* `ctrain tokenize ...`: train a BPE vocabulary, encode text to shards,

@@ -2,8 +2,12 @@
  * can start, before it is queued for hours. Each rank checks MPI and the
  * process groups, its device, an all-reduce over each group (exact sum and
  * bandwidth), that the train and val shards open, and that the checkpoint
- * directory is writable. Rank 0 gathers the results and prints one table;
- * the exit code is the verdict (0 all passed, 1 any failed).
+ * directory is writable. Besides world, dp and tp, two groups measure the
+ * links: the ranks of each node (by host name), and one rank per node (the
+ * ranks with the same place among their node's ranks, all such groups at
+ * once, as DP traffic crosses nodes). Rank 0 gathers the results and prints
+ * one table, then one bandwidth line per node and one across nodes; the
+ * exit code is the verdict (0 all passed, 1 any failed).
  *
  * It does not build the model, read samples beyond the shard headers, or
  * run kernels on a GPU (the device row reports what model.device would use). It leaves RUN_DIR/ckpt
@@ -23,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/env.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "kernels/kernels.h"
@@ -38,9 +43,15 @@ static const char doctor_usage[] =
     "  mpi        MPI starts and the world size is parallel.dp x parallel.tp\n"
     "  device     the compute device, threads and cores per rank on each node\n"
     "  allreduce  an all-reduce over the world, dp and tp groups gives the\n"
-    "             exact sum; its bandwidth at 16 MiB\n"
+    "             exact sum; its bandwidth at 16 MiB. Also within each node\n"
+    "             (allreduce.node) and across nodes, one rank per node\n"
+    "             (allreduce.inter); one bandwidth line per node follows\n"
+    "             the table\n"
     "  data.train, data.val  the shards open and their headers are sane\n"
-    "  ckpt_dir   RUN_DIR/ckpt can be created and written (fsync'd probe)\n"
+    "  ckpt_dir   RUN_DIR/ckpt can be created and written (fsync'd probe),\n"
+    "             and its write speed\n"
+    "  preempt    under mpirun (or the sbatch script), the launcher's kill\n"
+    "             timeout leaves time to save a checkpoint after SIGTERM\n"
     "Rank 0 prints a table (rank, host, check, status, detail). Exit status 0\n"
     "when every check passes (WARN does not fail), 1 when any fails.\n";
 
@@ -54,9 +65,10 @@ typedef struct {
     char host[64];
     char check[32];
     char detail[224];
+    float busbw; /* MB/s of an all-reduce row over 2+ ranks, else -1 */
 } row_t;
 
-#define MAX_ROWS 8
+#define MAX_ROWS 12
 typedef struct {
     int32_t n;
     row_t rows[MAX_ROWS];
@@ -82,6 +94,7 @@ static void add_row(report_t *r, int rank, const char *check, int status, const 
     va_start(ap, fmt);
     vsnprintf(w->detail, sizeof w->detail, fmt, ap);
     va_end(ap);
+    w->busbw = -1.0f;
 }
 
 static double now_s(void)
@@ -158,9 +171,13 @@ static void check_device(report_t *r, const ct_comm_groups_t *g, const ct_config
 }
 
 /* All-reduces ALLREDUCE_BYTES of floats over c: element i of group rank k is
- * (k+1)*(i%7+1), so the sum is size*(size+1)/2*(i%7+1), exact in float. */
-static CT_MUST_USE ct_status_t check_allreduce(report_t *r, int rank, ct_comm_t *c)
+ * (k+1)*(i%7+1), so the sum is size*(size+1)/2*(i%7+1), exact in float.
+ * `where` (may be NULL) follows "over N ranks" in the row, e.g. "of node n1". */
+static CT_MUST_USE ct_status_t check_allreduce(report_t *r, int rank, ct_comm_t *c,
+                                               const char *where)
 {
+    const char *sp = where ? " " : "";
+    where = where ? where : "";
     char name[32];
     snprintf(name, sizeof name, "allreduce.%s", ct_comm_name(c));
     size_t n = ALLREDUCE_BYTES / sizeof(float);
@@ -190,8 +207,8 @@ static CT_MUST_USE ct_status_t check_allreduce(report_t *r, int rank, ct_comm_t 
         t = (now_s() - t0) / ALLREDUCE_ITERS;
     }
     if (st != CT_OK) {
-        add_row(r, rank, name, ST_FAIL, "%s over %d ranks: %s", ct_comm_name(c), size,
-                ct_status_str(st));
+        add_row(r, rank, name, ST_FAIL, "%s over %d ranks%s%s: %s", ct_comm_name(c), size, sp,
+                where, ct_status_str(st));
     } else if (bad != n) {
         float tri = (float)size * (float)(size + 1) / 2.0f;
         add_row(r, rank, name, ST_FAIL, "wrong sum over %d ranks: element %zu is %g, expected %g",
@@ -200,16 +217,83 @@ static CT_MUST_USE ct_status_t check_allreduce(report_t *r, int rank, ct_comm_t 
         double mb = (double)ALLREDUCE_BYTES / 1e6;
         double algbw = t > 0 ? mb / t : 0.0;
         double busbw = algbw * 2.0 * (size - 1) / size; /* NCCL's bus bandwidth */
-        if (size == 1)
-            add_row(r, rank, name, ST_OK, "exact sum over 1 rank; %u MiB: %.0f MB/s (a local copy)",
-                    ALLREDUCE_BYTES >> 20, algbw);
-        else
+        if (size == 1) {
             add_row(r, rank, name, ST_OK,
-                    "exact sum over %d ranks; %u MiB: %.0f MB/s algbw, %.0f MB/s busbw", size,
-                    ALLREDUCE_BYTES >> 20, algbw, busbw);
+                    "exact sum over 1 rank%s%s; %u MiB: %.0f MB/s (a local copy)", sp, where,
+                    ALLREDUCE_BYTES >> 20, algbw);
+        } else {
+            add_row(r, rank, name, ST_OK,
+                    "exact sum over %d ranks%s%s; %u MiB: %.0f MB/s algbw, %.0f MB/s busbw", size,
+                    sp, where, ALLREDUCE_BYTES >> 20, algbw, busbw);
+            r->rows[r->n - 1].busbw = (float)busbw;
+        }
     }
     free(send);
     free(recv);
+    return st;
+}
+
+/* The links between ranks: an all-reduce within this node (the ranks with
+ * this host name) and one across nodes (one rank per node: those at the
+ * same place among their node's ranks; every such group runs at once). The
+ * node comes from the host names, gathered over the world. */
+static CT_MUST_USE ct_status_t check_nodes(report_t *r, const ct_comm_groups_t *g)
+{
+    enum { WORDS = sizeof host_name / sizeof(int32_t) };
+    int32_t mine[WORDS] = {0};
+    int32_t *hosts = calloc((size_t)g->world_size, sizeof mine);
+    if (!hosts) {
+        add_row(r, g->rank, "allreduce.node", ST_FAIL, "out of memory for %d host names",
+                g->world_size);
+        return CT_ERR_NO_MEMORY;
+    }
+    memcpy(mine, host_name, strnlen(host_name, sizeof host_name - 1));
+    ct_comm_set_activity("doctor: gathering host names");
+    ct_status_t st = ct_comm_allgather(g->world, mine, hosts, WORDS, CT_DTYPE_I32, NULL);
+    if (st != CT_OK) {
+        add_row(r, g->rank, "allreduce.node", ST_FAIL, "gathering host names: %s",
+                ct_status_str(st));
+        free(hosts);
+        return st;
+    }
+    /* node: the first world rank on this host; place: my ranks before me there */
+    int node = -1, place = 0, nodes = 0;
+    for (int k = 0; k < g->world_size; k++) {
+        const int32_t *hk = &hosts[(size_t)k * WORDS];
+        int first = 1;
+        for (int j = 0; j < k && first; j++) first = memcmp(&hosts[(size_t)j * WORDS], hk, sizeof mine) != 0;
+        nodes += first;
+        if (!memcmp(hk, mine, sizeof mine)) {
+            if (node < 0) node = k;
+            if (k < g->rank) place++;
+        }
+    }
+    free(hosts);
+    ct_comm_t *local = NULL, *inter = NULL;
+    char where[96];
+    st = ct_comm_split(g->world, node, g->rank, "node", &local);
+    if (st == CT_OK) {
+        snprintf(where, sizeof where, "of node %s", host_name);
+        st = check_allreduce(r, g->rank, local, where);
+    } else {
+        add_row(r, g->rank, "allreduce.node", ST_FAIL, "cannot build the node group: %s",
+                ct_status_str(st));
+    }
+    if (st == CT_OK) {
+        st = ct_comm_split(g->world, place, g->rank, "inter", &inter);
+        if (st != CT_OK) {
+            add_row(r, g->rank, "allreduce.inter", ST_FAIL, "cannot build the group: %s",
+                    ct_status_str(st));
+        } else if (nodes == 1) {
+            add_row(r, g->rank, "allreduce.inter", ST_OK, "one node: no link between nodes");
+        } else {
+            snprintf(where, sizeof where, "on %d of %d nodes (local rank %d of each)",
+                     ct_comm_size(inter), nodes, place);
+            st = check_allreduce(r, g->rank, inter, where);
+        }
+    }
+    ct_comm_free(inter);
+    ct_comm_free(local);
     return st;
 }
 
@@ -268,7 +352,12 @@ static void check_data(report_t *r, int rank, const ct_config_t *cfg, const char
     ct_loader_free(l);
 }
 
-static void check_ckpt_dir(report_t *r, int rank, const ct_config_t *cfg)
+/* The probe: enough to time the file system's write speed (written,
+ * fsync'd, removed), which the preempt check uses. */
+#define PROBE_BYTES (32u << 20)
+
+/* Returns the measured write speed in MB/s (0 if the probe failed). */
+static double check_ckpt_dir(report_t *r, int rank, const ct_config_t *cfg)
 {
     char dir[4096], probe[4200], err[sizeof r->rows[0].detail];
     snprintf(dir, sizeof dir, "%s/ckpt", cfg->train.run_dir);
@@ -278,22 +367,32 @@ static void check_ckpt_dir(report_t *r, int rank, const ct_config_t *cfg)
     capture_end();
     if (st != CT_OK) {
         add_row(r, rank, "ckpt_dir", ST_FAIL, "%s", err);
-        return;
+        return 0;
     }
     /* one probe per rank, so ranks sharing a file system do not collide */
     snprintf(probe, sizeof probe, "%s/.doctor_probe.%s.%d", dir, host_name, (int)getpid());
-    static const char payload[4096] = "ctrain doctor probe\n";
-    int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    char *payload = calloc(1, PROBE_BYTES);
+    int fd = payload ? open(probe, O_WRONLY | O_CREAT | O_TRUNC, 0644) : -1;
     if (fd < 0) {
-        add_row(r, rank, "ckpt_dir", ST_FAIL, "cannot create %s: %s", probe, strerror(errno));
-        return;
+        add_row(r, rank, "ckpt_dir", ST_FAIL, "cannot create %s: %s", probe,
+                payload ? strerror(errno) : "out of memory");
+        free(payload);
+        return 0;
     }
     const char *what = NULL;
     int e = 0;
-    ssize_t w = write(fd, payload, sizeof payload);
-    if (w != (ssize_t)sizeof payload) {
-        what = "write";
-        e = w < 0 ? errno : ENOSPC;
+    double t0 = now_s();
+    for (size_t done = 0; done < PROBE_BYTES && !what;) {
+        ssize_t w = write(fd, payload + done, PROBE_BYTES - done);
+        if (w > 0) done += (size_t)w;
+        else if (w < 0 && errno == EINTR) continue;
+        else {
+            what = "write";
+            e = w < 0 ? errno : ENOSPC;
+        }
+    }
+    free(payload);
+    if (what) {
     } else if (fsync(fd) != 0) {
         what = "fsync";
         e = errno;
@@ -302,6 +401,7 @@ static void check_ckpt_dir(report_t *r, int rank, const ct_config_t *cfg)
         what = "close";
         e = errno;
     }
+    double mbps = (double)PROBE_BYTES / 1e6 / (now_s() - t0 + 1e-9);
     int rm = unlink(probe);
     int rm_errno = errno;
     if (what)
@@ -309,11 +409,97 @@ static void check_ckpt_dir(report_t *r, int rank, const ct_config_t *cfg)
     else if (rm != 0)
         add_row(r, rank, "ckpt_dir", ST_FAIL, "cannot remove %s: %s", probe, strerror(rm_errno));
     else
-        add_row(r, rank, "ckpt_dir", ST_OK, "%s writable (4 KiB probe written, fsync'd, removed)",
-                dir);
+        add_row(r, rank, "ckpt_dir", ST_OK,
+                "%s writable: %u MiB probe written and fsync'd at %.0f MB/s, removed", dir,
+                PROBE_BYTES >> 20, mbps);
+    return what || rm != 0 ? 0 : mbps;
+}
+
+/* Whether a launcher's SIGTERM leaves the ranks time to save: the kill
+ * timeout (trainer/preempt.c) against this rank's checkpoint (parameters
+ * and AdamW moments, fp32) at the speed just measured, plus the exit. The
+ * step time is unknown here; train checks again with measured times. */
+static void check_preempt(report_t *r, const ct_comm_groups_t *g, const ct_config_t *cfg,
+                          double mbps)
+{
+    double t = ct_preempt_kill_timeout();
+    if (t < 0) {
+        const char *lau = ct_env_get("CT_LAUNCHER");
+        add_row(r, g->rank, "preempt", ST_OK, "%s",
+                lau && *lau ? "the launcher passes SIGTERM on to the ranks at once"
+                            : "no kill timeout to check (not under mpirun or the sbatch script)");
+        return;
+    }
+    ct_model_dims_t d;
+    ct_model_dims(&cfg->model, g->tp_size, g->tp_rank, &d);
+    size_t n = (size_t)ct_model_num_tensors(&d), params = 0;
+    size_t *sizes = calloc(n, sizeof *sizes);
+    if (sizes) ct_model_tensor_sizes(&d, sizes);
+    for (size_t i = 0; sizes && i < n; i++) params += sizes[i];
+    free(sizes);
+    double moments = cfg->optim.zero ? 2.0 * (double)params / g->dp_size : 2.0 * (double)params;
+    double mb = ((double)params + moments) * 4.0 / 1e6;
+    if (mbps <= 0) {
+        add_row(r, g->rank, "preempt", ST_WARN, "kill timeout %.0f s; the save speed is unknown "
+                "(ckpt_dir failed)", t);
+        return;
+    }
+    double need = mb / mbps + CT_PREEMPT_EXIT_GRACE_S;
+    if (need + 1.0 > t) /* and a step, unknown here */
+        add_row(r, g->rank, "preempt", ST_WARN,
+                "kill timeout %.0f s < a step + %.1f s to save %.0f MB at %.0f MB/s and exit: "
+                "use launch/mpirun.sh or set OMPI_MCA_odls_base_sigkill_timeout=%d",
+                t, need, mb, mbps, (int)(need * 1.5 + 10.0));
+    else
+        add_row(r, g->rank, "preempt", ST_OK,
+                "kill timeout %.0f s; a save of %.0f MB at %.0f MB/s and the exit take %.1f s "
+                "(plus a step)", t, mb, mbps, need);
 }
 
 /* ---- report ------------------------------------------------------------------ */
+/* Below the table: per node, the slowest busbw of its allreduce.node rows;
+ * then the slowest allreduce.inter busbw. */
+static void print_bandwidth(const report_t *all, int world)
+{
+    const row_t **rows = malloc((size_t)world * MAX_ROWS * sizeof *rows);
+    if (!rows) return;
+    int n = 0;
+    for (int k = 0; k < world; k++)
+        for (int i = 0; i < all[k].n && i < MAX_ROWS; i++)
+            if (!strcmp(all[k].rows[i].check, "allreduce.node")) rows[n++] = &all[k].rows[i];
+    for (int a = 0; a < n; a++) {
+        int seen = 0, ranks = 0;
+        float bw = -1.0f;
+        for (int b = 0; b < a && !seen; b++) seen = !strcmp(rows[b]->host, rows[a]->host);
+        if (seen) continue;
+        for (int b = a; b < n; b++) {
+            if (strcmp(rows[b]->host, rows[a]->host)) continue;
+            ranks++;
+            if (rows[b]->busbw >= 0 && (bw < 0 || rows[b]->busbw < bw)) bw = rows[b]->busbw;
+        }
+        if (bw >= 0)
+            printf("doctor: node %.64s: %d ranks, all-reduce within the node %.0f MB/s busbw "
+                   "(%u MiB, slowest rank)\n", rows[a]->host, ranks, (double)bw,
+                   ALLREDUCE_BYTES >> 20);
+        else
+            printf("doctor: node %.64s: %d rank%s, no all-reduce within the node\n",
+                   rows[a]->host, ranks, ranks == 1 ? "" : "s");
+    }
+    free(rows);
+    float inter = -1.0f;
+    int m = 0;
+    for (int k = 0; k < world; k++)
+        for (int i = 0; i < all[k].n && i < MAX_ROWS; i++) {
+            const row_t *w = &all[k].rows[i];
+            if (strcmp(w->check, "allreduce.inter") || w->busbw < 0) continue;
+            m++;
+            if (inter < 0 || w->busbw < inter) inter = w->busbw;
+        }
+    if (m)
+        printf("doctor: across nodes: all-reduce %.0f MB/s busbw (%u MiB, slowest of %d ranks, "
+               "every node's ranks at once)\n", (double)inter, ALLREDUCE_BYTES >> 20, m);
+}
+
 static int print_table(const report_t *all, int world)
 {
     int fails = 0, warns = 0, rows = 0;
@@ -329,6 +515,7 @@ static int print_table(const report_t *all, int world)
             rows++;
         }
     }
+    print_bandwidth(all, world);
     if (fails)
         printf("doctor: %d of %d checks FAILED on %d rank%s\n", fails, rows, world,
                world == 1 ? "" : "s");
@@ -396,13 +583,15 @@ int ct_cmd_doctor(int argc, char **argv)
     check_device(mine, &g, &cfg);
     /* (3) one all-reduce per group; a failed collective leaves the groups
      * unusable, so later collectives are skipped */
-    ct_status_t comm_st = check_allreduce(mine, g.rank, g.world);
-    if (comm_st == CT_OK) comm_st = check_allreduce(mine, g.rank, g.dp);
-    if (comm_st == CT_OK) comm_st = check_allreduce(mine, g.rank, g.tp);
+    ct_status_t comm_st = check_allreduce(mine, g.rank, g.world, NULL);
+    if (comm_st == CT_OK) comm_st = check_allreduce(mine, g.rank, g.dp, NULL);
+    if (comm_st == CT_OK) comm_st = check_allreduce(mine, g.rank, g.tp, NULL);
+    if (comm_st == CT_OK) comm_st = check_nodes(mine, &g);
     /* (4) data, (5) checkpoint directory */
     check_data(mine, g.rank, &cfg, "data.train", cfg.data.train, 1);
     if (cfg.data.val && *cfg.data.val) check_data(mine, g.rank, &cfg, "data.val", cfg.data.val, 0);
-    check_ckpt_dir(mine, g.rank, &cfg);
+    double mbps = check_ckpt_dir(mine, g.rank, &cfg);
+    check_preempt(mine, &g, &cfg, mbps);
     ct_config_free(&cfg);
 
     int fails = 0;

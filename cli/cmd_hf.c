@@ -67,8 +67,17 @@ static CT_MUST_USE ct_status_t hf_load_ckpt(const char *dir, ct_config_t *cfg_p,
     }
     /* A TP checkpoint: read each rank's shard through ct_ckpt_load, which
      * only needs the shard's dims and a buffer (no collectives, no optimizer
-     * state), and scatter it into the full tensors. */
-    float *buf = malloc(m->num_params * sizeof(float));
+     * state), and scatter it into the full tensors. TP pads the vocabulary
+     * wider (a multiple of 128 * tp), so the vocabulary tensor is gathered
+     * at the TP layout's size and repadded, real rows only, into m. */
+    ct_model_dims_t td; /* the TP layout's full tensors */
+    ct_model_dims(&cfg_p->model, tp, 0, &td);
+    size_t nwide = 0, woff[CT_MODEL_MAX_TENSORS];
+    for (int i = 0; i < m->n_tensors; i++) {
+        woff[i] = nwide;
+        if (ct_model_full_size(&td, i) != m->sizes[i]) nwide += ct_model_full_size(&td, i);
+    }
+    float *buf = malloc((m->num_params + nwide) * sizeof(float)), *wide = buf + m->num_params;
     if (!buf) {
         st = CT_ERR_NO_MEMORY;
         goto fail_model;
@@ -83,7 +92,10 @@ static CT_MUST_USE ct_status_t hf_load_ckpt(const char *dir, ct_config_t *cfg_p,
         st = ct_ckpt_load(dir, &shard, NULL, NULL);
         size_t off = 0;
         for (int i = 0; i < shard.n_tensors && st == CT_OK; i++) {
-            ct_model_shard_copy(&shard.d, r, i, m->params + m->offsets[i], buf + off, 0);
+            float *into = m->params + m->offsets[i];
+            int same = ct_model_full_size(&td, i) == m->sizes[i];
+            ct_model_shard_copy(&shard.d, r, i, same ? into : wide + woff[i], buf + off, 0);
+            if (!same && r == tp - 1) ct_model_full_repad(&td, &m->d, i, wide + woff[i], into);
             off += shard.sizes[i];
         }
     }

@@ -1,10 +1,12 @@
 /* The `train` and `sample` subcommands: argument parsing and the mapping
  * from ct_status_t to exit codes. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -47,6 +49,29 @@ static void install_stop_handlers(void)
     sigaction(SIGINT, &sa, NULL);
 }
 
+/* After a preemption save nothing is left to lose, but MPI_Finalize never
+ * returns when mpirun itself was signalled (it has stopped serving the
+ * finalize handshake), and the rank would wait for SIGKILL. A thread ends
+ * the process with `code` after `seconds` unless main() returns first. */
+static int deadline_code;
+static void *deadline_main(void *arg)
+{
+    struct timespec ts = {.tv_sec = (time_t)(intptr_t)arg};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+    fprintf(stderr, "ctrain: MPI_Finalize did not return within %d s of the preemption save; "
+                    "exiting with status %d\n", (int)(intptr_t)arg, deadline_code);
+    fflush(NULL);
+    _exit(deadline_code);
+}
+
+static void exit_deadline(int seconds, int code)
+{
+    pthread_t t;
+    deadline_code = code;
+    if (pthread_create(&t, NULL, deadline_main, (void *)(intptr_t)seconds) == 0) pthread_detach(t);
+}
+
 int ct_cmd_train(int argc, char **argv)
 {
     const char *stop_s = NULL;
@@ -79,6 +104,7 @@ int ct_cmd_train(int argc, char **argv)
     st = ct_train_run(&cfg, &g, stop_at, &sum);
     ct_config_free(&cfg);
     if (st == CT_ERR_INTERRUPTED) { /* every rank saved and stopped together */
+        exit_deadline(CT_PREEMPT_EXIT_GRACE_S, CT_EXIT_PREEMPTED);
         ct_comm_finalize(&g);
         return CT_EXIT_PREEMPTED;
     }

@@ -18,6 +18,8 @@ static const char usage[] =
     "                                     export or pretokenize\n"
     "  plot RUN_DIR... [-o OUT.svg]       plot metrics.jsonl (loss, lr, tok/s) as SVG\n"
     "  doctor CONFIG.yaml [--set k=v]...  check that a job can start (run under mpirun)\n"
+    "  plan CONFIG.yaml [--set k=v]...    memory per rank and FLOPs per step of a layout,\n"
+    "                                     GPU or CPU, without a GPU\n"
     "  export --format hf CKPT OUT_DIR    write a checkpoint as Hugging Face GPT-2 safetensors\n"
     "  import HF_DIR OUT_DIR [--set k=v]  read a Hugging Face GPT-2 into a checkpoint\n"
     "\n"
@@ -42,6 +44,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "tokenize")) return ct_cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "plot")) return ct_cmd_plot(argc - 1, argv + 1);
     if (!strcmp(cmd, "doctor")) return ct_cmd_doctor(argc - 1, argv + 1);
+    if (!strcmp(cmd, "plan")) return ct_cmd_plan(argc - 1, argv + 1);
     if (!strcmp(cmd, "export")) return ct_cmd_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "import")) return ct_cmd_import(argc - 1, argv + 1);
     fprintf(stderr, "ctrain: unknown command '%s'\n%s", cmd, usage);

@@ -11,6 +11,11 @@
  * their timeout bites: the backend aborts its communicators and returns,
  * and the watchdog stands behind it, firing one timeout later if that
  * abort itself hangs.
+ * The front also numbers the collectives per group and keeps what this rank
+ * is inside, for sidechannel.c, which names the rank a timed-out collective
+ * waits for. The watchdog ticks at least every 0.5 s; a longer gap means
+ * the process was stopped, and that time is not counted against the
+ * timeout.
  * What is left out: per-group timeouts, and recovery (a timed-out job is
  * restarted from its last checkpoint by whoever launched it). */
 #include "comm/comm_impl.h"
@@ -68,10 +73,15 @@ static struct {
     int running, stop;
     double timeout_s;
     int busy;          /* a collective is in flight */
+    int firing;        /* the watchdog is reporting; no collective may start */
+    int reported;      /* it has logged its report */
     const char *op, *group;
+    int slot;          /* busy's group (CT__SLOT_*), CT__SLOT_ALL or -1 */
+    uint64_t seq[CT__NSLOTS]; /* collectives entered per group */
     double t0, grace;  /* fires once it has run timeout_s + grace */
+    double suspended;  /* of busy's time, how long the process was stopped */
     char activity[256];
-} wd = {.mu = PTHREAD_MUTEX_INITIALIZER};
+} wd = {.mu = PTHREAD_MUTEX_INITIALIZER, .slot = -1};
 
 static double now_s(void)
 {
@@ -99,22 +109,62 @@ void ct__comm_activity(char *buf, size_t size)
     pthread_mutex_unlock(&wd.mu);
 }
 
-/* grace > 0 delays the watchdog for calls that enforce the timeout
- * themselves (ct_comm_sync). */
-static void wd_enter_grace(const char *op, const char *group, double grace)
+/* With wd.mu held. */
+static void state_locked(ct__comm_state_t *s, double t)
+{
+    memset(s, 0, sizeof *s);
+    memcpy(s->seq, wd.seq, sizeof s->seq);
+    s->inside = wd.busy;
+    s->slot = wd.busy ? wd.slot : -1;
+    s->reported = wd.reported;
+    s->waited_s = wd.busy ? t - wd.t0 + wd.suspended : 0;
+    s->suspended_s = wd.busy ? wd.suspended : 0;
+    snprintf(s->op, sizeof s->op, "%s", wd.busy && wd.op ? wd.op : "");
+    snprintf(s->activity, sizeof s->activity, "%s", wd.activity);
+}
+
+void ct__comm_state(ct__comm_state_t *s)
+{
+    double t = now_s();
+    pthread_mutex_lock(&wd.mu);
+    state_locked(s, t);
+    pthread_mutex_unlock(&wd.mu);
+}
+
+static int slot_of(const char *group)
+{
+    if (!strcmp(group, "world")) return CT__SLOT_WORLD;
+    if (!strcmp(group, "dp")) return CT__SLOT_DP;
+    if (!strcmp(group, "tp")) return CT__SLOT_TP;
+    return -1;
+}
+
+/* A collective (or a wait) starts. slot: the group whose count it takes
+ * (counted), CT__SLOT_ALL for a wait on everything issued, or -1. grace > 0
+ * delays the watchdog for calls that enforce the timeout themselves
+ * (ct_comm_sync). */
+static void wd_enter_grace(const char *op, const char *group, int slot, double grace)
 {
     if (!wd.running) return;
     double t = now_s();
     pthread_mutex_lock(&wd.mu);
+    while (wd.firing) pthread_cond_wait(&wd.cv, &wd.mu); /* until the watchdog _exits */
+    if (slot >= 0 && slot < CT__NSLOTS) wd.seq[slot]++;
     wd.op = op;
     wd.group = group;
+    wd.slot = slot;
     wd.t0 = t;
     wd.grace = grace;
+    wd.suspended = 0;
     wd.busy = 1;
     pthread_mutex_unlock(&wd.mu);
 }
 
-static void wd_enter(const char *op, const char *group) { wd_enter_grace(op, group, 0); }
+/* A collective on group c. */
+static void wd_enter(const char *op, const ct_comm_t *c)
+{
+    wd_enter_grace(op, c->name, slot_of(c->name), 0);
+}
 
 static void wd_leave(void)
 {
@@ -124,30 +174,93 @@ static void wd_leave(void)
     pthread_mutex_unlock(&wd.mu);
 }
 
+/* The collective has run past the timeout: name who holds it up, on every
+ * rank that times out, then end the process. Called with wd.mu held; drops
+ * it while it asks the peers, so that this rank's responder can answer
+ * theirs, and keeps collectives from starting meanwhile (wd.firing). */
+static _Noreturn void wd_fire(double t)
+{
+    ct__comm_state_t self;
+    state_locked(&self, t);
+    char group[32], activity[sizeof wd.activity];
+    snprintf(group, sizeof group, "%s", wd.group);
+    snprintf(activity, sizeof activity, "%s", wd.activity[0] ? wd.activity : "(activity not set)");
+    wd.firing = 1;
+    pthread_mutex_unlock(&wd.mu);
+
+    char what[160], who[768];
+    if (self.slot >= 0 && self.slot < CT__NSLOTS)
+        snprintf(what, sizeof what, "collective #%llu (%s on group %s)",
+                 (unsigned long long)self.seq[self.slot], self.op, group);
+    else
+        snprintf(what, sizeof what, "collective %s on group %s", self.op, group);
+    if (self.suspended_s > 0) {
+        /* This process was stopped during the wait, which is not counted;
+         * its peers, which were not, most likely timed out and left. */
+        snprintf(who, sizeof who, "this rank was suspended for %.1f s during it (SIGSTOP, a "
+                 "debugger or a paused machine), so its peers probably timed out while it was "
+                 "stopped; no peer is blamed", self.suspended_s);
+    } else {
+        ct__comm_sc_blame(&self, who, sizeof who);
+    }
+    CT_LOG_ERROR("rank %d: %s has not completed after %.0f s while %s; %s\n---> HINT: check the "
+                 "named rank's log and host (a stopped or swapping process, a stuck file system, "
+                 "a debugger); raise comm.timeout_s if the step is legitimately slow",
+                 ct_log_rank(), what, self.waited_s, activity, who);
+    ct__comm_sc_log_details();
+    fflush(stderr);
+    pthread_mutex_lock(&wd.mu);
+    wd.reported = 1;
+    pthread_mutex_unlock(&wd.mu);
+    /* The launcher kills the job when the first rank exits: give the
+     * others that wait a moment to report too. */
+    ct__comm_sc_linger(3.0);
+    _exit(CT_COMM_EXIT_TIMEOUT);
+}
+
+/* A gap between two ticks beyond this (seconds past the period) means the
+ * process was not running: stopped (SIGSTOP, a debugger) or the machine
+ * paused. CLOCK_MONOTONIC runs on while a process is stopped. */
+#define WD_SUSPENDED_S 1.0
+
 static void *wd_main(void *arg)
 {
+    /* At most 0.5 s, so that a suspension is measured to within that. */
     double period = wd.timeout_s / 10;
     if (period < 0.01) period = 0.01;
+    if (period > 0.5) period = 0.5;
+    double last = now_s();
     pthread_mutex_lock(&wd.mu);
     while (!wd.stop) {
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        double wake = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec + period;
+        double wake = now_s() + period;
         ts.tv_sec = (time_t)wake;
         ts.tv_nsec = (long)((wake - (double)ts.tv_sec) * 1e9);
         while (!wd.stop && pthread_cond_timedwait(&wd.cv, &wd.mu, &ts) != ETIMEDOUT) {
         }
+        double t = now_s(), lost = t - last - period;
+        last = t;
+        if (lost > WD_SUSPENDED_S) {
+            /* The time this rank was stopped does not count against its
+             * own collective: its peers waited, not it. */
+            if (wd.busy) {
+                wd.t0 += lost;
+                wd.suspended += lost;
+                CT_LOG_WARN("rank %d: this rank was suspended for %.1f s (SIGSTOP, a debugger or "
+                            "a paused machine) while in collective %s on group %s; that time does "
+                            "not count against comm.timeout_s, but peers that waited for it may "
+                            "have timed out",
+                            ct_log_rank(), lost, wd.op, wd.group);
+            } else {
+                CT_LOG_WARN("rank %d: this rank was suspended for %.1f s (SIGSTOP, a debugger or "
+                            "a paused machine); peers that waited for it in a collective may have "
+                            "timed out",
+                            ct_log_rank(), lost);
+            }
+        }
         if (wd.stop || !wd.busy) continue;
-        double waited = now_s() - wd.t0;
-        if (waited <= wd.timeout_s + wd.grace) continue;
-        /* One line, then out, holding the lock so no collective can start. */
-        CT_LOG_ERROR("rank %d: collective %s on group %s has not completed after %.0f s while %s; "
-                     "a peer rank is dead or hung\n---> HINT: check the other ranks' logs; raise "
-                     "comm.timeout_s if the step is legitimately slow",
-                     ct_log_rank(), wd.op, wd.group, waited,
-                     wd.activity[0] ? wd.activity : "(activity not set)");
-        fflush(stderr);
-        _exit(CT_COMM_EXIT_TIMEOUT);
+        if (t - wd.t0 <= wd.timeout_s + wd.grace) continue;
+        wd_fire(t);
     }
     pthread_mutex_unlock(&wd.mu);
     return NULL;
@@ -163,6 +276,8 @@ static CT_MUST_USE ct_status_t wd_start(double timeout_s)
     wd.timeout_s = timeout_s;
     wd.stop = 0;
     wd.busy = 0;
+    wd.firing = wd.reported = 0;
+    memset(wd.seq, 0, sizeof wd.seq);
     int rc = pthread_create(&wd.thread, NULL, wd_main, NULL);
     if (rc != 0) {
         CT_LOG_ERROR("cannot start the comm watchdog thread: %s", strerror(rc));
@@ -296,12 +411,21 @@ ct_status_t ct_comm_init_backend(ct_comm_backend_t backend, int dp, int tp, doub
         st = wd_start(timeout_s);
         if (st != CT_OK) return st;
     }
-    wd_enter("init", "world");
+    wd_enter_grace("init", "world", -1, 0);
     st = be->groups_init(&g);
     wd_leave();
     if (st != CT_OK) {
         wd_stop();
         return st;
+    }
+    /* The side channel that names a hung rank serves the watchdog. */
+    if (wd.running && world > 1) {
+        st = ct__comm_sc_init(&g);
+        if (st != CT_OK) {
+            groups_free(&g);
+            wd_stop();
+            return st;
+        }
     }
     CT_ASSERT(g.world && g.dp && g.tp);
     CT_ASSERT(g.world->size == world && g.world->rank == rank);
@@ -336,7 +460,7 @@ ct_status_t ct_comm_device_groups_init(const ct_comm_groups_t *g, ct_comm_groups
     const ct__comm_backend_t *be = backends[CT_COMM_NCCL];
     ct_comm_groups_t d = *g;
     d.backend = CT_COMM_NCCL;
-    wd_enter("init", "world");
+    wd_enter_grace("init", "world", -1, 0);
     ct_status_t st = be->groups_over(g, &d);
     wd_leave();
     if (st != CT_OK) return st;
@@ -360,6 +484,7 @@ void ct_comm_finalize(ct_comm_groups_t *g)
 {
     if (!g) return;
     wd_stop();
+    ct__comm_sc_free();
     groups_free(g);
     memset(g, 0, sizeof *g);
     groups_live = 0;
@@ -369,6 +494,29 @@ void ct_comm_finalize(ct_comm_groups_t *g)
         runtime->stop();
         runtime_up = 0;
     }
+}
+
+ct_status_t ct_comm_split(ct_comm_t *c, int color, int key, const char *name, ct_comm_t **c_p)
+{
+    CT_ASSERT(c != NULL && name != NULL && c_p != NULL && color >= 0);
+    if (!c->be->split) {
+        CT_LOG_ERROR("rank %d: group %s (backend %s) cannot be split into group %s\n---> HINT: "
+                     "split its host group (ct_comm_host)", ct_log_rank(), c->name, c->be->name,
+                     name);
+        return CT_ERR_UNSUPPORTED;
+    }
+    ct_comm_t *out = NULL;
+    wd_enter("split", c);
+    ct_status_t st = c->be->split(c, color, key, name, &out);
+    wd_leave();
+    if (st != CT_OK) return st;
+    *c_p = out;
+    return CT_OK;
+}
+
+void ct_comm_free(ct_comm_t *c)
+{
+    if (c) c->be->comm_free(c);
 }
 
 /* ---- collectives ----------------------------------------------------------- */
@@ -443,7 +591,7 @@ ct_status_t ct_comm_allreduce(ct_comm_t *c, const void *sendbuf, void *recvbuf, 
     CT_ASSERT((unsigned)op <= CT_OP_MIN);
     if (count == 0) return CT_OK;
     CT_ASSERT(sendbuf && recvbuf);
-    wd_enter("allreduce", c->name);
+    wd_enter("allreduce", c);
     ct_status_t st = c->be->allreduce(c, sendbuf, recvbuf, count, dt, op, stream);
     wd_leave();
     return st;
@@ -456,7 +604,7 @@ ct_status_t ct_comm_reduce_scatter(ct_comm_t *c, const void *sendbuf, void *recv
     CT_ASSERT((unsigned)op <= CT_OP_MIN);
     if (recvcount == 0) return CT_OK;
     CT_ASSERT(sendbuf && recvbuf);
-    wd_enter("reduce_scatter", c->name);
+    wd_enter("reduce_scatter", c);
     ct_status_t st = c->be->reduce_scatter(c, sendbuf, recvbuf, recvcount, dt, op, stream);
     wd_leave();
     return st;
@@ -468,7 +616,7 @@ ct_status_t ct_comm_allgather(ct_comm_t *c, const void *sendbuf, void *recvbuf, 
     CHECK_ARGS(c, dt);
     if (sendcount == 0) return CT_OK;
     CT_ASSERT(sendbuf && recvbuf);
-    wd_enter("allgather", c->name);
+    wd_enter("allgather", c);
     ct_status_t st = c->be->allgather(c, sendbuf, recvbuf, sendcount, dt, stream);
     wd_leave();
     return st;
@@ -481,7 +629,7 @@ ct_status_t ct_comm_broadcast(ct_comm_t *c, void *buf, size_t count, ct_dtype_t 
     CT_ASSERT(root >= 0 && root < c->size);
     if (count == 0) return CT_OK;
     CT_ASSERT(buf != NULL);
-    wd_enter("broadcast", c->name);
+    wd_enter("broadcast", c);
     ct_status_t st = c->be->broadcast(c, buf, count, dt, root, stream);
     wd_leave();
     return st;
@@ -491,7 +639,7 @@ ct_status_t ct_comm_barrier(ct_comm_t *c)
 {
     CT_ASSERT(c != NULL && c->be != NULL);
     CT_ASSERT(group_depth == 0); /* it would wait for collectives not yet launched */
-    wd_enter("barrier", c->name);
+    wd_enter("barrier", c);
     ct_status_t st = c->be->barrier(c);
     wd_leave();
     return st;
@@ -511,7 +659,7 @@ ct_status_t ct_comm_sync(ct_comm_t *c, void *stream)
     CT_ASSERT(c != NULL && c->be != NULL);
     CT_ASSERT(group_depth == 0); /* the bracket's collectives are not launched yet */
     if (!c->be->sync) return CT_OK;
-    wd_enter_grace("sync", c->name, live_timeout_s);
+    wd_enter_grace("sync", c->name, CT__SLOT_ALL, live_timeout_s);
     ct_status_t st = c->be->sync(c, stream, live_timeout_s);
     wd_leave();
     return st;
@@ -528,7 +676,7 @@ ct_status_t ct_comm_group_end(void)
     CT_ASSERT(group_depth > 0); /* an end without its begin */
     group_depth--;
     if (!group_be || !group_be->group_end) return CT_OK;
-    wd_enter("group_end", "(bracket)");
+    wd_enter_grace("group_end", "(bracket)", CT__SLOT_ALL, 0);
     ct_status_t st = group_be->group_end();
     wd_leave();
     return st;

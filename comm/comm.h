@@ -18,13 +18,34 @@
  *
  * Failure handling. A collective that does not complete within the timeout
  * given to ct_comm_init ends the process: a watchdog thread (which never
- * calls MPI) logs a line naming this rank, the operation, the group and the
- * activity, then calls _exit(CT_COMM_EXIT_TIMEOUT). The launcher (mpirun,
- * srun) then tears the other ranks down, so a dead or hung peer fails the
- * job instead of hanging it. Apart from that watchdog and ct_comm_abort,
- * comm/ never ends the process. For nccl the device work is bounded by
- * ct_comm_sync instead: it aborts the communicators and returns
- * CT_ERR_COMM (the watchdog stays as a backstop, one timeout later).
+ * calls MPI) logs a line naming this rank, the collective's number on its
+ * group ("collective #57 (allreduce on group dp)"), the activity and the
+ * rank(s) holding it up, then calls _exit(CT_COMM_EXIT_TIMEOUT). The
+ * launcher (mpirun, srun) then tears the other ranks down, so a dead or
+ * hung peer fails the job instead of hanging it. Apart from that watchdog
+ * and ct_comm_abort, comm/ never ends the process. For nccl the device
+ * work is bounded by ct_comm_sync instead: it aborts the communicators and
+ * returns CT_ERR_COMM (the watchdog stays as a backstop, one timeout later).
+ *
+ * Naming the hung rank. Every rank counts the collectives it enters on each
+ * group, and in a world of more than one with a timeout it answers, on a
+ * TCP port of its own served by a thread (not MPI), with those counts and
+ * whether it is inside a collective; ports, hosts and pids are exchanged at
+ * init. A rank that times out in collective #N asks the ranks it waits for
+ * and names those that do not answer (stopped by SIGSTOP or a debugger, or
+ * hung with every thread blocked: "rank 3 (host n2, pid 1234) holds up
+ * collective #57 (allreduce on dp): it does not answer ..."), whose process
+ * is gone, or whose count shows they have not entered #N ("... has not
+ * entered collective #57 ...: it is not in a collective ... while step 9").
+ * One that waits in another collective itself is followed to the rank it
+ * waits for, so every rank that times out names the same culprit, and the
+ * ranks that have entered are not named; if none is missing, the line says
+ * the transport is stuck. A rank that was itself stopped (its watchdog sees
+ * a gap in time) says "this rank was suspended for X s" and does not count
+ * that time against its timeout, so a rank resumed with SIGCONT neither
+ * blames its peers nor ends a job whose peers still wait. The port answers
+ * anyone who connects with those counts, the pid and the activity string:
+ * nothing secret.
  *
  * Thread-safety: collectives (on any group) must be issued from one thread
  * at a time; MPI runs at MPI_THREAD_SERIALIZED. ct_comm_set_activity may be
@@ -117,6 +138,18 @@ void ct_comm_finalize(ct_comm_groups_t *g);
  * Also installed as core/log's abort hook, so CT_ASSERT failures take the
  * whole job down. */
 _Noreturn void ct_comm_abort(int code);
+
+/* A new host group of the ranks of c that pass the same color, ordered by
+ * key, then by rank in c (MPI_Comm_split). For groups other than the
+ * world, dp and tp of ct_comm_init, e.g. the ranks of one node. Collective
+ * over c, bounded by the watchdog. `name` (e.g. "node") must outlive the
+ * group. CT_ERR_UNSUPPORTED (logged) for a device group (nccl), CT_ERR_COMM
+ * if the split fails. *c_p written only on success; the caller frees it with
+ * ct_comm_free before ct_comm_finalize. */
+CT_MUST_USE ct_status_t ct_comm_split(ct_comm_t *c, int color, int key, const char *name,
+                                      ct_comm_t **c_p);
+/* Frees a group made by ct_comm_split; NULL: no-op. Not collective. */
+void ct_comm_free(ct_comm_t *c);
 
 /* 1 if this build can run the backend (local and auto always, mpi when built
  * with MPI, nccl when built with NCCL and cudaGetDeviceCount finds a

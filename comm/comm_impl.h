@@ -9,6 +9,8 @@
 #ifndef CT_COMM_COMM_IMPL_H
 #define CT_COMM_COMM_IMPL_H
 
+#include <stdint.h>
+
 #include "comm/comm.h"
 
 typedef struct ct__comm_backend ct__comm_backend_t;
@@ -38,6 +40,9 @@ struct ct__comm_backend {
      * a copy of *host on entry. On failure frees what it built. */
     ct_status_t (*groups_over)(const ct_comm_groups_t *host, ct_comm_groups_t *g);
     void (*comm_free)(ct_comm_t *c);
+    /* A group of c's ranks with the same color, ordered by key, named
+     * `name` (ct_comm_split). NULL: the backend cannot split (nccl). */
+    ct_status_t (*split)(ct_comm_t *c, int color, int key, const char *name, ct_comm_t **c_p);
     /* Collectives; arguments are validated and count > 0. */
     ct_status_t (*allreduce)(ct_comm_t *c, const void *sendbuf, void *recvbuf, size_t count,
                              ct_dtype_t dt, ct_op_t op, void *stream);
@@ -78,6 +83,77 @@ size_t ct__comm_dtype_size(ct_dtype_t dt);
 void ct__comm_scale(void *buf, size_t count, ct_dtype_t dt, int n);
 /* Copies the current activity (or "(activity not set)") into buf. */
 void ct__comm_activity(char *buf, size_t size);
+
+/* ---- naming a hung rank (the front and sidechannel.c) --------------------
+ *
+ * The front counts the collectives each rank has entered on each of its
+ * groups. Ranks of one group enter its collectives in the same order, so
+ * when collective #N on group dp does not complete, a member whose dp
+ * count is below N has not entered it. Device (nccl) groups share the count
+ * of the host group over the same ranks. The side channel (sidechannel.c)
+ * lets the watchdog read those counts from the other ranks over TCP, which
+ * works while MPI is stuck; see ct__comm_sc_blame. */
+
+enum { CT__SLOT_WORLD = 0, CT__SLOT_DP = 1, CT__SLOT_TP = 2, CT__NSLOTS = 3 };
+/* ct__comm_state_t.slot of a wait for every collective issued so far
+ * (ct_comm_sync, a group bracket's launch); -1: none (init). */
+#define CT__SLOT_ALL CT__NSLOTS
+
+/* What one rank is doing, as the side channel tells it. Fixed-size fields:
+ * it travels between ranks of one build as is. */
+typedef struct {
+    uint64_t seq[CT__NSLOTS]; /* collectives entered on each group */
+    int32_t inside;           /* 1 while in a collective, a sync or a launch */
+    int32_t slot;             /* its group (CT__SLOT_*), CT__SLOT_ALL or -1 */
+    int32_t reported;         /* this rank's watchdog has logged its report */
+    int32_t pad;
+    double waited_s;          /* how long it has been inside */
+    double suspended_s;       /* of which the process was not running */
+    char op[16];              /* "allreduce", ..., "sync" */
+    char activity[128];       /* ct_comm_set_activity, truncated */
+} ct__comm_state_t;
+
+/* comm.c: a snapshot of this rank's state. Any thread; never blocks for
+ * long (the watchdog does not hold the lock while it asks its peers). */
+void ct__comm_state(ct__comm_state_t *s);
+/* "world", "dp", "tp", "every group" for a slot. */
+const char *ct__comm_slot_name(int slot);
+
+/* Starts the side channel for groups g (after groups_init, world > 1):
+ * opens a TCP listener on every interface (ephemeral port) answered by a
+ * thread, and exchanges rank, host, pid, port and IPv4 addresses with an
+ * allgather on ct_comm_host(g->world). A rank that cannot listen warns and
+ * takes part without it (its peers then cannot ask it). CT_ERR_COMM only if
+ * the allgather fails (logged). Main thread, collective over the world. */
+CT_MUST_USE ct_status_t ct__comm_sc_init(const ct_comm_groups_t *g);
+/* Stops the thread and closes the listener. No-op when not started. */
+void ct__comm_sc_free(void);
+/* The report of a collective that timed out: asks the ranks this rank
+ * waits for (and, for those that wait in turn, the ranks they wait for)
+ * for their state, about 3 s at most in all, and finds the ranks that hold
+ * the job up: those that do not answer (stopped, or hung with every thread
+ * blocked), whose process is gone, or that answer but have not entered the
+ * collective they are waited for in. Writes into summary either the one
+ * such rank,
+ *   "rank 3 (host n2, pid 1234) has not entered collective #57 (allreduce
+ *    on tp, which rank 2 waits in): it is not in a collective ...", or
+ *   "rank 3 (...) holds up collective #57 (...): it does not answer ..."
+ * (a rank that does not answer may be stopped inside the collective),
+ * or how many there are (then ct__comm_sc_log_details logs one line each),
+ * or why none was found. self is this rank's state at the timeout (inside,
+ * with its slot). Returns the number of ranks named. Any thread but the
+ * responder; never calls MPI. Without a side channel (world 1, setup not
+ * done) it says so and returns 0. */
+int ct__comm_sc_blame(const ct__comm_state_t *self, char *summary, size_t size);
+/* Logs one error line per rank named by the last ct__comm_sc_blame, when it
+ * named more than one (one is in its summary already). */
+void ct__comm_sc_log_details(void);
+/* After the report: waits up to wait_s until the other ranks that wait in
+ * a collective have logged their own report (or ended), so that the first
+ * rank to exit does not get the others killed by the launcher before they
+ * have named the culprit too. It asks every rank of a world of up to 64,
+ * else its dp and tp peers and those the report found waiting. */
+void ct__comm_sc_linger(double wait_s);
 
 /* Most elements one MPI call moves: MPI counts are int, so large buffers go
  * in pieces. Default 2^30. Tests lower it to exercise the chunked paths. */

@@ -63,6 +63,19 @@ static CT_MUST_USE ct_status_t local_groups_init(ct_comm_groups_t *g)
     return CT_OK;
 }
 
+/* One process: every color holds just this rank. */
+static CT_MUST_USE ct_status_t local_split(ct_comm_t *c, int color, int key, const char *name,
+                                           ct_comm_t **c_p)
+{
+    ct_comm_t *out = local_comm_new(name);
+    if (!out) {
+        CT_LOG_ERROR("out of memory creating group %s", name);
+        return CT_ERR_NO_MEMORY;
+    }
+    *c_p = out;
+    return CT_OK;
+}
+
 /* A one-rank reduction of sendbuf is sendbuf, whatever the op. */
 static CT_MUST_USE ct_status_t local_allreduce(ct_comm_t *c, const void *sendbuf, void *recvbuf, size_t count,
                                    ct_dtype_t dt, ct_op_t op, void *stream)
@@ -100,6 +113,7 @@ const ct__comm_backend_t ct__comm_local = {
     .abort = local_abort,
     .groups_init = local_groups_init,
     .comm_free = local_comm_free,
+    .split = local_split,
     .allreduce = local_allreduce,
     .reduce_scatter = local_reduce_scatter,
     .allgather = local_allgather,

@@ -2,7 +2,7 @@
  * with MPI (MPI_Init_thread at MPI_THREAD_SERIALIZED, MPI_Finalize, and
  * MPI_Abort for ct_comm_abort).
  *
- * Groups are MPI_Comm_dup(MPI_COMM_WORLD) and two MPI_Comm_split of it, all
+ * Groups are MPI_Comm_dup(MPI_COMM_WORLD) and MPI_Comm_splits of it, all
  * with MPI_ERRORS_RETURN: every MPI return code is checked, logged with the
  * rank, group and activity, and turned into CT_ERR_COMM. MPI counts are int,
  * so buffers above ct__comm_max_chunk elements go in pieces; reductions go
@@ -214,6 +214,15 @@ free_world:
     return st;
 }
 
+static CT_MUST_USE ct_status_t mpi_split(ct_comm_t *c, int color, int key, const char *name,
+                                         ct_comm_t **c_p)
+{
+    MPI_Comm nc;
+    int rc = MPI_Comm_split(comm_of(c), color, key, &nc);
+    if (rc != MPI_SUCCESS) return mpi_fail(c->name, "MPI_Comm_split", rc, NULL);
+    return mpi_comm_wrap(nc, name, c_p);
+}
+
 /* ---- collectives ----------------------------------------------------------- */
 
 static CT_MUST_USE ct_status_t mpi_allreduce(ct_comm_t *c, const void *sendbuf, void *recvbuf, size_t count,
@@ -318,6 +327,7 @@ const ct__comm_backend_t ct__comm_mpi = {
     .abort = mpi_abort,
     .groups_init = mpi_groups_init,
     .comm_free = mpi_comm_free,
+    .split = mpi_split,
     .allreduce = mpi_allreduce,
     .reduce_scatter = mpi_reduce_scatter,
     .allgather = mpi_allgather,

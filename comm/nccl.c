@@ -435,13 +435,18 @@ static CT_MUST_USE ct_status_t nccl_sync(ct_comm_t *c, void *stream, double time
 
         double waited = now_s() - t0;
         if (timeout_s > 0 && waited > timeout_s) {
-            char activity[256];
+            char activity[256], who[768];
             ct__comm_activity(activity, sizeof activity);
+            /* The front marked this wait as one on everything issued. */
+            ct__comm_state_t self;
+            ct__comm_state(&self);
+            ct__comm_sc_blame(&self, who, sizeof who);
             CT_LOG_ERROR("rank %d: the work on group %s's stream has not completed after %.0f s "
-                         "while %s; a peer rank is dead or hung; aborting the nccl "
-                         "communicators\n---> HINT: check the other ranks' logs; raise "
-                         "comm.timeout_s if the step is legitimately slow",
-                         ct_log_rank(), c->name, waited, activity);
+                         "while %s; %s; aborting the nccl communicators\n---> HINT: check the "
+                         "named rank's log and host; raise comm.timeout_s if the step is "
+                         "legitimately slow",
+                         ct_log_rank(), c->name, waited, activity, who);
+            ct__comm_sc_log_details();
             abort_all();
             return CT_ERR_COMM;
         }

@@ -1019,10 +1019,13 @@ static CT_MUST_USE ct_status_t validate(const ct_config_t *cfg, const srcmap_t *
                      SRC_(model, n_head, a), SRC_(parallel, tp, b));
         st = CT_ERR_CONFIG;
     }
-    int vp = (cfg->model.vocab_size + 127) / 128 * 128;
-    if (vp % cfg->parallel.tp != 0) {
-        CT_LOG_ERROR("config error: the padded vocabulary (%d) is not divisible by %s",
-                     vp, SRC_(parallel, tp, a));
+    /* The vocabulary is padded to a multiple of 128 * tp (model/model.h), so
+     * every tp divides it; the padded size must still be an int. */
+    int64_t vq = 128 * (int64_t)cfg->parallel.tp;
+    int64_t vp = ((int64_t)cfg->model.vocab_size + vq - 1) / vq * vq;
+    if (vp > INT32_MAX) {
+        CT_LOG_ERROR("config error: %s padded to a multiple of 128 * %s is %" PRId64
+                     ", beyond 2^31 - 1", SRC_(model, vocab_size, a), SRC_(parallel, tp, b), vp);
         st = CT_ERR_CONFIG;
     }
     return st;

@@ -2,7 +2,12 @@
  *
  * Samples are (T+1)-token windows at stride T inside one shard. Chunks are
  * runs of consecutive samples of about chunk_tokens tokens, fetched with one
- * ranged read each. For each epoch the chunks are permuted (seeded by
+ * ranged read each; a shard's last chunk also reads the tail of fewer than T
+ * tokens that no sample covers. Every token of every fetched chunk is
+ * checked against the vocabulary as it arrives, so a shard is valid or not
+ * as a whole: a bad token anywhere in it, tail included, stops the run when
+ * its chunk is fetched, within the first epoch (shards too short for one
+ * sample are read and checked when the loader opens). For each epoch the chunks are permuted (seeded by
  * (seed, epoch)), then samples are permuted inside windows of window_chunks
  * consecutive permuted chunks (seeded by (seed, epoch, window)). Sample i
  * of a run is thus a pure function of (seed, corpus, T, i): ranks ask for
@@ -96,6 +101,60 @@ struct ct_loader {
 };
 
 /* ---- setup ------------------------------------------------------------------ */
+/* Tokens of a chunk: its samples' span, and for a shard's last chunk the
+ * rest of the shard (the tail no sample covers). */
+static int64_t loader_chunk_tokens(const shard_t *s, int64_t tok0, int64_t nsamples, int64_t T,
+                                   int last)
+{
+    return last ? s->ntok - tok0 : nsamples * T + 1;
+}
+
+/* Checks n tokens of width bytes read from `url` at byte offset `off`
+ * against the vocabulary: one pass for the largest token, a second only to
+ * name the first bad one and count them. Logs the error. */
+static CT_MUST_USE ct_status_t loader_check_tokens(const ct_loader_t *l, const char *url, int64_t off,
+                                       const char *buf, int64_t n, int width)
+{
+    const uint32_t V = (uint32_t)l->opts.vocab_size;
+    uint32_t most = 0;
+    if (width == 2) {
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t x;
+            memcpy(&x, buf + 2 * i, 2);
+            most = x > most ? x : most;
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            uint32_t x;
+            memcpy(&x, buf + 4 * i, 4);
+            most = x > most ? x : most;
+        }
+    }
+    if (most < V) return CT_OK;
+    int64_t first = -1, bad = 0;
+    uint32_t first_v = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t v;
+        if (width == 2) {
+            uint16_t x;
+            memcpy(&x, buf + 2 * i, 2);
+            v = x;
+        } else {
+            memcpy(&v, buf + 4 * i, 4);
+        }
+        if (v < V) continue;
+        if (first < 0) first = i, first_v = v;
+        bad++;
+    }
+    CT_LOG_ERROR("shard %s: token %u at byte offset %lld (token %lld) is outside the vocabulary "
+                 "(model.vocab_size = %d); %lld such token%s in bytes %lld..%lld\n---> HINT: the "
+                 "shard was made with another tokenizer, or model.vocab_size is too small",
+                 url, first_v, (long long)(off + first * width),
+                 (long long)((off - CT_SHARD_HEADER_BYTES) / width + first), (int)V,
+                 (long long)bad, bad == 1 ? "" : "s", (long long)off, (long long)(off + n * width));
+    return CT_ERR_CORRUPT;
+}
+
 static CT_MUST_USE ct_status_t loader_open_shards(ct_loader_t *l, const char *spec)
 {
     ct_object_t *objs = NULL;
@@ -303,15 +362,33 @@ ct_status_t ct_loader_init(const ct_loader_opts_t *opts, ct_loader_t **loader_p)
     const int64_t T = opts->T;
     int64_t spc = opts->chunk_tokens / T; /* samples per chunk */
     if (spc < 1) spc = 1;
-    for (int i = 0; i < l->nshards; i++) {
+    for (int i = 0; i < l->nshards && st == CT_OK; i++) {
         shard_t *s = &l->shards[i];
         s->first_sample = l->nsamples;
         s->nsamples = s->ntok > T ? (s->ntok - 1) / T : 0;
         l->nsamples += s->nsamples;
         l->nchunks += (s->nsamples + spc - 1) / spc;
-        size_t cb = (size_t)(spc * T + 1) * (size_t)s->width;
-        if (s->nsamples && cb > l->chunk_bytes_max) l->chunk_bytes_max = cb;
+        if (s->nsamples) {
+            int64_t nlast = s->nsamples - (s->nsamples - 1) / spc * spc;
+            int64_t full = s->nsamples > nlast ? spc : 0;
+            int64_t toks = loader_chunk_tokens(s, (s->nsamples - nlast) * T, nlast, T, 1);
+            if (toks < full * T + 1) toks = full * T + 1;
+            size_t cb = (size_t)toks * (size_t)s->width;
+            if (cb > l->chunk_bytes_max) l->chunk_bytes_max = cb;
+        } else if (s->ntok > 0) { /* no sample reads it: check it now (< T+1 tokens) */
+            size_t n = (size_t)s->ntok * (size_t)s->width;
+            char *buf = malloc(n);
+            if (!buf) {
+                st = CT_ERR_NO_MEMORY;
+                break;
+            }
+            st = ct_source_read(l->src, s->url, CT_SHARD_HEADER_BYTES, n, s->size, buf);
+            if (st == CT_OK)
+                st = loader_check_tokens(l, s->url, CT_SHARD_HEADER_BYTES, buf, s->ntok, s->width);
+            free(buf);
+        }
     }
+    if (st != CT_OK) goto fail;
     if (l->nsamples == 0) {
         CT_LOG_ERROR("data '%s' holds no sample of %d+1 tokens\n---> HINT: use more text or a "
                      "shorter train.seq_len", opts->spec, opts->T);
@@ -517,8 +594,9 @@ static void loader_chunk_range(const ct_loader_t *l, int64_t c, int64_t *off_p, 
     const chunk_t *ch = &l->chunks[c];
     const shard_t *s = &l->shards[ch->shard];
     int64_t tok0 = (ch->first_sample - s->first_sample) * l->opts.T;
+    int last = ch->first_sample + ch->nsamples == s->first_sample + s->nsamples;
     *off_p = CT_SHARD_HEADER_BYTES + tok0 * s->width;
-    *len_p = (size_t)(ch->nsamples * l->opts.T + 1) * (size_t)s->width;
+    *len_p = (size_t)loader_chunk_tokens(s, tok0, ch->nsamples, l->opts.T, last) * (size_t)s->width;
 }
 
 /* Fetch thread: takes the first wanted chunk that is neither resident nor
@@ -549,7 +627,10 @@ static void *loader_fetch_main(void *arg)
         int64_t off;
         size_t len;
         loader_chunk_range(l, chunk, &off, &len);
-        ct_status_t st = loader_fetch(l, &l->shards[l->chunks[chunk].shard], off, len, slot->buf);
+        const shard_t *sh = &l->shards[l->chunks[chunk].shard];
+        ct_status_t st = loader_fetch(l, sh, off, len, slot->buf);
+        if (st == CT_OK)
+            st = loader_check_tokens(l, sh->url, off, slot->buf, (int64_t)len / sh->width, sh->width);
         pthread_mutex_lock(&l->mu);
         slot->st = st;
         slot->state = st == CT_OK ? SLOT_READY : SLOT_FAILED;
@@ -560,18 +641,16 @@ static void *loader_fetch_main(void *arg)
     return NULL;
 }
 
-/* Copies sample `id` (in chunk c, resident) out of its slot, checking tokens. */
-static CT_MUST_USE ct_status_t loader_copy_sample(ct_loader_t *l, const slot_t *slot, int64_t c, int64_t id,
-                                      int32_t *inp, int32_t *tgt)
+/* Copies sample `id` (in chunk c, resident) out of its slot. Its tokens
+ * were checked against the vocabulary when the chunk arrived. */
+static void loader_copy_sample(ct_loader_t *l, const slot_t *slot, int64_t c, int64_t id,
+                               int32_t *inp, int32_t *tgt)
 {
     const chunk_t *ch = &l->chunks[c];
     const shard_t *s = &l->shards[ch->shard];
     const int T = l->opts.T;
     size_t at = (size_t)(id - ch->first_sample) * (size_t)T * (size_t)s->width;
     const char *p = slot->buf + at;
-    int64_t off0;
-    size_t len;
-    loader_chunk_range(l, c, &off0, &len);
     for (int t = 0; t <= T; t++) {
         uint32_t v;
         if (s->width == 2) {
@@ -581,18 +660,9 @@ static CT_MUST_USE ct_status_t loader_copy_sample(ct_loader_t *l, const slot_t *
         } else {
             memcpy(&v, p + 4 * t, 4);
         }
-        if (v >= (uint32_t)l->opts.vocab_size) {
-            CT_LOG_ERROR("shard %s: token %u at byte offset %lld is outside the vocabulary "
-                         "(model.vocab_size = %d)\n---> HINT: the shard was made with another "
-                         "tokenizer, or model.vocab_size is too small", s->url, v,
-                         (long long)(off0 + (int64_t)at + (int64_t)t * s->width),
-                         l->opts.vocab_size);
-            return CT_ERR_CORRUPT;
-        }
         if (t < T) inp[t] = (int32_t)v;
         if (t > 0) tgt[t - 1] = (int32_t)v;
     }
-    return CT_OK;
 }
 
 ct_status_t ct_loader_read(ct_loader_t *l, int64_t first, int count, int32_t *inputs,
@@ -619,8 +689,7 @@ ct_status_t ct_loader_read(ct_loader_t *l, int64_t first, int count, int32_t *in
             slot->chunk = -1;
             slot->state = SLOT_EMPTY;
         } else {
-            st = loader_copy_sample(l, slot, c, id, inputs + (size_t)b * T,
-                                    targets + (size_t)b * T);
+            loader_copy_sample(l, slot, c, id, inputs + (size_t)b * T, targets + (size_t)b * T);
         }
         pthread_mutex_unlock(&l->mu);
     }

@@ -191,6 +191,10 @@ int ct_cuda_device_count(void);
  * device below compute capability 8.0. *ctx_p written only on success. */
 CT_MUST_USE ct_status_t ct_cuda_init(int device, ct_attn_impl_t attn, ct_cuda_t **ctx_p);
 void ct_cuda_free(ct_cuda_t *ctx);
+/* Device bytes ct_cuda_init allocates (the matmul workspace). This and the
+ * *_scratch_floats sizes below are plain arithmetic, defined in every build
+ * (with or without CUDA), so device memory can be planned without a GPU. */
+size_t ct_cuda_context_bytes(void);
 /* Device name, bf16 dense peak (TFLOP/s, 0 if not in the table of known
  * GPUs: A100, H100 SXM/PCIe, H200, B200), and the attention path in use. */
 const char *ct_cuda_device_name(const ct_cuda_t *ctx);

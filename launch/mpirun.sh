@@ -21,6 +21,17 @@
 # is oversubscribed (tests on small machines). Your own --map-by/--bind-to
 # replace these. OMP_NUM_THREADS defaults to CPR.
 #
+# Preemption: SIGTERM, SIGINT or SIGHUP to this script (a Kubernetes
+# launcher pod's PID 1, Ctrl-C, `kill`) is passed on to mpirun as SIGUSR1,
+# which Open MPI forwards to every rank at once: the ranks finish the step,
+# save a checkpoint together and exit 75, and so does this script. A second
+# signal ends the job now (SIGTERM to mpirun). mpirun runs in its own process
+# group, so a terminal's Ctrl-C reaches only this script; mpirun itself must
+# not be signalled with SIGTERM: it would pass the stop on only after
+# odls_base_sigkill_timeout (default 1 s), SIGKILL one timeout later, and
+# exit 1 whatever the ranks do. The ranks know, through CT_LAUNCHER, that
+# the stop reaches them at once and do not warn about that timeout.
+#
 # Environment passed to every rank: CT_*, OMP_*, AWS_*, NCCL_*, UCX_*,
 # PATH and LD_LIBRARY_PATH (names only on the command line, never values).
 # CTRAIN: the binary, default `ctrain` on PATH, else build/ctrain next to
@@ -79,6 +90,7 @@ has_opt() {   # has_opt NAME...: one of the mpirun args is (or starts with NAME=
     return 1
 }
 
+export CT_LAUNCHER=mpirun.sh   # forwarded below with the other CT_* variables
 cmd=(mpirun)
 [ "$(id -u)" = 0 ] && cmd+=(--allow-run-as-root)
 has_opt -np -n --np || cmd+=(-np "$NP")
@@ -109,4 +121,31 @@ if [ "${CT_DRY_RUN:-0}" = 1 ]; then
     printf '%q ' "${cmd[@]}"; echo
     exit 0
 fi
-exec "${cmd[@]}"
+
+# mpirun in the background, in its own process group (set -m), stdin from
+# /dev/null (a background group reading the terminal would be stopped);
+# `wait` returns early when a trapped signal arrives, so it is repeated
+# until mpirun itself has ended.
+stops=0 pid=
+on_stop() {
+    stops=$((stops + 1))
+    if [ "$stops" = 1 ]; then
+        echo "mpirun.sh: $1: asking every rank to save a checkpoint and stop (SIGUSR1 to mpirun);" \
+             "a second signal ends the job at once" >&2
+        kill -USR1 "$pid" 2>/dev/null
+    else
+        echo "mpirun.sh: $1 again: ending the job now (SIGTERM to mpirun)" >&2
+        kill -TERM "$pid" 2>/dev/null
+    fi
+}
+for s in TERM INT HUP USR1; do trap "on_stop SIG$s" "$s"; done
+set -m
+"${cmd[@]}" < /dev/null &
+pid=$!
+set +m
+while :; do   # a wait that a trap cut short (status > 128) is waited again
+    before=$stops rc=0
+    wait "$pid" || rc=$?
+    [ "$stops" != "$before" ] && [ "$rc" -gt 128 ] || break
+done
+exit "$rc"

@@ -16,14 +16,14 @@ const char *const ct__gpt2_tensor_names[CT_GPT2_NUM_TENSORS] = {
     "wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
     "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb"};
 
-void ct__gpt2_dims(const ct_model_config_t *cfg, int tp, int tp_rank, ct_model_dims_t *d)
+void ct__gpt2_dims(const ct_model_config_t *cfg, int tp, int tp_rank, int Vp, ct_model_dims_t *d)
 {
     memset(d, 0, sizeof *d);
     d->L = cfg->n_layer;
     d->NH = cfg->n_head;
     d->C = cfg->n_embd;
     d->V = cfg->vocab_size;
-    d->Vp = (cfg->vocab_size + 127) / 128 * 128;
+    d->Vp = Vp;
     d->maxT = cfg->max_seq_len;
     d->tp = tp;
     d->tp_rank = tp_rank;
@@ -78,6 +78,22 @@ void ct__gpt2_tensor_sizes(const ct_model_dims_t *d, size_t *sizes)
         size_t n = s.outer * s.G * s.R * s.K;
         sizes[i] = s.split ? n / (size_t)d->tp : n;
     }
+}
+
+/* Only wte has vocabulary rows: its first V rows are copied, the rest of
+ * dst is the padding, zero. */
+void ct__gpt2_full_repad(const ct_model_dims_t *from, const ct_model_dims_t *to, int i,
+                         const float *src, float *dst)
+{
+    size_t n = ct__gpt2_full_size(to, i);
+    if (i != 0) {
+        memcpy(dst, src, n * sizeof(float));
+        return;
+    }
+    size_t real = (size_t)to->V * (size_t)to->C;
+    CT_ASSERT(from->V == to->V && from->C == to->C && real <= n);
+    memcpy(dst, src, real * sizeof(float));
+    memset(dst + real, 0, (n - real) * sizeof(float));
 }
 
 void ct__gpt2_shard_copy(const ct_model_dims_t *d, int tp_rank, int i, float *full, float *shard,
@@ -169,7 +185,8 @@ ct_status_t ct__gpt2_load_llmc(ct_model_t *m, const char *path)
     const struct { const char *key; int file, cfg; } dims[] = {
         {"model.max_seq_len", h[2], d->maxT}, {"model.vocab_size", h[3], d->V},
         {"model.n_layer", h[4], d->L},        {"model.n_head", h[5], d->NH},
-        {"model.n_embd", h[6], d->C},         {"padded vocab", h[7], d->Vp}};
+        {"model.n_embd", h[6], d->C},
+        {"padded vocab", h[7], ct_model_padded_vocab(d->V, 1)}}; /* llm.c's: 128 */
     for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) {
         if (dims[i].file != dims[i].cfg) {
             CT_LOG_ERROR("%s: %s is %d in the file but %d in the config\n---> HINT: set %s: %d",
@@ -178,23 +195,29 @@ ct_status_t ct__gpt2_load_llmc(ct_model_t *m, const char *path)
             goto out;
         }
     }
+    /* the file's layout: one rank, llm.c's padding (ours is wider under TP) */
+    ct_model_dims_t fd = *d;
+    fd.Vp = h[7];
     size_t full_params = 0;
-    for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++) full_params += ct__gpt2_full_size(d, i);
+    for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++) full_params += ct__gpt2_full_size(&fd, i);
     for (int i = 0; i < CT_GPT2_NUM_TENSORS && st == CT_OK; i++) {
-        /* a TP shard reads the whole tensor and keeps its slice */
-        size_t n = ct__gpt2_full_size(d, i);
+        /* a TP shard reads the whole tensor, repads it, and keeps its slice */
+        size_t nf = ct__gpt2_full_size(&fd, i), n = ct__gpt2_full_size(d, i);
         float *dst = m->params + m->offsets[i];
-        float *buf = n == m->sizes[i] ? dst : malloc(n * sizeof(float));
+        int direct = nf == n && n == m->sizes[i];
+        float *buf = direct ? dst : malloc((nf + (n != nf ? n : 0)) * sizeof(float));
+        float *full = buf && n != nf ? buf + nf : buf;
         if (!buf) {
             st = CT_ERR_NO_MEMORY;
-        } else if (fread(buf, sizeof(float), n, f) != n) {
+        } else if (fread(buf, sizeof(float), nf, f) != nf) {
             CT_LOG_ERROR("%s: truncated, expected %zu parameters after the header", path,
                          full_params);
             st = CT_ERR_CORRUPT;
-        } else if (buf != dst) {
-            ct__gpt2_shard_copy(d, d->tp_rank, i, buf, dst, 1);
+        } else if (!direct) {
+            if (full != buf) ct__gpt2_full_repad(&fd, d, i, buf, full);
+            ct__gpt2_shard_copy(d, d->tp_rank, i, full, dst, 1);
         }
-        if (buf != dst) free(buf);
+        if (!direct) free(buf);
     }
     if (st != CT_OK) goto out;
     if (fgetc(f) != EOF) {

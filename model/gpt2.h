@@ -48,7 +48,8 @@ typedef CT_GPT2_TENSORS(ct_bf16_t) ct_gpt2_bf16_tensors_t;
     } while (0)
 
 /* ---- the architecture (model/gpt2.c) ---------------------------------------- */
-void ct__gpt2_dims(const ct_model_config_t *cfg, int tp, int tp_rank, ct_model_dims_t *d);
+/* Vp: the padded vocabulary, a multiple of tp at least cfg->vocab_size. */
+void ct__gpt2_dims(const ct_model_config_t *cfg, int tp, int tp_rank, int Vp, ct_model_dims_t *d);
 extern const char *const ct__gpt2_tensor_names[CT_GPT2_NUM_TENSORS];
 void ct__gpt2_tensor_sizes(const ct_model_dims_t *d, size_t *sizes);
 size_t ct__gpt2_full_size(const ct_model_dims_t *d, int i);
@@ -58,6 +59,8 @@ int ct__gpt2_tensor_replicated(int i);
 int ct__gpt2_tensor_per_layer(int i);
 void ct__gpt2_shard_copy(const ct_model_dims_t *d, int tp_rank, int i, float *full, float *shard,
                          int to_shard);
+void ct__gpt2_full_repad(const ct_model_dims_t *from, const ct_model_dims_t *to, int i,
+                         const float *src, float *dst);
 void ct__gpt2_init_weights(ct_model_t *m, uint64_t seed, float std);
 CT_MUST_USE ct_status_t ct__gpt2_load_llmc(ct_model_t *m, const char *path);
 double ct__gpt2_flops_per_token(const ct_model_t *m, int T);
@@ -67,6 +70,58 @@ double ct__gpt2_flops_per_token(const ct_model_t *m, int T);
  * the gpt2/cpu backend; m's arenas are already allocated. */
 CT_MUST_USE ct_status_t ct__gpt2_cpu_init(ct_model_t *m, int B, int T);
 void ct__gpt2_cpu_free(ct_model_t *m);
+
+/* Sizes (in floats) of the CPU backend's activations for capacity (B, T),
+ * in the order of its struct, and their names. */
+#define CT_GPT2_CPU_NUM_ACTS 30
+extern const char *const ct__gpt2_cpu_act_names[CT_GPT2_CPU_NUM_ACTS];
+void ct__gpt2_cpu_act_sizes(const ct_model_dims_t *d, int B, int T, size_t *s);
+
+/* ---- the CUDA backend's activations (model/gpt2_plan.c) ---------------------- */
+/* Device activations for capacity (B, T); N = B*T. With recompute, the
+ * buffers marked (L or 1) hold one layer's worth. Shapes are tp = 1's; the
+ * plan of the TP GPU path (gpt2_plan.c) splits them the Megatron way. */
+typedef struct {
+    float *encoded;      /* (N, C) fp32 residual stream input */
+    float *residual2;    /* (L, N, C) fp32 */
+    float *residual3;    /* (L, N, C) fp32 */
+    ct_bf16_t *ln1;      /* (L or 1, N, C) */
+    float *ln1_mean, *ln1_rstd; /* (L, N) */
+    ct_bf16_t *qkv;      /* (L, N, 3C) */
+    ct_bf16_t *atty;     /* (L, N, C) */
+    float *att_stats;    /* (L, B, NH, T) log-sum-exp per query row */
+    ct_bf16_t *ln2;      /* (L or 1, N, C) */
+    float *ln2_mean, *ln2_rstd; /* (L, N) */
+    ct_bf16_t *fch;      /* (L, N, 4C) before GELU */
+    ct_bf16_t *fch_gelu; /* (L or 1, N, 4C) */
+    ct_bf16_t *lnf;      /* (N, C) */
+    float *lnf_mean, *lnf_rstd; /* (N) */
+    ct_bf16_t *logits;   /* (N, Vp), dlogits after backward */
+    float *losses;       /* (N) */
+    ct_bf16_t *proj;     /* (N, C) projection outputs */
+    /* backward */
+    float *dres;         /* (N, C) fp32 residual gradient */
+    ct_bf16_t *dres_bf;  /* (N, C) its bf16 copy */
+    ct_bf16_t *dln;      /* (N, C) */
+    ct_bf16_t *datty;    /* (N, C) */
+    ct_bf16_t *dqkv;     /* (N, 3C) */
+    ct_bf16_t *dfch;     /* (N, 4C) */
+    int32_t *inputs, *targets; /* (N) */
+    float *scratch;      /* reductions */
+    float *sumsq;        /* (1) gradient sum of squares */
+} ct_gpt2_cuda_acts_t;
+#define CT_GPT2_CUDA_NUM_ACTS ((int)(sizeof(ct_gpt2_cuda_acts_t) / sizeof(void *)))
+
+/* The CUDA backend's activation and scratch buffers for capacity (B, T)
+ * under recompute mode rc, into it[0, n) (n returned, at most
+ * CT_PLAN_MAX_ITEMS): each with its bytes and, in `slot`, the offset of its
+ * pointer in ct_gpt2_cuda_acts_t. gpt2_cuda.c allocates exactly these; the
+ * planner (model/plan.c) adds them up. With d->tp > 1 the sizes are the
+ * Megatron split of a TP GPU path, and sp = 1 adds sequence parallelism
+ * (the LayerNorm/residual regions split along the sequence, plus one
+ * all-gather buffer, slot SIZE_MAX). */
+int ct__gpt2_cuda_act_items(const ct_model_dims_t *d, int B, int T, ct_recompute_t rc, int sp,
+                            ct_plan_item_t *it);
 
 /* ---- the CUDA backend (model/gpt2_cuda.c; model/gpt2_nocuda.c without CUDA) -- */
 CT_MUST_USE ct_status_t ct__gpt2_cuda_init(ct_model_t *m, ct_optim_t *o, const ct_config_t *cfg,

@@ -45,6 +45,8 @@ typedef struct {
     float *dloss;     /* (B, T) */
     float *xtmp;      /* (B, T) parallel cross-entropy scratch */
 } gpt2_acts_t;
+_Static_assert(sizeof(gpt2_acts_t) == CT_GPT2_CPU_NUM_ACTS * sizeof(float *),
+               "ct__gpt2_cpu_act_sizes and ct__gpt2_cpu_act_names follow gpt2_acts_t");
 
 /* m->host of GPT-2: named views of the host arenas, and the activations. */
 typedef struct {
@@ -54,9 +56,16 @@ typedef struct {
 } gpt2_cpu_t;
 
 /* Sizes (in floats) of the activation tensors for capacity (B, T), in the
- * order of gpt2_acts_t. */
-#define GPT2_NUM_ACTS 30
-static void gpt2_act_sizes(const ct_model_dims_t *d, int B, int T, size_t *s)
+ * order of gpt2_acts_t; model/plan.c plans the CPU path's host memory with
+ * them. */
+#define GPT2_NUM_ACTS CT_GPT2_CPU_NUM_ACTS
+const char *const ct__gpt2_cpu_act_names[CT_GPT2_CPU_NUM_ACTS] = {
+    "encoded",  "ln1",   "ln1_mean", "ln1_rstd", "qkv",       "atty",  "att",      "residual2",
+    "ln2",      "ln2_mean", "ln2_rstd", "fch",   "fch_gelu",  "residual3", "lnf",  "lnf_mean",
+    "lnf_rstd", "logits", "losses",  "lse",      "proj",      "dres",  "dln",      "datty",
+    "dqkv",     "dfch",  "dfch_gelu", "datt",    "dloss",     "xtmp"};
+
+void ct__gpt2_cpu_act_sizes(const ct_model_dims_t *d, int B, int T, size_t *s)
 {
     size_t L = d->L, C = d->C, Cl = d->Cl, BT = (size_t)B * T;
     size_t att = (size_t)B * d->NHl * T * T;
@@ -108,7 +117,7 @@ ct_status_t ct__gpt2_cpu_init(ct_model_t *m, int B, int T)
     CT_GPT2_POINT(&H->p, m->params, m->offsets);
     CT_GPT2_POINT(&H->g, m->grads, m->offsets);
     size_t asz[GPT2_NUM_ACTS], total = 0;
-    gpt2_act_sizes(&m->d, B, T, asz);
+    ct__gpt2_cpu_act_sizes(&m->d, B, T, asz);
     for (int i = 0; i < GPT2_NUM_ACTS; i++) total += ct_arena_align(asz[i] * sizeof(float));
     ct_status_t st = ct_arena_init(&H->acts_arena, total, "activations");
     if (st != CT_OK) return st;

@@ -19,37 +19,9 @@
 #include "kernels/kernels.h"
 #include "model/gpt2.h"
 
-/* Device activations for capacity (B, T); N = B*T. With recompute, the
- * buffers marked (1 or L) hold one layer's worth. */
-typedef struct {
-    float *encoded;      /* (N, C) fp32 residual stream input */
-    float *residual2;    /* (L, N, C) fp32 */
-    float *residual3;    /* (L, N, C) fp32 */
-    ct_bf16_t *ln1;      /* (L or 1, N, C) */
-    float *ln1_mean, *ln1_rstd; /* (L, N) */
-    ct_bf16_t *qkv;      /* (L, N, 3C) */
-    ct_bf16_t *atty;     /* (L, N, C) */
-    float *att_stats;    /* (L, B, NH, T) log-sum-exp per query row */
-    ct_bf16_t *ln2;      /* (L or 1, N, C) */
-    float *ln2_mean, *ln2_rstd; /* (L, N) */
-    ct_bf16_t *fch;      /* (L, N, 4C) before GELU */
-    ct_bf16_t *fch_gelu; /* (L or 1, N, 4C) */
-    ct_bf16_t *lnf;      /* (N, C) */
-    float *lnf_mean, *lnf_rstd; /* (N) */
-    ct_bf16_t *logits;   /* (N, Vp), dlogits after backward */
-    float *losses;       /* (N) */
-    ct_bf16_t *proj;     /* (N, C) projection outputs */
-    /* backward */
-    float *dres;         /* (N, C) fp32 residual gradient */
-    ct_bf16_t *dres_bf;  /* (N, C) its bf16 copy */
-    ct_bf16_t *dln;      /* (N, C) */
-    ct_bf16_t *datty;    /* (N, C) */
-    ct_bf16_t *dqkv;     /* (N, 3C) */
-    ct_bf16_t *dfch;     /* (N, 4C) */
-    int32_t *inputs, *targets; /* (N) */
-    float *scratch;      /* reductions */
-    float *sumsq;        /* (1) gradient sum of squares */
-} gpu_acts_t;
+/* Device activations (model/gpt2.h), allocated from the table in
+ * model/gpt2_plan.c that the memory planner adds up. */
+typedef ct_gpt2_cuda_acts_t gpu_acts_t;
 
 typedef struct {
     ct_cuda_t *ctx;
@@ -93,45 +65,13 @@ static CT_MUST_USE ct_status_t gpu_alloc(gpt2_cuda_t *G, void **p, size_t bytes,
 static CT_MUST_USE ct_status_t gpu_alloc_acts(gpt2_cuda_t *G, const ct_model_dims_t *d, int B, int T)
 {
     ct_status_t st;
-    gpu_acts_t *a = &G->a;
-    const size_t L = d->L, C = d->C, N = (size_t)B * T, NH = d->NH;
-    const size_t Lln = G->recompute == CT_RECOMPUTE_LN_GELU ? 1 : L;
-    const size_t Lg = G->recompute != CT_RECOMPUTE_NONE ? 1 : L;
-    GA(a->encoded, N * C, float, "activations: encoded");
-    GA(a->residual2, L * N * C, float, "activations: residual2");
-    GA(a->residual3, L * N * C, float, "activations: residual3");
-    GA(a->ln1, Lln * N * C, ct_bf16_t, "activations: ln1");
-    GA(a->ln1_mean, L * N, float, "activations: ln1 mean");
-    GA(a->ln1_rstd, L * N, float, "activations: ln1 rstd");
-    GA(a->qkv, L * N * 3 * C, ct_bf16_t, "activations: qkv");
-    GA(a->atty, L * N * C, ct_bf16_t, "activations: attention out");
-    GA(a->att_stats, L * (size_t)B * NH * T, float, "activations: attention stats");
-    GA(a->ln2, Lln * N * C, ct_bf16_t, "activations: ln2");
-    GA(a->ln2_mean, L * N, float, "activations: ln2 mean");
-    GA(a->ln2_rstd, L * N, float, "activations: ln2 rstd");
-    GA(a->fch, L * N * 4 * C, ct_bf16_t, "activations: fc");
-    GA(a->fch_gelu, Lg * N * 4 * C, ct_bf16_t, "activations: gelu");
-    GA(a->lnf, N * C, ct_bf16_t, "activations: lnf");
-    GA(a->lnf_mean, N, float, "activations: lnf mean");
-    GA(a->lnf_rstd, N, float, "activations: lnf rstd");
-    GA(a->logits, N * (size_t)d->Vp, ct_bf16_t, "activations: logits");
-    GA(a->losses, N, float, "activations: losses");
-    GA(a->proj, N * C, ct_bf16_t, "activations: projection");
-    GA(a->dres, N * C, float, "gradients: residual");
-    GA(a->dres_bf, N * C, ct_bf16_t, "gradients: residual bf16");
-    GA(a->dln, N * C, ct_bf16_t, "gradients: ln");
-    GA(a->datty, N * C, ct_bf16_t, "gradients: attention out");
-    GA(a->dqkv, N * 3 * C, ct_bf16_t, "gradients: qkv");
-    GA(a->dfch, N * 4 * C, ct_bf16_t, "gradients: fc");
-    GA(a->inputs, N, int32_t, "inputs");
-    GA(a->targets, N, int32_t, "targets");
-    long sc = ct_cuda_layernorm_scratch_floats((int)N, (int)C);
-    long s2 = ct_cuda_matmul_scratch_floats((int)N, (int)(4 * C));
-    long s3 = ct_cuda_sumsq_scratch_floats(1L << 31);
-    if (s2 > sc) sc = s2;
-    if (s3 > sc) sc = s3;
-    GA(a->scratch, sc, float, "reduction scratch");
-    GA(a->sumsq, 1, float, "gradient norm");
+    ct_plan_item_t it[CT_PLAN_MAX_ITEMS];
+    int n = ct__gpt2_cuda_act_items(d, B, T, (ct_recompute_t)G->recompute, 0, it);
+    CT_ASSERT(n == CT_GPT2_CUDA_NUM_ACTS);
+    for (int i = 0; i < n; i++) {
+        void **slot = (void **)((char *)&G->a + it[i].slot);
+        if ((st = gpu_alloc(G, slot, it[i].bytes, it[i].name)) != CT_OK) return st;
+    }
     return CT_OK;
 }
 

@@ -8,9 +8,25 @@
 #include "core/log.h"
 #include "model/gpt2.h"
 
+int ct_model_padded_vocab(int vocab_size, int tp)
+{
+    /* in 64 bits: the sum may pass INT_MAX before the division brings it back */
+    int64_t q = 128 * (int64_t)tp;
+    int64_t vp = ((int64_t)vocab_size + q - 1) / q * q;
+    CT_ASSERT(vp <= INT32_MAX); /* core/config.c bounds vocab_size and tp well below */
+    return (int)vp;
+}
+
 void ct_model_dims(const ct_model_config_t *cfg, int tp, int tp_rank, ct_model_dims_t *d)
 {
-    ct__gpt2_dims(cfg, tp, tp_rank, d);
+    ct_model_dims_padded(cfg, tp, tp_rank, ct_model_padded_vocab(cfg->vocab_size, tp), d);
+}
+
+void ct_model_dims_padded(const ct_model_config_t *cfg, int tp, int tp_rank, int Vp,
+                          ct_model_dims_t *d)
+{
+    CT_ASSERT(tp >= 1 && Vp >= cfg->vocab_size && Vp % tp == 0);
+    ct__gpt2_dims(cfg, tp, tp_rank, Vp, d);
     d->arch = CT_ARCH_GPT2;
 }
 
@@ -33,6 +49,12 @@ int ct_model_tensor_decays(const ct_model_dims_t *d, int i) { return ct__gpt2_te
 int ct_model_tensor_replicated(const ct_model_dims_t *d, int i)
 {
     return ct__gpt2_tensor_replicated(i);
+}
+
+void ct_model_full_repad(const ct_model_dims_t *from, const ct_model_dims_t *to, int i,
+                         const float *src, float *dst)
+{
+    ct__gpt2_full_repad(from, to, i, src, dst);
 }
 
 void ct_model_shard_copy(const ct_model_dims_t *d, int tp_rank, int i, float *full, float *shard,

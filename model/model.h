@@ -16,7 +16,8 @@
  * (checkpoints, export) and no activations.
  *
  * Left out: Llama-family architectures (the next one, added as model/llama*.c
- * and a case in model/model.c), tensor parallelism on the GPU. */
+ * and a case in model/model.c), tensor parallelism on the GPU (planned by
+ * ct_model_plan, not yet run). */
 #ifndef CT_MODEL_MODEL_H
 #define CT_MODEL_MODEL_H
 
@@ -39,7 +40,7 @@ typedef enum { CT_ARCH_GPT2 = 0 } ct_arch_t;
 /* Shapes of a model and of this rank's tensor-parallel shard. */
 typedef struct {
     ct_arch_t arch;
-    int L, NH, C, V, Vp, maxT; /* Vp: vocabulary padded to a multiple of 128 */
+    int L, NH, C, V, Vp, maxT; /* Vp: the padded vocabulary, ct_model_padded_vocab */
     int tp, tp_rank;           /* tensor-parallel layout */
     int NHl, Cl;               /* local heads and attention width: NH/tp, C/tp */
     int Vpl, v_start;          /* local vocabulary rows: Vp/tp, starting at v_start */
@@ -73,8 +74,22 @@ typedef struct ct_model {
 
 /* ---- the architecture: tensor table (no model needed) ---------------------- */
 
-/* Dims of a model config under tp ranks, for rank tp_rank. */
+/* The vocabulary rows a model has under tp tensor-parallel ranks:
+ * vocab_size rounded up to a multiple of 128 * tp, as Megatron-LM pads
+ * (make-vocab-size-divisible-by 128, times the TP size). Every rank then
+ * holds Vp/tp rows, a multiple of 128, so any tp that divides n_head works
+ * with any vocabulary. The padding rows are zero and stay zero (no token
+ * reads them and the cross-entropy never sees them), so layouts with
+ * different Vp hold the same model: checkpoints record their Vp, and
+ * ct_model_full_repad converts between them. */
+int ct_model_padded_vocab(int vocab_size, int tp);
+/* Dims of a model config under tp ranks, for rank tp_rank, with the
+ * vocabulary padded by ct_model_padded_vocab. */
 void ct_model_dims(const ct_model_config_t *cfg, int tp, int tp_rank, ct_model_dims_t *d);
+/* The same with the padded vocabulary Vp given: a layout saved by another
+ * padding rule. Vp >= cfg->vocab_size and Vp % tp == 0 (asserted). */
+void ct_model_dims_padded(const ct_model_config_t *cfg, int tp, int tp_rank, int Vp,
+                          ct_model_dims_t *d);
 int ct_model_num_tensors(const ct_model_dims_t *d);
 /* The tensor's name in checkpoints ("wte", "qkvw", ...). */
 const char *ct_model_tensor_name(const ct_model_dims_t *d, int i);
@@ -87,6 +102,12 @@ int ct_model_tensor_decays(const ct_model_dims_t *d, int i);
 /* 1 for tensors every TP rank holds whole (their gradients are identical
  * across the TP group by construction). */
 int ct_model_tensor_replicated(const ct_model_dims_t *d, int i);
+/* Copies unsharded tensor i from layout `from` (from->Vp vocabulary rows)
+ * to layout `to` (to->Vp rows), two dims of one model that differ at most
+ * in the padding: the real rows are copied and to's padding rows zeroed.
+ * Not in place. */
+void ct_model_full_repad(const ct_model_dims_t *from, const ct_model_dims_t *to, int i,
+                         const float *src, float *dst);
 /* Copies tensor i between its unsharded layout `full` and TP rank
  * `tp_rank`'s shard (layout d with d->tp ranks): to_shard 1 reads full,
  * 0 writes this shard's part of full. */
@@ -148,6 +169,70 @@ const char *ct_model_device_name(const ct_model_t *m);
  * device memory in bytes (0 on the CPU). */
 double ct_model_peak_tflops(const ct_model_t *m);
 size_t ct_model_peak_memory(const ct_model_t *m);
+
+/* ---- planning: memory and FLOPs of a layout, without a device (model/plan.c) ---
+ * Every buffer the model layer would allocate for one rank of a layout, from
+ * the same size functions it allocates with (the CUDA backend allocates its
+ * activations from the very table planned here), and the FLOPs per step.
+ * Nothing is allocated; no GPU, MPI or data is needed. */
+typedef enum {
+    CT_PLAN_WEIGHTS = 0,
+    CT_PLAN_GRADS,
+    CT_PLAN_OPTIM,
+    CT_PLAN_ACTS,
+    CT_PLAN_WORKSPACE,
+    CT_PLAN_NUM_KINDS
+} ct_plan_kind_t;
+/* How a buffer scales with tensor parallelism (Megatron): whole on every TP
+ * rank, split by tp (sharded weights, the attention/MLP/vocab regions), or
+ * split by tp under sequence parallelism only (the LayerNorm/residual
+ * regions). */
+typedef enum { CT_PLAN_FULL = 0, CT_PLAN_TP = 1, CT_PLAN_SP = 2 } ct_plan_region_t;
+
+typedef struct {
+    const char *name;  /* "activations: qkv" (static) */
+    const char *shape; /* "(L, N, 3C/tp)", N = B*T tokens of a micro-batch (static) */
+    ct_plan_kind_t kind;
+    ct_plan_region_t region;
+    size_t bytes;
+    size_t slot; /* the backend's use: where the buffer's pointer lives; SIZE_MAX none */
+} ct_plan_item_t;
+
+#define CT_PLAN_MAX_ITEMS 48
+typedef struct {
+    int n;
+    ct_plan_item_t item[CT_PLAN_MAX_ITEMS];
+    size_t kind_bytes[CT_PLAN_NUM_KINDS];
+    size_t total;
+} ct_plan_mem_t;
+
+typedef struct {
+    int gpu;         /* the path planned: 1 the GPU path (device + host), 0 the CPU path */
+    int tp_rank, dp_rank;
+    int sp;          /* sequence parallelism planned (GPU path, tp > 1) */
+    int allocatable; /* 0: a layout the GPU path cannot allocate yet (tp > 1) */
+    ct_model_dims_t d;
+    size_t num_params;  /* this rank's (its TP shard) */
+    size_t full_params; /* the whole model */
+    size_t optim_count; /* AdamW elements per moment on this rank (its ZeRO shard) */
+    int B, T, accum;    /* micro-batch, micro-batches per rank per step */
+    int64_t tokens_per_step; /* the whole job's */
+    double flops_per_token;  /* ct_model_flops_per_token: whole model, matmuls + attention */
+    double flops_per_step;   /* the whole job's: flops_per_token * tokens_per_step */
+    ct_plan_mem_t device;    /* the GPU path's device memory (gpu = 1) */
+    ct_plan_mem_t host;      /* host memory of the path planned */
+} ct_model_plan_t;
+
+/* Plans rank (tp_rank, dp_rank) of cfg's layout (parallel.dp, parallel.tp,
+ * optim.zero, model.recompute, train.batch_size/seq_len/batch_tokens) on
+ * the GPU path (gpu = 1; sp = 1 for sequence parallelism, meaningful with
+ * tp > 1) or the CPU path (gpu = 0, sp = 0). For tp > 1 the GPU plan is the
+ * Megatron partitioning the TP GPU path would allocate (allocatable = 0).
+ * Errors (logged, naming the key and the fix): CT_ERR_CONFIG for a layout
+ * the model cannot split, CT_ERR_UNSUPPORTED for one the GPU path refuses.
+ * *plan_p written only on success. Thread-safe. */
+CT_MUST_USE ct_status_t ct_model_plan(const ct_config_t *cfg, int gpu, int tp_rank, int dp_rank,
+                                      int sp, ct_model_plan_t *plan_p);
 
 /* ---- AdamW (model/optim.c) ------------------------------------------------------
  * One step skeleton for every backend: the DP gradient average (bucketed

@@ -39,6 +39,12 @@ struct ct_model_backend {
                              float *norm_p);
 };
 
+/* The slice of the flat parameters the AdamW state of DP rank dp_rank
+ * covers: all num_params, or with zero (and dp > 1) its 1/dp of the length
+ * padded to a multiple of dp. ct_optim_init and the planner share it. */
+void ct__optim_slice(size_t num_params, int zero, int dp, int dp_rank, size_t *padded_p,
+                     size_t *start_p, size_t *count_p);
+
 /* The CPU backend's optimizer pieces, shared by every architecture on the
  * CPU (model/optim.c). */
 CT_MUST_USE ct_status_t ct__optim_cpu_grad_reduce(ct_model_t *m, ct_optim_t *o, int t);

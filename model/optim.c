@@ -10,6 +10,15 @@
 #include "kernels/kernels.h"
 #include "model/model_impl.h"
 
+void ct__optim_slice(size_t num_params, int zero, int dp, int dp_rank, size_t *padded_p,
+                     size_t *start_p, size_t *count_p)
+{
+    const int z = zero && dp > 1;
+    *padded_p = (num_params + (size_t)dp - 1) / (size_t)dp * (size_t)dp;
+    *start_p = z ? (*padded_p / (size_t)dp) * (size_t)dp_rank : 0;
+    *count_p = z ? *padded_p / (size_t)dp : num_params;
+}
+
 ct_status_t ct_optim_init(ct_optim_t *o, const ct_model_t *m, int zero, const ct_comm_groups_t *g,
                           int bucket_mib)
 {
@@ -20,10 +29,8 @@ ct_status_t ct_optim_init(ct_optim_t *o, const ct_model_t *m, int zero, const ct
     o->world = g && g->world_size > 1 ? g->world : NULL;
     o->tp_rank = g ? g->tp_rank : 0;
     o->zero = zero && dp > 1;
-    o->padded = (m->num_params + (size_t)dp - 1) / (size_t)dp * (size_t)dp;
+    ct__optim_slice(m->num_params, zero, dp, dp_rank, &o->padded, &o->start, &o->count);
     CT_ASSERT(o->padded <= m->num_params + CT_MODEL_PAD_FLOATS);
-    o->start = o->zero ? (o->padded / (size_t)dp) * (size_t)dp_rank : 0;
-    o->count = o->zero ? o->padded / (size_t)dp : m->num_params;
     o->bucket_floats = (size_t)bucket_mib * (1u << 20) / sizeof(float);
     size_t bytes = o->count * sizeof(float);
     ct_status_t st = ct_arena_init(&o->arena, 2 * ct_arena_align(bytes), "AdamW state");

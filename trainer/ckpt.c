@@ -277,7 +277,9 @@ typedef struct {
 } ckpt_layout_t;
 
 /* Rank 0's manifest: info[rank*CKPT_INFO_LEN...] for every world rank,
- * where rank = dp_rank*tp + tp_rank. */
+ * where rank = dp_rank*tp + tp_rank. `full` gives the model's shape and the
+ * layout's padded vocabulary, which the manifest records: it depends on tp
+ * (ct_model_padded_vocab), and the shards' sizes depend on it. */
 static CT_MUST_USE ct_status_t ckpt_write_manifest(const char *dir, const ct_model_dims_t *full,
                                        const ct_model_config_t *mc, const ct_config_t *cfg,
                                        const ct_ckpt_state_t *state, const ckpt_layout_t *lay,
@@ -306,7 +308,7 @@ static CT_MUST_USE ct_status_t ckpt_write_manifest(const char *dir, const ct_mod
     fprintf(f, "tensors:\n");
     for (int r = 0; r < lay->tp; r++) {
         ct_model_dims_t d;
-        ct_model_dims(mc, lay->tp, r, &d);
+        ct_model_dims_padded(mc, lay->tp, r, full->Vp, &d);
         size_t sizes[CT_MODEL_MAX_TENSORS], off = 0;
         ct_model_tensor_sizes(&d, sizes);
         const int64_t *pi = info + (size_t)r * CKPT_INFO_LEN; /* dp_rank 0 wrote params */
@@ -395,10 +397,8 @@ ct_status_t ct_ckpt_save(const char *run_dir, const ct_model_t *m, const ct_opti
         memcpy(all, info, sizeof info);
     }
     if (st == CT_OK && rank == 0) {
-        ct_model_dims_t full;
-        ct_model_dims(&cfg->model, 1, 0, &full);
         ckpt_layout_t lay = {.dp = dp, .tp = m->d.tp, .zero = zero, .opt_count = o->count};
-        st = ckpt_write_manifest(dir, &full, &cfg->model, cfg, state, &lay, all);
+        st = ckpt_write_manifest(dir, &m->d, &cfg->model, cfg, state, &lay, all);
     }
     free(all);
     if ((st = ckpt_agree(g, st)) != CT_OK) return st;
@@ -407,41 +407,85 @@ ct_status_t ct_ckpt_save(const char *run_dir, const ct_model_t *m, const ct_opti
 }
 
 /* ---- discovery ----------------------------------------------------------- */
-/* Steps of complete checkpoints, sorted ascending; returns count, *steps_p malloc'd. */
-static int ckpt_list(const char *run_dir, long long **steps_p)
+/* A step directory is complete once its manifest exists (it is written
+ * last, by rename). One without it is an interrupted save, or a leftover of
+ * an interrupted prune by an older ctrain; the listing skips it, with a
+ * warning once per directory per process. Prune first renames a directory
+ * to step_N.deleting, a name no listing takes for a checkpoint, then
+ * empties and removes it; leftovers of that are removed at the next prune.
+ * Not thread-safe (the warned-about table); the trainer calls these from
+ * its main thread. */
+#define CKPT_DELETING ".deleting"
+
+typedef struct {
+    long long step;
+    int complete;
+} ckpt_entry_t;
+
+/* FNV-1a of the paths already warned about (a few; no allocation to free). */
+static uint64_t ckpt_warned[64];
+static int ckpt_nwarned;
+
+static void ckpt_warn_incomplete(const char *dir)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *p = dir; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+    for (int i = 0; i < ckpt_nwarned; i++)
+        if (ckpt_warned[i] == h) return;
+    if (ckpt_nwarned < (int)(sizeof ckpt_warned / sizeof ckpt_warned[0]))
+        ckpt_warned[ckpt_nwarned++] = h;
+    CT_LOG_WARN_R0("checkpoint directory %s has no manifest.yaml: an interrupted save or prune; "
+                   "it is skipped\n---> HINT: delete it; with checkpoint.keep_last set, the next "
+                   "prune removes it once a newer checkpoint is complete", dir);
+}
+
+static int ckpt_entry_cmp(const void *a, const void *b)
+{
+    long long x = ((const ckpt_entry_t *)a)->step, y = ((const ckpt_entry_t *)b)->step;
+    return (x > y) - (x < y);
+}
+
+/* Step directories under RUN_DIR/ckpt, sorted by step, complete or not;
+ * returns the count (-1: out of memory), *e_p malloc'd. */
+static int ckpt_scan(const char *run_dir, ckpt_entry_t **e_p)
 {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/ckpt", run_dir);
-    *steps_p = NULL;
+    *e_p = NULL;
     DIR *dp = opendir(dir);
     if (!dp) return 0;
     int n = 0, cap = 0;
-    long long *steps = NULL;
-    struct dirent *e;
-    while ((e = readdir(dp)) != NULL) {
+    ckpt_entry_t *e = NULL;
+    struct dirent *de;
+    while ((de = readdir(dp)) != NULL) {
         long long s;
         char tail;
-        if (sscanf(e->d_name, "step_%lld%c", &s, &tail) != 1) continue;
+        if (sscanf(de->d_name, "step_%lld%c", &s, &tail) != 1) continue;
         char mpath[4400];
-        snprintf(mpath, sizeof mpath, "%s/%s/manifest.yaml", dir, e->d_name);
-        if (access(mpath, R_OK) != 0) continue;
+        snprintf(mpath, sizeof mpath, "%s/%s/manifest.yaml", dir, de->d_name);
         if (n == cap) {
             cap = cap ? 2 * cap : 16;
-            long long *ns = realloc(steps, (size_t)cap * sizeof *ns);
-            if (!ns) break;
-            steps = ns;
+            ckpt_entry_t *ne = realloc(e, (size_t)cap * sizeof *ne);
+            if (!ne) {
+                free(e);
+                closedir(dp);
+                return -1;
+            }
+            e = ne;
         }
-        steps[n++] = s;
+        e[n].step = s;
+        e[n].complete = access(mpath, R_OK) == 0;
+        n++;
     }
     closedir(dp);
-    for (int i = 1; i < n; i++) /* insertion sort: few entries */
-        for (int j = i; j > 0 && steps[j - 1] > steps[j]; j--) {
-            long long t = steps[j];
-            steps[j] = steps[j - 1];
-            steps[j - 1] = t;
-        }
-    *steps_p = steps;
+    if (n > 1) qsort(e, (size_t)n, sizeof *e, ckpt_entry_cmp);
+    *e_p = e;
     return n;
+}
+
+static void ckpt_step_dir(const char *run_dir, long long step, char *dir, size_t n)
+{
+    snprintf(dir, n, "%s/ckpt/step_%08lld", run_dir, step);
 }
 
 ct_status_t ct_ckpt_find_latest(const char *run_dir, char **dir_p)
@@ -451,43 +495,105 @@ ct_status_t ct_ckpt_find_latest(const char *run_dir, char **dir_p)
 
 ct_status_t ct_ckpt_find_before(const char *run_dir, int64_t before, char **dir_p)
 {
-    long long *steps;
-    int n = ckpt_list(run_dir, &steps);
-    while (n > 0 && steps[n - 1] >= before) n--;
-    if (n == 0) {
-        free(steps);
+    ckpt_entry_t *e;
+    int n = ckpt_scan(run_dir, &e);
+    if (n < 0) return CT_ERR_NO_MEMORY;
+    char dir[4200];
+    int found = -1;
+    for (int i = 0; i < n; i++) {
+        if (!e[i].complete) {
+            ckpt_step_dir(run_dir, e[i].step, dir, sizeof dir);
+            ckpt_warn_incomplete(dir);
+        } else if (e[i].step < before) {
+            found = i;
+        }
+    }
+    if (found < 0) {
+        free(e);
         return CT_ERR_NOT_FOUND;
     }
-    char dir[4200];
-    snprintf(dir, sizeof dir, "%s/ckpt/step_%08lld", run_dir, steps[n - 1]);
-    free(steps);
+    ckpt_step_dir(run_dir, e[found].step, dir, sizeof dir);
+    free(e);
     *dir_p = strdup(dir);
     return *dir_p ? CT_OK : CT_ERR_NO_MEMORY;
+}
+
+/* Empties directory `dir` (checkpoints hold only files) and removes it. */
+static void ckpt_remove_dir(const char *dir)
+{
+    char path[4400];
+    DIR *dp = opendir(dir);
+    struct dirent *e;
+    while (dp && (e = readdir(dp)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) != 0 && errno != ENOENT)
+            CT_LOG_WARN("cannot remove %s: %s", path, strerror(errno));
+    }
+    if (dp) closedir(dp);
+    if (rmdir(dir) != 0 && errno != ENOENT)
+        CT_LOG_WARN("cannot remove old checkpoint directory %s: %s\n---> HINT: remove it by hand",
+                    dir, strerror(errno));
+}
+
+/* Removes step directory `dir` so that no interruption leaves something a
+ * listing could mistake for a checkpoint: renamed out of the step_N names
+ * first (one atomic step), made durable, then emptied and removed. */
+static void ckpt_delete_step(const char *ckpt_dir, const char *dir)
+{
+    char gone[4400];
+    snprintf(gone, sizeof gone, "%s" CKPT_DELETING, dir);
+    if (rename(dir, gone) != 0) {
+        CT_LOG_WARN("cannot rename old checkpoint %s to %s: %s", dir, gone, strerror(errno));
+        return;
+    }
+    if (ct_fs_sync_dir(ckpt_dir) != CT_OK) return; /* logged; the files stay */
+    ckpt_remove_dir(gone);
 }
 
 void ct_ckpt_prune(const char *run_dir, int keep_last, int keep_every)
 {
     if (keep_last <= 0) return;
-    long long *steps;
-    int n = ckpt_list(run_dir, &steps);
-    for (int i = 0; i + keep_last < n; i++) {
-        if (keep_every > 0 && steps[i] % keep_every == 0) continue;
-        char dir[4200], path[4400];
-        snprintf(dir, sizeof dir, "%s/ckpt/step_%08lld", run_dir, steps[i]);
-        /* manifest first: from then on the directory is merely incomplete */
-        snprintf(path, sizeof path, "%s/manifest.yaml", dir);
-        unlink(path);
-        DIR *dp = opendir(dir);
-        struct dirent *e;
-        while (dp && (e = readdir(dp)) != NULL) {
-            if (e->d_name[0] == '.') continue;
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            unlink(path);
+    char ckpt_dir[4096], path[4400];
+    snprintf(ckpt_dir, sizeof ckpt_dir, "%s/ckpt", run_dir);
+    /* leftovers of an interrupted prune: step_N.deleting */
+    DIR *dp = opendir(ckpt_dir);
+    struct dirent *de;
+    while (dp && (de = readdir(dp)) != NULL) {
+        long long s;
+        int end = 0;
+        if (sscanf(de->d_name, "step_%lld" CKPT_DELETING "%n", &s, &end) == 1 &&
+            de->d_name[end] == 0 && end > 0) {
+            snprintf(path, sizeof path, "%s/%s", ckpt_dir, de->d_name);
+            ckpt_remove_dir(path);
         }
-        if (dp) closedir(dp);
-        if (rmdir(dir) != 0) CT_LOG_WARN("cannot remove old checkpoint %s: %s", dir, strerror(errno));
     }
-    free(steps);
+    if (dp) closedir(dp);
+
+    ckpt_entry_t *e;
+    int n = ckpt_scan(run_dir, &e);
+    int complete = 0, newest = -1;
+    for (int i = 0; i < n; i++)
+        if (e[i].complete) complete++, newest = i;
+    /* complete ones: all but the newest keep_last and the keep_every
+     * multiples; incomplete ones: those older than the newest complete
+     * checkpoint (no save is writing them: saves are synchronous and this
+     * runs after one), never a newer one */
+    for (int i = 0, rank = 0; i < n; i++) {
+        char dir[4200];
+        ckpt_step_dir(run_dir, e[i].step, dir, sizeof dir);
+        if (e[i].complete) {
+            int old = rank++ + keep_last < complete;
+            if (!old || (keep_every > 0 && e[i].step % keep_every == 0)) continue;
+        } else if (i > newest) {
+            continue;
+        } else {
+            CT_LOG_INFO("removing incomplete checkpoint directory %s (an interrupted save or "
+                        "prune)", dir);
+        }
+        ckpt_delete_step(ckpt_dir, dir);
+    }
+    free(e);
 }
 
 /* ---- load ------------------------------------------------------------------- */
@@ -652,10 +758,11 @@ static CT_MUST_USE ct_status_t ckpt_read_optim(const char *dir, const mf_t *mf, 
     return CT_OK;
 }
 
+/* The model's shape; the padded vocabulary is the layout's, checked apart. */
 static int mf_model_matches(const mf_model_t *mm, const ct_model_dims_t *d)
 {
     return mm->n_layer == d->L && mm->n_head == d->NH && mm->n_embd == d->C &&
-           mm->max_seq_len == d->maxT && mm->vocab_size == d->V && mm->padded_vocab == d->Vp;
+           mm->max_seq_len == d->maxT && mm->vocab_size == d->V;
 }
 
 ct_status_t ct_ckpt_load(const char *dir, ct_model_t *m, ct_optim_t *o, ct_ckpt_state_t *state_p)
@@ -683,6 +790,16 @@ ct_status_t ct_ckpt_load(const char *dir, ct_model_t *m, ct_optim_t *o, ct_ckpt_
         st = CT_ERR_CONFIG;
         goto out;
     }
+    if (mm->padded_vocab != d->Vp) {
+        /* saved before the padding followed tp (it was 128 for every tp) */
+        CT_LOG_ERROR("checkpoint %s pads the vocabulary to %d rows for tp = %d; this run pads it "
+                     "to %d (a multiple of 128 * tp), so its shards split the rows "
+                     "differently\n---> HINT: convert it with `ctrain reshard --tp %d %s NEW_DIR` "
+                     "and resume from NEW_DIR",
+                     dir, mm->padded_vocab, mf->layout.tp, d->Vp, d->tp, dir);
+        st = CT_ERR_CONFIG;
+        goto out;
+    }
     st = ckpt_read_params(dir, mf, d, m->params);
     for (int k = 0; k < 2 && o && st == CT_OK; k++)
         st = ckpt_read_optim(dir, mf, d->tp_rank, k, m->num_params, o->start, o->count,
@@ -698,6 +815,10 @@ out:
 }
 
 /* ---- offline TP reshard --------------------------------------------------- */
+/* The full (unsharded) tensors of the saved layout are gathered, then cut
+ * for the new one. The two layouts may pad the vocabulary differently (the
+ * padding follows tp, and older checkpoints padded to 128 for every tp):
+ * the vocabulary tensor is then repadded, real rows only, on its way out. */
 ct_status_t ct_ckpt_reshard(const char *src, const char *dst, int new_tp)
 {
     cyaml_config_t cc;
@@ -707,42 +828,59 @@ ct_status_t ct_ckpt_reshard(const char *src, const char *dst, int new_tp)
     if (st != CT_OK) return st;
     ct_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
-    float *full[3] = {NULL, NULL, NULL}, *shard[3] = {NULL, NULL, NULL};
+    float *full[3] = {NULL, NULL, NULL}, *shard[3] = {NULL, NULL, NULL}, *repad = NULL;
     int have_cfg = 0;
     if ((st = mf_config(mf, path, &cfg)) != CT_OK) goto out;
     have_cfg = 1;
-    ct_model_dims_t fd;
+    ct_model_dims_t fd, nd; /* full tensors as saved, and as the new layout pads them */
     ct_model_dims(&cfg.model, 1, 0, &fd);
-    if (fd.NH % mf->layout.tp != 0 || fd.Vp % mf->layout.tp != 0) {
-        CT_LOG_ERROR("checkpoint manifest %s: its layout tp = %d does not divide n_head (%d) and "
-                     "the padded vocabulary (%d)", path, mf->layout.tp, fd.NH, fd.Vp);
+    const int old_tp = mf->layout.tp, old_vp = mf->model.padded_vocab;
+    if (!mf_model_matches(&mf->model, &fd)) {
+        CT_LOG_ERROR("checkpoint %s: manifest model and stored config disagree", src);
         st = CT_ERR_CORRUPT;
         goto out;
     }
-    if (new_tp < 1 || fd.NH % new_tp != 0 || fd.Vp % new_tp != 0) {
-        CT_LOG_ERROR("cannot reshard to tp = %d: n_head (%d) and the padded vocabulary (%d) must "
-                     "be divisible by it", new_tp, fd.NH, fd.Vp);
+    /* whatever rule wrote it: V <= Vp < V + 128 * tp, and whole rows per rank */
+    if (old_tp < 1 || fd.NH % old_tp != 0 || old_vp < fd.V || old_vp % old_tp != 0 ||
+        (int64_t)old_vp - fd.V >= 128 * (int64_t)old_tp) {
+        CT_LOG_ERROR("checkpoint %s: layout tp = %d with padded_vocab = %d does not fit "
+                     "vocab_size = %d and n_head = %d", src, old_tp, old_vp, fd.V, fd.NH);
+        st = CT_ERR_CORRUPT;
+        goto out;
+    }
+    if (new_tp < 1 || fd.NH % new_tp != 0) {
+        CT_LOG_ERROR("cannot reshard to tp = %d: n_head (%d) must be divisible by it", new_tp,
+                     fd.NH);
         st = CT_ERR_INVALID_ARG;
         goto out;
     }
-    size_t total = 0, fsz[CT_MODEL_MAX_TENSORS], foff[CT_MODEL_MAX_TENSORS];
+    ct_model_dims_padded(&cfg.model, 1, 0, old_vp, &fd);
+    ct_model_dims(&cfg.model, new_tp, 0, &nd);
+    size_t total = 0, most = 0, fsz[CT_MODEL_MAX_TENSORS], foff[CT_MODEL_MAX_TENSORS];
     for (int i = 0; i < ct_model_num_tensors(&fd); i++) {
         fsz[i] = ct_model_full_size(&fd, i);
         foff[i] = total;
         total += fsz[i];
+        size_t nsz = ct_model_full_size(&nd, i);
+        if (nsz != fsz[i] && nsz > most) most = nsz;
     }
+    size_t shard_max = total + most; /* a shard is never larger than its full layout */
     for (int k = 0; k < 3; k++) {
         full[k] = calloc(total, sizeof(float));
-        shard[k] = malloc(total * sizeof(float));
+        shard[k] = malloc(shard_max * sizeof(float));
         if (!full[k] || !shard[k]) {
             st = CT_ERR_NO_MEMORY;
             goto out;
         }
     }
+    if (most && !(repad = malloc(most * sizeof(float)))) {
+        st = CT_ERR_NO_MEMORY;
+        goto out;
+    }
     /* gather: every old TP rank's shard into the full tensors */
-    for (int r = 0; r < mf->layout.tp && st == CT_OK; r++) {
+    for (int r = 0; r < old_tp && st == CT_OK; r++) {
         ct_model_dims_t d;
-        ct_model_dims(&cfg.model, mf->layout.tp, r, &d);
+        ct_model_dims_padded(&cfg.model, old_tp, r, old_vp, &d);
         size_t sz[CT_MODEL_MAX_TENSORS], n = 0;
         ct_model_tensor_sizes(&d, sz);
         for (int i = 0; i < ct_model_num_tensors(&d); i++) n += sz[i];
@@ -777,18 +915,25 @@ ct_status_t ct_ckpt_reshard(const char *src, const char *dst, int new_tp)
             off[i] = n;
             n += sz[i];
         }
+        CT_ASSERT(n <= shard_max);
         for (int k = 0; k < 3; k++)
-            for (int i = 0; i < ct_model_num_tensors(&d); i++)
-                ct_model_shard_copy(&d, r, i, full[k] + foff[i], shard[k] + off[i], 1);
+            for (int i = 0; i < ct_model_num_tensors(&d); i++) {
+                float *from = full[k] + foff[i];
+                if (ct_model_full_size(&d, i) != fsz[i]) {
+                    ct_model_full_repad(&fd, &d, i, from, repad);
+                    from = repad;
+                }
+                ct_model_shard_copy(&d, r, i, from, shard[k] + off[i], 1);
+            }
         count = n;
-        st = ckpt_write_rank(dst, r, -1, shard[0], ct_model_num_tensors(&d), sz, off, 1, shard[1], shard[2], n,
-                             info + (size_t)r * CKPT_INFO_LEN);
+        st = ckpt_write_rank(dst, r, -1, shard[0], ct_model_num_tensors(&d), sz, off, 1, shard[1],
+                             shard[2], n, info + (size_t)r * CKPT_INFO_LEN);
     }
     if (st == CT_OK) {
         cfg.parallel.tp = new_tp;
         ct_ckpt_state_t state = {mf->step, mf->samples, mf->sample_rng};
         ckpt_layout_t lay = {.dp = 1, .tp = new_tp, .zero = 0, .opt_count = count};
-        st = ckpt_write_manifest(dst, &fd, &cfg.model, &cfg, &state, &lay, info);
+        st = ckpt_write_manifest(dst, &nd, &cfg.model, &cfg, &state, &lay, info);
     }
     free(info);
 out:
@@ -796,6 +941,7 @@ out:
         free(full[k]);
         free(shard[k]);
     }
+    free(repad);
     if (have_cfg) ct_config_free(&cfg);
     cyaml_free(&cc, &mf_schema, mf, 0);
     return st;

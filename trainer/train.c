@@ -51,6 +51,9 @@ typedef struct {
     int device;            /* CUDA device, or -1 for the CPU */
     int made_run_dir;      /* train.run_dir did not exist before this run */
     double peak_flops;     /* per rank, for MFU; 0 = unknown */
+    double step_seconds;   /* summed over steps_timed steps of this run */
+    int64_t steps_timed;
+    int preempt_checked;   /* the preemption budget was checked on measured times */
 } train_ctx_t;
 
 /* The validation loss: the mean per-token loss over the first n_val windows
@@ -147,8 +150,17 @@ static CT_MUST_USE ct_status_t save_ckpt(train_ctx_t *c)
     ct_status_t st =
         ct_ckpt_save(c->cfg->train.run_dir, &c->model, &c->optim, c->cfg, &s, c->g, &dir);
     if (st != CT_OK) return st;
-    CT_LOG_INFO_R0("saved checkpoint %s (%.2f s)", dir, ct_time_now() - t0);
+    double took = ct_time_now() - t0;
+    CT_LOG_INFO_R0("saved checkpoint %s (%.2f s)", dir, took);
     free(dir);
+    if (!c->preempt_checked && c->steps_timed > 0) {
+        char basis[160];
+        double step = c->step_seconds / (double)c->steps_timed;
+        snprintf(basis, sizeof basis, "measured: a step %.2f s and the last save %.2f s, plus %d s to exit",
+                 step, took, CT_PREEMPT_EXIT_GRACE_S);
+        c->preempt_checked = 1;
+        ct_preempt_check(step + took + CT_PREEMPT_EXIT_GRACE_S, basis);
+    }
     if (ct_log_rank() == 0)
         ct_ckpt_prune(c->cfg->train.run_dir, c->cfg->checkpoint.keep_last,
                       c->cfg->checkpoint.keep_every);
@@ -170,9 +182,23 @@ static CT_MUST_USE ct_status_t agree(train_ctx_t *c, ct_status_t st)
     return ct_comm_agree(c->g ? c->g->world : NULL, st);
 }
 
+/* Where this rank runs, one DEBUG line per rank (the line's prefix names the
+ * host): what a multi-node launch got wrong shows here, e.g. a TP group
+ * spread over two nodes, or a node-local rank that is not per node. */
+static void log_placement(const train_ctx_t *c)
+{
+    const ct_comm_groups_t *g = c->g;
+    char dev[32] = "cpu";
+    if (c->device >= 0) snprintf(dev, sizeof dev, "cuda:%d", c->device);
+    CT_LOG_DEBUG("placement: rank %d of %d, dp rank %d of %d, tp rank %d of %d, local rank %d "
+                 "of %d on this node, device %s", g ? g->rank : 0, g ? g->world_size : 1,
+                 g ? g->dp_rank : 0, g ? g->dp_size : 1, g ? g->tp_rank : 0, g ? g->tp_size : 1,
+                 g ? g->local_rank : 0, g ? g->local_size : 1, dev);
+}
+
 /* CPU or CUDA, from model.device and what this machine has. Each process
  * drives the GPU of its node-local rank. */
-static CT_MUST_USE ct_status_t choose_device(train_ctx_t *c)
+static CT_MUST_USE ct_status_t choose_device_for(train_ctx_t *c)
 {
     const ct_device_t want = c->cfg->model.device;
     c->device = -1;
@@ -193,6 +219,13 @@ static CT_MUST_USE ct_status_t choose_device(train_ctx_t *c)
     if (c->g && c->g->local_size > n)
         CT_LOG_WARN("%d ranks on this node share %d GPU(s)", c->g->local_size, n);
     return CT_OK;
+}
+
+static CT_MUST_USE ct_status_t choose_device(train_ctx_t *c)
+{
+    ct_status_t st = choose_device_for(c);
+    if (st == CT_OK) log_placement(c);
+    return st;
 }
 
 static CT_MUST_USE ct_status_t train_setup(train_ctx_t *c)
@@ -433,7 +466,17 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
         metric(&c, "{\"step\":0,\"unigram_val_loss\":%.6f}", sum.unigram_loss);
     }
 
-    double t_start = ct_time_now(), step_time_sum = 0.0;
+    /* Preemption budget under mpirun, first from an estimate of the save
+     * (this rank's parameters and AdamW moments at an assumed 200 MB/s),
+     * then, if that passed, from the first save and steps measured. */
+    const double ckpt_mb = ((double)m->num_params + 2.0 * (double)c.optim.count) * 4.0 / 1e6;
+    char basis[160];
+    snprintf(basis, sizeof basis, "estimated: a %.0f MB checkpoint per rank at an assumed "
+             "200 MB/s, plus %d s to exit; the step time is not known yet", ckpt_mb,
+             CT_PREEMPT_EXIT_GRACE_S);
+    c.preempt_checked = ct_preempt_check(ckpt_mb / 200.0 + CT_PREEMPT_EXIT_GRACE_S, basis);
+
+    double t_start = ct_time_now();
     int64_t last_saved = c.step;
     int consecutive_skips = 0, n_hist = 0, hist_at = 0;
     double hist[64];
@@ -515,13 +558,14 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
         double dt = ct_time_now() - t0;
         double comm_frac = (c.model.comm_seconds + c.optim.comm_seconds - comm0) / dt;
         double wait_frac = (ct_loader_wait_seconds(c.train) - wait0) / dt;
-        step_time_sum += dt;
+        c.step_seconds += dt;
+        c.steps_timed++;
         sum.steps_run++;
         sum.last_loss = (float)loss;
         double tok_s = tokens_per_step / dt, flops = flops_per_step / dt;
         if (c.step % cfg->train.log_every == 0 || c.step == total) {
             char eta[32];
-            fmt_eta(eta, sizeof eta, (total - c.step) * (step_time_sum / (double)sum.steps_run));
+            fmt_eta(eta, sizeof eta, (total - c.step) * (c.step_seconds / (double)c.steps_timed));
             char mfu_s[32] = "";
             if (c.peak_flops > 0)
                 snprintf(mfu_s, sizeof mfu_s, " | mfu %.1f%%", 100.0 * flops / c.dp / c.peak_flops);

@@ -30,6 +30,22 @@ typedef struct {
  * CT_ERR_INTERRUPTED, on every rank together. */
 extern volatile sig_atomic_t ct_train_stop_signal;
 
+/* Preemption under a launcher (trainer/preempt.c). The seconds between the
+ * launcher's stop signal reaching the ranks and SIGKILL: Open MPI's
+ * odls_base_sigkill_timeout (default 1) under its mpirun, Slurm's KillWait
+ * when the sbatch script passes it in CT_KILL_WAIT_S, or -1 when unknown or
+ * moot (one process, or CT_LAUNCHER set by a wrapper that forwards the stop
+ * at once, as launch/mpirun.sh does). */
+double ct_preempt_kill_timeout(void);
+/* Warns (on rank 0) when need_s, the time to finish a step, save a
+ * checkpoint and exit, exceeds that timeout, and says what to set; basis
+ * says how need_s was found. Returns 1 if it warned. */
+int ct_preempt_check(double need_s, const char *basis);
+/* The grace a rank gives MPI_Finalize after a preemption save before it
+ * exits anyway: when mpirun itself was signalled it no longer completes
+ * the finalize handshake, and the ranks would sit there until SIGKILL. */
+#define CT_PREEMPT_EXIT_GRACE_S 2
+
 /* Runs training as configured, on the process groups g (NULL: one process;
  * collective over g's world otherwise). stop_at > 0 ends the run after that
  * many completed steps (with a checkpoint), as a preemption would. */
@@ -70,7 +86,9 @@ CT_MUST_USE ct_status_t ct_ckpt_save(const char *run_dir, const ct_model_t *m, c
                          const ct_config_t *cfg, const ct_ckpt_state_t *state,
                          const ct_comm_groups_t *g, char **dir_p);
 /* Newest complete checkpoint under RUN_DIR/ckpt, as a malloc'd path;
- * CT_ERR_NOT_FOUND (not logged) when there is none. */
+ * CT_ERR_NOT_FOUND (not logged) when there is none. Step directories
+ * without a manifest (interrupted saves or prunes) are skipped with a
+ * warning, once per directory per process (rank 0). Main thread only. */
 CT_MUST_USE ct_status_t ct_ckpt_find_latest(const char *run_dir, char **dir_p);
 /* Newest complete checkpoint whose step is below `before`. */
 CT_MUST_USE ct_status_t ct_ckpt_find_before(const char *run_dir, int64_t before, char **dir_p);
@@ -81,10 +99,17 @@ CT_MUST_USE ct_status_t ct_ckpt_read_config(const char *dir, ct_config_t *cfg);
  * checksum. No collectives. */
 CT_MUST_USE ct_status_t ct_ckpt_load(const char *dir, ct_model_t *m, ct_optim_t *o, ct_ckpt_state_t *state_p);
 /* Rewrites checkpoint src for new_tp tensor-parallel ranks into directory
- * dst (offline, one process). */
+ * dst (offline, one process). The vocabulary is repadded for new_tp (real
+ * rows only), so it also converts a checkpoint saved when the padding was
+ * 128 rows for every tp, which ct_ckpt_load refuses with this hint. */
 CT_MUST_USE ct_status_t ct_ckpt_reshard(const char *src, const char *dst, int new_tp);
 /* Deletes complete checkpoints older than the newest keep_last (> 0),
- * except those whose step is a multiple of keep_every (> 0). */
+ * except those whose step is a multiple of keep_every (> 0), and the
+ * incomplete step directories older than the newest complete checkpoint
+ * (never a newer one). Each goes by a rename to step_N.deleting first, so
+ * an interruption leaves no step directory that is neither a checkpoint
+ * nor gone; leftovers of that are removed by the next prune. Call it after
+ * a save has completed (no save in flight). Main thread only. */
 void ct_ckpt_prune(const char *run_dir, int keep_last, int keep_every);
 
 /* ---- sampling ----------------------------------------------------------------- */

@@ -8,15 +8,13 @@
 #include <math.h>
 
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/sizes.h"
 
 #define CT__ADAMW_THREADS 256
 #define CT__ADAMW_MAX_BLOCKS (1L << 20)
 
-/* sumsq pass 1: a block count that depends on n only (never on the device),
- * so the partition and hence the result are reproducible anywhere. */
+/* sumsq pass 1's block count (ct__sumsq_blocks) is in sizes.h */
 #define CT__SUMSQ_THREADS 256
-#define CT__SUMSQ_PER_BLOCK 4096L /* elements per block before the cap */
-#define CT__SUMSQ_MAX_BLOCKS 1024L
 
 /* splitmix64's finaliser over (seed, index): a counter-based hash. */
 static __device__ __forceinline__ uint32_t ct__sr_hash(uint32_t seed, long i)
@@ -87,14 +85,7 @@ void ct_cuda_adamw_update(float *master, ct_bf16_t *params_bf16, const float *gr
     CT_CHECK_LAUNCH();
 }
 
-static long sumsq_blocks(long n)
-{
-    long b = (n + CT__SUMSQ_PER_BLOCK - 1) / CT__SUMSQ_PER_BLOCK;
-    if (b < 1) b = 1;
-    return b < CT__SUMSQ_MAX_BLOCKS ? b : CT__SUMSQ_MAX_BLOCKS;
-}
-
-long ct_cuda_sumsq_scratch_floats(long n) { return sumsq_blocks(n); }
+/* ct_cuda_sumsq_scratch_floats: kernels/cpu/cuda_sizes.c */
 
 /* Pass 1: block b sums x[i]^2 for i in the grid-stride sequence starting at
  * b*256 + tid, in order per thread, then over the block by a fixed tree. */
@@ -132,7 +123,7 @@ void ct_cuda_sumsq(float *out, const float *x, long n, int accumulate, float *sc
         if (!accumulate) CT_CHECK_CUDA(cudaMemsetAsync(out, 0, sizeof(float), st));
         return;
     }
-    int nb = (int)sumsq_blocks(n);
+    int nb = (int)ct__sumsq_blocks(n);
     ct__sumsq_partial_kernel<<<nb, CT__SUMSQ_THREADS, 0, st>>>(scratch, x, n);
     CT_CHECK_LAUNCH();
     ct__sumsq_final_kernel<<<1, CT__SUMSQ_THREADS, 0, st>>>(out, scratch, nb, accumulate);

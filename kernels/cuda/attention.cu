@@ -17,12 +17,14 @@
 #include <math.h>
 
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/sizes.h"
 
 #define CT__ATT_WARPS 8 /* warps (rows) per block */
 #define CT__ATT_THREADS (32 * CT__ATT_WARPS)
 #define CT__ATT_MAX_HS 128
 
-long ct_cuda_attention_scratch_floats(int B, int T, int NH) { return (long)B * NH * T; }
+/* ct_cuda_attention_scratch_floats: kernels/cpu/cuda_sizes.c (ct__attention_scratch_floats
+ * here, so the emulator's translated kernels need nothing from the C objects) */
 
 /* Sums two values over the warp at once (interleaved for latency). */
 static __device__ __forceinline__ void ct__warp_sum2(float &a, float &b)
@@ -295,7 +297,7 @@ void ct_cuda_attention_backward(ct_cuda_t *ctx, ct_bf16_t *dqkv, const ct_bf16_t
                                      ct__stream(stream));
         return;
     }
-    long need = ct_cuda_attention_scratch_floats(B, T, NH);
+    long need = ct__attention_scratch_floats(B, T, NH);
     if (need <= 0) return;
     /* Sized by ct_cuda_attention_prepare, outside the training step. */
     CT_ASSERT(ctx->attn_scratch != NULL && ctx->attn_scratch_floats >= (size_t)need);
@@ -307,7 +309,7 @@ ct_status_t ct_cuda_attention_prepare(ct_cuda_t *ctx, int B, int T, int NH, int 
 {
     /* The plain backward's scratch is kept for either implementation, so a
      * fallback to the plain kernels after cuDNN rejects a shape works. */
-    long need = ct_cuda_attention_scratch_floats(B, T, NH);
+    long need = ct__attention_scratch_floats(B, T, NH);
     if (need > 0 && (size_t)need > ctx->attn_scratch_floats) {
         ct_cuda_dealloc(ctx->attn_scratch);
         ctx->attn_scratch = NULL;

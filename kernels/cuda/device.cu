@@ -7,8 +7,7 @@
 #include <string.h>
 
 #include "kernels/cuda/cuda_common.cuh"
-
-#define CT__LT_WORKSPACE (32u << 20)
+#include "kernels/cuda/sizes.h" /* CT__LT_WORKSPACE */
 
 int ct_cuda_device_count(void)
 {

@@ -16,10 +16,10 @@
  * (inp is the fp32 residual stream). mean and rstd may be NULL in the
  * forward (not written). */
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/sizes.h"
 
 #define CT_LN_EPS 1e-5f
 #define CT_LN_WARPS 8 /* rows per block in the row kernels */
-#define CT_LN_MAX_CHUNKS 256 /* row chunks of the dweight/dbias partials */
 #define CT_LN_COL_BLOCK 128  /* columns per block in the partial/reduce kernels */
 
 /* one warp per row, CT_LN_WARPS rows per block, grid-stride over rows */
@@ -331,14 +331,7 @@ static __global__ void ct__ln_bwd_reduce_kernel(float *__restrict__ dweight,
     dbias[c] += db;
 }
 
-long ct_cuda_layernorm_scratch_floats(int N, int C)
-{
-    if (N <= 0 || C <= 0) return 0;
-    /* An upper bound on 2 * R * C that grows with N, so a buffer sized for
-     * the largest N serves every smaller one. */
-    long rmax = N < CT_LN_MAX_CHUNKS ? N : CT_LN_MAX_CHUNKS;
-    return 2 * rmax * (long)C;
-}
+/* ct_cuda_layernorm_scratch_floats: kernels/cpu/cuda_sizes.c */
 
 void ct_cuda_layernorm_backward(float *dinp, ct_bf16_t *dinp_bf16, float *dweight, float *dbias,
                                 const ct_bf16_t *dout, const float *inp,

@@ -31,6 +31,7 @@
 #include <mutex>
 
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/sizes.h"
 
 /* The same check as cuda_common.cuh's CT_CHECK_CUBLAS: cublasLtGetStatusString
  * (ct_kernels links only libcublasLt, not libcublas's cublasGetStatusString). */
@@ -236,16 +237,8 @@ static void ct__mm_run(ct_cuda_t *ctx, const ct__mm_call &c, int N, int C, int O
  * partial[chunk][col]. Kernel 2: one thread per column adds the chunk
  * partials in chunk order into dbias. The order depends only on N and OC
  * (VEC only changes which columns a thread handles, not the order). */
-#define CT__DB_MIN_ROWS 64
-#define CT__DB_MAX_CHUNKS 256
+/* CT__DB_MIN_ROWS, CT__DB_MAX_CHUNKS and ct__mm_dbias_chunks are in sizes.h. */
 #define CT__DB_ROWS_Y 4
-
-static int ct__mm_dbias_chunks(int N)
-{
-    int c = ct__ceil_div(N, CT__DB_MIN_ROWS);
-    if (c > CT__DB_MAX_CHUNKS) c = CT__DB_MAX_CHUNKS;
-    return c < 1 ? 1 : c;
-}
 
 template <int VEC>
 __global__ void __launch_bounds__(32 * CT__DB_ROWS_Y)
@@ -317,10 +310,7 @@ static void ct__mm_dbias(float *dbias, const ct_bf16_t *dout, float *scratch, in
 
 /* ---- public API -------------------------------------------------------- */
 
-extern "C" long ct_cuda_matmul_scratch_floats(int N, int OC)
-{
-    return (long)ct__mm_dbias_chunks(N) * (long)OC;
-}
+/* ct_cuda_matmul_scratch_floats: kernels/cpu/cuda_sizes.c */
 
 extern "C" void ct_cuda_matmul_forward(ct_cuda_t *ctx, ct_bf16_t *out, ct_bf16_t *pre_gelu,
                                        const ct_bf16_t *inp, const ct_bf16_t *weight,

@@ -123,6 +123,31 @@ static void test_layout(void)
     }
 }
 
+/* ct_comm_split: odd and even world ranks, ordered by descending rank. Each
+ * group holds its parity's ranks, largest first, and all-reduces over them
+ * alone. */
+static void test_split(void)
+{
+    ct_comm_t *half = NULL;
+    CHECK(ct_comm_split(g.world, g.rank % 2, -g.rank, "parity", &half) == CT_OK);
+    if (!half) return;
+    int n = (g.world_size - g.rank % 2 + 1) / 2; /* ranks of this parity */
+    CHECK(ct_comm_size(half) == n);
+    CHECK(strcmp(ct_comm_name(half), "parity") == 0);
+    int32_t me = g.rank, got[64] = {0}, sum = 0;
+    CHECK(ct_comm_allgather(half, &me, got, 1, CT_DTYPE_I32, NULL) == CT_OK);
+    int top = g.world_size - 1 - ((g.world_size - 1 - g.rank % 2) % 2);
+    for (int k = 0; k < n; k++)
+        CHECK_MSG(got[k] == top - 2 * k, "rank %d parity group member %d: got %d want %d",
+                  g.rank, k, got[k], top - 2 * k);
+    CHECK(ct_comm_rank(half) == (top - g.rank) / 2);
+    CHECK(ct_comm_allreduce(half, &me, &sum, 1, CT_DTYPE_I32, CT_OP_SUM, NULL) == CT_OK);
+    int32_t want = 0;
+    for (int r = g.rank % 2; r < g.world_size; r += 2) want += r;
+    CHECK_MSG(sum == want, "rank %d parity sum %d, want %d", g.rank, sum, want);
+    ct_comm_free(half);
+}
+
 static void test_allreduce(ct_comm_t *c, char *a, char *b)
 {
     /* The large count (several pieces, see main) only for f32, and i64 sum. */
@@ -276,6 +301,7 @@ int main(int argc, char **argv)
     dp_n = g.dp_size;
 
     test_layout();
+    test_split();
     /* Reductions above 1 MiB go in 1 MiB pieces, the last one ragged, as
      * large ones do in 8 MiB pieces. */
     ct__comm_piece_bytes = (size_t)1 << 20;

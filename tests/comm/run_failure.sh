@@ -3,7 +3,9 @@
 # fails the job, fast, with a message that says what happened:
 #   hang, stop: rank 1 never enters the all-reduce; rank 0's watchdog
 #               (timeout 2 s) must end the job, naming the collective, the
-#               group and the activity;
+#               group, the activity and rank 1, and saying whether rank 1
+#               answers (hang: it runs, outside any collective) or not
+#               (stop);
 #   kill:       rank 1 dies by SIGKILL; mpirun must end the job and name
 #               rank 1 (the watchdog timeout is 30 s, so it is not the one).
 # usage: run_failure.sh hang|stop|kill MPIEXEC MPI_FAILURE_BINARY [NUMPROC_FLAG]
@@ -33,10 +35,17 @@ fail() { echo "FAIL run_failure.sh $mode: $*"; exit 1; }
 [ "$elapsed" -le 20 ] || fail "the job took ${elapsed} s to fail"
 case $mode in
   hang|stop)
-    grep -q "r0/2 ERROR rank 0: collective allreduce on group dp has not completed after" "$out" \
-      || fail "rank 0 did not report the hung all-reduce"
-    grep -q "while step 3: dp gradient all-reduce; a peer rank is dead or hung" "$out" \
-      || fail "the report does not name the activity"
+    grep -q "r0/2 ERROR rank 0: collective #4 (allreduce on group dp) has not completed after" "$out" \
+      || fail "rank 0 did not report the hung all-reduce (the 4th on dp)"
+    # The side channel tells a stopped rank from one that runs elsewhere.
+    if [ "$mode" = hang ]; then
+      named="has not entered" why="it is not in a collective (it has entered 3 on dp) while step 3: dp gradient all-reduce"
+    else
+      named="holds up" why="it does not answer on the side channel"
+    fi
+    grep -q "while step 3: dp gradient all-reduce; rank 1 (host [^,]*, pid [0-9]*) $named collective #4 (allreduce on dp)" "$out" \
+      || fail "the report does not name the activity and rank 1"
+    grep -qF "$why" "$out" || fail "the report does not say '$why'"
     ;;
   kill)
     # Open MPI: "mpirun noticed that process rank 1 with PID ... exited on signal 9 (Killed)."

@@ -94,6 +94,17 @@ static void test_local_world(void)
         CHECK(ct_comm_host(groups[i]) == groups[i]);
         CHECK(ct_comm_sync(groups[i], NULL) == CT_OK);
     }
+    /* a split of one process is a group of one, with the name given */
+    ct_comm_t *node = NULL;
+    CHECK(ct_comm_split(g.world, 3, 0, "node", &node) == CT_OK);
+    if (node) {
+        CHECK(ct_comm_rank(node) == 0 && ct_comm_size(node) == 1);
+        CHECK(strcmp(ct_comm_name(node), "node") == 0);
+        float x = 2.5f, y = 0;
+        CHECK(ct_comm_allreduce(node, &x, &y, 1, CT_DTYPE_F32, CT_OP_SUM, NULL) == CT_OK && y == x);
+        ct_comm_free(node);
+    }
+    ct_comm_free(NULL);
 
     char long_activity[600];
     memset(long_activity, 'x', sizeof long_activity - 1);

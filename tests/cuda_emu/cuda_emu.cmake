@@ -6,6 +6,8 @@
 # CUDA toolkit's headers are available. Tests (label unit):
 #   test_cuda_ops_emu   tests/kernels/test_cuda_ops.c on the emulator
 #   test_gpu_model_emu  tests/trainer/test_gpu_model.c, small shapes
+#   test_plan_gpu_emu   tests/trainer/test_plan_gpu.c: the memory plan against
+#                       the emulated device's peak, to the byte
 enable_language(CXX)
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 set(CT_EMU_DIR ${CMAKE_SOURCE_DIR}/tests/cuda_emu)
@@ -61,11 +63,23 @@ add_test(NAME test_gpu_model_emu COMMAND test_gpu_model_emu)
 set_tests_properties(test_gpu_model_emu PROPERTIES LABELS unit TIMEOUT 900
   ENVIRONMENT "OMP_NUM_THREADS=2")
 
+add_executable(test_plan_gpu_emu ${CMAKE_SOURCE_DIR}/tests/trainer/test_plan_gpu.c
+  ${CT_EMU_MODEL_SRC})
+target_include_directories(test_plan_gpu_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+target_compile_definitions(test_plan_gpu_emu PRIVATE CT_TEST_EMU)
+target_link_libraries(test_plan_gpu_emu PRIVATE ct_kernels_cpu_emu ct_kernels_emu ct_comm
+                      ct_core m stdc++)
+set_target_properties(test_plan_gpu_emu PROPERTIES LINKER_LANGUAGE CXX)
+add_test(NAME test_plan_gpu_emu COMMAND test_plan_gpu_emu)
+set_tests_properties(test_plan_gpu_emu PROPERTIES LABELS unit TIMEOUT 300
+  ENVIRONMENT "OMP_NUM_THREADS=2")
+
 # comm/ with its real nccl backend on the emulated NCCL (MPI underneath), so
 # the GPU path's data parallelism runs under mpirun without GPUs.
 if(CT_HAVE_MPI)
   add_library(ct_comm_emu STATIC ${CMAKE_SOURCE_DIR}/comm/comm.c ${CMAKE_SOURCE_DIR}/comm/local.c
               ${CMAKE_SOURCE_DIR}/comm/mpi.c ${CMAKE_SOURCE_DIR}/comm/nccl.c
+              ${CMAKE_SOURCE_DIR}/comm/sidechannel.c
               ${CT_EMU_DIR}/emu_nccl.cpp)
   target_include_directories(ct_comm_emu BEFORE PRIVATE ${CT_EMU_DIR}/include)
   target_include_directories(ct_comm_emu PRIVATE ${CMAKE_SOURCE_DIR} ${CUDAToolkit_INCLUDE_DIRS})

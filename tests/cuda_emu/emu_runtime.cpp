@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "cuda_runtime.h"
@@ -253,16 +254,35 @@ extern "C" {
  * where it should. */
 long ct_emu_count_malloc = 0, ct_emu_count_sync = 0;
 
+/* Device memory in use: the bytes asked of cudaMalloc and not yet freed,
+ * exactly (no rounding), so cudaMemGetInfo's used = total - free is the sum
+ * of the live allocations and a memory plan can be checked against it. */
+static std::mutex mem_mu;
+static std::unordered_map<void *, size_t> mem_live;
+static size_t mem_in_use = 0;
+static const size_t mem_total = (size_t)8 << 30;
+
 cudaError_t ct_emu_cudaMalloc(void **p, size_t n)
 {
     ct_emu_count_malloc++;
     *p = aligned_alloc(256, (n + 255) / 256 * 256);
     if (!*p) return last_error = cudaErrorMemoryAllocation;
     memset(*p, 0xA5, n); /* garbage, as device memory is */
+    std::lock_guard<std::mutex> lk(mem_mu);
+    mem_live[*p] = n;
+    mem_in_use += n;
     return cudaSuccess;
 }
 cudaError_t ct_emu_cudaFree(void *p)
 {
+    if (p) {
+        std::lock_guard<std::mutex> lk(mem_mu);
+        auto it = mem_live.find(p);
+        if (it != mem_live.end()) {
+            mem_in_use -= it->second;
+            mem_live.erase(it);
+        }
+    }
     free(p);
     return cudaSuccess;
 }
@@ -317,13 +337,14 @@ cudaError_t ct_emu_cudaGetDeviceProperties(struct cudaDeviceProp *p, int d)
     p->major = 9;
     p->minor = 0;
     p->multiProcessorCount = 1;
-    p->totalGlobalMem = (size_t)8 << 30;
+    p->totalGlobalMem = mem_total;
     return cudaSuccess;
 }
 cudaError_t ct_emu_cudaMemGetInfo(size_t *free_b, size_t *total_b)
 {
-    *free_b = (size_t)4 << 30;
-    *total_b = (size_t)8 << 30;
+    std::lock_guard<std::mutex> lk(mem_mu);
+    *free_b = mem_in_use < mem_total ? mem_total - mem_in_use : 0;
+    *total_b = mem_total;
     return cudaSuccess;
 }
 cudaError_t ct_emu_cudaStreamCreateWithFlags(cudaStream_t *s, unsigned f)

@@ -156,6 +156,47 @@ int main(void)
     CHECK_CAPTURED("byte offset");
     ct_loader_free(bad);
 
+    /* Out-of-vocabulary tokens only in the tail that no sample covers: 57
+     * tokens at T = 10 make 5 samples over tokens 0..50; tokens 53 and 55
+     * are bad. The shard is rejected as a whole, naming the file and the
+     * first bad token's offset, in either token width. */
+    for (int width = 2; width <= 4; width += 2) {
+        snprintf(p, sizeof p, "%s/tail%d.bin", dir, width);
+        FILE *tf = fopen(p, "wb");
+        int32_t th[256] = {0};
+        th[0] = width == 2 ? CT_SHARD_MAGIC_U16 : CT_SHARD_MAGIC_U32;
+        th[1] = width == 2 ? 1 : 7;
+        th[2] = 57;
+        fwrite(th, 4, 256, tf);
+        for (uint32_t i = 0; i < 57; i++) {
+            uint32_t v = i == 53 || i == 55 ? 100 + i : i % 100;
+            uint16_t v16 = (uint16_t)v;
+            fwrite(width == 2 ? (void *)&v16 : (void *)&v, (size_t)width, 1, tf);
+        }
+        fclose(tf);
+        bad = NULL;
+        CHECK(open_loader(p, T, 100, 1, 0, &bad) == CT_OK);
+        CHECK(bad && ct_loader_num_samples(bad) == 5);
+        st = CT_OK;
+        CAPTURE_STDERR(for (int64_t i = 0; bad && i < 5 && st == CT_OK; i++) st =
+                           ct_loader_read(bad, i, 1, in, tg));
+        CHECK_MSG(st == CT_ERR_CORRUPT, "tail OOV (width %d): %s", width, ct_status_name(st));
+        CHECK_CAPTURED(p);
+        char want[96];
+        snprintf(want, sizeof want, "token 153 at byte offset %d (token 53)", 1024 + 53 * width);
+        CHECK_CAPTURED(want);
+        CHECK_CAPTURED("2 such tokens");
+        ct_loader_free(bad);
+    }
+    /* a shard too short for one sample is still checked, when it is opened */
+    snprintf(p, sizeof p, "%s/short_oov.bin", dir);
+    write_shard(p, CT_SHARD_MAGIC_U16, 1, 5, 5, 2, 500);
+    bad = NULL;
+    CAPTURE_STDERR(st = open_loader(p, T, 10, 1, 0, &bad));
+    CHECK_MSG(st == CT_ERR_CORRUPT, "short shard with OOV tokens: %s", ct_status_name(st));
+    CHECK_CAPTURED("short_oov.bin");
+    CHECK_CAPTURED("outside the vocabulary");
+
     /* a streaming buffer that cannot hold two windows is refused up front */
     snprintf(spec, sizeof spec, "%s/c_*.bin", dir);
     ct_loader_opts_t small = {.spec = spec, .T = T, .vocab_size = V, .seed = 1,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `ctrain doctor` on a real 2-rank job. A good setup exits 0 with every check
-# OK on both ranks; each broken setup exits 1 and names the failing check:
+# OK on both ranks, and one bandwidth line for its one node (tests/multinode
+# checks the two-node lines); each broken setup exits 1 and names the failing check:
 #  - data.train names no shard;
 #  - train.run_dir lies under a regular file (mkdir fails even as root);
 #  - world size != parallel.dp * parallel.tp.
@@ -22,15 +23,35 @@ CHECKS=$((CHECKS + 1))
 # 2 ranks on one node with one thread each; a single-core machine warns
 dev=OK; [ "$(nproc --all)" -lt 2 ] && dev=WARN
 for r in 0 1; do
-    for chk in mpi allreduce.world allreduce.dp allreduce.tp data.train data.val ckpt_dir; do
+    for chk in mpi allreduce.world allreduce.dp allreduce.tp allreduce.node allreduce.inter \
+        data.train data.val ckpt_dir; do
         expect_row "$out" $r "$chk" OK
     done
     expect_row "$out" $r device "$dev"
+    # Open MPI's default kill timeout (1 s) leaves no time to save after SIGTERM
+    expect_row "$out" $r preempt WARN
+done
+grep -q "ckpt_dir .*32 MiB probe written and fsync'd at [0-9]* MB/s" <<<"$out" && pass \
+    || fail "good setup: no write speed"
+grep -q "preempt .*kill timeout 1 s < a step + .*OMPI_MCA_odls_base_sigkill_timeout=[0-9]" <<<"$out" && pass \
+    || fail "good setup: the preempt warning does not say what to set"
+# a kill timeout that leaves time, and launch/mpirun.sh's forwarding: OK
+for env in OMPI_MCA_odls_base_sigkill_timeout=60 CT_LAUNCHER=mpirun.sh; do
+    out2=$(env $env timeout 120 "$MPIRUN" -np 2 "$CTRAIN" doctor "$C" --set train.run_dir="$WORK/good" \
+        "${DP2[@]}" 2>&1)
+    for r in 0 1; do expect_row "$out2" $r preempt OK; done
 done
 grep -q "allreduce.dp .*exact sum over 2 ranks; 16 MiB: [0-9]* MB/s" <<<"$out" && pass \
     || fail "good setup: no all-reduce bandwidth"
 grep -q "cpu, 1 OpenMP threads" <<<"$out" && pass || fail "good setup: no thread count"
-grep -q "doctor: all 16 checks passed on 2 ranks" <<<"$out" && pass || fail "good setup: no summary"
+# one node: its all-reduce is over both ranks, and there is no link between nodes
+host=$(hostname -s)
+grep -q "allreduce.node .*exact sum over 2 ranks of node $host; 16 MiB: [0-9]* MB/s" <<<"$out" && pass \
+    || fail "good setup: no all-reduce within the node"
+grep -q "allreduce.inter .*one node: no link between nodes" <<<"$out" && pass || fail "good setup: inter row"
+grep -q "^doctor: node $host: 2 ranks, all-reduce within the node [0-9]* MB/s busbw" <<<"$out" && pass \
+    || fail "good setup: no per-node bandwidth line"
+grep -q "doctor: all 22 checks passed on 2 ranks (with warnings)" <<<"$out" && pass || fail "good setup: no summary"
 [ -z "$(ls -A "$WORK/good/ckpt")" ] && pass || fail "good setup: probe files left in ckpt/"
 
 # a data.train that does not exist: both ranks fail the data check with the cause

@@ -5,7 +5,8 @@
 #  - world size != dp * tp, and n_head not divisible by tp;
 #  - one rank given an unreadable shard;
 #  - a rank killed with SIGKILL mid-run;
-#  - a rank hung (SIGSTOP) mid-run: its peers' collectives time out.
+#  - a rank hung (SIGSTOP) mid-run: its peers' collectives time out, and
+#    rank 0 names rank 1 with its pid.
 . "$(dirname "$0")/lib.sh"
 setup_mpi_test 5 || { finish; exit 1; }
 C="$WORK/cfg.yaml"
@@ -64,6 +65,8 @@ if launch hung; then
     [ "$RC" != hang ] && [ "$RC" != 0 ] && pass || fail "hung rank: job exit '$RC'"
     grep -q "r0/2 ERROR .*has not completed after 5 s" "$WORK/hung.log" && pass \
         || { fail "hung rank: no timeout message from rank 0"; tail -5 "$WORK/hung.log" >&2; }
+    grep -Eq "r0/2 ERROR .*has not completed after 5 s.*; rank 1 \(host [^,]*, pid $PID1\) (holds up|has not entered)" \
+        "$WORK/hung.log" && pass || { fail "hung rank: rank 0 does not name rank 1"; tail -5 "$WORK/hung.log" >&2; }
 else
     fail "hung rank: job did not start: $(tail -3 "$WORK/hung.log")"; kill -9 $JOB 2>/dev/null
 fi

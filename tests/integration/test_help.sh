@@ -39,7 +39,7 @@ for c in $(sed 's/\btokenize\b//' <<<"$cmds") $(for s in $subs; do echo "tokeniz
         && grep -q "^---> HINT: run 'ctrain $c --help'" <<<"$out" && pass \
         || fail "ctrain $c --no-such-option: exit $rc: $(head -2 <<<"$out")"
 done
-for c in train sample reshard plot doctor export import; do
+for c in train sample reshard plot doctor plan export import; do
     out=$("$CTRAIN" $c --tp=2 --format=hf 2>&1 >/dev/null); rc=$?
     [ $rc -eq 2 ] && grep -q "^ctrain $c: " <<<"$out" && pass || fail "ctrain $c (no positionals): exit $rc"
 done

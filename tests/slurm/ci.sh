@@ -3,7 +3,9 @@
 # runs the launcher and Slurm tests with a time limit each, and always tears
 # Slurm down. Ends with one "slurm: N passed, N failed, N skipped" line; the
 # exit code is the verdict. A test may skip (exit 77) only where a missing
-# feature is expected: test_manifests without PyYAML. Everything else must pass here, because
+# feature is expected: test_manifests without PyYAML, test_slurm_two_node
+# where network namespaces cannot be made (it brings up a two-node Slurm of
+# its own, beside this one). Everything else must pass here, because
 # setup.sh has just installed and started what it needs.
 # usage: bash tests/slurm/ci.sh [PATH/TO/ctrain]   (default build/ctrain)
 set -uo pipefail
@@ -29,6 +31,7 @@ run test_manifests 60 yes bash "$HERE/test_manifests.sh"
 run test_hello 180 no bash "$HERE/test_hello.sh"
 run test_requeue 240 no bash "$HERE/test_requeue.sh"
 run test_sbatch 480 no bash "$HERE/test_sbatch.sh" "$CTRAIN"
+run test_slurm_two_node 180 yes bash "$HERE/../multinode/test_slurm_two_node.sh" "$CTRAIN"
 
 echo "slurm: $((SECONDS - start)) s in all"
 echo "slurm: $passed passed, $failed failed, $skipped skipped"

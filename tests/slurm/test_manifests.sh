@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # launch/k8s/mpijob.yaml stays well-formed and self-consistent: three YAML
 # documents (ConfigMap, ReadWriteMany PVC, kubeflow.org/v2beta1 MPIJob);
-# mpirun's -np = Worker replicas x slotsPerWorker = the config's dp x tp;
+# launch/mpirun.sh's rank count (the config's dp x tp) = Worker replicas x
+# slotsPerWorker; both pods have a grace period and preemption-aware PID 1s;
 # the config and the shared volume are mounted where the ranks run (the
 # workers); every launcher start resumes (checkpoint.resume=auto). Needs
 # python3 with PyYAML; exits 77 without it. The exit code is the verdict.
@@ -24,17 +25,35 @@ spec = job["spec"]
 launcher, worker = spec["mpiReplicaSpecs"]["Launcher"], spec["mpiReplicaSpecs"]["Worker"]
 cfg = yaml.safe_load(cm["data"]["train.yaml"])
 world = cfg["parallel"]["dp"] * cfg["parallel"].get("tp", 1)
-lc = launcher["template"]["spec"]["containers"][0]
+lspec = launcher["template"]["spec"]
+lc = lspec["containers"][0]
 argv = lc.get("command", []) + lc.get("args", [])
-np_ = int(argv[argv.index("-np") + 1])
-expect(np_ == worker["replicas"] * spec["slotsPerWorker"] == world,
-       f"-np {np_}, workers x slots {worker['replicas'] * spec['slotsPerWorker']}, dp x tp {world}")
-expect(argv[0] == "mpirun" and "--set" in argv and "checkpoint.resume=auto" in argv, "launcher resumes with auto")
-expect("node" not in argv[argv.index("--map-by") + 1].split(":")[0], "map-by node splits TP groups")
-fwd = [argv[i + 1] for i, a in enumerate(argv) if a == "-x"]
+# launch/mpirun.sh takes -np from the config's dp x tp: it must match the pods
+expect(argv[0].endswith("/launch/mpirun.sh") and argv[1] == "/config/train.yaml",
+       f"launcher runs {argv[:2]}, want launch/mpirun.sh /config/train.yaml")
+expect("-np" not in argv, "an -np in the launcher's args overrides the config's dp x tp")
+expect(world == worker["replicas"] * spec["slotsPerWorker"],
+       f"dp x tp {world} != workers x slots {worker['replicas'] * spec['slotsPerWorker']}")
+lmounts = {m["mountPath"]: m["name"] for m in lc.get("volumeMounts", [])}
+lvols = {v["name"]: v for v in lspec.get("volumes", [])}
+expect(lmounts.get("/config") and lvols[lmounts["/config"]]["configMap"]["name"] == cm["metadata"]["name"],
+       "config not mounted at /config on the launcher (mpirun.sh reads it)")
+ct_args = argv[argv.index("--") + 1:] if "--" in argv else []
+expect("checkpoint.resume=auto" in ct_args, "launcher resumes with auto")
+mapby = argv[argv.index("--map-by") + 1]
+expect(mapby == f"ppr:{spec['slotsPerWorker']}:node", f"--map-by {mapby}: want ppr:slotsPerWorker:node (never node)")
+# mpirun.sh forwards variables by prefix; others would not reach the ranks
 env = [e["name"] for e in lc.get("env", [])]
-expect(set(fwd) <= set(env), f"-x names without a launcher env: {set(fwd) - set(env)}")
+fwd = ("CT_", "OMP_", "AWS_", "NCCL_", "UCX_")
+expect(all(n.startswith(fwd) for n in env), f"launcher env not forwarded: {[n for n in env if not n.startswith(fwd)]}")
 wspec = worker["template"]["spec"]
+# preemption: both pods get time to save, and a worker's PID 1 waits for its ranks
+for name, ps in (("launcher", lspec), ("worker", wspec)):
+    expect(ps.get("terminationGracePeriodSeconds", 30) >= 60, f"{name} terminationGracePeriodSeconds < 60")
+wc = wspec["containers"][0]
+wargv = wc.get("command", []) + wc.get("args", [])
+expect(wargv[0].endswith("/launch/k8s/worker-entry.sh") and "sshd" in wargv[1],
+       f"worker runs {wargv[:2]}, want worker-entry.sh around sshd")
 mounts = {m["mountPath"]: m["name"] for m in wspec["containers"][0]["volumeMounts"]}
 vols = {v["name"]: v for v in wspec["volumes"]}
 expect(mounts.get("/config") and vols[mounts["/config"]]["configMap"]["name"] == cm["metadata"]["name"],

@@ -4,7 +4,8 @@
 # would), the second, submitted the same way, must resume from it through
 # the script's checkpoint.resume=auto and finish step 20. Both must end
 # COMPLETED with exit 0, and the log must show the 2-rank steps and the
-# checkpoints. Every wait is bounded. Exits 77 when no cluster answers.
+# checkpoints. Then preemption by SIGUSR1 (requeue) and by scancel (SIGTERM
+# within KillWait). Every wait is bounded. Exits 77 when no cluster answers.
 # usage: test_sbatch.sh PATH/TO/ctrain
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -79,5 +80,24 @@ expect_log preempt "r0/2 .*step 1000/1000 \| loss"
 last() { grep -o '"step":1000,"loss":[^,]*' "$1" | tail -1; }
 [ -n "$(last "$WORK/ref/metrics.jsonl")" ] && [ "$(last "$WORK/pre/metrics.jsonl")" = "$(last "$WORK/ref/metrics.jsonl")" ] \
     && pass || fail "preempt: final loss $(last "$WORK/pre/metrics.jsonl") != uninterrupted $(last "$WORK/ref/metrics.jsonl")"
+[ $FAILURES -eq 0 ] || { echo "--- $log" >&2; tail -n 20 "$log" >&2; }
+
+# 4. a plain `scancel` mid-run: Slurm sends SIGTERM to every rank at once and
+# SIGKILL KillWait (10 s here) later. The ranks save a checkpoint within
+# that, the job stays cancelled, and the script passed KillWait on, so
+# ctrain found the time sufficient and did not warn.
+CAN=(--set train.run_dir="$WORK/can" --set train.steps=1000 --set model.n_embd=128 --set eval.every=0)
+id=$(submit ct-cancel "${CAN[@]}" 2>&1) || fail "sbatch ct-cancel: $id"
+log=$WORK/logs/ct-cancel-$id.out
+wait_log "$WORK/can/metrics.jsonl" '"loss"' 20 120 || fail "cancel: the job made no progress"
+timeout 10 scancel "$id" || fail "scancel failed"
+state=$(wait_job "$id" 60)
+[ "$state" = CANCELLED ] && pass || fail "cancel: job $id ended $state, want CANCELLED"
+wait_log "$log" "saved checkpoint" 1 30   # the state changes before the ranks are done
+expect_log cancel "signal Terminated: saving a checkpoint at step"
+at=$(grep -o 'saving a checkpoint at step [0-9]*' "$log" | head -1 | grep -o '[0-9]*$')
+[ -n "$at" ] && [ -f "$WORK/can/ckpt/step_$(printf %08d "$at")/manifest.yaml" ] && pass \
+    || fail "cancel: no complete checkpoint at step ${at:-?}"
+grep -q 'would lose the work' "$log" && fail "cancel: warned although KillWait suffices" || pass
 [ $FAILURES -eq 0 ] || { echo "--- $log" >&2; tail -n 20 "$log" >&2; }
 finish

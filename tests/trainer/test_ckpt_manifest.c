@@ -11,7 +11,14 @@
  * 4. hostile values (an overflowing config, an impossible layout, a config
  *    that disagrees with the manifest) are errors, on disk and in memory;
  * 5. ct_ckpt_find_latest skips step directories without a manifest (an
- *    incomplete save), and reports CT_ERR_NOT_FOUND when there is none. */
+ *    incomplete save), warning once per directory, and reports
+ *    CT_ERR_NOT_FOUND when there is none;
+ * 6. ct_ckpt_prune keeps the newest keep_last and the keep_every multiples,
+ *    removes incomplete step directories older than the newest complete
+ *    checkpoint (an empty one and a half-deleted one, as an interrupted
+ *    prune of older versions left them) and step_N.deleting leftovers of
+ *    its own, and never touches an incomplete directory newer than the
+ *    newest complete one. */
 #include <stdarg.h>
 #include <stdint.h>
 
@@ -385,6 +392,80 @@ static void test_find_latest(const ct_config_t *cfg, const net_t *src)
     net_free(&n);
 }
 
+/* Occurrences of s in the captured output. */
+static int captured_count(const char *s)
+{
+    int n = 0;
+    for (const char *p = ct_test_captured; (p = strstr(p, s)) != NULL; p += strlen(s)) n++;
+    return n;
+}
+
+static int exists(const char *run, const char *name)
+{
+    char path[4400];
+    snprintf(path, sizeof path, "%s/ckpt/%s", run, name);
+    return access(path, F_OK) == 0;
+}
+
+static void test_prune(const ct_config_t *cfg, const net_t *src)
+{
+    char run[4200], d[4400];
+    snprintf(run, sizeof run, "%s/prune", tmp);
+    for (int s = 10; s <= 40; s += 10) {
+        ct_ckpt_state_t st = {.step = s};
+        CHECK(ct_ckpt_save(run, &src->m, &src->o, cfg, &st, NULL, NULL) == CT_OK);
+    }
+    /* an empty step directory and a half-deleted one (files, no manifest),
+     * older than the newest complete checkpoint; the leftover of an
+     * interrupted prune of this version; an incomplete one newer than all */
+    snprintf(d, sizeof d, "%s/ckpt/step_00000005", run);
+    sh("mkdir -p '%s'", d);
+    snprintf(d, sizeof d, "%s/ckpt/step_00000015", run);
+    sh("mkdir -p '%s' && cp '%s'/params_tp0.bin '%s'/", d, good, d);
+    snprintf(d, sizeof d, "%s/ckpt/step_00000025.deleting", run);
+    sh("mkdir -p '%s' && cp '%s'/*.bin '%s'/", d, good, d);
+    snprintf(d, sizeof d, "%s/ckpt/step_00000050", run);
+    sh("mkdir -p '%s' && cp '%s'/*.bin '%s'/", d, good, d);
+
+    /* the listing warns about each incomplete one, once, and names it */
+    char *dir = NULL, *dir2 = NULL;
+    ct_status_t s1 = CT_OK, s2 = CT_OK;
+    CAPTURE_STDERR(s1 = ct_ckpt_find_latest(run, &dir); s2 = ct_ckpt_find_before(run, 30, &dir2));
+    CHECK(s1 == CT_OK && s2 == CT_OK);
+    snprintf(d, sizeof d, "%s/ckpt/step_00000040", run);
+    CHECK_MSG(dir && strcmp(dir, d) == 0, "latest is %s, want %s", dir ? dir : "(null)", d);
+    free(dir);
+    free(dir2);
+    const char *inc[] = {"step_00000005 has no manifest.yaml", "step_00000015 has no manifest.yaml",
+                         "step_00000050 has no manifest.yaml"};
+    for (int i = 0; i < 3; i++)
+        CHECK_MSG(captured_count(inc[i]) == 1, "warned %d times: %s", captured_count(inc[i]),
+                  inc[i]);
+    CHECK_CAPTURED("\n---> HINT: delete it");
+    CHECK(captured_count("has no manifest.yaml") == 3); /* not the .deleting one */
+
+    CAPTURE_STDERR(ct_ckpt_prune(run, 2, 20));
+    struct {
+        const char *name;
+        int kept;
+    } want[] = {{"step_00000005", 0}, {"step_00000010", 0}, {"step_00000015", 0},
+                {"step_00000020", 1}, /* keep_every */
+                {"step_00000025.deleting", 0}, {"step_00000030", 1}, {"step_00000040", 1},
+                {"step_00000050", 1}, /* newer than the newest complete: maybe being rewritten */
+                {"step_00000005.deleting", 0}, {"step_00000010.deleting", 0},
+                {"step_00000015.deleting", 0}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        CHECK_MSG(exists(run, want[i].name) == want[i].kept, "after prune, %s %s", want[i].name,
+                  want[i].kept ? "is gone" : "is still there");
+    CHECK_CAPTURED("removing incomplete checkpoint directory");
+    /* the complete ones kept still load */
+    net_t n;
+    CHECK(net_init(&n, &cfg->model, 0) == 0);
+    snprintf(d, sizeof d, "%s/ckpt/step_00000020", run);
+    CHECK(ct_ckpt_load(d, &n.m, &n.o, NULL) == CT_OK);
+    net_free(&n);
+}
+
 /* Hostile values in a manifest: the fuzzer's SIGFPE config (batch_size *
  * seq_len * dp wrapped to 0) in the config block is a config error through
  * ct_ckpt_read_config, as `ctrain sample` reads it; an out-of-range layout
@@ -473,6 +554,7 @@ int main(void)
     test_foreign(&cfg);
     test_hostile();
     test_find_latest(&cfg, &src);
+    test_prune(&cfg, &src);
     free(good_manifest);
     net_free(&src);
     ct_config_free(&cfg);

@@ -1,0 +1,43 @@
+/* The CUDA ops' scratch and workspace sizes as plain C: the constants the
+ * .cu files launch with, and the size functions kernels.h declares
+ * (defined in kernels/cpu/cuda_sizes.c, which every build compiles). A
+ * build without CUDA can thus plan the device memory of a GPU run
+ * (model/plan.c) from the same numbers the kernels use. Private to
+ * kernels/; no CUDA headers here. */
+#ifndef CT_KERNELS_CUDA_SIZES_H
+#define CT_KERNELS_CUDA_SIZES_H
+
+/* cuBLASLt workspace of a device context (device.cu). */
+#define CT__LT_WORKSPACE ((size_t)32 << 20)
+
+/* layernorm.cu: row chunks of the dweight/dbias partials. */
+#define CT_LN_MAX_CHUNKS 256
+
+/* matmul.cu: the dbias reduction's chunks of at least CT__DB_MIN_ROWS rows,
+ * at most CT__DB_MAX_CHUNKS of them. */
+#define CT__DB_MIN_ROWS 64
+#define CT__DB_MAX_CHUNKS 256
+
+/* adamw.cu: sumsq pass 1's block count depends on n only (never on the
+ * device), so the partition and hence the result are reproducible. */
+#define CT__SUMSQ_PER_BLOCK 4096L /* elements per block before the cap */
+#define CT__SUMSQ_MAX_BLOCKS 1024L
+
+static inline int ct__mm_dbias_chunks(int N)
+{
+    int c = (N + CT__DB_MIN_ROWS - 1) / CT__DB_MIN_ROWS;
+    if (c > CT__DB_MAX_CHUNKS) c = CT__DB_MAX_CHUNKS;
+    return c < 1 ? 1 : c;
+}
+
+static inline long ct__sumsq_blocks(long n)
+{
+    long b = (n + CT__SUMSQ_PER_BLOCK - 1) / CT__SUMSQ_PER_BLOCK;
+    if (b < 1) b = 1;
+    return b < CT__SUMSQ_MAX_BLOCKS ? b : CT__SUMSQ_MAX_BLOCKS;
+}
+
+/* attention.cu: the plain backward's scratch, one float per (b, h, row). */
+static inline long ct__attention_scratch_floats(int B, int T, int NH) { return (long)B * NH * T; }
+
+#endif
