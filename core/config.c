@@ -83,8 +83,9 @@ _Static_assert(CT_DEVICE_CUDA == 2 && CT_RECOMPUTE_LN_GELU == 2 && CT_ATTENTION_
 
 /* Every integer key has a maximum, far above any real run, chosen so that
  * no product the code forms from settings can overflow: the model's tensor
- * sizes (L * 12 * C * C, Vp * C, maxT * C) fit easily in 64 bits and
- * (V + 127) in an int, and validate() checks the products of the batch keys
+ * sizes (L * 12 * C * C, Vp * C, maxT * C) fit easily in 64 bits and the
+ * padded vocabulary (V up to 2^24, padded to 128 * tp) in an int, and
+ * validate() checks the products of the batch keys
  * (B * T in an int, B * T * dp and steps * global batch in an int64) with
  * __builtin_mul_overflow. Seeds take any int64 >= 0; they are only hashed.
  * config.h repeats the ranges. */
