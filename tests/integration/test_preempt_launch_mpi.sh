@@ -34,6 +34,20 @@ wait_gone() {   # wait_gone PID SECONDS: 0 once PID has exited
     for _ in $(seq $(($2 * 10))); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
     return 1
 }
+# stop_run NAME STEP WHAT CMD...: runs CMD in the background (output in
+# NAME.log) until it has logged STEP, sends it SIGTERM, waits at most 40 s
+# and prints how long it took; sets rc to its exit status.
+stop_run() {
+    local name=$1 step=$2 what=$3 job t0; shift 3
+    "$@" > "$WORK/$name.log" 2>&1 &
+    job=$!
+    wait_step "$name" "$step" || fail "$name: no step $step"
+    t0=$(date +%s.%N)
+    kill -TERM $job
+    wait_gone $job 40 || { fail "$name: still running 40 s after SIGTERM"; kill -KILL $job; }
+    wait $job; rc=$?
+    echo "$what: exited after $(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5) s with status $rc"
+}
 # check_resume NAME LOG RC WANT_RC: the interrupted run NAME left a complete
 # checkpoint, and resuming it gives the uninterrupted losses.
 check_resume() {
@@ -69,27 +83,13 @@ grep -q 'a SIGTERM to mpirun would lose the work' "$WORK/warn.log" &&
 # A. SIGTERM to plain mpirun, the kill timeout sized for a step + a save +
 # 2 s (twice the measured step + 6 s: 8 s here, more under ASan)
 T=$(awk -v ms="$ms" 'BEGIN { printf "%d", 2 * ms / 1000 + 6 }')
-OMPI_MCA_odls_base_sigkill_timeout=$T "$MPIRUN" -np 2 "$CTRAIN" train "$C" $(run_dir direct) \
-    > "$WORK/direct.log" 2>&1 &
-job=$!
-wait_step direct 1 || fail "direct: no step 1"
-t0=$(date +%s.%N)
-kill -TERM $job
-wait_gone $job 40 || { fail "direct: mpirun still running 40 s after SIGTERM"; kill -KILL $job; }
-wait $job; rc=$?
-echo "A. SIGTERM to mpirun (kill timeout $T s): exited after $(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5) s with status $rc"
+stop_run direct 1 "A. SIGTERM to mpirun (kill timeout $T s)" \
+    env OMPI_MCA_odls_base_sigkill_timeout=$T "$MPIRUN" -np 2 "$CTRAIN" train "$C" $(run_dir direct)
 grep -q 'would lose the work' "$WORK/direct.log" && fail "direct: warned with a sufficient timeout" || pass
 check_resume direct "$WORK/direct.log" "$rc" 1
 
 # B. SIGTERM to launch/mpirun.sh
-bash "$LAUNCH" "$C" -- $(run_dir wrapped) > "$WORK/wrapped.log" 2>&1 &
-job=$!
-wait_step wrapped 2 || fail "wrapped: no step 2"
-t0=$(date +%s.%N)
-kill -TERM $job
-wait_gone $job 40 || { fail "wrapped: still running 40 s after SIGTERM"; kill -KILL $job; }
-wait $job; rc=$?
-echo "B. SIGTERM to launch/mpirun.sh: exited after $(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5) s with status $rc"
+stop_run wrapped 2 "B. SIGTERM to launch/mpirun.sh" bash "$LAUNCH" "$C" -- $(run_dir wrapped)
 grep -q 'would lose the work' "$WORK/wrapped.log" && fail "wrapped: warned under launch/mpirun.sh" || pass
 check_resume wrapped "$WORK/wrapped.log" "$rc" 75
 
