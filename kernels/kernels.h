@@ -109,6 +109,8 @@ void ct_gelu_backward(float *dinp /* += */, const float *inp, const float *dout,
 
 /* ---- residual: out = a + b ---------------------------------------------- */
 void ct_residual_forward(float *out, const float *a, const float *b, long n);
+/* out (N, C) = inp + bias (C); bias may be NULL; out may equal inp. */
+void ct_add_bias(float *out, const float *inp, const float *bias, int N, int C);
 /* da += dout and db += dout. */
 void ct_residual_backward(float *da, float *db, const float *dout, long n);
 
@@ -139,6 +141,14 @@ void ct_xent_partial_sumexp(float *sumexp, const float *logits, const float *row
                             int Vl, int Vpl);
 void ct_xent_partial_target(float *tlogit, const float *logits, const int32_t *targets, int N,
                             int v_start, int Vl, int Vpl);
+/* The statistics and combination of the CUDA path's vocab-parallel
+ * cross-entropy (ct_cuda_xent_vp_*; one all-gather instead of three
+ * all-reduces): stats (N, 3) = the shard's row max over its Vl real
+ * columns, sum of exp(x - max), target logit or 0; finish combines
+ * all_stats (tp, N, 3) in rank order into lse and losses. */
+void ct_xent_vp_stats(float *stats, const float *logits, const int32_t *targets, int N,
+                      int v_start, int Vl, int Vpl);
+void ct_xent_vp_finish(float *losses, float *lse, const float *all_stats, int N, int tp);
 /* Backward of a shard, in place; ct_xent_backward is v_start 0, Vl = V. */
 void ct_xent_backward_vp(float *logits_to_dlogits, const float *lse, const int32_t *targets,
                          const float *dloss, int N, int v_start, int Vl, int Vpl);
@@ -226,6 +236,10 @@ void ct_cuda_stream_wait_event(void *stream, void *event);
 /* fp32 <-> bf16 (round to nearest even). */
 void ct_cuda_f32_to_bf16(ct_bf16_t *dst, const float *src, long n, void *stream);
 void ct_cuda_bf16_to_f32(float *dst, const ct_bf16_t *src, long n, void *stream);
+/* out (N, C) bf16 = inp (fp32) + bias (C, bf16; NULL: none), rounded to
+ * nearest even (CPU twin: ct_add_bias). */
+void ct_cuda_bias_to_bf16(ct_bf16_t *out, const float *inp, const ct_bf16_t *bias, int N, int C,
+                          void *stream);
 
 /* ---- encoder.cu -------------------------------------------------------- */
 /* out[b,t,:] = wte[inp[b,t],:] + wpe[t,:] (fp32 residual stream). */
@@ -235,6 +249,14 @@ void ct_cuda_encoder_forward(float *out, const int32_t *inp, const ct_bf16_t *wt
  * order is not fixed); dwpe is deterministic. */
 void ct_cuda_encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *inp,
                               int B, int T, int C, void *stream);
+/* Vocab-parallel twins of ct_encoder_forward_vp / ct_encoder_backward_vp:
+ * wte rows [v_start, v_start + v_count) only; wpe and dwpe may be NULL. */
+void ct_cuda_encoder_forward_vp(float *out, const int32_t *inp, const ct_bf16_t *wte_shard,
+                                const ct_bf16_t *wpe, int B, int T, int C, int v_start,
+                                int v_count, void *stream);
+void ct_cuda_encoder_backward_vp(float *dwte_shard, float *dwpe, const float *dout,
+                                 const int32_t *inp, int B, int T, int C, int v_start,
+                                 int v_count, void *stream);
 
 /* ---- layernorm.cu (eps 1e-5) ------------------------------------------- */
 void ct_cuda_layernorm_forward(ct_bf16_t *out, float *mean, float *rstd, const float *inp,
@@ -286,6 +308,14 @@ void ct_cuda_matmul_backward(ct_cuda_t *ctx, ct_bf16_t *dinp, float *dweight, fl
                              const ct_bf16_t *weight, const ct_bf16_t *pre_gelu, float *scratch,
                              int N, int C, int OC, void *stream);
 long ct_cuda_matmul_scratch_floats(int N, int OC);
+/* Tensor-parallel partial products in fp32 (no bias, no epilogue), to be
+ * summed over the TP group before rounding: out (N, OC) = inp @ weight^T
+ * (a row-parallel forward), dinp (N, C) = dout @ weight (a column-parallel
+ * input gradient). Overwritten. */
+void ct_cuda_matmul_forward_f32(ct_cuda_t *ctx, float *out, const ct_bf16_t *inp,
+                                const ct_bf16_t *weight, int N, int C, int OC, void *stream);
+void ct_cuda_matmul_dinp_f32(ct_cuda_t *ctx, float *dinp, const ct_bf16_t *dout,
+                             const ct_bf16_t *weight, int N, int C, int OC, void *stream);
 
 /* ---- attention.cu (plain CUDA) and attention_cudnn.cu (cuDNN SDPA) -------
  * Causal self-attention on qkv in the CPU layout (B,T,3C): q, k, v heads
@@ -323,6 +353,19 @@ long ct_cuda_attention_scratch_floats(int B, int T, int NH);
  * dloss == 0 the logits are left as they are (evaluation). */
 void ct_cuda_xent_forward_backward(float *losses, ct_bf16_t *logits, const int32_t *targets,
                                    float dloss, int N, int V, int Vp, void *stream);
+/* The vocab-parallel cross-entropy of a TP shard (N, Vpl) holding ids
+ * [v_start, v_start + Vpl), the first Vl real (CPU twins: ct_xent_vp_*).
+ * stats (N, 3) fp32: the shard's row max, sum of exp(x - max) and the
+ * target's logit (0 when another rank holds it). The TP group all-gathers
+ * the stats in rank order into all_stats (tp, N, 3); finish turns them into
+ * lse (N) and losses (N), the same bits on every rank. backward overwrites
+ * the shard with dlogits = (softmax - onehot) * dloss, 0 in the padding. */
+void ct_cuda_xent_vp_stats(float *stats, const ct_bf16_t *logits, const int32_t *targets, int N,
+                           int v_start, int Vl, int Vpl, void *stream);
+void ct_cuda_xent_vp_finish(float *losses, float *lse, const float *all_stats, int N, int tp,
+                            void *stream);
+void ct_cuda_xent_vp_backward(ct_bf16_t *logits, const float *lse, const int32_t *targets,
+                              float dloss, int N, int v_start, int Vl, int Vpl, void *stream);
 
 /* ---- adamw.cu ------------------------------------------------------------
  * AdamW on n fp32 master weights with fp32 gradients and moments; the

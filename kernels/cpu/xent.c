@@ -115,3 +115,35 @@ void ct_xent_forward_ref(float *losses, float *lse, const float *logits, const i
         losses[n] = lse[n] - x[targets[n]];
     }
 }
+
+void ct_xent_vp_stats(float *stats, const float *logits, const int32_t *targets, int N,
+                      int v_start, int Vl, int Vpl)
+{
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = logits + (long)n * Vpl;
+        float mx = -INFINITY, sum = 0.0f;
+        for (int j = 0; j < Vl; j++)
+            if (x[j] > mx) mx = x[j];
+        for (int j = 0; j < Vl; j++) sum += expf(x[j] - mx);
+        int t = targets[n] - v_start;
+        stats[(long)n * 3 + 0] = mx;
+        stats[(long)n * 3 + 1] = sum;
+        stats[(long)n * 3 + 2] = t >= 0 && t < Vl ? x[t] : 0.0f;
+    }
+}
+
+void ct_xent_vp_finish(float *losses, float *lse, const float *all_stats, int N, int tp)
+{
+    for (int n = 0; n < N; n++) {
+        float mx = -INFINITY, sum = 0.0f, tl = 0.0f;
+        for (int r = 0; r < tp; r++) mx = fmaxf(mx, all_stats[((long)r * N + n) * 3]);
+        for (int r = 0; r < tp; r++) {
+            const float *st = all_stats + ((long)r * N + n) * 3;
+            sum += st[0] > -INFINITY ? st[1] * expf(st[0] - mx) : st[1];
+            tl += st[2];
+        }
+        lse[n] = mx + logf(sum);
+        losses[n] = lse[n] - tl;
+    }
+}

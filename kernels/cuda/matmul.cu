@@ -40,8 +40,11 @@
 
 /* ---- algorithm cache ----------------------------------------------------- */
 
-enum { CT__MM_FWD = 0, CT__MM_DINP = 1, CT__MM_DWEIGHT = 2 };
-static const char *const ct__mm_kind_name[] = {"forward", "backward dinp", "backward dweight"};
+/* The kind names the product and its output type (a cached algorithm is
+ * valid for one D type only). */
+enum { CT__MM_FWD = 0, CT__MM_DINP = 1, CT__MM_DWEIGHT = 2, CT__MM_FWD_F32 = 3, CT__MM_DINP_F32 = 4 };
+static const char *const ct__mm_kind_name[] = {"forward", "backward dinp", "backward dweight",
+                                               "forward (fp32 out)", "backward dinp (fp32 out)"};
 
 struct ct__mm_key {
     cublasLtHandle_t lt;
@@ -409,4 +412,59 @@ extern "C" void ct_cuda_matmul_backward(ct_cuda_t *ctx, ct_bf16_t *dinp, float *
     c.beta = 1.0f;
     c.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
     ct__mm_run(ctx, c, N, C, OC, s);
+}
+
+/* The tensor-parallel partial sums: fp32 outputs, no epilogue (the same
+ * bf16 x bf16 -> fp32 product as dweight), summed over the TP group before
+ * they are rounded to bf16. */
+extern "C" void ct_cuda_matmul_forward_f32(ct_cuda_t *ctx, float *out, const ct_bf16_t *inp,
+                                           const ct_bf16_t *weight, int N, int C, int OC,
+                                           void *stream)
+{
+    CT_ASSERT(ctx && out && inp && weight);
+    CT_ASSERT(N > 0 && C > 0 && OC > 0);
+    ct__mm_call c;
+    memset(&c, 0, sizeof c);
+    c.kind = CT__MM_FWD_F32;
+    c.ta = CUBLAS_OP_T;
+    c.tb = CUBLAS_OP_N;
+    c.m = OC;
+    c.n = N;
+    c.k = C;
+    c.A = weight;
+    c.lda = C;
+    c.B = inp;
+    c.ldb = C;
+    c.D = out;
+    c.d_type = CUDA_R_32F;
+    c.ldd = OC;
+    c.beta = 0.0f;
+    c.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+    ct__mm_run(ctx, c, N, C, OC, ct__stream(stream));
+}
+
+extern "C" void ct_cuda_matmul_dinp_f32(ct_cuda_t *ctx, float *dinp, const ct_bf16_t *dout,
+                                        const ct_bf16_t *weight, int N, int C, int OC,
+                                        void *stream)
+{
+    CT_ASSERT(ctx && dinp && dout && weight);
+    CT_ASSERT(N > 0 && C > 0 && OC > 0);
+    ct__mm_call c;
+    memset(&c, 0, sizeof c);
+    c.kind = CT__MM_DINP_F32;
+    c.ta = CUBLAS_OP_N;
+    c.tb = CUBLAS_OP_N;
+    c.m = C;
+    c.n = N;
+    c.k = OC;
+    c.A = weight;
+    c.lda = C;
+    c.B = dout;
+    c.ldb = OC;
+    c.D = dinp;
+    c.d_type = CUDA_R_32F;
+    c.ldd = C;
+    c.beta = 0.0f;
+    c.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+    ct__mm_run(ctx, c, N, C, OC, ct__stream(stream));
 }

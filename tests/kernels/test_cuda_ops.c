@@ -631,6 +631,16 @@ static void test_matmul(int N, int C, int OC)
     for (long i = 0; i < nw; i++) dw_exp[i] += dw1[i];
     for (int i = 0; i < OC; i++) db_exp[i] += db1[i];
     cmp_bf16(tag, "bwd dinp", d_dinp, dinp1, nin, C, tol_x(TOL_MM_BF16, s_dinp));
+    { /* the tensor-parallel partial products: fp32 out, no bias */
+        float *d_f = d_alloc((size_t)(nin > nout ? nin : nout) * 4, "mm f32 out");
+        d_fill_nan(d_f, (size_t)nout * 4);
+        ct_cuda_matmul_forward_f32(ctx, d_f, d_inp, d_w, N, C, OC, NULL);
+        cmp_f32(tag, "fwd out (fp32, tp partial)", d_f, out_nb, nout, OC, tol_x(TOL_MM_F32, s_fwd));
+        d_fill_nan(d_f, (size_t)nin * 4);
+        ct_cuda_matmul_dinp_f32(ctx, d_f, d_dout, d_w, N, C, OC, NULL);
+        cmp_f32(tag, "bwd dinp (fp32, tp partial)", d_f, dinp1, nin, C, tol_x(TOL_MM_F32, s_dinp));
+        d_free(d_f);
+    }
     cmp_f32(tag, "bwd dweight (+= 1)", d_dw, dw_exp, nw, C, t_dw);
     cmp_f32(tag, "bwd dbias (+= 1)", d_db, db_exp, OC, 0, t_db);
 
@@ -785,6 +795,148 @@ static void test_xent(int N, int V, int Vp)
     }
     d_free(d_log), d_free(d_tgt), d_free(d_loss);
     free(logits), free(bits), free(got), free(tgt), free(loss), free(lse), free(dloss), free(dlog);
+}
+
+/* ---- tensor parallelism: vocab-parallel embedding and cross-entropy, bias rounding ---- */
+
+/* The shard [v_start, v_start + v_count) of a (Vp, C) table, against the CPU
+ * twins; wpe only on the first shard, as rank 0 adds it. */
+static void test_encoder_vp(int B, int T, int C, int Vp, int tp)
+{
+    long N = (long)B * T;
+    int Vpl = Vp / tp;
+    int32_t *ids = h_alloc((size_t)N * 4);
+    for (long i = 0; i < N; i++) ids[i] = (int32_t)ct_rng_below(&rng, (uint64_t)Vp);
+    float *wte = h_randn_bf((long)Vp * C, 1.0f, 0.0f), *wpe = h_randn_bf((long)T * C, 1.0f, 0.0f);
+    int32_t *d_ids = d_up_i32(ids, N, "encvp ids");
+    for (int r = 0; r < tp; r++) {
+        char tag[96];
+        snprintf(tag, sizeof tag, "encoder_vp B=%d T=%d C=%d Vp=%d shard %d/%d", B, T, C, Vp, r,
+                 tp);
+        const float *shard = wte + (long)r * Vpl * C, *pe = r == 0 ? wpe : NULL;
+        float *out = h_f(N * C);
+        ct_encoder_forward_vp(out, ids, shard, pe, B, T, C, r * Vpl, Vpl);
+        ct_bf16_t *d_wte = d_up_bf16(shard, (long)Vpl * C, "encvp wte");
+        ct_bf16_t *d_wpe = pe ? d_up_bf16(pe, (long)T * C, "encvp wpe") : NULL;
+        float *d_out = d_alloc((size_t)N * C * 4, "encvp out");
+        d_fill_nan(d_out, (size_t)N * C * 4);
+        ct_cuda_encoder_forward_vp(d_out, d_ids, d_wte, d_wpe, B, T, C, r * Vpl, Vpl, NULL);
+        cmp_f32(tag, "fwd out", d_out, out, N * C, C, TOL_ENC_FWD);
+
+        float *dout = h_randn(N * C, 1.0f, 0.0f);
+        float *dwte = h_randn((long)Vpl * C, 1.0f, 0.0f), *dwpe = h_randn((long)T * C, 1.0f, 0.0f);
+        float *d_dout = d_up_f32(dout, N * C, "encvp dout");
+        float *d_dwte = d_up_f32(dwte, (long)Vpl * C, "encvp dwte");
+        float *d_dwpe = d_up_f32(dwpe, (long)T * C, "encvp dwpe");
+        float *dwpe_before = h_copy(dwpe, (long)T * C);
+        ct_encoder_backward_vp(dwte, pe ? dwpe : NULL, dout, ids, B, T, C, r * Vpl, Vpl);
+        ct_cuda_encoder_backward_vp(d_dwte, pe ? d_dwpe : NULL, d_dout, d_ids, B, T, C, r * Vpl,
+                                    Vpl, NULL);
+        cmp_f32(tag, "bwd dwte shard (+=)", d_dwte, dwte, (long)Vpl * C, C, TOL_ENC_BWD);
+        cmp_f32(tag, pe ? "bwd dwpe (+=)" : "bwd dwpe NULL: untouched", d_dwpe,
+                pe ? dwpe : dwpe_before, (long)T * C, C, pe ? TOL_ENC_BWD : TOL_EXACT);
+        d_free(d_wte), d_free(d_wpe), d_free(d_out), d_free(d_dout), d_free(d_dwte);
+        d_free(d_dwpe);
+        free(out), free(dout), free(dwte), free(dwpe), free(dwpe_before);
+    }
+    d_free(d_ids);
+    free(ids), free(wte), free(wpe);
+}
+
+/* The vocabulary [0, V) padded to Vp and split over tp shards: each shard's
+ * statistics against the CPU twin, the combination against the CPU twin and
+ * the unsplit cross-entropy, and each shard's dlogits against the CPU. */
+static void test_xent_vp(int N, int V, int Vp, int tp)
+{
+    char tag[96];
+    snprintf(tag, sizeof tag, "xent_vp N=%d V=%d Vp=%d tp=%d", N, V, Vp, tp);
+    const int Vpl = Vp / tp;
+    long nl = (long)N * Vp;
+    float *full = h_randn_bf(nl, 3.0f, 0.0f);
+    int32_t *tgt = h_alloc((size_t)N * 4);
+    for (int i = 0; i < N; i++) tgt[i] = (int32_t)ct_rng_below(&rng, (uint64_t)V);
+    tgt[0] = V - 1;
+    float *loss_ref = h_f(N), *lse_ref = h_f(N);
+    ct_xent_forward_ref(loss_ref, lse_ref, full, tgt, N, V, Vp);
+    float *all = h_f((long)tp * N * 3), *shard = h_f((long)N * Vpl);
+    float *d_all = d_alloc((size_t)tp * N * 3 * 4, "xentvp all stats");
+    int32_t *d_tgt = d_up_i32(tgt, N, "xentvp targets");
+    ct_bf16_t **d_sh = calloc((size_t)tp, sizeof *d_sh);
+    CT_ASSERT(d_sh != NULL);
+    for (int r = 0; r < tp; r++) {
+        int v_start = r * Vpl, vl = V - v_start;
+        vl = vl < 0 ? 0 : vl > Vpl ? Vpl : vl;
+        for (int i = 0; i < N; i++) /* padding columns hold garbage */
+            for (int j = 0; j < Vpl; j++)
+                shard[(long)i * Vpl + j] = j < vl ? full[(long)i * Vp + v_start + j]
+                                                  : ((j & 1) ? NAN : 1e30f);
+        d_sh[r] = d_up_bf16(shard, (long)N * Vpl, "xentvp shard");
+        ct_xent_vp_stats(all + (long)r * N * 3, shard, tgt, N, v_start, vl, Vpl);
+        d_fill_nan(d_all + (long)r * N * 3, (size_t)N * 3 * 4);
+        ct_cuda_xent_vp_stats(d_all + (long)r * N * 3, d_sh[r], d_tgt, N, v_start, vl, Vpl,
+                              NULL);
+        /* an empty shard's max is -inf on both sides: compare the others */
+        float *g = h_f((long)N * 3);
+        down_f32(g, d_all + (long)r * N * 3, (long)N * 3);
+        long inf_mismatch = 0;
+        for (long i = 0; i < (long)N * 3; i++)
+            if (isinf(all[(long)r * N * 3 + i]) || isinf(g[i])) {
+                inf_mismatch += g[i] != all[(long)r * N * 3 + i];
+                g[i] = all[(long)r * N * 3 + i] = 0.0f;
+            }
+        CHECK_MSG(inf_mismatch == 0, "%s shard %d: %ld infinite stats differ", tag, r,
+                  inf_mismatch);
+        compare(tag, "stats (max, sumexp, target)", g, all + (long)r * N * 3, (long)N * 3, 3,
+                TOL_XENT_LOSS);
+        /* the stats the device computed feed both combinations below */
+        down_f32(all + (long)r * N * 3, d_all + (long)r * N * 3, (long)N * 3);
+        free(g);
+    }
+    float *loss = h_f(N), *lse = h_f(N);
+    ct_xent_vp_finish(loss, lse, all, N, tp);
+    compare(tag, "cpu finish vs unsplit losses", loss, loss_ref, N, 0, TOL_XENT_LOSS);
+    float *d_loss = d_alloc((size_t)N * 4, "xentvp losses"), *d_lse = d_alloc((size_t)N * 4, "xentvp lse");
+    d_fill_nan(d_loss, (size_t)N * 4), d_fill_nan(d_lse, (size_t)N * 4);
+    ct_cuda_xent_vp_finish(d_loss, d_lse, d_all, N, tp, NULL);
+    cmp_f32(tag, "finish losses", d_loss, loss, N, 0, TOL_XENT_LOSS);
+    cmp_f32(tag, "finish lse", d_lse, lse, N, 0, TOL_XENT_LOSS);
+
+    float dl = 1.0f / (float)N, *dloss = h_f(N);
+    for (int i = 0; i < N; i++) dloss[i] = dl;
+    for (int r = 0; r < tp; r++) {
+        int v_start = r * Vpl, vl = V - v_start;
+        vl = vl < 0 ? 0 : vl > Vpl ? Vpl : vl;
+        down_bf16(shard, d_sh[r], (long)N * Vpl);
+        ct_xent_backward_vp(shard, lse, tgt, dloss, N, v_start, vl, Vpl);
+        ct_cuda_xent_vp_backward(d_sh[r], d_lse, d_tgt, dl, N, v_start, vl, Vpl, NULL);
+        cmp_bf16(tag, "bwd dlogits shard", d_sh[r], shard, (long)N * Vpl, Vpl,
+                 tol_x(TOL_XENT_DLOGITS, dl));
+        d_free(d_sh[r]);
+    }
+    d_free(d_all), d_free(d_tgt), d_free(d_loss), d_free(d_lse);
+    free(d_sh), free(full), free(tgt), free(loss_ref), free(lse_ref), free(all), free(shard);
+    free(loss), free(lse), free(dloss);
+}
+
+static void test_bias_bf16(int N, int C)
+{
+    char tag[64];
+    snprintf(tag, sizeof tag, "bias_to_bf16 N=%d C=%d", N, C);
+    float *inp = h_randn((long)N * C, 2.0f, 0.0f), *bias = h_randn_bf(C, 1.0f, 0.0f);
+    float *want = h_f((long)N * C), *want_nb = h_f((long)N * C);
+    ct_add_bias(want, inp, bias, N, C);
+    ct_add_bias(want_nb, inp, NULL, N, C);
+    for (long i = 0; i < (long)N * C; i++) want[i] = round_bf(want[i]), want_nb[i] = round_bf(want_nb[i]);
+    float *d_inp = d_up_f32(inp, (long)N * C, "bias inp");
+    ct_bf16_t *d_bias = d_up_bf16(bias, C, "bias"), *d_out = d_alloc((size_t)N * C * 2, "bias out");
+    d_fill_nan(d_out, (size_t)N * C * 2);
+    ct_cuda_bias_to_bf16(d_out, d_inp, d_bias, N, C, NULL);
+    cmp_bf16(tag, "out (bias)", d_out, want, (long)N * C, C, TOL_EXACT);
+    d_fill_nan(d_out, (size_t)N * C * 2);
+    ct_cuda_bias_to_bf16(d_out, d_inp, NULL, N, C, NULL);
+    cmp_bf16(tag, "out (no bias)", d_out, want_nb, (long)N * C, C, TOL_EXACT);
+    d_free(d_inp), d_free(d_bias), d_free(d_out);
+    free(inp), free(bias), free(want), free(want_nb);
 }
 
 /* ---- sumsq ---------------------------------------------------------------------------- */
@@ -1013,6 +1165,15 @@ int main(void)
     test_xent(7, 50, 128);
     test_xent(37, 1000, 1024);
     test_xent(4, 50257, 50304);
+
+    /* tensor parallelism: shards of odd sizes, one with no real columns */
+    test_encoder_vp(2, 7, 64, 256, 2);
+    test_encoder_vp(3, 5, 37, 384, 3);
+    test_xent_vp(7, 50, 256, 2);     /* shard 1 has no real column */
+    test_xent_vp(37, 1000, 1152, 3);
+    test_xent_vp(4, 50257, 50304, 4);
+    test_bias_bf16(1, 37);
+    test_bias_bf16(37, 96);
 
     test_sumsq(0);
     test_sumsq(1);
