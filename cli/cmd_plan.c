@@ -27,15 +27,16 @@ static const char plan_usage[] =
     "picks the path: cuda the GPU path, cpu the CPU path, auto both. Ranks of\n"
     "the same shape share one table.\n"
     "\n"
-    "  --sp           plan sequence parallelism (the GPU path with parallel.tp > 1)\n"
+    "  --sp           plan sequence parallelism (the GPU path with parallel.tp > 1;\n"
+    "                 the default when the config sets parallel.sp: true)\n"
     "  --detail       list every buffer with its shape and how it splits over TP:\n"
     "                 [tp] split by tp, [sp] split by tp under sequence parallelism\n"
     "  --gpu-mem GIB  say whether the GPU plan fits a device of GIB GiB\n"
     "\n"
     "The sizes come from the functions the model allocates with, so the plan is\n"
     "what the GPU path allocates (checked on the CUDA emulator). With\n"
-    "parallel.tp > 1 the GPU plan is the Megatron partitioning a TP GPU run will\n"
-    "allocate; the GPU path runs parallel.tp = 1 so far. Not planned: the CUDA\n"
+    "parallel.tp > 1 the GPU plan is the Megatron partitioning a TP GPU run\n"
+    "allocates. Not planned: the CUDA\n"
     "context, the libraries' own memory (cuBLASLt handle, NCCL buffers, cuDNN's\n"
     "attention workspace), the data loader and allocator rounding. FLOPs are\n"
     "model FLOPs (6 x parameters + attention per token, as the step line's);\n"
@@ -204,10 +205,6 @@ static int plan_path(const ct_config_t *cfg, int gpu, int sp, int detail, double
             snprintf(act_s, sizeof act_s, "recompute %s, sp %s, micro-batch %d x %d",
                      recompute_names[cfg->model.recompute], p->sp ? "on" : "off", p->B, p->T);
             printf("\nGPU path, device memory: %s\n", who);
-            if (!p->allocatable)
-                printf("  note: the plan for the TP GPU path (Megatron partitioning at tp=%d), "
-                       "not yet allocatable:\n        the GPU path runs parallel.tp = 1 so far\n",
-                       tp);
             const char *what[CT_PLAN_NUM_KINDS] = {
                 "fp32 master + bf16 copy", "fp32", opt_s, act_s,
                 "cuBLASLt, reductions, plain attention backward"};
@@ -275,6 +272,7 @@ int ct_cmd_plan(int argc, char **argv)
         return ct_cli_usage_error("plan", "--sp plans the GPU path, but model.device is cpu (the "
                                   "CPU path has no sequence parallelism)");
     }
+    if (gpu && cfg.parallel.sp) sp = 1; /* the config's parallel.sp, as train runs it */
     rc = 1;
     ct_model_plan_t *p = malloc(sizeof *p);
     CT_ASSERT(p != NULL);

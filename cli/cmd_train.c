@@ -89,7 +89,18 @@ int ct_cmd_train(int argc, char **argv)
     ct_config_t cfg;
     ct_status_t st = ct_config_load(a.pos[0], a.sets, a.n_sets, &cfg);
     ct_args_free(&a);
-    if (st != CT_OK) return 1;
+    if (st != CT_OK) {
+        /* Under a launcher every rank read the same config and logs the
+         * same error; meet once before exiting, so mpirun (which tears the
+         * job down at the first non-zero exit) does not cut the others off
+         * before they have said it. */
+        ct_comm_groups_t g0;
+        if (ct_log_world() > 1 && ct_comm_init(0, 1, 30.0, &g0) == CT_OK) {
+            if (ct_comm_barrier(g0.world) != CT_OK) ct_comm_abort(1);
+            ct_comm_finalize(&g0);
+        }
+        return 1;
+    }
     char *yaml = ct_config_to_yaml(&cfg);
     if (yaml && ct_log_rank() == 0) CT_LOG_DEBUG("resolved config:\n%s", yaml);
     free(yaml);

@@ -78,6 +78,7 @@ _Static_assert(CT_DECAY_COSINE == 0 && CT_DECAY_LINEAR == 1 && CT_DECAY_CONSTANT
 static const char *const device_names[] = {"auto", "cpu", "cuda", NULL};
 static const char *const recompute_names[] = {"none", "gelu", "ln_gelu", NULL};
 static const char *const attention_names[] = {"auto", "cudnn", "plain", NULL};
+static const char *const bool_names[] = {"false", "true", NULL}; /* a YAML boolean */
 _Static_assert(CT_DEVICE_CUDA == 2 && CT_RECOMPUTE_LN_GELU == 2 && CT_ATTENTION_PLAIN == 2,
                "name tables follow their enums");
 
@@ -157,6 +158,7 @@ static const field_t config_fields[] = {
 
     F_INT(parallel, dp, "1", 1, 64 * K_),
     F_INT(parallel, tp, "1", 1, K_),
+    F_ENUM(parallel, sp, "false", bool_names),
 
     F_FLT(comm, timeout_s, "300", 0, 0, 1e6, 0), /* the watchdog turns it into a time_t */
     F_INT(comm, bucket_mib, "25", 1, 64 * K_),
@@ -953,6 +955,7 @@ static const char *describe_source(const ct_config_t *cfg, size_t offset, const 
     char val[64], loc[512];
     if (f->type == FT_INT) snprintf(val, sizeof val, "%d", *(const int *)p);
     else if (f->type == FT_INT64) snprintf(val, sizeof val, "%" PRId64, *(const int64_t *)p);
+    else if (f->type == FT_ENUM) snprintf(val, sizeof val, "%s", f->names[*(const int *)p]);
     else snprintf(val, sizeof val, "?");
     if (src && src->origin[i])
         snprintf(buf, n, "%s.%s = %s (from %s)", f->section, f->key, val,
@@ -1018,6 +1021,13 @@ static CT_MUST_USE ct_status_t validate(const ct_config_t *cfg, const srcmap_t *
         CT_LOG_ERROR("config error: %s is not divisible by %s: tensor parallelism splits whole "
                      "heads\n---> HINT: choose parallel.tp among the divisors of n_head",
                      SRC_(model, n_head, a), SRC_(parallel, tp, b));
+        st = CT_ERR_CONFIG;
+    }
+    if (cfg->parallel.sp && cfg->parallel.tp > 1 && cfg->train.seq_len % cfg->parallel.tp != 0) {
+        CT_LOG_ERROR("config error: %s with %s: sequence parallelism splits each sequence over "
+                     "the TP group, but %s does not divide by it\n---> HINT: choose "
+                     "train.seq_len a multiple of parallel.tp, or set parallel.sp: false",
+                     SRC_(parallel, sp, a), SRC_(parallel, tp, b), SRC_(train, seq_len, c));
         st = CT_ERR_CONFIG;
     }
     /* The vocabulary is padded to a multiple of 128 * tp (model/model.h), so

@@ -105,6 +105,8 @@ typedef struct {
 typedef struct {
     int dp;           /* data-parallel ranks [1, 64K] */
     int tp;           /* tensor-parallel ranks (adjacent ranks); world = dp * tp [1, 1K] */
+    int sp;           /* sequence parallelism (GPU path, tp > 1): the LayerNorm/residual
+                       * regions split along the sequence over the TP group: false | true */
 } ct_parallel_config_t;
 
 typedef struct {

@@ -105,6 +105,7 @@ void ct_log_set_rank(int rank, int world)
 }
 
 int ct_log_rank(void) { return log_rank; }
+int ct_log_world(void) { return log_world; }
 
 void ct_log_set_abort_hook(void (*hook)(int code)) { log_abort_hook = hook; }
 

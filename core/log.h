@@ -40,6 +40,8 @@ void ct_log_init(void);
 /* Sets the rank and world shown in each line. */
 void ct_log_set_rank(int rank, int world);
 int ct_log_rank(void);
+/* The world size shown in each line (the launcher's before MPI starts). */
+int ct_log_world(void);
 /* Outside bytes (a config value, a key, a file's field) quoted in a
  * message: s itself when it is at most CT_LOG_CLIP_KEEP bytes, else its
  * first CT_LOG_CLIP_KEEP bytes (not cutting a UTF-8 character) followed by

@@ -109,6 +109,13 @@ typedef struct {
     int32_t *inputs, *targets; /* (N) */
     float *scratch;      /* reductions */
     float *sumsq;        /* (1) gradient sum of squares */
+    /* tensor parallelism only (NULL at tp = 1) */
+    float *tp_f32;       /* (N, C) fp32 partial sums of row-parallel outputs and of
+                          * column-parallel input gradients, before their TP reduce */
+    float *lse;          /* (N) log-sum-exp of the vocab-parallel cross-entropy */
+    float *xstats;       /* (tp, N, 3) every rank's cross-entropy statistics */
+    ct_bf16_t *sp_gather; /* (N, C) sequence parallelism: a LayerNorm output gathered
+                          * over the TP group for the next column-parallel matmul */
 } ct_gpt2_cuda_acts_t;
 #define CT_GPT2_CUDA_NUM_ACTS ((int)(sizeof(ct_gpt2_cuda_acts_t) / sizeof(void *)))
 
@@ -117,9 +124,9 @@ typedef struct {
  * CT_PLAN_MAX_ITEMS): each with its bytes and, in `slot`, the offset of its
  * pointer in ct_gpt2_cuda_acts_t. gpt2_cuda.c allocates exactly these; the
  * planner (model/plan.c) adds them up. With d->tp > 1 the sizes are the
- * Megatron split of a TP GPU path, and sp = 1 adds sequence parallelism
- * (the LayerNorm/residual regions split along the sequence, plus one
- * all-gather buffer, slot SIZE_MAX). */
+ * Megatron split (plus the TP buffers), and sp = 1 adds sequence
+ * parallelism (the LayerNorm/residual regions split along the sequence,
+ * plus the all-gather buffer). Buffers a layout does not use are left out. */
 int ct__gpt2_cuda_act_items(const ct_model_dims_t *d, int B, int T, ct_recompute_t rc, int sp,
                             ct_plan_item_t *it);
 

@@ -7,8 +7,22 @@
  * with the rest of the backward pass (events order the two). The host waits
  * only to read the loss (after each forward with targets) and the gradient
  * norm (at the end of the optimizer step).
- * Left out: tensor parallelism on the GPU (the CPU path has it), and
- * bit-exact reproducibility (the embedding backward uses atomics). */
+ *
+ * Tensor parallelism (tp > 1) is Megatron's partitioning, as on the CPU
+ * path (gpt2_cpu.c): qkv and fc column-parallel, the projections
+ * row-parallel, a vocab-parallel embedding and LM head with the parallel
+ * cross-entropy. The TP collectives are NCCL calls on the compute stream
+ * (the next op needs their result). Partial sums cross the TP group in
+ * fp32 and are rounded to bf16 once, after the sum, as the single-GPU
+ * matmul rounds its one sum, so a TP run follows the single-GPU run to
+ * fp32 reordering. With sequence parallelism (parallel.sp) the
+ * LayerNorm/residual regions hold this rank's N/tp tokens: each TP
+ * all-reduce becomes a reduce-scatter, and each LayerNorm output is
+ * all-gathered before the column-parallel matmul that reads it (again in
+ * the backward, for the weight gradient); the LayerNorm weight gradients
+ * are then partial per rank and are summed over the TP group once per step.
+ * Left out: bit-exact reproducibility (the embedding backward uses
+ * atomics), overlapping the TP collectives with compute. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,12 +52,15 @@ typedef struct {
     int recompute, stochastic, zero;
     int last_B, last_T;
     float *host_losses;  /* (N) */
-    float *host_row;     /* (Vp) */
-    ct_bf16_t *host_row_bf; /* (Vp) */
-    ct_comm_groups_t dev; /* NCCL groups (dp > 1) */
+    float *host_row;     /* (Vpl) */
+    ct_bf16_t *host_row_bf; /* (Vpl) */
+    ct_comm_groups_t dev; /* NCCL groups (dp > 1 or tp > 1) */
     int have_dev;
+    ct_comm_t *dpc, *tpc; /* dev.dp for dp > 1, dev.tp for tp > 1, else NULL */
+    int sp;               /* sequence parallelism (tp > 1) */
     int reduce_started;  /* layers already reduced during this backward */
     size_t alloc_bytes;
+    size_t act_bytes, ln_region_bytes; /* activations; of them the LayerNorm/residual regions */
     double t0;           /* when the running optimizer step began */
 } gpt2_cuda_t;
 
@@ -66,11 +83,13 @@ static CT_MUST_USE ct_status_t gpu_alloc_acts(gpt2_cuda_t *G, const ct_model_dim
 {
     ct_status_t st;
     ct_plan_item_t it[CT_PLAN_MAX_ITEMS];
-    int n = ct__gpt2_cuda_act_items(d, B, T, (ct_recompute_t)G->recompute, 0, it);
-    CT_ASSERT(n == CT_GPT2_CUDA_NUM_ACTS);
+    int n = ct__gpt2_cuda_act_items(d, B, T, (ct_recompute_t)G->recompute, G->sp, it);
     for (int i = 0; i < n; i++) {
         void **slot = (void **)((char *)&G->a + it[i].slot);
         if ((st = gpu_alloc(G, slot, it[i].bytes, it[i].name)) != CT_OK) return st;
+        if (it[i].kind == CT_PLAN_ACTS) G->act_bytes += it[i].bytes;
+        if (it[i].kind == CT_PLAN_ACTS && it[i].region == CT_PLAN_SP)
+            G->ln_region_bytes += it[i].bytes;
     }
     return CT_OK;
 }
@@ -97,6 +116,7 @@ static CT_MUST_USE ct_status_t gpu_setup(ct_model_t *m, ct_optim_t *o, const ct_
     G->recompute = (int)cfg->model.recompute;
     G->stochastic = cfg->optim.stochastic_rounding;
     G->zero = o->zero;
+    G->sp = d->tp > 1 && cfg->parallel.sp;
 
     const size_t np = m->num_params, padded = np + CT_MODEL_PAD_FLOATS;
     GA(G->master, padded, float, "master weights");
@@ -107,26 +127,26 @@ static CT_MUST_USE ct_status_t gpu_setup(ct_model_t *m, ct_optim_t *o, const ct_
     CT_GPT2_POINT(&G->p, G->params, m->offsets);
     CT_GPT2_POINT(&G->g, G->grads, m->offsets);
     if ((st = gpu_alloc_acts(G, d, B, T)) != CT_OK) return st;
-    if ((st = ct_cuda_attention_prepare(G->ctx, B, T, d->NH, d->C / d->NH)) != CT_OK) {
+    const int NHl = d->NHl, HS = d->C / d->NH;
+    if ((st = ct_cuda_attention_prepare(G->ctx, B, T, NHl, HS)) != CT_OK) {
         if (cfg->model.attention == CT_ATTENTION_CUDNN) {
             CT_LOG_ERROR("model.attention is cudnn but cuDNN rejects attention at B=%d T=%d "
                          "NH=%d HS=%d (CT_LOG_LEVEL=debug shows cuDNN's reason)\n---> HINT: set "
                          "model.attention: auto to fall back to the plain CUDA attention",
-                         B, T, d->NH, d->C / d->NH);
+                         B, T, NHl, HS);
             return st;
         }
         /* a shape cuDNN cannot do is no error under auto: one line, then the
          * plain kernels */
         CT_LOG_INFO_R0("cuDNN attention does not support B=%d T=%d NH=%d HS=%d; using the plain "
-                       "CUDA attention (CT_LOG_LEVEL=debug shows cuDNN's reason)", B, T, d->NH,
-                       d->C / d->NH);
+                       "CUDA attention (CT_LOG_LEVEL=debug shows cuDNN's reason)", B, T, NHl, HS);
         ct_cuda_set_attn_impl(G->ctx, CT_ATTN_PLAIN);
-        if ((st = ct_cuda_attention_prepare(G->ctx, B, T, d->NH, d->C / d->NH)) != CT_OK)
+        if ((st = ct_cuda_attention_prepare(G->ctx, B, T, NHl, HS)) != CT_OK)
             return st;
     }
     G->host_losses = malloc((size_t)B * T * sizeof(float));
-    G->host_row = malloc((size_t)d->Vp * sizeof(float));
-    G->host_row_bf = malloc((size_t)d->Vp * sizeof(ct_bf16_t));
+    G->host_row = malloc((size_t)d->Vpl * sizeof(float));
+    G->host_row_bf = malloc((size_t)d->Vpl * sizeof(ct_bf16_t));
     if (!G->host_losses || !G->host_row || !G->host_row_bf) {
         CT_LOG_ERROR("out of host memory for the GPU model's staging buffers");
         return CT_ERR_NO_MEMORY;
@@ -141,17 +161,24 @@ static CT_MUST_USE ct_status_t gpu_setup(ct_model_t *m, ct_optim_t *o, const ct_
     ct_cuda_copy(G->v, o->v, o->count * sizeof(float), G->stream);
     ct_cuda_stream_sync(G->stream);
 
-    if (g && g->dp_size > 1) {
+    if (g && (g->dp_size > 1 || g->tp_size > 1)) {
         if ((st = ct_comm_device_groups_init(g, &G->dev)) != CT_OK) return st;
         G->have_dev = 1;
+        G->dpc = g->dp_size > 1 ? G->dev.dp : NULL;
+        G->tpc = g->tp_size > 1 ? G->dev.tp : NULL;
     }
+    CT_ASSERT((d->tp > 1) == (G->tpc != NULL));
     if (G->stochastic && o->zero)
         CT_LOG_WARN_R0("optim.stochastic_rounding applies to the weights a rank updates; with "
                        "optim.zero: 1 the gathered weights are rounded to nearest");
-    CT_LOG_INFO_R0("GPU model: %.1f MiB of device memory allocated (recompute %s)",
+    CT_LOG_INFO_R0("GPU model: %.1f MiB of device memory allocated (recompute %s%s); "
+                   "activations %.3f MiB, of them %.3f MiB in the LayerNorm/residual regions",
                    G->alloc_bytes / 1048576.0,
                    G->recompute == CT_RECOMPUTE_NONE ? "none"
-                   : G->recompute == CT_RECOMPUTE_GELU ? "gelu" : "ln_gelu");
+                   : G->recompute == CT_RECOMPUTE_GELU ? "gelu" : "ln_gelu",
+                   d->tp == 1 ? "" : G->sp ? ", tensor parallel with sequence parallelism"
+                                           : ", tensor parallel",
+                   G->act_bytes / 1048576.0, G->ln_region_bytes / 1048576.0);
     return CT_OK;
 }
 
@@ -168,10 +195,17 @@ static void wait_reduces(gpt2_cuda_t *G)
 ct_status_t ct__gpt2_cuda_init(ct_model_t *m, ct_optim_t *o, const ct_config_t *cfg,
                              const ct_comm_groups_t *g, int device, int B, int T)
 {
-    if (m->d.tp > 1) {
-        CT_LOG_ERROR("parallel.tp=%d: tensor parallelism runs on the CPU path only so far\n"
-                     "---> HINT: use parallel.tp: 1 on GPUs (data parallel over NCCL), or "
-                     "model.device: cpu", m->d.tp);
+    const ct_model_dims_t *d = &m->d;
+    if (d->tp > 1 && (4 * d->Cl) % 8 != 0) {
+        /* cuBLASLt's GELU epilogues need the fc width (4C/tp) a multiple of 8 */
+        CT_LOG_ERROR("parallel.tp=%d: each rank's MLP width 4*n_embd/tp = %d is not a multiple "
+                     "of 8, which the GPU path's fused GELU needs\n---> HINT: choose "
+                     "parallel.tp so that n_embd/tp is even", d->tp, 4 * d->Cl);
+        return CT_ERR_UNSUPPORTED;
+    }
+    if (d->tp > 1 && cfg->parallel.sp && d->C % 2 != 0) {
+        CT_LOG_ERROR("parallel.sp with model.n_embd = %d: sequence parallelism needs an even "
+                     "n_embd on the GPU path\n---> HINT: set parallel.sp: false", d->C);
         return CT_ERR_UNSUPPORTED;
     }
     if (m->d.C % m->d.NH != 0 || (m->d.C / m->d.NH) > 128) {
@@ -254,6 +288,149 @@ static void gpt2_cuda_zero_grad(ct_model_t *m)
     ct_cuda_zero(G->grads, m->num_params * sizeof(float), G->stream);
 }
 
+/* ---- tensor-parallel pieces ------------------------------------------------ */
+
+/* A TP collective on the compute stream (the next op reads its result); a
+ * failed one leaves the model state undefined, so the job ends. */
+static void tp_check(ct_model_t *m, ct_status_t st)
+{
+    (void)m;
+    if (st != CT_OK) ct_comm_abort(1);
+}
+
+/* Rows of this rank in a LayerNorm/residual region: all N, or N/tp under
+ * sequence parallelism, starting at row *row0_p of the whole batch. */
+static int sp_rows(const ct_model_t *m, int N, size_t *row0_p)
+{
+    const gpt2_cuda_t *G = m->dev;
+    const int Ns = G->sp ? N / m->d.tp : N;
+    if (row0_p) *row0_p = G->sp ? (size_t)m->d.tp_rank * Ns : 0;
+    return Ns;
+}
+
+/* The TP sum of (N, C) fp32 partials in a->tp_f32: all-reduced in place,
+ * or reduce-scattered (sequence parallelism) so that this rank's N/tp rows
+ * hold their sums. Returns this rank's rows. */
+static float *tp_reduce_rows(ct_model_t *m, int N)
+{
+    gpt2_cuda_t *G = m->dev;
+    const size_t C = (size_t)m->d.C;
+    size_t row0;
+    const int Ns = sp_rows(m, N, &row0);
+    float *buf = G->a.tp_f32;
+    if (!G->sp) {
+        tp_check(m, ct_comm_allreduce(G->tpc, buf, buf, (size_t)N * C, CT_DTYPE_F32, CT_OP_SUM,
+                                      G->stream));
+        return buf;
+    }
+    float *rows = buf + row0 * C;
+    tp_check(m, ct_comm_reduce_scatter(G->tpc, buf, rows, (size_t)Ns * C, CT_DTYPE_F32,
+                                       CT_OP_SUM, G->stream));
+    return rows;
+}
+
+/* Sequence parallelism: gathers the (N/tp, C) bf16 rows of every TP rank
+ * into full (N, C), in place when rows is this rank's block of full. bf16
+ * travels as pairs (C is even, so every block is whole pairs). */
+static void sp_gather_bf16(ct_model_t *m, const ct_bf16_t *rows, ct_bf16_t *full, int N)
+{
+    gpt2_cuda_t *G = m->dev;
+    const size_t n = (size_t)(N / m->d.tp) * (size_t)m->d.C;
+    tp_check(m, ct_comm_allgather(G->tpc, rows, full, n / 2, CT_DTYPE_I32, G->stream));
+}
+
+/* The input of a column-parallel matmul: this LayerNorm output, or under
+ * sequence parallelism the whole batch of it gathered from the TP group. */
+static const ct_bf16_t *col_input(ct_model_t *m, const ct_bf16_t *ln, int N)
+{
+    gpt2_cuda_t *G = m->dev;
+    if (!G->sp) return ln;
+    size_t row0;
+    sp_rows(m, N, &row0);
+    (void)row0;
+    sp_gather_bf16(m, ln, G->a.sp_gather, N);
+    return G->a.sp_gather;
+}
+
+/* A row-parallel matmul (inp (N, Cin) @ w^T + bias) into a->proj, this
+ * rank's rows of the layer output: at tp = 1 one bf16 matmul with the bias
+ * epilogue; under TP the fp32 partials are summed over the group, then the
+ * bias is added and the sum rounded once. */
+static void row_parallel(ct_model_t *m, const ct_bf16_t *inp, const ct_bf16_t *w,
+                         const ct_bf16_t *bias, int N, int Cin)
+{
+    gpt2_cuda_t *G = m->dev;
+    const int C = m->d.C;
+    if (!G->tpc) {
+        ct_cuda_matmul_forward(G->ctx, G->a.proj, NULL, inp, w, bias, N, Cin, C, G->stream);
+        return;
+    }
+    ct_cuda_matmul_forward_f32(G->ctx, G->a.tp_f32, inp, w, N, Cin, C, G->stream);
+    const float *rows = tp_reduce_rows(m, N);
+    ct_cuda_bias_to_bf16(G->a.proj, rows, bias, sp_rows(m, N, NULL), C, G->stream);
+}
+
+/* The backward of a column-parallel matmul (dout (N, OC) from inp (N, C)):
+ * the weight and bias gradients of this rank's shard, and the input
+ * gradient into a->dln, this rank's rows: at tp = 1 one call; under TP the
+ * fp32 partials are summed over the group and rounded once. */
+static void col_parallel_backward(ct_model_t *m, float *dw, float *db, const ct_bf16_t *dout,
+                                  const ct_bf16_t *inp, const ct_bf16_t *w, int N, int OC)
+{
+    gpt2_cuda_t *G = m->dev;
+    const int C = m->d.C;
+    if (!G->tpc) {
+        ct_cuda_matmul_backward(G->ctx, G->a.dln, dw, db, dout, inp, w, NULL, G->a.scratch, N, C,
+                                OC, G->stream);
+        return;
+    }
+    ct_cuda_matmul_backward(G->ctx, NULL, dw, db, dout, inp, w, NULL, G->a.scratch, N, C, OC,
+                            G->stream);
+    ct_cuda_matmul_dinp_f32(G->ctx, G->a.tp_f32, dout, w, N, C, OC, G->stream);
+    const float *rows = tp_reduce_rows(m, N);
+    ct_cuda_f32_to_bf16(G->a.dln, rows, (long)sp_rows(m, N, NULL) * C, G->stream);
+}
+
+/* After a LayerNorm backward wrote this rank's rows of a->dres_bf: under
+ * sequence parallelism, every rank's rows, for the row-parallel backward. */
+static void sp_gather_dres(ct_model_t *m, int N)
+{
+    gpt2_cuda_t *G = m->dev;
+    if (!G->sp) return;
+    size_t row0;
+    sp_rows(m, N, &row0);
+    sp_gather_bf16(m, G->a.dres_bf + row0 * m->d.C, G->a.dres_bf, N);
+}
+
+/* Sequence parallelism: LayerNorm weight gradients from this rank's rows
+ * only, summed over the TP group once per step (they accumulate over
+ * micro-batches in between). tensors: indices into the tensor table, each
+ * either per layer (layer l's slice) or whole. */
+static void sp_sum_ln_grads(ct_model_t *m, const int *tensors, int n, int l)
+{
+    gpt2_cuda_t *G = m->dev;
+    if (!G->sp || !m->grad_sync) return;
+    ct_comm_group_begin();
+    for (int k = 0; k < n; k++) {
+        const int i = tensors[k];
+        size_t len = ct__gpt2_tensor_per_layer(i) ? m->sizes[i] / (size_t)m->d.L : m->sizes[i];
+        float *gi = G->g.t[i] + (ct__gpt2_tensor_per_layer(i) ? (size_t)l * len : 0);
+        tp_check(m, ct_comm_allreduce(G->tpc, gi, gi, len, CT_DTYPE_F32, CT_OP_SUM, G->stream));
+    }
+    tp_check(m, ct_comm_group_end());
+}
+
+/* Waits for the compute stream: bounded by comm.timeout_s when it holds
+ * collectives (a dead TP peer fails the job instead of hanging it). */
+static void compute_sync(gpt2_cuda_t *G)
+{
+    if (G->tpc) {
+        if (ct_comm_sync(G->tpc, G->stream) != CT_OK) ct_comm_abort(1);
+    } else {
+        ct_cuda_stream_sync(G->stream);
+    }
+}
+
 /* ---- forward -------------------------------------------------------------- */
 
 static float gpt2_cuda_forward(ct_model_t *m, const int32_t *inputs, const int32_t *targets, int B,
@@ -261,62 +438,100 @@ static float gpt2_cuda_forward(ct_model_t *m, const int32_t *inputs, const int32
 {
     gpt2_cuda_t *G = m->dev;
     const ct_model_dims_t *d = &m->d;
-    const int L = d->L, C = d->C, NH = d->NH, HS = C / NH, Vp = d->Vp, N = B * T;
+    const int T_in = T;
+    /* Sequence parallelism splits the batch's tokens into tp blocks; a
+     * sampling forward (one row of any length) is padded at the end, which
+     * causal attention keeps from the rows before it. */
+    if (G->sp && (B * T) % d->tp != 0) {
+        CT_ASSERT(B == 1 && !targets);
+        T = (T + d->tp - 1) / d->tp * d->tp;
+    }
+    const int L = d->L, C = d->C, NHl = d->NHl, HS = C / d->NH, Cl = d->Cl, Vpl = d->Vpl;
+    const int N = B * T;
     CT_ASSERT(N <= m->B * m->T && T <= m->T && T <= d->maxT);
     gpu_acts_t *a = &G->a;
     const ct_gpt2_bf16_tensors_t *p = &G->p;
     void *s = G->stream;
-    const size_t NC = (size_t)N * C;
+    const int Ns = sp_rows(m, N, NULL);
+    const size_t NC = (size_t)N * C, NsC = (size_t)Ns * C, NCl = (size_t)N * Cl;
     const int ln_all = G->recompute != CT_RECOMPUTE_LN_GELU, gelu_all = G->recompute == CT_RECOMPUTE_NONE;
 
-    ct_cuda_copy(a->inputs, inputs, (size_t)N * sizeof(int32_t), s);
+    ct_cuda_copy(a->inputs, inputs, (size_t)B * T_in * sizeof(int32_t), s);
+    if (T != T_in) ct_cuda_zero(a->inputs + T_in, (size_t)(T - T_in) * sizeof(int32_t), s);
     if (targets) ct_cuda_copy(a->targets, targets, (size_t)N * sizeof(int32_t), s);
-    ct_cuda_encoder_forward(a->encoded, a->inputs, p->wte, p->wpe, B, T, C, s);
-    ct_cuda_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->encoded, p->ln1w, p->ln1b, N, C, s);
+    if (!G->tpc) {
+        ct_cuda_encoder_forward(a->encoded, a->inputs, p->wte, p->wpe, B, T, C, s);
+    } else {
+        /* vocab-parallel: this rank's rows of wte, positions added on rank 0 */
+        float *partial = G->sp ? a->tp_f32 : a->encoded;
+        ct_cuda_encoder_forward_vp(partial, a->inputs, p->wte, d->tp_rank == 0 ? p->wpe : NULL, B,
+                                   T, C, d->v_start, Vpl, s);
+        if (G->sp)
+            tp_check(m, ct_comm_reduce_scatter(G->tpc, partial, a->encoded, NsC, CT_DTYPE_F32,
+                                               CT_OP_SUM, s));
+        else
+            tp_check(m, ct_comm_allreduce(G->tpc, partial, partial, NC, CT_DTYPE_F32, CT_OP_SUM,
+                                          s));
+    }
+    ct_cuda_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->encoded, p->ln1w, p->ln1b, Ns, C, s);
     for (int l = 0; l < L; l++) {
-        const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * NC;
-        ct_bf16_t *ln1 = a->ln1 + (ln_all ? l * NC : 0), *ln2 = a->ln2 + (ln_all ? l * NC : 0);
-        ct_bf16_t *qkv = a->qkv + l * 3 * NC, *atty = a->atty + l * NC;
-        ct_bf16_t *fch = a->fch + l * 4 * NC, *fchg = a->fch_gelu + (gelu_all ? l * 4 * NC : 0);
-        float *res2 = a->residual2 + l * NC, *res3 = a->residual3 + l * NC;
-        float *stats = a->att_stats + (size_t)l * B * NH * T;
-        ct_cuda_matmul_forward(G->ctx, qkv, NULL, ln1, p->qkvw + (size_t)l * 3 * C * C,
-                               p->qkvb + (size_t)l * 3 * C, N, C, 3 * C, s);
+        const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * NsC;
+        ct_bf16_t *ln1 = a->ln1 + (ln_all ? l * NsC : 0), *ln2 = a->ln2 + (ln_all ? l * NsC : 0);
+        ct_bf16_t *qkv = a->qkv + l * 3 * NCl, *atty = a->atty + l * NCl;
+        ct_bf16_t *fch = a->fch + l * 4 * NCl, *fchg = a->fch_gelu + (gelu_all ? l * 4 * NCl : 0);
+        float *res2 = a->residual2 + l * NsC, *res3 = a->residual3 + l * NsC;
+        float *stats = a->att_stats + (size_t)l * B * NHl * T;
+        ct_cuda_matmul_forward(G->ctx, qkv, NULL, col_input(m, ln1, N),
+                               p->qkvw + (size_t)l * 3 * Cl * C, p->qkvb + (size_t)l * 3 * Cl, N,
+                               C, 3 * Cl, s);
         if (targets)
-            ct_cuda_attention_forward(G->ctx, atty, stats, qkv, B, T, NH, HS, s);
+            ct_cuda_attention_forward(G->ctx, atty, stats, qkv, B, T, NHl, HS, s);
         else /* sampling: any (1, t); no cuDNN plan per length */
-            ct_cuda_attention_forward_plain(atty, stats, qkv, B, T, NH, HS, s);
-        ct_cuda_matmul_forward(G->ctx, a->proj, NULL, atty, p->attprojw + (size_t)l * C * C,
-                               p->attprojb + (size_t)l * C, N, C, C, s);
-        ct_cuda_residual_layernorm_forward(res2, ln2, a->ln2_mean + (size_t)l * N,
-                                           a->ln2_rstd + (size_t)l * N, residual, a->proj,
-                                           p->ln2w + (size_t)l * C, p->ln2b + (size_t)l * C, N, C, s);
-        ct_cuda_matmul_forward(G->ctx, fchg, fch, ln2, p->fcw + (size_t)l * 4 * C * C,
-                               p->fcb + (size_t)l * 4 * C, N, C, 4 * C, s);
-        ct_cuda_matmul_forward(G->ctx, a->proj, NULL, fchg, p->fcprojw + (size_t)l * C * 4 * C,
-                               p->fcprojb + (size_t)l * C, N, 4 * C, C, s);
+            ct_cuda_attention_forward_plain(atty, stats, qkv, B, T, NHl, HS, s);
+        row_parallel(m, atty, p->attprojw + (size_t)l * C * Cl, p->attprojb + (size_t)l * C, N,
+                     Cl);
+        ct_cuda_residual_layernorm_forward(res2, ln2, a->ln2_mean + (size_t)l * Ns,
+                                           a->ln2_rstd + (size_t)l * Ns, residual, a->proj,
+                                           p->ln2w + (size_t)l * C, p->ln2b + (size_t)l * C, Ns, C, s);
+        ct_cuda_matmul_forward(G->ctx, fchg, fch, col_input(m, ln2, N),
+                               p->fcw + (size_t)l * 4 * Cl * C, p->fcb + (size_t)l * 4 * Cl, N, C,
+                               4 * Cl, s);
+        row_parallel(m, fchg, p->fcprojw + (size_t)l * C * 4 * Cl, p->fcprojb + (size_t)l * C, N,
+                     4 * Cl);
         /* residual3 = residual2 + proj, then the next LayerNorm: the next
          * layer's ln1 or the final one */
         if (l + 1 < L) {
-            ct_bf16_t *next = a->ln1 + (ln_all ? (l + 1) * NC : 0);
-            ct_cuda_residual_layernorm_forward(res3, next, a->ln1_mean + (size_t)(l + 1) * N,
-                                               a->ln1_rstd + (size_t)(l + 1) * N, res2, a->proj,
+            ct_bf16_t *next = a->ln1 + (ln_all ? (l + 1) * NsC : 0);
+            ct_cuda_residual_layernorm_forward(res3, next, a->ln1_mean + (size_t)(l + 1) * Ns,
+                                               a->ln1_rstd + (size_t)(l + 1) * Ns, res2, a->proj,
                                                p->ln1w + (size_t)(l + 1) * C,
-                                               p->ln1b + (size_t)(l + 1) * C, N, C, s);
+                                               p->ln1b + (size_t)(l + 1) * C, Ns, C, s);
         } else {
             ct_cuda_residual_layernorm_forward(res3, a->lnf, a->lnf_mean, a->lnf_rstd, res2,
-                                               a->proj, p->lnfw, p->lnfb, N, C, s);
+                                               a->proj, p->lnfw, p->lnfb, Ns, C, s);
         }
     }
-    ct_cuda_matmul_forward(G->ctx, a->logits, NULL, a->lnf, p->wte, NULL, N, C, Vp, s);
+    ct_cuda_matmul_forward(G->ctx, a->logits, NULL, col_input(m, a->lnf, N), p->wte, NULL, N, C,
+                           Vpl, s);
     G->last_B = B;
     G->last_T = T;
     m->last_targets = targets;
-    if (!targets) return 0.0f;
-    ct_cuda_xent_forward_backward(a->losses, a->logits, a->targets, 0.0f, N, d->V, Vp, s);
+    if (!targets) {
+        if (G->tpc) compute_sync(G); /* the collectives of a sampling forward */
+        return 0.0f;
+    }
+    if (!G->tpc) {
+        ct_cuda_xent_forward_backward(a->losses, a->logits, a->targets, 0.0f, N, d->V, Vpl, s);
+    } else {
+        /* the parallel cross-entropy: the logits stay on their ranks */
+        float *mine = a->xstats + (size_t)d->tp_rank * N * 3;
+        ct_cuda_xent_vp_stats(mine, a->logits, a->targets, N, d->v_start, d->Vl, Vpl, s);
+        tp_check(m, ct_comm_allgather(G->tpc, mine, a->xstats, (size_t)N * 3, CT_DTYPE_F32, s));
+        ct_cuda_xent_vp_finish(a->losses, a->lse, a->xstats, N, d->tp, s);
+    }
     /* the one host wait of a forward: the loss, for logging and the guards */
     ct_cuda_copy(G->host_losses, a->losses, (size_t)N * sizeof(float), s);
-    ct_cuda_stream_sync(s);
+    compute_sync(G);
     double sum = 0.0;
     for (int i = 0; i < N; i++) sum += G->host_losses[i];
     return (float)(sum / N);
@@ -325,11 +540,11 @@ static float gpt2_cuda_forward(ct_model_t *m, const int32_t *inputs, const int32
 static const float *gpt2_cuda_logits_row(ct_model_t *m, int row)
 {
     gpt2_cuda_t *G = m->dev;
-    const int Vp = m->d.Vp;
-    ct_cuda_copy(G->host_row_bf, G->a.logits + (size_t)row * Vp, (size_t)Vp * sizeof(ct_bf16_t),
+    const int Vpl = m->d.Vpl;
+    ct_cuda_copy(G->host_row_bf, G->a.logits + (size_t)row * Vpl, (size_t)Vpl * sizeof(ct_bf16_t),
                  G->stream);
     ct_cuda_stream_sync(G->stream);
-    for (int v = 0; v < Vp; v++) {
+    for (int v = 0; v < Vpl; v++) {
         uint32_t bits = (uint32_t)G->host_row_bf[v] << 16;
         memcpy(&G->host_row[v], &bits, sizeof bits);
     }
@@ -351,7 +566,7 @@ static void reduce_layer(ct_model_t *m, int l)
         if (!ct__gpt2_tensor_per_layer(i)) continue;
         size_t n = m->sizes[i] / (size_t)m->d.L;
         float *gi = G->g.t[i] + (size_t)l * n;
-        if (ct_comm_allreduce(G->dev.dp, gi, gi, n, CT_DTYPE_F32, CT_OP_AVG, G->comm_stream) !=
+        if (ct_comm_allreduce(G->dpc, gi, gi, n, CT_DTYPE_F32, CT_OP_AVG, G->comm_stream) !=
             CT_OK)
             ct_comm_abort(1);
     }
@@ -362,70 +577,96 @@ static void gpt2_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int 
 {
     gpt2_cuda_t *G = m->dev;
     const ct_model_dims_t *d = &m->d;
-    const int L = d->L, C = d->C, NH = d->NH, HS = C / NH, Vp = d->Vp, N = B * T;
+    const int L = d->L, C = d->C, NHl = d->NHl, HS = C / d->NH, Cl = d->Cl, Vpl = d->Vpl;
+    const int N = B * T;
     CT_ASSERT(m->last_targets != NULL && B == G->last_B && T == G->last_T);
     gpu_acts_t *a = &G->a;
     const ct_gpt2_bf16_tensors_t *p = &G->p;
     const ct_gpt2_tensors_t *g = &G->g;
     void *s = G->stream;
     ct_cuda_t *ctx = G->ctx;
-    const size_t NC = (size_t)N * C;
+    size_t row0;
+    const int Ns = sp_rows(m, N, &row0);
+    const size_t NsC = (size_t)Ns * C, NCl = (size_t)N * Cl;
+    ct_bf16_t *dres_bf = a->dres_bf + row0 * C; /* this rank's rows of it */
     const int ln_all = G->recompute != CT_RECOMPUTE_LN_GELU, gelu_all = G->recompute == CT_RECOMPUTE_NONE;
     /* overlap the DP reduce with this backward when it is the last
      * micro-batch and the optimizer does not use ZeRO's reduce-scatter */
     wait_reduces(G);
-    const int overlap = G->have_dev && m->grad_sync && !G->zero;
+    const int overlap = G->dpc && m->grad_sync && !G->zero;
+    static const int ln_layer[] = {2, 3, 8, 9}, ln_final[] = {14, 15}; /* ln1w/b, ln2w/b; lnfw/b */
 
-    ct_cuda_xent_forward_backward(a->losses, a->logits, a->targets, loss_scale / (float)N, N,
-                                  d->V, Vp, s);
-    ct_cuda_matmul_backward(ctx, a->dln, g->wte, NULL, a->logits, a->lnf, p->wte, NULL, a->scratch,
-                            N, C, Vp, s);
-    ct_cuda_zero(a->dres, NC * sizeof(float), s);
-    const float *last = a->residual3 + (size_t)(L - 1) * NC; /* L >= 1 (config) */
-    ct_cuda_layernorm_backward(a->dres, a->dres_bf, g->lnfw, g->lnfb, a->dln, last, p->lnfw,
-                               a->lnf_mean, a->lnf_rstd, a->scratch, N, C, s);
+    if (!G->tpc)
+        ct_cuda_xent_forward_backward(a->losses, a->logits, a->targets, loss_scale / (float)N, N,
+                                      d->V, Vpl, s);
+    else
+        ct_cuda_xent_vp_backward(a->logits, a->lse, a->targets, loss_scale / (float)N, N,
+                                 d->v_start, d->Vl, Vpl, s);
+    /* under SP the gathered lnf of the forward is still in a->sp_gather */
+    col_parallel_backward(m, g->wte, NULL, a->logits, G->sp ? a->sp_gather : a->lnf, p->wte, N,
+                          Vpl);
+    ct_cuda_zero(a->dres, NsC * sizeof(float), s);
+    const float *last = a->residual3 + (size_t)(L - 1) * NsC; /* L >= 1 (config) */
+    ct_cuda_layernorm_backward(a->dres, dres_bf, g->lnfw, g->lnfb, a->dln, last, p->lnfw,
+                               a->lnf_mean, a->lnf_rstd, a->scratch, Ns, C, s);
+    sp_gather_dres(m, N);
     for (int l = L - 1; l >= 0; l--) {
-        const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * NC;
-        const float *res2 = a->residual2 + l * NC;
-        ct_bf16_t *ln1 = a->ln1 + (ln_all ? l * NC : 0), *ln2 = a->ln2 + (ln_all ? l * NC : 0);
-        const ct_bf16_t *qkv = a->qkv + l * 3 * NC, *atty = a->atty + l * NC;
-        const ct_bf16_t *fch = a->fch + l * 4 * NC;
-        ct_bf16_t *fchg = a->fch_gelu + (gelu_all ? l * 4 * NC : 0);
-        const float *stats = a->att_stats + (size_t)l * B * NH * T;
-        float *ln1_mean = a->ln1_mean + (size_t)l * N, *ln1_rstd = a->ln1_rstd + (size_t)l * N;
-        float *ln2_mean = a->ln2_mean + (size_t)l * N, *ln2_rstd = a->ln2_rstd + (size_t)l * N;
+        const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * NsC;
+        const float *res2 = a->residual2 + l * NsC;
+        ct_bf16_t *ln1 = a->ln1 + (ln_all ? l * NsC : 0), *ln2 = a->ln2 + (ln_all ? l * NsC : 0);
+        const ct_bf16_t *qkv = a->qkv + l * 3 * NCl, *atty = a->atty + l * NCl;
+        const ct_bf16_t *fch = a->fch + l * 4 * NCl;
+        ct_bf16_t *fchg = a->fch_gelu + (gelu_all ? l * 4 * NCl : 0);
+        const float *stats = a->att_stats + (size_t)l * B * NHl * T;
+        float *ln1_mean = a->ln1_mean + (size_t)l * Ns, *ln1_rstd = a->ln1_rstd + (size_t)l * Ns;
+        float *ln2_mean = a->ln2_mean + (size_t)l * Ns, *ln2_rstd = a->ln2_rstd + (size_t)l * Ns;
 
-        if (!gelu_all) ct_cuda_gelu_forward(fchg, fch, (long)(4 * NC), s);
-        /* fcproj, with GELU's backward fused: dfch = (dres @ W) * gelu'(fch) */
-        ct_cuda_matmul_backward(ctx, a->dfch, g->fcprojw + (size_t)l * C * 4 * C, g->fcprojb + (size_t)l * C,
-                                a->dres_bf, fchg, p->fcprojw + (size_t)l * C * 4 * C, fch, a->scratch,
-                                N, 4 * C, C, s);
+        if (!gelu_all) ct_cuda_gelu_forward(fchg, fch, (long)(4 * NCl), s);
+        /* fcproj (row-parallel: its input gradient stays on this rank), with
+         * GELU's backward fused: dfch = (dres @ W) * gelu'(fch) */
+        ct_cuda_matmul_backward(ctx, a->dfch, g->fcprojw + (size_t)l * C * 4 * Cl,
+                                g->fcprojb + (size_t)l * C, a->dres_bf, fchg,
+                                p->fcprojw + (size_t)l * C * 4 * Cl, fch, a->scratch, N, 4 * Cl, C,
+                                s);
         if (!ln_all)
             ct_cuda_layernorm_forward(ln2, ln2_mean, ln2_rstd, res2, p->ln2w + (size_t)l * C,
-                                      p->ln2b + (size_t)l * C, N, C, s);
-        ct_cuda_matmul_backward(ctx, a->dln, g->fcw + (size_t)l * 4 * C * C,
-                                g->fcb + (size_t)l * 4 * C, a->dfch, ln2,
-                                p->fcw + (size_t)l * 4 * C * C, NULL, a->scratch, N, C, 4 * C, s);
-        ct_cuda_layernorm_backward(a->dres, a->dres_bf, g->ln2w + (size_t)l * C, g->ln2b + (size_t)l * C,
+                                      p->ln2b + (size_t)l * C, Ns, C, s);
+        col_parallel_backward(m, g->fcw + (size_t)l * 4 * Cl * C, g->fcb + (size_t)l * 4 * Cl,
+                              a->dfch, col_input(m, ln2, N), p->fcw + (size_t)l * 4 * Cl * C, N,
+                              4 * Cl);
+        ct_cuda_layernorm_backward(a->dres, dres_bf, g->ln2w + (size_t)l * C, g->ln2b + (size_t)l * C,
                                    a->dln, res2, p->ln2w + (size_t)l * C, ln2_mean, ln2_rstd,
-                                   a->scratch, N, C, s);
+                                   a->scratch, Ns, C, s);
+        sp_gather_dres(m, N);
         /* dres is now d(residual2) */
-        ct_cuda_matmul_backward(ctx, a->datty, g->attprojw + (size_t)l * C * C, g->attprojb + (size_t)l * C,
-                                a->dres_bf, atty, p->attprojw + (size_t)l * C * C, NULL, a->scratch, N,
-                                C, C, s);
-        ct_cuda_attention_backward(ctx, a->dqkv, a->datty, qkv, atty, stats, B, T, NH, HS, s);
+        ct_cuda_matmul_backward(ctx, a->datty, g->attprojw + (size_t)l * C * Cl,
+                                g->attprojb + (size_t)l * C, a->dres_bf, atty,
+                                p->attprojw + (size_t)l * C * Cl, NULL, a->scratch, N, Cl, C, s);
+        ct_cuda_attention_backward(ctx, a->dqkv, a->datty, qkv, atty, stats, B, T, NHl, HS, s);
         if (!ln_all)
             ct_cuda_layernorm_forward(ln1, ln1_mean, ln1_rstd, residual, p->ln1w + (size_t)l * C,
-                                      p->ln1b + (size_t)l * C, N, C, s);
-        ct_cuda_matmul_backward(ctx, a->dln, g->qkvw + (size_t)l * 3 * C * C,
-                                g->qkvb + (size_t)l * 3 * C, a->dqkv, ln1,
-                                p->qkvw + (size_t)l * 3 * C * C, NULL, a->scratch, N, C, 3 * C, s);
-        ct_cuda_layernorm_backward(a->dres, a->dres_bf, g->ln1w + (size_t)l * C, g->ln1b + (size_t)l * C,
+                                      p->ln1b + (size_t)l * C, Ns, C, s);
+        col_parallel_backward(m, g->qkvw + (size_t)l * 3 * Cl * C, g->qkvb + (size_t)l * 3 * Cl,
+                              a->dqkv, col_input(m, ln1, N), p->qkvw + (size_t)l * 3 * Cl * C, N,
+                              3 * Cl);
+        ct_cuda_layernorm_backward(a->dres, dres_bf, g->ln1w + (size_t)l * C, g->ln1b + (size_t)l * C,
                                    a->dln, residual, p->ln1w + (size_t)l * C, ln1_mean, ln1_rstd,
-                                   a->scratch, N, C, s);
+                                   a->scratch, Ns, C, s);
+        if (l > 0) sp_gather_dres(m, N);
+        sp_sum_ln_grads(m, ln_layer, 4, l);
         if (overlap) reduce_layer(m, l);
     }
-    ct_cuda_encoder_backward(g->wte, g->wpe, a->dres, a->inputs, B, T, C, s);
+    const float *dres_all = a->dres;
+    if (G->sp) { /* the embedding backward reads every token's gradient */
+        tp_check(m, ct_comm_allgather(G->tpc, a->dres, a->tp_f32, NsC, CT_DTYPE_F32, s));
+        dres_all = a->tp_f32;
+    }
+    if (!G->tpc)
+        ct_cuda_encoder_backward(g->wte, g->wpe, dres_all, a->inputs, B, T, C, s);
+    else
+        ct_cuda_encoder_backward_vp(g->wte, g->wpe, dres_all, a->inputs, B, T, C, d->v_start, Vpl,
+                                    s);
+    sp_sum_ln_grads(m, ln_final, 2, 0);
     G->reduce_started = overlap;
 }
 
@@ -440,19 +681,19 @@ static CT_MUST_USE ct_status_t gpt2_cuda_grad_reduce(ct_model_t *m, ct_optim_t *
     gpt2_cuda_t *G = m->dev;
     ct_status_t st = CT_OK;
     G->t0 = ct_time_now();
-    if (G->have_dev) {
+    if (G->dpc) {
         ct_cuda_event_record(G->ev_backward, G->stream);
         ct_cuda_stream_wait_event(G->comm_stream, G->ev_backward);
         if (o->zero) {
             ct_comm_set_activity("step %d: dp gradient reduce-scatter", t);
-            st = ct_comm_reduce_scatter(G->dev.dp, G->grads, G->grads + o->start, o->count,
+            st = ct_comm_reduce_scatter(G->dpc, G->grads, G->grads + o->start, o->count,
                                         CT_DTYPE_F32, CT_OP_AVG, G->comm_stream);
         } else {
             ct_comm_set_activity("step %d: dp gradient reduce", t);
             ct_comm_group_begin();
             for (int i = 0; i < CT_GPT2_NUM_TENSORS && st == CT_OK; i++) {
                 if (G->reduce_started && ct__gpt2_tensor_per_layer(i)) continue;
-                st = ct_comm_allreduce(G->dev.dp, G->g.t[i], G->g.t[i], m->sizes[i], CT_DTYPE_F32,
+                st = ct_comm_allreduce(G->dpc, G->g.t[i], G->g.t[i], m->sizes[i], CT_DTYPE_F32,
                                        CT_OP_AVG, G->comm_stream);
             }
             ct_status_t st_end = ct_comm_group_end();
@@ -466,18 +707,38 @@ static CT_MUST_USE ct_status_t gpt2_cuda_grad_reduce(ct_model_t *m, ct_optim_t *
     return CT_OK;
 }
 
-/* 2. the sum of squares of the owned slice stays on the device; with ZeRO
- * summed over DP */
+/* 2. the sum of squares of the owned slice stays on the device; under TP
+ * every parameter counts once (a replicated tensor on TP rank 0 only, as
+ * model/optim.c's CPU rule) and the sum runs over the TP group; with ZeRO
+ * it is also summed over DP */
 static CT_MUST_USE ct_status_t gpt2_cuda_grad_sumsq(ct_model_t *m, ct_optim_t *o, int t, double *host_p)
 {
     gpt2_cuda_t *G = m->dev;
-    ct_cuda_sumsq(G->a.sumsq, G->grads + o->start, (long)o->count, 0, G->a.scratch, G->stream);
-    if (G->have_dev && o->zero) {
-        ct_comm_set_activity("step %d: gradient norm", t);
-        return ct_comm_allreduce(G->dev.dp, G->a.sumsq, G->a.sumsq, 1, CT_DTYPE_F32, CT_OP_SUM,
-                                 G->stream);
+    ct_status_t st = CT_OK;
+    if (!G->tpc) {
+        ct_cuda_sumsq(G->a.sumsq, G->grads + o->start, (long)o->count, 0, G->a.scratch, G->stream);
+    } else {
+        const size_t lo = o->start, hi = o->start + o->count;
+        int first = 1;
+        for (int i = 0; i < m->n_tensors; i++) {
+            size_t a = m->offsets[i] > lo ? m->offsets[i] : lo;
+            size_t b = m->offsets[i] + m->sizes[i] < hi ? m->offsets[i] + m->sizes[i] : hi;
+            if (a >= b || (ct_model_tensor_replicated(&m->d, i) && m->d.tp_rank != 0)) continue;
+            ct_cuda_sumsq(G->a.sumsq, G->grads + a, (long)(b - a), !first, G->a.scratch,
+                          G->stream);
+            first = 0;
+        }
+        if (first) ct_cuda_zero(G->a.sumsq, sizeof(float), G->stream);
+        ct_comm_set_activity("step %d: gradient norm over tp", t);
+        st = ct_comm_allreduce(G->tpc, G->a.sumsq, G->a.sumsq, 1, CT_DTYPE_F32, CT_OP_SUM,
+                               G->stream);
     }
-    return CT_OK;
+    if (st == CT_OK && G->dpc && o->zero) {
+        ct_comm_set_activity("step %d: gradient norm", t);
+        st = ct_comm_allreduce(G->dpc, G->a.sumsq, G->a.sumsq, 1, CT_DTYPE_F32, CT_OP_SUM,
+                               G->stream);
+    }
+    return st;
 }
 
 /* The stochastic-rounding seed of step t, tensor i (never 0: 0 means
@@ -505,9 +766,9 @@ static void gpt2_cuda_adamw(ct_model_t *m, ct_optim_t *o, const ct_optim_config_
 static CT_MUST_USE ct_status_t gpt2_cuda_param_gather(ct_model_t *m, ct_optim_t *o, int t)
 {
     gpt2_cuda_t *G = m->dev;
-    if (!G->have_dev) return CT_OK;
+    if (!G->dpc) return CT_OK;
     ct_comm_set_activity("step %d: dp parameter all-gather", t);
-    ct_status_t st = ct_comm_allgather(G->dev.dp, G->master + o->start, G->master, o->count,
+    ct_status_t st = ct_comm_allgather(G->dpc, G->master + o->start, G->master, o->count,
                                        CT_DTYPE_F32, G->stream);
     if (st != CT_OK) return st;
     ct_cuda_f32_to_bf16(G->params, G->master, (long)m->num_params, G->stream);
@@ -523,12 +784,12 @@ static CT_MUST_USE ct_status_t gpt2_cuda_step_norm(ct_model_t *m, ct_optim_t *o,
     ct_status_t st;
     if (G->have_dev) {
         ct_comm_set_activity("step %d: waiting for the device", t);
-        if ((st = ct_comm_sync(G->dev.dp, G->stream)) != CT_OK) return st;
+        if ((st = ct_comm_sync(G->dpc ? G->dpc : G->tpc, G->stream)) != CT_OK) return st;
     }
     float sumsq = 0.0f;
     ct_cuda_copy(&sumsq, G->a.sumsq, sizeof(float), G->stream);
     ct_cuda_stream_sync(G->stream);
-    if (G->have_dev) o->comm_seconds += ct_time_now() - G->t0; /* includes compute tail */
+    if (G->dpc) o->comm_seconds += ct_time_now() - G->t0; /* includes compute tail */
     *norm_p = sqrtf(sumsq);
     return CT_OK;
 }

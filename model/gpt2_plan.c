@@ -3,16 +3,17 @@
  * up, so the plan cannot drift from what the GPU path allocates. Compiled
  * in every build (the CUDA backend is not).
  *
- * With tp > 1 the table is the Megatron split the TP GPU path will
- * allocate (the CUDA backend runs tp = 1 so far): the attention, MLP and
+ * With tp > 1 the table is the Megatron split the TP GPU path
+ * allocates: the attention, MLP and
  * vocabulary regions hold this rank's heads, hidden units and vocabulary
  * rows (CT_PLAN_TP); the LayerNorm/residual regions stay whole, or with
  * sequence parallelism hold this rank's 1/tp of the tokens (CT_PLAN_SP); the
  * outputs of row-parallel matmuls (partial sums before their all-reduce or
  * reduce-scatter), their gathered gradients, the losses and the token ids
- * stay whole (CT_PLAN_FULL). Sequence parallelism adds one (N, C) buffer
- * for the all-gather before each column-parallel matmul. Left out: the
- * buffers a TP implementation might add for overlapping communication. */
+ * stay whole (CT_PLAN_FULL). TP adds an (N, C) fp32 buffer for the partial
+ * sums before each TP reduce and the vocab-parallel cross-entropy's
+ * statistics; sequence parallelism adds one (N, C) buffer for the
+ * all-gather before each column-parallel matmul. */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -84,10 +85,13 @@ int ct__gpt2_cuda_act_items(const ct_model_dims_t *d, int B, int T, ct_recompute
     ITEM(targets, "targets", "(N) int32", A, F, N, i32);
     ITEM(scratch, "reduction scratch", "LayerNorm/bias/norm partials", W, F, sc, f32);
     ITEM(sumsq, "gradient norm", "(1) fp32", W, F, 1, f32);
+    if (tp > 1) {
+        ITEM(tp_f32, "tp partial sums", "(N, C) fp32", A, F, N * C, f32);
+        ITEM(lse, "activations: log-sum-exp", "(N) fp32", A, F, N, f32);
+        ITEM(xstats, "cross-entropy statistics", "(tp, N, 3) fp32", W, F, tp * N * 3, f32);
+    }
+    if (spl) ITEM(sp_gather, "activations: sp all-gather", "(N, C) bf16", A, F, N * C, bf);
 #undef ITEM
-    CT_ASSERT(n == CT_GPT2_CUDA_NUM_ACTS);
-    if (spl)
-        it[n++] = (ct_plan_item_t){"activations: sp all-gather", "(N, C) bf16", A, F, N * C * bf,
-                                   SIZE_MAX};
+    CT_ASSERT(n <= CT_GPT2_CUDA_NUM_ACTS);
     return n;
 }

@@ -16,8 +16,7 @@
  * (checkpoints, export) and no activations.
  *
  * Left out: Llama-family architectures (the next one, added as model/llama*.c
- * and a case in model/model.c), tensor parallelism on the GPU (planned by
- * ct_model_plan, not yet run). */
+ * and a case in model/model.c). */
 #ifndef CT_MODEL_MODEL_H
 #define CT_MODEL_MODEL_H
 
@@ -140,9 +139,12 @@ double ct_model_flops_per_token(const ct_model_t *m, int T);
  * initialised or loaded, to CUDA device `device` with activations for
  * (B, T), and switches it to the cuda backend: fp32 master weights, a bf16
  * copy for the kernels, fp32 gradients and AdamW state, bf16 activations
- * with an fp32 residual stream. With dp > 1 it builds NCCL communicators
- * mirroring g's groups. Errors (logged): CT_ERR_UNSUPPORTED in a build
- * without CUDA or for tp > 1, and device allocation failures. Once. */
+ * with an fp32 residual stream. With dp > 1 or tp > 1 it builds NCCL
+ * communicators mirroring g's groups; with tp > 1 the model is this rank's
+ * Megatron shard (parallel.sp adds sequence parallelism). Errors (logged):
+ * CT_ERR_UNSUPPORTED in a build without CUDA or for a shape the GPU path
+ * cannot run (head size over 128, 4C/tp not a multiple of 8, SP with an
+ * odd n_embd), and device allocation failures. Once. */
 CT_MUST_USE ct_status_t ct_model_to_device(ct_model_t *m, ct_optim_t *o, const ct_config_t *cfg,
                                const ct_comm_groups_t *g, int device, int B, int T);
 /* Forward pass on (B, T) <= capacity. With targets, returns the mean loss;
@@ -210,7 +212,6 @@ typedef struct {
     int gpu;         /* the path planned: 1 the GPU path (device + host), 0 the CPU path */
     int tp_rank, dp_rank;
     int sp;          /* sequence parallelism planned (GPU path, tp > 1) */
-    int allocatable; /* 0: a layout the GPU path cannot allocate yet (tp > 1) */
     ct_model_dims_t d;
     size_t num_params;  /* this rank's (its TP shard) */
     size_t full_params; /* the whole model */
@@ -227,7 +228,7 @@ typedef struct {
  * optim.zero, model.recompute, train.batch_size/seq_len/batch_tokens) on
  * the GPU path (gpu = 1; sp = 1 for sequence parallelism, meaningful with
  * tp > 1) or the CPU path (gpu = 0, sp = 0). For tp > 1 the GPU plan is the
- * Megatron partitioning the TP GPU path would allocate (allocatable = 0).
+ * Megatron partitioning the TP GPU path allocates.
  * Errors (logged, naming the key and the fix): CT_ERR_CONFIG for a layout
  * the model cannot split, CT_ERR_UNSUPPORTED for one the GPU path refuses.
  * *plan_p written only on success. Thread-safe. */

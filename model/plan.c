@@ -116,7 +116,6 @@ ct_status_t ct_model_plan(const ct_config_t *cfg, int gpu, int tp_rank, int dp_r
     p->tp_rank = tp_rank;
     p->dp_rank = dp_rank;
     p->sp = gpu && sp && tp > 1;
-    p->allocatable = !gpu || tp == 1;
     p->B = cfg->train.batch_size;
     p->T = cfg->train.seq_len;
     if (gpu && mc->n_embd / mc->n_head > 128) {

@@ -373,6 +373,13 @@ static void test_ranges(void)
     expect_error("parallel:\n  tp: 5\n", "model.n_head = 12 (default) is not divisible by "
                                           "parallel.tp = 5 (from ");
     expect_error("optim:\n  zero: 2\n", "optim.zero");
+    /* sequence parallelism: a YAML boolean, and the sequence must split */
+    expect_error("parallel:\n  sp: yes\n", "parallel.sp");
+    expect_error("model:\n  n_head: 12\ntrain:\n  seq_len: 1000\nparallel:\n  tp: 3\n  sp: true\n",
+                 "parallel.sp = true (from ");
+    CHECK_CAPTURED("x.yaml:7) with parallel.tp = 3 (from ");
+    CHECK_CAPTURED("train.seq_len = 1000 (from ");
+    CHECK_CAPTURED("does not divide by it");
 
     ct_config_t c;
     const char *sets[] = {"model.n_head=10"};
@@ -382,6 +389,11 @@ static void test_ranges(void)
     CHECK_CAPTURED("model.n_head = 10 (from --set model.n_head=10)");
     CHECK(all_strings_null(&c));
 
+    CHECK(load_yaml("train:\n  seq_len: 960\nparallel:\n  tp: 3\n  sp: true\n", &c) == CT_OK);
+    CHECK(c.parallel.sp == 1 && c.parallel.tp == 3);
+    ct_config_free(&c);
+    CHECK(load_yaml("parallel:\n  sp: true\n", &c) == CT_OK); /* no effect at tp = 1 */
+    ct_config_free(&c);
     CHECK(load_yaml("train:\n  batch_tokens: 1024\n", &c) == CT_OK);
     CHECK(c.train.batch_tokens == 1024);
     ct_config_free(&c);

@@ -42,15 +42,21 @@ static void test_table_slots(void)
     ct_config_t cfg = config(2, 2, 32, 200, 2, 16);
     ct_model_dims(&cfg.model, 1, 0, &d);
     ct_plan_item_t it[CT_PLAN_MAX_ITEMS];
-    int n = ct__gpt2_cuda_act_items(&d, 2, 16, CT_RECOMPUTE_NONE, 0, it);
-    CHECK_MSG(n == CT_GPT2_CUDA_NUM_ACTS, "%d items for %d pointers", n, CT_GPT2_CUDA_NUM_ACTS);
-    char seen[sizeof(ct_gpt2_cuda_acts_t)] = {0};
-    for (int i = 0; i < n; i++) {
-        size_t s = it[i].slot;
-        CHECK_MSG(s < sizeof seen && s % sizeof(void *) == 0 && !seen[s], "%s: slot %zu",
-                  it[i].name, s);
-        if (s < sizeof seen) seen[s] = 1;
-        CHECK_MSG(it[i].bytes > 0, "%s: 0 bytes", it[i].name);
+    /* tp = 1 uses every buffer but the four TP ones; tp = 2 with SP all */
+    for (int tp = 1; tp <= 2; tp++) {
+        ct_model_dims(&cfg.model, tp, 0, &d);
+        int n = ct__gpt2_cuda_act_items(&d, 2, 16, CT_RECOMPUTE_NONE, tp == 2, it);
+        int want = CT_GPT2_CUDA_NUM_ACTS - (tp == 1 ? 4 : 0);
+        CHECK_MSG(n == want, "tp %d: %d items, want %d of %d pointers", tp, n, want,
+                  CT_GPT2_CUDA_NUM_ACTS);
+        char seen[sizeof(ct_gpt2_cuda_acts_t)] = {0};
+        for (int i = 0; i < n; i++) {
+            size_t s = it[i].slot;
+            CHECK_MSG(s < sizeof seen && s % sizeof(void *) == 0 && !seen[s], "%s: slot %zu",
+                      it[i].name, s);
+            if (s < sizeof seen) seen[s] = 1;
+            CHECK_MSG(it[i].bytes > 0, "%s: 0 bytes", it[i].name);
+        }
     }
     ct_config_free(&cfg);
 }
@@ -138,7 +144,7 @@ static void test_tp(void)
     ct_config_t cfg = config(3, 4, 64, 512, 4, 32);
     ct_model_plan_t p1;
     CHECK(ct_model_plan(&cfg, 1, 0, 0, 0, &p1) == CT_OK);
-    CHECK(p1.allocatable && !p1.sp);
+    CHECK(!p1.sp);
     ct_model_plan_t q;
     CHECK(ct_model_plan(&cfg, 1, 0, 0, 1, &q) == CT_OK); /* sp at tp = 1: nothing to split */
     CHECK(!q.sp && q.device.total == p1.device.total);
@@ -161,7 +167,7 @@ static void test_tp(void)
                 for (int r = 0; r < tp; r++) {
                     ct_model_plan_t p;
                     CHECK(ct_model_plan(&cfg, 1, r, 0, sp, &p) == CT_OK);
-                    CHECK(!p.allocatable && p.sp == sp && p.full_params == p1.full_params);
+                    CHECK(p.sp == sp && p.full_params == p1.full_params);
                     sharded_sum += p.num_params - repl;
                     /* weights, gradients, AdamW: this rank's parameters */
                     CHECK(p.device.kind_bytes[CT_PLAN_WEIGHTS] ==
@@ -173,14 +179,16 @@ static void test_tp(void)
                     for (int i = 0; i < p.device.n; i++) {
                         const ct_plan_item_t *a = &p.device.item[i];
                         if (a->kind != CT_PLAN_ACTS) continue;
-                        if (a->slot == SIZE_MAX) { /* the SP all-gather buffer */
-                            CHECK(sp && a->bytes == (size_t)cfg.train.batch_size *
-                                                        cfg.train.seq_len * 64 * 2);
+                        const ct_plan_item_t *b = by_slot(&p1, a->slot);
+                        if (!b) { /* the TP buffers: partial sums, lse, SP all-gather */
+                            const size_t N = (size_t)cfg.train.batch_size * cfg.train.seq_len;
+                            CHECK_MSG(a->region == CT_PLAN_FULL &&
+                                          (a->bytes == N * 64 * 4 || a->bytes == N * 4 ||
+                                           (sp && a->bytes == N * 64 * 2)),
+                                      "tp %d sp %d: %s, %zu bytes", tp, sp, a->name, a->bytes);
                             continue;
                         }
-                        const ct_plan_item_t *b = by_slot(&p1, a->slot);
-                        CHECK(b != NULL && b->region == a->region);
-                        if (!b) continue;
+                        CHECK(b->region == a->region);
                         size_t want = a->region == CT_PLAN_TP || (a->region == CT_PLAN_SP && sp)
                                           ? b->bytes / (size_t)tp
                                           : b->bytes;
