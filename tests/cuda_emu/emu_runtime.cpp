@@ -319,7 +319,8 @@ const char *ct_emu_cudaGetErrorString(cudaError_t e)
 {
     return e == cudaSuccess ? "no error (emulated)" : "emulated CUDA error";
 }
-/* How many devices the emulator shows: CT_EMU_DEVICES when set (1 to 64),
+/* How many devices the emulator shows: CT_EMU_DEVICES when set (0 to 64;
+ * 0 is a machine without a GPU),
  * else, under mpirun, OMPI_COMM_WORLD_LOCAL_SIZE (the ranks on this node:
  * a node with one GPU per rank, the layout ctrain expects, so mpirun tests
  * need not say), else 1. Tests of a node with fewer GPUs than ranks set
@@ -327,12 +328,12 @@ const char *ct_emu_cudaGetErrorString(cudaError_t e)
  * and the current device is per thread, as in CUDA. */
 static int emu_devices(void)
 {
-    static int n = 0;
-    if (n) return n;
+    static int n = -1;
+    if (n >= 0) return n;
     const char *e = getenv("CT_EMU_DEVICES");
     if (!e || !*e) e = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
     int v = e && *e ? atoi(e) : 1;
-    n = v >= 1 && v <= 64 ? v : 1;
+    n = v >= 0 && v <= 64 ? v : 1;
     return n;
 }
 static thread_local int emu_current = 0;
@@ -340,7 +341,7 @@ static thread_local int emu_current = 0;
 cudaError_t ct_emu_cudaGetDeviceCount(int *n)
 {
     *n = emu_devices();
-    return cudaSuccess;
+    return *n ? cudaSuccess : (last_error = cudaErrorNoDevice);
 }
 cudaError_t ct_emu_cudaSetDevice(int d)
 {
