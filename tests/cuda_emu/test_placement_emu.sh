@@ -8,7 +8,8 @@
 #      (mpirun --map-by ppr:1:node, Slurm --ntasks-per-node, the override);
 #  (c) the same with CT_ALLOW_GPU_SHARING=1 trains, with a warning;
 #  (d) 1 GPU seen by each rank but a different one (a per-rank
-#      CUDA_VISIBLE_DEVICES, as Slurm --gpus-per-task gives) trains;
+#      CUDA_VISIBLE_DEVICES, as Slurm --gpus-per-task gives) trains; the
+#      same GPU (by UUID) for both is refused;
 #  (e) a rank without a GPU: model.device cuda and auto fail on both ranks;
 #      CT_ALLOW_GPU_SHARING=yes is refused;
 #  (f) `ctrain doctor`: the TP group's all-reduce on the GPUs (nccl) is exact
@@ -58,6 +59,11 @@ out=$(CT_EMU_DEVICES=1 run -x CT_EMU_DEVICES -x CT_LOG_LEVEL=debug \
     "$CTRAIN" train "$C" "${G[@]}" --set train.run_dir="$WORK/d" 2>&1) \
     && pass || fail "(d) a GPU of its own per rank: $(tail -3 <<<"$out")"
 [ "$(grep -c "placement: .*device cuda:0;" <<<"$out")" -eq 2 ] && pass || fail "(d) not both on cuda:0"
+# ... but the same GPU given to both (by UUID) is two ranks on one GPU
+out=$(CT_EMU_DEVICES=1 CUDA_VISIBLE_DEVICES=GPU-5e1f run -x CT_EMU_DEVICES -x CUDA_VISIBLE_DEVICES \
+    "$CTRAIN" train "$C" "${G[@]}" --set train.run_dir="$WORK/d2" 2>&1); rc=$?
+[ $rc -ne 0 ] && grep -q "r1/2 ERROR .*ranks 0 and 1 would both drive GPU GPU-5e1f (this rank has CUDA_VISIBLE_DEVICES=GPU-5e1f)" \
+    <<<"$out" && pass || { fail "(d) one GPU by UUID for two ranks: exit $rc"; tail -4 <<<"$out" >&2; }
 
 # (e) a rank without a GPU
 for dev in cuda auto; do
