@@ -9,9 +9,14 @@
  * one table, then one bandwidth line per node and one across nodes; the
  * exit code is the verdict (0 all passed, 1 any failed).
  *
+ * The device row is train's placement check (trainer/placement.c): one
+ * rank per GPU, TP groups inside a node. On GPUs one more row all-reduces
+ * over the TP group's NCCL communicator on device memory (the TP traffic of
+ * training); elsewhere that row says why it was skipped.
+ *
  * It does not build the model, read samples beyond the shard headers, or
- * run kernels on a GPU (the device row reports what model.device would use). It leaves RUN_DIR/ckpt
- * behind (train would create it anyway) but removes its probe file. */
+ * run kernels on a GPU besides NCCL's. It leaves RUN_DIR/ckpt behind (train
+ * would create it anyway) but removes its probe file. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -30,7 +35,6 @@
 #include "core/env.h"
 #include "core/fs.h"
 #include "core/log.h"
-#include "kernels/kernels.h"
 #include "data/data.h"
 #include "cli/cli.h"
 #include "trainer/trainer.h"
@@ -41,22 +45,24 @@ static const char doctor_usage[] =
     "Checks, on every rank of the job as it would be launched (run it under\n"
     "the same mpirun/srun line as train), that training can start:\n"
     "  mpi        MPI starts and the world size is parallel.dp x parallel.tp\n"
-    "  device     the compute device, threads and cores per rank on each node\n"
+    "  device     the compute device, threads and cores per rank on each node;\n"
+    "             on GPUs one rank per GPU and each TP group inside a node\n"
     "  allreduce  an all-reduce over the world, dp and tp groups gives the\n"
     "             exact sum; its bandwidth at 16 MiB. Also within each node\n"
     "             (allreduce.node) and across nodes, one rank per node\n"
     "             (allreduce.inter); one bandwidth line per node follows\n"
-    "             the table\n"
+    "             the table. On GPUs, allreduce.tp_gpu: the same over the TP\n"
+    "             group's NCCL communicator on device memory (SKIP elsewhere)\n"
     "  data.train, data.val  the shards open and their headers are sane\n"
     "  ckpt_dir   RUN_DIR/ckpt can be created and written (fsync'd probe),\n"
     "             and its write speed\n"
     "  preempt    under mpirun (or the sbatch script), the launcher's kill\n"
     "             timeout leaves time to save a checkpoint after SIGTERM\n"
     "Rank 0 prints a table (rank, host, check, status, detail). Exit status 0\n"
-    "when every check passes (WARN does not fail), 1 when any fails.\n";
+    "when every check passes (WARN and SKIP do not fail), 1 when any fails.\n";
 
-enum { ST_OK = 0, ST_WARN = 1, ST_FAIL = 2 };
-static const char *const status_names[] = {"OK", "WARN", "FAIL"};
+enum { ST_OK = 0, ST_WARN = 1, ST_FAIL = 2, ST_SKIP = 3 };
+static const char *const status_names[] = {"OK", "WARN", "FAIL", "SKIP"};
 
 /* One result row. Fixed size and int32-aligned, so the rows of every rank
  * are gathered with one int32 allgather. */
@@ -68,7 +74,7 @@ typedef struct {
     float busbw; /* MB/s of an all-reduce row over 2+ ranks, else -1 */
 } row_t;
 
-#define MAX_ROWS 12
+#define MAX_ROWS 14
 typedef struct {
     int32_t n;
     row_t rows[MAX_ROWS];
@@ -133,20 +139,32 @@ static void capture_begin(capture_t *c, char *reason, size_t reason_len)
 static void capture_end(void) { ct_log_set_hook(NULL, NULL); }
 
 /* ---- checks ------------------------------------------------------------------ */
-static void check_device(report_t *r, const ct_comm_groups_t *g, const ct_config_t *cfg)
+/* train's device choice and layout check (collective over the world), as a
+ * row; *place_p is this rank's placement, device -1 when it failed. */
+static void check_device(report_t *r, const ct_comm_groups_t *g, const ct_config_t *cfg,
+                         ct_placement_t *place_p)
 {
-    int ngpu = ct_cuda_device_count();
-    if (cfg->model.device != CT_DEVICE_CPU && ngpu > 0) {
-        int status = g->local_size > ngpu ? ST_WARN : ST_OK;
-        add_row(r, g->rank, "device", status, "cuda device %d of %d (local rank %d/%d)%s",
-                g->local_rank % ngpu, ngpu, g->local_rank, g->local_size,
-                status == ST_WARN ? "; more ranks than GPUs on this node" : "");
+    capture_t cap;
+    char reason[sizeof r->rows[0].detail];
+    capture_begin(&cap, reason, sizeof reason);
+    ct_status_t st = ct_train_place(cfg, g, place_p);
+    capture_end();
+    if (st != CT_OK) {
+        *place_p = (ct_placement_t){.device = -1, .gpus = -1, .shared = 0, .tp_nodes = 1};
+        add_row(r, g->rank, "device", ST_FAIL, "%s", reason[0] ? reason : ct_status_str(st));
         return;
     }
-    if (cfg->model.device == CT_DEVICE_CUDA) {
-        add_row(r, g->rank, "device", ST_FAIL,
-                "model.device is cuda but no CUDA device is usable (no GPU, no driver, or a "
-                "build without CUDA)");
+    const ct_placement_t *p = place_p;
+    char tp_note[96] = "";
+    if (p->tp_nodes > 1)
+        snprintf(tp_note, sizeof tp_note, "; its TP group spans %d nodes%s", p->tp_nodes,
+                 p->device >= 0 ? " (CT_ALLOW_TP_ACROSS_NODES=1)" : "");
+    if (p->device >= 0) {
+        int status = p->shared || p->tp_nodes > 1 ? ST_WARN : ST_OK;
+        add_row(r, g->rank, "device", status, "cuda device %d of %d (local rank %d/%d, node %d "
+                "of %d)%s%s", p->device, p->gpus, g->local_rank, g->local_size, g->node,
+                g->nodes, p->shared ? "; shares its GPU with another rank (CT_ALLOW_GPU_SHARING=1)"
+                                    : "", tp_note);
         return;
     }
     int threads = omp_get_max_threads();
@@ -155,7 +173,7 @@ static void check_device(report_t *r, const ct_comm_groups_t *g, const ct_config
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) == 0) bound = CPU_COUNT(&set);
     long want = (long)g->local_size * threads;
-    int status = ST_OK;
+    int status = p->tp_nodes > 1 ? ST_WARN : ST_OK;
     char warn[96] = "";
     if (node_cores > 0 && want > node_cores) {
         status = ST_WARN;
@@ -166,56 +184,35 @@ static void check_device(report_t *r, const ct_comm_groups_t *g, const ct_config
         snprintf(warn, sizeof warn, "; %d threads on %d bound cores", threads, bound);
     }
     add_row(r, g->rank, "device", status,
-            "cpu, %d OpenMP threads; local rank %d/%d, %d cores bound, %ld cores on node%s",
-            threads, g->local_rank, g->local_size, bound, node_cores, warn);
+            "cpu, %d OpenMP threads; local rank %d/%d, %d cores bound, %ld cores on node%s%s",
+            threads, g->local_rank, g->local_size, bound, node_cores, warn, tp_note);
 }
 
-/* All-reduces ALLREDUCE_BYTES of floats over c: element i of group rank k is
- * (k+1)*(i%7+1), so the sum is size*(size+1)/2*(i%7+1), exact in float.
- * `where` (may be NULL) follows "over N ranks" in the row, e.g. "of node n1". */
+/* All-reduces ALLREDUCE_BYTES of floats over c and checks the exact sum,
+ * then times it (ct_comm_selftest_allreduce: host or device memory, as c
+ * takes). The row is `name`, or "allreduce.<group>" when NULL; `where` (may
+ * be NULL) follows "over N ranks" in the row, e.g. "of node n1". */
 static CT_MUST_USE ct_status_t check_allreduce(report_t *r, int rank, ct_comm_t *c,
-                                               const char *where)
+                                               const char *name, const char *where)
 {
     const char *sp = where ? " " : "";
     where = where ? where : "";
-    char name[32];
-    snprintf(name, sizeof name, "allreduce.%s", ct_comm_name(c));
-    size_t n = ALLREDUCE_BYTES / sizeof(float);
-    int k = ct_comm_rank(c), size = ct_comm_size(c);
-    float *send = malloc(n * sizeof *send), *recv = malloc(n * sizeof *recv);
-    if (!send || !recv) {
-        free(send);
-        free(recv);
-        add_row(r, rank, name, ST_FAIL, "out of memory for two %u MiB buffers",
-                ALLREDUCE_BYTES >> 20);
-        return CT_ERR_NO_MEMORY;
-    }
-    for (size_t i = 0; i < n; i++) send[i] = (float)(k + 1) * (float)(i % 7 + 1);
-    ct_comm_set_activity("doctor: all-reduce check over %s", ct_comm_name(c));
-    ct_status_t st = ct_comm_allreduce(c, send, recv, n, CT_DTYPE_F32, CT_OP_SUM, NULL);
-    size_t bad = n;
-    if (st == CT_OK) {
-        float tri = (float)size * (float)(size + 1) / 2.0f;
-        for (size_t i = 0; i < n && bad == n; i++)
-            if (recv[i] != tri * (float)(i % 7 + 1)) bad = i;
-    }
-    double t = 0.0;
-    if (st == CT_OK && bad == n) {
-        double t0 = now_s();
-        for (int it = 0; it < ALLREDUCE_ITERS && st == CT_OK; it++)
-            st = ct_comm_allreduce(c, send, recv, n, CT_DTYPE_F32, CT_OP_SUM, NULL);
-        t = (now_s() - t0) / ALLREDUCE_ITERS;
-    }
+    char row[32];
+    if (!name) snprintf(row, sizeof row, "allreduce.%s", ct_comm_name(c));
+    name = name ? name : row;
+    int size = ct_comm_size(c);
+    ct_comm_selftest_t res;
+    ct_status_t st = ct_comm_selftest_allreduce(c, ALLREDUCE_BYTES / sizeof(float), ALLREDUCE_ITERS,
+                                                &res);
     if (st != CT_OK) {
         add_row(r, rank, name, ST_FAIL, "%s over %d ranks%s%s: %s", ct_comm_name(c), size, sp,
                 where, ct_status_str(st));
-    } else if (bad != n) {
-        float tri = (float)size * (float)(size + 1) / 2.0f;
+    } else if (res.bad != ALLREDUCE_BYTES / sizeof(float)) {
         add_row(r, rank, name, ST_FAIL, "wrong sum over %d ranks: element %zu is %g, expected %g",
-                size, bad, (double)recv[bad], (double)(tri * (float)(bad % 7 + 1)));
+                size, res.bad, (double)res.bad_value, (double)res.want);
     } else {
         double mb = (double)ALLREDUCE_BYTES / 1e6;
-        double algbw = t > 0 ? mb / t : 0.0;
+        double algbw = res.seconds > 0 ? mb / res.seconds : 0.0;
         double busbw = algbw * 2.0 * (size - 1) / size; /* NCCL's bus bandwidth */
         if (size == 1) {
             add_row(r, rank, name, ST_OK,
@@ -228,9 +225,49 @@ static CT_MUST_USE ct_status_t check_allreduce(report_t *r, int rank, ct_comm_t 
             r->rows[r->n - 1].busbw = (float)busbw;
         }
     }
-    free(send);
-    free(recv);
     return st;
+}
+
+/* The TP group's all-reduce on the GPUs, over NCCL device groups built for
+ * it, when every rank drives a GPU; else a SKIP row with the reason. A
+ * failed device collective leaves the job unusable: the caller aborts. */
+static CT_MUST_USE ct_status_t check_gpu_tp(report_t *r, const ct_comm_groups_t *g,
+                                            const ct_config_t *cfg, const ct_placement_t *p)
+{
+    const char *name = "allreduce.tp_gpu";
+    int32_t can = p->device >= 0;
+    ct_comm_set_activity("doctor: can every rank use its GPU");
+    ct_status_t st = ct_comm_allreduce(g->world, &can, &can, 1, CT_DTYPE_I32, CT_OP_MIN, NULL);
+    if (st != CT_OK) {
+        add_row(r, g->rank, name, ST_FAIL, "agreeing on the GPUs: %s", ct_status_str(st));
+        return st;
+    }
+    if (!can) {
+        const char *why = p->device >= 0 ? "another rank has no GPU to use"
+                          : cfg->model.device == CT_DEVICE_CPU ? "model.device is cpu"
+                          : p->gpus == 0 ? "no CUDA device on this rank"
+                                         : "the device check failed (the device row says why)";
+        add_row(r, g->rank, name, ST_SKIP, "skipped: %s", why);
+        return CT_OK;
+    }
+    ct_comm_groups_t host = *g, dev;
+    host.device = p->device;
+    capture_t cap;
+    char reason[sizeof r->rows[0].detail];
+    capture_begin(&cap, reason, sizeof reason);
+    st = ct_comm_device_groups_init(&host, &dev);
+    capture_end();
+    if (st != CT_OK) {
+        add_row(r, g->rank, name, ST_FAIL, "cannot build the nccl groups: %s",
+                reason[0] ? reason : ct_status_str(st));
+        return st;
+    }
+    char where[64];
+    snprintf(where, sizeof where, "on cuda device %d (nccl)", p->device);
+    st = check_allreduce(r, g->rank, dev.tp, name, where);
+    if (st != CT_OK) return st; /* the communicators are aborted: no free */
+    ct_comm_device_groups_free(&dev);
+    return CT_OK;
 }
 
 /* The links between ranks: an all-reduce within this node (the ranks with
@@ -274,7 +311,7 @@ static CT_MUST_USE ct_status_t check_nodes(report_t *r, const ct_comm_groups_t *
     st = ct_comm_split(g->world, node, g->rank, "node", &local);
     if (st == CT_OK) {
         snprintf(where, sizeof where, "of node %s", host_name);
-        st = check_allreduce(r, g->rank, local, where);
+        st = check_allreduce(r, g->rank, local, NULL, where);
     } else {
         add_row(r, g->rank, "allreduce.node", ST_FAIL, "cannot build the node group: %s",
                 ct_status_str(st));
@@ -289,7 +326,7 @@ static CT_MUST_USE ct_status_t check_nodes(report_t *r, const ct_comm_groups_t *
         } else {
             snprintf(where, sizeof where, "on %d of %d nodes (local rank %d of each)",
                      ct_comm_size(inter), nodes, place);
-            st = check_allreduce(r, g->rank, inter, where);
+            st = check_allreduce(r, g->rank, inter, NULL, where);
         }
     }
     ct_comm_free(inter);
@@ -458,7 +495,7 @@ static void check_preempt(report_t *r, const ct_comm_groups_t *g, const ct_confi
 
 /* ---- report ------------------------------------------------------------------ */
 /* Below the table: per node, the slowest busbw of its allreduce.node rows;
- * then the slowest allreduce.inter busbw. */
+ * then the slowest allreduce.inter busbw, and the slowest allreduce.tp_gpu. */
 static void print_bandwidth(const report_t *all, int world)
 {
     const row_t **rows = malloc((size_t)world * MAX_ROWS * sizeof *rows);
@@ -498,20 +535,33 @@ static void print_bandwidth(const report_t *all, int world)
     if (m)
         printf("doctor: across nodes: all-reduce %.0f MB/s busbw (%u MiB, slowest of %d ranks, "
                "every node's ranks at once)\n", (double)inter, ALLREDUCE_BYTES >> 20, m);
+    float tp = -1.0f;
+    m = 0;
+    for (int k = 0; k < world; k++)
+        for (int i = 0; i < all[k].n && i < MAX_ROWS; i++) {
+            const row_t *w = &all[k].rows[i];
+            if (strcmp(w->check, "allreduce.tp_gpu") || w->busbw < 0) continue;
+            m++;
+            if (tp < 0 || w->busbw < tp) tp = w->busbw;
+        }
+    if (m)
+        printf("doctor: TP groups on the GPUs: all-reduce %.0f MB/s busbw (%u MiB, nccl, slowest "
+               "of %d ranks, every TP group at once)\n", (double)tp, ALLREDUCE_BYTES >> 20, m);
 }
 
 static int print_table(const report_t *all, int world)
 {
-    int fails = 0, warns = 0, rows = 0;
+    int fails = 0, warns = 0, skips = 0, rows = 0;
     printf("%-4s  %-16s  %-16s  %-6s  %s\n", "rank", "host", "check", "status", "detail");
     for (int k = 0; k < world; k++) {
         for (int i = 0; i < all[k].n && i < MAX_ROWS; i++) {
             const row_t *w = &all[k].rows[i];
-            int s = w->status >= ST_OK && w->status <= ST_FAIL ? w->status : ST_FAIL;
+            int s = w->status >= ST_OK && w->status <= ST_SKIP ? w->status : ST_FAIL;
             printf("%-4d  %-16.64s  %-16.32s  %-6s  %.224s\n", w->rank, w->host, w->check,
                    status_names[s], w->detail);
             fails += s == ST_FAIL;
             warns += s == ST_WARN;
+            skips += s == ST_SKIP;
             rows++;
         }
     }
@@ -520,8 +570,9 @@ static int print_table(const report_t *all, int world)
         printf("doctor: %d of %d checks FAILED on %d rank%s\n", fails, rows, world,
                world == 1 ? "" : "s");
     else
-        printf("doctor: all %d checks passed on %d rank%s%s\n", rows, world, world == 1 ? "" : "s",
-               warns ? " (with warnings)" : "");
+        printf("doctor: all %d checks passed on %d rank%s%s%s\n", rows - skips, world,
+               world == 1 ? "" : "s", warns ? " (with warnings)" : "",
+               skips ? ", some skipped (SKIP)" : "");
     fflush(stdout);
     return fails;
 }
@@ -579,14 +630,16 @@ int ct_cmd_doctor(int argc, char **argv)
     add_row(mine, g.rank, "mpi", ST_OK, "backend %s, world %d = dp %d x tp %d; dp rank %d, tp rank %d",
             ct_comm_backend_name(g.backend), g.world_size, g.dp_size, g.tp_size, g.dp_rank,
             g.tp_rank);
-    /* (2) device */
-    check_device(mine, &g, &cfg);
+    /* (2) device and layout */
+    ct_placement_t place;
+    check_device(mine, &g, &cfg, &place);
     /* (3) one all-reduce per group; a failed collective leaves the groups
      * unusable, so later collectives are skipped */
-    ct_status_t comm_st = check_allreduce(mine, g.rank, g.world, NULL);
-    if (comm_st == CT_OK) comm_st = check_allreduce(mine, g.rank, g.dp, NULL);
-    if (comm_st == CT_OK) comm_st = check_allreduce(mine, g.rank, g.tp, NULL);
+    ct_status_t comm_st = check_allreduce(mine, g.rank, g.world, NULL, NULL);
+    if (comm_st == CT_OK) comm_st = check_allreduce(mine, g.rank, g.dp, NULL, NULL);
+    if (comm_st == CT_OK) comm_st = check_allreduce(mine, g.rank, g.tp, NULL, NULL);
     if (comm_st == CT_OK) comm_st = check_nodes(mine, &g);
+    if (comm_st == CT_OK) comm_st = check_gpu_tp(mine, &g, &cfg, &place);
     /* (4) data, (5) checkpoint directory */
     check_data(mine, g.rank, &cfg, "data.train", cfg.data.train, 1);
     if (cfg.data.val && *cfg.data.val) check_data(mine, g.rank, &cfg, "data.val", cfg.data.val, 0);

@@ -402,6 +402,8 @@ ct_status_t ct_comm_init_backend(ct_comm_backend_t backend, int dp, int tp, doub
         .tp_size = tp,
         .local_rank = 0,
         .local_size = 1,
+        .node = 0,
+        .nodes = 1,
         .backend = backend,
         .device = -1,
     };
@@ -439,11 +441,13 @@ ct_status_t ct_comm_init_backend(ct_comm_backend_t backend, int dp, int tp, doub
     if (world == 1 && be == &ct__comm_local)
         CT_LOG_DEBUG("comm: backend local, one process");
     else if (wd.running)
-        CT_LOG_INFO_R0("comm: backend %s, world %d = dp %d x tp %d, %d per node, timeout %g s",
-                       be->name, world, dp, tp, g.local_size, timeout_s);
+        CT_LOG_INFO_R0("comm: backend %s, world %d = dp %d x tp %d, %d per node on %d node%s, "
+                       "timeout %g s", be->name, world, dp, tp, g.local_size, g.nodes,
+                       g.nodes == 1 ? "" : "s", timeout_s);
     else
-        CT_LOG_INFO_R0("comm: backend %s, world %d = dp %d x tp %d, %d per node, no timeout",
-                       be->name, world, dp, tp, g.local_size);
+        CT_LOG_INFO_R0("comm: backend %s, world %d = dp %d x tp %d, %d per node on %d node%s, "
+                       "no timeout", be->name, world, dp, tp, g.local_size, g.nodes,
+                       g.nodes == 1 ? "" : "s");
     return CT_OK;
 }
 
@@ -662,6 +666,72 @@ ct_status_t ct_comm_sync(ct_comm_t *c, void *stream)
     wd_enter_grace("sync", c->name, CT__SLOT_ALL, live_timeout_s);
     ct_status_t st = c->be->sync(c, stream, live_timeout_s);
     wd_leave();
+    return st;
+}
+
+ct_status_t ct_comm_selftest_allreduce(ct_comm_t *c, size_t count, int iters,
+                                       ct_comm_selftest_t *res_p)
+{
+    CT_ASSERT(c != NULL && c->be != NULL && count > 0 && iters >= 0 && res_p != NULL);
+    const ct__comm_backend_t *be = c->be;
+    const int dev = be->is_device;
+    CT_ASSERT(!dev || (be->mem_alloc && be->mem_free && be->mem_copy));
+    const size_t bytes = count * sizeof(float);
+    float *host = malloc(bytes);
+    void *send = NULL, *recv = NULL;
+    ct_status_t st = CT_OK;
+    if (!host) {
+        CT_LOG_ERROR("rank %d: out of memory for the %zu-byte all-reduce self-test of group %s",
+                     ct_log_rank(), bytes, c->name);
+        return CT_ERR_NO_MEMORY;
+    }
+    const int k = c->rank;
+    for (size_t i = 0; i < count; i++) host[i] = (float)(k + 1) * (float)(i % 7 + 1);
+    if (dev) {
+        if ((st = be->mem_alloc(bytes, &send)) != CT_OK) goto out;
+        if ((st = be->mem_alloc(bytes, &recv)) != CT_OK) goto out;
+        be->mem_copy(send, host, bytes);
+    } else {
+        send = host;
+        recv = malloc(bytes);
+        if (!recv) {
+            CT_LOG_ERROR("rank %d: out of memory for the %zu-byte all-reduce self-test of group "
+                         "%s", ct_log_rank(), bytes, c->name);
+            st = CT_ERR_NO_MEMORY;
+            goto out;
+        }
+    }
+    ct_comm_set_activity("all-reduce self-test over %s", c->name);
+    if ((st = ct_comm_allreduce(c, send, recv, count, CT_DTYPE_F32, CT_OP_SUM, NULL)) != CT_OK ||
+        (st = ct_comm_sync(c, NULL)) != CT_OK)
+        goto out;
+    float *got = host;
+    if (dev) be->mem_copy(host, recv, bytes);
+    else got = recv;
+    const float tri = (float)c->size * (float)(c->size + 1) / 2.0f;
+    ct_comm_selftest_t r = {.bad = count};
+    for (size_t i = 0; i < count && r.bad == count; i++)
+        if (got[i] != tri * (float)(i % 7 + 1)) {
+            r.bad = i;
+            r.bad_value = got[i];
+            r.want = tri * (float)(i % 7 + 1);
+        }
+    if (r.bad == count && iters > 0) {
+        double t0 = now_s();
+        for (int it = 0; it < iters && st == CT_OK; it++)
+            st = ct_comm_allreduce(c, send, recv, count, CT_DTYPE_F32, CT_OP_SUM, NULL);
+        if (st == CT_OK) st = ct_comm_sync(c, NULL);
+        r.seconds = (now_s() - t0) / iters;
+    }
+    if (st == CT_OK) *res_p = r;
+out:
+    if (dev) {
+        if (send) be->mem_free(send);
+        if (recv) be->mem_free(recv);
+    } else {
+        free(recv);
+    }
+    free(host);
     return st;
 }
 

@@ -84,6 +84,8 @@ typedef struct {
     int dp_rank, dp_size;
     int tp_rank, tp_size;
     int local_rank, local_size; /* within the node (MPI_COMM_TYPE_SHARED) */
+    int node, nodes; /* this rank's node, 0..nodes-1 in the order of each
+                      * node's lowest world rank, and how many there are */
     ct_comm_backend_t backend;  /* the one chosen: local, mpi or nccl */
     int device; /* nccl: the CUDA device, local_rank % device count, made
                  * current in the thread that called ct_comm_init; else -1 */
@@ -115,7 +117,9 @@ CT_MUST_USE ct_status_t ct_comm_init_backend(ct_comm_backend_t backend, int dp, 
  * these: *dev_p is *g with world/dp/tp replaced by nccl groups over the
  * same ranks (ct_comm_host of each gives back g's group), backend
  * CT_COMM_NCCL and `device` the calling thread's current CUDA device, which
- * the communicators use (make it current first, e.g. by ct_cuda_init). Rank
+ * the communicators use (make it current first, e.g. by ct_cuda_init; or
+ * pass a copy of g whose `device` is >= 0, and that device is made current
+ * here: CT_ERR_UNSUPPORTED, logged, if it cannot be). Rank
  * 0 of each group makes an NCCL unique id and broadcasts it over g's group.
  * Collective over the world; bounded by the watchdog like ct_comm_init.
  * CT_ERR_UNSUPPORTED (logged) without NCCL in the build or without a
@@ -222,6 +226,26 @@ CT_MUST_USE ct_status_t ct_comm_sync(ct_comm_t *c, void *stream);
  * CT_ERR_COMM (logged) if the launch fails, like a collective. */
 void ct_comm_group_begin(void);
 CT_MUST_USE ct_status_t ct_comm_group_end(void);
+
+/* A self-test of group c, for `ctrain doctor`: all-reduces (sum) `count`
+ * floats, element i of group rank k being (k+1)*(i%7+1), so the sum is
+ * size*(size+1)/2*(i%7+1), exact in float; then, when that sum is right,
+ * times `iters` more all-reduces of the same buffers (waited for by
+ * ct_comm_sync). The buffers are allocated here and freed before it returns:
+ * host memory for host groups, memory on the calling thread's current
+ * device for device groups (nccl), whose collectives run on the legacy
+ * default stream. Collective over c. On CT_OK, *res_p: bad == count when
+ * the sum was exact (else the first wrong element, its value and the one
+ * expected, and seconds is 0), seconds the mean time of a timed all-reduce.
+ * Errors: CT_ERR_NO_MEMORY (logged), or a collective's CT_ERR_COMM (after a
+ * device group's, end the job with ct_comm_abort). */
+typedef struct {
+    double seconds;
+    size_t bad;
+    float bad_value, want;
+} ct_comm_selftest_t;
+CT_MUST_USE ct_status_t ct_comm_selftest_allreduce(ct_comm_t *c, size_t count, int iters,
+                                                   ct_comm_selftest_t *res_p);
 
 #ifdef __cplusplus
 }

@@ -66,6 +66,12 @@ struct ct__comm_backend {
     ct_status_t (*group_end)(void);
     /* The runtime's group with c's ranks, for host buffers. NULL: c. */
     ct_comm_t *(*host)(ct_comm_t *c);
+    /* Device backends: memory for their buffers on the current device
+     * (ct_comm_selftest_allreduce). mem_alloc logs and returns
+     * CT_ERR_NO_MEMORY on failure; mem_copy is synchronous, either way. */
+    ct_status_t (*mem_alloc)(size_t bytes, void **p);
+    void (*mem_free)(void *p);
+    void (*mem_copy)(void *dst, const void *src, size_t bytes);
 };
 
 extern const ct__comm_backend_t ct__comm_local;

@@ -60,6 +60,8 @@ static CT_MUST_USE ct_status_t local_groups_init(ct_comm_groups_t *g)
     }
     g->local_rank = 0;
     g->local_size = 1;
+    g->node = 0;
+    g->nodes = 1;
     return CT_OK;
 }
 

@@ -193,11 +193,24 @@ static CT_MUST_USE ct_status_t mpi_groups_init(ct_comm_groups_t *g)
         st = mpi_fail("world", "MPI_Comm_split_type", rc, doing);
         goto free_tp;
     }
+    /* The node's index: the nodes before it among the first ranks of
+     * every node (an exclusive prefix sum over the world; the split orders
+     * a node's ranks by world rank, so its local rank 0 comes first), told
+     * to the node's other ranks. */
+    int first, before = 0;
+    const char *call = "MPI_Comm_rank";
     rc = MPI_Comm_rank(node, &g->local_rank);
     if (rc == MPI_SUCCESS) rc = MPI_Comm_size(node, &g->local_size);
+    first = g->local_rank == 0;
+    if (rc == MPI_SUCCESS) rc = MPI_Exscan(&first, &before, 1, MPI_INT, MPI_SUM, wc), call = "MPI_Exscan";
+    if (g->rank == 0) before = 0; /* MPI_Exscan leaves rank 0's undefined */
+    if (rc == MPI_SUCCESS) rc = MPI_Bcast(&before, 1, MPI_INT, 0, node), call = "MPI_Bcast";
+    g->node = before;
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Allreduce(&first, &g->nodes, 1, MPI_INT, MPI_SUM, wc), call = "MPI_Allreduce";
     MPI_Comm_free(&node);
     if (rc != MPI_SUCCESS) {
-        st = mpi_fail("node", "MPI_Comm_rank", rc, doing);
+        st = mpi_fail("node", call, rc, doing);
         goto free_tp;
     }
     return CT_OK;

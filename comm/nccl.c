@@ -306,6 +306,8 @@ static CT_MUST_USE ct_status_t nccl_groups_init(ct_comm_groups_t *g)
     if ((st = comms_over(hosts, outs, 1)) != CT_OK) return st;
     g->local_rank = h.local_rank;
     g->local_size = h.local_size;
+    g->node = h.node;
+    g->nodes = h.nodes;
     g->device = dev;
     return CT_OK;
 }
@@ -313,8 +315,20 @@ static CT_MUST_USE ct_status_t nccl_groups_init(ct_comm_groups_t *g)
 /* Device groups over the caller's host groups, on the current device. */
 static CT_MUST_USE ct_status_t nccl_groups_over(const ct_comm_groups_t *host, ct_comm_groups_t *g)
 {
-    if (usable_devices() == 0) return CT_ERR_UNSUPPORTED;
-    int dev = -1;
+    int ndev = usable_devices();
+    if (ndev == 0) return CT_ERR_UNSUPPORTED;
+    int dev = host->device;
+    if (dev >= 0) { /* the caller names the device */
+        cudaError_t ce = dev < ndev ? cudaSetDevice(dev) : cudaErrorInvalidDevice;
+        if (ce != cudaSuccess) {
+            (void)cudaGetLastError();
+            CT_LOG_ERROR("rank %d: cannot use cuda device %d of %d: %s\n---> HINT: check "
+                         "CUDA_VISIBLE_DEVICES and that the device is not in exclusive-process "
+                         "mode and held by another job (nvidia-smi)",
+                         host->rank, dev, ndev, cudaGetErrorString(ce));
+            return CT_ERR_UNSUPPORTED;
+        }
+    }
     CT_CHECK_CUDA(cudaGetDevice(&dev));
     ct_comm_t *const hosts[3] = {host->world, host->dp, host->tp};
     ct_comm_t **const outs[3] = {&g->world, &g->dp, &g->tp};
@@ -456,6 +470,25 @@ static CT_MUST_USE ct_status_t nccl_sync(ct_comm_t *c, void *stream, double time
     }
 }
 
+/* ---- device memory for the self-test ---------------------------------------- */
+static CT_MUST_USE ct_status_t nccl_mem_alloc(size_t bytes, void **p)
+{
+    cudaError_t e = cudaMalloc(p, bytes);
+    if (e == cudaSuccess) return CT_OK;
+    (void)cudaGetLastError();
+    CT_LOG_ERROR("rank %d: cannot allocate %zu bytes of device memory: %s", ct_log_rank(), bytes,
+                 cudaGetErrorString(e));
+    return CT_ERR_NO_MEMORY;
+}
+
+static void nccl_mem_free(void *p) { CT_CHECK_CUDA(cudaFree(p)); }
+
+static void nccl_mem_copy(void *dst, const void *src, size_t bytes)
+{
+    CT_CHECK_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, (cudaStream_t)0));
+    CT_CHECK_CUDA(cudaStreamSynchronize((cudaStream_t)0));
+}
+
 const ct__comm_backend_t ct__comm_nccl = {
     .name = "nccl",
     /* start/stop/abort: the runtime (mpi or local) owns the process. */
@@ -472,5 +505,8 @@ const ct__comm_backend_t ct__comm_nccl = {
     .sync = nccl_sync,
     .group_begin = nccl_group_begin,
     .group_end = nccl_group_end,
+    .mem_alloc = nccl_mem_alloc,
+    .mem_free = nccl_mem_free,
+    .mem_copy = nccl_mem_copy,
     .host = nccl_host,
 };

@@ -5,6 +5,8 @@
 #
 #   launch/mpirun.sh configs/tiny.yaml                        # dp*tp ranks here
 #   PPN=8 launch/mpirun.sh cfg.yaml --hostfile hosts -- --set checkpoint.resume=auto
+#   PPN=8 launch/mpirun.sh cfg.yaml --hostfile hosts -- --set model.device=cuda \
+#       --set parallel.dp=4 --set parallel.tp=8              # 4 nodes x 8 GPUs, DP x TP
 #
 # Ranks: -np is $NP, else parallel.dp * parallel.tp read from CONFIG and
 # from any `--set parallel.dp=N` / `--set parallel.tp=N` after `--`
@@ -14,6 +16,10 @@
 # rank order with `--map-by ppr:PPN:node`, so consecutive ranks, and hence
 # each tensor-parallel group, share a node. `--map-by node` would deal
 # ranks round-robin across nodes and split TP groups over the network.
+# On GPU nodes PPN is the GPUs per node: each rank drives the GPU of its
+# node-local rank, and ctrain stops at start, on every rank, when a node has
+# more ranks than GPUs or a TP group spans nodes. Over more than one node,
+# parallel.tp must divide PPN; this script refuses the launch otherwise.
 # Each rank is bound to CPR cores (`:PE=CPR --bind-to core`), CPR being
 # $CT_CPUS_PER_RANK, else this machine's cores / PPN; run from a launcher
 # whose shape differs from the workers (a Kubernetes launcher pod), set it.
@@ -98,6 +104,14 @@ has_opt -np -n --np || cmd+=(-np "$NP")
 PPN=${PPN:-$NP}
 CPR=${CT_CPUS_PER_RANK:-$(($(nproc) / PPN))}
 if ! has_opt --map-by -map-by --npernode -npernode --bind-to -bind-to; then
+    # whole TP groups on each node: tp must divide the ranks per node
+    if [[ ${tp:-1} =~ ^[0-9]+$ ]] && [ "${tp:-1}" -gt 1 ] && [ "$NP" -gt "$PPN" ] \
+        && [ $((PPN % tp)) -ne 0 ]; then
+        echo "mpirun.sh: parallel.tp=$tp does not divide PPN=$PPN ranks per node, so tensor-parallel" \
+             "groups would span nodes; set PPN to a multiple of $tp (the GPUs per node) or lower" \
+             "parallel.tp" >&2
+        exit 2
+    fi
     if [ "$CPR" -ge 1 ]; then
         cmd+=(--map-by "ppr:$PPN:node:PE=$CPR" --bind-to core)
     else

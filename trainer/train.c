@@ -191,34 +191,20 @@ static void log_placement(const train_ctx_t *c)
     char dev[32] = "cpu";
     if (c->device >= 0) snprintf(dev, sizeof dev, "cuda:%d", c->device);
     CT_LOG_DEBUG("placement: rank %d of %d, dp rank %d of %d, tp rank %d of %d, local rank %d "
-                 "of %d on this node, device %s", g ? g->rank : 0, g ? g->world_size : 1,
-                 g ? g->dp_rank : 0, g ? g->dp_size : 1, g ? g->tp_rank : 0, g ? g->tp_size : 1,
-                 g ? g->local_rank : 0, g ? g->local_size : 1, dev);
+                 "of %d on this node, device %s; node %d of %d", g ? g->rank : 0,
+                 g ? g->world_size : 1, g ? g->dp_rank : 0, g ? g->dp_size : 1,
+                 g ? g->tp_rank : 0, g ? g->tp_size : 1, g ? g->local_rank : 0,
+                 g ? g->local_size : 1, dev, g ? g->node : 0, g ? g->nodes : 1);
 }
 
-/* CPU or CUDA, from model.device and what this machine has. Each process
- * drives the GPU of its node-local rank. */
+/* CPU or CUDA, from model.device and what the ranks have; one rank per
+ * GPU, by node-local rank, and TP groups inside a node (trainer/placement.c). */
 static CT_MUST_USE ct_status_t choose_device_for(train_ctx_t *c)
 {
-    const ct_device_t want = c->cfg->model.device;
-    c->device = -1;
-    if (want == CT_DEVICE_CPU) return CT_OK;
-    int n = ct_cuda_device_count();
-    if (n == 0) {
-        if (want == CT_DEVICE_CUDA) {
-            CT_LOG_ERROR("model.device is cuda but no CUDA device is usable on this machine "
-                         "(no GPU, no driver, or a build without CUDA)\n---> HINT: check "
-                         "nvidia-smi and CUDA_VISIBLE_DEVICES, or set model.device: cpu");
-            return CT_ERR_UNSUPPORTED;
-        }
-        CT_LOG_INFO_R0("no CUDA device found: training on the CPU");
-        return CT_OK;
-    }
-    int local = c->g ? c->g->local_rank : 0;
-    c->device = local % n;
-    if (c->g && c->g->local_size > n)
-        CT_LOG_WARN("%d ranks on this node share %d GPU(s)", c->g->local_size, n);
-    return CT_OK;
+    ct_placement_t p;
+    ct_status_t st = ct_train_place(c->cfg, c->g, &p);
+    c->device = st == CT_OK ? p.device : -1;
+    return st;
 }
 
 static CT_MUST_USE ct_status_t choose_device(train_ctx_t *c)
@@ -242,6 +228,8 @@ static CT_MUST_USE ct_status_t train_setup(train_ctx_t *c)
                      "parallel.tp=%d", c->dp, tp, cfg->parallel.dp, cfg->parallel.tp);
         return CT_ERR_CONFIG;
     }
+    /* the layout first: a bad one fails before any shard is opened */
+    if ((st = agree(c, choose_device(c))) != CT_OK) return st;
     int64_t bt = (int64_t)c->B * c->T;
     int64_t gb = cfg->train.batch_tokens ? cfg->train.batch_tokens : bt * c->dp;
     c->accum = (int)(gb / (bt * c->dp));
@@ -294,7 +282,6 @@ static CT_MUST_USE ct_status_t train_setup(train_ctx_t *c)
     c->inputs = malloc((size_t)bt * sizeof(int32_t));
     c->targets = malloc((size_t)bt * sizeof(int32_t));
     if (!c->inputs || !c->targets) return CT_ERR_NO_MEMORY;
-    if ((st = agree(c, choose_device(c))) != CT_OK) return st;
     /* on the GPU the host model keeps only weights: no activations */
     int hostB = c->device >= 0 ? 0 : c->B, hostT = c->device >= 0 ? 0 : c->T;
     if ((st = ct_model_init(&c->model, &cfg->model, hostB, hostT, c->g ? c->g->tp : NULL)) != CT_OK)

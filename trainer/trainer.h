@@ -52,6 +52,26 @@ int ct_preempt_check(double need_s, const char *basis);
 CT_MUST_USE ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int64_t stop_at,
                          ct_train_summary_t *summary_p);
 
+/* ---- placement (trainer/placement.c) ------------------------------------------- */
+typedef struct {
+    int device;   /* the CUDA device this rank drives, or -1: the CPU */
+    int gpus;     /* CUDA devices this rank sees */
+    int shared;   /* another rank of its node drives the same GPU (allowed by
+                   * CT_ALLOW_GPU_SHARING=1) */
+    int tp_nodes; /* nodes its TP group spans: 1 when inside one node */
+} ct_placement_t;
+/* Picks this rank's device from model.device and the GPUs it sees (GPU
+ * node-local rank % GPUs) and checks the launch's layout: on the GPU path
+ * one rank per GPU and every TP group inside one node, unless
+ * CT_ALLOW_GPU_SHARING=1 / CT_ALLOW_TP_ACROSS_NODES=1 (warned on rank 0
+ * then); on the CPU path a TP group across nodes is a warning. Collective
+ * over g's world (g NULL: one process); every rank reaches the same verdict
+ * and logs the same error, naming the setting and the fix: CT_ERR_CONFIG for
+ * a bad layout, CT_ERR_UNSUPPORTED for model.device cuda where a rank has no
+ * GPU. *place_p written only on success. */
+CT_MUST_USE ct_status_t ct_train_place(const ct_config_t *cfg, const ct_comm_groups_t *g,
+                                       ct_placement_t *place_p);
+
 /* ---- the LR schedule (trainer/schedule.c) ------------------------------------- */
 /* Learning rate for 0-based `step` of `total`: linear warmup from lr/warmup
  * to lr over warmup_steps, then cosine/linear decay (or constant) to

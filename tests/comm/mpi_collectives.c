@@ -109,6 +109,7 @@ static void test_layout(void)
     CHECK(strcmp(ct_comm_name(g.tp), "tp") == 0);
     /* mpirun on one machine: the node is the world, in rank order. */
     CHECK(g.local_size == g.world_size && g.local_rank == g.rank);
+    CHECK(g.node == 0 && g.nodes == 1); /* one machine: one node */
 
     /* Who is in each group: gather the world ranks. */
     ct_comm_t *cs[3] = {g.world, g.dp, g.tp};

@@ -82,6 +82,7 @@ static void test_local_world(void)
     CHECK(g.rank == 0 && g.world_size == 1);
     CHECK(g.dp_rank == 0 && g.dp_size == 1 && g.tp_rank == 0 && g.tp_size == 1);
     CHECK(g.local_rank == 0 && g.local_size == 1);
+    CHECK(g.node == 0 && g.nodes == 1);
     CHECK(g.device == -1);
     CHECK(strcmp(ct_comm_name(g.world), "world") == 0);
     CHECK(strcmp(ct_comm_name(g.dp), "dp") == 0);

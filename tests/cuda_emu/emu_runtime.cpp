@@ -319,19 +319,44 @@ const char *ct_emu_cudaGetErrorString(cudaError_t e)
 {
     return e == cudaSuccess ? "no error (emulated)" : "emulated CUDA error";
 }
+/* How many devices the emulator shows: CT_EMU_DEVICES when set (0 to 64;
+ * 0 is a machine without a GPU),
+ * else, under mpirun, OMPI_COMM_WORLD_LOCAL_SIZE (the ranks on this node:
+ * a node with one GPU per rank, the layout ctrain expects, so mpirun tests
+ * need not say), else 1. Tests of a node with fewer GPUs than ranks set
+ * CT_EMU_DEVICES. The devices are names only: they share one memory pool
+ * and the current device is per thread, as in CUDA. */
+static int emu_devices(void)
+{
+    static int n = -1;
+    if (n >= 0) return n;
+    const char *e = getenv("CT_EMU_DEVICES");
+    if (!e || !*e) e = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    int v = e && *e ? atoi(e) : 1;
+    n = v >= 0 && v <= 64 ? v : 1;
+    return n;
+}
+static thread_local int emu_current = 0;
+
 cudaError_t ct_emu_cudaGetDeviceCount(int *n)
 {
-    *n = 1;
+    *n = emu_devices();
+    return *n ? cudaSuccess : (last_error = cudaErrorNoDevice);
+}
+cudaError_t ct_emu_cudaSetDevice(int d)
+{
+    if (d < 0 || d >= emu_devices()) return last_error = cudaErrorInvalidDevice;
+    emu_current = d;
     return cudaSuccess;
 }
-cudaError_t ct_emu_cudaSetDevice(int d) { return d == 0 ? cudaSuccess : cudaErrorInvalidDevice; }
 cudaError_t ct_emu_cudaGetDevice(int *d)
 {
-    *d = 0;
+    *d = emu_current;
     return cudaSuccess;
 }
 cudaError_t ct_emu_cudaGetDeviceProperties(struct cudaDeviceProp *p, int d)
 {
+    if (d < 0 || d >= emu_devices()) return last_error = cudaErrorInvalidDevice;
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "ctrain CUDA emulator");
     p->major = 9;

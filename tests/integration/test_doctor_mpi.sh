@@ -28,6 +28,7 @@ for r in 0 1; do
         expect_row "$out" $r "$chk" OK
     done
     expect_row "$out" $r device "$dev"
+    expect_row "$out" $r allreduce.tp_gpu SKIP   # no GPU: the row says so
     # Open MPI's default kill timeout (1 s) leaves no time to save after SIGTERM
     expect_row "$out" $r preempt WARN
 done
@@ -44,6 +45,8 @@ done
 grep -q "allreduce.dp .*exact sum over 2 ranks; 16 MiB: [0-9]* MB/s" <<<"$out" && pass \
     || fail "good setup: no all-reduce bandwidth"
 grep -q "cpu, 1 OpenMP threads" <<<"$out" && pass || fail "good setup: no thread count"
+grep -Eq "allreduce.tp_gpu +SKIP +skipped: no CUDA device on this rank" <<<"$out" && pass \
+    || fail "good setup: the GPU TP row does not say why it was skipped"
 # one node: its all-reduce is over both ranks, and there is no link between nodes
 host=$(hostname -s)
 grep -q "allreduce.node .*exact sum over 2 ranks of node $host; 16 MiB: [0-9]* MB/s" <<<"$out" && pass \

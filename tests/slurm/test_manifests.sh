@@ -4,12 +4,15 @@
 # launch/mpirun.sh's rank count (the config's dp x tp) = Worker replicas x
 # slotsPerWorker; both pods have a grace period and preemption-aware PID 1s;
 # the config and the shared volume are mounted where the ranks run (the
-# workers); every launcher start resumes (checkpoint.resume=auto). Needs
+# workers); every launcher start resumes (checkpoint.resume=auto); one
+# rank per GPU, parallel.tp dividing slotsPerWorker (TP inside a worker),
+# model.device cuda; and train.sbatch's GPU line matches its tasks per
+# node. Needs
 # python3 with PyYAML; exits 77 without it. The exit code is the verdict.
 set -u
 MANIFEST=$(cd "$(dirname "$0")/../.." && pwd)/launch/k8s/mpijob.yaml
 python3 -c 'import yaml' 2>/dev/null || { echo "test_manifests: no python3 yaml module; skipped"; exit 77; }
-python3 - "$MANIFEST" <<'PY'
+python3 - "$MANIFEST" "$(dirname "$MANIFEST")/../slurm/train.sbatch" <<'PY'
 import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 kinds = {d["kind"]: d for d in docs}
@@ -62,10 +65,24 @@ shared = vols.get(mounts.get("/shared", ""), {}).get("persistentVolumeClaim", {}
 expect(shared == pvc["metadata"]["name"], "shared PVC not mounted at /shared on workers")
 expect(pvc["spec"]["accessModes"] == ["ReadWriteMany"], "PVC not ReadWriteMany")
 expect(cfg["train"]["run_dir"].startswith("/shared/"), "run_dir not on the shared volume")
-gpus = wspec["containers"][0]["resources"]["limits"].get("nvidia.com/gpu")
+res = wspec["containers"][0]["resources"]
+gpus = res["limits"].get("nvidia.com/gpu")
 expect(gpus == spec["slotsPerWorker"], f"GPUs per worker {gpus} != slotsPerWorker")
+expect(res.get("requests", {}).get("nvidia.com/gpu", gpus) == gpus, "GPU requests != limits")
+# one rank per GPU, and each TP group on one worker (ranks are packed by worker)
+tp = cfg["parallel"].get("tp", 1)
+expect(spec["slotsPerWorker"] % tp == 0, f"parallel.tp {tp} does not divide slotsPerWorker: TP groups would span workers")
+expect(cfg["model"].get("device") == "cuda", "model.device is not cuda: a worker without its GPUs would train on the CPU")
 rp = spec["runPolicy"]
 expect(rp.get("backoffLimit", 0) > 0 and rp.get("cleanPodPolicy") in ("Running", "All", "None"), "runPolicy")
+# launch/slurm/train.sbatch: its GPU line (commented out by default) keeps
+# one task per GPU
+import re
+sb = open(sys.argv[2]).read()
+ntasks = re.search(r"^#SBATCH --ntasks-per-node=(\d+)", sb, re.M)
+gpn = re.search(r"^##SBATCH --gpus-per-node=(\d+)", sb, re.M)
+expect(ntasks and gpn and ntasks.group(1) == gpn.group(1),
+       "train.sbatch: --gpus-per-node line missing or != --ntasks-per-node")
 for f in failed:
     print("FAIL:", f, file=sys.stderr)
 print(f"test_manifests: {checks} checks, {len(failed)} failed")

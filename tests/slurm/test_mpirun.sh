@@ -3,7 +3,8 @@
 # parallel.dp * parallel.tp (block and flow YAML, `--set` overrides, $NP),
 # real 2- and 4-rank worlds with mpi_hello standing in for ctrain, and the
 # command it builds (environment passed by name only, the user's --map-by
-# replacing the default, --allow-run-as-root only for root). Exits 77 when
+# replacing the default, --allow-run-as-root only for root), and its refusal
+# of a PPN that would split TP groups over nodes. Exits 77 when
 # there is no mpicc. The exit code is the verdict.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -45,6 +46,16 @@ grep -q -- '-x AWS_SECRET_ACCESS_KEY' <<<"$out" && ! grep -q do-not-print <<<"$o
 grep -q 'train .*block.yaml --set a.b=c *$' <<<"$out" && pass || fail "ctrain args lost: $out"
 if [ "$(id -u)" = 0 ]; then grep -q -- --allow-run-as-root <<<"$out"; else ! grep -q -- --allow-run-as-root <<<"$out"; fi \
     && pass || fail "--allow-run-as-root must follow the user id: $out"
+
+# TP groups inside a node: PPN ranks per node (GPUs per node) must hold whole
+# TP groups when the job spans nodes (flow.yaml: tp 2, 6 ranks)
+out=$(PPN=3 dry "$WORK/flow.yaml"); rc=$?
+[ $rc -eq 2 ] && grep -q "parallel.tp=2 does not divide PPN=3 ranks per node" <<<"$out" && pass \
+    || fail "PPN=3 with tp=2 over two nodes: exit $rc, want 2 and the cause: $out"
+out=$(PPN=2 dry "$WORK/flow.yaml") && grep -q -- '--map-by ppr:2:node' <<<"$out" && pass \
+    || fail "PPN=2 with tp=2: $out"
+out=$(PPN=3 dry "$WORK/flow.yaml" --map-by ppr:3:node) && pass \
+    || fail "the user's --map-by is theirs (ctrain checks the layout at start): $out"
 
 echo "test_mpirun: $CHECKS checks, $FAILURES failed"
 [ $FAILURES -eq 0 ] && rm -rf "$WORK"
