@@ -140,6 +140,7 @@ static const field_t config_fields[] = {
     F_INT(train, max_skips, "5", 1, M_),
     F_FLT(train, spike_z, "4", 0, 0, INFINITY, 0),
     F_FLT(train, peak_tflops, "0", 0, 0, INFINITY, 0),
+    F_ENUM(train, profile_ops, "false", bool_names),
 
     F_INT(eval, every, "100", 0, G_),
     F_I64(eval, tokens, "0", 0, (int64_t)1 << 48),

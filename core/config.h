@@ -80,6 +80,8 @@ typedef struct {
     int max_skips;        /* consecutive non-finite steps (skipped) before stopping [1, 1M] */
     float spike_z;        /* log a loss this many std devs above its recent mean; 0 = off */
     float peak_tflops;    /* device peak for MFU; 0 = the known-GPU table (bf16 dense) */
+    int profile_ops;      /* GPU: time every op by family (CUDA events), log a table per
+                           * logged step and the times in metrics.jsonl: false | true */
 } ct_train_config_t;
 
 typedef struct {

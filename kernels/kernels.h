@@ -230,6 +230,11 @@ void *ct_cuda_stream_create(void);
 void ct_cuda_stream_destroy(void *stream);
 void *ct_cuda_event_create(void);
 void ct_cuda_event_destroy(void *event);
+/* An event that records time (ct_cuda_event_create's do not, which makes
+ * them cheaper), and the milliseconds between two such events, both
+ * recorded and completed (synchronous). */
+void *ct_cuda_timing_event_create(void);
+float ct_cuda_event_elapsed_ms(void *start, void *end);
 void ct_cuda_event_record(void *event, void *stream);
 void ct_cuda_stream_wait_event(void *stream, void *event);
 

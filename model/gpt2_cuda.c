@@ -61,11 +61,109 @@ typedef struct {
     int reduce_started;  /* layers already reduced during this backward */
     size_t alloc_bytes;
     size_t act_bytes, ln_region_bytes; /* activations; of them the LayerNorm/residual regions */
+    struct prof *prof;   /* per-op timing, NULL when off */
     double t0;           /* when the running optimizer step began */
 } gpt2_cuda_t;
 
 static const ct_model_backend_t gpt2_cuda_backend;
 static void gpt2_cuda_free(ct_model_t *m);
+
+/* ---- per-op timing (model/model.h) -----------------------------------------
+ * A pool of timing events; each timed op takes a begin and an end event on
+ * its stream, and read_prof adds up the elapsed times by family once the
+ * step's work is done. */
+enum { F_EMBED, F_LN, F_MATMUL, F_ATTN, F_GELU, F_XENT, F_TP, F_DP, F_OPTIM, F_OTHER, F_N };
+_Static_assert(F_N == CT_MODEL_OP_FAMILIES, "one name per family");
+static const char *const prof_names[F_N] = {"embedding", "layernorm", "matmul", "attention",
+                                            "gelu",      "cross-entropy", "tp comm", "dp comm",
+                                            "optimizer", "other"};
+#define PROF_CAP 16384 /* ops per read: a few micro-batches of a 48-layer model */
+struct prof {
+    void *ev[2 * PROF_CAP];
+    unsigned char fam[PROF_CAP];
+    int n, steps;
+    long dropped;
+    ct_model_op_times_t acc;
+};
+
+static int prof_begin(gpt2_cuda_t *G, int fam, double flop, double bytes, void *stream)
+{
+    struct prof *P = G->prof;
+    if (!P) return -1;
+    if (P->n == PROF_CAP) {
+        P->dropped++;
+        return -1;
+    }
+    int k = P->n++;
+    P->fam[k] = (unsigned char)fam;
+    P->acc.calls[fam]++;
+    P->acc.flop[fam] += flop;
+    P->acc.bytes[fam] += bytes;
+    ct_cuda_event_record(P->ev[2 * k], stream);
+    return k;
+}
+
+static void prof_end(gpt2_cuda_t *G, int k, void *stream)
+{
+    if (k >= 0) ct_cuda_event_record(G->prof->ev[2 * k + 1], stream);
+}
+
+/* Times one op call: OP(family, flops, bytes, stream, the call). */
+#define OP(fam, fl, by, st, ...)                                                   \
+    do {                                                                           \
+        int k_ = prof_begin(G, (fam), (double)(fl), (double)(by), (st));           \
+        __VA_ARGS__;                                                               \
+        prof_end(G, k_, (st));                                                     \
+    } while (0)
+
+/* Adds the elapsed times of the recorded ops (all complete) to the totals. */
+static void read_prof(gpt2_cuda_t *G)
+{
+    struct prof *P = G->prof;
+    if (!P) return;
+    for (int k = 0; k < P->n; k++)
+        P->acc.ms[P->fam[k]] += ct_cuda_event_elapsed_ms(P->ev[2 * k], P->ev[2 * k + 1]);
+    P->n = 0;
+    P->steps++;
+}
+
+static void prof_free(gpt2_cuda_t *G)
+{
+    if (!G->prof) return;
+    for (int i = 0; i < 2 * PROF_CAP; i++) ct_cuda_event_destroy(G->prof->ev[i]);
+    free(G->prof);
+    G->prof = NULL;
+}
+
+static int gpt2_cuda_profile_ops(ct_model_t *m, int on)
+{
+    gpt2_cuda_t *G = m->dev;
+    if (!on) {
+        prof_free(G);
+        return 1;
+    }
+    if (G->prof) return 1;
+    G->prof = calloc(1, sizeof *G->prof);
+    CT_ASSERT(G->prof != NULL);
+    for (int i = 0; i < 2 * PROF_CAP; i++) G->prof->ev[i] = ct_cuda_timing_event_create();
+    return 1;
+}
+
+static int gpt2_cuda_op_times(ct_model_t *m, ct_model_op_times_t *t)
+{
+    gpt2_cuda_t *G = m->dev;
+    struct prof *P = G->prof;
+    if (!P) return 0;
+    *t = P->acc;
+    t->n = F_N;
+    t->steps = P->steps;
+    t->dropped = P->dropped;
+    for (int f = 0; f < F_N; f++) t->name[f] = prof_names[f];
+    memset(&P->acc, 0, sizeof P->acc);
+    P->steps = 0;
+    P->dropped = 0;
+    return 1;
+}
 
 static CT_MUST_USE ct_status_t gpu_alloc(gpt2_cuda_t *G, void **p, size_t bytes, const char *what)
 {
@@ -242,6 +340,7 @@ static void gpt2_cuda_free(ct_model_t *m)
     ct_cuda_event_destroy(G->ev_reduced);
     ct_cuda_stream_destroy(G->comm_stream);
     ct_cuda_stream_destroy(G->stream);
+    prof_free(G);
     ct_cuda_free(G->ctx);
     free(G->host_losses);
     free(G->host_row);
@@ -319,13 +418,15 @@ static float *tp_reduce_rows(ct_model_t *m, int N)
     const int Ns = sp_rows(m, N, &row0);
     float *buf = G->a.tp_f32;
     if (!G->sp) {
-        tp_check(m, ct_comm_allreduce(G->tpc, buf, buf, (size_t)N * C, CT_DTYPE_F32, CT_OP_SUM,
-                                      G->stream));
+        OP(F_TP, 0, (size_t)N * C * 4, G->stream,
+           tp_check(m, ct_comm_allreduce(G->tpc, buf, buf, (size_t)N * C, CT_DTYPE_F32,
+                                         CT_OP_SUM, G->stream)));
         return buf;
     }
     float *rows = buf + row0 * C;
-    tp_check(m, ct_comm_reduce_scatter(G->tpc, buf, rows, (size_t)Ns * C, CT_DTYPE_F32,
-                                       CT_OP_SUM, G->stream));
+    OP(F_TP, 0, (size_t)N * C * 4, G->stream,
+       tp_check(m, ct_comm_reduce_scatter(G->tpc, buf, rows, (size_t)Ns * C, CT_DTYPE_F32,
+                                          CT_OP_SUM, G->stream)));
     return rows;
 }
 
@@ -336,7 +437,8 @@ static void sp_gather_bf16(ct_model_t *m, const ct_bf16_t *rows, ct_bf16_t *full
 {
     gpt2_cuda_t *G = m->dev;
     const size_t n = (size_t)(N / m->d.tp) * (size_t)m->d.C;
-    tp_check(m, ct_comm_allgather(G->tpc, rows, full, n / 2, CT_DTYPE_I32, G->stream));
+    OP(F_TP, 0, n * 2 * (size_t)m->d.tp, G->stream,
+       tp_check(m, ct_comm_allgather(G->tpc, rows, full, n / 2, CT_DTYPE_I32, G->stream)));
 }
 
 /* The input of a column-parallel matmul: this LayerNorm output, or under
@@ -361,13 +463,18 @@ static void row_parallel(ct_model_t *m, const ct_bf16_t *inp, const ct_bf16_t *w
 {
     gpt2_cuda_t *G = m->dev;
     const int C = m->d.C;
+    const double fl = 2.0 * N * Cin * C;
     if (!G->tpc) {
-        ct_cuda_matmul_forward(G->ctx, G->a.proj, NULL, inp, w, bias, N, Cin, C, G->stream);
+        OP(F_MATMUL, fl, 0, G->stream,
+           ct_cuda_matmul_forward(G->ctx, G->a.proj, NULL, inp, w, bias, N, Cin, C, G->stream));
         return;
     }
-    ct_cuda_matmul_forward_f32(G->ctx, G->a.tp_f32, inp, w, N, Cin, C, G->stream);
+    OP(F_MATMUL, fl, 0, G->stream,
+       ct_cuda_matmul_forward_f32(G->ctx, G->a.tp_f32, inp, w, N, Cin, C, G->stream));
     const float *rows = tp_reduce_rows(m, N);
-    ct_cuda_bias_to_bf16(G->a.proj, rows, bias, sp_rows(m, N, NULL), C, G->stream);
+    const int Ns = sp_rows(m, N, NULL);
+    OP(F_OTHER, 0, (size_t)Ns * C * 6, G->stream,
+       ct_cuda_bias_to_bf16(G->a.proj, rows, bias, Ns, C, G->stream));
 }
 
 /* The backward of a column-parallel matmul (dout (N, OC) from inp (N, C)):
@@ -379,16 +486,21 @@ static void col_parallel_backward(ct_model_t *m, float *dw, float *db, const ct_
 {
     gpt2_cuda_t *G = m->dev;
     const int C = m->d.C;
+    const double fl = 2.0 * N * C * OC;
     if (!G->tpc) {
-        ct_cuda_matmul_backward(G->ctx, G->a.dln, dw, db, dout, inp, w, NULL, G->a.scratch, N, C,
-                                OC, G->stream);
+        OP(F_MATMUL, 2 * fl, 0, G->stream,
+           ct_cuda_matmul_backward(G->ctx, G->a.dln, dw, db, dout, inp, w, NULL, G->a.scratch, N,
+                                   C, OC, G->stream));
         return;
     }
-    ct_cuda_matmul_backward(G->ctx, NULL, dw, db, dout, inp, w, NULL, G->a.scratch, N, C, OC,
-                            G->stream);
-    ct_cuda_matmul_dinp_f32(G->ctx, G->a.tp_f32, dout, w, N, C, OC, G->stream);
+    OP(F_MATMUL, fl, 0, G->stream,
+       ct_cuda_matmul_backward(G->ctx, NULL, dw, db, dout, inp, w, NULL, G->a.scratch, N, C, OC,
+                               G->stream));
+    OP(F_MATMUL, fl, 0, G->stream,
+       ct_cuda_matmul_dinp_f32(G->ctx, G->a.tp_f32, dout, w, N, C, OC, G->stream));
     const float *rows = tp_reduce_rows(m, N);
-    ct_cuda_f32_to_bf16(G->a.dln, rows, (long)sp_rows(m, N, NULL) * C, G->stream);
+    const long n = (long)sp_rows(m, N, NULL) * C;
+    OP(F_OTHER, 0, n * 6, G->stream, ct_cuda_f32_to_bf16(G->a.dln, rows, n, G->stream));
 }
 
 /* After a LayerNorm backward wrote this rank's rows of a->dres_bf: under
@@ -410,6 +522,8 @@ static void sp_sum_ln_grads(ct_model_t *m, const int *tensors, int n, int l)
 {
     gpt2_cuda_t *G = m->dev;
     if (!G->sp || !m->grad_sync) return;
+    /* one timed op around the group: its collectives launch at group_end */
+    const int k_ = prof_begin(G, F_TP, 0, (double)n * m->d.C * 4, G->stream);
     ct_comm_group_begin();
     for (int k = 0; k < n; k++) {
         const int i = tensors[k];
@@ -418,6 +532,7 @@ static void sp_sum_ln_grads(ct_model_t *m, const int *tensors, int n, int l)
         tp_check(m, ct_comm_allreduce(G->tpc, gi, gi, len, CT_DTYPE_F32, CT_OP_SUM, G->stream));
     }
     tp_check(m, ct_comm_group_end());
+    prof_end(G, k_, G->stream);
 }
 
 /* Waits for the compute stream: bounded by comm.timeout_s when it holds
@@ -455,25 +570,32 @@ static float gpt2_cuda_forward(ct_model_t *m, const int32_t *inputs, const int32
     const int Ns = sp_rows(m, N, NULL);
     const size_t NC = (size_t)N * C, NsC = (size_t)Ns * C, NCl = (size_t)N * Cl;
     const int ln_all = G->recompute != CT_RECOMPUTE_LN_GELU, gelu_all = G->recompute == CT_RECOMPUTE_NONE;
+    const double att_flop = 2.0 * B * NHl * (double)T * T * HS; /* causal: half of 4 B NH T^2 HS */
 
     ct_cuda_copy(a->inputs, inputs, (size_t)B * T_in * sizeof(int32_t), s);
     if (T != T_in) ct_cuda_zero(a->inputs + T_in, (size_t)(T - T_in) * sizeof(int32_t), s);
     if (targets) ct_cuda_copy(a->targets, targets, (size_t)N * sizeof(int32_t), s);
     if (!G->tpc) {
-        ct_cuda_encoder_forward(a->encoded, a->inputs, p->wte, p->wpe, B, T, C, s);
+        OP(F_EMBED, 0, NC * 8, s,
+           ct_cuda_encoder_forward(a->encoded, a->inputs, p->wte, p->wpe, B, T, C, s));
     } else {
         /* vocab-parallel: this rank's rows of wte, positions added on rank 0 */
         float *partial = G->sp ? a->tp_f32 : a->encoded;
-        ct_cuda_encoder_forward_vp(partial, a->inputs, p->wte, d->tp_rank == 0 ? p->wpe : NULL, B,
-                                   T, C, d->v_start, Vpl, s);
+        OP(F_EMBED, 0, NC * 8, s,
+           ct_cuda_encoder_forward_vp(partial, a->inputs, p->wte, d->tp_rank == 0 ? p->wpe : NULL,
+                                      B, T, C, d->v_start, Vpl, s));
         if (G->sp)
-            tp_check(m, ct_comm_reduce_scatter(G->tpc, partial, a->encoded, NsC, CT_DTYPE_F32,
-                                               CT_OP_SUM, s));
+            OP(F_TP, 0, NC * 4, s,
+               tp_check(m, ct_comm_reduce_scatter(G->tpc, partial, a->encoded, NsC, CT_DTYPE_F32,
+                                                  CT_OP_SUM, s)));
         else
-            tp_check(m, ct_comm_allreduce(G->tpc, partial, partial, NC, CT_DTYPE_F32, CT_OP_SUM,
-                                          s));
+            OP(F_TP, 0, NC * 4, s,
+               tp_check(m, ct_comm_allreduce(G->tpc, partial, partial, NC, CT_DTYPE_F32,
+                                             CT_OP_SUM, s)));
     }
-    ct_cuda_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->encoded, p->ln1w, p->ln1b, Ns, C, s);
+    OP(F_LN, 0, NsC * 6, s,
+       ct_cuda_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->encoded, p->ln1w, p->ln1b,
+                                 Ns, C, s));
     for (int l = 0; l < L; l++) {
         const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * NsC;
         ct_bf16_t *ln1 = a->ln1 + (ln_all ? l * NsC : 0), *ln2 = a->ln2 + (ln_all ? l * NsC : 0);
@@ -481,38 +603,47 @@ static float gpt2_cuda_forward(ct_model_t *m, const int32_t *inputs, const int32
         ct_bf16_t *fch = a->fch + l * 4 * NCl, *fchg = a->fch_gelu + (gelu_all ? l * 4 * NCl : 0);
         float *res2 = a->residual2 + l * NsC, *res3 = a->residual3 + l * NsC;
         float *stats = a->att_stats + (size_t)l * B * NHl * T;
-        ct_cuda_matmul_forward(G->ctx, qkv, NULL, col_input(m, ln1, N),
-                               p->qkvw + (size_t)l * 3 * Cl * C, p->qkvb + (size_t)l * 3 * Cl, N,
-                               C, 3 * Cl, s);
+        const ct_bf16_t *ln1_in = col_input(m, ln1, N);
+        OP(F_MATMUL, 2.0 * N * C * 3 * Cl, 0, s,
+           ct_cuda_matmul_forward(G->ctx, qkv, NULL, ln1_in, p->qkvw + (size_t)l * 3 * Cl * C,
+                                  p->qkvb + (size_t)l * 3 * Cl, N, C, 3 * Cl, s));
         if (targets)
-            ct_cuda_attention_forward(G->ctx, atty, stats, qkv, B, T, NHl, HS, s);
+            OP(F_ATTN, att_flop, 0, s,
+               ct_cuda_attention_forward(G->ctx, atty, stats, qkv, B, T, NHl, HS, s));
         else /* sampling: any (1, t); no cuDNN plan per length */
-            ct_cuda_attention_forward_plain(atty, stats, qkv, B, T, NHl, HS, s);
+            OP(F_ATTN, att_flop, 0, s,
+               ct_cuda_attention_forward_plain(atty, stats, qkv, B, T, NHl, HS, s));
         row_parallel(m, atty, p->attprojw + (size_t)l * C * Cl, p->attprojb + (size_t)l * C, N,
                      Cl);
-        ct_cuda_residual_layernorm_forward(res2, ln2, a->ln2_mean + (size_t)l * Ns,
-                                           a->ln2_rstd + (size_t)l * Ns, residual, a->proj,
-                                           p->ln2w + (size_t)l * C, p->ln2b + (size_t)l * C, Ns, C, s);
-        ct_cuda_matmul_forward(G->ctx, fchg, fch, col_input(m, ln2, N),
-                               p->fcw + (size_t)l * 4 * Cl * C, p->fcb + (size_t)l * 4 * Cl, N, C,
-                               4 * Cl, s);
+        OP(F_LN, 0, NsC * 12, s,
+           ct_cuda_residual_layernorm_forward(res2, ln2, a->ln2_mean + (size_t)l * Ns,
+                                              a->ln2_rstd + (size_t)l * Ns, residual, a->proj,
+                                              p->ln2w + (size_t)l * C, p->ln2b + (size_t)l * C,
+                                              Ns, C, s));
+        const ct_bf16_t *ln2_in = col_input(m, ln2, N);
+        OP(F_MATMUL, 2.0 * N * C * 4 * Cl, 0, s,
+           ct_cuda_matmul_forward(G->ctx, fchg, fch, ln2_in, p->fcw + (size_t)l * 4 * Cl * C,
+                                  p->fcb + (size_t)l * 4 * Cl, N, C, 4 * Cl, s));
         row_parallel(m, fchg, p->fcprojw + (size_t)l * C * 4 * Cl, p->fcprojb + (size_t)l * C, N,
                      4 * Cl);
         /* residual3 = residual2 + proj, then the next LayerNorm: the next
          * layer's ln1 or the final one */
         if (l + 1 < L) {
             ct_bf16_t *next = a->ln1 + (ln_all ? (l + 1) * NsC : 0);
-            ct_cuda_residual_layernorm_forward(res3, next, a->ln1_mean + (size_t)(l + 1) * Ns,
-                                               a->ln1_rstd + (size_t)(l + 1) * Ns, res2, a->proj,
-                                               p->ln1w + (size_t)(l + 1) * C,
-                                               p->ln1b + (size_t)(l + 1) * C, Ns, C, s);
+            OP(F_LN, 0, NsC * 12, s,
+               ct_cuda_residual_layernorm_forward(res3, next, a->ln1_mean + (size_t)(l + 1) * Ns,
+                                                  a->ln1_rstd + (size_t)(l + 1) * Ns, res2,
+                                                  a->proj, p->ln1w + (size_t)(l + 1) * C,
+                                                  p->ln1b + (size_t)(l + 1) * C, Ns, C, s));
         } else {
-            ct_cuda_residual_layernorm_forward(res3, a->lnf, a->lnf_mean, a->lnf_rstd, res2,
-                                               a->proj, p->lnfw, p->lnfb, Ns, C, s);
+            OP(F_LN, 0, NsC * 12, s,
+               ct_cuda_residual_layernorm_forward(res3, a->lnf, a->lnf_mean, a->lnf_rstd, res2,
+                                                  a->proj, p->lnfw, p->lnfb, Ns, C, s));
         }
     }
-    ct_cuda_matmul_forward(G->ctx, a->logits, NULL, col_input(m, a->lnf, N), p->wte, NULL, N, C,
-                           Vpl, s);
+    const ct_bf16_t *lnf_in = col_input(m, a->lnf, N);
+    OP(F_MATMUL, 2.0 * N * C * Vpl, 0, s,
+       ct_cuda_matmul_forward(G->ctx, a->logits, NULL, lnf_in, p->wte, NULL, N, C, Vpl, s));
     G->last_B = B;
     G->last_T = T;
     m->last_targets = targets;
@@ -521,13 +652,19 @@ static float gpt2_cuda_forward(ct_model_t *m, const int32_t *inputs, const int32
         return 0.0f;
     }
     if (!G->tpc) {
-        ct_cuda_xent_forward_backward(a->losses, a->logits, a->targets, 0.0f, N, d->V, Vpl, s);
+        OP(F_XENT, 0, (size_t)N * Vpl * 2, s,
+           ct_cuda_xent_forward_backward(a->losses, a->logits, a->targets, 0.0f, N, d->V, Vpl,
+                                         s));
     } else {
         /* the parallel cross-entropy: the logits stay on their ranks */
         float *mine = a->xstats + (size_t)d->tp_rank * N * 3;
-        ct_cuda_xent_vp_stats(mine, a->logits, a->targets, N, d->v_start, d->Vl, Vpl, s);
-        tp_check(m, ct_comm_allgather(G->tpc, mine, a->xstats, (size_t)N * 3, CT_DTYPE_F32, s));
-        ct_cuda_xent_vp_finish(a->losses, a->lse, a->xstats, N, d->tp, s);
+        OP(F_XENT, 0, (size_t)N * Vpl * 2, s,
+           ct_cuda_xent_vp_stats(mine, a->logits, a->targets, N, d->v_start, d->Vl, Vpl, s));
+        OP(F_TP, 0, (size_t)N * 12 * d->tp, s,
+           tp_check(m, ct_comm_allgather(G->tpc, mine, a->xstats, (size_t)N * 3, CT_DTYPE_F32,
+                                         s)));
+        OP(F_XENT, 0, (size_t)N * 12 * d->tp, s,
+           ct_cuda_xent_vp_finish(a->losses, a->lse, a->xstats, N, d->tp, s));
     }
     /* the one host wait of a forward: the loss, for logging and the guards */
     ct_cuda_copy(G->host_losses, a->losses, (size_t)N * sizeof(float), s);
@@ -561,6 +698,10 @@ static void reduce_layer(ct_model_t *m, int l)
     ct_cuda_event_record(G->ev_layer[l], G->stream);
     ct_cuda_stream_wait_event(G->comm_stream, G->ev_layer[l]);
     ct_comm_set_activity("dp gradient reduce of layer %d", l);
+    double bytes = 0.0;
+    for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++)
+        if (ct__gpt2_tensor_per_layer(i)) bytes += 4.0 * (double)(m->sizes[i] / (size_t)m->d.L);
+    const int k = prof_begin(G, F_DP, 0, bytes, G->comm_stream);
     ct_comm_group_begin();
     for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++) {
         if (!ct__gpt2_tensor_per_layer(i)) continue;
@@ -571,6 +712,7 @@ static void reduce_layer(ct_model_t *m, int l)
             ct_comm_abort(1);
     }
     if (ct_comm_group_end() != CT_OK) ct_comm_abort(1);
+    prof_end(G, k, G->comm_stream);
 }
 
 static void gpt2_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int T, float loss_scale)
@@ -596,19 +738,23 @@ static void gpt2_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int 
     const int overlap = G->dpc && m->grad_sync && !G->zero;
     static const int ln_layer[] = {2, 3, 8, 9}, ln_final[] = {14, 15}; /* ln1w/b, ln2w/b; lnfw/b */
 
+    const double att_flop = 4.0 * B * NHl * (double)T * T * HS; /* twice the forward's */
     if (!G->tpc)
-        ct_cuda_xent_forward_backward(a->losses, a->logits, a->targets, loss_scale / (float)N, N,
-                                      d->V, Vpl, s);
+        OP(F_XENT, 0, (size_t)N * Vpl * 4, s,
+           ct_cuda_xent_forward_backward(a->losses, a->logits, a->targets, loss_scale / (float)N,
+                                         N, d->V, Vpl, s));
     else
-        ct_cuda_xent_vp_backward(a->logits, a->lse, a->targets, loss_scale / (float)N, N,
-                                 d->v_start, d->Vl, Vpl, s);
+        OP(F_XENT, 0, (size_t)N * Vpl * 4, s,
+           ct_cuda_xent_vp_backward(a->logits, a->lse, a->targets, loss_scale / (float)N, N,
+                                    d->v_start, d->Vl, Vpl, s));
     /* under SP the gathered lnf of the forward is still in a->sp_gather */
     col_parallel_backward(m, g->wte, NULL, a->logits, G->sp ? a->sp_gather : a->lnf, p->wte, N,
                           Vpl);
-    ct_cuda_zero(a->dres, NsC * sizeof(float), s);
+    OP(F_OTHER, 0, NsC * 4, s, ct_cuda_zero(a->dres, NsC * sizeof(float), s));
     const float *last = a->residual3 + (size_t)(L - 1) * NsC; /* L >= 1 (config) */
-    ct_cuda_layernorm_backward(a->dres, dres_bf, g->lnfw, g->lnfb, a->dln, last, p->lnfw,
-                               a->lnf_mean, a->lnf_rstd, a->scratch, Ns, C, s);
+    OP(F_LN, 0, NsC * 16, s,
+       ct_cuda_layernorm_backward(a->dres, dres_bf, g->lnfw, g->lnfb, a->dln, last, p->lnfw,
+                                  a->lnf_mean, a->lnf_rstd, a->scratch, Ns, C, s));
     sp_gather_dres(m, N);
     for (int l = L - 1; l >= 0; l--) {
         const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * NsC;
@@ -621,51 +767,67 @@ static void gpt2_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int 
         float *ln1_mean = a->ln1_mean + (size_t)l * Ns, *ln1_rstd = a->ln1_rstd + (size_t)l * Ns;
         float *ln2_mean = a->ln2_mean + (size_t)l * Ns, *ln2_rstd = a->ln2_rstd + (size_t)l * Ns;
 
-        if (!gelu_all) ct_cuda_gelu_forward(fchg, fch, (long)(4 * NCl), s);
+        if (!gelu_all)
+            OP(F_GELU, 0, 4 * NCl * 4, s, ct_cuda_gelu_forward(fchg, fch, (long)(4 * NCl), s));
         /* fcproj (row-parallel: its input gradient stays on this rank), with
          * GELU's backward fused: dfch = (dres @ W) * gelu'(fch) */
-        ct_cuda_matmul_backward(ctx, a->dfch, g->fcprojw + (size_t)l * C * 4 * Cl,
-                                g->fcprojb + (size_t)l * C, a->dres_bf, fchg,
-                                p->fcprojw + (size_t)l * C * 4 * Cl, fch, a->scratch, N, 4 * Cl, C,
-                                s);
+        OP(F_MATMUL, 4.0 * N * 4 * Cl * C, 0, s,
+           ct_cuda_matmul_backward(ctx, a->dfch, g->fcprojw + (size_t)l * C * 4 * Cl,
+                                   g->fcprojb + (size_t)l * C, a->dres_bf, fchg,
+                                   p->fcprojw + (size_t)l * C * 4 * Cl, fch, a->scratch, N,
+                                   4 * Cl, C, s));
         if (!ln_all)
-            ct_cuda_layernorm_forward(ln2, ln2_mean, ln2_rstd, res2, p->ln2w + (size_t)l * C,
-                                      p->ln2b + (size_t)l * C, Ns, C, s);
+            OP(F_LN, 0, NsC * 6, s,
+               ct_cuda_layernorm_forward(ln2, ln2_mean, ln2_rstd, res2, p->ln2w + (size_t)l * C,
+                                         p->ln2b + (size_t)l * C, Ns, C, s));
         col_parallel_backward(m, g->fcw + (size_t)l * 4 * Cl * C, g->fcb + (size_t)l * 4 * Cl,
                               a->dfch, col_input(m, ln2, N), p->fcw + (size_t)l * 4 * Cl * C, N,
                               4 * Cl);
-        ct_cuda_layernorm_backward(a->dres, dres_bf, g->ln2w + (size_t)l * C, g->ln2b + (size_t)l * C,
-                                   a->dln, res2, p->ln2w + (size_t)l * C, ln2_mean, ln2_rstd,
-                                   a->scratch, Ns, C, s);
+        OP(F_LN, 0, NsC * 16, s,
+           ct_cuda_layernorm_backward(a->dres, dres_bf, g->ln2w + (size_t)l * C,
+                                      g->ln2b + (size_t)l * C, a->dln, res2,
+                                      p->ln2w + (size_t)l * C, ln2_mean, ln2_rstd, a->scratch, Ns,
+                                      C, s));
         sp_gather_dres(m, N);
         /* dres is now d(residual2) */
-        ct_cuda_matmul_backward(ctx, a->datty, g->attprojw + (size_t)l * C * Cl,
-                                g->attprojb + (size_t)l * C, a->dres_bf, atty,
-                                p->attprojw + (size_t)l * C * Cl, NULL, a->scratch, N, Cl, C, s);
-        ct_cuda_attention_backward(ctx, a->dqkv, a->datty, qkv, atty, stats, B, T, NHl, HS, s);
+        OP(F_MATMUL, 4.0 * N * Cl * C, 0, s,
+           ct_cuda_matmul_backward(ctx, a->datty, g->attprojw + (size_t)l * C * Cl,
+                                   g->attprojb + (size_t)l * C, a->dres_bf, atty,
+                                   p->attprojw + (size_t)l * C * Cl, NULL, a->scratch, N, Cl, C,
+                                   s));
+        OP(F_ATTN, att_flop, 0, s,
+           ct_cuda_attention_backward(ctx, a->dqkv, a->datty, qkv, atty, stats, B, T, NHl, HS,
+                                      s));
         if (!ln_all)
-            ct_cuda_layernorm_forward(ln1, ln1_mean, ln1_rstd, residual, p->ln1w + (size_t)l * C,
-                                      p->ln1b + (size_t)l * C, Ns, C, s);
+            OP(F_LN, 0, NsC * 6, s,
+               ct_cuda_layernorm_forward(ln1, ln1_mean, ln1_rstd, residual,
+                                         p->ln1w + (size_t)l * C, p->ln1b + (size_t)l * C, Ns, C,
+                                         s));
         col_parallel_backward(m, g->qkvw + (size_t)l * 3 * Cl * C, g->qkvb + (size_t)l * 3 * Cl,
                               a->dqkv, col_input(m, ln1, N), p->qkvw + (size_t)l * 3 * Cl * C, N,
                               3 * Cl);
-        ct_cuda_layernorm_backward(a->dres, dres_bf, g->ln1w + (size_t)l * C, g->ln1b + (size_t)l * C,
-                                   a->dln, residual, p->ln1w + (size_t)l * C, ln1_mean, ln1_rstd,
-                                   a->scratch, Ns, C, s);
+        OP(F_LN, 0, NsC * 16, s,
+           ct_cuda_layernorm_backward(a->dres, dres_bf, g->ln1w + (size_t)l * C,
+                                      g->ln1b + (size_t)l * C, a->dln, residual,
+                                      p->ln1w + (size_t)l * C, ln1_mean, ln1_rstd, a->scratch, Ns,
+                                      C, s));
         if (l > 0) sp_gather_dres(m, N);
         sp_sum_ln_grads(m, ln_layer, 4, l);
         if (overlap) reduce_layer(m, l);
     }
     const float *dres_all = a->dres;
     if (G->sp) { /* the embedding backward reads every token's gradient */
-        tp_check(m, ct_comm_allgather(G->tpc, a->dres, a->tp_f32, NsC, CT_DTYPE_F32, s));
+        OP(F_TP, 0, NsC * 4 * d->tp, s,
+           tp_check(m, ct_comm_allgather(G->tpc, a->dres, a->tp_f32, NsC, CT_DTYPE_F32, s)));
         dres_all = a->tp_f32;
     }
     if (!G->tpc)
-        ct_cuda_encoder_backward(g->wte, g->wpe, dres_all, a->inputs, B, T, C, s);
+        OP(F_EMBED, 0, (size_t)N * C * 12, s,
+           ct_cuda_encoder_backward(g->wte, g->wpe, dres_all, a->inputs, B, T, C, s));
     else
-        ct_cuda_encoder_backward_vp(g->wte, g->wpe, dres_all, a->inputs, B, T, C, d->v_start, Vpl,
-                                    s);
+        OP(F_EMBED, 0, (size_t)N * C * 12, s,
+           ct_cuda_encoder_backward_vp(g->wte, g->wpe, dres_all, a->inputs, B, T, C, d->v_start,
+                                       Vpl, s));
     sp_sum_ln_grads(m, ln_final, 2, 0);
     G->reduce_started = overlap;
 }
@@ -684,6 +846,7 @@ static CT_MUST_USE ct_status_t gpt2_cuda_grad_reduce(ct_model_t *m, ct_optim_t *
     if (G->dpc) {
         ct_cuda_event_record(G->ev_backward, G->stream);
         ct_cuda_stream_wait_event(G->comm_stream, G->ev_backward);
+        const int k = prof_begin(G, F_DP, 0, 4.0 * (double)m->num_params, G->comm_stream);
         if (o->zero) {
             ct_comm_set_activity("step %d: dp gradient reduce-scatter", t);
             st = ct_comm_reduce_scatter(G->dpc, G->grads, G->grads + o->start, o->count,
@@ -699,6 +862,7 @@ static CT_MUST_USE ct_status_t gpt2_cuda_grad_reduce(ct_model_t *m, ct_optim_t *
             ct_status_t st_end = ct_comm_group_end();
             if (st == CT_OK) st = st_end;
         }
+        prof_end(G, k, G->comm_stream);
         if (st != CT_OK) return st;
         ct_cuda_event_record(G->ev_reduced, G->comm_stream);
         ct_cuda_stream_wait_event(G->stream, G->ev_reduced);
@@ -715,8 +879,10 @@ static CT_MUST_USE ct_status_t gpt2_cuda_grad_sumsq(ct_model_t *m, ct_optim_t *o
 {
     gpt2_cuda_t *G = m->dev;
     ct_status_t st = CT_OK;
+    const int k = prof_begin(G, F_OPTIM, 0, 4.0 * (double)o->count, G->stream);
     if (!G->tpc) {
         ct_cuda_sumsq(G->a.sumsq, G->grads + o->start, (long)o->count, 0, G->a.scratch, G->stream);
+        prof_end(G, k, G->stream);
     } else {
         const size_t lo = o->start, hi = o->start + o->count;
         int first = 1;
@@ -729,6 +895,7 @@ static CT_MUST_USE ct_status_t gpt2_cuda_grad_sumsq(ct_model_t *m, ct_optim_t *o
             first = 0;
         }
         if (first) ct_cuda_zero(G->a.sumsq, sizeof(float), G->stream);
+        prof_end(G, k, G->stream);
         ct_comm_set_activity("step %d: gradient norm over tp", t);
         st = ct_comm_allreduce(G->tpc, G->a.sumsq, G->a.sumsq, 1, CT_DTYPE_F32, CT_OP_SUM,
                                G->stream);
@@ -756,10 +923,11 @@ static void gpt2_cuda_adamw(ct_model_t *m, ct_optim_t *o, const ct_optim_config_
 {
     gpt2_cuda_t *G = m->dev;
     const size_t lo = o->start;
-    ct_cuda_adamw_update(G->master + a, o->zero ? NULL : G->params + a, G->grads + a,
-                         G->m + (a - lo), G->v + (a - lo), (long)(b - a), lr, cfg->beta1,
-                         cfg->beta2, cfg->eps, wd, t, G->a.sumsq, cfg->grad_clip,
-                         G->stochastic ? sr_seed(t, tensor) : 0u, G->stream);
+    OP(F_OPTIM, 0, 30.0 * (double)(b - a), G->stream,
+       ct_cuda_adamw_update(G->master + a, o->zero ? NULL : G->params + a, G->grads + a,
+                            G->m + (a - lo), G->v + (a - lo), (long)(b - a), lr, cfg->beta1,
+                            cfg->beta2, cfg->eps, wd, t, G->a.sumsq, cfg->grad_clip,
+                            G->stochastic ? sr_seed(t, tensor) : 0u, G->stream));
 }
 
 /* 4. ZeRO: everyone gets the updated weights */
@@ -768,10 +936,13 @@ static CT_MUST_USE ct_status_t gpt2_cuda_param_gather(ct_model_t *m, ct_optim_t 
     gpt2_cuda_t *G = m->dev;
     if (!G->dpc) return CT_OK;
     ct_comm_set_activity("step %d: dp parameter all-gather", t);
-    ct_status_t st = ct_comm_allgather(G->dpc, G->master + o->start, G->master, o->count,
-                                       CT_DTYPE_F32, G->stream);
+    ct_status_t st;
+    OP(F_DP, 0, 4.0 * (double)m->num_params, G->stream,
+       st = ct_comm_allgather(G->dpc, G->master + o->start, G->master, o->count, CT_DTYPE_F32,
+                              G->stream));
     if (st != CT_OK) return st;
-    ct_cuda_f32_to_bf16(G->params, G->master, (long)m->num_params, G->stream);
+    OP(F_OPTIM, 0, 6.0 * (double)m->num_params, G->stream,
+       ct_cuda_f32_to_bf16(G->params, G->master, (long)m->num_params, G->stream));
     return CT_OK;
 }
 
@@ -789,6 +960,7 @@ static CT_MUST_USE ct_status_t gpt2_cuda_step_norm(ct_model_t *m, ct_optim_t *o,
     float sumsq = 0.0f;
     ct_cuda_copy(&sumsq, G->a.sumsq, sizeof(float), G->stream);
     ct_cuda_stream_sync(G->stream);
+    read_prof(G); /* every timed op of the step is done */
     if (G->dpc) o->comm_seconds += ct_time_now() - G->t0; /* includes compute tail */
     *norm_p = sqrtf(sumsq);
     return CT_OK;
@@ -806,6 +978,8 @@ static const ct_model_backend_t gpt2_cuda_backend = {
     .device_name = gpt2_cuda_device_name,
     .peak_tflops = gpt2_cuda_peak_tflops,
     .peak_memory = gpt2_cuda_peak_memory,
+    .profile_ops = gpt2_cuda_profile_ops,
+    .op_times = gpt2_cuda_op_times,
     .grad_reduce = gpt2_cuda_grad_reduce,
     .grad_sumsq = gpt2_cuda_grad_sumsq,
     .adamw = gpt2_cuda_adamw,

@@ -142,3 +142,14 @@ const char *ct_model_backend_name(const ct_model_t *m) { return m->be->name; }
 const char *ct_model_device_name(const ct_model_t *m) { return m->be->device_name(m); }
 double ct_model_peak_tflops(const ct_model_t *m) { return m->be->peak_tflops(m); }
 size_t ct_model_peak_memory(const ct_model_t *m) { return m->be->peak_memory(m); }
+
+int ct_model_profile_ops(ct_model_t *m, int on)
+{
+    return m->be->profile_ops ? m->be->profile_ops(m, on) : 0;
+}
+
+int ct_model_op_times(ct_model_t *m, ct_model_op_times_t *t)
+{
+    memset(t, 0, sizeof *t);
+    return m->be->op_times ? m->be->op_times(m, t) : 0;
+}

@@ -172,6 +172,33 @@ const char *ct_model_device_name(const ct_model_t *m);
 double ct_model_peak_tflops(const ct_model_t *m);
 size_t ct_model_peak_memory(const ct_model_t *m);
 
+/* ---- per-op timing (device backends) ----------------------------------------
+ * CUDA events around every op of the forward, backward and optimizer step,
+ * read back at the end of each optimizer step (where the host waits anyway)
+ * and summed by op family: how long the device spent in each, how many
+ * calls, and the FLOPs (matmuls, attention) or bytes moved (the rest) that
+ * give the achieved rate. "tp comm" is the TP collectives on the compute
+ * stream (on the critical path); "dp comm" is the DP gradient reduce on its
+ * own stream (overlapped with the backward, so it is busy time, not all
+ * of it exposed). The events cost a little, so it is off unless asked. */
+#define CT_MODEL_OP_FAMILIES 10
+typedef struct {
+    int n;     /* families, in a fixed order */
+    int steps; /* optimizer steps the times cover */
+    long dropped; /* ops not timed: the event pool ran out (raise steps read) */
+    const char *name[CT_MODEL_OP_FAMILIES]; /* "matmul", "tp comm", ... (static) */
+    double ms[CT_MODEL_OP_FAMILIES];
+    long calls[CT_MODEL_OP_FAMILIES];
+    double flop[CT_MODEL_OP_FAMILIES];  /* 0 where the op is counted in bytes */
+    double bytes[CT_MODEL_OP_FAMILIES]; /* read + written, or sent for comm */
+} ct_model_op_times_t;
+/* Turns per-op timing on (1) or off (0); returns 0 when the backend cannot
+ * time ops (the CPU), 1 otherwise. */
+int ct_model_profile_ops(ct_model_t *m, int on);
+/* The times accumulated since the previous call, then cleared; returns 0
+ * (and zeroes *t) when timing is off or unsupported. */
+int ct_model_op_times(ct_model_t *m, ct_model_op_times_t *t);
+
 /* ---- planning: memory and FLOPs of a layout, without a device (model/plan.c) ---
  * Every buffer the model layer would allocate for one rank of a layout, from
  * the same size functions it allocates with (the CUDA backend allocates its

@@ -20,6 +20,9 @@ struct ct_model_backend {
     const char *(*device_name)(const ct_model_t *m);
     double (*peak_tflops)(const ct_model_t *m);
     size_t (*peak_memory)(const ct_model_t *m);
+    /* per-op timing (model/model.h); NULL where the backend has none */
+    int (*profile_ops)(ct_model_t *m, int on);
+    int (*op_times)(ct_model_t *m, ct_model_op_times_t *t);
 
     /* The optimizer's device pieces, called by ct_optim_step in this order:
      * grad_reduce (DP average of what the backward has not reduced yet, or

@@ -167,6 +167,47 @@ static CT_MUST_USE ct_status_t save_ckpt(train_ctx_t *c)
     return CT_OK;
 }
 
+/* train.profile_ops: the device time of each op family in the step just
+ * done (ct_model_op_times), appended to the metrics line as "ops_ms" with
+ * "tp_comm_ms" and "dp_comm_ms", and with `print` a table on rank 0: time,
+ * share of the step's wall time, calls and the achieved FLOP or byte rate
+ * (dp comm runs on its own stream, overlapped: its share is busy time). */
+static void ops_report(train_ctx_t *c, double dt, int print, char *buf, size_t n)
+{
+    ct_model_op_times_t t;
+    if (!ct_model_op_times(&c->model, &t) || t.steps == 0) return;
+    size_t at = (size_t)snprintf(buf, n, ",\"ops_ms\":{");
+    double tp = 0.0, dpc = 0.0;
+    for (int f = 0; f < t.n && at < n; f++) {
+        at += (size_t)snprintf(buf + at, n - at, "%s\"%s\":%.4f", f ? "," : "", t.name[f], t.ms[f]);
+        if (strcmp(t.name[f], "tp comm") == 0) tp = t.ms[f];
+        if (strcmp(t.name[f], "dp comm") == 0) dpc = t.ms[f];
+    }
+    if (at < n)
+        snprintf(buf + at, n - at, "},\"tp_comm_ms\":%.4f,\"dp_comm_ms\":%.4f", tp, dpc);
+    if (!print || ct_log_rank() != 0) return;
+    char table[2048];
+    size_t k = (size_t)snprintf(table, sizeof table,
+                                "device time by op, step %lld (CUDA events; %d step%s):\n"
+                                "  %-14s %10s %7s %7s  %s",
+                                (long long)c->step, t.steps, t.steps == 1 ? "" : "s", "op", "ms",
+                                "share", "calls", "rate");
+    for (int f = 0; f < t.n && k < sizeof table; f++) {
+        if (t.calls[f] == 0) continue;
+        char rate[32] = "-";
+        double s = t.ms[f] * 1e-3;
+        if (s > 0 && t.flop[f] > 0) snprintf(rate, sizeof rate, "%.1f TFLOP/s", t.flop[f] / s / 1e12);
+        else if (s > 0 && t.bytes[f] > 0) snprintf(rate, sizeof rate, "%.1f GB/s", t.bytes[f] / s / 1e9);
+        k += (size_t)snprintf(table + k, sizeof table - k, "\n  %-14s %10.3f %6.1f%% %7ld  %s",
+                              t.name[f], t.ms[f] / t.steps, 100.0 * t.ms[f] / t.steps / (dt * 1e3),
+                              t.calls[f] / t.steps, rate);
+    }
+    if (t.dropped && k < sizeof table)
+        snprintf(table + k, sizeof table - k, "\n  (%ld ops not timed: the event pool ran out)",
+                 t.dropped);
+    CT_LOG_INFO("%s", table);
+}
+
 static void fmt_eta(char *buf, size_t n, double s)
 {
     if (s < 60) snprintf(buf, n, "%.0fs", s);
@@ -353,6 +394,9 @@ static CT_MUST_USE ct_status_t train_setup(train_ctx_t *c)
     } else if (cfg->train.peak_tflops > 0) {
         c->peak_flops = cfg->train.peak_tflops * 1e12;
     }
+    if (cfg->train.profile_ops && !ct_model_profile_ops(&c->model, 1))
+        CT_LOG_WARN_R0("train.profile_ops times the GPU path's ops; %s has no per-op timing",
+                       ct_model_backend_name(&c->model));
 
     if (ct_log_rank() != 0) return CT_OK;
     char path[4200];
@@ -550,12 +594,14 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
         sum.steps_run++;
         sum.last_loss = (float)loss;
         double tok_s = tokens_per_step / dt, flops = flops_per_step / dt;
+        /* MFU per device: the model's FLOPs over every rank's peak (dp x tp) */
+        const double ranks = c.g ? (double)c.g->world_size : 1.0;
         if (c.step % cfg->train.log_every == 0 || c.step == total) {
             char eta[32];
             fmt_eta(eta, sizeof eta, (total - c.step) * (c.step_seconds / (double)c.steps_timed));
             char mfu_s[32] = "";
             if (c.peak_flops > 0)
-                snprintf(mfu_s, sizeof mfu_s, " | mfu %.1f%%", 100.0 * flops / c.dp / c.peak_flops);
+                snprintf(mfu_s, sizeof mfu_s, " | mfu %.1f%%", 100.0 * flops / ranks / c.peak_flops);
             CT_LOG_INFO_R0("step %lld/%d | loss %.4f | lr %.2e | norm %.3f | %.1f ms | %.0f tok/s "
                            "| %.2f GFLOP/s%s | comm %.0f%% | eta %s",
                            (long long)c.step, total, loss, lr, norm, dt * 1e3, tok_s, flops / 1e9,
@@ -566,16 +612,19 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
         int ne = 0;
         if (c.peak_flops > 0)
             ne += snprintf(extra + ne, sizeof extra - (size_t)ne, ",\"mfu\":%.4f",
-                           flops / c.dp / c.peak_flops);
+                           flops / ranks / c.peak_flops);
         if (ct_model_device_name(&c.model))
             snprintf(extra + ne, sizeof extra - (size_t)ne, ",\"device_mem_mib\":%.1f",
                      ct_model_peak_memory(&c.model) / 1048576.0);
+        char ops[1024] = "";
+        if (cfg->train.profile_ops) ops_report(&c, dt, c.step % cfg->train.log_every == 0 ||
+                                                           c.step == total, ops, sizeof ops);
         metric(&c,
                "{\"step\":%lld,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"ms\":%.3f,"
                "\"tok_s\":%.1f,\"flop_s\":%.4g,\"comm_frac\":%.4f,\"data_wait_frac\":%.4f,"
-               "\"max_rss_mib\":%.1f,\"skipped\":%d%s}",
+               "\"max_rss_mib\":%.1f,\"skipped\":%d%s%s}",
                (long long)c.step, loss, lr, norm, dt * 1e3, tok_s, flops, comm_frac, wait_frac,
-               peak_usage().ru_maxrss / 1024.0, skipped, extra);
+               peak_usage().ru_maxrss / 1024.0, skipped, extra, ops);
         /* preemption: SIGTERM/SIGUSR1/SIGINT on any rank stops every rank after
          * this same step, with a checkpoint */
         int64_t stop = ct_train_stop_signal;

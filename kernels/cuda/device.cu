@@ -179,6 +179,20 @@ void *ct_cuda_event_create(void)
     return (void *)e;
 }
 
+void *ct_cuda_timing_event_create(void)
+{
+    cudaEvent_t e;
+    CT_CHECK_CUDA(cudaEventCreateWithFlags(&e, cudaEventDefault));
+    return (void *)e;
+}
+
+float ct_cuda_event_elapsed_ms(void *start, void *end)
+{
+    float ms = 0.0f;
+    CT_CHECK_CUDA(cudaEventElapsedTime(&ms, (cudaEvent_t)start, (cudaEvent_t)end));
+    return ms;
+}
+
 void ct_cuda_event_destroy(void *event)
 {
     if (event) CT_CHECK_CUDA(cudaEventDestroy((cudaEvent_t)event));

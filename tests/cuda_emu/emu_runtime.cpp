@@ -12,6 +12,7 @@
  * emulator aborts with what each thread waits for. */
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -379,14 +380,33 @@ cudaError_t ct_emu_cudaStreamCreateWithFlags(cudaStream_t *s, unsigned f)
     return cudaSuccess;
 }
 cudaError_t ct_emu_cudaStreamDestroy(cudaStream_t s) { return cudaSuccess; }
+/* An event is the host time of its last record: the emulator's streams are
+ * synchronous, so that is when the work before it finished. */
+struct ct_emu_event {
+    double t;
+};
 cudaError_t ct_emu_cudaEventCreateWithFlags(cudaEvent_t *e, unsigned f)
 {
-    static char dummy[16];
-    *e = (cudaEvent_t)(dummy + 2);
+    *e = (cudaEvent_t)(new ct_emu_event{0.0});
     return cudaSuccess;
 }
-cudaError_t ct_emu_cudaEventDestroy(cudaEvent_t e) { return cudaSuccess; }
-cudaError_t ct_emu_cudaEventRecord(cudaEvent_t e, cudaStream_t s) { return cudaSuccess; }
+cudaError_t ct_emu_cudaEventDestroy(cudaEvent_t e)
+{
+    delete (ct_emu_event *)e;
+    return cudaSuccess;
+}
+cudaError_t ct_emu_cudaEventRecord(cudaEvent_t e, cudaStream_t s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ((ct_emu_event *)e)->t = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return cudaSuccess;
+}
+cudaError_t ct_emu_cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b)
+{
+    *ms = (float)(1e3 * (((ct_emu_event *)b)->t - ((ct_emu_event *)a)->t));
+    return cudaSuccess;
+}
 cudaError_t ct_emu_cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned f)
 {
     return cudaSuccess;

@@ -17,7 +17,7 @@
 # 3 x 128). A GPU TP = 2 checkpoint resumes on the CPU at TP = 2 within the
 # CPU-vs-GPU tolerance (1e-2, test_train_emu.sh's). Sequence parallelism at
 # TP = 2 must hold at most 55% of TP = 1's activations in the
-# LayerNorm/residual regions.
+# LayerNorm/residual regions. bench/gpu_parallel.sh runs here too.
 . "$(dirname "$0")/../integration/lib.sh"
 setup_mpi_test || { finish; exit 1; }
 CMP="python3 $SRC/tests/integration/compare.py"
@@ -112,6 +112,19 @@ timeout 600 "$MPIRUN" -np 2 "$CTRAIN" train "$WORK/cfg.yaml" --set model.device=
     && grep -q "resumed from" "$X.cpu.log" && pass || fail "CPU tp=2 resume: $(tail -3 "$X.cpu.log")"
 $CMP losses "$X/metrics.jsonl" "$WORK/tp2/metrics.jsonl" 1e-2 && pass \
     || fail "the CPU continuation of the GPU tp=2 checkpoint does not track the GPU run"
+
+# The layout benchmark runs every path here (its timings mean nothing on
+# the emulator): one line with tokens/s and the TP and DP device time
+out=$(CTRAIN="$CTRAIN" DIR="$WORK/bench" bash "$SRC/bench/gpu_parallel.sh" --dp 2 --tp 2 --sp \
+    --steps 4 --config "$WORK/cfg.yaml" 2>&1) && pass || fail "bench/gpu_parallel.sh: $out"
+echo "$out"
+python3 - "$out" <<'PY' && pass || fail "bench/gpu_parallel.sh: unexpected line"
+import re, sys
+m = re.search(r"^dp2tp2sp \(4 ranks, .*\): [0-9.]+ ms/step, [0-9]+ tokens/s, MFU \S+, "
+              r"TP comm ([0-9.]+) ms/step, DP comm ([0-9.]+) ms/step \(overlapped\), "
+              r"peak device memory \(rank 0\) [0-9]+ MiB$", sys.argv[1], re.M)
+sys.exit(0 if m and float(m.group(1)) > 0 and float(m.group(2)) > 0 else 1)
+PY
 
 # Bad layouts fail at start on every rank (each rank logs the error),
 # naming the setting and the fix

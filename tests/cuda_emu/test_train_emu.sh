@@ -3,8 +3,10 @@
 # trainer linked with kernels/cuda compiled by tests/cuda_emu): model.device
 # cuda trains and tracks the CPU run, checkpoints come back from the device
 # and resume onto it bit for bit, recompute and the plain attention give the
-# same losses, samples are generated, MFU is reported, and asking for cuDNN
-# attention in a build without it fails with a hint.
+# same losses, samples are generated, MFU is reported, train.profile_ops
+# logs a per-op table each logged step (shape only: the emulator's timings
+# mean nothing) without changing the losses, and asking for cuDNN attention
+# in a build without it fails with a hint.
 . "$(dirname "$0")/../integration/lib.sh"
 CMP="python3 $SRC/tests/integration/compare.py"
 make_corpus "$WORK/data" 300 || { finish; exit 1; }
@@ -45,6 +47,30 @@ for v in "model.recompute=ln_gelu" "model.recompute=gelu" "model.attention=plain
     $CMP losses "$WORK/v_${v##*=}/metrics.jsonl" "$WORK/gpu/metrics.jsonl" 1e-3 && pass \
         || fail "$v changes the losses"
 done
+# per-op timing: one table per logged step, every family of a GPT-2 step,
+# the times in metrics.jsonl, the same losses as without it
+out=$("$CTRAIN" train "$C" $G --set train.steps=3 --set train.log_every=1 --set train.profile_ops=true \
+    --set train.run_dir="$WORK/prof" 2>&1) && pass || fail "profile_ops run: $(tail -3 <<<"$out")"
+n=$(grep -c "device time by op, step" <<<"$out")
+[ "$n" -eq 3 ] && pass || fail "profile_ops: $n tables in 3 steps"
+for op in embedding layernorm matmul attention cross-entropy optimizer; do
+    grep -qE "^  $op +[0-9.]+ +[0-9.]+% +[0-9]+  [0-9.]+ (TFLOP|GB)/s$" <<<"$out" && pass \
+        || fail "profile_ops: no table row for $op"
+done
+python3 - "$WORK/prof/metrics.jsonl" <<'PY' && pass || fail "profile_ops: metrics lack ops_ms"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"loss"' in l]
+want = {"embedding", "layernorm", "matmul", "attention", "gelu", "cross-entropy", "tp comm",
+        "dp comm", "optimizer", "other"}
+ok = len(rows) == 3 and all(set(r["ops_ms"]) == want and r["ops_ms"]["matmul"] > 0
+                            and r["tp_comm_ms"] == 0 and r["dp_comm_ms"] == 0 for r in rows)
+sys.exit(0 if ok else 1)
+PY
+python3 - "$WORK/prof/metrics.jsonl" "$WORK/gpu/metrics.jsonl" <<'PY' && pass || fail "profile_ops changed the losses"
+import json, sys
+a, b = ([json.loads(l)["loss"] for l in open(p) if '"loss"' in l] for p in sys.argv[1:])
+sys.exit(0 if a == b[:3] else 1)
+PY
 expect_fail "cudnn without cuDNN" "no cuDNN" "HINT" -- \
     "$CTRAIN" train "$C" $G --set model.attention=cudnn --set train.run_dir="$WORK/cudnn"
 finish

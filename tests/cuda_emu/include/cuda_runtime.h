@@ -26,6 +26,7 @@
 #define cudaEventCreateWithFlags ct_emu_cudaEventCreateWithFlags
 #define cudaEventDestroy ct_emu_cudaEventDestroy
 #define cudaEventRecord ct_emu_cudaEventRecord
+#define cudaEventElapsedTime ct_emu_cudaEventElapsedTime
 #define cudaStreamWaitEvent ct_emu_cudaStreamWaitEvent
 #define cudaStreamQuery ct_emu_cudaStreamQuery
 
