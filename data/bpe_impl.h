@@ -176,6 +176,31 @@ CT_MUST_USE ct_status_t ct__bpe_parse_gpt2(const char *vbuf, size_t vn, const ch
 CT_MUST_USE ct_status_t ct__bpe_parse_tiktoken(const char *buf, size_t n, const char *path,
                                                ct_bpe_t **bpe_p);
 
+/* ---- the pre-tokenizer regex engine (bpe_regex.c) ----------------------------
+ * Oniguruma's matching (leftmost, alternatives in order, backtracking) for
+ * the subset of its syntax that tokenizer.json patterns use; the subset is
+ * listed at the top of bpe_regex.c. */
+typedef struct ct__re ct__re_t;
+typedef struct {
+    size_t offset; /* byte offset in the pattern */
+    char msg[192]; /* lowercase cause, e.g. "a lookbehind (?<=" */
+} ct__re_error_t;
+
+/* Compiles pat[0..len). CT_ERR_UNSUPPORTED for a construct outside the
+ * subset, CT_ERR_CORRUPT for a malformed pattern, CT_ERR_NO_MEMORY; then
+ * *err says what and where (nothing is logged). Free with ct__re_free. */
+CT_MUST_USE ct_status_t ct__re_compile(const char *pat, size_t len, ct__re_t **re_p,
+                                       ct__re_error_t *err);
+void ct__re_free(ct__re_t *re);
+/* The leftmost match in s[0..n) that starts at or after `from` (a
+ * character boundary): 1 with [*start_p, *end_p), 0 when there is none, -1
+ * when out of memory, -2 when backtracking ran past its limit. Not
+ * thread-safe per pattern (it keeps its backtracking stack). */
+int ct__re_search(ct__re_t *re, const uint8_t *s, size_t n, size_t from, size_t *start_p,
+                  size_t *end_p);
+/* The match that starts at s[at] exactly, as ct__re_search. */
+int ct__re_match(ct__re_t *re, const uint8_t *s, size_t n, size_t at, size_t *end_p);
+
 /* 64-bit FNV-1a with a final mix. */
 static inline uint64_t ct__bpe_hash_bytes(const void *p, size_t n)
 {
