@@ -918,35 +918,44 @@ static int put_json_bytes(sbuf_t *b, const uint8_t *s, size_t n)
 }
 
 typedef struct {
-    const ct_bpe_t *bpe; /* NULL: GPT-2's pre-tokenizer */
+    ct_bpe_t *bpe; /* NULL: GPT-2's pre-tokenizer */
     int64_t docs, pieces;
+    sbuf_t b;
 } pretok_t;
+
+static CT_MUST_USE ct_status_t pretok_flush(pretok_t *p)
+{
+    if (fwrite(p->b.p, 1, p->b.n, stdout) != p->b.n) {
+        CT_LOG_ERROR("cannot write to standard output: %s", strerror(errno));
+        return CT_ERR_IO;
+    }
+    p->b.n = 0;
+    return CT_OK;
+}
+
+/* One piece of ct_bpe_pretokenize: a word, or an added token (printed as
+ * the text it matched, like a word). */
+static CT_MUST_USE ct_status_t pretok_piece(void *ctx, const char *s, size_t n, int32_t id)
+{
+    pretok_t *p = ctx;
+    (void)id;
+    if (put_json_bytes(&p->b, (const uint8_t *)s, n)) {
+        CT_LOG_ERROR("pretokenize: out of memory");
+        return CT_ERR_NO_MEMORY;
+    }
+    p->pieces++;
+    return p->b.n >= READ_BLOCK ? pretok_flush(p) : CT_OK;
+}
 
 static CT_MUST_USE ct_status_t pretok_doc(void *ctx, const char *text, size_t len)
 {
     pretok_t *p = ctx;
-    sbuf_t b = {0};
-    if (p->docs++ > 0 && sb_put(&b, "\n", 1)) goto oom;
-    for (size_t pos = 0; pos < len;) {
-        size_t end = ct_bpe_pretok_next(p->bpe, text, len, pos);
-        if (put_json_bytes(&b, (const uint8_t *)text + pos, end - pos)) goto oom;
-        p->pieces++;
-        pos = end;
-        if (b.n >= READ_BLOCK || pos == len) {
-            if (fwrite(b.p, 1, b.n, stdout) != b.n) {
-                CT_LOG_ERROR("cannot write to standard output: %s", strerror(errno));
-                free(b.p);
-                return CT_ERR_IO;
-            }
-            b.n = 0;
-        }
+    if (p->docs++ > 0 && sb_put(&p->b, "\n", 1)) {
+        CT_LOG_ERROR("pretokenize: out of memory");
+        return CT_ERR_NO_MEMORY;
     }
-    free(b.p);
-    return CT_OK;
-oom:
-    CT_LOG_ERROR("pretokenize: out of memory");
-    free(b.p);
-    return CT_ERR_NO_MEMORY;
+    ct_status_t st = ct_bpe_pretokenize(p->bpe, text, len, pretok_piece, p);
+    return st == CT_OK ? pretok_flush(p) : st;
 }
 
 static int cmd_pretokenize(int argc, char **argv)
@@ -961,7 +970,9 @@ static int cmd_pretokenize(int argc, char **argv)
     if ((rc = load_tokenizer(&a, 0, &bpe)) >= 0) goto out;
     rc = 1;
     pretok_t p = {.bpe = bpe};
-    if (for_each_doc(&a, &d, pretok_doc, &p) != CT_OK) goto out;
+    ct_status_t st = for_each_doc(&a, &d, pretok_doc, &p);
+    free(p.b.p);
+    if (st != CT_OK) goto out;
     if (fflush(stdout) != 0) {
         CT_LOG_ERROR("cannot write to standard output: %s", strerror(errno));
         goto out;

@@ -79,6 +79,12 @@ struct ct_bpe {
     int32_t *mm_rank;
     size_t mm_mask;
     ct__bpe_cache_t cache;
+    /* tokenizer.json (bpe_hf.c): merges checked only as tokenizers checks
+     * them (ct__bpe_index); when their order lets the O(n^2) scan differ
+     * from tokenizers' heap merge, only the heap is used. */
+    int relaxed, heap_only;
+    struct ct__bpe_hf *hf; /* the rest of a tokenizer.json pipeline, or NULL */
+    void (*hf_free)(void *);
     /* Scratch for long words (heap merge), grown on demand. */
     int32_t *scr_next, *scr_prev;
     uint64_t *scr_heap;
@@ -99,7 +105,11 @@ ct_bpe_t *ct__bpe_alloc(int V, int n_merges);
 
 /* Checks the invariants of struct ct_bpe and builds the merge map. On a
  * violation returns CT_ERR_CORRUPT without logging, with *bad_p the merge
- * (or -1 for the byte tokens) and *why_p a static description. */
+ * (or -1 for the byte tokens) and *why_p a static description. With
+ * bpe->relaxed (tokenizer.json) only what tokenizers checks is checked:
+ * parts may be any tokens, several merges may make one token, and a pair
+ * given twice takes its later rank; heap_only is set when merges are out
+ * of order. */
 CT_MUST_USE ct_status_t ct__bpe_index(ct_bpe_t *bpe, int *bad_p, const char **why_p);
 
 /* Loads GPT-2's files from a directory (bpe_gpt2.c; see ct_bpe_load). */
@@ -200,6 +210,45 @@ int ct__re_search(ct__re_t *re, const uint8_t *s, size_t n, size_t from, size_t 
                   size_t *end_p);
 /* The match that starts at s[at] exactly, as ct__re_search. */
 int ct__re_match(ct__re_t *re, const uint8_t *s, size_t n, size_t at, size_t *end_p);
+
+/* ---- tokenizer.json (bpe_hf.c) and its Unicode data --------------------------- */
+struct ct__bpe_hf;
+
+/* Encodes one pre-token (word) of len >= 1 bytes: cache, ignore_merges,
+ * merges (bpe.c). */
+CT_MUST_USE ct_status_t ct__bpe_encode_word(ct_bpe_t *bpe, const uint8_t *w, size_t len,
+                                            int32_t **ids, size_t *n, size_t *cap);
+/* ct_bpe_encode and ct_bpe_pretokenize for a tokenizer with a pipeline. */
+CT_MUST_USE ct_status_t ct__bpe_hf_encode(ct_bpe_t *bpe, const char *text, size_t len,
+                                          int32_t **ids, size_t *n, size_t *cap);
+CT_MUST_USE ct_status_t ct__bpe_hf_pretokenize(ct_bpe_t *bpe, const char *text, size_t len,
+                                               ct_bpe_piece_fn fn, void *ctx);
+/* With ignore_merges: the model token whose bytes are w[0..n), else -1. */
+int32_t ct__bpe_hf_whole(const ct_bpe_t *bpe, const uint8_t *w, size_t n);
+/* Logs that a tokenizer.json tokenizer is not written to path as another
+ * format, and returns CT_ERR_UNSUPPORTED. */
+CT_MUST_USE ct_status_t ct__bpe_refuse_hf(const char *path);
+/* Reads tokenizer.json bytes in memory (ct_bpe_load_hf reads the file). */
+CT_MUST_USE ct_status_t ct__bpe_parse_hf(const char *buf, size_t n, const char *path,
+                                         ct_bpe_t **bpe_p);
+
+/* NFC of s[0..n) as Hugging Face tokenizers computes it (bpe_nfc.c): 1 when
+ * NFC leaves the text as it is (nothing written), 0 with the normalized
+ * bytes appended to out, -1 when out of memory. */
+int ct__bpe_nfc(const uint8_t *s, size_t n, ct__bpe_buf_t *out);
+
+/* Unicode properties of a code point (bpe_regex.c, from
+ * data/unicode_hf_tables.h): the general category (CT__BPE_UP_CAT bits:
+ * Lu Ll Lt Lm Lo Mn Mc Me Nd Nl No Pc Pd Ps Pe Pi Pf Po Sm Sc Sk So Zs Zl
+ * Zp Cc Cf Cs Co Cn, from 0), White_Space, and whether NFC may change the
+ * code point or its neighbours. Above U+10FFFF: Cn. */
+#define CT__BPE_UP_CAT 0x1f
+#define CT__BPE_UP_WS 0x20
+#define CT__BPE_UP_NFC 0x40
+#define CT__BPE_UP_ND 8
+#define CT__BPE_UP_NL 9
+#define CT__BPE_UP_NO 10
+int ct__bpe_uprops(uint32_t cp);
 
 /* 64-bit FNV-1a with a final mix. */
 static inline uint64_t ct__bpe_hash_bytes(const void *p, size_t n)

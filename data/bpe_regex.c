@@ -101,7 +101,14 @@ static inline size_t re_back(const uint8_t *s, size_t lo, size_t p)
     return p - 1;
 }
 
-static inline int re_props(uint32_t cp) { return cp == RE_INVALID ? CT__UHF_CN : ct__uhf_props(cp); }
+static inline int re_props(uint32_t cp) { return cp >= RE_INVALID ? CT__UHF_CN : ct__uhf_props(cp); }
+
+_Static_assert(CT__BPE_UP_WS == CT__UHF_WS && CT__BPE_UP_ND == CT__UHF_ND &&
+                   CT__BPE_UP_NL == CT__UHF_NL && CT__BPE_UP_NO == CT__UHF_NO &&
+                   CT__BPE_UP_NFC == CT__UHF_NFC && CT__BPE_UP_CAT == 0x1f && CT__UHF_NCAT <= 32,
+               "bpe_impl.h's property bits must match unicode_hf_tables.h");
+
+int ct__bpe_uprops(uint32_t cp) { return re_props(cp); }
 
 /* ---- compiled form -------------------------------------------------------------- */
 
@@ -128,6 +135,13 @@ typedef struct {
     int32_t x, y, min, max;
 } re_inst_t;
 
+/* What a match from an instruction can start with: ASCII characters, any
+ * other character (a), or nothing at all (a lookahead or the end). */
+typedef struct {
+    uint64_t ascii[2];
+    uint8_t high, empty;
+} re_first_t;
+
 typedef struct {
     int32_t pc;    /* where to go on */
     int32_t count; /* -1: an alternative; else the characters an OP_RUN at pc - 1 holds */
@@ -137,6 +151,7 @@ typedef struct {
 struct ct__re {
     re_inst_t *prog;
     int n_prog;
+    re_first_t *first; /* (n_prog): what a match from each instruction starts with */
     re_class_t *cls;
     int n_cls, cap_cls;
     re_item_t *items;
@@ -841,10 +856,76 @@ static int gen(gen_t *g, int k)
     return 0;
 }
 
+/* Adds what class k matches to f (non-ASCII conservatively). */
+static void class_first(const ct__re_t *re, int k, re_first_t *f)
+{
+    const re_class_t *c = &re->cls[k];
+    f->ascii[0] |= c->ascii[0];
+    f->ascii[1] |= c->ascii[1];
+    int high = c->neg;
+    for (int i = c->first; i < c->first + c->n; i++) {
+        const re_item_t *it = &re->items[i];
+        high |= it->neg || it->kind != IT_RANGE || it->hi >= 0x80;
+    }
+    f->high |= (uint8_t)high;
+}
+
+static void first_union(re_first_t *f, const re_first_t *g)
+{
+    f->ascii[0] |= g->ascii[0];
+    f->ascii[1] |= g->ascii[1];
+    f->high |= g->high;
+    f->empty |= g->empty;
+}
+
+/* The first sets of every instruction, to the least fixpoint (loops
+ * always consume, so going round one adds nothing new). */
+static int compute_first(ct__re_t *re)
+{
+    re->first = calloc((size_t)re->n_prog, sizeof *re->first);
+    if (!re->first) return -1;
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (int pc = re->n_prog - 1; pc >= 0; pc--) {
+            const re_inst_t *in = &re->prog[pc];
+            re_first_t f = {{0, 0}, 0, 0};
+            switch (in->op) {
+            case OP_CLASS: class_first(re, in->x, &f); break;
+            case OP_RUN:
+                class_first(re, in->x, &f);
+                if (in->min == 0) first_union(&f, &re->first[pc + 1]);
+                break;
+            case OP_SPLIT:
+                first_union(&f, &re->first[in->x]);
+                first_union(&f, &re->first[in->y]);
+                break;
+            case OP_JMP: first_union(&f, &re->first[in->x]); break;
+            case OP_LOOK: f = (re_first_t){{~0ULL, ~0ULL}, 1, 1}; break;
+            default: f.empty = 1; break; /* OP_MATCH */
+            }
+            if (memcmp(&f, &re->first[pc], sizeof f) != 0) {
+                re->first[pc] = f;
+                changed = 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Whether a match from an instruction with first set f may start at s[sp]. */
+static inline int may_start(const re_first_t *f, const uint8_t *s, size_t n, size_t sp)
+{
+    if (f->empty) return 1;
+    if (sp >= n) return 0;
+    uint8_t b = s[sp];
+    return b < 0x80 ? (int)(f->ascii[b >> 6] >> (b & 63) & 1) : f->high;
+}
+
 void ct__re_free(ct__re_t *re)
 {
     if (!re) return;
     free(re->prog);
+    free(re->first);
     free(re->cls);
     free(re->items);
     free(re->stk);
@@ -874,6 +955,7 @@ ct_status_t ct__re_compile(const char *pat, size_t len, ct__re_t **re_p, ct__re_
             re->prog = realloc(g.prog, sizeof(re_inst_t) * (size_t)g.n);
             if (!re->prog) re->prog = g.prog;
             re->n_prog = g.n;
+            if (compute_first(re)) oom(&ps);
         } else {
             free(g.prog);
         }
@@ -940,10 +1022,19 @@ static int vm(ct__re_t *re, const uint8_t *s, size_t n, int32_t pc, size_t sp, s
             pc++;
             continue;
         }
-        case OP_SPLIT:
-            if (push(re, in->y, -1, sp)) return -1;
+        case OP_SPLIT: {
+            /* Branches that cannot start here are not tried (nor pushed). */
+            int x = may_start(&re->first[in->x], s, n, sp);
+            int y = may_start(&re->first[in->y], s, n, sp);
+            if (!x && !y) goto fail;
+            if (!x) {
+                pc = in->y;
+                continue;
+            }
+            if (y && push(re, in->y, -1, sp)) return -1;
             pc = in->x;
             continue;
+        }
         case OP_JMP:
             pc = in->x;
             continue;
@@ -985,7 +1076,7 @@ int ct__re_search(ct__re_t *re, const uint8_t *s, size_t n, size_t from, size_t 
     for (size_t at = from;;) {
         re->top = 0;
         size_t e;
-        int r = vm(re, s, n, 0, at, &e);
+        int r = may_start(&re->first[0], s, n, at) ? vm(re, s, n, 0, at, &e) : 0;
         if (r > 0) {
             *start_p = at;
             *end_p = e;
