@@ -75,6 +75,7 @@ typedef struct {
 } hf_set_t;
 
 struct ct__bpe_hf {
+    int lossless; /* decode(encode(x)) == x: no NFC, Removed, lstrip/rstrip, prefix space */
     int nfc;
     hf_step_t *steps; /* before ByteLevel */
     int n_steps;
@@ -433,6 +434,8 @@ ct_status_t ct__bpe_hf_pretokenize(ct_bpe_t *bpe, const char *text, size_t len,
     return hf_run(&r, text, len);
 }
 
+int ct__bpe_hf_lossless(const ct_bpe_t *bpe) { return !bpe->hf || bpe->hf->lossless; }
+
 int32_t ct__bpe_hf_whole(const ct_bpe_t *bpe, const uint8_t *w, size_t n)
 {
     const struct ct__bpe_hf *hf = bpe->hf;
@@ -470,7 +473,7 @@ static int fail(load_t *L, ct_status_t st, const char *key, const char *fmt, ...
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    CT_LOG_ERROR("%s: %s: %s\n---> HINT: %s", L->path, key, msg,
+    CT_LOG_ERROR("%s: %s%s%s\n---> HINT: %s", L->path, key, *key ? ": " : "", msg,
                  st == CT_ERR_UNSUPPORTED ? HF_HINT
                  : st == CT_ERR_NO_MEMORY ? "the tokenizer needs more memory than is free"
                                           : "is this a tokenizer.json that Hugging Face "
@@ -1043,7 +1046,7 @@ ct_status_t ct__bpe_parse_hf(const char *buf, size_t n, const char *path, ct_bpe
         goto done;
     }
     if (!json_object_is_type(L.root, json_type_object)) {
-        fail(&L, CT_ERR_CORRUPT, "(the file)", "expected a JSON object");
+        fail(&L, CT_ERR_CORRUPT, "", "expected a JSON object");
         goto done;
     }
     struct json_object *ver = member(L.root, "version", NULL);
@@ -1191,6 +1194,16 @@ ct_status_t ct__bpe_parse_hf(const char *buf, size_t n, const char *path, ct_bpe
     }
     bpe->native = 0; /* never written as a ctrain file: the pipeline would be lost */
     if (build_sets(&L, hf, added, n_added) || (im && build_whole(&L, hf, bpe))) goto done;
+    hf->lossless = !hf->nfc && !hf->prefix_space;
+    for (int i = 0; i < hf->n_steps; i++)
+        if (hf->steps[i].beh == BEH_REMOVED) hf->lossless = 0;
+    for (int k = 0; k < n_added; k++) {
+        const added_in_t *t = &added[k];
+        if (t->lstrip || t->rstrip ||
+            (size_t)(bpe->tok_off[t->id + 1] - bpe->tok_off[t->id]) != t->len ||
+            memcmp(bpe->tok_bytes + bpe->tok_off[t->id], t->content, t->len) != 0)
+            hf->lossless = 0; /* it swallows text, or decodes to other bytes than it matches */
+    }
     bpe->hf = hf;
     bpe->hf_free = hf_free;
     hf = NULL;

@@ -223,6 +223,10 @@ CT_MUST_USE ct_status_t ct__bpe_hf_encode(ct_bpe_t *bpe, const char *text, size_
                                           int32_t **ids, size_t *n, size_t *cap);
 CT_MUST_USE ct_status_t ct__bpe_hf_pretokenize(ct_bpe_t *bpe, const char *text, size_t len,
                                                ct_bpe_piece_fn fn, void *ctx);
+/* Whether decode(encode(x)) == x for every x: always, but for a pipeline
+ * with NFC, a Removed split, a prefix space or added tokens that swallow
+ * whitespace or decode to other bytes than they match. */
+int ct__bpe_hf_lossless(const ct_bpe_t *bpe);
 /* With ignore_merges: the model token whose bytes are w[0..n), else -1. */
 int32_t ct__bpe_hf_whole(const ct_bpe_t *bpe, const uint8_t *w, size_t n);
 /* Logs that a tokenizer.json tokenizer is not written to path as another

@@ -2,6 +2,8 @@
 """Checks ctrain's tokenizer.json support against Hugging Face `tokenizers`.
 
     bpe_hf_reference.py CTRAIN        run the checks (ctest)
+    bpe_hf_reference.py --make-fixtures
+                                      rewrite tests/data/hf/ (for test_bpe_hf.c)
     bpe_hf_reference.py --bench CTRAIN TEXT
                                       encode throughput against tokenizers
 
@@ -127,6 +129,7 @@ def build_all(texts):
     t = train(P.ByteLevel(add_prefix_space=False, use_regex=True), texts, 1200)
     t.add_special_tokens(["<|endoftext|>"])
     t.post_processor = processors.ByteLevel(trim_offsets=False)
+    gpt2_pairs = t
     t = edit_json(t, lambda d: d["model"].__setitem__(
         "merges", [" ".join(m) for m in d["model"]["merges"]]))
     toks["gpt2"] = (t, t.token_to_id("<|endoftext|>"))
@@ -174,6 +177,26 @@ def build_all(texts):
                           AddedToken("<left>", special=True, lstrip=True, normalized=False)])
     t.add_tokens([AddedToken("[[wiki]]", rstrip=True, normalized=True)])
     toks["exotic"] = (t, t.token_to_id("<|endoftext|>"))
+
+    # Merges as tokenizers accepts but no trainer writes: a block out of
+    # order, a pair given twice (the later rank counts), two merges making
+    # one token, and "an" + "a" first of all, before "a" + "n": in "banana"
+    # the heap merge (tokenizers') makes "ana" from the first "an" before the
+    # second "an" forms, where merging every "an" first would not (or the
+    # same with "at", "in", ... whichever the vocabulary has).
+    def disorder(d):
+        m, vocab = d["model"]["merges"], d["model"]["vocab"]
+        m[200:500] = m[200:500][::-1]
+        m.append(m[10])
+        for a, b in m[:400]:
+            if len(b) > 1 and a + b[0] in vocab and [a + b[0], b[1:]] not in m:
+                m.append([a + b[0], b[1:]])  # "x" + "yz" and "xy" + "z" make "xyz"
+                break
+        pq = next(x for x in ("an", "at", "in", "er", "en", "on", "re") if x in vocab)
+        vocab.setdefault(pq + pq[0], len(vocab))
+        m.insert(0, [pq, pq[0]])
+    t = edit_json(gpt2_pairs, disorder)
+    toks["disordered"] = (t, t.token_to_id("<|endoftext|>"))
     return toks
 
 
@@ -185,6 +208,8 @@ SPECIAL_TEXT = [
     "caf\u00e9 au lait", "cafe\u0301 au lait!", "  <sep>  two  <sep>", "end <left>  x",
     "see [[wiki]]   then", "<|begin_of_text", "<sep", "<|reserved_special_token_300|>",
     "Jehoshaphat beginning unto hallelujah zzyzx 123 1234", " Jehoshaphat's",
+    "banana ananas Canaan bananas", "batata atatat", "inini ininin", "erere", "enene", "ononon",
+    "rerere",
 ]
 
 
@@ -225,6 +250,12 @@ def check_tokenizer(ctrain, name, tok, eot, docs_by_corpus, work):
             want += [eot] + tok.encode(d, add_special_tokens=False).ids
         label = "%s on %s: %d documents, %d tokens" % (name, corpus, len(kept), len(want))
         check(ours == want, label + ": ctrain's ids = tokenizers'")
+        if name == "llama3":  # the check must see ignore_merges at work
+            from tokenizers import Tokenizer
+            plain = edit_json(tok, lambda d: d["model"].__setitem__("ignore_merges", False))
+            n = sum(plain.encode(d, add_special_tokens=False).ids !=
+                    tok.encode(d, add_special_tokens=False).ids for d in kept)
+            check(n > 0, "%s on %s: ignore_merges changes the ids of %d documents" % (name, corpus, n))
         if ours != want:
             k = next((i for i, (a, b) in enumerate(zip(ours, want)) if a != b), min(len(ours), len(want)))
             doc = max(i for i, s in enumerate(starts) if s <= k)
@@ -401,7 +432,61 @@ def bench(ctrain, text_path):
     return 0
 
 
+def make_fixtures():
+    """Writes tests/data/hf/: small tokenizer.json files, a text, and the
+    ids tokenizers gives it, which tests/data/test_bpe_hf.c checks without
+    Python."""
+    from tokenizers import AddedToken, Regex, normalizers, pre_tokenizers as P, processors
+    out = os.path.join(HERE, "hf")
+    os.makedirs(out, exist_ok=True)
+    texts = g2.make_docs(21, 30, 2000)
+    rng = random.Random(3)
+    text = "".join(rng.choice(g2.make_docs(22, 8, 600)) + rng.choice(SPECIAL_TEXT) for _ in range(6))
+    with open(os.path.join(out, "text.txt"), "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    toks = {}
+    t = train(P.Sequence([P.Split(Regex(LLAMA3_PAT), "isolated"),
+                          P.ByteLevel(add_prefix_space=False, use_regex=False)]),
+              texts, 420, ignore_merges=True)
+    t = edit_json(t, add_whole_words([to_alphabet(w) for w in (" beginning", " hallelujah", "zzyzx")]))
+    t.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in
+                          ["<|begin_of_text|>", "<|end_of_text|>"] +
+                          ["<|reserved_special_token_%d|>" % i for i in range(6)]])
+    t.post_processor = processors.TemplateProcessing(
+        single="<|begin_of_text|> $A",
+        special_tokens=[("<|begin_of_text|>", t.token_to_id("<|begin_of_text|>"))])
+    toks["llama3"] = t
+    t = train(P.Sequence([P.Split(Regex(QWEN2_PAT), "isolated"),
+                          P.ByteLevel(add_prefix_space=False, use_regex=False)]),
+              texts, 400, normalizer=normalizers.NFC())
+    t.add_special_tokens([AddedToken(s, special=True, normalized=False)
+                          for s in ("<|endoftext|>", "<|im_start|>", "<|im_end|>")])
+    t.add_tokens([AddedToken("cafe\u0301 au lait", normalized=True)])
+    toks["qwen2"] = t
+    t = train(P.Sequence([
+        P.Split("\n", "merged_with_previous"),
+        P.Split(Regex(r"[aeiou]+"), "merged_with_previous", invert=True),
+        P.Split(Regex(r"\p{P}"), "merged_with_next"),
+        P.Split(Regex(r"x*"), "contiguous"),
+        P.Split(Regex(r"\t"), "removed"),
+        P.Digits(individual_digits=False),
+        P.ByteLevel(add_prefix_space=True, use_regex=True)]), texts, 380)
+    t.add_special_tokens([AddedToken("<|endoftext|>", special=True, normalized=False),
+                          AddedToken("<sep>", special=True, lstrip=True, rstrip=True, normalized=False),
+                          AddedToken("<left>", special=True, lstrip=True, normalized=False)])
+    t.add_tokens([AddedToken("[[wiki]]", rstrip=True, normalized=True)])
+    toks["exotic"] = t
+    for name, t in toks.items():
+        t.save(os.path.join(out, name + ".json"), pretty=False)
+        with open(os.path.join(out, name + ".ids"), "w") as f:
+            f.write(" ".join(map(str, t.encode(text, add_special_tokens=False).ids)) + "\n")
+    print("wrote", out)
+    return 0
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 2 and sys.argv[1] == "--make-fixtures":
+        sys.exit(make_fixtures())
     if len(sys.argv) == 4 and sys.argv[1] == "--bench":
         sys.exit(bench(sys.argv[2], sys.argv[3]))
     if len(sys.argv) != 2:
