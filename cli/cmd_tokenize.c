@@ -1,10 +1,13 @@
 /* `ctrain tokenize train|encode|decode|export|pretokenize`: train a
  * byte-level BPE vocabulary, encode text into llm.c-compatible token shards,
  * decode shards to text, convert tokenizers between ctrain's, GPT-2's and
- * tiktoken's files, and show how text is split into pre-tokens.
+ * tiktoken's files, and show how text is split into pre-tokens. Hugging
+ * Face tokenizer.json files (byte-level BPE) are read wherever a tokenizer is
+ * asked for.
  *
  * Tokenizer options (encode, decode, export, pretokenize): --tokenizer PATH
- * (a ctrain .bpe file, a .tiktoken file or a directory of GPT-2 files),
+ * (a ctrain .bpe file, a .tiktoken file, a tokenizer.json, or a directory of
+ * a Hugging Face model or of GPT-2 files),
  * --vocab gpt2 (GPT-2's files from --gpt2-dir DIR or $CT_GPT2_VOCAB_DIR, the
  * one place this variable is read), or --vocab-json F --merges F.
  *
@@ -56,7 +59,9 @@ static const char *k_usage =
     "  export       write a tokenizer as GPT-2's vocab.json + merges.txt, tiktoken or ctrain\n"
     "  pretokenize  print the pre-tokens (words) text is split into before merging\n"
     "\n"
-    "GPT-2's own vocabulary works everywhere a tokenizer is asked for: --vocab gpt2\n"
+    "Hugging Face tokenizer.json files of byte-level BPE models (Llama 3, Qwen2,\n"
+    "SmolLM2, GPT-2) work everywhere a tokenizer is asked for: --tokenizer FILE.json,\n"
+    "or the model's directory. So does GPT-2's own vocabulary: --vocab gpt2\n"
     "with --gpt2-dir DIR (or $CT_GPT2_VOCAB_DIR) holding vocab.json + merges.txt,\n"
     "encoder.json + vocab.bpe, or gpt2.tiktoken.\n"
     "\n"
@@ -85,8 +90,10 @@ static const char *k_usage_train =
 
 #define TOKENIZER_OPTIONS                                                                   \
     "tokenizer (exactly one of):\n"                                                           \
-    "  --tokenizer PATH   a file from 'ctrain tokenize train', a tiktoken file (*.tiktoken)\n" \
-    "                     or a directory of GPT-2 files (as for --gpt2-dir)\n"                 \
+    "  --tokenizer PATH   a file from 'ctrain tokenize train', a tiktoken file (*.tiktoken),\n" \
+    "                     a Hugging Face tokenizer.json (*.json: byte-level BPE, its special\n" \
+    "                     tokens matched in the text as Hugging Face does), or a directory\n" \
+    "                     holding tokenizer.json or GPT-2's files (as for --gpt2-dir)\n"      \
     "  --vocab gpt2       GPT-2's vocabulary, from --gpt2-dir DIR or else the directory\n"     \
     "                     in $CT_GPT2_VOCAB_DIR: vocab.json + merges.txt, encoder.json +\n"    \
     "                     vocab.bpe, or gpt2.tiktoken. Ids are GPT-2's (end-of-text 50256)\n" \
@@ -98,8 +105,10 @@ static const char *k_usage_encode =
     "\n"
     "Encodes documents into PREFIX_train_000000.bin, PREFIX_train_000001.bin, ...\n"
     "(llm.c shards: uint16 tokens when the vocabulary has at most 65536 tokens, else\n"
-    "uint32). The end-of-text token is written before every document. INPUT is a\n"
-    "text file, or '-' for standard input.\n"
+    "uint32). The end-of-text token is written before every document (for a\n"
+    "tokenizer.json, the special token its post-processor puts first, such as Llama 3's\n"
+    "<|begin_of_text|>, else <|endoftext|>). INPUT is a text file, or '-' for standard\n"
+    "input.\n"
     "\n"
     TOKENIZER_OPTIONS
     "\n"
@@ -120,8 +129,8 @@ static const char *k_usage_decode =
     "usage: ctrain tokenize decode TOKENIZER SHARD.bin...\n"
     "\n"
     "Writes the text held in the shards to standard output, shard after shard.\n"
-    "End-of-text tokens are written as <|endoftext|>. TOKENIZER is the one the shards\n"
-    "were encoded with.\n"
+    "End-of-text tokens are written as <|endoftext|> (special tokens of a\n"
+    "tokenizer.json as their text). TOKENIZER is the one the shards were encoded with.\n"
     "\n"
     TOKENIZER_OPTIONS
     "  -h, --help         show this help\n";
@@ -135,6 +144,8 @@ static const char *k_usage_export =
     "  tiktoken  OUT is a rank file (tiktoken leaves out the end-of-text token, which\n"
     "            must be the last id); refused if it would not load back the same\n"
     "  ctrain    OUT is a .bpe file; only for tokenizers with ctrain's id layout\n"
+    "A tokenizer.json is not exported: the other formats would lose its pre-tokenizer,\n"
+    "normalizer and special tokens.\n"
     "\n"
     TOKENIZER_OPTIONS
     "  -h, --help         show this help\n";
@@ -144,7 +155,9 @@ static const char *k_usage_pretokenize =
     "\n"
     "Prints the pre-tokens (words) of each input, one JSON string per line, as the\n"
     "tokenizer's pre-tokenizer splits them (GPT-2's regex when no tokenizer is given).\n"
-    "Merges never cross these boundaries. Bytes that are not valid UTF-8 are printed\n"
+    "Merges never cross these boundaries. For a tokenizer.json the pieces are after its\n"
+    "normalizer (and prefix space), and its special tokens spelled in the text are\n"
+    "pieces of their own. Bytes that are not valid UTF-8 are printed\n"
     "as \\udc80..\\udcff, Python's surrogateescape convention. Documents are split\n"
     "one by one, with an empty line between them. INPUT '-' is standard input.\n"
     "\n"

@@ -58,7 +58,7 @@ int ct__bpe_rank(const ct_bpe_t *bpe, int32_t left, int32_t right)
 
 ct_bpe_t *ct__bpe_alloc(int V, int n_merges)
 {
-    CT_ASSERT(V >= 1 && n_merges >= 0 && n_merges < V);
+    CT_ASSERT(V >= 1 && n_merges >= 0 && n_merges <= CT__BPE_MAX_MERGES);
     ct_bpe_t *bpe = calloc(1, sizeof *bpe);
     if (!bpe) return NULL;
     bpe->vocab_size = V;

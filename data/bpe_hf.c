@@ -462,7 +462,22 @@ typedef struct {
     size_t *vlen;
     uint8_t *vspecial; /* a string outside the byte alphabet: kept as UTF-8 */
     int V;
+    char *scratch; /* for NUL-terminated lookups, grown by scratch_for */
+    size_t scap;
 } load_t;
+
+/* L->scratch with room for need bytes, or NULL when out of memory. */
+static char *scratch_for(load_t *L, size_t need)
+{
+    if (need > L->scap) {
+        size_t nc = 2 * need;
+        char *p = realloc(L->scratch, nc);
+        if (!p) return NULL;
+        L->scratch = p;
+        L->scap = nc;
+    }
+    return L->scratch;
+}
 
 static int fail(load_t *L, ct_status_t st, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -605,7 +620,6 @@ static int load_added(load_t *L, int nfc, added_in_t **out_p, int *n_p)
     added_in_t *a = calloc(count + 1, sizeof *a);
     if (!a) return fail(L, CT_ERR_NO_MEMORY, "added_tokens", "out of memory");
     *out_p = a;
-    char *scratch = NULL;
     int n = 0;
     int64_t next = L->nv;
     for (size_t i = 0; i < count; i++) {
@@ -639,18 +653,12 @@ static int load_added(load_t *L, int nfc, added_in_t **out_p, int *n_p)
         if (k < n) {
             id = a[k].id; /* the same content again: its flags replace the first's */
         } else {
-            char *s2 = realloc(scratch, len + 1);
-            if (!s2) {
-                free(scratch);
-                return fail(L, CT_ERR_NO_MEMORY, key, "out of memory");
-            }
-            scratch = s2;
+            char *scratch = scratch_for(L, len + 1);
+            if (!scratch) return fail(L, CT_ERR_NO_MEMORY, key, "out of memory");
             id = vocab_id(L, content, len, scratch);
             if (id < 0) {
-                if (next >= CT__BPE_MAX_VOCAB) {
-                    free(scratch);
+                if (next >= CT__BPE_MAX_VOCAB)
                     return fail(L, CT_ERR_CORRUPT, key, "over %d tokens", CT__BPE_MAX_VOCAB);
-                }
                 id = (int32_t)next++;
             }
             *n_p = ++n;
@@ -664,7 +672,6 @@ static int load_added(load_t *L, int nfc, added_in_t **out_p, int *n_p)
             int r = ct__bpe_nfc((const uint8_t *)content, len, &b);
             if (r < 0 || b.oom) {
                 free(b.p);
-                free(scratch);
                 return fail(L, CT_ERR_NO_MEMORY, key, "out of memory");
             }
             a[k].norm = b.p;
@@ -679,7 +686,6 @@ static int load_added(load_t *L, int nfc, added_in_t **out_p, int *n_p)
                         ct_log_clip_n(content, len, shown), (long long)fid, id);
         }
     }
-    free(scratch);
     L->V = (int)next;
     return 0;
 }
@@ -975,8 +981,7 @@ static int build_whole(load_t *L, struct ct__bpe_hf *hf, const ct_bpe_t *bpe)
 }
 
 /* model.merges[r] as (left, right, made) ids. */
-static int load_merge(load_t *L, struct json_object *m, int r, int32_t out[3], char **scratch,
-                      size_t *scap)
+static int load_merge(load_t *L, struct json_object *m, int r, int32_t out[3])
 {
     char key[64];
     snprintf(key, sizeof key, "model.merges[%d]", r);
@@ -998,20 +1003,16 @@ static int load_merge(load_t *L, struct json_object *m, int r, int32_t out[3], c
     } else {
         return fail(L, CT_ERR_CORRUPT, key, "expected \"A B\" or [\"A\", \"B\"]");
     }
-    if (la + lb + 1 > *scap) {
-        size_t nc = 2 * (la + lb + 1);
-        char *p = realloc(*scratch, nc);
-        if (!p) return fail(L, CT_ERR_NO_MEMORY, key, "out of memory");
-        *scratch = p;
-        *scap = nc;
+    char *scratch = scratch_for(L, la + lb + 1), *tmp = malloc(la + lb + 1);
+    if (!scratch || !tmp) {
+        free(tmp);
+        return fail(L, CT_ERR_NO_MEMORY, key, "out of memory");
     }
-    char *tmp = malloc(la + lb + 1);
-    if (!tmp) return fail(L, CT_ERR_NO_MEMORY, key, "out of memory");
     memcpy(tmp, a, la);
     memcpy(tmp + la, b, lb);
-    out[0] = vocab_id(L, a, la, *scratch);
-    out[1] = vocab_id(L, b, lb, *scratch);
-    out[2] = vocab_id(L, tmp, la + lb, *scratch);
+    out[0] = vocab_id(L, a, la, scratch);
+    out[1] = vocab_id(L, b, lb, scratch);
+    out[2] = vocab_id(L, tmp, la + lb, scratch);
     int bad = out[0] < 0 ? 0 : out[1] < 0 ? 1 : out[2] < 0 ? 2 : -1;
     if (bad >= 0) {
         char shown[CT_LOG_CLIP_BUF];
@@ -1030,8 +1031,6 @@ ct_status_t ct__bpe_parse_hf(const char *buf, size_t n, const char *path, ct_bpe
     added_in_t *added = NULL;
     int n_added = 0;
     ct_bpe_t *bpe = NULL;
-    char *scratch = NULL;
-    size_t scap = 0;
     struct ct__bpe_hf *hf = calloc(1, sizeof *hf);
     if (!hf) {
         CT_LOG_ERROR("out of memory loading %s", path);
@@ -1097,8 +1096,9 @@ ct_status_t ct__bpe_parse_hf(const char *buf, size_t n, const char *path, ct_bpe
         goto done;
     }
     int V = L.V, nm = (int)json_object_array_length(merges);
-    if (nm >= V) {
-        fail(&L, CT_ERR_CORRUPT, "model.merges", "%d merges for %d tokens", nm, V);
+    if (json_object_array_length(merges) > CT__BPE_MAX_MERGES) {
+        fail(&L, CT_ERR_CORRUPT, "model.merges", "%zu merges; at most %d are read",
+             json_object_array_length(merges), CT__BPE_MAX_MERGES);
         goto done;
     }
 
@@ -1156,7 +1156,7 @@ ct_status_t ct__bpe_parse_hf(const char *buf, size_t n, const char *path, ct_bpe
     }
     for (int r = 0; r < nm; r++) {
         int32_t m[3] = {0, 0, 0};
-        if (load_merge(&L, json_object_array_get_idx(merges, (size_t)r), r, m, &scratch, &scap))
+        if (load_merge(&L, json_object_array_get_idx(merges, (size_t)r), r, m))
             goto done;
         bpe->merges[2 * r] = m[0];
         bpe->merges[2 * r + 1] = m[1];
@@ -1214,7 +1214,7 @@ done:
         ct_bpe_free(bpe);
     }
     hf_free(hf);
-    free(scratch);
+    free(L.scratch);
     added_free(added, n_added);
     free(L.vstr);
     free(L.vlen);

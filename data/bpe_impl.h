@@ -17,6 +17,8 @@
  * keep the approximate pre-tokenizer they were trained with. */
 #define CT__BPE_VERSION 2
 #define CT__BPE_MAX_VOCAB (1 << 24)
+/* tokenizer.json lists more merges than tokens (Llama 3: 280,147 for 128,256). */
+#define CT__BPE_MAX_MERGES (1 << 26)
 #define CT__BPE_EOT_TEXT "<|endoftext|>"
 /* The longest token a tokenizer file may hold, in bytes. Real vocabularies
  * stay far below it (GPT-2's longest token has 128 bytes; ctrain's trainer
@@ -98,9 +100,9 @@ struct ct_bpe {
 CT_MUST_USE ct_status_t ct__bpe_new(const int32_t *merges, int n_merges, ct_bpe_t **bpe_p, int *bad_p);
 
 /* For other layouts: allocates a tokenizer of V tokens and n_merges merges
- * with merges, merge_id and tok_off (V + 1 entries) uninitialised and
- * tok_bytes NULL; the caller fills them, byte_id and eot, then calls
- * ct__bpe_index. NULL when out of memory. */
+ * (at most CT__BPE_MAX_MERGES) with merges, merge_id and tok_off (V + 1
+ * entries) uninitialised and tok_bytes NULL; the caller fills them,
+ * byte_id and eot, then calls ct__bpe_index. NULL when out of memory. */
 ct_bpe_t *ct__bpe_alloc(int V, int n_merges);
 
 /* Checks the invariants of struct ct_bpe and builds the merge map. On a
