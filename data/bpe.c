@@ -14,10 +14,11 @@
  * encode_ordinary does). GPT-2's vocab.json/merges.txt and tiktoken files
  * live in bpe_gpt2.c, training in bpe_train.c, and what they all share (the
  * tokenizer object, the byte alphabet, buffers and files) in bpe_common.c.
- * Calls go one way: bpe.c and bpe_train.c may call bpe_gpt2.c (ct_bpe_load
- * hands it directories and .tiktoken files) and bpe_hf.c (tokenizer.json,
- * whose pipeline ct_bpe_encode hands over), and all of them call
- * bpe_common.c, which calls none of them. */
+ * Calls: ct_bpe_load hands directories and .tiktoken files to bpe_gpt2.c
+ * and *.json files to bpe_hf_load.c (as bpe_gpt2.c does a model directory
+ * holding tokenizer.json); ct_bpe_encode hands a tokenizer.json's text to
+ * bpe_hf.c, which calls back here for each word (ct__bpe_encode_word). All
+ * of them call bpe_common.c, which calls none of them. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -81,7 +81,7 @@ struct ct_bpe {
     int32_t *mm_rank;
     size_t mm_mask;
     ct__bpe_cache_t cache;
-    /* tokenizer.json (bpe_hf.c): merges checked only as tokenizers checks
+    /* tokenizer.json (bpe_hf_load.c): merges checked only as tokenizers checks
      * them (ct__bpe_index); when their order lets the O(n^2) scan differ
      * from tokenizers' heap merge, only the heap is used. */
     int relaxed, heap_only;
@@ -213,8 +213,57 @@ int ct__re_search(ct__re_t *re, const uint8_t *s, size_t n, size_t from, size_t 
 /* The match that starts at s[at] exactly, as ct__re_search. */
 int ct__re_match(ct__re_t *re, const uint8_t *s, size_t n, size_t at, size_t *end_p);
 
-/* ---- tokenizer.json (bpe_hf.c) and its Unicode data --------------------------- */
-struct ct__bpe_hf;
+/* ---- tokenizer.json (bpe_hf.c, bpe_hf_load.c) and its Unicode data ------------ */
+/* A tokenizer.json pipeline (bpe_hf.c runs it, bpe_hf_load.c builds it).
+ * Split behaviors as tokenizers names them, and the kinds of steps before
+ * ByteLevel (CT__HF_GPT2: a Split whose regex is GPT-2's, run by bpe.c's
+ * exact pre-tokenizer). */
+typedef enum {
+    CT__HF_REMOVED,
+    CT__HF_ISOLATED,
+    CT__HF_MERGED_PREV,
+    CT__HF_MERGED_NEXT,
+    CT__HF_CONTIGUOUS
+} ct__hf_beh_t;
+typedef enum { CT__HF_REGEX, CT__HF_STRING, CT__HF_DIGITS, CT__HF_GPT2 } ct__hf_kind_t;
+
+typedef struct {
+    ct__hf_kind_t kind;
+    ct__hf_beh_t beh;
+    int invert;
+    ct__re_t *re; /* CT__HF_REGEX */
+    char *str;    /* CT__HF_STRING */
+    size_t str_len;
+} ct__hf_step_t;
+
+typedef struct {
+    char *s; /* the bytes matched: the content, under NFC when normalized */
+    size_t len;
+    int32_t id;
+    uint8_t lstrip, rstrip;
+} ct__hf_added_t;
+
+/* Added tokens matched in one form of the text, by first byte, longest first. */
+typedef struct {
+    ct__hf_added_t *tok;
+    int n;
+    int32_t start[257]; /* tokens with first byte b: [start[b], start[b + 1]) */
+} ct__hf_set_t;
+
+struct ct__bpe_hf {
+    int lossless; /* decode(encode(x)) == x: no NFC, Removed, lstrip/rstrip, prefix space */
+    int nfc;
+    ct__hf_step_t *steps; /* before ByteLevel */
+    int n_steps;
+    int byte_regex, prefix_space; /* ByteLevel's use_regex and add_prefix_space */
+    ct__hf_set_t raw, norm;
+    int32_t *whole; /* ignore_merges: model tokens by their bytes (open addressing, -1 empty) */
+    size_t whole_mask;
+    ct__bpe_buf_t nbuf, pbuf; /* normalized text, a piece with its prefix space */
+};
+
+/* Frees a struct ct__bpe_hf (ct_bpe_free calls it through bpe->hf_free). */
+void ct__bpe_hf_free(void *hf);
 
 /* Encodes one pre-token (word) of len >= 1 bytes: cache, ignore_merges,
  * merges (bpe.c). */

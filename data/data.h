@@ -132,7 +132,7 @@ CT_MUST_USE ct_status_t ct_bpe_load(const char *path, ct_bpe_t **bpe_p);
 /* Loads a Hugging Face tokenizer.json whose model is byte-level BPE (GPT-2,
  * Llama 3, SmolLM2, Qwen2 style) with its added tokens, normalizer (none or
  * NFC) and pre-tokenizer (Split with a regex or string, Digits, ByteLevel);
- * data/bpe_hf.c lists what is supported. Encoding then gives the ids of
+ * data/bpe_hf_load.c lists what is supported. Encoding then gives the ids of
  * tokenizers' encode(text, add_special_tokens=False): added tokens (special
  * tokens such as <|begin_of_text|>) spelled in the text ARE matched, as
  * tokenizers does. The end-of-text id (ct_bpe_eot) is the special token

@@ -1,4 +1,4 @@
-/* Hugging Face tokenizer.json (data/bpe_hf.c, data/bpe_nfc.c) without
+/* Hugging Face tokenizer.json (data/bpe_hf*.c, data/bpe_nfc.c) without
  * Python: the fixtures of tests/data/hf/ (written by bpe_hf_reference.py
  * --make-fixtures with the tokenizers library) encode to the ids that
  * tokenizers gave; decode(encode(x)) == x for any bytes where the pipeline

@@ -1,5 +1,5 @@
 /* Fuzzes the tokenizer file readers (data/bpe.c, data/bpe_gpt2.c,
- * data/bpe_hf.c) and the pre-tokenizer regex engine (data/bpe_regex.c) on
+ * data/bpe_hf_load.c) and the pre-tokenizer regex engine (data/bpe_regex.c) on
  * bytes in memory: the first byte picks ctrain's own format, a tiktoken rank
  * file, GPT-2's vocab.json and merges.txt (split at the first NUL), a
  * tokenizer.json, or a regex pattern (matched against a fixed text and the
