@@ -96,7 +96,8 @@ static const char *k_usage_train =
     "                     holding tokenizer.json or GPT-2's files (as for --gpt2-dir)\n"      \
     "  --vocab gpt2       GPT-2's vocabulary, from --gpt2-dir DIR or else the directory\n"     \
     "                     in $CT_GPT2_VOCAB_DIR: vocab.json + merges.txt, encoder.json +\n"    \
-    "                     vocab.bpe, or gpt2.tiktoken. Ids are GPT-2's (end-of-text 50256)\n" \
+    "                     vocab.bpe, or gpt2.tiktoken (a tokenizer.json there is read\n"      \
+    "                     first). Ids are GPT-2's (end-of-text 50256)\n"                       \
     "  --vocab-json F --merges F   GPT-2-format files by name\n"
 
 static const char *k_usage_encode =
