@@ -106,6 +106,17 @@ def add_whole_words(words):
     return fn
 
 
+def byte_alphabet_inverse():
+    """GPT-2's bytes_to_unicode(), inverted: character -> byte."""
+    bs = list(range(0x21, 0x7F)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    cs = bs[:]
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + len(cs) - 188)
+    return {chr(c): b for b, c in zip(bs, cs)}
+
+
 def to_alphabet(s):
     from tokenizers import pre_tokenizers
     pt = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
@@ -318,6 +329,40 @@ def check_cli(ctrain, toks, work):
           "export of a tokenizer.json: refused with a hint")
 
 
+def check_categories(ctrain, work):
+    """\\p{X} and \\s as Oniguruma classifies them: for each category, a Split
+    that removes it from every 17th code point (all of them below U+3000).
+    (Checked once on every code point and all 37 names: the same.)"""
+    from tokenizers import Tokenizer
+    text = "".join(chr(c) for c in range(0x20, 0x110000)
+                   if not 0xD800 <= c <= 0xDFFF and (c < 0x3000 or c % 17 == 0))
+    src = os.path.join(work, "codepoints.txt")
+    with open(src, "w", encoding="utf-8") as f:
+        f.write(text)
+    with open(os.path.join(HERE, "hf", "llama3.json"), encoding="utf-8") as f:
+        base = json.load(f)
+    inv = byte_alphabet_inverse()
+    bad = []
+    cats = ["Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No", "Pd", "Po", "Sm", "So",
+            "Zs", "Cf", "Co", "Cn"]
+    for c in cats + ["P", "S", "WS"]:
+        base["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": r"\s" if c == "WS" else r"\p{%s}" % c},
+             "behavior": "Removed", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
+        path = os.path.join(work, "cat.json")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(base, f)
+        t = Tokenizer.from_file(path)
+        ref = b"".join(bytes(inv[ch] for ch in p) for p, _ in t.pre_tokenizer.pre_tokenize_str(text))
+        out = g2.run(ctrain, ["pretokenize", "--tokenizer", path, src]).stdout.decode("utf-8")
+        ours = "".join(json.loads(x) for x in out.split("\n") if x).encode("utf-8")
+        if ours != ref:
+            bad.append(c)
+    check(not bad, "\\p{X} for %d general categories, P, S and \\s, on %d code "
+          "points = Oniguruma's (differ: %s)" % (len(cats), len(text), " ".join(bad) or "none"))
+
+
 def expect_error(ctrain, path, words, what, work):
     src = os.path.join(work, "one.txt")
     r = subprocess.run([ctrain, "tokenize", "encode", "--tokenizer", path, "--out",
@@ -407,6 +452,7 @@ def main_checks(ctrain):
     for name, (tok, eot) in toks.items():
         check_tokenizer(ctrain, name, tok, eot, docs_by_corpus, work)
     check_cli(ctrain, toks, work)
+    check_categories(ctrain, work)
     check_bad(ctrain, toks, work)
     if not FAILURES:
         shutil.rmtree(work, ignore_errors=True)
