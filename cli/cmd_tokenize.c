@@ -1,10 +1,13 @@
 /* `ctrain tokenize train|encode|decode|export|pretokenize`: train a
  * byte-level BPE vocabulary, encode text into llm.c-compatible token shards,
  * decode shards to text, convert tokenizers between ctrain's, GPT-2's and
- * tiktoken's files, and show how text is split into pre-tokens.
+ * tiktoken's files, and show how text is split into pre-tokens. Hugging
+ * Face tokenizer.json files (byte-level BPE) are read wherever a tokenizer is
+ * asked for.
  *
  * Tokenizer options (encode, decode, export, pretokenize): --tokenizer PATH
- * (a ctrain .bpe file, a .tiktoken file or a directory of GPT-2 files),
+ * (a ctrain .bpe file, a .tiktoken file, a tokenizer.json, or a directory of
+ * a Hugging Face model or of GPT-2 files),
  * --vocab gpt2 (GPT-2's files from --gpt2-dir DIR or $CT_GPT2_VOCAB_DIR, the
  * one place this variable is read), or --vocab-json F --merges F.
  *
@@ -56,7 +59,9 @@ static const char *k_usage =
     "  export       write a tokenizer as GPT-2's vocab.json + merges.txt, tiktoken or ctrain\n"
     "  pretokenize  print the pre-tokens (words) text is split into before merging\n"
     "\n"
-    "GPT-2's own vocabulary works everywhere a tokenizer is asked for: --vocab gpt2\n"
+    "Hugging Face tokenizer.json files of byte-level BPE models (Llama 3, Qwen2,\n"
+    "SmolLM2, GPT-2) work everywhere a tokenizer is asked for: --tokenizer FILE.json,\n"
+    "or the model's directory. So does GPT-2's own vocabulary: --vocab gpt2\n"
     "with --gpt2-dir DIR (or $CT_GPT2_VOCAB_DIR) holding vocab.json + merges.txt,\n"
     "encoder.json + vocab.bpe, or gpt2.tiktoken.\n"
     "\n"
@@ -85,11 +90,14 @@ static const char *k_usage_train =
 
 #define TOKENIZER_OPTIONS                                                                   \
     "tokenizer (exactly one of):\n"                                                           \
-    "  --tokenizer PATH   a file from 'ctrain tokenize train', a tiktoken file (*.tiktoken)\n" \
-    "                     or a directory of GPT-2 files (as for --gpt2-dir)\n"                 \
+    "  --tokenizer PATH   a file from 'ctrain tokenize train', a tiktoken file (*.tiktoken),\n" \
+    "                     a Hugging Face tokenizer.json (*.json: byte-level BPE, its special\n" \
+    "                     tokens matched in the text as Hugging Face does), or a directory\n" \
+    "                     holding tokenizer.json or GPT-2's files (as for --gpt2-dir)\n"      \
     "  --vocab gpt2       GPT-2's vocabulary, from --gpt2-dir DIR or else the directory\n"     \
     "                     in $CT_GPT2_VOCAB_DIR: vocab.json + merges.txt, encoder.json +\n"    \
-    "                     vocab.bpe, or gpt2.tiktoken. Ids are GPT-2's (end-of-text 50256)\n" \
+    "                     vocab.bpe, or gpt2.tiktoken (a tokenizer.json there is read\n"      \
+    "                     first). Ids are GPT-2's (end-of-text 50256)\n"                       \
     "  --vocab-json F --merges F   GPT-2-format files by name\n"
 
 static const char *k_usage_encode =
@@ -98,8 +106,10 @@ static const char *k_usage_encode =
     "\n"
     "Encodes documents into PREFIX_train_000000.bin, PREFIX_train_000001.bin, ...\n"
     "(llm.c shards: uint16 tokens when the vocabulary has at most 65536 tokens, else\n"
-    "uint32). The end-of-text token is written before every document. INPUT is a\n"
-    "text file, or '-' for standard input.\n"
+    "uint32). The end-of-text token is written before every document (for a\n"
+    "tokenizer.json, the special token its post-processor puts first, such as Llama 3's\n"
+    "<|begin_of_text|>, else <|endoftext|>). INPUT is a text file, or '-' for standard\n"
+    "input.\n"
     "\n"
     TOKENIZER_OPTIONS
     "\n"
@@ -120,8 +130,8 @@ static const char *k_usage_decode =
     "usage: ctrain tokenize decode TOKENIZER SHARD.bin...\n"
     "\n"
     "Writes the text held in the shards to standard output, shard after shard.\n"
-    "End-of-text tokens are written as <|endoftext|>. TOKENIZER is the one the shards\n"
-    "were encoded with.\n"
+    "End-of-text tokens are written as <|endoftext|> (special tokens of a\n"
+    "tokenizer.json as their text). TOKENIZER is the one the shards were encoded with.\n"
     "\n"
     TOKENIZER_OPTIONS
     "  -h, --help         show this help\n";
@@ -135,6 +145,8 @@ static const char *k_usage_export =
     "  tiktoken  OUT is a rank file (tiktoken leaves out the end-of-text token, which\n"
     "            must be the last id); refused if it would not load back the same\n"
     "  ctrain    OUT is a .bpe file; only for tokenizers with ctrain's id layout\n"
+    "A tokenizer.json is not exported: the other formats would lose its pre-tokenizer,\n"
+    "normalizer and special tokens.\n"
     "\n"
     TOKENIZER_OPTIONS
     "  -h, --help         show this help\n";
@@ -144,7 +156,9 @@ static const char *k_usage_pretokenize =
     "\n"
     "Prints the pre-tokens (words) of each input, one JSON string per line, as the\n"
     "tokenizer's pre-tokenizer splits them (GPT-2's regex when no tokenizer is given).\n"
-    "Merges never cross these boundaries. Bytes that are not valid UTF-8 are printed\n"
+    "Merges never cross these boundaries. For a tokenizer.json the pieces are after its\n"
+    "normalizer (and prefix space), and its special tokens spelled in the text are\n"
+    "pieces of their own. Bytes that are not valid UTF-8 are printed\n"
     "as \\udc80..\\udcff, Python's surrogateescape convention. Documents are split\n"
     "one by one, with an empty line between them. INPUT '-' is standard input.\n"
     "\n"
@@ -918,35 +932,44 @@ static int put_json_bytes(sbuf_t *b, const uint8_t *s, size_t n)
 }
 
 typedef struct {
-    const ct_bpe_t *bpe; /* NULL: GPT-2's pre-tokenizer */
+    ct_bpe_t *bpe; /* NULL: GPT-2's pre-tokenizer */
     int64_t docs, pieces;
+    sbuf_t b;
 } pretok_t;
+
+static CT_MUST_USE ct_status_t pretok_flush(pretok_t *p)
+{
+    if (fwrite(p->b.p, 1, p->b.n, stdout) != p->b.n) {
+        CT_LOG_ERROR("cannot write to standard output: %s", strerror(errno));
+        return CT_ERR_IO;
+    }
+    p->b.n = 0;
+    return CT_OK;
+}
+
+/* One piece of ct_bpe_pretokenize: a word, or an added token (printed as
+ * the text it matched, like a word). */
+static CT_MUST_USE ct_status_t pretok_piece(void *ctx, const char *s, size_t n, int32_t id)
+{
+    pretok_t *p = ctx;
+    (void)id;
+    if (put_json_bytes(&p->b, (const uint8_t *)s, n)) {
+        CT_LOG_ERROR("pretokenize: out of memory");
+        return CT_ERR_NO_MEMORY;
+    }
+    p->pieces++;
+    return p->b.n >= READ_BLOCK ? pretok_flush(p) : CT_OK;
+}
 
 static CT_MUST_USE ct_status_t pretok_doc(void *ctx, const char *text, size_t len)
 {
     pretok_t *p = ctx;
-    sbuf_t b = {0};
-    if (p->docs++ > 0 && sb_put(&b, "\n", 1)) goto oom;
-    for (size_t pos = 0; pos < len;) {
-        size_t end = ct_bpe_pretok_next(p->bpe, text, len, pos);
-        if (put_json_bytes(&b, (const uint8_t *)text + pos, end - pos)) goto oom;
-        p->pieces++;
-        pos = end;
-        if (b.n >= READ_BLOCK || pos == len) {
-            if (fwrite(b.p, 1, b.n, stdout) != b.n) {
-                CT_LOG_ERROR("cannot write to standard output: %s", strerror(errno));
-                free(b.p);
-                return CT_ERR_IO;
-            }
-            b.n = 0;
-        }
+    if (p->docs++ > 0 && sb_put(&p->b, "\n", 1)) {
+        CT_LOG_ERROR("pretokenize: out of memory");
+        return CT_ERR_NO_MEMORY;
     }
-    free(b.p);
-    return CT_OK;
-oom:
-    CT_LOG_ERROR("pretokenize: out of memory");
-    free(b.p);
-    return CT_ERR_NO_MEMORY;
+    ct_status_t st = ct_bpe_pretokenize(p->bpe, text, len, pretok_piece, p);
+    return st == CT_OK ? pretok_flush(p) : st;
 }
 
 static int cmd_pretokenize(int argc, char **argv)
@@ -961,7 +984,9 @@ static int cmd_pretokenize(int argc, char **argv)
     if ((rc = load_tokenizer(&a, 0, &bpe)) >= 0) goto out;
     rc = 1;
     pretok_t p = {.bpe = bpe};
-    if (for_each_doc(&a, &d, pretok_doc, &p) != CT_OK) goto out;
+    ct_status_t st = for_each_doc(&a, &d, pretok_doc, &p);
+    free(p.b.p);
+    if (st != CT_OK) goto out;
     if (fflush(stdout) != 0) {
         CT_LOG_ERROR("cannot write to standard output: %s", strerror(errno));
         goto out;

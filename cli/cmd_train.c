@@ -155,12 +155,14 @@ int ct_cmd_reshard(int argc, char **argv)
     return rc;
 }
 static const char sample_usage[] =
-    "usage: ctrain sample CKPT_DIR|RUN_DIR [--tokenizer FILE.bpe] [--prompt TEXT]\n"
+    "usage: ctrain sample CKPT_DIR|RUN_DIR [--tokenizer PATH] [--prompt TEXT]\n"
     "                     [--tokens N] [--temperature X] [--top-k K] [--seed S] [--count C]\n"
     "\n"
     "Generates text from a checkpoint directory (RUN_DIR/ckpt/step_NNNNNNNN) or a\n"
     "run directory (its newest checkpoint). The tokenizer defaults to the\n"
-    "checkpoint config's eval.tokenizer; without one, token ids are printed.\n";
+    "checkpoint config's eval.tokenizer; without one, token ids are printed. PATH is\n"
+    "any tokenizer 'ctrain tokenize' reads: a .bpe or .tiktoken file, a Hugging Face\n"
+    "tokenizer.json or model directory, a directory of GPT-2 files.\n";
 
 int ct_cmd_sample(int argc, char **argv)
 {

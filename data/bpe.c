@@ -14,9 +14,11 @@
  * encode_ordinary does). GPT-2's vocab.json/merges.txt and tiktoken files
  * live in bpe_gpt2.c, training in bpe_train.c, and what they all share (the
  * tokenizer object, the byte alphabet, buffers and files) in bpe_common.c.
- * Calls go one way: bpe.c and bpe_train.c may call bpe_gpt2.c (ct_bpe_load
- * hands it directories and .tiktoken files), and all three call
- * bpe_common.c, which calls none of them. */
+ * Calls: ct_bpe_load hands directories and .tiktoken files to bpe_gpt2.c
+ * and *.json files to bpe_hf_load.c (as bpe_gpt2.c does a model directory
+ * holding tokenizer.json); ct_bpe_encode hands a tokenizer.json's text to
+ * bpe_hf.c, which calls back here for each word (ct__bpe_encode_word). All
+ * of them call bpe_common.c, which calls none of them. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,6 +212,19 @@ size_t ct_bpe_pretok_next(const ct_bpe_t *bpe, const char *text, size_t len, siz
     const uint8_t *s = (const uint8_t *)text;
     if (bpe && bpe->pretok == CT__BPE_PRETOK_V1) return pretok_next(s, len, pos, 1);
     return pretok_next(s, len, pos, 0);
+}
+
+ct_status_t ct_bpe_pretokenize(ct_bpe_t *bpe, const char *text, size_t len, ct_bpe_piece_fn fn,
+                               void *ctx)
+{
+    if (bpe && bpe->hf) return ct__bpe_hf_pretokenize(bpe, text, len, fn, ctx);
+    for (size_t pos = 0; pos < len;) {
+        size_t end = ct_bpe_pretok_next(bpe, text, len, pos);
+        ct_status_t st = fn(ctx, text + pos, end - pos, -1);
+        if (st != CT_OK) return st;
+        pos = end;
+    }
+    return CT_OK;
 }
 
 /* ---- construction ----------------------------------------------------------- */
@@ -444,8 +459,8 @@ static CT_MUST_USE ct_status_t ids_reserve(int32_t **ids, size_t *n, size_t *cap
     return CT_OK;
 }
 
-static CT_MUST_USE ct_status_t encode_word(ct_bpe_t *bpe, const uint8_t *w, size_t len, int32_t **ids,
-                               size_t *n, size_t *cap)
+ct_status_t ct__bpe_encode_word(ct_bpe_t *bpe, const uint8_t *w, size_t len, int32_t **ids,
+                                size_t *n, size_t *cap)
 {
     ct_status_t st;
     if (len == 1) {
@@ -467,8 +482,14 @@ static CT_MUST_USE ct_status_t encode_word(ct_bpe_t *bpe, const uint8_t *w, size
     }
     if ((st = ids_reserve(ids, n, cap, len)) != CT_OK) return st;
     int32_t *out = *ids + *n;
-    for (size_t i = 0; i < len; i++) out[i] = bpe->byte_id[w[i]];
-    int m = ct__bpe_merge_word(bpe, out, (int)len, len > BPE_NAIVE_MAX);
+    int m;
+    /* tokenizer.json's ignore_merges: a word that is a token stays whole. */
+    if (bpe->hf && (out[0] = ct__bpe_hf_whole(bpe, w, len)) >= 0) {
+        m = 1;
+    } else {
+        for (size_t i = 0; i < len; i++) out[i] = bpe->byte_id[w[i]];
+        m = ct__bpe_merge_word(bpe, out, (int)len, len > BPE_NAIVE_MAX || bpe->heap_only);
+    }
     if (m < 0) {
         CT_LOG_ERROR("bpe encode: out of memory for a %zu-byte word", len);
         return CT_ERR_NO_MEMORY;
@@ -481,6 +502,7 @@ static CT_MUST_USE ct_status_t encode_word(ct_bpe_t *bpe, const uint8_t *w, size
 ct_status_t ct_bpe_encode(ct_bpe_t *bpe, const char *text, size_t len, int32_t **ids, size_t *n,
                           size_t *cap)
 {
+    if (bpe->hf) return ct__bpe_hf_encode(bpe, text, len, ids, n, cap);
     const uint8_t *s = (const uint8_t *)text;
     int v1 = bpe->pretok == CT__BPE_PRETOK_V1;
     size_t pos = 0;
@@ -488,11 +510,11 @@ ct_status_t ct_bpe_encode(ct_bpe_t *bpe, const char *text, size_t len, int32_t *
         size_t end = v1 ? pretok_next(s, len, pos, 1) : pretok_next(s, len, pos, 0);
         /* Absurdly long pre-tokens (over 1 GiB) are encoded in pieces. */
         while (end - pos > BPE_MAX_WORD) {
-            ct_status_t st = encode_word(bpe, s + pos, BPE_MAX_WORD, ids, n, cap);
+            ct_status_t st = ct__bpe_encode_word(bpe, s + pos, BPE_MAX_WORD, ids, n, cap);
             if (st != CT_OK) return st;
             pos += BPE_MAX_WORD;
         }
-        ct_status_t st = encode_word(bpe, s + pos, end - pos, ids, n, cap);
+        ct_status_t st = ct__bpe_encode_word(bpe, s + pos, end - pos, ids, n, cap);
         if (st != CT_OK) return st;
         pos = end;
     }
@@ -523,6 +545,7 @@ char *ct_bpe_decode(const ct_bpe_t *bpe, const int32_t *ids, size_t n, size_t *l
 
 ct_status_t ct_bpe_save(const ct_bpe_t *bpe, const char *path)
 {
+    if (bpe->hf) return ct__bpe_refuse_hf(path);
     if (!bpe->native) {
         CT_LOG_ERROR("cannot save %s: the tokenizer's ids do not follow the ctrain layout (bytes "
                      "0..255, merge r making 256 + r, end-of-text last)\n---> HINT: keep it in the "
@@ -576,6 +599,7 @@ ct_status_t ct_bpe_load(const char *path, ct_bpe_t **bpe_p)
     size_t plen = strlen(path), tl = strlen(".tiktoken");
     if (plen > tl && strcmp(path + plen - tl, ".tiktoken") == 0)
         return ct_bpe_load_tiktoken(path, bpe_p);
+    if (plen > 5 && strcmp(path + plen - 5, ".json") == 0) return ct_bpe_load_hf(path, bpe_p);
     ct_status_t st = ct__bpe_read_file(path, "make one with 'ctrain tokenize train'", &buf, &n);
     if (st != CT_OK) return st;
     st = ct__bpe_parse_ctrain(buf, n, path, bpe_p);

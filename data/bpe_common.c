@@ -58,7 +58,7 @@ int ct__bpe_rank(const ct_bpe_t *bpe, int32_t left, int32_t right)
 
 ct_bpe_t *ct__bpe_alloc(int V, int n_merges)
 {
-    CT_ASSERT(V >= 1 && n_merges >= 0 && n_merges < V);
+    CT_ASSERT(V >= 1 && n_merges >= 0 && n_merges <= CT__BPE_MAX_MERGES);
     ct_bpe_t *bpe = calloc(1, sizeof *bpe);
     if (!bpe) return NULL;
     bpe->vocab_size = V;
@@ -117,11 +117,15 @@ ct_status_t ct__bpe_index(ct_bpe_t *bpe, int *bad_p, const char **why_p)
         int32_t l = bpe->merges[2 * r], rt = bpe->merges[2 * r + 1], z = bpe->merge_id[r];
         if (l < 0 || l >= V || rt < 0 || rt >= V || z < 0 || z >= V)
             INDEX_FAIL(r, "an id is out of range");
-        if (!made[l] || !made[rt])
-            INDEX_FAIL(r, "it uses a token that is neither a byte nor made by an earlier merge");
-        if (made[z]) INDEX_FAIL(r, "it makes a token that a byte or an earlier merge made");
-        if (z == bpe->eot) INDEX_FAIL(r, "it makes the end-of-text token");
-        if (ct__bpe_rank(bpe, l, rt) >= 0) INDEX_FAIL(r, "it repeats an earlier merge");
+        if (!bpe->relaxed) {
+            if (!made[l] || !made[rt])
+                INDEX_FAIL(r, "it uses a token that is neither a byte nor made by an earlier merge");
+            if (made[z]) INDEX_FAIL(r, "it makes a token that a byte or an earlier merge made");
+            if (z == bpe->eot) INDEX_FAIL(r, "it makes the end-of-text token");
+            if (ct__bpe_rank(bpe, l, rt) >= 0) INDEX_FAIL(r, "it repeats an earlier merge");
+        } else if (tok_len(bpe, z) < 2) {
+            INDEX_FAIL(r, "it makes a single byte");
+        }
         int64_t ll = tok_len(bpe, l);
         if (tok_len(bpe, z) != ll + tok_len(bpe, rt) ||
             memcmp(bpe->tok_bytes + bpe->tok_off[z], bpe->tok_bytes + bpe->tok_off[l],
@@ -131,10 +135,27 @@ ct_status_t ct__bpe_index(ct_bpe_t *bpe, int *bad_p, const char **why_p)
             INDEX_FAIL(r, "the token it makes is not its two parts joined");
         uint64_t key = ct__bpe_pair_key(l, rt);
         size_t i = ct__bpe_hash_u64(key) & bpe->mm_mask;
-        while (bpe->mm_keys[i] != UINT64_MAX) i = (i + 1) & bpe->mm_mask;
-        bpe->mm_keys[i] = key;
+        while (bpe->mm_keys[i] != UINT64_MAX && bpe->mm_keys[i] != key) i = (i + 1) & bpe->mm_mask;
+        bpe->mm_keys[i] = key; /* relaxed: a pair given again takes the later rank */
         bpe->mm_rank[i] = r;
         made[z] = 1;
+    }
+    /* The scan merges every occurrence of the lowest rank, the heap the
+     * leftmost first; they agree when each merge comes after every merge
+     * that makes one of its parts (then a new pair ranks above the merge
+     * that made it). Strict files are so by construction. */
+    bpe->heap_only = 0;
+    if (bpe->relaxed) {
+        int32_t *last = malloc(sizeof(int32_t) * (size_t)V);
+        if (!last) {
+            st = CT_ERR_NO_MEMORY;
+            goto done;
+        }
+        memset(last, 0xff, sizeof(int32_t) * (size_t)V);
+        for (int r = 0; r < n_merges; r++) last[bpe->merge_id[r]] = r;
+        for (int r = 0; r < n_merges && !bpe->heap_only; r++)
+            bpe->heap_only = last[bpe->merges[2 * r]] >= r || last[bpe->merges[2 * r + 1]] >= r;
+        free(last);
     }
     /* The ctrain layout: bytes in order, merge r makes 256 + r, end-of-text last. */
     int native = V == 257 + n_merges && bpe->eot == V - 1;
@@ -162,6 +183,7 @@ void ct_bpe_free(ct_bpe_t *bpe)
     free(bpe->scr_next);
     free(bpe->scr_prev);
     free(bpe->scr_heap);
+    if (bpe->hf) bpe->hf_free(bpe->hf);
     free(bpe);
 }
 

@@ -12,8 +12,8 @@
  *
  * Tokens in vocab.json whose strings use characters outside the byte
  * alphabet (added special tokens) are kept with their UTF-8 bytes; no merge
- * may use or make them. Left out: added-token files (added_tokens.json,
- * tokenizer.json) and special tokens other than <|endoftext|>. */
+ * may use or make them. Left out here: added-token files (added_tokens.json)
+ * and special tokens other than <|endoftext|>; tokenizer.json is bpe_hf.c's. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -699,6 +699,11 @@ ct_status_t ct__bpe_load_dir(const char *dir, ct_bpe_t **bpe_p)
 {
     static const char *pairs[][2] = {{"vocab.json", "merges.txt"}, {"encoder.json", "vocab.bpe"}};
     char a[4200], b[4200];
+    /* A Hugging Face model directory: tokenizer.json describes it whole (a
+     * Qwen2 directory also has vocab.json and merges.txt, without its
+     * pre-tokenizer and special tokens). */
+    snprintf(a, sizeof a, "%s/tokenizer.json", dir);
+    if (is_file(a)) return ct_bpe_load_hf(a, bpe_p);
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
         snprintf(a, sizeof a, "%s/%s", dir, pairs[i][0]);
         snprintf(b, sizeof b, "%s/%s", dir, pairs[i][1]);
@@ -712,8 +717,8 @@ ct_status_t ct__bpe_load_dir(const char *dir, ct_bpe_t **bpe_p)
     }
     snprintf(a, sizeof a, "%s/gpt2.tiktoken", dir);
     if (is_file(a)) return ct_bpe_load_tiktoken(a, bpe_p);
-    CT_LOG_ERROR("%s holds no GPT-2 tokenizer files\n---> HINT: expected vocab.json + merges.txt, "
-                 "encoder.json + vocab.bpe, or gpt2.tiktoken", dir);
+    CT_LOG_ERROR("%s holds no tokenizer files\n---> HINT: expected tokenizer.json, vocab.json + "
+                 "merges.txt, encoder.json + vocab.bpe, or gpt2.tiktoken", dir);
     return CT_ERR_NOT_FOUND;
 }
 
@@ -733,6 +738,7 @@ static void put_alpha(ct__bpe_buf_t *b, const ct_bpe_t *bpe, int32_t id, int jso
 
 ct_status_t ct_bpe_save_gpt2(const ct_bpe_t *bpe, const char *vocab_json, const char *merges_txt)
 {
+    if (bpe->hf) return ct__bpe_refuse_hf(vocab_json);
     ct_status_t st = CT_OK;
     tokmap_t map = {0};
     int32_t dup[2];
@@ -778,6 +784,7 @@ ct_status_t ct_bpe_save_gpt2(const ct_bpe_t *bpe, const char *vocab_json, const 
 
 ct_status_t ct_bpe_save_tiktoken(const ct_bpe_t *bpe, const char *path)
 {
+    if (bpe->hf) return ct__bpe_refuse_hf(path);
     int V = bpe->vocab_size;
     ct_status_t st = CT_ERR_UNSUPPORTED;
     tokmap_t map = {0};

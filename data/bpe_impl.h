@@ -17,6 +17,8 @@
  * keep the approximate pre-tokenizer they were trained with. */
 #define CT__BPE_VERSION 2
 #define CT__BPE_MAX_VOCAB (1 << 24)
+/* tokenizer.json lists more merges than tokens (Llama 3: 280,147 for 128,256). */
+#define CT__BPE_MAX_MERGES (1 << 26)
 #define CT__BPE_EOT_TEXT "<|endoftext|>"
 /* The longest token a tokenizer file may hold, in bytes. Real vocabularies
  * stay far below it (GPT-2's longest token has 128 bytes; ctrain's trainer
@@ -79,6 +81,12 @@ struct ct_bpe {
     int32_t *mm_rank;
     size_t mm_mask;
     ct__bpe_cache_t cache;
+    /* tokenizer.json (bpe_hf_load.c): merges checked only as tokenizers checks
+     * them (ct__bpe_index); when their order lets the O(n^2) scan differ
+     * from tokenizers' heap merge, only the heap is used. */
+    int relaxed, heap_only;
+    struct ct__bpe_hf *hf; /* the rest of a tokenizer.json pipeline, or NULL */
+    void (*hf_free)(void *);
     /* Scratch for long words (heap merge), grown on demand. */
     int32_t *scr_next, *scr_prev;
     uint64_t *scr_heap;
@@ -92,14 +100,18 @@ struct ct_bpe {
 CT_MUST_USE ct_status_t ct__bpe_new(const int32_t *merges, int n_merges, ct_bpe_t **bpe_p, int *bad_p);
 
 /* For other layouts: allocates a tokenizer of V tokens and n_merges merges
- * with merges, merge_id and tok_off (V + 1 entries) uninitialised and
- * tok_bytes NULL; the caller fills them, byte_id and eot, then calls
- * ct__bpe_index. NULL when out of memory. */
+ * (at most CT__BPE_MAX_MERGES) with merges, merge_id and tok_off (V + 1
+ * entries) uninitialised and tok_bytes NULL; the caller fills them,
+ * byte_id and eot, then calls ct__bpe_index. NULL when out of memory. */
 ct_bpe_t *ct__bpe_alloc(int V, int n_merges);
 
 /* Checks the invariants of struct ct_bpe and builds the merge map. On a
  * violation returns CT_ERR_CORRUPT without logging, with *bad_p the merge
- * (or -1 for the byte tokens) and *why_p a static description. */
+ * (or -1 for the byte tokens) and *why_p a static description. With
+ * bpe->relaxed (tokenizer.json) only what tokenizers checks is checked:
+ * parts may be any tokens, several merges may make one token, and a pair
+ * given twice takes its later rank; heap_only is set when merges are out
+ * of order. */
 CT_MUST_USE ct_status_t ct__bpe_index(ct_bpe_t *bpe, int *bad_p, const char **why_p);
 
 /* Loads GPT-2's files from a directory (bpe_gpt2.c; see ct_bpe_load). */
@@ -175,6 +187,123 @@ CT_MUST_USE ct_status_t ct__bpe_parse_gpt2(const char *vbuf, size_t vn, const ch
                                            ct_bpe_t **bpe_p);
 CT_MUST_USE ct_status_t ct__bpe_parse_tiktoken(const char *buf, size_t n, const char *path,
                                                ct_bpe_t **bpe_p);
+
+/* ---- the pre-tokenizer regex engine (bpe_regex.c) ----------------------------
+ * Oniguruma's matching (leftmost, alternatives in order, backtracking) for
+ * the subset of its syntax that tokenizer.json patterns use; the subset is
+ * listed at the top of bpe_regex.c. */
+typedef struct ct__re ct__re_t;
+typedef struct {
+    size_t offset; /* byte offset in the pattern */
+    char msg[192]; /* lowercase cause, e.g. "a lookbehind (?<=" */
+} ct__re_error_t;
+
+/* Compiles pat[0..len). CT_ERR_UNSUPPORTED for a construct outside the
+ * subset, CT_ERR_CORRUPT for a malformed pattern, CT_ERR_NO_MEMORY; then
+ * *err says what and where (nothing is logged). Free with ct__re_free. */
+CT_MUST_USE ct_status_t ct__re_compile(const char *pat, size_t len, ct__re_t **re_p,
+                                       ct__re_error_t *err);
+void ct__re_free(ct__re_t *re);
+/* The leftmost match in s[0..n) that starts at or after `from` (a
+ * character boundary): 1 with [*start_p, *end_p), 0 when there is none, -1
+ * when out of memory, -2 when backtracking ran past its limit. Not
+ * thread-safe per pattern (it keeps its backtracking stack). */
+int ct__re_search(ct__re_t *re, const uint8_t *s, size_t n, size_t from, size_t *start_p,
+                  size_t *end_p);
+/* The match that starts at s[at] exactly, as ct__re_search. */
+int ct__re_match(ct__re_t *re, const uint8_t *s, size_t n, size_t at, size_t *end_p);
+
+/* ---- tokenizer.json (bpe_hf.c, bpe_hf_load.c) and its Unicode data ------------ */
+/* A tokenizer.json pipeline (bpe_hf.c runs it, bpe_hf_load.c builds it).
+ * Split behaviors as tokenizers names them, and the kinds of steps before
+ * ByteLevel (CT__HF_GPT2: a Split whose regex is GPT-2's, run by bpe.c's
+ * exact pre-tokenizer). */
+typedef enum {
+    CT__HF_REMOVED,
+    CT__HF_ISOLATED,
+    CT__HF_MERGED_PREV,
+    CT__HF_MERGED_NEXT,
+    CT__HF_CONTIGUOUS
+} ct__hf_beh_t;
+typedef enum { CT__HF_REGEX, CT__HF_STRING, CT__HF_DIGITS, CT__HF_GPT2 } ct__hf_kind_t;
+
+typedef struct {
+    ct__hf_kind_t kind;
+    ct__hf_beh_t beh;
+    int invert;
+    ct__re_t *re; /* CT__HF_REGEX */
+    char *str;    /* CT__HF_STRING */
+    size_t str_len;
+} ct__hf_step_t;
+
+typedef struct {
+    char *s; /* the bytes matched: the content, under NFC when normalized */
+    size_t len;
+    int32_t id;
+    uint8_t lstrip, rstrip;
+} ct__hf_added_t;
+
+/* Added tokens matched in one form of the text, by first byte, longest first. */
+typedef struct {
+    ct__hf_added_t *tok;
+    int n;
+    int32_t start[257]; /* tokens with first byte b: [start[b], start[b + 1]) */
+} ct__hf_set_t;
+
+struct ct__bpe_hf {
+    int lossless; /* decode(encode(x)) == x: no NFC, Removed, lstrip/rstrip, prefix space */
+    int nfc;
+    ct__hf_step_t *steps; /* before ByteLevel */
+    int n_steps;
+    int byte_regex, prefix_space; /* ByteLevel's use_regex and add_prefix_space */
+    ct__hf_set_t raw, norm;
+    int32_t *whole; /* ignore_merges: model tokens by their bytes (open addressing, -1 empty) */
+    size_t whole_mask;
+    ct__bpe_buf_t nbuf, pbuf; /* normalized text, a piece with its prefix space */
+};
+
+/* Frees a struct ct__bpe_hf (ct_bpe_free calls it through bpe->hf_free). */
+void ct__bpe_hf_free(void *hf);
+
+/* Encodes one pre-token (word) of len >= 1 bytes: cache, ignore_merges,
+ * merges (bpe.c). */
+CT_MUST_USE ct_status_t ct__bpe_encode_word(ct_bpe_t *bpe, const uint8_t *w, size_t len,
+                                            int32_t **ids, size_t *n, size_t *cap);
+/* ct_bpe_encode and ct_bpe_pretokenize for a tokenizer with a pipeline. */
+CT_MUST_USE ct_status_t ct__bpe_hf_encode(ct_bpe_t *bpe, const char *text, size_t len,
+                                          int32_t **ids, size_t *n, size_t *cap);
+CT_MUST_USE ct_status_t ct__bpe_hf_pretokenize(ct_bpe_t *bpe, const char *text, size_t len,
+                                               ct_bpe_piece_fn fn, void *ctx);
+/* Whether decode(encode(x)) == x for every x: always, but for a pipeline
+ * with NFC, a Removed split, a prefix space or added tokens that swallow
+ * whitespace or decode to other bytes than they match. */
+int ct__bpe_hf_lossless(const ct_bpe_t *bpe);
+/* With ignore_merges: the model token whose bytes are w[0..n), else -1. */
+int32_t ct__bpe_hf_whole(const ct_bpe_t *bpe, const uint8_t *w, size_t n);
+/* Logs that a tokenizer.json tokenizer is not written to path as another
+ * format, and returns CT_ERR_UNSUPPORTED. */
+CT_MUST_USE ct_status_t ct__bpe_refuse_hf(const char *path);
+/* Reads tokenizer.json bytes in memory (ct_bpe_load_hf reads the file). */
+CT_MUST_USE ct_status_t ct__bpe_parse_hf(const char *buf, size_t n, const char *path,
+                                         ct_bpe_t **bpe_p);
+
+/* NFC of s[0..n) as Hugging Face tokenizers computes it (bpe_nfc.c): 1 when
+ * NFC leaves the text as it is (nothing written), 0 with the normalized
+ * bytes appended to out, -1 when out of memory. */
+int ct__bpe_nfc(const uint8_t *s, size_t n, ct__bpe_buf_t *out);
+
+/* Unicode properties of a code point (bpe_regex.c, from
+ * data/unicode_hf_tables.h): the general category (CT__BPE_UP_CAT bits:
+ * Lu Ll Lt Lm Lo Mn Mc Me Nd Nl No Pc Pd Ps Pe Pi Pf Po Sm Sc Sk So Zs Zl
+ * Zp Cc Cf Cs Co Cn, from 0), White_Space, and whether NFC may change the
+ * code point or its neighbours. Above U+10FFFF: Cn. */
+#define CT__BPE_UP_CAT 0x1f
+#define CT__BPE_UP_WS 0x20
+#define CT__BPE_UP_NFC 0x40
+#define CT__BPE_UP_ND 8
+#define CT__BPE_UP_NL 9
+#define CT__BPE_UP_NO 10
+int ct__bpe_uprops(uint32_t cp);
 
 /* 64-bit FNV-1a with a final mix. */
 static inline uint64_t ct__bpe_hash_bytes(const void *p, size_t n)

@@ -93,10 +93,12 @@ int64_t ct_loader_bytes_fetched(const ct_loader_t *l);
 
 /* ---- byte-level BPE tokenizer ---------------------------------------------
  * Byte-level BPE as GPT-2 does it: text is split into pre-tokens (words) by
- * GPT-2's regex with exact Unicode classes, merges never cross words, and
- * each word's bytes are merged by rank. decode(encode(x)) == x for any bytes.
+ * GPT-2's regex with exact Unicode classes (or a tokenizer.json's own
+ * pre-tokenizer), merges never cross words, and each word's bytes are merged
+ * by rank. decode(encode(x)) == x for any bytes (for a tokenizer.json, unless
+ * its normalizer or added tokens' lstrip/rstrip change the text).
  *
- * Tokenizers come from three kinds of files:
+ * Tokenizers come from four kinds of files:
  * - ctrain's own (ct_bpe_train, ct_bpe_save): ids 0..255 are the raw bytes,
  *   then one id per merge in merge order, then the end-of-text token (the
  *   last id);
@@ -105,8 +107,12 @@ int64_t ct_loader_bytes_fetched(const ct_loader_t *l);
  * - tiktoken rank files (gpt2.tiktoken): "base64(token bytes) rank" lines;
  *   the end-of-text token gets the id after the largest rank, as tiktoken's
  *   gpt2 encoding has it (50256).
+ * - Hugging Face tokenizer.json files of byte-level BPE models
+ *   (ct_bpe_load_hf), with their own pre-tokenizer, normalizer and added
+ *   tokens.
  * With GPT-2's files, encode gives exactly the ids of tiktoken's
- * encode_ordinary and of Hugging Face's GPT-2 tokenizer. */
+ * encode_ordinary and of Hugging Face's GPT-2 tokenizer; with a
+ * tokenizer.json, those of Hugging Face tokenizers. */
 typedef struct ct_bpe ct_bpe_t;
 
 /* Trains on n texts (documents). vocab_size counts the 256 bytes, the merges
@@ -117,10 +123,22 @@ CT_MUST_USE ct_status_t ct_bpe_train(const char *const *texts, const size_t *len
  * ctrain id layout can be written (CT_ERR_UNSUPPORTED otherwise, e.g. for
  * GPT-2's); any tokenizer can be written in GPT-2's format. */
 CT_MUST_USE ct_status_t ct_bpe_save(const ct_bpe_t *bpe, const char *path);
-/* Loads a tokenizer by path: a directory is read as GPT-2's files (vocab.json
- * + merges.txt, else encoder.json + vocab.bpe, else gpt2.tiktoken), a path
- * ending in ".tiktoken" as a tiktoken file, anything else as a ctrain file. */
+/* Loads a tokenizer by path: a directory is read as a Hugging Face model's
+ * tokenizer.json, else as GPT-2's files (vocab.json + merges.txt, else
+ * encoder.json + vocab.bpe, else gpt2.tiktoken); a path ending in ".json"
+ * as a tokenizer.json, one ending in ".tiktoken" as a tiktoken file,
+ * anything else as a ctrain file. */
 CT_MUST_USE ct_status_t ct_bpe_load(const char *path, ct_bpe_t **bpe_p);
+/* Loads a Hugging Face tokenizer.json whose model is byte-level BPE (GPT-2,
+ * Llama 3, SmolLM2, Qwen2 style) with its added tokens, normalizer (none or
+ * NFC) and pre-tokenizer (Split with a regex or string, Digits, ByteLevel);
+ * data/bpe_hf_load.c lists what is supported. Encoding then gives the ids of
+ * tokenizers' encode(text, add_special_tokens=False): added tokens (special
+ * tokens such as <|begin_of_text|>) spelled in the text ARE matched, as
+ * tokenizers does. The end-of-text id (ct_bpe_eot) is the special token
+ * the post-processor puts before a text (Llama 3's <|begin_of_text|>), else
+ * <|endoftext|>. Such a tokenizer is not written back in other formats. */
+CT_MUST_USE ct_status_t ct_bpe_load_hf(const char *path, ct_bpe_t **bpe_p);
 /* Loads GPT-2's vocab.json (token string -> id, strings in GPT-2's
  * byte-to-unicode alphabet) and merges.txt ("#version" line, then one
  * "A B" merge per line, by rank). The ids must be 0..V-1 and the vocabulary
@@ -142,13 +160,25 @@ int ct_bpe_vocab_size(const ct_bpe_t *bpe);
 int ct_bpe_eot(const ct_bpe_t *bpe);
 /* Appends the ids of text[0..len) to *ids (a malloc'd array of *n used and
  * *cap allocated entries, grown with realloc). Not thread-safe per bpe
- * (it caches words). Text that spells "<|endoftext|>" is plain text. */
+ * (it caches words). Text that spells "<|endoftext|>" is plain text, except
+ * with a tokenizer.json, whose added tokens are matched (ct_bpe_load_hf). */
 CT_MUST_USE ct_status_t ct_bpe_encode(ct_bpe_t *bpe, const char *text, size_t len, int32_t **ids, size_t *n,
                           size_t *cap);
 /* The end of the pre-token that starts at text[pos] (pos < len) under bpe's
- * pre-tokenizer, or GPT-2's when bpe is NULL. Thread-safe. Bytes that are
+ * pre-tokenizer, or GPT-2's when bpe is NULL or has a tokenizer.json
+ * pipeline (use ct_bpe_pretokenize for those). Thread-safe. Bytes that are
  * not valid UTF-8 are single characters of their own, like punctuation. */
 size_t ct_bpe_pretok_next(const ct_bpe_t *bpe, const char *text, size_t len, size_t pos);
+/* Receives one piece of ct_bpe_pretokenize: a word that merges apply to
+ * (id -1), or an added token (its id; p is the text it matched). */
+typedef ct_status_t (*ct_bpe_piece_fn)(void *ctx, const char *p, size_t n, int32_t id);
+/* Splits text as ct_bpe_encode does before merging, calling fn for each
+ * piece in order (GPT-2's pre-tokenizer when bpe is NULL). For tokenizer.json
+ * pipelines the words are normalized and may carry a prefix space, so they
+ * are not always pieces of text. Stops at and returns fn's first error. Not
+ * thread-safe per bpe. */
+CT_MUST_USE ct_status_t ct_bpe_pretokenize(ct_bpe_t *bpe, const char *text, size_t len,
+                                           ct_bpe_piece_fn fn, void *ctx);
 /* Bytes of one token; the end-of-text token decodes to "<|endoftext|>". */
 const char *ct_bpe_token(const ct_bpe_t *bpe, int id, int *len_p);
 /* Decodes ids to a malloc'd NUL-terminated string (caller frees); *len_p gets

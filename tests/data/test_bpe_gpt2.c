@@ -428,7 +428,7 @@ static void test_bad_files(const char *dir)
     mkdir(path, 0755);
     CAPTURE_STDERR(st = ct_bpe_load(path, &bpe));
     CHECK(st == CT_ERR_NOT_FOUND && bpe == NULL);
-    CHECK_CAPTURED("holds no GPT-2 tokenizer files");
+    CHECK_CAPTURED("holds no tokenizer files");
     snprintf(path, sizeof path, "%s/half_dir", dir);
     mkdir(path, 0755);
     snprintf(path, sizeof path, "%s/half_dir/vocab.json", dir);
