@@ -203,6 +203,11 @@ static CT_MUST_USE ct_status_t choose_device_for(train_ctx_t *c)
     const ct_device_t want = c->cfg->model.device;
     c->device = -1;
     if (want == CT_DEVICE_CPU) return CT_OK;
+    if (want == CT_DEVICE_AUTO && !ct_model_arch_has_cuda(c->cfg->model.arch)) {
+        CT_LOG_INFO_R0("model.arch %s has no CUDA backend yet: training on the CPU",
+                       ct_model_arch_name(c->cfg->model.arch));
+        return CT_OK;
+    }
     int n = ct_cuda_device_count();
     if (n == 0) {
         if (want == CT_DEVICE_CUDA) {
