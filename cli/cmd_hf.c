@@ -311,6 +311,14 @@ int ct_cmd_export(int argc, char **argv)
         free(dir);
         return 1;
     }
+    if (m.d.arch != CT_ARCH_GPT2) {
+        CT_LOG_ERROR("%s holds a %s model; export --format hf writes GPT-2 only so far",
+                     dir, ct_model_arch_name(m.d.arch));
+        ct_model_free(&m);
+        ct_config_free(&cfg);
+        free(dir);
+        return 1;
+    }
     char path[4200];
     st = ct_fs_mkdir_p(dst);
     if (st == CT_OK) {
