@@ -40,7 +40,8 @@ typedef struct {
     int max_seq_len;  /* maxT, size of the position embedding [1, 1M] */
     int vocab_size;   /* V, real vocabulary; padded to a multiple of 128 inside
                          [2, CT_CONFIG_MAX_VOCAB = 16M] */
-    char *init_from;  /* llm.c gpt2_*.bin (v3, fp32) to start from, or "" */
+    char *init_from;  /* weights to start from: llm.c gpt2_*.bin (v3, fp32), a Hugging Face
+                         model directory (config.json + safetensors, GPT-2 or Llama), or "" */
     float init_std;   /* std of the normal init of matrices */
     ct_device_t device;       /* auto (CUDA when a GPU is present) | cpu | cuda */
     ct_recompute_t recompute; /* GPU activation recompute: none | gelu | ln_gelu */

@@ -351,8 +351,13 @@ static CT_MUST_USE ct_status_t train_setup(train_ctx_t *c)
         CT_LOG_INFO_R0("resumed from %s at step %lld", resume, (long long)s.step);
     }
     if (!resumed && cfg->model.init_from && *cfg->model.init_from) {
-        if ((st = ct_model_load_llmc(&c->model, cfg->model.init_from)) != CT_OK) return st;
-        CT_LOG_INFO_R0("initial weights from %s", cfg->model.init_from);
+        /* a directory is a Hugging Face model, a file llm.c's format */
+        struct stat ib;
+        const char *from = cfg->model.init_from;
+        int hf = stat(from, &ib) == 0 && S_ISDIR(ib.st_mode);
+        st = hf ? ct_hf_init_from(from, &cfg->model, &c->model) : ct_model_load_llmc(&c->model, from);
+        if ((st = agree(c, st)) != CT_OK) return st;
+        CT_LOG_INFO_R0("initial weights from %s%s", from, hf ? " (Hugging Face)" : "");
     } else if (!resumed) {
         ct_model_init_weights(&c->model, (uint64_t)cfg->train.seed, cfg->model.init_std);
         memset(c->optim.m, 0, c->optim.count * sizeof(float)); /* after a failed load */

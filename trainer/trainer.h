@@ -198,4 +198,20 @@ CT_MUST_USE ct_status_t ct_hf_parse_index(const char *text, size_t len, const ch
                                           const ct_hf_tensor_t *e, int n, char ***files_p,
                                           int *n_files_p, int *file_of);
 
+/* ---- reading Hugging Face directories (trainer/hf_io.c) ---------------------------- */
+/* Reads the config.json at path into mc's model keys (ct_hf_parse_config;
+ * the other members are left alone). Logs; CT_ERR_NOT_FOUND when missing. */
+CT_MUST_USE ct_status_t ct_hf_read_config(const char *path, ct_model_config_t *mc);
+/* Reads HF_DIR's weights (model.safetensors, or the files its
+ * model.safetensors.index.json lists) into m's host parameters; m is a
+ * tp = 1 model whose dims match the files (ct_hf_read_config). Padding rows
+ * are left as they are. Logs the file and tensor on any error. */
+CT_MUST_USE ct_status_t ct_hf_read_weights(const char *dir, ct_model_t *m);
+/* model.init_from for a Hugging Face directory: checks its config.json
+ * against mc (architecture and shapes must agree: CT_ERR_CONFIG naming the
+ * key; context length, RoPE and norm epsilon may differ, with a warning),
+ * then loads the weights into m, this rank's shard of them under TP. */
+CT_MUST_USE ct_status_t ct_hf_init_from(const char *dir, const ct_model_config_t *mc,
+                                        ct_model_t *m);
+
 #endif

@@ -8,7 +8,8 @@
 # tensors, opens in the safetensors library, and a BF16 export -> import ->
 # BF16 export round trip is byte-identical (sharded too). Fine-tuning: (a)
 # imported, trained 20 steps on text, exported: the numpy forward of the
-# export gives ctrain's logits and its last validation loss. Bad inputs
+# export gives ctrain's logits and its last validation loss; model.init_from
+# on the directory trains as resuming from its import does. Bad inputs
 # fail naming the file and the key or tensor.
 . "$(dirname "$0")/lib.sh"
 python3 -c "import numpy, safetensors" 2>/dev/null || { echo "SKIP: needs numpy and safetensors"; exit 77; }
@@ -69,6 +70,23 @@ val=$(grep -o '"step":20,"val_loss":[^}]*' "$WORK/ft/metrics.jsonl" | cut -d: -f
 [ -n "$val" ] && $PY valloss "$WORK/exp_ft" "$(ls "$WORK"/data/c_val_*.bin | head -1)" 32 4 "$val" 1e-5 \
     > "$WORK/val.log" 2>&1 && pass || fail "fine-tuned: validation loss: $val, $(cat "$WORK/val.log")"
 cat "$WORK/val.log"
+
+# model.init_from takes the Hugging Face directory itself: the same run as
+# resuming from its import, loss for loss; a config of another shape is
+# refused naming the key
+for how in init res; do
+    opt=(--set checkpoint.resume="$WORK/imp_a/ckpt/step_00000000")
+    [ $how = init ] && opt=(--set model.init_from="$WORK/a")
+    "$CTRAIN" train "$WORK/ft.yaml" --set train.run_dir="$WORK/ft_$how" --set train.steps=3 "${opt[@]}" \
+        > "$WORK/ft_$how.log" 2>&1 || fail "init_from ($how): $(tail -3 "$WORK/ft_$how.log")"
+done
+grep -q "initial weights from $WORK/a (Hugging Face)" "$WORK/ft_init.log" && pass || fail "init_from log line"
+a=$(grep -o '"step":[0-9]*,"\(loss\|val_loss\)":[^,}]*' "$WORK/ft_init/metrics.jsonl")
+b=$(grep -o '"step":[0-9]*,"\(loss\|val_loss\)":[^,}]*' "$WORK/ft_res/metrics.jsonl")
+[ -n "$a" ] && [ "$a" = "$b" ] && pass || fail "init_from and resume-from-import differ: $a / $b"
+expect_fail "init_from shape" "config.json gives model.n_kv_head = 2, the config 4" "HINT: set model.n_kv_head: 2" -- \
+    "$CTRAIN" train "$WORK/ft.yaml" --set train.run_dir="$WORK/ft_bad" --set model.n_kv_head=4 \
+    --set model.init_from="$WORK/a"
 
 # bad inputs: the file and the key or tensor named
 mkdir -p "$WORK/bad" && cp "$WORK/a/"* "$WORK/bad/"

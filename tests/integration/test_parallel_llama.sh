@@ -7,7 +7,8 @@
 # sharing 2 key/value heads, SwiGLU width 64, untied head. TP = 2 shards
 # the key/value heads (one per rank); TP = 4 replicates them (2 heads do
 # not split over 4 ranks), the case whose k/v gradients are summed over the
-# TP group. DP, ZeRO-1 and DP x TP with ZeRO-1 too, and a tied head at TP 2.
+# TP group. DP, ZeRO-1 and DP x TP with ZeRO-1 too, a tied head at TP 2, and
+# TP 4 starting from a Hugging Face directory (model.init_from).
 . "$(dirname "$0")/lib.sh"
 setup_mpi_test || { finish; exit 1; }
 sed -i 's/steps: 20/steps: 10/; s/^model: {n_layer: 2,/model: {arch: llama, n_kv_head: 2, ffn_dim: 64, tie_embeddings: 0, n_layer: 2,/' "$WORK/cfg.yaml"
@@ -55,4 +56,9 @@ sys.exit(0 if all(tensor(r, t) == tensor(0, t) for r in range(1, 4) for t in ("w
 PY
 single tied --set model.tie_embeddings=1
 run_layout tp2tied    tied 2 1 2 0 --set model.tie_embeddings=1
+# model.init_from a Hugging Face directory (the single run, exported) gives
+# each TP rank its shard: TP = 4 (key/value heads replicated) as one process
+"$CTRAIN" export --format hf "$WORK/single" "$WORK/hf" > "$WORK/hf.log" 2>&1 || fail "export: $(tail -3 "$WORK/hf.log")"
+single init --set model.init_from="$WORK/hf"
+run_layout tp4init    init 4 1 4 0 --set model.init_from="$WORK/hf"
 finish
