@@ -4,8 +4,8 @@
 # bit for bit (losses in every digit, final parameters and AdamW state byte
 # for byte), as test_resume.sh proves for GPT-2; the loss falls; the
 # manifest records the architecture and a GPT-2 config cannot resume it;
-# sampling works; the paths Llama lacks so far (CUDA, HF export, llm.c
-# weights) refuse with a message that says so.
+# sampling and a Hugging Face round trip work; the paths Llama lacks so far
+# (CUDA, llm.c weights) refuse with a message that says so.
 . "$(dirname "$0")/lib.sh"
 make_corpus "$WORK/data" 512 || { finish; exit 1; }
 write_config "$WORK/cfg.yaml" "$WORK/data" "$WORK/run" 512
@@ -53,13 +53,18 @@ out=$("$CTRAIN" sample "$WORK/straight" --tokenizer "$WORK/data/tok.bpe" --token
 "$CTRAIN" plan "$WORK/cfg.yaml" > "$WORK/plan.txt" 2>&1 && grep -q "llama L=2 NH=4 C=32" "$WORK/plan.txt" \
     && grep -q "NKV=2 F=64 untied head" "$WORK/plan.txt" && pass || fail "plan: $(head -3 "$WORK/plan.txt")"
 
+# a Hugging Face round trip of the trained (untied) model: export, import,
+# the same parameters (test_hf_llama.sh checks the files against numpy)
+"$CTRAIN" export --format hf "$WORK/straight" "$WORK/hf" > "$WORK/hf.log" 2>&1 \
+    && "$CTRAIN" import "$WORK/hf" "$WORK/imp" > /dev/null 2>>"$WORK/hf.log" \
+    && cmp -s "$WORK/straight/ckpt/step_00000020/params_tp0.bin" "$WORK/imp/ckpt/step_00000000/params_tp0.bin" \
+    && pass || fail "hf round trip: $(tail -3 "$WORK/hf.log")"
+
 # what Llama does not have yet says so
 expect_fail "device cuda" "model.device" -- "$CTRAIN" train "$WORK/cfg.yaml" \
     --set train.run_dir="$WORK/cuda" --set model.device=cuda
 expect_fail "plan on the GPU" "model.arch is llama, which has no GPU path yet" -- \
     "$CTRAIN" plan "$WORK/cfg.yaml" --set model.device=cuda
-expect_fail "hf export" "holds a llama model; export --format hf writes GPT-2 only" -- \
-    "$CTRAIN" export --format hf "$WORK/straight" "$WORK/hf"
 : > "$WORK/fake.bin"
 expect_fail "llm.c weights" "llm.c's model files hold GPT-2 only" -- "$CTRAIN" train "$WORK/cfg.yaml" \
     --set train.run_dir="$WORK/llmc" --set model.init_from="$WORK/fake.bin"
