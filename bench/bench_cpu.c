@@ -1,12 +1,15 @@
-/* CPU benchmark: one GPT-2 training step (forward, backward, AdamW) at a
- * given (B, T), the GFLOP/s of the model's matmuls at their real shapes, and
- * raw OpenBLAS sgemm at 2048^3 on the same threads, all in one run.
+/* CPU benchmark: one training step (forward, backward, AdamW) at a given
+ * (B, T), the GFLOP/s of the model's matmuls at their real shapes, and raw
+ * OpenBLAS sgemm at 2048^3 on the same threads, all in one run.
  *
- *   bench_cpu [B T steps [L NH C V]]     defaults: 4 64 5, GPT-2 124M
+ *   bench_cpu [--config FILE.yaml] [B T steps [L NH C V]]
+ *       defaults: 4 64 5, GPT-2 124M; --config takes the model section of a
+ *       config (a Llama's, e.g. configs/smollm2-135m.yaml)
  *
- * Model FLOPs per token are 6*N + 12*L*C*T (N = parameters except wpe); the
- * "CPU MFU" printed is model GFLOP/s over the sgemm GFLOP/s. Tokens are
- * random: throughput does not depend on the data. */
+ * Model FLOPs per token are ct_model_flops_per_token (GPT-2: 6*N + 12*L*C*T,
+ * N = parameters except wpe); the "CPU MFU" printed is model GFLOP/s over
+ * the sgemm GFLOP/s. Tokens are random: throughput does not depend on the
+ * data. */
 #include <cblas.h>
 #include <errno.h>
 #include <limits.h>
@@ -41,20 +44,26 @@ static double sgemm_gflops(int n, int reps)
 }
 
 /* GFLOP/s of the model's matmuls (forward + both backward gemms) at N rows,
- * summed over one layer's four projections and the LM head. */
-static double model_matmul_gflops(int N, int C, int Vp, int reps)
+ * summed over one layer's projections and the LM head: GPT-2's four (with
+ * biases), or Llama's seven (q, k, v, o, gate, up, down). */
+static double model_matmul_gflops(int N, const ct_model_dims_t *d, int reps)
 {
-    int shapes[5][2] = {{C, 3 * C}, {C, C}, {C, 4 * C}, {4 * C, C}, {C, Vp}};
+    const int C = d->C, Vp = d->Vp, KV = d->NKV * d->HS, F = d->F;
+    const int llama = d->arch == CT_ARCH_LLAMA;
+    int gpt2_shapes[5][2] = {{C, 3 * C}, {C, C}, {C, 4 * C}, {4 * C, C}, {C, Vp}};
+    int llama_shapes[8][2] = {{C, C}, {C, KV}, {C, KV}, {C, C}, {C, F}, {C, F}, {F, C}, {C, Vp}};
+    int (*shapes)[2] = llama ? llama_shapes : gpt2_shapes;
+    const int ns = llama ? 8 : 5;
     double flops = 0.0, time = 0.0;
-    for (int s = 0; s < 5; s++) {
+    for (int s = 0; s < ns; s++) {
         int IC = shapes[s][0], OC = shapes[s][1];
         float *inp = calloc((size_t)N * IC, 4), *w = calloc((size_t)OC * IC, 4);
         float *out = calloc((size_t)N * OC, 4), *dinp = calloc((size_t)N * IC, 4);
         float *dw = calloc((size_t)OC * IC, 4), *b = calloc((size_t)OC, 4), *db = calloc((size_t)OC, 4);
         for (long i = 0; i < (long)N * IC; i++) inp[i] = 0.01f;
         for (long i = 0; i < (long)OC * IC; i++) w[i] = 0.01f;
-        const float *bias = s < 4 ? b : NULL;
-        float *dbias = s < 4 ? db : NULL;
+        const float *bias = !llama && s < 4 ? b : NULL;
+        float *dbias = !llama && s < 4 ? db : NULL;
         ct_matmul_forward(out, inp, w, bias, N, IC, OC);
         ct_matmul_backward(dinp, dw, dbias, out, inp, w, N, IC, OC);
         double t0 = ct_time_now();
@@ -70,12 +79,13 @@ static double model_matmul_gflops(int N, int C, int Vp, int reps)
 }
 
 static const char usage[] =
-    "usage: bench_cpu [B T STEPS [L NH C V]]\n"
+    "usage: bench_cpu [--config FILE.yaml] [B T STEPS [L NH C V]]\n"
     "\n"
-    "Times STEPS GPT-2 training steps (forward, backward, AdamW) at batch B and\n"
+    "Times STEPS training steps (forward, backward, AdamW) at batch B and\n"
     "sequence length T, the model's matmuls at their shapes, and OpenBLAS sgemm.\n"
     "Defaults: 4 64 5, and GPT-2 124M (L=12 NH=12 C=768 V=50257). Every argument\n"
-    "is a positive integer; C must be a multiple of NH.\n";
+    "is a positive integer; C must be a multiple of NH. --config takes the model\n"
+    "from a config file's model section (GPT-2 or Llama; L NH C V not allowed).\n";
 
 int main(int argc, char **argv)
 {
@@ -85,8 +95,15 @@ int main(int argc, char **argv)
         fputs(usage, stdout);
         return 0;
     }
-    if (argc > 8) {
-        fprintf(stderr, "bench_cpu: %d arguments, at most 7\n%s", argc - 1, usage);
+    const char *config = NULL;
+    if (argc > 2 && !strcmp(argv[1], "--config")) {
+        config = argv[2];
+        argv += 2;
+        argc -= 2;
+    }
+    if (argc > (config ? 4 : 8)) {
+        fprintf(stderr, "bench_cpu: %d arguments, at most %d\n%s", argc - 1, config ? 3 : 7,
+                usage);
         return 2;
     }
     for (int i = 1; i < argc; i++) {
@@ -104,9 +121,17 @@ int main(int argc, char **argv)
         return 2;
     }
     int B = (int)a[0], T = (int)a[1], steps = (int)a[2];
-    ct_model_config_t mc = {.n_layer = (int)a[3], .n_head = (int)a[4], .n_embd = (int)a[5],
-                            .vocab_size = (int)a[6], .init_from = "", .init_std = 0.02f};
-    mc.max_seq_len = T > 1024 ? T : 1024;
+    ct_config_t cfg;
+    ct_config_defaults(&cfg);
+    if (config) {
+        ct_config_free(&cfg);
+        if (ct_config_load(config, NULL, 0, &cfg) != CT_OK) return 1;
+    } else {
+        cfg.model.n_layer = (int)a[3], cfg.model.n_head = (int)a[4];
+        cfg.model.n_embd = (int)a[5], cfg.model.vocab_size = (int)a[6];
+    }
+    ct_model_config_t mc = cfg.model;
+    if (!config || mc.max_seq_len < T) mc.max_seq_len = T > 1024 ? T : 1024;
     ct_optim_config_t oc = {.lr = 1e-4f, .min_lr_frac = 0.1f, .warmup_steps = 0,
                             .decay = CT_DECAY_COSINE, .weight_decay = 0.1f, .beta1 = 0.9f,
                             .beta2 = 0.95f, .eps = 1e-8f, .grad_clip = 1.0f};
@@ -145,9 +170,10 @@ int main(int argc, char **argv)
     double ms = 1e3 * total / steps;
     double flops = ct_model_flops_per_token(&m, T) * B * T;
     double gf = flops / (total / steps) / 1e9;
-    double mm = model_matmul_gflops(B * T, mc.n_embd, m.d.Vp, 3);
-    printf("model: L=%d NH=%d C=%d V=%d, %.1fM params, B=%d T=%d\n", mc.n_layer, mc.n_head,
-           mc.n_embd, mc.vocab_size, m.num_params / 1e6, B, T);
+    double mm = model_matmul_gflops(B * T, &m.d, 3);
+    printf("model: %s L=%d NH=%d C=%d V=%d, %.1fM params, B=%d T=%d\n",
+           ct_model_arch_name(mc.arch), mc.n_layer, mc.n_head, mc.n_embd, mc.vocab_size,
+           m.num_params / 1e6, B, T);
     printf("step: %.1f ms (forward %.1f, backward %.1f, optimizer %.1f)\n", ms,
            1e3 * fwd / steps, 1e3 * bwd / steps, 1e3 * opt / steps);
     printf("tokens/s: %.0f\n", B * T / (total / steps));
@@ -157,6 +183,7 @@ int main(int argc, char **argv)
     printf("peak RSS during training steps: %.0f MiB\n", ru.ru_maxrss / 1024.0);
     ct_optim_free(&o);
     ct_model_free(&m);
+    ct_config_free(&cfg);
     free(inp);
     free(tgt);
     return 0;

@@ -1,18 +1,21 @@
 /* Hugging Face interop: `ctrain export --format hf` writes a checkpoint as
- * GPT2LMHeadModel's model.safetensors + config.json, and `ctrain import`
- * reads them back into a ctrain checkpoint.
+ * GPT2LMHeadModel's or LlamaForCausalLM's safetensors + config.json, and
+ * `ctrain import` reads them back into a ctrain checkpoint.
  *
- * The mapping: names transformer.* (import also accepts them without the
- * prefix, as GPT2Model saves them), the vocabulary unpadded (V rows, padding
- * rows zero on import), the four matrices transposed because HF's Conv1D
- * stores (in, out) where we store (out, in), and the LM head tied to wte
- * (lm_head.weight is omitted on export; on import it must equal wte).
- * Export writes F32; import also reads F16 and BF16. The attention mask
- * buffers older HF files carry (attn.bias, attn.masked_bias) are skipped.
- * The tensor table and the readers of config.json and of the safetensors
- * header live in trainer/hf.c; this file does the file I/O. Left out: untied heads, other activations (only gelu_new), a
- * layer_norm_epsilon other than 1e-5 (warned), sharded safetensors
- * (model-0000x-of-0000y), and big-endian hosts. */
+ * GPT-2's mapping: names transformer.* (import also accepts them without
+ * the prefix, as GPT2Model saves them), the vocabulary unpadded (V rows,
+ * padding rows zero on import), the four matrices transposed because HF's
+ * Conv1D stores (in, out) where we store (out, in), and the LM head tied to
+ * wte (lm_head.weight is omitted on export; on import it must equal wte).
+ * Llama's: model.* and lm_head.weight as stored (no transposes), the head
+ * tied or not. Export writes F32 or BF16 (--dtype), in one file or sharded
+ * (--shard-mib, with model.safetensors.index.json); import reads F32, F16
+ * and BF16, one file or sharded. The attention mask buffers older GPT-2
+ * files carry and Llama's rotary_emb.inv_freq are skipped. The tensor table
+ * and the readers of config.json, the index and the safetensors header
+ * live in trainer/hf.c; this file does the file I/O. Left out: GPT-2's
+ * untied heads and other activations (only gelu_new), a layer_norm_epsilon
+ * other than 1e-5 (warned), and big-endian hosts. */
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -112,6 +115,72 @@ fail_cfg:
 
 /* ---- export ------------------------------------------------------------- */
 
+/* A float as JSON: the shortest %g that reads back as the same float, with
+ * a ".0" when that looks like an integer (as Python's json writes floats). */
+static const char *hf_json_float(float v, char *buf, size_t n)
+{
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, n, "%.*g", prec, (double)v);
+        if (strtof(buf, NULL) == v) break;
+    }
+    if (!strpbrk(buf, ".eEn")) strncat(buf, ".0", n - strlen(buf) - 1);
+    return buf;
+}
+
+static CT_MUST_USE ct_status_t hf_write_llama_config(const char *path, const ct_model_dims_t *d,
+                                                     const ct_model_config_t *mc, int bf16)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        CT_LOG_ERROR("cannot create %s: %s", path, strerror(errno));
+        return CT_ERR_IO;
+    }
+    char eps[32], theta[32], fa[32], lo[32], hi[32], std[32], scaling[256];
+    if (d->rope.llama3)
+        snprintf(scaling, sizeof scaling,
+                 "{\"rope_type\": \"llama3\", \"factor\": %s, \"low_freq_factor\": %s, "
+                 "\"high_freq_factor\": %s, \"original_max_position_embeddings\": %d}",
+                 hf_json_float(d->rope.factor, fa, sizeof fa),
+                 hf_json_float(d->rope.low_freq_factor, lo, sizeof lo),
+                 hf_json_float(d->rope.high_freq_factor, hi, sizeof hi),
+                 d->rope.original_max_seq_len);
+    else
+        snprintf(scaling, sizeof scaling, "null");
+    fprintf(f,
+            "{\n"
+            "  \"architectures\": [\"LlamaForCausalLM\"],\n"
+            "  \"model_type\": \"llama\",\n"
+            "  \"vocab_size\": %d,\n"
+            "  \"hidden_size\": %d,\n"
+            "  \"intermediate_size\": %d,\n"
+            "  \"num_hidden_layers\": %d,\n"
+            "  \"num_attention_heads\": %d,\n"
+            "  \"num_key_value_heads\": %d,\n"
+            "  \"head_dim\": %d,\n"
+            "  \"max_position_embeddings\": %d,\n"
+            "  \"hidden_act\": \"silu\",\n"
+            "  \"rms_norm_eps\": %s,\n"
+            "  \"rope_theta\": %s,\n"
+            "  \"rope_scaling\": %s,\n"
+            "  \"attention_bias\": false,\n"
+            "  \"mlp_bias\": false,\n"
+            "  \"tie_word_embeddings\": %s,\n"
+            "  \"initializer_range\": %s,\n"
+            "  \"use_cache\": true,\n"
+            "  \"torch_dtype\": \"%s\"\n"
+            "}\n",
+            d->V, d->C, d->F, d->L, d->NH, d->NKV, d->HS, d->maxT,
+            hf_json_float(d->norm_eps, eps, sizeof eps),
+            hf_json_float(d->rope.theta, theta, sizeof theta), scaling,
+            d->tied ? "true" : "false", hf_json_float(mc->init_std, std, sizeof std),
+            bf16 ? "bfloat16" : "float32");
+    if (fclose(f) != 0) {
+        CT_LOG_ERROR("cannot write %s: %s", path, strerror(errno));
+        return CT_ERR_IO;
+    }
+    return CT_OK;
+}
+
 static CT_MUST_USE ct_status_t hf_write_config_json(const char *path, const ct_model_dims_t *d,
                                         const ct_model_config_t *mc)
 {
@@ -150,15 +219,33 @@ static CT_MUST_USE ct_status_t hf_write_config_json(const char *path, const ct_m
     return CT_OK;
 }
 
-static CT_MUST_USE ct_status_t hf_write_safetensors(const char *path, const ct_model_t *m)
+/* fp32 to bf16, rounding to nearest even; a NaN stays a (quiet) NaN. */
+static uint16_t hf_f32_to_bf16(float x)
 {
-    int n;
-    ct_hf_tensor_t *e = ct_hf_tensors(&m->d, &n);
-    if (!e) return CT_ERR_NO_MEMORY;
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+
+/* Bytes of tensor e in the exported dtype. */
+static size_t hf_bytes(const ct_hf_tensor_t *e, int bf16)
+{
+    return (size_t)e->R * e->K * (bf16 ? 2 : 4);
+}
+
+/* Writes tensors e[k0, k1) of model m to the safetensors file path, F32 or
+ * BF16. */
+static CT_MUST_USE ct_status_t hf_write_safetensors(const char *path, const ct_model_t *m,
+                                                    const ct_hf_tensor_t *e, int k0, int k1,
+                                                    int bf16)
+{
     ct_status_t st = CT_OK;
-    size_t cap = (size_t)n * (CT_HF_NAME_MAX + 128) + 64, len = 0, maxn = 0;
+    size_t cap = (size_t)(k1 - k0) * (CT_HF_NAME_MAX + 128) + 64, len = 0, maxn = 0;
     char *hdr = malloc(cap);
     float *tmp = NULL;
+    uint16_t *half = NULL;
     FILE *f = NULL;
     if (!hdr) {
         st = CT_ERR_NO_MEMORY;
@@ -166,17 +253,18 @@ static CT_MUST_USE ct_status_t hf_write_safetensors(const char *path, const ct_m
     }
     len += (size_t)snprintf(hdr + len, cap - len, "{");
     size_t data_off = 0;
-    for (int k = 0; k < n; k++) {
+    const char *dt = bf16 ? "BF16" : "F32";
+    for (int k = k0; k < k1; k++) {
         long long shape[2];
         int nd = ct_hf_shape(&e[k], shape);
-        size_t bytes = (size_t)e[k].R * e[k].K * sizeof(float);
+        size_t bytes = hf_bytes(&e[k], bf16);
         if (nd == 1)
-            len += (size_t)snprintf(hdr + len, cap - len, "\"%s\":{\"dtype\":\"F32\",\"shape\":[%lld]",
-                                    e[k].name, shape[0]);
+            len += (size_t)snprintf(hdr + len, cap - len, "\"%s\":{\"dtype\":\"%s\",\"shape\":[%lld]",
+                                    e[k].name, dt, shape[0]);
         else
             len += (size_t)snprintf(hdr + len, cap - len,
-                                    "\"%s\":{\"dtype\":\"F32\",\"shape\":[%lld,%lld]", e[k].name,
-                                    shape[0], shape[1]);
+                                    "\"%s\":{\"dtype\":\"%s\",\"shape\":[%lld,%lld]", e[k].name,
+                                    dt, shape[0], shape[1]);
         len += (size_t)snprintf(hdr + len, cap - len, ",\"data_offsets\":[%zu,%zu]},", data_off,
                                 data_off + bytes);
         data_off += bytes;
@@ -185,7 +273,8 @@ static CT_MUST_USE ct_status_t hf_write_safetensors(const char *path, const ct_m
     len += (size_t)snprintf(hdr + len, cap - len, "\"__metadata__\":{\"format\":\"pt\"}}");
     while (len % 8) hdr[len++] = ' ';
     tmp = malloc(maxn * sizeof(float));
-    if (!tmp) {
+    half = bf16 ? malloc(maxn * sizeof(uint16_t)) : NULL;
+    if (!tmp || (bf16 && !half)) {
         st = CT_ERR_NO_MEMORY;
         goto out;
     }
@@ -198,7 +287,7 @@ static CT_MUST_USE ct_status_t hf_write_safetensors(const char *path, const ct_m
     uint8_t le[8];
     for (int b = 0; b < 8; b++) le[b] = (uint8_t)((uint64_t)len >> (8 * b));
     int ok = fwrite(le, 1, 8, f) == 8 && fwrite(hdr, 1, len, f) == len;
-    for (int k = 0; k < n && ok; k++) {
+    for (int k = k0; k < k1 && ok; k++) {
         const float *src = m->params + m->offsets[e[k].src] + e[k].off;
         size_t R = (size_t)e[k].R, K = (size_t)e[k].K;
         const float *out = src;
@@ -207,7 +296,12 @@ static CT_MUST_USE ct_status_t hf_write_safetensors(const char *path, const ct_m
                 for (size_t c = 0; c < K; c++) tmp[c * R + r] = src[r * K + c];
             out = tmp;
         }
-        ok = fwrite(out, sizeof(float), R * K, f) == R * K;
+        if (bf16) {
+            for (size_t i = 0; i < R * K; i++) half[i] = hf_f32_to_bf16(out[i]);
+            ok = fwrite(half, sizeof(uint16_t), R * K, f) == R * K;
+        } else {
+            ok = fwrite(out, sizeof(float), R * K, f) == R * K;
+        }
     }
     if (fclose(f) != 0) ok = 0;
     if (!ok) {
@@ -215,8 +309,70 @@ static CT_MUST_USE ct_status_t hf_write_safetensors(const char *path, const ct_m
         st = CT_ERR_IO;
     }
 out:
+    free(half);
     free(tmp);
     free(hdr);
+    return st;
+}
+
+/* Writes model m into dir as model.safetensors, or with shard_bytes > 0 as
+ * model-0000i-of-0000N.safetensors files of at most shard_bytes each (a
+ * larger tensor gets a file of its own) plus model.safetensors.index.json,
+ * as transformers' save_pretrained shards. */
+static CT_MUST_USE ct_status_t hf_write_weights(const char *dir, const ct_model_t *m, int bf16,
+                                                size_t shard_bytes)
+{
+    int n;
+    ct_hf_tensor_t *e = ct_hf_tensors(&m->d, &n);
+    if (!e) return CT_ERR_NO_MEMORY;
+    char path[4200];
+    ct_status_t st = CT_OK;
+    /* shard k starts at first[k] */
+    int *first = malloc((size_t)(n + 1) * sizeof *first), ns = 0;
+    size_t total = 0;
+    if (!first) {
+        free(e);
+        return CT_ERR_NO_MEMORY;
+    }
+    size_t used = 0;
+    for (int k = 0; k < n; k++) {
+        size_t b = hf_bytes(&e[k], bf16);
+        if (k == 0 || (shard_bytes > 0 && used > 0 && used + b > shard_bytes)) {
+            first[ns++] = k;
+            used = 0;
+        }
+        used += b;
+        total += b;
+    }
+    first[ns] = n;
+    if (ns == 1) {
+        snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        st = hf_write_safetensors(path, m, e, 0, n, bf16);
+        goto out;
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    FILE *idx = fopen(path, "w");
+    if (!idx) {
+        CT_LOG_ERROR("cannot create %s: %s", path, strerror(errno));
+        st = CT_ERR_IO;
+        goto out;
+    }
+    fprintf(idx, "{\n  \"metadata\": {\"total_size\": %zu},\n  \"weight_map\": {\n", total);
+    for (int s = 0; s < ns && st == CT_OK; s++) {
+        char file[64];
+        snprintf(file, sizeof file, "model-%05d-of-%05d.safetensors", s + 1, ns);
+        for (int k = first[s]; k < first[s + 1]; k++)
+            fprintf(idx, "    \"%s\": \"%s\"%s\n", e[k].name, file, k + 1 < n ? "," : "");
+        snprintf(path, sizeof path, "%s/%s", dir, file);
+        st = hf_write_safetensors(path, m, e, first[s], first[s + 1], bf16);
+    }
+    fprintf(idx, "  }\n}\n");
+    if (fclose(idx) != 0 && st == CT_OK) {
+        CT_LOG_ERROR("cannot write %s/model.safetensors.index.json: %s", dir, strerror(errno));
+        st = CT_ERR_IO;
+    }
+out:
+    free(first);
     free(e);
     return st;
 }
@@ -274,26 +430,40 @@ out:
 }
 
 static const char export_usage[] =
-    "usage: ctrain export --format hf CKPT_DIR OUT_DIR\n"
+    "usage: ctrain export --format hf [--dtype f32|bf16] [--shard-mib N] CKPT_DIR OUT_DIR\n"
     "\n"
     "Writes a checkpoint (or a run directory's newest one; any tensor-parallel\n"
-    "layout) as a Hugging Face GPT2LMHeadModel: OUT_DIR/model.safetensors (F32,\n"
-    "tied head, lm_head.weight omitted) and OUT_DIR/config.json. Load it with\n"
-    "transformers.GPT2LMHeadModel.from_pretrained(OUT_DIR). The tokenizer is not\n"
-    "exported.\n";
+    "layout) as a Hugging Face model in OUT_DIR: config.json and the weights,\n"
+    "a GPT2LMHeadModel (tied head, lm_head.weight omitted) or a\n"
+    "LlamaForCausalLM (lm_head.weight when untied). Load it with\n"
+    "transformers' AutoModelForCausalLM.from_pretrained(OUT_DIR). The tokenizer\n"
+    "is not exported.\n"
+    "\n"
+    "  --dtype f32|bf16  the weights' type (default f32; bf16 rounds to nearest even)\n"
+    "  --shard-mib N     split the weights into files of at most N MiB (a number > 0;\n"
+    "                    a larger tensor gets a file of its own),\n"
+    "                    model-0000i-of-0000n.safetensors with\n"
+    "                    model.safetensors.index.json (default: one model.safetensors)\n";
 
 int ct_cmd_export(int argc, char **argv)
 {
-    const char *fmt = NULL, *dump[2] = {NULL, NULL};
+    const char *fmt = NULL, *dtype = NULL, *shard_s = NULL, *dump[2] = {NULL, NULL};
     /* --dump-logits TOKENS_FILE OUT.bin is hidden, for tests/integration/hf_forward.py */
     const ct_opt_t opts[] = {{"--format", NULL, CT_OPT_STR, &fmt},
+                             {"--dtype", NULL, CT_OPT_STR, &dtype},
+                             {"--shard-mib", NULL, CT_OPT_STR, &shard_s},
                              {"--dump-logits", NULL, CT_OPT_PAIR, dump}};
-    ct_args_t a = {.cmd = "export", .usage = export_usage, .opts = opts, .n_opts = 2,
+    ct_args_t a = {.cmd = "export", .usage = export_usage, .opts = opts, .n_opts = 4,
                    .min_pos = 2, .max_pos = 2, .pos_names = "CKPT_DIR and OUT_DIR"};
     int rc = ct_args_parse(&a, argc, argv, 1);
     if (rc < 0 && (!fmt || strcmp(fmt, "hf") != 0))
         rc = ct_cli_usage_error(a.cmd, "need --format hf (the only format)%s%s", fmt ? ", got " : "",
                                  fmt ? fmt : "");
+    if (rc < 0 && dtype && strcmp(dtype, "f32") != 0 && strcmp(dtype, "bf16") != 0)
+        rc = ct_cli_usage_error(a.cmd, "--dtype must be f32 or bf16, got %s", dtype);
+    double shard_mib = 0.0;
+    if (rc < 0 && shard_s) rc = ct_args_double(a.cmd, "--shard-mib", shard_s, 0.0, &shard_mib);
+    const int bf16 = dtype && !strcmp(dtype, "bf16");
     const char *src = rc < 0 ? a.pos[0] : NULL, *dst = rc < 0 ? a.pos[1] : NULL;
     const char *dump_in = dump[0], *dump_out = dump[1];
     ct_args_free(&a);
@@ -311,166 +481,32 @@ int ct_cmd_export(int argc, char **argv)
         free(dir);
         return 1;
     }
+    const int llama = m.d.arch == CT_ARCH_LLAMA;
     char path[4200];
     st = ct_fs_mkdir_p(dst);
-    if (st == CT_OK) {
-        snprintf(path, sizeof path, "%s/model.safetensors", dst);
-        st = hf_write_safetensors(path, &m);
-    }
+    if (st == CT_OK) st = hf_write_weights(dst, &m, bf16, (size_t)(shard_mib * 1048576.0));
     if (st == CT_OK) {
         snprintf(path, sizeof path, "%s/config.json", dst);
-        st = hf_write_config_json(path, &m.d, &cfg.model);
+        st = llama ? hf_write_llama_config(path, &m.d, &cfg.model, bf16)
+                   : hf_write_config_json(path, &m.d, &cfg.model);
     }
     if (st == CT_OK && dump_in) st = hf_dump_logits(&m, dump_in, dump_out);
-    if (st == CT_OK) CT_LOG_INFO("exported %s to %s (Hugging Face GPT-2)", dir, dst);
+    if (st == CT_OK)
+        CT_LOG_INFO("exported %s to %s (Hugging Face %s, %s)", dir, dst,
+                    llama ? "LlamaForCausalLM" : "GPT2LMHeadModel", bf16 ? "bf16" : "f32");
     ct_model_free(&m);
     ct_config_free(&cfg);
     free(dir);
     return st == CT_OK ? 0 : 1;
 }
 
-/* ---- import: config.json ---------------------------------------------------- */
-
-/* Reads config.json's model dims into mc. */
-static CT_MUST_USE ct_status_t hf_read_config(const char *path, ct_model_config_t *mc)
-{
-    char *text;
-    size_t len;
-    ct_status_t st = ct_fs_read_file(path, &text, &len);
-    if (st != CT_OK) {
-        CT_LOG_ERROR("cannot read %s: %s", path,
-                     st == CT_ERR_NO_MEMORY ? "out of memory" : strerror(errno));
-        return st == CT_ERR_IO ? CT_ERR_NOT_FOUND : st;
-    }
-    st = ct_hf_parse_config(text, len, path, mc);
-    free(text);
-    return st;
-}
-
-static float hf_half_to_float(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0) {
-        float f = ldexpf((float)man, -24);
-        return sign ? -f : f;
-    }
-    if (exp == 31)
-        bits = sign | 0x7f800000u | (man << 13);
-    else
-        bits = sign | ((exp + 112) << 23) | (man << 13);
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-/* Reads `count` elements of dtype (4 F32, 2 F16, 3 BF16 by code) at byte
- * `off` of f into out as fp32. */
-static int hf_read_tensor(FILE *f, long long off, int dtype, size_t count, float *out)
-{
-    if (fseeko(f, (off_t)off, SEEK_SET) != 0) return -1;
-    if (dtype == 4) return fread(out, sizeof(float), count, f) == count ? 0 : -1;
-    uint16_t *h = malloc(count * sizeof *h);
-    if (!h) return -1;
-    int rc = fread(h, 2, count, f) == count ? 0 : -1;
-    for (size_t i = 0; i < count && rc == 0; i++) {
-        if (dtype == 2) {
-            out[i] = hf_half_to_float(h[i]);
-        } else {
-            uint32_t bits = (uint32_t)h[i] << 16;
-            memcpy(&out[i], &bits, 4);
-        }
-    }
-    free(h);
-    return rc;
-}
-
-/* Parses the safetensors file path and fills m's parameters. */
-static CT_MUST_USE ct_status_t hf_read_safetensors(const char *path, ct_model_t *m)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        CT_LOG_ERROR("cannot open %s: %s", path, strerror(errno));
-        return CT_ERR_NOT_FOUND;
-    }
-    ct_status_t st = CT_OK;
-    char *hdr = NULL;
-    float *tmp = NULL, *head = NULL;
-    ct_hf_read_t *reads = NULL;
-    int n = 0, nr = 0;
-    ct_hf_tensor_t *e = ct_hf_tensors(&m->d, &n);
-    uint8_t le[8];
-    long long fsize = -1;
-    if (fseeko(f, 0, SEEK_END) == 0) fsize = (long long)ftello(f);
-    rewind(f);
-    if (!e || fread(le, 1, 8, f) != 8) {
-        CT_LOG_ERROR("%s: too short for a safetensors file", path);
-        st = e ? CT_ERR_CORRUPT : CT_ERR_NO_MEMORY;
-        goto out;
-    }
-    uint64_t hlen = 0;
-    for (int b = 7; b >= 0; b--) hlen = hlen << 8 | le[b];
-    if (hlen == 0 || hlen > (100u << 20) || (long long)(hlen + 8) > fsize) {
-        CT_LOG_ERROR("%s: header length %llu does not fit the file (%lld bytes); not a "
-                     "safetensors file?", path, (unsigned long long)hlen, fsize);
-        st = CT_ERR_CORRUPT;
-        goto out;
-    }
-    long long data_start = 8 + (long long)hlen, data_len = fsize - data_start;
-    hdr = malloc(hlen + 1);
-    size_t maxn = (size_t)m->d.V * m->d.C;
-    for (int k = 0; k < n; k++)
-        if ((size_t)e[k].R * e[k].K > maxn) maxn = (size_t)e[k].R * e[k].K;
-    tmp = malloc(maxn * sizeof(float));
-    if (!hdr || !tmp) {
-        st = CT_ERR_NO_MEMORY;
-        goto out;
-    }
-    if (fread(hdr, 1, hlen, f) != hlen) {
-        CT_LOG_ERROR("%s: truncated header", path);
-        st = CT_ERR_CORRUPT;
-        goto out;
-    }
-    hdr[hlen] = 0;
-    if ((st = ct_hf_parse_header(hdr, hlen, path, e, n, data_len, &reads, &nr)) != CT_OK) goto out;
-    for (int i = 0; i < nr; i++) {
-        const ct_hf_read_t *rd = &reads[i];
-        const ct_hf_tensor_t *want = rd->entry == n ? &e[0] : &e[rd->entry];
-        float *dst = rd->entry == n ? (head = malloc(rd->count * sizeof(float))) : tmp;
-        if (!dst || hf_read_tensor(f, data_start + rd->offset, rd->dtype, rd->count, dst) != 0) {
-            CT_LOG_ERROR("%s: cannot read tensor '%s'", path,
-                         rd->entry == n ? "lm_head.weight" : want->name);
-            st = dst ? CT_ERR_IO : CT_ERR_NO_MEMORY;
-            goto out;
-        }
-        if (rd->entry == n) continue;
-        float *p = m->params + m->offsets[want->src] + want->off;
-        size_t R = (size_t)want->R, K = (size_t)want->K;
-        if (want->transpose)
-            for (size_t r = 0; r < R; r++)
-                for (size_t c = 0; c < K; c++) p[r * K + c] = tmp[c * R + r];
-        else
-            memcpy(p, tmp, rd->count * sizeof(float));
-    }
-    if (head && memcmp(head, m->params + m->offsets[0], (size_t)m->d.V * m->d.C * sizeof(float))) {
-        CT_LOG_ERROR("%s: lm_head.weight differs from transformer.wte.weight; ctrain only supports "
-                     "a tied LM head", path);
-        st = CT_ERR_UNSUPPORTED;
-    }
-out:
-    free(reads);
-    free(head);
-    free(tmp);
-    free(hdr);
-    free(e);
-    fclose(f);
-    return st;
-}
-
 static const char import_usage[] =
     "usage: ctrain import HF_DIR OUT_DIR [--set section.key=value]...\n"
     "\n"
-    "Reads a Hugging Face GPT-2 (HF_DIR/config.json and HF_DIR/model.safetensors,\n"
-    "F32, F16 or BF16, tied head) into a ctrain checkpoint at\n"
+    "Reads a Hugging Face GPT2LMHeadModel (tied head) or LlamaForCausalLM (tied or\n"
+    "not): HF_DIR/config.json and HF_DIR/model.safetensors, or the files\n"
+    "HF_DIR/model.safetensors.index.json lists (a sharded checkpoint); F32, F16 or\n"
+    "BF16. It becomes a ctrain checkpoint at\n"
     "OUT_DIR/ckpt/step_00000000 (tp = 1, AdamW state zero), printed on stdout.\n"
     "`ctrain sample OUT_DIR` generates from it; train from it with\n"
     "--set checkpoint.resume=OUT_DIR/ckpt/step_00000000 and the same model.*\n"
@@ -497,25 +533,22 @@ int ct_cmd_import(int argc, char **argv)
     }
     const char *src = a.pos[0], *dst = a.pos[1];
     rc = 1;
-    ct_model_config_t hm;
-    memset(&hm, 0, sizeof hm);
     char path[4200];
-    snprintf(path, sizeof path, "%s/config.json", src);
-    if (hf_read_config(path, &hm) != CT_OK) {
-        ct_args_free(&a);
-        return 1;
-    }
     ct_config_t cfg;
     if (ct_config_load(NULL, a.sets, a.n_sets, &cfg) != CT_OK) {
         ct_args_free(&a);
         return 1;
     }
     ct_args_free(&a);
-    cfg.model.n_layer = hm.n_layer;
-    cfg.model.n_head = hm.n_head;
-    cfg.model.n_embd = hm.n_embd;
-    cfg.model.max_seq_len = hm.max_seq_len;
-    cfg.model.vocab_size = hm.vocab_size;
+    /* config.json sets the architecture and the model's keys (the other
+     * model keys keep their defaults or --set values) */
+    ct_model_config_t hm = cfg.model;
+    snprintf(path, sizeof path, "%s/config.json", src);
+    if (ct_hf_read_config(path, &hm) != CT_OK) {
+        ct_config_free(&cfg);
+        return 1;
+    }
+    cfg.model = hm;
     cfg.parallel.tp = 1;
     cfg.parallel.dp = 1;
     /* the stored config must load again: a default seq_len longer than the
@@ -536,14 +569,14 @@ int ct_cmd_import(int argc, char **argv)
     char *out_dir = NULL;
     if (ct_model_init(&m, &cfg.model, 1, 1, NULL) != CT_OK) goto out_cfg;
     if (ct_optim_init(&o, &m, 0, NULL, cfg.comm.bucket_mib) != CT_OK) goto out_model;
-    snprintf(path, sizeof path, "%s/model.safetensors", src);
-    if (hf_read_safetensors(path, &m) != CT_OK) goto out_optim;
+    if (ct_hf_read_weights(src, &m) != CT_OK) goto out_optim;
     ct_rng_t rng;
     ct_rng_seed(&rng, (uint64_t)cfg.eval.sample_seed, 0, 0);
     ct_ckpt_state_t state = {.step = 0, .samples = 0, .sample_rng = rng.s};
     if (ct_ckpt_save(dst, &m, &o, &cfg, &state, NULL, &out_dir) != CT_OK) goto out_optim;
-    CT_LOG_INFO("imported %s (n_layer=%d n_head=%d n_embd=%d vocab_size=%d) to %s", src,
-                hm.n_layer, hm.n_head, hm.n_embd, hm.vocab_size, out_dir);
+    CT_LOG_INFO("imported %s (%s n_layer=%d n_head=%d n_embd=%d vocab_size=%d) to %s", src,
+                ct_model_arch_name(hm.arch), hm.n_layer, hm.n_head, hm.n_embd, hm.vocab_size,
+                out_dir);
     printf("%s\n", out_dir);
     free(out_dir);
     rc = 0;

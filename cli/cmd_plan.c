@@ -145,8 +145,11 @@ static void print_header(const char *path, const ct_config_t *cfg, const ct_mode
     const ct_model_dims_t *d = &p->d;
     const int dp = cfg->parallel.dp, tp = cfg->parallel.tp, world = dp * tp;
     printf("plan of %s, per rank (no device, MPI or data used)\n", path);
-    printf("model   gpt2 L=%d NH=%d C=%d V=%d (padded %d) maxT=%d: %.2fM parameters",
-           d->L, d->NH, d->C, d->V, d->Vp, d->maxT, p->full_params / 1e6);
+    printf("model   %s L=%d NH=%d C=%d V=%d (padded %d) maxT=%d", ct_model_arch_name(d->arch),
+           d->L, d->NH, d->C, d->V, d->Vp, d->maxT);
+    if (d->arch == CT_ARCH_LLAMA)
+        printf(" NKV=%d F=%d %s head", d->NKV, d->F, d->tied ? "tied" : "untied");
+    printf(": %.2fM parameters", p->full_params / 1e6);
     if (tp > 1) printf(", %.2fM on each TP rank", p->num_params / 1e6);
     printf("\n");
     printf("layout  dp=%d x tp=%d = %d rank%s, optim.zero=%d, model.recompute=%s, sp %s%s\n", dp,
@@ -265,7 +268,10 @@ int ct_cmd_plan(int argc, char **argv)
         free(path);
         return 1;
     }
-    const int gpu = cfg.model.device != CT_DEVICE_CPU, cpu = cfg.model.device != CT_DEVICE_CUDA;
+    /* model.device auto plans both paths, the GPU one where the model has it */
+    const int gpu = cfg.model.device == CT_DEVICE_CUDA ||
+                    (cfg.model.device == CT_DEVICE_AUTO && ct_model_arch_has_cuda(cfg.model.arch));
+    const int cpu = cfg.model.device != CT_DEVICE_CUDA;
     if (sp && !gpu) {
         free(path);
         ct_config_free(&cfg);

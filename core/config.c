@@ -79,8 +79,11 @@ static const char *const device_names[] = {"auto", "cpu", "cuda", NULL};
 static const char *const recompute_names[] = {"none", "gelu", "ln_gelu", NULL};
 static const char *const attention_names[] = {"auto", "cudnn", "plain", NULL};
 static const char *const bool_names[] = {"false", "true", NULL}; /* a YAML boolean */
+static const char *const arch_names[] = {"gpt2", "llama", NULL};
+static const char *const rope_scaling_names[] = {"none", "llama3", NULL};
 _Static_assert(CT_DEVICE_CUDA == 2 && CT_RECOMPUTE_LN_GELU == 2 && CT_ATTENTION_PLAIN == 2,
                "name tables follow their enums");
+_Static_assert(CT_ARCH_LLAMA == 1 && CT_ROPE_SCALING_LLAMA3 == 1, "name tables follow their enums");
 
 /* Every integer key has a maximum, far above any real run, chosen so that
  * no product the code forms from settings can overflow: the model's tensor
@@ -106,6 +109,20 @@ static const field_t config_fields[] = {
     F_ENUM(model, device, "auto", device_names),
     F_ENUM(model, recompute, "none", recompute_names),
     F_ENUM(model, attention, "auto", attention_names),
+    F_ENUM(model, arch, "gpt2", arch_names),
+    /* llama only (LLAMA_FIRST_KEY onwards, to the end of the section) */
+    F_INT(model, n_kv_head, "0", 0, K_),
+    F_INT(model, ffn_dim, "0", 0, M_),
+    F_INT(model, ffn_multiple_of, "256", 1, 64 * K_),
+    F_FLT(model, ffn_multiplier, "1.0", 0, 1, 64, 0),
+    F_FLT(model, rope_theta, "10000", 0, 1, INFINITY, 0),
+    F_ENUM(model, rope_scaling, "none", rope_scaling_names),
+    F_FLT(model, rope_factor, "8", 1, 0, INFINITY, 0),
+    F_FLT(model, rope_low_freq_factor, "1", 0, 1, INFINITY, 0),
+    F_FLT(model, rope_high_freq_factor, "4", 0, 1, INFINITY, 0),
+    F_INT(model, rope_original_max_seq_len, "8192", 1, M_),
+    F_FLT(model, norm_eps, "1e-5", 0, 1, 1, 0),
+    F_INT(model, tie_embeddings, "1", 0, 1),
 
     F_STR(data, train, "", 0),
     F_STR(data, val, "", 0),
@@ -956,6 +973,7 @@ static const char *describe_source(const ct_config_t *cfg, size_t offset, const 
     char val[64], loc[512];
     if (f->type == FT_INT) snprintf(val, sizeof val, "%d", *(const int *)p);
     else if (f->type == FT_INT64) snprintf(val, sizeof val, "%" PRId64, *(const int64_t *)p);
+    else if (f->type == FT_FLOAT) snprintf(val, sizeof val, "%g", (double)*(const float *)p);
     else if (f->type == FT_ENUM) snprintf(val, sizeof val, "%s", f->names[*(const int *)p]);
     else snprintf(val, sizeof val, "?");
     if (src && src->origin[i])
@@ -967,6 +985,76 @@ static const char *describe_source(const ct_config_t *cfg, size_t offset, const 
 }
 
 #define SRC_(sec, key, buf) describe_source(cfg, OFF_(sec, key), src, buf, sizeof buf)
+
+int ct_config_ffn_dim(const ct_model_config_t *m)
+{
+    if (m->ffn_dim > 0) return m->ffn_dim;
+    /* Meta's rule (llama/model.py): hidden = int(2 * 4C / 3), scaled by
+     * ffn_dim_multiplier, rounded up to multiple_of; bounded by the key
+     * ranges: 8 * 64K / 3 * 64 fits an int */
+    int64_t hidden = 8 * (int64_t)m->n_embd / 3;
+    hidden = (int64_t)((double)m->ffn_multiplier * (double)hidden);
+    int64_t q = m->ffn_multiple_of;
+    hidden = (hidden + q - 1) / q * q;
+    return (int)(hidden > 0 ? hidden : q);
+}
+
+/* The model section's llama-only keys: with arch gpt2 each must keep its
+ * default; with arch llama they must describe a model that can be built
+ * and split over parallel.tp. */
+static CT_MUST_USE ct_status_t validate_arch(const ct_config_t *cfg, const srcmap_t *src)
+{
+    char a[768], b[768];
+    const ct_model_config_t *m = &cfg->model;
+    ct_status_t st = CT_OK;
+    if (m->arch == CT_ARCH_GPT2) {
+        ct_config_t def;
+        ct_config_defaults(&def);
+        for (int i = field_index(OFF_(model, n_kv_head)); i < N_FIELDS; i++) {
+            const field_t *f = &config_fields[i];
+            if (strcmp(f->section, "model") != 0) break;
+            if (memcmp((const char *)cfg + f->offset, (const char *)&def + f->offset, f->size) == 0)
+                continue;
+            CT_LOG_ERROR("config error: %s applies to Llama models only, and this one is "
+                         "GPT-2 (model.arch = gpt2)\n---> HINT: delete the key, or set "
+                         "model.arch: llama", describe_source(cfg, f->offset, src, a, sizeof a));
+            st = CT_ERR_CONFIG;
+        }
+        ct_config_free(&def);
+        return st;
+    }
+    const int kv = m->n_kv_head ? m->n_kv_head : m->n_head;
+    if (m->n_head % kv != 0) {
+        CT_LOG_ERROR("config error: %s is not a multiple of %s: grouped-query attention shares "
+                     "each key/value head among n_head / n_kv_head query heads\n---> HINT: "
+                     "choose n_kv_head among the divisors of n_head",
+                     SRC_(model, n_head, a), SRC_(model, n_kv_head, b));
+        st = CT_ERR_CONFIG;
+    }
+    if (m->n_embd % m->n_head == 0 && (m->n_embd / m->n_head) % 2 != 0) {
+        CT_LOG_ERROR("config error: the head size %s / %s = %d is odd: RoPE rotates pairs of "
+                     "channels\n---> HINT: choose n_embd and n_head with an even quotient",
+                     SRC_(model, n_embd, a), SRC_(model, n_head, b), m->n_embd / m->n_head);
+        st = CT_ERR_CONFIG;
+    }
+    const int ffn = ct_config_ffn_dim(m);
+    if (ffn % cfg->parallel.tp != 0) {
+        CT_LOG_ERROR("config error: the SwiGLU width %d (%s; 0 means from n_embd, "
+                     "ffn_multiplier and ffn_multiple_of) is not divisible by %s: tensor "
+                     "parallelism splits whole hidden units\n---> HINT: set model.ffn_dim to "
+                     "a multiple of parallel.tp", ffn, SRC_(model, ffn_dim, a),
+                     SRC_(parallel, tp, b));
+        st = CT_ERR_CONFIG;
+    }
+    if (m->rope_scaling == CT_ROPE_SCALING_LLAMA3 &&
+        !(m->rope_high_freq_factor > m->rope_low_freq_factor)) {
+        CT_LOG_ERROR("config error: %s must be above %s (Llama 3 RoPE scaling blends between "
+                     "the two wavelengths they set)",
+                     SRC_(model, rope_high_freq_factor, a), SRC_(model, rope_low_freq_factor, b));
+        st = CT_ERR_CONFIG;
+    }
+    return st;
+}
 
 /* Checks that span several keys; single-key ranges were checked on parsing. */
 static CT_MUST_USE ct_status_t validate(const ct_config_t *cfg, const srcmap_t *src)
@@ -1040,6 +1128,7 @@ static CT_MUST_USE ct_status_t validate(const ct_config_t *cfg, const srcmap_t *
                      ", beyond 2^31 - 1", SRC_(model, vocab_size, a), SRC_(parallel, tp, b), vp);
         st = CT_ERR_CONFIG;
     }
+    if (validate_arch(cfg, src) != CT_OK) st = CT_ERR_CONFIG;
     return st;
 }
 

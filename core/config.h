@@ -27,6 +27,11 @@
 typedef enum { CT_DEVICE_AUTO = 0, CT_DEVICE_CPU = 1, CT_DEVICE_CUDA = 2 } ct_device_t;
 typedef enum { CT_RECOMPUTE_NONE = 0, CT_RECOMPUTE_GELU = 1, CT_RECOMPUTE_LN_GELU = 2 } ct_recompute_t;
 typedef enum { CT_ATTENTION_AUTO = 0, CT_ATTENTION_CUDNN = 1, CT_ATTENTION_PLAIN = 2 } ct_attention_t;
+/* The model family: GPT-2 (learned positions, LayerNorm, GELU MLP, tied
+ * head) or Llama (RoPE, RMSNorm, SwiGLU, grouped-query attention, no
+ * biases, tied or untied head). */
+typedef enum { CT_ARCH_GPT2 = 0, CT_ARCH_LLAMA = 1 } ct_arch_t;
+typedef enum { CT_ROPE_SCALING_NONE = 0, CT_ROPE_SCALING_LLAMA3 = 1 } ct_rope_scaling_t;
 
 typedef struct {
     int n_layer;      /* L [1, 1K] */
@@ -35,12 +40,36 @@ typedef struct {
     int max_seq_len;  /* maxT, size of the position embedding [1, 1M] */
     int vocab_size;   /* V, real vocabulary; padded to a multiple of 128 inside
                          [2, CT_CONFIG_MAX_VOCAB = 16M] */
-    char *init_from;  /* llm.c gpt2_*.bin (v3, fp32) to start from, or "" */
+    char *init_from;  /* weights to start from: llm.c gpt2_*.bin (v3, fp32), a Hugging Face
+                         model directory (config.json + safetensors, GPT-2 or Llama), or "" */
     float init_std;   /* std of the normal init of matrices */
     ct_device_t device;       /* auto (CUDA when a GPU is present) | cpu | cuda */
     ct_recompute_t recompute; /* GPU activation recompute: none | gelu | ln_gelu */
     ct_attention_t attention; /* GPU attention: auto (cuDNN if built) | cudnn | plain */
+
+    /* The architecture, and the settings only Llama reads. With arch gpt2
+     * every llama-only key must keep its default (an error names the key
+     * otherwise). Names follow Hugging Face's LlamaConfig where it has one. */
+    ct_arch_t arch;           /* gpt2 | llama */
+    int n_kv_head;            /* key/value heads (GQA), dividing n_head; 0 = n_head [0, 1K] */
+    int ffn_dim;              /* SwiGLU hidden units (intermediate_size); 0 = the rule
+                                 below, ct_config_ffn_dim [0, 1M] */
+    int ffn_multiple_of;      /* the rule: 8*n_embd/3 times ffn_multiplier, rounded up to a
+                                 multiple of this (Meta's multiple_of) [1, 64K] */
+    float ffn_multiplier;     /* Meta's ffn_dim_multiplier, in (0, 64] */
+    float rope_theta;         /* RoPE base, > 0 */
+    ct_rope_scaling_t rope_scaling; /* none | llama3 (Llama 3.1+ frequency scaling) */
+    float rope_factor;        /* llama3: long wavelengths are divided by this, >= 1 */
+    float rope_low_freq_factor;  /* llama3: low_freq_factor, > 0 */
+    float rope_high_freq_factor; /* llama3: high_freq_factor, > rope_low_freq_factor */
+    int rope_original_max_seq_len; /* llama3: original_max_position_embeddings [1, 1M] */
+    float norm_eps;           /* RMSNorm epsilon, > 0 */
+    int tie_embeddings;       /* 1: the LM head is the token embedding [0, 1] */
 } ct_model_config_t;
+
+/* The SwiGLU width of a Llama config: ffn_dim when set, else Meta's rule
+ * multiple_of * ceil(int(ffn_multiplier * int(8 * n_embd / 3)) / multiple_of). */
+int ct_config_ffn_dim(const ct_model_config_t *m);
 
 typedef struct {
     char *train;      /* shard glob or comma-separated list of paths */

@@ -1,4 +1,5 @@
-/* Tensor ops for the GPT-2 forward and backward pass, fp32 on the CPU.
+/* Tensor ops for the GPT-2 and Llama forward and backward passes, fp32 on
+ * the CPU.
  *
  * Each op has a fast version (OpenBLAS sgemm for matmuls, OpenMP elsewhere)
  * and, where the two differ, a plain-loop reference `*_ref` that tests
@@ -165,6 +166,93 @@ void ct_adamw_update_ref(float *params, const float *grads, float *m, float *v, 
 double ct_sumsq(const float *x, long n);
 /* x *= s */
 void ct_scale(float *x, float s, long n);
+
+/* ======================================================================== *
+ * Llama-family ops (fp32, CPU): RMSNorm, rotary position embedding,
+ * SwiGLU and grouped-query attention, each with a plain-loop reference
+ * `*_ref`. Same conventions as above: forward ops overwrite, backward ops
+ * accumulate (+=), no aliasing unless stated.
+ * ======================================================================== */
+
+/* ---- RMSNorm over the last dimension ------------------------------------
+ * out = inp * rstd * weight with rstd = 1 / sqrt(mean(inp^2) + eps) per
+ * row (no mean subtraction, no bias; the mean square in fp32 as Hugging
+ * Face's LlamaRMSNorm). dweight is summed over rows in order, whatever
+ * the thread count. */
+void ct_rmsnorm_forward(float *out,            /* (N,C) */
+                        float *rstd,           /* (N) saved for backward */
+                        const float *inp,      /* (N,C) */
+                        const float *weight,   /* (C) */
+                        int N, int C, float eps);
+void ct_rmsnorm_forward_ref(float *out, float *rstd, const float *inp, const float *weight, int N,
+                            int C, float eps);
+void ct_rmsnorm_backward(float *dinp,          /* (N,C) += */
+                         float *dweight,       /* (C) += */
+                         const float *dout,    /* (N,C) */
+                         const float *inp, const float *weight, const float *rstd, int N, int C);
+void ct_rmsnorm_backward_ref(float *dinp, float *dweight, const float *dout, const float *inp,
+                             const float *weight, const float *rstd, int N, int C);
+
+/* ---- rotary position embedding, Hugging Face's rotate-half convention ----
+ * Within each head of HS channels, channel i < HS/2 pairs with i + HS/2 and
+ * rotates by the angle t * inv_freq[i] at position t:
+ *   out[i]        = x[i] cos - x[i + HS/2] sin
+ *   out[i + HS/2] = x[i + HS/2] cos + x[i] sin.
+ * ct_rope_inv_freq writes inv_freq[i] = theta^(-2i/HS) (HS/2 values), in
+ * fp32 as transformers computes it, with Llama 3's frequency scaling when
+ * llama3 is set (wavelengths above original/low_freq_factor divided by
+ * factor, below original/high_freq_factor kept, blended in between).
+ * ct_rope_table writes cos and sin of the fp32 angle (float)(t * inv_freq)
+ * for t in [0, maxT), (maxT, HS/2) each. */
+void ct_rope_inv_freq(float *inv_freq, int HS, float theta, int llama3, float factor,
+                      float low_freq_factor, float high_freq_factor, int original_max_seq_len);
+void ct_rope_table(float *cos_t, float *sin_t, const float *inv_freq, int maxT, int HS);
+/* x holds (B,T) rows of NH heads of HS; row n is position n % T. out may
+ * equal inp (in place). */
+void ct_rope_forward(float *out, const float *inp, const float *cos_t, const float *sin_t, int B,
+                     int T, int NH, int HS);
+void ct_rope_forward_ref(float *out, const float *inp, const float *cos_t, const float *sin_t,
+                         int B, int T, int NH, int HS);
+/* dinp += the inverse rotation of dout; dinp must not alias dout. */
+void ct_rope_backward(float *dinp, const float *dout, const float *cos_t, const float *sin_t,
+                      int B, int T, int NH, int HS);
+void ct_rope_backward_ref(float *dinp, const float *dout, const float *cos_t,
+                          const float *sin_t, int B, int T, int NH, int HS);
+
+/* ---- SwiGLU: out = silu(gate) * up, silu(x) = x * sigmoid(x) -------------- */
+void ct_swiglu_forward(float *out, const float *gate, const float *up, long n);
+void ct_swiglu_forward_ref(float *out, const float *gate, const float *up, long n);
+/* dgate += dout * up * silu'(gate); dup += dout * silu(gate). */
+void ct_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                        const float *up, long n);
+void ct_swiglu_backward_ref(float *dgate, float *dup, const float *dout, const float *gate,
+                            const float *up, long n);
+
+/* ---- causal grouped-query self-attention ------------------------------------
+ * q holds NH query heads per token, k and v NKV key/value heads, each HS
+ * wide, in separate buffers: q (B,T,NH*HS), k and v (B,T,NKV*HS). Query
+ * head h reads key/value head (q_head0 + h) / group, which must be below
+ * NKV; the heads are shared, never copied. One process passes
+ * group = NH/NKV and q_head0 = 0; a tensor-parallel rank holding query
+ * heads [h0, h0 + NH) of a model with G query heads per key/value head
+ * passes group = G and q_head0 = h0 - (its first key/value head) * G.
+ * With NKV == NH and group 1 this is plain multi-head attention. att keeps
+ * the softmax probabilities (B,NH,T,T), 0 above the diagonal. Scale
+ * 1/sqrt(HS). out (B,T,NH*HS). */
+void ct_gqa_forward(float *out, float *att, const float *q, const float *k, const float *v, int B,
+                    int T, int NH, int NKV, int HS, int group, int q_head0);
+void ct_gqa_forward_ref(float *out, float *att, const float *q, const float *k, const float *v,
+                        int B, int T, int NH, int NKV, int HS, int group, int q_head0);
+/* dq (B,T,NH*HS), dk and dv (B,T,NKV*HS) +=; a key/value head's gradient
+ * sums over the query heads that read it, in head order. scratch: at least
+ * ct_attention_scratch_floats(B, T, NH) floats, undefined on entry and
+ * exit. */
+void ct_gqa_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                     const float *k, const float *v, const float *att, float *scratch, int B,
+                     int T, int NH, int NKV, int HS, int group, int q_head0);
+void ct_gqa_backward_ref(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                         const float *k, const float *v, const float *att, float *scratch, int B,
+                         int T, int NH, int NKV, int HS, int group, int q_head0);
 
 /* ======================================================================== *
  * CUDA twins (kernels/cuda/, one op family per .cu file), bf16 with fp32

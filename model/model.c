@@ -7,6 +7,9 @@
 
 #include "core/log.h"
 #include "model/gpt2.h"
+#include "model/llama.h"
+
+#define IS_LLAMA(d) ((d)->arch == CT_ARCH_LLAMA)
 
 int ct_model_padded_vocab(int vocab_size, int tp)
 {
@@ -26,41 +29,68 @@ void ct_model_dims_padded(const ct_model_config_t *cfg, int tp, int tp_rank, int
                           ct_model_dims_t *d)
 {
     CT_ASSERT(tp >= 1 && Vp >= cfg->vocab_size && Vp % tp == 0);
+    if (cfg->arch == CT_ARCH_LLAMA) {
+        ct__llama_dims(cfg, tp, tp_rank, Vp, d);
+        return;
+    }
     ct__gpt2_dims(cfg, tp, tp_rank, Vp, d);
     d->arch = CT_ARCH_GPT2;
 }
 
-int ct_model_num_tensors(const ct_model_dims_t *d) { return CT_GPT2_NUM_TENSORS; }
+const char *ct_model_arch_name(ct_arch_t arch) { return arch == CT_ARCH_LLAMA ? "llama" : "gpt2"; }
+
+int ct_model_arch_has_cuda(ct_arch_t arch) { return arch != CT_ARCH_LLAMA; }
+
+int ct_model_tp_divides(const ct_model_config_t *cfg, int tp)
+{
+    if (tp < 1 || cfg->n_head % tp != 0) return 0;
+    return cfg->arch != CT_ARCH_LLAMA || ct_config_ffn_dim(cfg) % tp == 0;
+}
+
+int ct_model_num_tensors(const ct_model_dims_t *d)
+{
+    return IS_LLAMA(d) ? ct__llama_num_tensors(d) : CT_GPT2_NUM_TENSORS;
+}
 
 const char *ct_model_tensor_name(const ct_model_dims_t *d, int i)
 {
     CT_ASSERT(i >= 0 && i < ct_model_num_tensors(d));
-    return ct__gpt2_tensor_names[i];
+    return IS_LLAMA(d) ? ct__llama_tensor_names[i] : ct__gpt2_tensor_names[i];
 }
 
 void ct_model_tensor_sizes(const ct_model_dims_t *d, size_t *sizes)
 {
-    ct__gpt2_tensor_sizes(d, sizes);
+    if (IS_LLAMA(d)) ct__llama_tensor_sizes(d, sizes);
+    else ct__gpt2_tensor_sizes(d, sizes);
 }
 
-size_t ct_model_full_size(const ct_model_dims_t *d, int i) { return ct__gpt2_full_size(d, i); }
-int ct_model_tensor_decays(const ct_model_dims_t *d, int i) { return ct__gpt2_tensor_decays(i); }
+size_t ct_model_full_size(const ct_model_dims_t *d, int i)
+{
+    return IS_LLAMA(d) ? ct__llama_full_size(d, i) : ct__gpt2_full_size(d, i);
+}
+
+int ct_model_tensor_decays(const ct_model_dims_t *d, int i)
+{
+    return IS_LLAMA(d) ? ct__llama_tensor_decays(i) : ct__gpt2_tensor_decays(i);
+}
 
 int ct_model_tensor_replicated(const ct_model_dims_t *d, int i)
 {
-    return ct__gpt2_tensor_replicated(i);
+    return IS_LLAMA(d) ? ct__llama_tensor_replicated(d, i) : ct__gpt2_tensor_replicated(i);
 }
 
 void ct_model_full_repad(const ct_model_dims_t *from, const ct_model_dims_t *to, int i,
                          const float *src, float *dst)
 {
-    ct__gpt2_full_repad(from, to, i, src, dst);
+    if (IS_LLAMA(to)) ct__llama_full_repad(from, to, i, src, dst);
+    else ct__gpt2_full_repad(from, to, i, src, dst);
 }
 
 void ct_model_shard_copy(const ct_model_dims_t *d, int tp_rank, int i, float *full, float *shard,
                          int to_shard)
 {
-    ct__gpt2_shard_copy(d, tp_rank, i, full, shard, to_shard);
+    if (IS_LLAMA(d)) ct__llama_shard_copy(d, tp_rank, i, full, shard, to_shard);
+    else ct__gpt2_shard_copy(d, tp_rank, i, full, shard, to_shard);
 }
 
 ct_status_t ct_model_init(ct_model_t *m, const ct_model_config_t *cfg, int B, int T,
@@ -71,6 +101,7 @@ ct_status_t ct_model_init(ct_model_t *m, const ct_model_config_t *cfg, int B, in
     int tp_size = tp ? ct_comm_size(tp) : 1;
     ct_model_dims(cfg, tp_size, tp ? ct_comm_rank(tp) : 0, d);
     CT_ASSERT(d->C % d->NH == 0 && T <= d->maxT && d->NH % tp_size == 0 && d->Vp % tp_size == 0);
+    CT_ASSERT(!IS_LLAMA(d) || (d->F % tp_size == 0 && d->NH % d->NKV == 0 && d->HS % 2 == 0));
     m->tp = tp_size > 1 ? tp : NULL;
     m->B = B;
     m->T = T;
@@ -86,7 +117,8 @@ ct_status_t ct_model_init(ct_model_t *m, const ct_model_config_t *cfg, int B, in
     if ((st = ct_arena_init(&m->grads_arena, pbytes, "gradients")) != CT_OK) goto fail;
     m->params = ct_arena_alloc(&m->params_arena, pbytes);
     m->grads = ct_arena_alloc(&m->grads_arena, pbytes);
-    if ((st = ct__gpt2_cpu_init(m, B, T)) != CT_OK) goto fail;
+    st = IS_LLAMA(d) ? ct__llama_cpu_init(m, B, T) : ct__gpt2_cpu_init(m, B, T);
+    if (st != CT_OK) goto fail;
     return CT_OK;
 fail:
     ct_model_free(m);
@@ -96,7 +128,8 @@ fail:
 void ct_model_free(ct_model_t *m)
 {
     if (m->be && m->be->free) m->be->free(m);
-    ct__gpt2_cpu_free(m);
+    if (IS_LLAMA(&m->d)) ct__llama_cpu_free(m);
+    else ct__gpt2_cpu_free(m);
     ct_arena_free(&m->grads_arena);
     ct_arena_free(&m->params_arena);
     m->be = NULL;
@@ -104,23 +137,36 @@ void ct_model_free(ct_model_t *m)
 
 void ct_model_init_weights(ct_model_t *m, uint64_t seed, float std)
 {
-    ct__gpt2_init_weights(m, seed, std);
+    if (IS_LLAMA(&m->d)) ct__llama_init_weights(m, seed, std);
+    else ct__gpt2_init_weights(m, seed, std);
 }
 
 ct_status_t ct_model_load_llmc(ct_model_t *m, const char *path)
 {
+    if (IS_LLAMA(&m->d)) {
+        CT_LOG_ERROR("model.init_from %s: llm.c's model files hold GPT-2 only, and this model "
+                     "is a Llama (model.arch = llama)\n---> HINT: start from random weights "
+                     "(model.init_from: \"\") or from a ctrain checkpoint (checkpoint.resume)",
+                     path);
+        return CT_ERR_UNSUPPORTED;
+    }
     return ct__gpt2_load_llmc(m, path);
 }
 
 double ct_model_flops_per_token(const ct_model_t *m, int T)
 {
-    return ct__gpt2_flops_per_token(m, T);
+    return IS_LLAMA(&m->d) ? ct__llama_flops_per_token(m, T) : ct__gpt2_flops_per_token(m, T);
 }
 
 ct_status_t ct_model_to_device(ct_model_t *m, ct_optim_t *o, const ct_config_t *cfg,
                                const ct_comm_groups_t *g, int device, int B, int T)
 {
     CT_ASSERT(m->dev == NULL);
+    if (IS_LLAMA(&m->d)) {
+        CT_LOG_ERROR("model.arch is llama, which trains on the CPU only so far: there is no "
+                     "CUDA backend for it yet\n---> HINT: set model.device: cpu");
+        return CT_ERR_UNSUPPORTED;
+    }
     return ct__gpt2_cuda_init(m, o, cfg, g, device, B, T);
 }
 

@@ -3,7 +3,7 @@
  * its device, and the AdamW optimizer over those arenas.
  *
  * A model is an architecture (its tensor table, initialisation and FLOP
- * count: GPT-2 today) times a device backend (forward, backward, zero_grad,
+ * count: GPT-2 or Llama) times a device backend (forward, backward, zero_grad,
  * the optimizer's device pieces, logits for sampling, copies to and from the
  * host: cpu and cuda). ct_model_init builds it on the CPU;
  * ct_model_to_device moves it to a CUDA device once, before training. Code
@@ -15,8 +15,8 @@
  * On a device they hold the fp32 weights as of the last ct_model_to_host
  * (checkpoints, export) and no activations.
  *
- * Left out: Llama-family architectures (the next one, added as model/llama*.c
- * and a case in model/model.c). */
+ * Left out: a CUDA backend for Llama (ct_model_to_device refuses arch
+ * llama). */
 #ifndef CT_MODEL_MODEL_H
 #define CT_MODEL_MODEL_H
 
@@ -34,7 +34,7 @@
  * multiple of dp (<= 1024 ranks). */
 #define CT_MODEL_PAD_FLOATS 1024
 
-typedef enum { CT_ARCH_GPT2 = 0 } ct_arch_t;
+/* ct_arch_t (CT_ARCH_GPT2, CT_ARCH_LLAMA) is model.arch, in core/config.h. */
 
 /* Shapes of a model and of this rank's tensor-parallel shard. */
 typedef struct {
@@ -44,6 +44,22 @@ typedef struct {
     int NHl, Cl;               /* local heads and attention width: NH/tp, C/tp */
     int Vpl, v_start;          /* local vocabulary rows: Vp/tp, starting at v_start */
     int Vl;                    /* real (unpadded) vocabulary rows in the shard, may be 0 */
+
+    /* Llama (arch CT_ARCH_LLAMA; zero for GPT-2). Query heads split over TP
+     * as GPT-2's do; key/value heads split too when NKV % tp == 0
+     * (kv_sharded), else every rank holds all NKV of them. */
+    int HS;                    /* head size C/NH */
+    int NKV, NKVl;             /* key/value heads, this rank's: NKV/tp or all NKV */
+    int kv_sharded;
+    int F, Fl;                 /* SwiGLU hidden units, this rank's F/tp */
+    int tied;                  /* the LM head is the token embedding */
+    float norm_eps;            /* RMSNorm */
+    struct {
+        float theta;           /* base */
+        int llama3;            /* Llama 3 frequency scaling, with: */
+        float factor, low_freq_factor, high_freq_factor;
+        int original_max_seq_len;
+    } rope;
 } ct_model_dims_t;
 
 typedef struct ct_model_backend ct_model_backend_t; /* model/model_impl.h */
@@ -112,6 +128,20 @@ void ct_model_full_repad(const ct_model_dims_t *from, const ct_model_dims_t *to,
  * 0 writes this shard's part of full. */
 void ct_model_shard_copy(const ct_model_dims_t *d, int tp_rank, int i, float *full, float *shard,
                          int to_shard);
+
+/* ---- architectures ------------------------------------------------------------
+ * model.arch picks the tensor table and the CPU backend: gpt2 (model/gpt2*.c)
+ * or llama (model/llama*.c, CPU only so far). Every function of this header
+ * serves both; the dims say which (d->arch). */
+/* "gpt2" or "llama". */
+const char *ct_model_arch_name(ct_arch_t arch);
+/* 1 when cfg's model splits over tp tensor-parallel ranks: whole query
+ * heads, and for Llama whole SwiGLU units (key/value heads that do not
+ * divide are replicated). */
+int ct_model_tp_divides(const ct_model_config_t *cfg, int tp);
+/* 1 when the architecture has a CUDA backend (GPT-2), 0 when it trains on
+ * the CPU only (Llama so far): model.device auto then means the CPU. */
+int ct_model_arch_has_cuda(ct_arch_t arch);
 
 /* ---- a model ------------------------------------------------------------------ */
 

@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "kernels/kernels.h"
 #include "model/gpt2.h"
+#include "model/llama.h"
 
 static void add(ct_plan_mem_t *m, const char *name, const char *shape, ct_plan_kind_t kind,
                 ct_plan_region_t region, size_t bytes)
@@ -51,14 +52,24 @@ static void plan_host_arenas(ct_model_plan_t *p)
  * as split by tp when it is smaller than at tp = 1. */
 static void plan_cpu_acts(ct_model_plan_t *p, const ct_model_config_t *mc)
 {
-    size_t s[CT_GPT2_CPU_NUM_ACTS], s1[CT_GPT2_CPU_NUM_ACTS];
+    enum { MAX_ACTS = CT_GPT2_CPU_NUM_ACTS > CT_LLAMA_CPU_NUM_ACTS ? CT_GPT2_CPU_NUM_ACTS
+                                                                   : CT_LLAMA_CPU_NUM_ACTS };
+    size_t s[MAX_ACTS], s1[MAX_ACTS];
     ct_model_dims_t d1;
     ct_model_dims(mc, 1, 0, &d1);
-    ct__gpt2_cpu_act_sizes(&p->d, p->B, p->T, s);
-    ct__gpt2_cpu_act_sizes(&d1, p->B, p->T, s1);
-    for (int i = 0; i < CT_GPT2_CPU_NUM_ACTS; i++)
-        add(&p->host, ct__gpt2_cpu_act_names[i], "", CT_PLAN_ACTS,
-            s[i] < s1[i] ? CT_PLAN_TP : CT_PLAN_FULL, ct_arena_align(s[i] * sizeof(float)));
+    const int llama = p->d.arch == CT_ARCH_LLAMA;
+    const int n = llama ? CT_LLAMA_CPU_NUM_ACTS : CT_GPT2_CPU_NUM_ACTS;
+    const char *const *names = llama ? ct__llama_cpu_act_names : ct__gpt2_cpu_act_names;
+    if (llama) {
+        ct__llama_cpu_act_sizes(&p->d, p->B, p->T, s);
+        ct__llama_cpu_act_sizes(&d1, p->B, p->T, s1);
+    } else {
+        ct__gpt2_cpu_act_sizes(&p->d, p->B, p->T, s);
+        ct__gpt2_cpu_act_sizes(&d1, p->B, p->T, s1);
+    }
+    for (int i = 0; i < n; i++)
+        add(&p->host, names[i], "", CT_PLAN_ACTS, s[i] < s1[i] ? CT_PLAN_TP : CT_PLAN_FULL,
+            ct_arena_align(s[i] * sizeof(float)));
 }
 
 static void plan_gpu(ct_model_plan_t *p, ct_recompute_t rc)
@@ -102,6 +113,17 @@ ct_status_t ct_model_plan(const ct_config_t *cfg, int gpu, int tp_rank, int dp_r
                      "divide model.n_embd = %d)\n---> HINT: choose parallel.tp among the "
                      "divisors of n_head", mc->n_head, tp, mc->n_embd);
         return CT_ERR_CONFIG;
+    }
+    if (!ct_model_tp_divides(mc, tp)) {
+        CT_LOG_ERROR("the SwiGLU width %d (model.ffn_dim, or the rule from model.n_embd) does "
+                     "not split over parallel.tp = %d ranks\n---> HINT: set model.ffn_dim to a "
+                     "multiple of parallel.tp", ct_config_ffn_dim(mc), tp);
+        return CT_ERR_CONFIG;
+    }
+    if (gpu && mc->arch == CT_ARCH_LLAMA) {
+        CT_LOG_ERROR("model.arch is llama, which has no GPU path yet\n---> HINT: plan the CPU "
+                     "path with --set model.device=cpu");
+        return CT_ERR_UNSUPPORTED;
     }
     ct_model_plan_t plan, *p = &plan;
     memset(p, 0, sizeof *p);

@@ -43,6 +43,10 @@ typedef struct {
 
 typedef struct {
     int n_layer, n_head, n_embd, max_seq_len, vocab_size, padded_vocab;
+    /* absent before Llama (and still for GPT-2, whose manifests are as
+     * they were): arch NULL means gpt2 */
+    char *arch;
+    int n_kv_head, ffn_dim, tie_embeddings;
 } mf_model_t;
 
 typedef struct {
@@ -74,6 +78,11 @@ static const cyaml_schema_field_t mf_model_fields[] = {
     CYAML_FIELD_INT("max_seq_len", CYAML_FLAG_DEFAULT, mf_model_t, max_seq_len),
     CYAML_FIELD_INT("vocab_size", CYAML_FLAG_DEFAULT, mf_model_t, vocab_size),
     CYAML_FIELD_INT("padded_vocab", CYAML_FLAG_DEFAULT, mf_model_t, padded_vocab),
+    CYAML_FIELD_STRING_PTR("arch", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, mf_model_t, arch, 0,
+                           CYAML_UNLIMITED),
+    CYAML_FIELD_INT("n_kv_head", CYAML_FLAG_OPTIONAL, mf_model_t, n_kv_head),
+    CYAML_FIELD_INT("ffn_dim", CYAML_FLAG_OPTIONAL, mf_model_t, ffn_dim),
+    CYAML_FIELD_INT("tie_embeddings", CYAML_FLAG_OPTIONAL, mf_model_t, tie_embeddings),
     CYAML_FIELD_END};
 static const cyaml_schema_field_t mf_layout_fields[] = {
     CYAML_FIELD_INT("dp", CYAML_FLAG_DEFAULT, mf_layout_t, dp),
@@ -147,6 +156,14 @@ static CT_MUST_USE ct_status_t mf_parse(const char *text, size_t len, const char
         CT_LOG_ERROR("checkpoint manifest %s: model n_layer=%d n_head=%d n_embd=%d max_seq_len=%d "
                      "vocab_size=%d padded_vocab=%d: out of range", path, mm->n_layer, mm->n_head,
                      mm->n_embd, mm->max_seq_len, mm->vocab_size, mm->padded_vocab);
+    } else if (mm->arch && strcmp(mm->arch, "gpt2") != 0 && strcmp(mm->arch, "llama") != 0) {
+        CT_LOG_ERROR("checkpoint manifest %s: model arch '%s' is not one this ctrain knows "
+                     "(gpt2, llama)", path, ct_log_clip(mm->arch, shown));
+    } else if (mm->arch && !strcmp(mm->arch, "llama") &&
+               (mm->n_kv_head < 1 || mm->ffn_dim < 1 || (mm->tie_embeddings & ~1))) {
+        CT_LOG_ERROR("checkpoint manifest %s: llama model n_kv_head=%d ffn_dim=%d "
+                     "tie_embeddings=%d: out of range", path, mm->n_kv_head, mm->ffn_dim,
+                     mm->tie_embeddings);
     } else {
         *mf_p = mf;
         return CT_OK;
@@ -301,6 +318,9 @@ static CT_MUST_USE ct_status_t ckpt_write_manifest(const char *dir, const ct_mod
     fprintf(f, "model:\n  n_layer: %d\n  n_head: %d\n  n_embd: %d\n  max_seq_len: %d\n"
                "  vocab_size: %d\n  padded_vocab: %d\n",
             full->L, full->NH, full->C, full->maxT, full->V, full->Vp);
+    if (full->arch != CT_ARCH_GPT2)
+        fprintf(f, "  arch: %s\n  n_kv_head: %d\n  ffn_dim: %d\n  tie_embeddings: %d\n",
+                ct_model_arch_name(full->arch), full->NKV, full->F, full->tied);
     fprintf(f, "layout:\n  dp: %d\n  tp: %d\n  zero: %d\n", lay->dp, lay->tp, lay->zero);
     fprintf(f, "config: |\n");
     yaml_block(f, cfg_yaml);
@@ -761,8 +781,26 @@ static CT_MUST_USE ct_status_t ckpt_read_optim(const char *dir, const mf_t *mf, 
 /* The model's shape; the padded vocabulary is the layout's, checked apart. */
 static int mf_model_matches(const mf_model_t *mm, const ct_model_dims_t *d)
 {
+    const char *arch = mm->arch ? mm->arch : "gpt2";
+    if (strcmp(arch, ct_model_arch_name(d->arch)) != 0) return 0;
+    if (d->arch == CT_ARCH_LLAMA &&
+        (mm->n_kv_head != d->NKV || mm->ffn_dim != d->F || mm->tie_embeddings != d->tied))
+        return 0;
     return mm->n_layer == d->L && mm->n_head == d->NH && mm->n_embd == d->C &&
            mm->max_seq_len == d->maxT && mm->vocab_size == d->V;
+}
+
+/* "gpt2 n_layer=12 ..." or "llama n_layer=... n_kv_head=... ffn_dim=...
+ * tie_embeddings=...", for messages. */
+static const char *mf_describe(const char *arch, int L, int NH, int C, int maxT, int V, int NKV,
+                               int F, int tied, char *buf, size_t n)
+{
+    int k = snprintf(buf, n, "%s n_layer=%d n_head=%d n_embd=%d max_seq_len=%d vocab_size=%d",
+                     arch ? arch : "gpt2", L, NH, C, maxT, V);
+    if (arch && strcmp(arch, "gpt2") != 0 && k > 0 && (size_t)k < n)
+        snprintf(buf + k, n - (size_t)k, " n_kv_head=%d ffn_dim=%d tie_embeddings=%d", NKV, F,
+                 tied);
+    return buf;
 }
 
 ct_status_t ct_ckpt_load(const char *dir, ct_model_t *m, ct_optim_t *o, ct_ckpt_state_t *state_p)
@@ -775,11 +813,14 @@ ct_status_t ct_ckpt_load(const char *dir, ct_model_t *m, ct_optim_t *o, ct_ckpt_
     const ct_model_dims_t *d = &m->d;
     const mf_model_t *mm = &mf->model;
     if (!mf_model_matches(mm, d)) {
-        CT_LOG_ERROR("checkpoint %s holds a model with n_layer=%d n_head=%d n_embd=%d "
-                     "max_seq_len=%d vocab_size=%d, the config asks for %d/%d/%d/%d/%d\n---> "
-                     "HINT: use the checkpoint's model settings",
-                     dir, mm->n_layer, mm->n_head, mm->n_embd, mm->max_seq_len, mm->vocab_size,
-                     d->L, d->NH, d->C, d->maxT, d->V);
+        char have[256], want[256];
+        CT_LOG_ERROR("checkpoint %s holds a model %s; the config asks for %s\n---> HINT: use "
+                     "the checkpoint's model settings", dir,
+                     mf_describe(mm->arch, mm->n_layer, mm->n_head, mm->n_embd, mm->max_seq_len,
+                                 mm->vocab_size, mm->n_kv_head, mm->ffn_dim, mm->tie_embeddings,
+                                 have, sizeof have),
+                     mf_describe(ct_model_arch_name(d->arch), d->L, d->NH, d->C, d->maxT, d->V,
+                                 d->NKV, d->F, d->tied, want, sizeof want));
         st = CT_ERR_CONFIG;
         goto out;
     }
@@ -841,16 +882,16 @@ ct_status_t ct_ckpt_reshard(const char *src, const char *dst, int new_tp)
         goto out;
     }
     /* whatever rule wrote it: V <= Vp < V + 128 * tp, and whole rows per rank */
-    if (old_tp < 1 || fd.NH % old_tp != 0 || old_vp < fd.V || old_vp % old_tp != 0 ||
-        (int64_t)old_vp - fd.V >= 128 * (int64_t)old_tp) {
+    if (old_tp < 1 || !ct_model_tp_divides(&cfg.model, old_tp) || old_vp < fd.V ||
+        old_vp % old_tp != 0 || (int64_t)old_vp - fd.V >= 128 * (int64_t)old_tp) {
         CT_LOG_ERROR("checkpoint %s: layout tp = %d with padded_vocab = %d does not fit "
                      "vocab_size = %d and n_head = %d", src, old_tp, old_vp, fd.V, fd.NH);
         st = CT_ERR_CORRUPT;
         goto out;
     }
-    if (new_tp < 1 || fd.NH % new_tp != 0) {
-        CT_LOG_ERROR("cannot reshard to tp = %d: n_head (%d) must be divisible by it", new_tp,
-                     fd.NH);
+    if (new_tp < 1 || !ct_model_tp_divides(&cfg.model, new_tp)) {
+        CT_LOG_ERROR("cannot reshard to tp = %d: n_head (%d)%s must be divisible by it", new_tp,
+                     fd.NH, fd.arch == CT_ARCH_LLAMA ? " and the SwiGLU width" : "");
         st = CT_ERR_INVALID_ARG;
         goto out;
     }

@@ -1,16 +1,21 @@
-/* Hugging Face GPT-2 files, the parts that need no file: the names and
- * layout of GPT2LMHeadModel's tensors, and the readers of config.json and
+/* Hugging Face files, the parts that need no file: the names and layout of
+ * GPT2LMHeadModel's and LlamaForCausalLM's tensors, and the readers of
+ * config.json, of a sharded checkpoint's model.safetensors.index.json and
  * of a safetensors JSON header, on bytes in memory. `ctrain import` and
  * `ctrain export` (cli/cmd_hf.c) do the file I/O around them; the fuzzing
  * harness (tests/fuzz/fuzz_hf.c) calls the readers directly.
  *
- * The mapping: names transformer.* (GPT2Model's files lack the prefix; the
- * header reader accepts both), the vocabulary unpadded (V rows), the four
- * matrices transposed because HF's Conv1D stores (in, out) where we store
- * (out, in), and the LM head tied to wte. The attention mask buffers older
- * HF files carry (attn.bias, attn.masked_bias) are skipped.
- * Left out: untied heads, other activations (only gelu_new), sharded
- * safetensors. */
+ * GPT-2's mapping: names transformer.* (GPT2Model's files lack the prefix;
+ * the header reader accepts both), the vocabulary unpadded (V rows), the
+ * four matrices transposed because HF's Conv1D stores (in, out) where we
+ * store (out, in), and the LM head tied to wte. The attention mask buffers
+ * older HF files carry (attn.bias, attn.masked_bias) are skipped.
+ * Llama's: model.* and lm_head.weight, nn.Linear's (out, in) as ours, q and
+ * k rows already in the rotate-half order our RoPE uses, the head tied or
+ * not (tie_word_embeddings); rotary_emb.inv_freq buffers are skipped.
+ * Left out: GPT-2's untied heads and other activations (only gelu_new);
+ * Llama's biases (attention_bias, mlp_bias), RoPE scalings other than
+ * llama3, a head_dim other than hidden_size / num_attention_heads. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,11 +25,6 @@
 #include "core/log.h"
 #include "trainer/trainer.h"
 
-ct_hf_tensor_t *ct_hf_tensors(const ct_model_dims_t *d, int *n_p)
-{
-    int L = d->L, C = d->C, n = 0;
-    ct_hf_tensor_t *e = calloc((size_t)(4 + 12 * L), sizeof *e);
-    if (!e) return NULL;
 #define HF_ADD(src_, off_, R_, K_, tr_, ...)                                \
     do {                                                                    \
         snprintf(e[n].name, CT_HF_NAME_MAX, __VA_ARGS__);                   \
@@ -32,6 +32,51 @@ ct_hf_tensor_t *ct_hf_tensors(const ct_model_dims_t *d, int *n_p)
         e[n].transpose = (tr_);                                             \
         n++;                                                                \
     } while (0)
+
+/* The index of the model tensor called `name` ("wq"). */
+static int model_tensor(const ct_model_dims_t *d, const char *name)
+{
+    for (int i = 0; i < ct_model_num_tensors(d); i++)
+        if (!strcmp(ct_model_tensor_name(d, i), name)) return i;
+    CT_ASSERT(0 && "no such tensor");
+    return -1;
+}
+
+static ct_hf_tensor_t *llama_tensors(const ct_model_dims_t *d, int *n_p)
+{
+    const int L = d->L, C = d->C, KV = d->NKV * d->HS, F = d->F;
+    int n = 0;
+    ct_hf_tensor_t *e = calloc((size_t)(3 + 9 * L), sizeof *e);
+    if (!e) return NULL;
+    const int wq = model_tensor(d, "wq"), wk = model_tensor(d, "wk"), wv = model_tensor(d, "wv");
+    const int wo = model_tensor(d, "wo"), ln1 = model_tensor(d, "ln1w"), ln2 = model_tensor(d, "ln2w");
+    const int wg = model_tensor(d, "wgate"), wu = model_tensor(d, "wup");
+    const int wd = model_tensor(d, "wdown");
+    HF_ADD(model_tensor(d, "wte"), 0, d->V, C, 0, "model.embed_tokens.weight");
+    for (int l = 0; l < L; l++) {
+        size_t lc = (size_t)l * C;
+        HF_ADD(ln1, lc, 1, C, 0, "model.layers.%d.input_layernorm.weight", l);
+        HF_ADD(wq, lc * C, C, C, 0, "model.layers.%d.self_attn.q_proj.weight", l);
+        HF_ADD(wk, lc * KV, KV, C, 0, "model.layers.%d.self_attn.k_proj.weight", l);
+        HF_ADD(wv, lc * KV, KV, C, 0, "model.layers.%d.self_attn.v_proj.weight", l);
+        HF_ADD(wo, lc * C, C, C, 0, "model.layers.%d.self_attn.o_proj.weight", l);
+        HF_ADD(ln2, lc, 1, C, 0, "model.layers.%d.post_attention_layernorm.weight", l);
+        HF_ADD(wg, lc * F, F, C, 0, "model.layers.%d.mlp.gate_proj.weight", l);
+        HF_ADD(wu, lc * F, F, C, 0, "model.layers.%d.mlp.up_proj.weight", l);
+        HF_ADD(wd, lc * F, C, F, 0, "model.layers.%d.mlp.down_proj.weight", l);
+    }
+    HF_ADD(model_tensor(d, "lnfw"), 0, 1, C, 0, "model.norm.weight");
+    if (!d->tied) HF_ADD(model_tensor(d, "lm_head"), 0, d->V, C, 0, "lm_head.weight");
+    *n_p = n;
+    return e;
+}
+
+ct_hf_tensor_t *ct_hf_tensors(const ct_model_dims_t *d, int *n_p)
+{
+    if (d->arch == CT_ARCH_LLAMA) return llama_tensors(d, n_p);
+    int L = d->L, C = d->C, n = 0;
+    ct_hf_tensor_t *e = calloc((size_t)(4 + 12 * L), sizeof *e);
+    if (!e) return NULL;
     HF_ADD(0, 0, d->V, C, 0, "transformer.wte.weight");
     HF_ADD(1, 0, d->maxT, C, 0, "transformer.wpe.weight");
     for (int l = 0; l < L; l++) {
@@ -51,7 +96,6 @@ ct_hf_tensor_t *ct_hf_tensors(const ct_model_dims_t *d, int *n_p)
     }
     HF_ADD(14, 0, 1, C, 0, "transformer.ln_f.weight");
     HF_ADD(15, 0, 1, C, 0, "transformer.ln_f.bias");
-#undef HF_ADD
     *n_p = n;
     return e;
 }
@@ -81,6 +125,133 @@ static int config_int(struct json_object *cfg, const char *key, long long *v)
     return 0;
 }
 
+/* A top-level number: 0 found, 1 absent or null, -1 not a finite number. */
+static int config_num(struct json_object *cfg, const char *key, double *v)
+{
+    struct json_object *x;
+    if (!json_object_object_get_ex(cfg, key, &x) || !x) return 1;
+    if (!json_object_is_type(x, json_type_double) && !json_object_is_type(x, json_type_int))
+        return -1;
+    *v = json_object_get_double(x);
+    return isfinite(*v) ? 0 : -1;
+}
+
+/* A top-level boolean: 0 found, 1 absent or null, -1 not a boolean. */
+static int config_bool(struct json_object *cfg, const char *key, int *v)
+{
+    struct json_object *x;
+    if (!json_object_object_get_ex(cfg, key, &x) || !x) return 1;
+    if (!json_object_is_type(x, json_type_boolean)) return -1;
+    *v = json_object_get_boolean(x);
+    return 0;
+}
+
+/* LlamaForCausalLM's config.json (LlamaConfig's defaults where a key is
+ * absent: num_key_value_heads = num_attention_heads, rope_theta 10000,
+ * rms_norm_eps 1e-6, tie_word_embeddings false, hidden_act silu). */
+static CT_MUST_USE ct_status_t llama_config(struct json_object *cfg, const char *path,
+                                            ct_model_config_t *mc)
+{
+    char shown[CT_LOG_CLIP_BUF];
+    struct {
+        const char *key;
+        int *dst, need;
+    } keys[] = {{"vocab_size", &mc->vocab_size, 1},       {"hidden_size", &mc->n_embd, 1},
+                {"intermediate_size", &mc->ffn_dim, 1},   {"num_hidden_layers", &mc->n_layer, 1},
+                {"num_attention_heads", &mc->n_head, 1},
+                {"max_position_embeddings", &mc->max_seq_len, 1},
+                {"num_key_value_heads", &mc->n_kv_head, 0}};
+    mc->n_kv_head = 0;
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        long long v = 0;
+        int r = config_int(cfg, keys[k].key, &v);
+        if (r == 1 && !keys[k].need) continue;
+        if (r != 0 || v <= 0 || v > (1 << 30)) {
+            CT_LOG_ERROR("%s: '%s' is %s, want a positive integer", path, keys[k].key,
+                         r == 1 ? "missing" : r < 0 ? "not a valid integer" : "out of range");
+            return CT_ERR_CORRUPT;
+        }
+        *keys[k].dst = (int)v;
+    }
+    if (mc->n_embd % mc->n_head != 0) {
+        CT_LOG_ERROR("%s: hidden_size (%d) is not a multiple of num_attention_heads (%d)", path,
+                     mc->n_embd, mc->n_head);
+        return CT_ERR_CORRUPT;
+    }
+    long long hd;
+    if (config_int(cfg, "head_dim", &hd) == 0 && hd != mc->n_embd / mc->n_head) {
+        CT_LOG_ERROR("%s: head_dim = %lld, but ctrain's heads are hidden_size / "
+                     "num_attention_heads = %d wide", path, hd, mc->n_embd / mc->n_head);
+        return CT_ERR_UNSUPPORTED;
+    }
+    struct json_object *x;
+    if (json_object_object_get_ex(cfg, "hidden_act", &x) && x &&
+        (!json_object_is_type(x, json_type_string) || strcmp(json_object_get_string(x), "silu"))) {
+        CT_LOG_ERROR("%s: hidden_act '%s' is not supported: ctrain's SwiGLU uses silu", path,
+                     ct_log_clip(json_object_get_string(x), shown));
+        return CT_ERR_UNSUPPORTED;
+    }
+    const char *const no_bias[] = {"attention_bias", "mlp_bias"};
+    for (int k = 0; k < 2; k++) {
+        int b = 0, r = config_bool(cfg, no_bias[k], &b);
+        if (r < 0 || b) {
+            CT_LOG_ERROR("%s: %s is %s: ctrain's Llama has no biases", path, no_bias[k],
+                         r < 0 ? "not a boolean" : "true");
+            return r < 0 ? CT_ERR_CORRUPT : CT_ERR_UNSUPPORTED;
+        }
+    }
+    int tied = 0;
+    if (config_bool(cfg, "tie_word_embeddings", &tied) < 0) {
+        CT_LOG_ERROR("%s: tie_word_embeddings is not a boolean", path);
+        return CT_ERR_CORRUPT;
+    }
+    mc->tie_embeddings = tied;
+    double theta = 10000.0, eps = 1e-6;
+    int rt = config_num(cfg, "rope_theta", &theta), re = config_num(cfg, "rms_norm_eps", &eps);
+    if (rt < 0 || re < 0 || !(theta > 0) || !(eps > 0) || eps >= 1) {
+        CT_LOG_ERROR("%s: '%s' is not a valid number (rope_theta > 0, 0 < rms_norm_eps < 1)",
+                     path, rt < 0 || !(theta > 0) ? "rope_theta" : "rms_norm_eps");
+        return CT_ERR_CORRUPT;
+    }
+    mc->rope_theta = (float)theta;
+    mc->norm_eps = (float)eps;
+    mc->rope_scaling = CT_ROPE_SCALING_NONE;
+    struct json_object *rs;
+    if (json_object_object_get_ex(cfg, "rope_scaling", &rs) && rs) {
+        struct json_object *t;
+        const char *type = NULL;
+        if (json_object_is_type(rs, json_type_object) &&
+            ((json_object_object_get_ex(rs, "rope_type", &t) && t) ||
+             (json_object_object_get_ex(rs, "type", &t) && t)) &&
+            json_object_is_type(t, json_type_string))
+            type = json_object_get_string(t);
+        if (!type || (strcmp(type, "llama3") != 0 && strcmp(type, "default") != 0)) {
+            CT_LOG_ERROR("%s: rope_scaling %s%s%s is not supported: ctrain has llama3 (and none)",
+                         path, type ? "of rope_type '" : "without a rope_type",
+                         type ? ct_log_clip(type, shown) : "", type ? "'" : "");
+            return CT_ERR_UNSUPPORTED;
+        }
+        if (!strcmp(type, "llama3")) {
+            const char *const k4[] = {"factor", "low_freq_factor", "high_freq_factor",
+                                      "original_max_position_embeddings"};
+            double v[4];
+            for (int k = 0; k < 4; k++)
+                if (config_num(rs, k4[k], &v[k]) != 0 || !(v[k] > 0) || v[k] > (1 << 30)) {
+                    CT_LOG_ERROR("%s: rope_scaling.%s is missing or not a positive number", path,
+                                 k4[k]);
+                    return CT_ERR_CORRUPT;
+                }
+            mc->rope_scaling = CT_ROPE_SCALING_LLAMA3;
+            mc->rope_factor = (float)v[0];
+            mc->rope_low_freq_factor = (float)v[1];
+            mc->rope_high_freq_factor = (float)v[2];
+            mc->rope_original_max_seq_len = (int)v[3];
+        }
+    }
+    mc->arch = CT_ARCH_LLAMA;
+    return CT_OK;
+}
+
 ct_status_t ct_hf_parse_config(const char *text, size_t len, const char *path,
                                ct_model_config_t *mc)
 {
@@ -89,10 +260,31 @@ ct_status_t ct_hf_parse_config(const char *text, size_t len, const char *path,
     if (!json_object_is_type(cfg, json_type_object)) {
         if (cfg || !err.msg[0]) snprintf(err.msg, sizeof err.msg, "expected an object"), err.line = 1, err.col = 1;
         CT_LOG_ERROR("%s:%d:%d: malformed config.json: %s\n---> HINT: expected a Hugging Face "
-                     "GPT-2 config.json", path, err.line, err.col, err.msg);
+                     "GPT-2 or Llama config.json", path, err.line, err.col, err.msg);
         json_object_put(cfg);
         return CT_ERR_CORRUPT;
     }
+    /* model_type picks the reader; GPT-2's files have always been read without it */
+    struct json_object *mt;
+    char shown[CT_LOG_CLIP_BUF];
+    if (json_object_object_get_ex(cfg, "model_type", &mt) && mt) {
+        const char *type = json_object_is_type(mt, json_type_string) ? json_object_get_string(mt)
+                                                                     : "";
+        ct_status_t st = CT_OK;
+        if (!strcmp(type, "llama")) {
+            st = llama_config(cfg, path, mc);
+        } else if (strcmp(type, "gpt2") != 0) {
+            CT_LOG_ERROR("%s: model_type '%s' is not supported: ctrain reads gpt2 "
+                         "(GPT2LMHeadModel) and llama (LlamaForCausalLM)", path,
+                         ct_log_clip(type, shown));
+            st = CT_ERR_UNSUPPORTED;
+        }
+        if (strcmp(type, "gpt2") != 0) {
+            json_object_put(cfg);
+            return st;
+        }
+    }
+    mc->arch = CT_ARCH_GPT2;
     struct {
         const char *key, *alt;
         int *dst;
@@ -119,7 +311,6 @@ ct_status_t ct_hf_parse_config(const char *text, size_t len, const char *path,
         st = CT_ERR_UNSUPPORTED;
     }
     struct json_object *x;
-    char shown[CT_LOG_CLIP_BUF];
     if (st == CT_OK && json_object_object_get_ex(cfg, "activation_function", &x) &&
         json_object_is_type(x, json_type_string) &&
         strcmp(json_object_get_string(x), "gelu_new") != 0 &&
@@ -185,6 +376,47 @@ ct_status_t ct_hf_parse_header(const char *hdr, size_t hlen, const char *path,
                                const ct_hf_tensor_t *e, int n, int64_t data_len,
                                ct_hf_read_t **reads_p, int *n_reads_p)
 {
+    return ct_hf_parse_header_part(hdr, hlen, path, e, n, NULL, data_len, reads_p, n_reads_p);
+}
+
+/* The entry of e named `name` as a file names it: exactly, or for GPT-2
+ * without the transformer. prefix; n for a copy of the tied head
+ * (lm_head.weight when e has none); -1 for none. */
+static int hf_entry(const ct_hf_tensor_t *e, int n, const char *name)
+{
+    const int gpt2 = !strncmp(e[0].name, "transformer.", 12);
+    char full[512 + 16];
+    if (gpt2 && strncmp(name, "transformer.", 12) != 0 && strcmp(name, "lm_head.weight") != 0)
+        snprintf(full, sizeof full, "transformer.%s", name);
+    else
+        snprintf(full, sizeof full, "%s", name);
+    for (int q = 0; q < n; q++)
+        if (!strcmp(e[q].name, full)) return q;
+    return strcmp(full, "lm_head.weight") == 0 ? n : -1;
+}
+
+/* Buffers, not parameters: GPT-2's causal masks, Llama's RoPE frequencies. */
+static int hf_skipped(const char *name)
+{
+    const char *const tails[] = {".attn.bias", ".attn.masked_bias", ".rotary_emb.inv_freq"};
+    size_t fl = strlen(name);
+    for (int i = 0; i < 3; i++) {
+        size_t tl = strlen(tails[i]);
+        if (fl > tl && !strcmp(name + fl - tl, tails[i])) return 1;
+    }
+    return 0;
+}
+
+/* n_layer of a model from its tensor count, for messages. */
+static int hf_layers(const ct_hf_tensor_t *e, int n)
+{
+    return !strncmp(e[0].name, "transformer.", 12) ? (n - 4) / 12 : (n - 2) / 9;
+}
+
+ct_status_t ct_hf_parse_header_part(const char *hdr, size_t hlen, const char *path,
+                                    const ct_hf_tensor_t *e, int n, const unsigned char *in_file,
+                                    int64_t data_len, ct_hf_read_t **reads_p, int *n_reads_p)
+{
     ct_json_iter_t it = {0};
     ct_json_error_t jerr = {0};
     ct_status_t st = CT_OK;
@@ -206,7 +438,6 @@ ct_status_t ct_hf_parse_header(const char *hdr, size_t hlen, const char *path,
     size_t name_len;
     struct json_object *val;
     while (ct_json_iter_next(&it, &name, &name_len, &val)) {
-        char full[512 + 16];
         bad_at = it.key_offset;
         if (strlen(name) != name_len || name_len >= 512) goto bad_header;
         if (!strcmp(name, "__metadata__")) continue;
@@ -215,15 +446,7 @@ ct_status_t ct_hf_parse_header(const char *hdr, size_t hlen, const char *path,
         int nd = -1, no = 0;
         bad_at = it.value_offset;
         if (tensor_info(val, dtype, sizeof dtype, shape, &nd, offs, &no) != 0) goto bad_header;
-        /* GPT2Model files lack the transformer. prefix */
-        if (strncmp(name, "transformer.", 12) != 0 && strcmp(name, "lm_head.weight") != 0)
-            snprintf(full, sizeof full, "transformer.%s", name);
-        else
-            snprintf(full, sizeof full, "%s", name);
-        size_t fl = strlen(full);
-        if ((fl > 10 && !strcmp(full + fl - 10, ".attn.bias")) ||
-            (fl > 17 && !strcmp(full + fl - 17, ".attn.masked_bias")))
-            continue; /* causal-mask buffers, not parameters */
+        if (hf_skipped(name)) continue;
         int code = !strcmp(dtype, "F32") ? 4 : !strcmp(dtype, "F16") ? 2 : !strcmp(dtype, "BF16") ? 3 : 0;
         if (!code) {
             CT_LOG_ERROR("%s: tensor '%s' has dtype %s, only F32, F16 and BF16 are supported", path,
@@ -231,22 +454,21 @@ ct_status_t ct_hf_parse_header(const char *hdr, size_t hlen, const char *path,
             st = CT_ERR_UNSUPPORTED;
             goto out;
         }
-        int k = -1;
-        const ct_hf_tensor_t *want = NULL;
-        if (!strcmp(full, "lm_head.weight")) {
-            k = n;
-            want = &e[0];
-        } else {
-            for (int q = 0; q < n; q++)
-                if (!strcmp(e[q].name, full)) k = q;
-            if (k < 0) {
-                CT_LOG_ERROR("%s: unknown tensor '%s' for a GPT-2 with n_layer=%d\n---> HINT: is "
-                             "config.json from the same model?", path, ct_log_clip(name, shown),
-                             (n - 4) / 12);
-                st = CT_ERR_CORRUPT;
-                goto out;
-            }
-            want = &e[k];
+        int k = hf_entry(e, n, name);
+        if (k < 0) {
+            CT_LOG_ERROR("%s: unknown tensor '%s' for a %s with n_layer=%d\n---> HINT: is "
+                         "config.json from the same model?", path, ct_log_clip(name, shown),
+                         strncmp(e[0].name, "transformer.", 12) ? "Llama" : "GPT-2",
+                         hf_layers(e, n));
+            st = CT_ERR_CORRUPT;
+            goto out;
+        }
+        const ct_hf_tensor_t *want = k == n ? &e[0] : &e[k];
+        if (in_file && !in_file[k]) {
+            CT_LOG_ERROR("%s: holds tensor '%s', which model.safetensors.index.json maps to "
+                         "another file", path, ct_log_clip(name, shown));
+            st = CT_ERR_CORRUPT;
+            goto out;
         }
         if (seen[k]) {
             CT_LOG_ERROR("%s: tensor '%s' appears twice", path, ct_log_clip(name, shown));
@@ -279,9 +501,10 @@ ct_status_t ct_hf_parse_header(const char *hdr, size_t hlen, const char *path,
         }
         reads[nr++] = (ct_hf_read_t){.entry = k, .dtype = code, .offset = offs[0], .count = count};
     }
-    for (int k = 0; k < n; k++)
-        if (!seen[k]) {
-            CT_LOG_ERROR("%s: missing tensor '%s'", path, e[k].name);
+    for (int k = 0; k <= n; k++)
+        if (!seen[k] && (in_file ? in_file[k] : k < n)) {
+            CT_LOG_ERROR("%s: missing tensor '%s'%s", path, k < n ? e[k].name : "lm_head.weight",
+                         in_file ? " (model.safetensors.index.json maps it to this file)" : "");
             st = CT_ERR_CORRUPT;
             goto out;
         }
@@ -300,4 +523,75 @@ out:
         free(reads);
     }
     return st;
+}
+
+/* ---- model.safetensors.index.json ------------------------------------------------ */
+
+ct_status_t ct_hf_parse_index(const char *text, size_t len, const char *path,
+                              const ct_hf_tensor_t *e, int n, char ***files_p, int *n_files_p,
+                              int *file_of)
+{
+    ct_json_error_t err;
+    char shown[CT_LOG_CLIP_BUF];
+    struct json_object *root = ct_json_parse(text, len, 0, &err), *map = NULL;
+    if (!json_object_is_type(root, json_type_object) ||
+        !json_object_object_get_ex(root, "weight_map", &map) ||
+        !json_object_is_type(map, json_type_object)) {
+        if (root || !err.msg[0]) snprintf(err.msg, sizeof err.msg, "expected an object with a "
+                                          "\"weight_map\" object"), err.line = 1, err.col = 1;
+        CT_LOG_ERROR("%s:%d:%d: malformed index: %s", path, err.line, err.col, err.msg);
+        json_object_put(root);
+        return CT_ERR_CORRUPT;
+    }
+    ct_status_t st = CT_OK;
+    char **files = calloc((size_t)n + 1, sizeof *files);
+    int nf = 0;
+    if (!files) {
+        json_object_put(root);
+        return CT_ERR_NO_MEMORY;
+    }
+    for (int k = 0; k <= n; k++) file_of[k] = -1;
+    json_object_object_foreach(map, name, val)
+    {
+        const char *file = json_object_is_type(val, json_type_string) ? json_object_get_string(val)
+                                                                      : NULL;
+        if (!file || !file[0] || strchr(file, '/') || file[0] == '.') {
+            CT_LOG_ERROR("%s: weight_map['%s'] is not a file name in the same directory", path,
+                         ct_log_clip(name, shown));
+            st = CT_ERR_CORRUPT;
+            break;
+        }
+        if (hf_skipped(name)) continue;
+        int k = hf_entry(e, n, name);
+        if (k < 0) {
+            CT_LOG_ERROR("%s: weight_map names unknown tensor '%s' for a %s with n_layer=%d\n"
+                         "---> HINT: is config.json from the same model?", path,
+                         ct_log_clip(name, shown),
+                         strncmp(e[0].name, "transformer.", 12) ? "Llama" : "GPT-2",
+                         hf_layers(e, n));
+            st = CT_ERR_CORRUPT;
+            break;
+        }
+        int f = 0;
+        while (f < nf && strcmp(files[f], file) != 0) f++;
+        if (f == nf && !(files[nf++] = strdup(file))) {
+            st = CT_ERR_NO_MEMORY;
+            break;
+        }
+        file_of[k] = f;
+    }
+    for (int k = 0; k < n && st == CT_OK; k++)
+        if (file_of[k] < 0) {
+            CT_LOG_ERROR("%s: weight_map has no entry for tensor '%s'", path, e[k].name);
+            st = CT_ERR_CORRUPT;
+        }
+    json_object_put(root);
+    if (st != CT_OK) {
+        for (int f = 0; f < nf; f++) free(files[f]);
+        free(files);
+        return st;
+    }
+    *files_p = files;
+    *n_files_p = nf;
+    return CT_OK;
 }

@@ -242,6 +242,13 @@ static void log_placement(const train_ctx_t *c)
  * GPU, by node-local rank, and TP groups inside a node (trainer/placement.c). */
 static CT_MUST_USE ct_status_t choose_device_for(train_ctx_t *c)
 {
+    if (c->cfg->model.device == CT_DEVICE_AUTO && !ct_model_arch_has_cuda(c->cfg->model.arch)) {
+        /* every rank takes this path: the config is the same everywhere */
+        CT_LOG_INFO_R0("model.arch %s has no CUDA backend yet: training on the CPU",
+                       ct_model_arch_name(c->cfg->model.arch));
+        c->device = -1;
+        return CT_OK;
+    }
     ct_placement_t p;
     ct_status_t st = ct_train_place(c->cfg, c->g, &p);
     c->device = st == CT_OK ? p.device : -1;
@@ -374,8 +381,13 @@ static CT_MUST_USE ct_status_t train_setup(train_ctx_t *c)
         CT_LOG_INFO_R0("resumed from %s at step %lld", resume, (long long)s.step);
     }
     if (!resumed && cfg->model.init_from && *cfg->model.init_from) {
-        if ((st = ct_model_load_llmc(&c->model, cfg->model.init_from)) != CT_OK) return st;
-        CT_LOG_INFO_R0("initial weights from %s", cfg->model.init_from);
+        /* a directory is a Hugging Face model, a file llm.c's format */
+        struct stat ib;
+        const char *from = cfg->model.init_from;
+        int hf = stat(from, &ib) == 0 && S_ISDIR(ib.st_mode);
+        st = hf ? ct_hf_init_from(from, &cfg->model, &c->model) : ct_model_load_llmc(&c->model, from);
+        if ((st = agree(c, st)) != CT_OK) return st;
+        CT_LOG_INFO_R0("initial weights from %s%s", from, hf ? " (Hugging Face)" : "");
     } else if (!resumed) {
         ct_model_init_weights(&c->model, (uint64_t)cfg->train.seed, cfg->model.init_std);
         memset(c->optim.m, 0, c->optim.count * sizeof(float)); /* after a failed load */

@@ -146,7 +146,7 @@ void ct_sample_generate(ct_model_t *m, int32_t *ids, int n_prompt, int n_new, fl
 CT_MUST_USE ct_status_t ct_sample_print(ct_model_t *m, ct_bpe_t *bpe, const char *prompt, int n_new,
                             float temperature, int top_k, ct_rng_t *rng, FILE *out);
 
-/* ---- Hugging Face GPT-2 files (trainer/hf.c) -------------------------------------
+/* ---- Hugging Face files (trainer/hf.c) --------------------------------------------
  * What `ctrain import` and `ctrain export` need that is no file I/O: the
  * tensors of GPT2LMHeadModel and the readers of config.json and of a
  * safetensors JSON header, on bytes in memory. Nothing here allocates the
@@ -188,5 +188,50 @@ typedef struct {
 CT_MUST_USE ct_status_t ct_hf_parse_header(const char *hdr, size_t hlen, const char *path,
                                            const ct_hf_tensor_t *e, int n, int64_t data_len,
                                            ct_hf_read_t **reads_p, int *n_reads_p);
+
+/* ---- Hugging Face Llama files and sharded checkpoints (trainer/hf.c) ---------------
+ * ct_hf_tensors and ct_hf_parse_config serve LlamaForCausalLM too: for dims
+ * of arch llama the tensors are model.embed_tokens.weight, the layers'
+ * input_layernorm, self_attn.{q,k,v,o}_proj, post_attention_layernorm,
+ * mlp.{gate,up,down}_proj, model.norm.weight and, untied, lm_head.weight
+ * (all stored as ours, none transposed); a config.json of model_type
+ * llama fills the Llama keys of mc (arch, n_kv_head, ffn_dim, rope_*,
+ * norm_eps, tie_embeddings), any model_type but gpt2 and llama is
+ * CT_ERR_UNSUPPORTED. */
+
+/* ct_hf_parse_header for one file of a sharded checkpoint: in_file (n + 1
+ * flags, the last for a copy of a tied head) says which tensors the index
+ * puts in this file; each must be there, and no other. in_file NULL: all
+ * n, as ct_hf_parse_header. */
+CT_MUST_USE ct_status_t ct_hf_parse_header_part(const char *hdr, size_t hlen, const char *path,
+                                                const ct_hf_tensor_t *e, int n,
+                                                const unsigned char *in_file, int64_t data_len,
+                                                ct_hf_read_t **reads_p, int *n_reads_p);
+/* Reads model.safetensors.index.json text: its weight_map must name every
+ * one of the n tensors e (buffers such as rotary_emb.inv_freq are
+ * ignored; an unknown tensor or a file outside the directory is an error).
+ * On success *files_p (malloc'd array of malloc'd names, caller frees) holds
+ * the *n_files_p distinct files in order of first mention, and file_of[k]
+ * (n + 1 ints) the file of tensor k, -1 for an unlisted copy of a tied head
+ * (k = n). Logs and returns CT_ERR_CORRUPT or CT_ERR_NO_MEMORY. */
+CT_MUST_USE ct_status_t ct_hf_parse_index(const char *text, size_t len, const char *path,
+                                          const ct_hf_tensor_t *e, int n, char ***files_p,
+                                          int *n_files_p, int *file_of);
+
+/* ---- reading Hugging Face directories (trainer/hf_io.c) ---------------------------- */
+/* Reads the config.json at path into mc's model keys (ct_hf_parse_config;
+ * the other members are left alone). Logs; CT_ERR_NOT_FOUND when missing. */
+CT_MUST_USE ct_status_t ct_hf_read_config(const char *path, ct_model_config_t *mc);
+/* Reads HF_DIR's weights (model.safetensors, or the files its
+ * model.safetensors.index.json lists) into m's host parameters; m is a
+ * tp = 1 model whose dims match the files (ct_hf_read_config). Padding rows
+ * are left as they are. Logs the file and tensor on any error. */
+CT_MUST_USE ct_status_t ct_hf_read_weights(const char *dir, ct_model_t *m);
+/* model.init_from for a Hugging Face directory: checks its config.json
+ * against mc (architecture and shapes must agree: CT_ERR_CONFIG naming the
+ * key; context length, RoPE and norm epsilon may differ, with a warning),
+ * then loads the weights into m, this rank's shard of them under TP. */
+CT_MUST_USE ct_status_t ct_hf_init_from(const char *dir, const ct_model_config_t *mc,
+                                        ct_model_t *m);
 
 #endif

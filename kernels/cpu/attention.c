@@ -20,36 +20,6 @@
 
 long ct_attention_scratch_floats(int B, int T, int NH) { return (long)B * NH * T * T; }
 
-/* In-place causal softmax of rows [r0, r1) of a (T,T) score matrix whose
- * rows hold scaled scores in columns [0, r1); writes zeros in columns
- * (t, T) of row t. */
-static void causal_softmax_rows(float *att, int T, int r0, int r1)
-{
-    for (int t = r0; t < r1; t++) {
-        float *row = att + (long)t * T;
-        int len = t + 1, len8 = len / 8 * 8, tail = len - len8;
-        ct__f8 vmax = ct__f8_set1(-INFINITY);
-        for (int j = 0; j < len8; j += 8) vmax = ct__f8_max(vmax, ct__f8_load(row + j));
-        if (tail) vmax = ct__f8_max(vmax, ct__f8_load_part(row + len8, tail, -INFINITY));
-        float mx = ct__f8_hmax(vmax);
-        ct__f8 vmx = ct__f8_set1(mx), vsum = ct__f8_set1(0.0f);
-        for (int j = 0; j < len8; j += 8) {
-            ct__f8 e = ct__exp8(ct__f8_load(row + j) - vmx);
-            ct__f8_store(row + j, e);
-            vsum += e;
-        }
-        if (tail) {
-            ct__f8 e = ct__exp8(ct__f8_load_part(row + len8, tail, 0.0f) - vmx);
-            e = ct__f8_select(ct__i8_lanes_below(tail), e, ct__f8_set1(0.0f));
-            ct__f8_store_part(row + len8, e, tail);
-            vsum += e;
-        }
-        float inv = 1.0f / ct__f8_hsum(vsum);
-        for (int j = 0; j < len; j++) row[j] *= inv;
-        for (int j = len; j < T; j++) row[j] = 0.0f;
-    }
-}
-
 static void attention_forward_head(float *out, float *att, const float *qkv, int T, int NH,
                                    int HS)
 {
@@ -63,7 +33,7 @@ static void attention_forward_head(float *out, float *att, const float *qkv, int
         /* S[r0:r1, 0:r1] = scale * Q[r0:r1] K[0:r1]^T */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, r1, HS, scale,
                     q + (long)r0 * C3, C3, k, C3, 0.0f, a, T);
-        causal_softmax_rows(att, T, r0, r1);
+        ct__causal_softmax_rows(att, T, r0, r1);
         /* out[r0:r1] = P[r0:r1, 0:r1] V[0:r1] */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, HS, r1, 1.0f, a, T, v, C3,
                     0.0f, out + (long)r0 * C, C);

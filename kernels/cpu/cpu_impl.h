@@ -10,10 +10,12 @@
  *
  * Accuracy measured against double over the whole float range: exp within
  * 1.5 ulp inside its clamp range [-87.3, 88.3], tanh within 3e-7 absolute
- * and relative. Private to kernels/cpu. */
+ * and relative. Also the causal softmax the attention kernels share.
+ * Private to kernels/cpu. */
 #ifndef CT_KERNELS_CPU_CPU_IMPL_H
 #define CT_KERNELS_CPU_CPU_IMPL_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -120,6 +122,36 @@ static inline ct__f8 ct__tanh8(ct__f8 x)
     q = q * x2 + 2.26843463243900e-03f;
     q = q * x2 + 4.89352518554385e-03f;
     return p / q;
+}
+
+/* For attention.c and attention_gqa.c: the in-place causal softmax of
+ * rows [r0, r1) of a (T,T) score matrix whose rows hold scaled scores in
+ * columns [0, r1); writes zeros in columns (t, T) of row t. */
+static inline void ct__causal_softmax_rows(float *att, int T, int r0, int r1)
+{
+    for (int t = r0; t < r1; t++) {
+        float *row = att + (long)t * T;
+        int len = t + 1, len8 = len / 8 * 8, tail = len - len8;
+        ct__f8 vmax = ct__f8_set1(-INFINITY);
+        for (int j = 0; j < len8; j += 8) vmax = ct__f8_max(vmax, ct__f8_load(row + j));
+        if (tail) vmax = ct__f8_max(vmax, ct__f8_load_part(row + len8, tail, -INFINITY));
+        float mx = ct__f8_hmax(vmax);
+        ct__f8 vmx = ct__f8_set1(mx), vsum = ct__f8_set1(0.0f);
+        for (int j = 0; j < len8; j += 8) {
+            ct__f8 e = ct__exp8(ct__f8_load(row + j) - vmx);
+            ct__f8_store(row + j, e);
+            vsum += e;
+        }
+        if (tail) {
+            ct__f8 e = ct__exp8(ct__f8_load_part(row + len8, tail, 0.0f) - vmx);
+            e = ct__f8_select(ct__i8_lanes_below(tail), e, ct__f8_set1(0.0f));
+            ct__f8_store_part(row + len8, e, tail);
+            vsum += e;
+        }
+        float inv = 1.0f / ct__f8_hsum(vsum);
+        for (int j = 0; j < len; j++) row[j] *= inv;
+        for (int j = len; j < T; j++) row[j] = 0.0f;
+    }
 }
 
 #endif

@@ -60,7 +60,12 @@ static int config_equal(const ct_config_t *a, const ct_config_t *b)
            EQ(eval.sample_seed) && SEQ(eval.prompt) && SEQ(eval.tokenizer) &&
            EQ(checkpoint.every) && SEQ(checkpoint.resume) && EQ(checkpoint.keep_last) && EQ(checkpoint.keep_every) &&
            EQ(optim.zero) && EQ(parallel.dp) && EQ(parallel.tp) && EQ(comm.timeout_s) &&
-           EQ(comm.bucket_mib);
+           EQ(comm.bucket_mib) && EQ(model.arch) && EQ(model.n_kv_head) &&
+           EQ(model.ffn_dim) && EQ(model.ffn_multiple_of) && EQ(model.ffn_multiplier) &&
+           EQ(model.rope_theta) && EQ(model.rope_scaling) && EQ(model.rope_factor) &&
+           EQ(model.rope_low_freq_factor) && EQ(model.rope_high_freq_factor) &&
+           EQ(model.rope_original_max_seq_len) && EQ(model.norm_eps) &&
+           EQ(model.tie_embeddings);
 #undef EQ
 #undef SEQ
 }
@@ -693,6 +698,71 @@ static void test_free_twice(void)
     ct_config_free(NULL);
 }
 
+/* model.arch and the llama-only keys: defaults, validation, round trip. */
+static void test_llama_keys(void)
+{
+    ct_config_t c, b;
+    ct_config_defaults(&c);
+    CHECK(c.model.arch == CT_ARCH_GPT2 && c.model.n_kv_head == 0 && c.model.ffn_dim == 0 &&
+          c.model.tie_embeddings == 1 && c.model.rope_scaling == CT_ROPE_SCALING_NONE &&
+          c.model.rope_theta == 10000.0f && c.model.norm_eps == 1e-5f);
+    ct_config_free(&c);
+    ct_status_t st = load_yaml("model:\n  arch: llama\n  n_head: 12\n  n_kv_head: 4\n"
+                               "  rope_scaling: llama3\n  tie_embeddings: 0\n", &c);
+    CHECK(st == CT_OK);
+    if (st == CT_OK) {
+        CHECK(c.model.arch == CT_ARCH_LLAMA && c.model.n_kv_head == 4 && !c.model.tie_embeddings);
+        CHECK(ct_config_ffn_dim(&c.model) == 2048); /* 8 * 768 / 3 = 2048, a multiple of 256 */
+        char *y = ct_config_to_yaml(&c);
+        CHECK(y && strstr(y, "  arch: llama\n") && strstr(y, "  rope_scaling: llama3\n"));
+        CAPTURE_STDERR(st = ct_config_load_string(y, "resolved.yaml", &b));
+        CHECK(st == CT_OK);
+        if (st == CT_OK) {
+            CHECK(config_equal(&c, &b));
+            ct_config_free(&b);
+        }
+        free(y);
+        ct_config_free(&c);
+    }
+    /* GPT-2 keeps every llama key at its default, and says which one is not */
+    st = load_yaml("model:\n  n_kv_head: 4\n", &c);
+    CHECK(st == CT_ERR_CONFIG);
+    CHECK_CAPTURED("model.n_kv_head = 4 (from ");
+    CHECK_CAPTURED("applies to Llama models only");
+    st = load_yaml("model:\n  rope_theta: 500000\n  tie_embeddings: 0\n", &c);
+    CHECK(st == CT_ERR_CONFIG);
+    CHECK_CAPTURED("model.rope_theta = 500000");
+    CHECK_CAPTURED("model.tie_embeddings = 0");
+    /* Llama's cross-key rules */
+    st = load_yaml("model:\n  arch: llama\n  n_head: 12\n  n_kv_head: 5\n", &c);
+    CHECK(st == CT_ERR_CONFIG);
+    CHECK_CAPTURED("is not a multiple of model.n_kv_head = 5");
+    st = load_yaml("model:\n  arch: llama\n  n_head: 4\n  n_embd: 12\n", &c);
+    CHECK(st == CT_ERR_CONFIG);
+    CHECK_CAPTURED("head size model.n_embd = 12 (from ");
+    CHECK_CAPTURED("x.yaml:3) = 3 is odd: RoPE rotates pairs");
+    st = load_yaml("model:\n  arch: llama\n  n_head: 4\n  ffn_dim: 30\nparallel:\n  tp: 4\n",
+                   &c);
+    CHECK(st == CT_ERR_CONFIG);
+    CHECK_CAPTURED("the SwiGLU width 30");
+    CHECK_CAPTURED("not divisible by parallel.tp = 4");
+    st = load_yaml("model:\n  arch: llama\n  rope_scaling: llama3\n  rope_low_freq_factor: 4\n",
+                   &c);
+    CHECK(st == CT_ERR_CONFIG);
+    CHECK_CAPTURED("model.rope_high_freq_factor = 4 (default) must be above "
+                   "model.rope_low_freq_factor = 4");
+    st = load_yaml("model:\n  arch: mamba\n", &c);
+    CHECK(st == CT_ERR_CONFIG);
+    CHECK_CAPTURED("model.arch: 'mamba' is not valid (expected one of: gpt2, llama)");
+    st = load_yaml("model:\n  arch: llama\n  norm_eps: 0\n", &c);
+    CHECK(st == CT_ERR_CONFIG);
+    CHECK_CAPTURED("model.norm_eps: '0' is out of range");
+    /* a large vocabulary (Gemma 3's 262144) */
+    st = load_yaml("model:\n  arch: llama\n  vocab_size: 262144\n", &c);
+    CHECK(st == CT_OK);
+    if (st == CT_OK) ct_config_free(&c);
+}
+
 static void test_shipped_configs(void)
 {
     const char *src = getenv("CT_SOURCE_DIR");
@@ -700,16 +770,22 @@ static void test_shipped_configs(void)
         fprintf(stderr, "CT_SOURCE_DIR is not set: skipping the configs/ check\n");
         return;
     }
-    const char *names[] = {"tiny", "gpt2-124m", "gpt2-124m-cpu"};
-    for (int i = 0; i < 3; i++) {
+    const char *names[] = {"tiny", "gpt2-124m", "gpt2-124m-cpu", "llama-tiny", "smollm2-135m",
+                           "llama3.2-1b"};
+    for (int i = 0; i < 6; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/configs/%s.yaml", src, names[i]);
         ct_config_t c;
         ct_status_t st = ct_config_load(path, NULL, 0, &c);
         CHECK_MSG(st == CT_OK, "%s: %s", path, ct_status_name(st));
         if (st != CT_OK) continue;
-        if (i == 0) {
-            CHECK(c.model.n_layer == 4 && c.model.vocab_size == 4096);
+        if (i >= 3) {
+            CHECK(c.model.arch == CT_ARCH_LLAMA);
+            if (i == 3) CHECK(c.model.n_layer == 4 && ct_config_ffn_dim(&c.model) == 352);
+            if (i == 4) CHECK(c.model.n_kv_head == 3 && ct_config_ffn_dim(&c.model) == 1536);
+            if (i == 5) CHECK(c.model.n_kv_head == 8 && ct_config_ffn_dim(&c.model) == 8192 &&
+                              c.model.rope_scaling == CT_ROPE_SCALING_LLAMA3);
+        } else if (i == 0) {
             CHECK(strcmp(c.eval.tokenizer, "datasets/kjv/kjv.bpe") == 0);
             CHECK(strcmp(c.train.run_dir, "runs/tiny") == 0);
         } else {
@@ -737,6 +813,7 @@ int main(void)
     test_round_trip();
     test_retired_keys();
     test_free_twice();
+    test_llama_keys();
     test_shipped_configs();
     free((void *)tmp_dir);
     return ct_test_finish("test_config");

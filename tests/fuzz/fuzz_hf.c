@@ -1,9 +1,11 @@
 /* Fuzzes the Hugging Face import readers (trainer/hf.c): the input up to
- * its first NUL as config.json (ct_hf_parse_config), the rest as a
- * safetensors JSON header (ct_hf_parse_header), as `ctrain import` reads
- * them: the dims from config.json must pass the config's ranges first (the
- * import checks them by loading the resolved config), else a tiny model's
- * dims are used, so the header is fuzzed either way. */
+ * its first NUL as config.json (ct_hf_parse_config, GPT-2 or Llama), the
+ * rest as a safetensors JSON header (ct_hf_parse_header), as `ctrain
+ * import` reads them: the dims from config.json must pass the config's
+ * ranges first (the import checks them by loading the resolved config),
+ * else a tiny model's dims are used, so the header is fuzzed either way.
+ * The same rest is also read as a model.safetensors.index.json
+ * (ct_hf_parse_index). */
 #include "core/config.h"
 #include "fuzz.h"
 #include "trainer/trainer.h"
@@ -23,6 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (use_hf) {
         FUZZ_REQUIRE(hm.n_layer > 0 && hm.n_head > 0 && hm.n_embd % hm.n_head == 0 &&
                      hm.vocab_size > 0 && hm.max_seq_len > 0);
+        FUZZ_REQUIRE(hm.arch != CT_ARCH_LLAMA || (hm.ffn_dim > 0 && hm.n_kv_head >= 0));
         cfg.model = hm;
         if (cfg.train.seq_len > hm.max_seq_len) cfg.train.seq_len = hm.max_seq_len;
         char *y = ct_config_to_yaml(&cfg); /* what cmd_import checks */
@@ -41,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ct_model_dims(&cfg.model, 1, 0, &d);
     int n = 0;
     ct_hf_tensor_t *e = ct_hf_tensors(&d, &n);
-    FUZZ_REQUIRE(e != NULL && n == 4 + 12 * d.L);
+    FUZZ_REQUIRE(e != NULL && n == (d.arch == CT_ARCH_LLAMA ? 2 + 9 * d.L + !d.tied : 4 + 12 * d.L));
     ct_hf_read_t *reads = NULL;
     int nr = 0;
     const int64_t data_len = 1 << 20;
@@ -56,6 +59,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     free(reads);
+    char **files = NULL;
+    int nf = 0, *file_of = malloc((size_t)(n + 1) * sizeof *file_of);
+    FUZZ_REQUIRE(file_of != NULL);
+    if (ct_hf_parse_index(hdr, hlen, "model.safetensors.index.json", e, n, &files, &nf,
+                          file_of) == CT_OK) {
+        for (int k = 0; k < n; k++) FUZZ_REQUIRE(file_of[k] >= 0 && file_of[k] < nf);
+        for (int f = 0; f < nf; f++) {
+            FUZZ_REQUIRE(files[f][0] && !strchr(files[f], '/'));
+            free(files[f]);
+        }
+        free(files);
+    }
+    free(file_of);
     free(e);
     ct_config_free(&cfg);
     return 0;

@@ -41,6 +41,13 @@ out=$("$CTRAIN" sample "$WORK/imp" --tokens 16 --seed 3 2>&1) && [ -n "$out" ] &
 "$CTRAIN" train "$WORK/cfg.yaml" --set train.run_dir="$WORK/cont" --set checkpoint.resume="$IMP" \
     --set train.steps=2 > "$WORK/cont.log" 2>&1 && pass || fail "train from import: $(tail -3 "$WORK/cont.log")"
 
+# model.init_from on the Hugging Face directory trains as resuming from its import
+"$CTRAIN" train "$WORK/cfg.yaml" --set train.run_dir="$WORK/init" --set model.init_from="$WORK/hf1" \
+    --set train.steps=2 > "$WORK/init.log" 2>&1 || fail "train from init_from: $(tail -3 "$WORK/init.log")"
+a=$(grep -o '"step":[0-9]*,"\(loss\|val_loss\)":[^,}]*' "$WORK/init/metrics.jsonl")
+b=$(grep -o '"step":[0-9]*,"\(loss\|val_loss\)":[^,}]*' "$WORK/cont/metrics.jsonl")
+[ -n "$a" ] && [ "$a" = "$b" ] && pass || fail "init_from differs from resuming the import: $a / $b"
+
 # malformed inputs
 expect_fail "export no format" "--format hf" -- "$CTRAIN" export "$CKPT" "$WORK/x"
 expect_fail "import missing dir" "$WORK/nope/config.json" -- "$CTRAIN" import "$WORK/nope" "$WORK/x"
