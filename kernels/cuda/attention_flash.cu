@@ -361,7 +361,7 @@ static __global__ void __launch_bounds__(CT__FA_THREADS)
     static_assert(2 * QT >= CT__FA_ROWS, "the K and V tiles are staged in the Q/dO buffer");
     __shared__ __align__(32) __nv_bfloat16 qd[2 * QT * LDH]; /* Q tile, dO tile */
     __shared__ __align__(32) float lt[16 * LDS], dt[16 * LDS]; /* -lse_i/scale, -D_i by column */
-    __shared__ __align__(32) float sbuf[CT__FA_WARPS][16 * LDS];
+    __shared__ __align__(32) float sbuf[CT__FA_WARPS][16 * LDS], sbuf2[CT__FA_WARPS][16 * LDS];
     __shared__ __align__(32) __nv_bfloat16 pbuf[CT__FA_WARPS][16 * LDP];
     __shared__ __align__(32) float mask[16 * 16]; /* S^T[j][i]: -inf where i < j */
 
@@ -373,7 +373,7 @@ static __global__ void __launch_bounds__(CT__FA_THREADS)
     const ct_bf16_t *qb = qkv + (long)b * T * C3 + (long)h * HS, *kb = qb + C, *vb = qb + 2 * C;
     const ct_bf16_t *dob = dout + (long)b * T * C + (long)h * HS;
     const float *lse_bh = stats + bh * T, *D_bh = D + bh * T;
-    float *sw = sbuf[warp];
+    float *sw = sbuf[warp], *sw2 = sbuf2[warp]; /* P^T, dS^T */
     __nv_bfloat16 *pw = pbuf[warp];
 
     for (int i = threadIdx.x; i < 256; i += CT__FA_THREADS) mask[i] = i % 16 < i / 16 ? -INFINITY : 0.0f;
@@ -407,27 +407,26 @@ static __global__ void __launch_bounds__(CT__FA_THREADS)
         /* 16-query slices n with q0 + 16n >= row0 hold a visible query */
         const int nfirst = row0 > q0 ? (row0 - q0) / 16 : 0;
         if (nfirst < NQ) { /* warp-uniform */
-            ct__fa_acc p[NQ], ds[NQ];
-#pragma unroll
-            for (int n = 0; n < NQ; n++) {
-                if (n < nfirst) continue;
-                wmma::load_matrix_sync(p[n], lt + 16 * n, LDS, wmma::mem_row_major);
-                wmma::load_matrix_sync(ds[n], dt + 16 * n, LDS, wmma::mem_row_major);
+            for (int n = nfirst; n < NQ; n++) {
+                ct__fa_acc p, ds;
+                wmma::load_matrix_sync(p, lt + 16 * n, LDS, wmma::mem_row_major);
+                wmma::load_matrix_sync(ds, dt + 16 * n, LDS, wmma::mem_row_major);
 #pragma unroll
                 for (int k = 0; k < NK; k++) {
                     ct__fa_bcol qf, of;
                     wmma::load_matrix_sync(qf, qd + 16 * n * LDH + 16 * k, LDH);
-                    wmma::mma_sync(p[n], kf[k], qf, p[n]);
+                    wmma::mma_sync(p, kf[k], qf, p);
                     wmma::load_matrix_sync(of, qd + QT * LDH + 16 * n * LDH + 16 * k, LDH);
-                    wmma::mma_sync(ds[n], vf[k], of, ds[n]);
+                    wmma::mma_sync(ds, vf[k], of, ds);
                 }
                 if (q0 + 16 * n == row0) /* the diagonal block */
-                    for (int i = 0; i < p[n].num_elements; i++) p[n].x[i] += mk.x[i];
-                for (int i = 0; i < p[n].num_elements; i++) {
-                    p[n].x[i] = exp2f(sl * p[n].x[i]); /* P^T */
-                    ds[n].x[i] *= p[n].x[i];           /* dS^T */
+                    for (int i = 0; i < p.num_elements; i++) p.x[i] += mk.x[i];
+                for (int i = 0; i < p.num_elements; i++) {
+                    p.x[i] = exp2f(sl * p.x[i]); /* P^T */
+                    ds.x[i] *= p.x[i];           /* dS^T */
                 }
-                wmma::store_matrix_sync(sw + 16 * n, p[n], LDS, wmma::mem_row_major);
+                wmma::store_matrix_sync(sw + 16 * n, p, LDS, wmma::mem_row_major);
+                wmma::store_matrix_sync(sw2 + 16 * n, ds, LDS, wmma::mem_row_major);
             }
             __syncwarp();
             ct__fa_to_bf16(pw, LDP, sw, LDS, 16 * nfirst, QT);
@@ -442,11 +441,8 @@ static __global__ void __launch_bounds__(CT__FA_THREADS)
                     wmma::mma_sync(dv[d], pf, of, dv[d]);
                 }
             }
-#pragma unroll
-            for (int n = 0; n < NQ; n++)
-                if (n >= nfirst) wmma::store_matrix_sync(sw + 16 * n, ds[n], LDS, wmma::mem_row_major);
-            __syncwarp();
-            ct__fa_to_bf16(pw, LDP, sw, LDS, 16 * nfirst, QT);
+            __syncwarp(); /* every lane has loaded P^T from pw */
+            ct__fa_to_bf16(pw, LDP, sw2, LDS, 16 * nfirst, QT);
             __syncwarp();
             for (int n = nfirst; n < NQ; n++) { /* dk += dS^T Q */
                 ct__fa_a dsf;
