@@ -213,7 +213,8 @@ static __global__ void __launch_bounds__(CT__FA_THREADS)
                 float p0 = c <= vis ? exp2f(v.x * sl - mnew) : 0.0f;
                 float p1 = c + 1 <= vis ? exp2f(v.y * sl - mnew) : 0.0f;
                 sum += p0 + p1;
-                *reinterpret_cast<__nv_bfloat162 *>(pw + r * LDP + c) = __floats2bfloat162_rn(p0, p1);
+                *reinterpret_cast<__nv_bfloat162 *>(pw + r * LDP + c) =
+                    __floats2bfloat162_rn(p0, p1);
             }
             sum += __shfl_xor_sync(0xffffffffu, sum, 1);
             l = l * corr + sum;
@@ -274,8 +275,14 @@ static __global__ void __launch_bounds__(CT__FA_THREADS)
     /* D of row qrow (lanes 2r and 2r+1 take half the head each) and lse */
     float dsum = 0.0f, lse = INFINITY; /* rows >= T: P = 0 */
     if (qrow < T) {
-        const ct_bf16_t *dr = dob + (long)qrow * C, *orow = out + ((long)b * T + qrow) * C + (long)h * HS;
-        for (int c = half * (HS / 2); c < (half + 1) * (HS / 2); c++) dsum += ct__bf(dr[c]) * ct__bf(orow[c]);
+        const ct_bf16_t *dr = dob + (long)qrow * C;
+        const ct_bf16_t *orow = out + ((long)b * T + qrow) * C + (long)h * HS;
+        for (int c = half * (HS / 2); c < (half + 1) * (HS / 2); c += 8) {
+            ct__bf16x8 x = *reinterpret_cast<const ct__bf16x8 *>(dr + c);
+            ct__bf16x8 y = *reinterpret_cast<const ct__bf16x8 *>(orow + c);
+#pragma unroll
+            for (int e = 0; e < 8; e++) dsum += __bfloat162float(x.v[e]) * __bfloat162float(y.v[e]);
+        }
         lse = stats[bh * T + qrow];
     }
     dsum += __shfl_xor_sync(0xffffffffu, dsum, 1);
@@ -284,7 +291,8 @@ static __global__ void __launch_bounds__(CT__FA_THREADS)
     ct__fa_acc linit, dinit, mk;
     ct__fa_row_frag(linit, sw, LDS, -lse / scale);
     ct__fa_row_frag(dinit, sw, LDS, -dsum);
-    for (int i = threadIdx.x; i < 256; i += CT__FA_THREADS) mask[i] = i % 16 > i / 16 ? -INFINITY : 0.0f;
+    for (int i = threadIdx.x; i < 256; i += CT__FA_THREADS)
+        mask[i] = i % 16 > i / 16 ? -INFINITY : 0.0f;
 
     ct__fa_a qf[NK], df[NK];
     ct__fa_stage<HS, CT__FA_ROWS>(kv, qb, C3, q0, T);
@@ -376,7 +384,8 @@ static __global__ void __launch_bounds__(CT__FA_THREADS)
     float *sw = sbuf[warp], *sw2 = sbuf2[warp]; /* P^T, dS^T */
     __nv_bfloat16 *pw = pbuf[warp];
 
-    for (int i = threadIdx.x; i < 256; i += CT__FA_THREADS) mask[i] = i % 16 < i / 16 ? -INFINITY : 0.0f;
+    for (int i = threadIdx.x; i < 256; i += CT__FA_THREADS)
+        mask[i] = i % 16 < i / 16 ? -INFINITY : 0.0f;
     ct__fa_a kf[NK], vf[NK];
     ct__fa_acc mk;
     ct__fa_stage<HS, CT__FA_ROWS>(qd, kb, C3, k0, T);
@@ -492,8 +501,10 @@ void ct_cuda_attention_forward_flash(ct_bf16_t *out, float *stats, const ct_bf16
     dim3 grid((unsigned)((long)B * NH), (unsigned)ct__ceil_div(T, CT__FA_ROWS));
     cudaStream_t st = ct__stream(stream);
     switch (HS) {
-#define CT__FA_FWD(v)                                                                     \
-    case v: ct__fa_fwd_kernel<v><<<grid, CT__FA_THREADS, 0, st>>>(out, stats, qkv, T, NH, sl); break;
+#define CT__FA_FWD(v)                                                                    \
+    case v:                                                                              \
+        ct__fa_fwd_kernel<v><<<grid, CT__FA_THREADS, 0, st>>>(out, stats, qkv, T, NH, sl); \
+        break;
         CT__FA_HEAD_SIZES(CT__FA_FWD)
 #undef CT__FA_FWD
     }
