@@ -1,14 +1,24 @@
 /* GPU benchmark (bench/gpu.sh): training steps of GPT-2 124M and 350M at
  * T=1024 with the largest micro-batch that fits, and the bf16 GEMM rate at
  * 4096^3 through our matmul and through cuBLASLt alone.
- *   bench_gpu model L NH C [T] [steps]   one model; prints key=value lines
+ *   bench_gpu model L NH C [T] [steps] [auto|cudnn|plain]
+ *                                        one model (model.attention as given,
+ *                                        default auto); prints key=value lines
  *   bench_gpu gemm [M]                   the GEMM comparison
+ *   bench_gpu attention B T NH HS [iters]
+ *                                        causal attention forward and backward
+ *                                        alone: the flash kernels, the per-row
+ *                                        kernels and cuDNN (when built), ms and
+ *                                        TFLOP/s each, and the flash results'
+ *                                        largest difference from the per-row ones
  * MFU = model FLOPs (6N + 12LCT per token, N without wpe) / time / the
  * device's bf16 dense peak (table in kernels/cuda/device.cu; CT_PEAK_TFLOPS
  * overrides). Tokens are random: speed does not depend on them. Exits 77
  * without a CUDA device. */
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,10 +38,11 @@ static double peak_tflops(double table)
 }
 
 /* Tries B = 64, 48, 32, ... until the model and its activations fit. */
-static int bench_model(int L, int NH, int C, int T, int steps)
+static int bench_model(int L, int NH, int C, int T, int steps, ct_attention_t attention)
 {
     ct_config_t cfg;
     ct_config_defaults(&cfg);
+    cfg.model.attention = attention;
     cfg.model.n_layer = L;
     cfg.model.n_head = NH;
     cfg.model.n_embd = C;
@@ -82,8 +93,9 @@ static int bench_model(int L, int NH, int C, int T, int steps)
     double dt = t_sum / steps, tokens = (double)B * T;
     double flops = ct_model_flops_per_token(&m, T) * tokens / dt;
     double peak = peak_tflops(ct_model_peak_tflops(&m)) * 1e12;
-    printf("model L=%d NH=%d C=%d T=%d B=%d params=%.1fM device=\"%s\"\n", L, NH, C, T, B,
-           m.num_params / 1e6, ct_model_device_name(&m));
+    printf("model L=%d NH=%d C=%d T=%d B=%d params=%.1fM device=\"%s\" attention=%s\n", L, NH, C,
+           T, B, m.num_params / 1e6, ct_model_device_name(&m),
+           attention == CT_ATTENTION_PLAIN ? "plain" : attention == CT_ATTENTION_CUDNN ? "cudnn" : "auto");
     printf("  ms_per_step=%.1f tokens_per_s=%.0f tflops=%.1f mfu=%s%.1f%% peak_mem_mib=%.0f "
            "loss=%.3f\n",
            dt * 1e3, tokens / dt, flops / 1e12, peak > 0 ? "" : "(unknown peak) ",
@@ -202,6 +214,154 @@ static int bench_gemm(int M)
     return 0;
 }
 
+/* ---- attention alone ------------------------------------------------------ */
+
+typedef struct {
+    ct_cuda_t *ctx;
+    int B, T, NH, HS;
+    ct_bf16_t *qkv, *out, *dout, *dqkv;
+    float *stats, *scratch;
+} bench_att_t;
+
+enum { ATT_FLASH, ATT_ROW, ATT_CUDNN };
+
+static void att_run(const bench_att_t *a, int which, int bwd)
+{
+    if (which == ATT_FLASH && !bwd)
+        ct_cuda_attention_forward_flash(a->out, a->stats, a->qkv, a->B, a->T, a->NH, a->HS, NULL);
+    else if (which == ATT_FLASH)
+        ct_cuda_attention_backward_flash(a->dqkv, a->dout, a->qkv, a->out, a->stats, a->scratch,
+                                         a->B, a->T, a->NH, a->HS, NULL);
+    else if (which == ATT_ROW && !bwd)
+        ct_cuda_attention_forward_plain(a->out, a->stats, a->qkv, a->B, a->T, a->NH, a->HS, NULL);
+    else if (which == ATT_ROW)
+        ct_cuda_attention_backward_plain(a->dqkv, a->dout, a->qkv, a->out, a->stats, a->scratch,
+                                         a->B, a->T, a->NH, a->HS, NULL);
+    else if (!bwd) /* the context is on cuDNN */
+        ct_cuda_attention_forward(a->ctx, a->out, a->stats, a->qkv, a->B, a->T, a->NH, a->HS, NULL);
+    else
+        ct_cuda_attention_backward(a->ctx, a->dqkv, a->dout, a->qkv, a->out, a->stats, a->B,
+                                   a->T, a->NH, a->HS, NULL);
+}
+
+/* Mean ms of `iters` calls after 2 warm-up calls (CUDA events). */
+static double att_time(const bench_att_t *a, int which, int bwd, int iters)
+{
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    for (int w = 0; w < 2; w++) att_run(a, which, bwd);
+    cudaEventRecord(e0, 0);
+    for (int i = 0; i < iters; i++) att_run(a, which, bwd);
+    cudaEventRecord(e1, 0);
+    cudaEventSynchronize(e1);
+    float ms = 0.0f;
+    cudaEventElapsedTime(&ms, e0, e1);
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    return ms / iters;
+}
+
+static float *att_down(const ct_bf16_t *d, long n)
+{
+    uint16_t *h = malloc((size_t)n * 2);
+    float *f = malloc((size_t)n * sizeof(float));
+    ct_cuda_stream_sync(NULL);
+    ct_cuda_copy(h, d, (size_t)n * 2, NULL);
+    ct_cuda_stream_sync(NULL);
+    for (long i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)h[i] << 16;
+        memcpy(&f[i], &u, 4);
+    }
+    free(h);
+    return f;
+}
+
+static double max_abs_diff(const float *x, const float *y, long n)
+{
+    double m = 0.0;
+    for (long i = 0; i < n; i++) {
+        double d = fabs((double)x[i] - y[i]);
+        if (!(d <= m)) m = d; /* NaN wins */
+    }
+    return m;
+}
+
+static double max_abs(const float *x, long n)
+{
+    double m = 0.0;
+    for (long i = 0; i < n; i++)
+        if (!(fabs((double)x[i]) <= m)) m = fabs((double)x[i]);
+    return m;
+}
+
+static int bench_attention(int B, int T, int NH, int HS, int iters)
+{
+    bench_att_t a = {.B = B, .T = T, .NH = NH, .HS = HS};
+    if (ct_cuda_init(0, CT_ATTN_AUTO, &a.ctx) != CT_OK) return 1;
+    const long C = (long)NH * HS, nqkv = (long)B * T * 3 * C, nout = (long)B * T * C;
+    const long nst = (long)B * NH * T, nscr = ct_cuda_attention_scratch_floats(B, T, NH);
+    float *tmp;
+    if (ct_cuda_alloc(a.ctx, (size_t)nqkv * 2, "qkv", (void **)&a.qkv) ||
+        ct_cuda_alloc(a.ctx, (size_t)nout * 2, "out", (void **)&a.out) ||
+        ct_cuda_alloc(a.ctx, (size_t)nout * 2, "dout", (void **)&a.dout) ||
+        ct_cuda_alloc(a.ctx, (size_t)nqkv * 2, "dqkv", (void **)&a.dqkv) ||
+        ct_cuda_alloc(a.ctx, (size_t)nst * 4, "stats", (void **)&a.stats) ||
+        ct_cuda_alloc(a.ctx, (size_t)nscr * 4, "scratch", (void **)&a.scratch) ||
+        ct_cuda_alloc(a.ctx, (size_t)nqkv * 4, "init", (void **)&tmp))
+        return 1;
+    float *h = malloc((size_t)nqkv * sizeof(float));
+    ct_rng_t r;
+    ct_rng_seed(&r, 11, 0, 0);
+    for (long i = 0; i < nqkv; i++) h[i] = ct_rng_normal(&r);
+    ct_cuda_copy(tmp, h, (size_t)nqkv * 4, NULL);
+    ct_cuda_f32_to_bf16(a.qkv, tmp, nqkv, NULL);
+    ct_cuda_f32_to_bf16(a.dout, tmp + nqkv - nout, nout, NULL);
+    ct_cuda_stream_sync(NULL);
+    free(h);
+    /* causal: S = Q K^T and P V over the lower triangle; the backward's
+     * five products are 2.5 times that (FLOPs counted as cuDNN's) */
+    double fwd_flop = 4.0 * B * NH * HS * ((double)T * (T + 1) / 2), bwd_flop = 2.5 * fwd_flop;
+    int have[3] = {ct_cuda_attention_flash_supports(HS), 1, 0};
+    if (ct_cuda_attn_impl(a.ctx) == CT_ATTN_CUDNN)
+        have[ATT_CUDNN] = ct_cuda_attention_prepare(a.ctx, B, T, NH, HS) == CT_OK;
+    const char *name[3] = {"flash", "per-row", "cudnn"};
+    double tot[3] = {0, 0, 0};
+    printf("attention B=%d T=%d NH=%d HS=%d device=\"%s\"\n", B, T, NH, HS,
+           ct_cuda_device_name(a.ctx));
+    for (int w = 0; w < 3; w++) {
+        if (!have[w]) {
+            printf("  %-8s unavailable\n", name[w]);
+            continue;
+        }
+        int it = w == ATT_ROW ? (iters + 4) / 5 : iters; /* the per-row kernels are slow */
+        double f = att_time(&a, w, 0, it), b = att_time(&a, w, 1, it);
+        tot[w] = f + b;
+        printf("  %-8s fwd_ms=%.3f (%.0f TFLOP/s) bwd_ms=%.3f (%.0f TFLOP/s) total_ms=%.3f\n",
+               name[w], f, fwd_flop / (f * 1e9), b, bwd_flop / (b * 1e9), f + b);
+    }
+    if (have[ATT_FLASH] && have[ATT_CUDNN])
+        printf("  flash/cudnn=%.2f\n", tot[ATT_FLASH] / tot[ATT_CUDNN]);
+    if (have[ATT_FLASH] && have[ATT_ROW])
+        printf("  per-row/flash=%.1f\n", tot[ATT_ROW] / tot[ATT_FLASH]);
+    if (have[ATT_FLASH]) { /* sanity on the real device: flash against per-row */
+        att_run(&a, ATT_FLASH, 0), att_run(&a, ATT_FLASH, 1);
+        float *fo = att_down(a.out, nout), *fd = att_down(a.dqkv, nqkv);
+        att_run(&a, ATT_ROW, 0), att_run(&a, ATT_ROW, 1);
+        float *ro = att_down(a.out, nout), *rd = att_down(a.dqkv, nqkv);
+        printf("  flash vs per-row: max|d out|=%.3g (max|out|=%.3g) max|d dqkv|=%.3g "
+               "(max|dqkv|=%.3g)\n",
+               max_abs_diff(fo, ro, nout), max_abs(ro, nout), max_abs_diff(fd, rd, nqkv),
+               max_abs(rd, nqkv));
+        free(fo), free(fd), free(ro), free(rd);
+    }
+    ct_cuda_dealloc(a.qkv), ct_cuda_dealloc(a.out), ct_cuda_dealloc(a.dout);
+    ct_cuda_dealloc(a.dqkv), ct_cuda_dealloc(a.stats), ct_cuda_dealloc(a.scratch);
+    ct_cuda_dealloc(tmp);
+    ct_cuda_free(a.ctx);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     ct_log_init();
@@ -210,9 +370,21 @@ int main(int argc, char **argv)
         return 77;
     }
     if (argc >= 2 && strcmp(argv[1], "gemm") == 0) return bench_gemm(argc > 2 ? atoi(argv[2]) : 4096);
-    if (argc >= 5 && strcmp(argv[1], "model") == 0)
+    if (argc >= 5 && strcmp(argv[1], "model") == 0) {
+        ct_attention_t att = CT_ATTENTION_AUTO;
+        if (argc > 7 && strcmp(argv[7], "plain") == 0) att = CT_ATTENTION_PLAIN;
+        else if (argc > 7 && strcmp(argv[7], "cudnn") == 0) att = CT_ATTENTION_CUDNN;
+        else if (argc > 7 && strcmp(argv[7], "auto") != 0) {
+            fprintf(stderr, "bench_gpu: attention must be auto, cudnn or plain, got '%s'\n", argv[7]);
+            return 2;
+        }
         return bench_model(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]),
-                           argc > 5 ? atoi(argv[5]) : 1024, argc > 6 ? atoi(argv[6]) : 10);
-    fprintf(stderr, "usage: bench_gpu model L NH C [T] [steps] | bench_gpu gemm [M]\n");
+                           argc > 5 ? atoi(argv[5]) : 1024, argc > 6 ? atoi(argv[6]) : 10, att);
+    }
+    if (argc >= 6 && strcmp(argv[1], "attention") == 0)
+        return bench_attention(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]),
+                               argc > 6 ? atoi(argv[6]) : 20);
+    fprintf(stderr, "usage: bench_gpu model L NH C [T] [steps] [auto|cudnn|plain] | bench_gpu gemm "
+                    "[M] | bench_gpu attention B T NH HS [iters]\n");
     return 2;
 }

@@ -415,7 +415,9 @@ void ct_cuda_matmul_dinp_f32(ct_cuda_t *ctx, float *dinp, const ct_bf16_t *dout,
  * at [0,C), [C,2C), [2C,3C), C = NH*HS, scale 1/sqrt(HS). out (B,T,C) bf16;
  * stats (B,NH,T) fp32 gets each query row's log-sum-exp of the scaled
  * scores (the softmax is never stored). The context picks cuDNN or the
- * plain kernels; ct_cuda_attention_*_plain always use the plain ones. */
+ * plain path: the flash kernels below where they apply, else the
+ * one-warp-per-row kernels; ct_cuda_attention_*_plain always use the
+ * per-row ones. */
 void ct_cuda_attention_forward(ct_cuda_t *ctx, ct_bf16_t *out, float *stats,
                                const ct_bf16_t *qkv, int B, int T, int NH, int HS, void *stream);
 /* dqkv (B,T,3C) bf16, overwritten, from dout and the forward's out/stats. */
@@ -438,6 +440,24 @@ void ct_cuda_attention_backward_plain(ct_bf16_t *dqkv, const ct_bf16_t *dout,
                                       const float *stats, float *scratch, int B, int T, int NH,
                                       int HS, void *stream);
 long ct_cuda_attention_scratch_floats(int B, int T, int NH);
+
+/* ---- attention_flash.cu: the plain path's tensor-core kernels -----------
+ * FlashAttention-style causal attention (key tiles, online softmax, bf16
+ * WMMA products with fp32 accumulation, the backward recomputing the
+ * softmax from stats); deterministic. Same arguments and results as
+ * ct_cuda_attention_*_plain, scratch included
+ * (ct_cuda_attention_scratch_floats), for head sizes where
+ * ct_cuda_attention_flash_supports(HS) is nonzero and 16-byte aligned
+ * tensors (both asserted). ct_cuda_attention_forward/backward use them on
+ * the plain path when they apply; ct_cuda_attention_*_plain stay the
+ * one-warp-per-row kernels (the reference). Any B, T >= 1. */
+int ct_cuda_attention_flash_supports(int HS);
+void ct_cuda_attention_forward_flash(ct_bf16_t *out, float *stats, const ct_bf16_t *qkv, int B,
+                                     int T, int NH, int HS, void *stream);
+void ct_cuda_attention_backward_flash(ct_bf16_t *dqkv, const ct_bf16_t *dout,
+                                      const ct_bf16_t *qkv, const ct_bf16_t *out,
+                                      const float *stats, float *scratch, int B, int T, int NH,
+                                      int HS, void *stream);
 
 /* ---- xent.cu: fused softmax + cross-entropy over the first V of Vp ------
  * losses[i] (fp32) = lse_i - logits[i, targets[i]], computed in fp32 from

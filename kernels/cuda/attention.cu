@@ -1,5 +1,7 @@
 /* Causal self-attention, plain CUDA (the fallback to cuDNN SDPA), and the
- * dispatch between the two on the context's attention implementation.
+ * dispatch on the context's attention implementation: cuDNN, or the plain
+ * path, which takes the tensor-core kernels of attention_flash.cu where
+ * they apply (head size, alignment) and the per-row kernels here otherwise.
  *
  * Same math as kernels/cpu/attention.c (scale 1/sqrt(HS), q/k/v heads at
  * [0,C), [C,2C), [2C,3C) of each (B,T,3C) token row) but the softmax is
@@ -12,8 +14,8 @@
  * rows, then dk and dv by key rows), so every gradient element is written
  * by one warp in a fixed order: deterministic, no atomics.
  * Leaves out dropout, non-causal masks, HS > 128, tensor cores and shared
- * memory tiling: it is the correctness reference and the fallback, cuDNN
- * is the fast path. */
+ * memory tiling: these kernels are the correctness reference and the
+ * fallback; attention_flash.cu and cuDNN are the fast paths. */
 #include <math.h>
 
 #include "kernels/cuda/cuda_common.cuh"
@@ -279,11 +281,21 @@ void ct_cuda_attention_backward_plain(ct_bf16_t *dqkv, const ct_bf16_t *dout,
 
 /* ---- dispatch ----------------------------------------------------------- */
 
+/* The flash kernels apply: a head size they are built for and 16-byte
+ * aligned tensors (their 128-bit loads and stores). */
+static int ct__use_flash(int HS, const void *a, const void *b, const void *c, const void *d)
+{
+    uintptr_t any = (uintptr_t)a | (uintptr_t)b | (uintptr_t)c | (uintptr_t)d;
+    return ct_cuda_attention_flash_supports(HS) && (any & 15u) == 0;
+}
+
 void ct_cuda_attention_forward(ct_cuda_t *ctx, ct_bf16_t *out, float *stats,
                                const ct_bf16_t *qkv, int B, int T, int NH, int HS, void *stream)
 {
     if (ctx->attn == CT_ATTN_CUDNN)
         ct__cudnn_attention_forward(ctx, out, stats, qkv, B, T, NH, HS, ct__stream(stream));
+    else if (ct__use_flash(HS, out, qkv, qkv, qkv))
+        ct_cuda_attention_forward_flash(out, stats, qkv, B, T, NH, HS, stream);
     else
         ct_cuda_attention_forward_plain(out, stats, qkv, B, T, NH, HS, stream);
 }
@@ -301,8 +313,12 @@ void ct_cuda_attention_backward(ct_cuda_t *ctx, ct_bf16_t *dqkv, const ct_bf16_t
     if (need <= 0) return;
     /* Sized by ct_cuda_attention_prepare, outside the training step. */
     CT_ASSERT(ctx->attn_scratch != NULL && ctx->attn_scratch_floats >= (size_t)need);
-    ct_cuda_attention_backward_plain(dqkv, dout, qkv, out, stats, ctx->attn_scratch, B, T, NH,
-                                     HS, stream);
+    if (ct__use_flash(HS, dqkv, dout, qkv, out))
+        ct_cuda_attention_backward_flash(dqkv, dout, qkv, out, stats, ctx->attn_scratch, B, T, NH,
+                                         HS, stream);
+    else
+        ct_cuda_attention_backward_plain(dqkv, dout, qkv, out, stats, ctx->attn_scratch, B, T,
+                                         NH, HS, stream);
 }
 
 ct_status_t ct_cuda_attention_prepare(ct_cuda_t *ctx, int B, int T, int NH, int HS)

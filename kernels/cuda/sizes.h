@@ -37,7 +37,8 @@ static inline long ct__sumsq_blocks(long n)
     return b < CT__SUMSQ_MAX_BLOCKS ? b : CT__SUMSQ_MAX_BLOCKS;
 }
 
-/* attention.cu: the plain backward's scratch, one float per (b, h, row). */
+/* attention.cu and attention_flash.cu: the plain backward's scratch, one float
+ * per (b, h, row) (D_i = dout_i . out_i). */
 static inline long ct__attention_scratch_floats(int B, int T, int NH) { return (long)B * NH * T; }
 
 #endif

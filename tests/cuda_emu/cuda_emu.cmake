@@ -11,8 +11,8 @@
 enable_language(CXX)
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 set(CT_EMU_DIR ${CMAKE_SOURCE_DIR}/tests/cuda_emu)
-set(CT_EMU_CU encoder layernorm residual gelu xent convert adamw attention matmul device
-    attention_nocudnn)
+set(CT_EMU_CU encoder layernorm residual gelu xent convert adamw attention attention_flash
+    matmul device attention_nocudnn)
 set(CT_EMU_SRC)
 foreach(f ${CT_EMU_CU})
   set(in ${CMAKE_SOURCE_DIR}/kernels/cuda/${f}.cu)

@@ -5,7 +5,9 @@
  * one OS thread per CUDA thread of a block, the blocks one after another.
  * __syncthreads is a barrier over the block's threads that have not
  * returned; __shfl_xor_sync exchanges through a per-warp buffer and fails
- * loudly if a lane of a full-mask shuffle has returned; a barrier nobody
+ * loudly if a lane of a full-mask shuffle has returned; __syncwarp is a
+ * barrier of the whole warp (full mask only); WMMA (nvcuda::wmma, bf16
+ * m16n16k16) is modelled by include/mma.h; a barrier nobody
  * completes within 60 s is reported as a deadlock (abort). __shared__
  * variables become statics, which is sound because blocks never overlap.
  * What it does not model: timing, memory coherence subtleties beyond
@@ -40,11 +42,14 @@ extern thread_local uint3 threadIdx, blockIdx;
 extern thread_local dim3 blockDim, gridDim;
 
 void ct_emu_syncthreads(void);
+void ct_emu_syncwarp(unsigned mask);
 uint64_t ct_emu_shfl_xor(unsigned mask, uint64_t v, int lane_mask);
 void ct_emu_run(dim3 grid, dim3 block, const std::function<void()> &body);
 float ct_emu_atomic_add(float *addr, float v);
 
 inline void __syncthreads(void) { ct_emu_syncthreads(); }
+/* Full mask only; every lane of the warp must be live (else abort). */
+inline void __syncwarp(unsigned mask = 0xffffffffu) { ct_emu_syncwarp(mask); }
 template <class T> inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32)
 {
     static_assert(sizeof(T) <= 8, "shuffle of at most 8 bytes");

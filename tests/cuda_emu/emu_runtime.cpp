@@ -6,14 +6,21 @@
  * coroutines, a small x86-64 stack switch) run by the launching OS thread;
  * blocks run one after another. A fiber runs until it waits at a barrier
  * (__syncthreads: every live thread of the block; a warp barrier inside
- * __shfl_xor_sync: every live lane of the warp) or returns. The last to
- * arrive releases the others. When no fiber can run but some have not
- * returned, the kernel is deadlocked (a barrier in divergent code) and the
- * emulator aborts with what each thread waits for. */
+ * __shfl_xor_sync, __syncwarp and the WMMA collectives of include/mma.h:
+ * every live lane of the warp) or returns. The last to arrive releases the
+ * others, after running the collective's work once. Lanes of a warp must
+ * meet at the same kind of warp barrier, and a lane must not return while
+ * the rest of its warp waits at a full-warp one (both abort). When no fiber
+ * can run but some have not returned, the kernel is deadlocked (a barrier
+ * in divergent code) and the emulator aborts with what each thread waits
+ * for. Each fiber's stack ends in a guard page, so an overflow faults. */
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <mutex>
+#include <sys/mman.h>
 #include <unordered_map>
 #include <vector>
 
@@ -56,7 +63,7 @@ ct_emu_switch:
 namespace {
 
 enum { RUNNABLE, AT_BLOCK, AT_WARP, DONE };
-const size_t STACK = 64 * 1024;
+const size_t STACK = 256 * 1024, GUARD = 4096; /* WMMA fragments are whole tiles here */
 
 struct Fiber {
     void *sp;
@@ -70,6 +77,9 @@ struct Launch {
     std::vector<uint64_t> shfl[2]; /* one slot per thread, double-buffered */
     std::vector<unsigned char> parity; /* which buffer a lane's next shuffle uses */
     std::vector<int> warp_live, warp_wait;
+    std::vector<unsigned char> warp_full; /* waiters need all 32 lanes */
+    std::vector<const char *> tag;        /* the warp barrier a lane waits at */
+    std::vector<void *> coll_arg;         /* its argument to a warp collective */
     int live = 0, block_wait = 0, cur = -1;
     void *sched_sp = nullptr;
     const std::function<void()> *body = nullptr;
@@ -92,6 +102,14 @@ void trampoline()
         for (auto &x : l->f)
             if (x.state == AT_BLOCK) x.state = RUNNABLE;
         l->block_wait = 0;
+    }
+    if (l->warp_wait[(size_t)w] > 0 && l->warp_full[(size_t)w]) {
+        const char *at = "a warp barrier";
+        for (int i = w * 32; i < w * 32 + 32 && i < (int)l->f.size(); i++)
+            if (l->f[(size_t)i].state == AT_WARP) at = l->tag[(size_t)i];
+        fprintf(stderr, "cuda_emu: a lane of block %u, warp %d returned while the rest of the "
+                        "warp waits at %s, which needs all 32 lanes\n", blockIdx.x, w, at);
+        abort();
     }
     if (l->warp_wait[(size_t)w] > 0 && l->warp_wait[(size_t)w] == l->warp_live[(size_t)w]) {
         for (int i = w * 32; i < w * 32 + 32 && i < (int)l->f.size(); i++)
@@ -147,33 +165,83 @@ void ct_emu_syncthreads(void)
     yield_to_scheduler();
 }
 
-static void warp_barrier(Launch *l, int w)
+/* The calling lane waits at warp barrier `tag` until every live lane of its
+ * warp has arrived; the last to arrive checks that all are at the same kind
+ * of barrier, runs fn (a collective's work) and releases them. full: the
+ * barrier needs all 32 lanes (the caller has checked that they are live). */
+static void warp_barrier(Launch *l, int w, const char *tag, bool full,
+                         void (*fn)(void **, const char *) = nullptr)
 {
+    int t = l->cur;
+    l->tag[(size_t)t] = tag;
+    if (full) l->warp_full[(size_t)w] = 1;
     if (++l->warp_wait[(size_t)w] == l->warp_live[(size_t)w]) {
+        for (int i = w * 32; i < w * 32 + 32 && i < (int)l->f.size(); i++)
+            if ((l->f[(size_t)i].state == AT_WARP || i == t) && strcmp(l->tag[(size_t)i], tag)) {
+                fprintf(stderr, "cuda_emu: block %u, warp %d: lanes meet at different warp "
+                                "barriers (%s and %s): divergent warp-collective code\n",
+                        blockIdx.x, w, l->tag[(size_t)i], tag);
+                abort();
+            }
+        if (fn) fn(&l->coll_arg[(size_t)(w * 32)], tag);
         for (int i = w * 32; i < w * 32 + 32 && i < (int)l->f.size(); i++)
             if (l->f[(size_t)i].state == AT_WARP) l->f[(size_t)i].state = RUNNABLE;
         l->warp_wait[(size_t)w] = 0;
+        l->warp_full[(size_t)w] = 0;
         return;
     }
-    l->f[(size_t)l->cur].state = AT_WARP;
+    l->f[(size_t)t].state = AT_WARP;
     yield_to_scheduler();
+}
+
+/* Aborts unless the calling lane's warp has all 32 lanes live. */
+static void need_full_warp(Launch *l, const char *what)
+{
+    int w = l->cur / 32;
+    if (l->warp_live[(size_t)w] != 32) {
+        fprintf(stderr, "cuda_emu: %s in block %u, warp %d with %d live lanes (it needs the whole "
+                        "warp)\n", what, blockIdx.x, w, l->warp_live[(size_t)w]);
+        abort();
+    }
+}
+
+void ct_emu_syncwarp(unsigned mask)
+{
+    Launch *l = L;
+    if (mask != 0xffffffffu) {
+        fprintf(stderr, "cuda_emu: __syncwarp(0x%x): only the full mask is modelled\n", mask);
+        abort();
+    }
+    need_full_warp(l, "__syncwarp");
+    warp_barrier(l, l->cur / 32, "__syncwarp", true);
+}
+
+void ct_emu_warp_collective(const char *what, void *arg, void (*fn)(void **, const char *))
+{
+    Launch *l = L;
+    need_full_warp(l, what);
+    l->coll_arg[(size_t)l->cur] = arg;
+    warp_barrier(l, l->cur / 32, what, true, fn);
+}
+
+void ct_emu_wmma_fail(const char *what, const char *why)
+{
+    fprintf(stderr, "cuda_emu: %s in block (%u,%u,%u), warp %d: %s\n", what, blockIdx.x,
+            blockIdx.y, blockIdx.z, L ? L->cur / 32 : -1, why);
+    abort();
 }
 
 uint64_t ct_emu_shfl_xor(unsigned mask, uint64_t v, int lane_mask)
 {
     Launch *l = L;
     int t = l->cur, w = t / 32, lane = t % 32;
-    if (mask == 0xffffffffu && l->warp_live[(size_t)w] != 32) {
-        fprintf(stderr, "cuda_emu: full-mask __shfl_xor_sync in block %u, warp %d with %d live "
-                        "lanes\n", blockIdx.x, w, l->warp_live[(size_t)w]);
-        abort();
-    }
+    if (mask == 0xffffffffu) need_full_warp(l, "full-mask __shfl_xor_sync");
     /* one barrier per shuffle: buffer p is written again only two shuffles
      * later, after a barrier every lane passes after reading it */
     int p = l->parity[(size_t)t];
     l->parity[(size_t)t] = (unsigned char)(p ^ 1);
     l->shfl[p][(size_t)t] = v;
-    warp_barrier(l, w);
+    warp_barrier(l, w, "__shfl_xor_sync", mask == 0xffffffffu);
     return l->shfl[p][(size_t)(w * 32 + (lane ^ lane_mask))];
 }
 
@@ -203,8 +271,19 @@ void ct_emu_run(dim3 grid, dim3 block, const std::function<void()> &body)
     l.parity.resize((size_t)nt);
     l.warp_live.resize((size_t)(nt + 31) / 32);
     l.warp_wait.resize(l.warp_live.size());
+    l.warp_full.resize(l.warp_live.size());
+    l.tag.resize((size_t)nt);
+    l.coll_arg.resize((size_t)nt);
     static thread_local std::vector<char *> pool; /* stacks, reused by launches */
-    while (pool.size() < (size_t)nt) pool.push_back((char *)malloc(STACK));
+    while (pool.size() < (size_t)nt) {
+        char *m = (char *)mmap(nullptr, STACK + GUARD, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED || mprotect(m, GUARD, PROT_NONE) != 0) {
+            fprintf(stderr, "cuda_emu: cannot map a fiber stack: %s\n", strerror(errno));
+            abort();
+        }
+        pool.push_back(m + GUARD); /* stacks grow down, into the guard page */
+    }
     for (int t = 0; t < nt; t++) {
         l.f[(size_t)t].stack = pool[(size_t)t];
         l.f[(size_t)t].tid =
@@ -219,6 +298,7 @@ void ct_emu_run(dim3 grid, dim3 block, const std::function<void()> &body)
         for (size_t w = 0; w < l.warp_live.size(); w++) {
             l.warp_live[w] = (int)w * 32 + 32 <= nt ? 32 : nt - (int)w * 32;
             l.warp_wait[w] = 0;
+            l.warp_full[w] = 0;
         }
         for (auto &fb : l.f) start_fiber(fb);
         for (auto &p : l.parity) p = 0;

@@ -7,7 +7,10 @@
 # It unpacks the bundle at the absolute path it was built at (CTest files
 # hold absolute paths), puts the toolkit's and nvidia/* libraries on the
 # loader path, runs the gpu-labelled tests with their output, the CPU-vs-GPU
-# unit tests, and bench/gpu.sh (124M only with `quick`). Logs go to $OUT.
+# unit tests, bench/gpu.sh (124M only with `quick`), then the attention
+# kernels alone at GPT-2 124M's shape with B=8 (flash, per-row, cuDNN) and a
+# 124M step with model.attention: plain, whose ratio to the cuDNN step (issue
+# 13: at most 1.5) is printed last. Logs go to $OUT.
 set -uo pipefail
 OUT=${OUT:-/tmp/ctrain-gpu-out}
 mkdir -p "$OUT"
@@ -37,5 +40,16 @@ if [ "${1:-}" = quick ]; then
     CT_LOG_LEVEL=warn build-gpu/bench/bench_gpu model 12 12 768 1024 ${STEPS:-20} 2>&1 | tee "$OUT/bench_gpu.log"
 else
     BUILD=build-gpu STEPS=${STEPS:-20} bash bench/gpu.sh 2>&1 | tee "$OUT/bench_gpu.log"
+fi
+echo "== attention alone, GPT-2 124M shape (B=8, T=1024, NH=12, HS=64) =="
+CT_LOG_LEVEL=warn build-gpu/bench/bench_gpu attention 8 1024 12 64 20 2>&1 | tee "$OUT/bench_attention.log"
+echo "== GPT-2 124M, T=1024, model.attention: plain =="
+CT_LOG_LEVEL=warn build-gpu/bench/bench_gpu model 12 12 768 1024 ${STEPS:-20} plain 2>&1 |
+    tee -a "$OUT/bench_attention.log"
+step_ms() { grep -A1 "^model L=12 NH=12 C=768 .*attention=$2" "$1" | grep -o 'ms_per_step=[0-9.]*' | head -1 | cut -d= -f2; }
+cudnn_ms=$(step_ms "$OUT/bench_gpu.log" auto) plain_ms=$(step_ms "$OUT/bench_attention.log" plain)
+if [ -n "$cudnn_ms" ] && [ -n "$plain_ms" ]; then
+    echo "124M step: plain attention $plain_ms ms, auto (cuDNN when built) $cudnn_ms ms," \
+         "ratio $(awk -v p="$plain_ms" -v c="$cudnn_ms" 'BEGIN { printf "%.2f", p / c }') (target <= 1.5)"
 fi
 echo "device checks: $(( $(date +%s) - t0 )) s"

@@ -1117,6 +1117,205 @@ static void test_adamw(const char *name, long n, int t, int clip, int nonfinite,
     free(gm), free(vv);
 }
 
+/* ---- flash attention (attention_flash.cu) ------------------------------------------------
+ *
+ * The tensor-core kernels against the CPU reference (ct_attention_*_ref) and
+ * the per-row CUDA kernels (ct_cuda_attention_*_plain), on T that are not
+ * multiples of the tiles (16, 32, 64), several B and NH, each instantiated
+ * head size. Each element gets its own bound, from a first-order analysis
+ * of the bf16 roundings the flash kernels add, evaluated on the CPU's
+ * values (P = softmax, dP_ij = dO_i . v_j, D_i = sum_j P_ij dP_ij,
+ * dS = P (dP - D), in double):
+ * - out_i = sum_j P_ij v_j / l_i with P rounded to bf16 (relative 2^-8, as
+ *   in the header) before P V: |d out_id| <= 2^-8 sum_j P_ij |v_jd|.
+ * - dv_j = sum_i P_ij dO_i, P^T rounded: |d dv_jd| <= 2^-8 sum_i P_ij |dO_id|.
+ * - dq_i = scale sum_j dS_ij k_j and dk_j = scale sum_i dS_ij q_i, with the
+ *   error e_ij of the dS_ij they use: dS rounded to bf16 (2^-8 |dS_ij|),
+ *   plus P_ij times the error of D_i, which the GPU takes from the bf16 out
+ *   of its forward: sum_d |dO_id| |out_gpu - out_cpu|_id (the measured
+ *   difference). Then |d dq_id| <= scale sum_j e_ij |k_jd|, |d dk_jd| <=
+ *   scale sum_i e_ij |q_id|.
+ * - fp32 effects (dot products of <= 2T terms in another order, exp2/log2
+ *   against exp/log, lse carried in fp32): relative 2^-16 of each sum of
+ *   absolute terms (dP_ij, D_i, every P_ij), far above the ~T 2^-24 worst
+ *   case; it keeps the bound non-zero where a value is exactly 0 on the CPU
+ *   (dq at T = 1: dP - D = 0) but not on the GPU.
+ * An element passes when |gpu - cpu| <= |cpu|/128 + 2 E: the first term is
+ * the bf16 rounding of the output (as everywhere in this file), the factor 2
+ * covers the second-order terms. Against the per-row kernels, which carry
+ * the same output rounding and the same D, the bound is |ref|/64 + 2 E.
+ * stats (fp32 lse) use TOL_ATT_STATS; out also has rms(gpu - cpu)/rms(cpu)
+ * <= 1e-2 (a kernel with only bf16 rounding shows ~3e-3). The backward is
+ * run twice and must match bit for bit (no atomics), and the context's plain
+ * path must give the flash results bit for bit where flash applies and the
+ * per-row results where it does not (an output not 16-byte aligned). */
+#define FA_BF (1.0 / 256)    /* bf16 rounding of P, dS: relative, 8 significant bits */
+#define FA_F32 (1.0 / 65536) /* fp32 effects, relative to the sum of |terms| */
+
+/* Per-element error estimates E (see above) for out (B,T,C) and dqkv
+ * (B,T,3C), zeroed by the caller; out_gpu is the out the GPU backward uses. */
+static void flash_errors(double *e_out, double *e_dqkv, const float *qkv, const float *dout,
+                         const float *att, const float *out_cpu, const float *out_gpu, int B,
+                         int T, int NH, int HS)
+{
+    const int C = NH * HS;
+    const long C3 = 3L * C;
+    const double scale = 1.0 / sqrt((double)HS);
+    double *dP = malloc((size_t)T * sizeof(double)), *A = malloc((size_t)T * sizeof(double));
+    CT_ASSERT(dP && A);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int i = 0; i < T; i++) {
+                const float *P = att + (((long)b * NH + h) * T + i) * T;
+                const float *dO = dout + ((long)b * T + i) * C + h * HS;
+                const float *q = qkv + ((long)b * T + i) * C3 + h * HS;
+                const float *oc = out_cpu + ((long)b * T + i) * C + h * HS;
+                const float *og = out_gpu + ((long)b * T + i) * C + h * HS;
+                double D = 0.0, dD = 0.0;
+                for (int j = 0; j <= i; j++) {
+                    const float *v = qkv + ((long)b * T + j) * C3 + 2 * C + h * HS;
+                    double s = 0.0, a = 0.0;
+                    for (int d = 0; d < HS; d++) s += (double)dO[d] * v[d], a += fabs((double)dO[d] * v[d]);
+                    dP[j] = s, A[j] = a;
+                    D += P[j] * s;
+                }
+                for (int d = 0; d < HS; d++)
+                    dD += fabs((double)dO[d]) * (fabs((double)og[d] - oc[d]) + FA_F32 * fabs((double)oc[d]));
+                for (int j = 0; j <= i; j++) {
+                    const float *k = qkv + ((long)b * T + j) * C3 + C + h * HS, *v = k + C;
+                    double p = P[j], ds = p * (dP[j] - D);
+                    double e = p * (FA_F32 * A[j] + dD) + (FA_BF + FA_F32) * fabs(ds);
+                    double *eo = e_out + ((long)b * T + i) * C + h * HS;
+                    double *eq = e_dqkv + ((long)b * T + i) * C3 + h * HS;
+                    double *ek = e_dqkv + ((long)b * T + j) * C3 + C + h * HS, *ev = ek + C;
+                    for (int d = 0; d < HS; d++) {
+                        eo[d] += (FA_BF + FA_F32) * p * fabs((double)v[d]);
+                        ev[d] += (FA_BF + FA_F32) * p * fabs((double)dO[d]);
+                        eq[d] += scale * e * fabs((double)k[d]);
+                        ek[d] += scale * e * fabs((double)q[d]);
+                    }
+                }
+            }
+    free(dP), free(A);
+}
+
+/* bound[i] = |ref[i]| * rel + 2 * e[i] */
+static double *flash_bound(const double *e, const float *ref, long n, double rel)
+{
+    double *bd = h_alloc((size_t)n * sizeof(double));
+    for (long i = 0; i < n; i++) bd[i] = rel * fabs((double)ref[i]) + 2.0 * e[i];
+    return bd;
+}
+
+/* extra: also the bit-for-bit checks (repeat, context dispatch, fallback). */
+static void test_flash_attention(int B, int T, int NH, int HS, int extra)
+{
+    char tag[128];
+    snprintf(tag, sizeof tag, "flash attention B=%d T=%d NH=%d HS=%d", B, T, NH, HS);
+    CHECK_MSG(ct_cuda_attention_flash_supports(HS), "%s: head size not supported", tag);
+    if (!ct_cuda_attention_flash_supports(HS)) return;
+    const int C = NH * HS;
+    const long nqkv = (long)B * T * 3 * C, nout = (long)B * T * C, nst = (long)B * NH * T;
+    /* scores of rms 4: peaked rows, so the running max moves between key tiles */
+    float *qkv = h_randn_bf(nqkv, 2.0f, 0.0f), *dout = h_randn_bf(nout, 1.0f, 0.0f);
+    float *out = h_f(nout), *att = h_f((long)B * NH * T * T), *dqkv = h_f(nqkv);
+    float *scr = h_f(ct_attention_scratch_floats(B, T, NH)), *lse = h_f(nst);
+    ct_attention_forward_ref(out, att, qkv, B, T, NH, HS);
+    ct_attention_backward_ref(dqkv, dout, qkv, att, scr, B, T, NH, HS); /* dqkv zeroed */
+    for (long r = 0; r < nst; r++) { /* lse = log sum_j exp(s_j) = s_t - log P_tt */
+        int t = (int)(r % T);
+        long b = r / T / NH, h = r / T % NH;
+        const float *q = qkv + (b * T + t) * 3 * C + h * HS, *k = q + C;
+        double s = 0.0;
+        for (int d = 0; d < HS; d++) s += (double)q[d] * k[d];
+        lse[r] = (float)(s / sqrt((double)HS) - log((double)att[r * T + t]));
+    }
+
+    ct_bf16_t *d_qkv = d_up_bf16(qkv, nqkv, "fa qkv"), *d_dout = d_up_bf16(dout, nout, "fa dout");
+    ct_bf16_t *d_out = d_alloc((size_t)nout * 2, "fa out"), *d_out2 = d_alloc((size_t)nout * 2 + 16, "fa out2");
+    ct_bf16_t *d_dqkv = d_alloc((size_t)nqkv * 2, "fa dqkv"), *d_dqkv2 = d_alloc((size_t)nqkv * 2 + 16, "fa dqkv2");
+    float *d_st = d_alloc((size_t)nst * 4, "fa stats"), *d_st2 = d_alloc((size_t)nst * 4, "fa stats2");
+    float *d_scr = d_alloc((size_t)ct_cuda_attention_scratch_floats(B, T, NH) * 4, "fa scratch");
+    float *g_out = h_f(nout), *g_out2 = h_f(nout), *g_dqkv = h_f(nqkv), *g_dqkv2 = h_f(nqkv);
+
+    /* forward: flash, then the per-row kernels */
+    d_fill_nan(d_out, (size_t)nout * 2), d_fill_nan(d_st, (size_t)nst * 4);
+    ct_cuda_attention_forward_flash(d_out, d_st, d_qkv, B, T, NH, HS, NULL);
+    d_fill_nan(d_out2, (size_t)nout * 2), d_fill_nan(d_st2, (size_t)nst * 4);
+    ct_cuda_attention_forward_plain(d_out2, d_st2, d_qkv, B, T, NH, HS, NULL);
+    down_bf16(g_out, d_out, nout), down_bf16(g_out2, d_out2, nout);
+    double *e_out = h_alloc((size_t)nout * sizeof(double)), *e_dqkv = h_alloc((size_t)nqkv * sizeof(double));
+    flash_errors(e_out, e_dqkv, qkv, dout, att, out, g_out, B, T, NH, HS);
+    double *bd = flash_bound(e_out, out, nout, 1.0 / 128);
+    const tol_t rms_out = {0, 0, 1e-2}, none = {0, 0, 0};
+    compare_b(tag, "fwd out vs cpu", g_out, out, nout, C, rms_out, bd);
+    free(bd), bd = flash_bound(e_out, g_out2, nout, 1.0 / 64);
+    compare_b(tag, "fwd out vs per-row", g_out, g_out2, nout, C, none, bd);
+    free(bd);
+    cmp_f32(tag, "fwd stats vs cpu", d_st, lse, nst, T, TOL_ATT_STATS);
+    float *g_st2 = h_f(nst);
+    down_f32(g_st2, d_st2, nst);
+    cmp_f32(tag, "fwd stats vs per-row", d_st, g_st2, nst, T, TOL_ATT_STATS);
+
+    /* backward from the flash forward's out and stats: flash, then per-row */
+    d_fill_nan(d_dqkv, (size_t)nqkv * 2), d_fill_nan(d_scr, (size_t)nst * 4);
+    ct_cuda_attention_backward_flash(d_dqkv, d_dout, d_qkv, d_out, d_st, d_scr, B, T, NH, HS, NULL);
+    d_fill_nan(d_dqkv2, (size_t)nqkv * 2);
+    ct_cuda_attention_backward_plain(d_dqkv2, d_dout, d_qkv, d_out, d_st, d_scr, B, T, NH, HS, NULL);
+    down_bf16(g_dqkv, d_dqkv, nqkv), down_bf16(g_dqkv2, d_dqkv2, nqkv);
+    bd = flash_bound(e_dqkv, dqkv, nqkv, 1.0 / 128);
+    compare_b(tag, "bwd dqkv vs cpu", g_dqkv, dqkv, nqkv, 3 * C, none, bd);
+    free(bd), bd = flash_bound(e_dqkv, g_dqkv2, nqkv, 1.0 / 64);
+    compare_b(tag, "bwd dqkv vs per-row", g_dqkv, g_dqkv2, nqkv, 3 * C, none, bd);
+    free(bd);
+
+    if (extra) {
+        uint16_t *want = h_alloc((size_t)nqkv * 2), *got = h_alloc((size_t)nqkv * 2);
+        down_raw(want, d_dqkv, (size_t)nqkv * 2);
+        d_fill_nan(d_dqkv, (size_t)nqkv * 2);
+        ct_cuda_attention_backward_flash(d_dqkv, d_dout, d_qkv, d_out, d_st, d_scr, B, T, NH, HS, NULL);
+        down_raw(got, d_dqkv, (size_t)nqkv * 2);
+        compare_bits(tag, "bwd repeated: same bits", got, want, nqkv, 2, 0);
+        /* the context's plain path: flash bits where it applies ... */
+        ct_attn_impl_t impl = ct_cuda_attn_impl(ctx);
+        ct_cuda_set_attn_impl(ctx, CT_ATTN_PLAIN);
+        ct_status_t st = ct_cuda_attention_prepare(ctx, B, T, NH, HS);
+        CHECK_MSG(st == CT_OK, "%s: attention_prepare (plain): %s", tag, ct_status_name(st));
+        uint16_t *wo = h_alloc((size_t)nout * 2), *go = h_alloc((size_t)nout * 2);
+        uint32_t *ws = h_alloc((size_t)nst * 4), *gs = h_alloc((size_t)nst * 4);
+        down_raw(wo, d_out, (size_t)nout * 2), down_raw(ws, d_st, (size_t)nst * 4);
+        d_fill_nan(d_out2, (size_t)nout * 2), d_fill_nan(d_st2, (size_t)nst * 4);
+        ct_cuda_attention_forward(ctx, d_out2, d_st2, d_qkv, B, T, NH, HS, NULL);
+        down_raw(go, d_out2, (size_t)nout * 2), down_raw(gs, d_st2, (size_t)nst * 4);
+        compare_bits(tag, "context plain fwd out = flash", go, wo, nout, 2, 0);
+        compare_bits(tag, "context plain fwd stats = flash", gs, ws, nst, 4, 0);
+        d_fill_nan(d_dqkv2, (size_t)nqkv * 2);
+        ct_cuda_attention_backward(ctx, d_dqkv2, d_dout, d_qkv, d_out, d_st, B, T, NH, HS, NULL);
+        down_raw(got, d_dqkv2, (size_t)nqkv * 2);
+        compare_bits(tag, "context plain bwd dqkv = flash", got, want, nqkv, 2, 0);
+        /* ... and the per-row bits for outputs that are not 16-byte aligned */
+        ct_bf16_t *u_out = d_out2 + 1, *u_dqkv = d_dqkv2 + 1;
+        ct_cuda_attention_forward_plain(d_out, d_st, d_qkv, B, T, NH, HS, NULL);
+        down_raw(wo, d_out, (size_t)nout * 2), down_raw(ws, d_st, (size_t)nst * 4);
+        ct_cuda_attention_forward(ctx, u_out, d_st2, d_qkv, B, T, NH, HS, NULL);
+        down_raw(go, u_out, (size_t)nout * 2), down_raw(gs, d_st2, (size_t)nst * 4);
+        compare_bits(tag, "context plain fwd, unaligned out = per-row", go, wo, nout, 2, 0);
+        compare_bits(tag, "context plain fwd, unaligned out: stats = per-row", gs, ws, nst, 4, 0);
+        ct_cuda_attention_backward_plain(d_dqkv, d_dout, d_qkv, d_out, d_st, d_scr, B, T, NH, HS,
+                                         NULL);
+        down_raw(want, d_dqkv, (size_t)nqkv * 2);
+        ct_cuda_attention_backward(ctx, u_dqkv, d_dout, d_qkv, d_out, d_st, B, T, NH, HS, NULL);
+        down_raw(got, u_dqkv, (size_t)nqkv * 2);
+        compare_bits(tag, "context plain bwd, unaligned dqkv = per-row", got, want, nqkv, 2, 0);
+        ct_cuda_set_attn_impl(ctx, impl);
+        free(want), free(got), free(wo), free(go), free(ws), free(gs);
+    }
+    d_free(d_qkv), d_free(d_dout), d_free(d_out), d_free(d_out2), d_free(d_dqkv), d_free(d_dqkv2);
+    d_free(d_st), d_free(d_st2), d_free(d_scr);
+    free(qkv), free(dout), free(out), free(att), free(dqkv), free(scr), free(lse), free(g_out);
+    free(g_out2), free(g_dqkv), free(g_dqkv2), free(g_st2), free(e_out), free(e_dqkv);
+}
+
 /* ---- main ------------------------------------------------------------------------------- */
 
 int main(void)
@@ -1189,6 +1388,15 @@ int main(void)
     test_adamw("sumsq inf", 1003, 5, CLIP_OFF, 2, 0, 1);
     test_adamw("stochastic", 37, 1, CLIP_OFF, 0, 99, 1);
     test_adamw("stochastic", big, 7, CLIP_ACTIVE, 0, 1234, 1);
+
+    /* flash attention: T around the tiles (16, 32, 64), every head size */
+    test_flash_attention(1, 1, 1, 64, 0);
+    test_flash_attention(2, 17, 3, 32, 1);
+    test_flash_attention(1, 63, 2, 64, 0);
+    test_flash_attention(2, 65, 2, 128, 1);
+    test_flash_attention(1, 129, 2, 64, 1);
+    test_flash_attention(3, 65, 1, 16, 0);
+    test_flash_attention(1, 129, 1, 128, 0);
 
     ct_cuda_free(ctx);
     return ct_test_finish("test_cuda_ops");
