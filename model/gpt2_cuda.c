@@ -447,9 +447,6 @@ static const ct_bf16_t *col_input(ct_model_t *m, const ct_bf16_t *ln, int N)
 {
     gpt2_cuda_t *G = m->dev;
     if (!G->sp) return ln;
-    size_t row0;
-    sp_rows(m, N, &row0);
-    (void)row0;
     sp_gather_bf16(m, ln, G->a.sp_gather, N);
     return G->a.sp_gather;
 }
