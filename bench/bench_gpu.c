@@ -1,7 +1,7 @@
 /* GPU benchmark (bench/gpu.sh): training steps of GPT-2 124M and 350M at
  * T=1024 with the largest micro-batch that fits, and the bf16 GEMM rate at
  * 4096^3 through our matmul and through cuBLASLt alone.
- *   bench_gpu model L NH C [T] [steps] [auto|cudnn|plain]
+ *   bench_gpu model L NH C [T] [steps] [auto|cudnn|plain] [B]
  *                                        one model (model.attention as given,
  *                                        default auto); prints key=value lines
  *   bench_gpu gemm [M]                   the GEMM comparison
@@ -37,8 +37,10 @@ static double peak_tflops(double table)
     return e && *e ? atof(e) : table;
 }
 
-/* Tries B = 64, 48, 32, ... until the model and its activations fit. */
-static int bench_model(int L, int NH, int C, int T, int steps, ct_attention_t attention)
+/* Tries B = 64, 48, 32, ... until the model and its activations fit (or
+ * only B_only when it is > 0). Prints the peak device memory next to the
+ * plan's total for the same layout (`ctrain plan`). */
+static int bench_model(int L, int NH, int C, int T, int steps, ct_attention_t attention, int B_only)
 {
     ct_config_t cfg;
     ct_config_defaults(&cfg);
@@ -53,15 +55,18 @@ static int bench_model(int L, int NH, int C, int T, int steps, ct_attention_t at
     ct_optim_t o;
     int B = 0;
     int saved = ct__log_level;
-    for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+    /* B_only > 0: that micro-batch or nothing */
+    const size_t ntries = B_only > 0 ? 1 : sizeof tries / sizeof tries[0];
+    for (size_t i = 0; i < ntries; i++) {
+        const int Btry = B_only > 0 ? B_only : tries[i];
         if (ct_model_init(&m, &cfg.model, 0, 0, NULL) != CT_OK) return 1;
         if (ct_optim_init(&o, &m, 0, NULL, 25) != CT_OK) return 1;
         ct_model_init_weights(&m, 1, 0.02f);
         ct__log_level = CT_LOG_LEVEL_WARN - 1; /* quiet out-of-memory tries */
-        ct_status_t st = ct_model_to_device(&m, &o, &cfg, NULL, 0, tries[i], T);
+        ct_status_t st = ct_model_to_device(&m, &o, &cfg, NULL, 0, Btry, T);
         ct__log_level = saved;
         if (st == CT_OK) {
-            B = tries[i];
+            B = Btry;
             break;
         }
         ct_optim_free(&o);
@@ -69,7 +74,8 @@ static int bench_model(int L, int NH, int C, int T, int steps, ct_attention_t at
         if (st != CT_ERR_NO_MEMORY) return 1;
     }
     if (!B) {
-        fprintf(stderr, "bench_gpu: not even B=1 fits\n");
+        if (B_only > 0) fprintf(stderr, "bench_gpu: B=%d does not fit\n", B_only);
+        else fprintf(stderr, "bench_gpu: not even B=1 fits\n");
         return 1;
     }
     int32_t *inp = malloc((size_t)B * T * sizeof *inp), *tgt = malloc((size_t)B * T * sizeof *tgt);
@@ -84,9 +90,8 @@ static int bench_model(int L, int NH, int C, int T, int steps, ct_attention_t at
     for (int s = 0; s < steps + 3; s++) {
         double t0 = ct_time_now();
         ct_model_zero_grad(&m);
-        loss = ct_model_forward(&m, inp, tgt, B, T);
         m.grad_sync = 1;
-        ct_model_backward(&m, inp, B, T, 1.0f);
+        loss = ct_model_forward_backward(&m, inp, tgt, B, T, 1.0f);
         if (ct_optim_step(&o, &m, &cfg.optim, 1e-4f, s + 1, &norm) != CT_OK) return 1;
         if (s >= 3) t_sum += ct_time_now() - t0; /* 3 warm-up steps */
     }
@@ -96,10 +101,18 @@ static int bench_model(int L, int NH, int C, int T, int steps, ct_attention_t at
     printf("model L=%d NH=%d C=%d T=%d B=%d params=%.1fM device=\"%s\" attention=%s\n", L, NH, C,
            T, B, m.num_params / 1e6, ct_model_device_name(&m),
            attention == CT_ATTENTION_PLAIN ? "plain" : attention == CT_ATTENTION_CUDNN ? "cudnn" : "auto");
+    /* what `ctrain plan` says this run allocates, next to what it did */
+    ct_model_plan_t plan;
+    cfg.train.batch_size = B;
+    cfg.train.seq_len = T;
+    cfg.train.batch_tokens = 0;
+    double plan_mib = ct_model_plan(&cfg, 1, 0, 0, 0, &plan) == CT_OK
+                          ? plan.device.total / 1048576.0 : -1.0;
     printf("  ms_per_step=%.1f tokens_per_s=%.0f tflops=%.1f mfu=%s%.1f%% peak_mem_mib=%.0f "
-           "loss=%.3f\n",
+           "plan_mib=%.0f loss=%.3f\n",
            dt * 1e3, tokens / dt, flops / 1e12, peak > 0 ? "" : "(unknown peak) ",
-           peak > 0 ? 100.0 * flops / peak : 0.0, ct_model_peak_memory(&m) / 1048576.0, loss);
+           peak > 0 ? 100.0 * flops / peak : 0.0, ct_model_peak_memory(&m) / 1048576.0, plan_mib,
+           loss);
     free(inp);
     free(tgt);
     ct_optim_free(&o);
@@ -379,12 +392,13 @@ int main(int argc, char **argv)
             return 2;
         }
         return bench_model(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]),
-                           argc > 5 ? atoi(argv[5]) : 1024, argc > 6 ? atoi(argv[6]) : 10, att);
+                           argc > 5 ? atoi(argv[5]) : 1024, argc > 6 ? atoi(argv[6]) : 10, att,
+                           argc > 8 ? atoi(argv[8]) : 0);
     }
     if (argc >= 6 && strcmp(argv[1], "attention") == 0)
         return bench_attention(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]),
                                argc > 6 ? atoi(argv[6]) : 20);
-    fprintf(stderr, "usage: bench_gpu model L NH C [T] [steps] [auto|cudnn|plain] | bench_gpu gemm "
+    fprintf(stderr, "usage: bench_gpu model L NH C [T] [steps] [auto|cudnn|plain] [B] | bench_gpu gemm "
                     "[M] | bench_gpu attention B T NH HS [iters]\n");
     return 2;
 }

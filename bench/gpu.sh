@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # GPU benchmark on one device, results in one block: GPT-2 124M and 350M at
-# T=1024 with the largest micro-batch that fits (tokens/s, ms/step, MFU
-# against the bf16 dense peak, peak device memory), and the bf16 GEMM rate
-# at 4096^3 through our matmul and through cuBLASLt alone.
+# T=1024 with the largest micro-batch that fits, and 1.5B at B=40 (BIG=0
+# leaves it out) (tokens/s, ms/step, MFU against the bf16 dense peak, peak
+# device memory next to `ctrain plan`'s total for the same layout), and the
+# bf16 GEMM rate at 4096^3 through our matmul and through cuBLASLt alone.
+# llm.c on an H200 (issue 13): 350M B=64 50.7 GiB, 1.5B B=40 101.9 GiB.
 # Targets on an H100/H200: 124M at >= 50% MFU; our GEMM within 5% of
 # cuBLASLt's. Exits 77 when there is no CUDA device.
 set -euo pipefail
@@ -16,6 +18,10 @@ out=$({
   "$BIN" model 12 12 768 1024 ${STEPS:-20} || exit $?
   echo "== GPT-2 350M (L=24, NH=16, C=1024), T=1024 =="
   "$BIN" model 24 16 1024 1024 ${STEPS:-20} || exit $?
+  if [ "${BIG:-1}" = 1 ]; then
+    echo "== GPT-2 1.5B (L=48, NH=25, C=1600), T=1024, B=40 =="
+    "$BIN" model 48 25 1600 1024 ${STEPS_BIG:-5} auto 40 || exit $?
+  fi
   echo "== bf16 GEMM 4096^3 =="
   "$BIN" gemm 4096 || exit $?
 } 2>&1)

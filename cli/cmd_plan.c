@@ -226,7 +226,7 @@ static int plan_path(const ct_config_t *cfg, int gpu, int sp, int detail, double
             }
             if (print_act_modes(cfg, p) != 0) rc = 1;
             const char *hwhat[CT_PLAN_NUM_KINDS] = {
-                "fp32 copy for checkpoints", "fp32 (allocated, unused on the GPU path)", opt_s,
+                "fp32 copy for checkpoints", "", opt_s,
                 "", "loss and logits-row staging"};
             printf("\nGPU path, host memory: %s\n", who);
             print_mem(&p->host, hwhat, detail);

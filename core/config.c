@@ -107,7 +107,7 @@ static const field_t config_fields[] = {
     F_STR(model, init_from, "", 0),
     F_FLT(model, init_std, "0.02", 0, 0, INFINITY, 0),
     F_ENUM(model, device, "auto", device_names),
-    F_ENUM(model, recompute, "none", recompute_names),
+    F_ENUM(model, recompute, "gelu", recompute_names),
     F_ENUM(model, attention, "auto", attention_names),
     F_ENUM(model, arch, "gpt2", arch_names),
     /* llama only (LLAMA_FIRST_KEY onwards, to the end of the section) */

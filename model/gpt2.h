@@ -96,7 +96,8 @@ typedef struct {
     ct_bf16_t *fch_gelu; /* (L or 1, N, 4C) */
     ct_bf16_t *lnf;      /* (N, C) */
     float *lnf_mean, *lnf_rstd; /* (N) */
-    ct_bf16_t *logits;   /* (N, Vp), dlogits after backward */
+    ct_bf16_t *logits;   /* (R, Vp) one chunk of rows of the LM head (R =
+                          * ct__gpt2_head_rows); dlogits in training */
     float *losses;       /* (N) */
     ct_bf16_t *proj;     /* (N, C) projection outputs */
     /* backward */
@@ -104,8 +105,8 @@ typedef struct {
     ct_bf16_t *dres_bf;  /* (N, C) its bf16 copy */
     ct_bf16_t *dln;      /* (N, C) */
     ct_bf16_t *datty;    /* (N, C) */
-    ct_bf16_t *dqkv;     /* (N, 3C) */
     ct_bf16_t *dfch;     /* (N, 4C) */
+    ct_bf16_t *dqkv;     /* (N, 3C) in dfch's memory (never live at once) */
     int32_t *inputs, *targets; /* (N) */
     float *scratch;      /* reductions */
     float *sumsq;        /* (1) gradient sum of squares */
@@ -113,7 +114,7 @@ typedef struct {
     float *tp_f32;       /* (N, C) fp32 partial sums of row-parallel outputs and of
                           * column-parallel input gradients, before their TP reduce */
     float *lse;          /* (N) log-sum-exp of the vocab-parallel cross-entropy */
-    float *xstats;       /* (tp, N, 3) every rank's cross-entropy statistics */
+    float *xstats;       /* (tp, R, 3) every rank's cross-entropy statistics of a chunk */
     ct_bf16_t *sp_gather; /* (N, C) sequence parallelism: a LayerNorm output gathered
                           * over the TP group for the next column-parallel matmul */
 } ct_gpt2_cuda_acts_t;
@@ -129,6 +130,14 @@ typedef struct {
  * plus the all-gather buffer). Buffers a layout does not use are left out. */
 int ct__gpt2_cuda_act_items(const ct_model_dims_t *d, int B, int T, ct_recompute_t rc, int sp,
                             ct_plan_item_t *it);
+
+/* Rows of one chunk of the GPU path's LM head and cross-entropy for
+ * micro-batch capacity (B, T): the logits exist for R rows at a time, never
+ * for all N = B*T (at GPT-2's vocabulary they would be the largest
+ * activation). R is about N/8, a multiple of 8 (aligned bf16 rows for
+ * cuBLASLt), at least T (a sampling forward, one row of up to T tokens, is
+ * one chunk) and at most N. */
+int ct__gpt2_head_rows(int B, int T);
 
 /* ---- the CUDA backend (model/gpt2_cuda.c; model/gpt2_nocuda.c without CUDA) -- */
 CT_MUST_USE ct_status_t ct__gpt2_cuda_init(ct_model_t *m, ct_optim_t *o, const ct_config_t *cfg,

@@ -51,6 +51,7 @@ typedef struct {
     gpu_acts_t a;
     int recompute, stochastic, zero;
     int last_B, last_T;
+    int logits_row0;     /* the first row the logits buffer holds (sampling) */
     float *host_losses;  /* (N) */
     float *host_row;     /* (Vpl) */
     ct_bf16_t *host_row_bf; /* (Vpl) */
@@ -189,6 +190,7 @@ static CT_MUST_USE ct_status_t gpu_alloc_acts(gpt2_cuda_t *G, const ct_model_dim
         if (it[i].kind == CT_PLAN_ACTS && it[i].region == CT_PLAN_SP)
             G->ln_region_bytes += it[i].bytes;
     }
+    G->a.dqkv = G->a.dfch; /* model/gpt2_plan.c: the two are never live at once */
     return CT_OK;
 }
 
@@ -326,6 +328,7 @@ static void gpt2_cuda_free(ct_model_t *m)
     if (G->stream && G->comm_stream) wait_reduces(G);
     if (G->stream) ct_cuda_stream_sync(G->stream);
     if (G->have_dev) ct_comm_device_groups_free(&G->dev);
+    G->a.dqkv = NULL; /* dfch's memory */
     void **bufs = (void **)&G->a;
     for (size_t i = 0; i < sizeof(G->a) / sizeof(void *); i++) ct_cuda_dealloc(bufs[i]);
     ct_cuda_dealloc(G->master);
@@ -545,8 +548,8 @@ static void compute_sync(gpt2_cuda_t *G)
 
 /* ---- forward -------------------------------------------------------------- */
 
-static float gpt2_cuda_forward(ct_model_t *m, const int32_t *inputs, const int32_t *targets, int B,
-                               int T)
+/* Embedding and transformer layers, up to the final LayerNorm (a->lnf). */
+static void forward_body(ct_model_t *m, const int32_t *inputs, const int32_t *targets, int B, int T)
 {
     gpt2_cuda_t *G = m->dev;
     const ct_model_dims_t *d = &m->d;
@@ -638,43 +641,119 @@ static float gpt2_cuda_forward(ct_model_t *m, const int32_t *inputs, const int32
                                                   a->proj, p->lnfw, p->lnfb, Ns, C, s));
         }
     }
-    const ct_bf16_t *lnf_in = col_input(m, a->lnf, N);
-    OP(F_MATMUL, 2.0 * N * C * Vpl, 0, s,
-       ct_cuda_matmul_forward(G->ctx, a->logits, NULL, lnf_in, p->wte, NULL, N, C, Vpl, s));
     G->last_B = B;
     G->last_T = T;
     m->last_targets = targets;
-    if (!targets) {
-        if (G->tpc) compute_sync(G); /* the collectives of a sampling forward */
-        return 0.0f;
+}
+
+/* The LM head and cross-entropy, chunk by chunk of R rows (ct__gpt2_head_rows):
+ * the logits of a chunk (this rank's Vpl columns), then
+ *   HEAD_LOGITS (no targets): nothing more; the last chunk's logits stay
+ *     for gpt2_cuda_logits_row;
+ *   HEAD_LOSS: the per-row losses;
+ *   HEAD_TRAIN: the losses and, in place of the logits, their gradient
+ *     (dloss per row), then at once the head's backward: wte's gradient
+ *     += dlogits^T lnf, and d(lnf) into a->dln (this rank's rows).
+ * At tp = 1 one fused kernel computes a chunk's losses and dlogits in one
+ * pass over its logits. Under TP each chunk's cross-entropy statistics are
+ * all-gathered (the logits never leave their rank), and the input gradient
+ * partials of all chunks are summed over the group once, at the end. */
+enum { HEAD_LOGITS, HEAD_LOSS, HEAD_TRAIN };
+
+static void head(ct_model_t *m, int mode, float dloss)
+{
+    gpt2_cuda_t *G = m->dev;
+    const ct_model_dims_t *d = &m->d;
+    gpu_acts_t *a = &G->a;
+    const ct_gpt2_bf16_tensors_t *p = &G->p;
+    void *s = G->stream;
+    const int C = d->C, Vpl = d->Vpl, N = G->last_B * G->last_T;
+    const int R = ct__gpt2_head_rows(m->B, m->T);
+    /* under SP the gathered lnf stays in a->sp_gather for the backward */
+    const ct_bf16_t *lnf_in = col_input(m, a->lnf, N);
+    const int first = mode == HEAD_LOGITS ? (N - 1) / R * R : 0;
+    for (int r0 = first; r0 < N; r0 += R) {
+        const int n = N - r0 < R ? N - r0 : R;
+        const ct_bf16_t *x = lnf_in + (size_t)r0 * C;
+        OP(F_MATMUL, 2.0 * n * C * Vpl, 0, s,
+           ct_cuda_matmul_forward(G->ctx, a->logits, NULL, x, p->wte, NULL, n, C, Vpl, s));
+        if (mode == HEAD_LOGITS) {
+            G->logits_row0 = r0;
+            break;
+        }
+        const float dl = mode == HEAD_TRAIN ? dloss : 0.0f;
+        if (!G->tpc) {
+            OP(F_XENT, 0, (size_t)n * Vpl * (dl != 0.0f ? 4 : 2), s,
+               ct_cuda_xent_forward_backward(a->losses + r0, a->logits, a->targets + r0, dl, n,
+                                             d->V, Vpl, s));
+        } else {
+            float *mine = a->xstats + (size_t)d->tp_rank * n * 3;
+            OP(F_XENT, 0, (size_t)n * Vpl * 2, s,
+               ct_cuda_xent_vp_stats(mine, a->logits, a->targets + r0, n, d->v_start, d->Vl, Vpl,
+                                     s));
+            OP(F_TP, 0, (size_t)n * 12 * d->tp, s,
+               tp_check(m, ct_comm_allgather(G->tpc, mine, a->xstats, (size_t)n * 3,
+                                             CT_DTYPE_F32, s)));
+            OP(F_XENT, 0, (size_t)n * 12 * d->tp, s,
+               ct_cuda_xent_vp_finish(a->losses + r0, a->lse + r0, a->xstats, n, d->tp, s));
+            if (mode == HEAD_TRAIN)
+                OP(F_XENT, 0, (size_t)n * Vpl * 4, s,
+                   ct_cuda_xent_vp_backward(a->logits, a->lse + r0, a->targets + r0, dl, n,
+                                            d->v_start, d->Vl, Vpl, s));
+        }
+        if (mode != HEAD_TRAIN) continue;
+        if (!G->tpc) {
+            OP(F_MATMUL, 4.0 * n * C * Vpl, 0, s,
+               ct_cuda_matmul_backward(G->ctx, a->dln + (size_t)r0 * C, G->g.wte, NULL, a->logits,
+                                       x, p->wte, NULL, a->scratch, n, C, Vpl, s));
+        } else {
+            OP(F_MATMUL, 2.0 * n * C * Vpl, 0, s,
+               ct_cuda_matmul_backward(G->ctx, NULL, G->g.wte, NULL, a->logits, x, p->wte, NULL,
+                                       a->scratch, n, C, Vpl, s));
+            OP(F_MATMUL, 2.0 * n * C * Vpl, 0, s,
+               ct_cuda_matmul_dinp_f32(G->ctx, a->tp_f32 + (size_t)r0 * C, a->logits, p->wte, n,
+                                       C, Vpl, s));
+        }
     }
-    if (!G->tpc) {
-        OP(F_XENT, 0, (size_t)N * Vpl * 2, s,
-           ct_cuda_xent_forward_backward(a->losses, a->logits, a->targets, 0.0f, N, d->V, Vpl,
-                                         s));
-    } else {
-        /* the parallel cross-entropy: the logits stay on their ranks */
-        float *mine = a->xstats + (size_t)d->tp_rank * N * 3;
-        OP(F_XENT, 0, (size_t)N * Vpl * 2, s,
-           ct_cuda_xent_vp_stats(mine, a->logits, a->targets, N, d->v_start, d->Vl, Vpl, s));
-        OP(F_TP, 0, (size_t)N * 12 * d->tp, s,
-           tp_check(m, ct_comm_allgather(G->tpc, mine, a->xstats, (size_t)N * 3, CT_DTYPE_F32,
-                                         s)));
-        OP(F_XENT, 0, (size_t)N * 12 * d->tp, s,
-           ct_cuda_xent_vp_finish(a->losses, a->lse, a->xstats, N, d->tp, s));
+    if (mode == HEAD_TRAIN && G->tpc) { /* as col_parallel_backward's tail */
+        const float *rows = tp_reduce_rows(m, N);
+        const long cnt = (long)sp_rows(m, N, NULL) * C;
+        OP(F_OTHER, 0, cnt * 6, s, ct_cuda_f32_to_bf16(a->dln, rows, cnt, s));
     }
-    /* the one host wait of a forward: the loss, for logging and the guards */
-    ct_cuda_copy(G->host_losses, a->losses, (size_t)N * sizeof(float), s);
+}
+
+/* The mean of the last head's losses: the one host wait of a forward. */
+static float read_loss(gpt2_cuda_t *G, int N)
+{
+    ct_cuda_copy(G->host_losses, G->a.losses, (size_t)N * sizeof(float), G->stream);
     compute_sync(G);
     double sum = 0.0;
     for (int i = 0; i < N; i++) sum += G->host_losses[i];
     return (float)(sum / N);
 }
 
+static float gpt2_cuda_forward(ct_model_t *m, const int32_t *inputs, const int32_t *targets, int B,
+                               int T)
+{
+    gpt2_cuda_t *G = m->dev;
+    forward_body(m, inputs, targets, B, T);
+    if (!targets) {
+        head(m, HEAD_LOGITS, 0.0f);
+        if (G->tpc) compute_sync(G); /* the collectives of a sampling forward */
+        return 0.0f;
+    }
+    head(m, HEAD_LOSS, 0.0f);
+    return read_loss(G, G->last_B * G->last_T);
+}
+
 static const float *gpt2_cuda_logits_row(ct_model_t *m, int row)
 {
     gpt2_cuda_t *G = m->dev;
     const int Vpl = m->d.Vpl;
+    /* the head keeps the last chunk's logits: every row of a sampling forward */
+    CT_ASSERT(!m->last_targets && row >= G->logits_row0 &&
+              row < G->logits_row0 + ct__gpt2_head_rows(m->B, m->T));
+    row -= G->logits_row0;
     ct_cuda_copy(G->host_row_bf, G->a.logits + (size_t)row * Vpl, (size_t)Vpl * sizeof(ct_bf16_t),
                  G->stream);
     ct_cuda_stream_sync(G->stream);
@@ -712,7 +791,9 @@ static void reduce_layer(ct_model_t *m, int l)
     prof_end(G, k, G->comm_stream);
 }
 
-static void gpt2_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int T, float loss_scale)
+/* The backward from d(lnf) in a->dln (the head's backward wrote it) down to
+ * the embedding. */
+static void backward_body(ct_model_t *m, int B, int T)
 {
     gpt2_cuda_t *G = m->dev;
     const ct_model_dims_t *d = &m->d;
@@ -736,17 +817,6 @@ static void gpt2_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int 
     static const int ln_layer[] = {2, 3, 8, 9}, ln_final[] = {14, 15}; /* ln1w/b, ln2w/b; lnfw/b */
 
     const double att_flop = 4.0 * B * NHl * (double)T * T * HS; /* twice the forward's */
-    if (!G->tpc)
-        OP(F_XENT, 0, (size_t)N * Vpl * 4, s,
-           ct_cuda_xent_forward_backward(a->losses, a->logits, a->targets, loss_scale / (float)N,
-                                         N, d->V, Vpl, s));
-    else
-        OP(F_XENT, 0, (size_t)N * Vpl * 4, s,
-           ct_cuda_xent_vp_backward(a->logits, a->lse, a->targets, loss_scale / (float)N, N,
-                                    d->v_start, d->Vl, Vpl, s));
-    /* under SP the gathered lnf of the forward is still in a->sp_gather */
-    col_parallel_backward(m, g->wte, NULL, a->logits, G->sp ? a->sp_gather : a->lnf, p->wte, N,
-                          Vpl);
     OP(F_OTHER, 0, NsC * 4, s, ct_cuda_zero(a->dres, NsC * sizeof(float), s));
     const float *last = a->residual3 + (size_t)(L - 1) * NsC; /* L >= 1 (config) */
     OP(F_LN, 0, NsC * 16, s,
@@ -827,6 +897,29 @@ static void gpt2_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int 
                                        Vpl, s));
     sp_sum_ln_grads(m, ln_final, 2, 0);
     G->reduce_started = overlap;
+}
+
+static void gpt2_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int T, float loss_scale)
+{
+    (void)inputs;
+    gpt2_cuda_t *G = m->dev;
+    CT_ASSERT(m->last_targets != NULL && B == G->last_B && T == G->last_T);
+    /* the logits of a plain forward are gone: the head runs again */
+    wait_reduces(G);
+    head(m, HEAD_TRAIN, loss_scale / (float)(B * T));
+    backward_body(m, B, T);
+}
+
+static float gpt2_cuda_forward_backward(ct_model_t *m, const int32_t *inputs,
+                                        const int32_t *targets, int B, int T, float loss_scale)
+{
+    gpt2_cuda_t *G = m->dev;
+    forward_body(m, inputs, targets, B, T);
+    wait_reduces(G);
+    head(m, HEAD_TRAIN, loss_scale / (float)(B * T));
+    backward_body(m, B, T);
+    /* the losses stay in place through the backward: one wait, at the end */
+    return read_loss(G, B * T);
 }
 
 /* ---- optimizer -------------------------------------------------------------- */
@@ -967,6 +1060,7 @@ static const ct_model_backend_t gpt2_cuda_backend = {
     .name = "gpt2/cuda",
     .forward = gpt2_cuda_forward,
     .backward = gpt2_cuda_backward,
+    .forward_backward = gpt2_cuda_forward_backward,
     .zero_grad = gpt2_cuda_zero_grad,
     .logits_row = gpt2_cuda_logits_row,
     .to_host = gpt2_cuda_to_host,

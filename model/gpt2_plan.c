@@ -20,11 +20,20 @@
 #include "core/log.h"
 #include "model/gpt2.h"
 
+int ct__gpt2_head_rows(int B, int T)
+{
+    const long N = (long)B * T;
+    long r = (N + 7) / 8;
+    if (r < T) r = T;
+    r = (r + 7) / 8 * 8;
+    return (int)(r < N ? r : N);
+}
+
 int ct__gpt2_cuda_act_items(const ct_model_dims_t *d, int B, int T, ct_recompute_t rc, int sp,
                             ct_plan_item_t *it)
 {
     const size_t tp = (size_t)d->tp, L = d->L, C = d->C, Cl = d->Cl, NHl = d->NHl;
-    const size_t N = (size_t)B * T;
+    const size_t N = (size_t)B * T, R = (size_t)ct__gpt2_head_rows(B, T);
     const int spl = sp && tp > 1;
     CT_ASSERT(!spl || N % tp == 0);
     const size_t Ns = spl ? N / tp : N; /* tokens of a LayerNorm/residual region */
@@ -72,15 +81,16 @@ int ct__gpt2_cuda_act_items(const ct_model_dims_t *d, int B, int T, ct_recompute
     ITEM(lnf, "activations: lnf", nc16, A, S, Ns * C, bf);
     ITEM(lnf_mean, "activations: lnf mean", n32, A, S, Ns, f32);
     ITEM(lnf_rstd, "activations: lnf rstd", n32, A, S, Ns, f32);
-    ITEM(logits, "activations: logits", "(N, Vp/tp) bf16", A, P, N * (size_t)d->Vpl, bf);
+    ITEM(logits, "activations: logits", "(~N/8, Vp/tp) bf16", A, P, R * (size_t)d->Vpl, bf);
     ITEM(losses, "activations: losses", "(N) fp32", A, F, N, f32);
     ITEM(proj, "activations: projection", "(N, C) bf16", A, F, N * C, bf);
     ITEM(dres, "activation gradients: residual", nc32, A, S, Ns * C, f32);
     ITEM(dres_bf, "activation gradients: residual bf16", "(N, C) bf16", A, F, N * C, bf);
     ITEM(dln, "activation gradients: ln", "(N, C) bf16", A, F, N * C, bf);
     ITEM(datty, "activation gradients: attention out", "(N, C/tp) bf16", A, P, N * Cl, bf);
-    ITEM(dqkv, "activation gradients: qkv", "(N, 3C/tp) bf16", A, P, N * 3 * Cl, bf);
-    ITEM(dfch, "activation gradients: fc", "(N, 4C/tp) bf16", A, P, N * 4 * Cl, bf);
+    /* dqkv shares dfch's memory (gpt2_cuda.c): a layer's backward is done
+     * with dfch before the attention backward writes dqkv */
+    ITEM(dfch, "activation gradients: fc, qkv", "(N, 4C/tp) bf16", A, P, N * 4 * Cl, bf);
     ITEM(inputs, "inputs", "(N) int32", A, F, N, i32);
     ITEM(targets, "targets", "(N) int32", A, F, N, i32);
     ITEM(scratch, "reduction scratch", "LayerNorm/bias/norm partials", W, F, sc, f32);
@@ -88,7 +98,7 @@ int ct__gpt2_cuda_act_items(const ct_model_dims_t *d, int B, int T, ct_recompute
     if (tp > 1) {
         ITEM(tp_f32, "tp partial sums", "(N, C) fp32", A, F, N * C, f32);
         ITEM(lse, "activations: log-sum-exp", "(N) fp32", A, F, N, f32);
-        ITEM(xstats, "cross-entropy statistics", "(tp, N, 3) fp32", W, F, tp * N * 3, f32);
+        ITEM(xstats, "cross-entropy statistics", "(tp, ~N/8, 3) fp32", W, F, tp * R * 3, f32);
     }
     if (spl) ITEM(sp_gather, "activations: sp all-gather", "(N, C) bf16", A, F, N * C, bf);
 #undef ITEM

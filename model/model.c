@@ -167,7 +167,12 @@ ct_status_t ct_model_to_device(ct_model_t *m, ct_optim_t *o, const ct_config_t *
                      "CUDA backend for it yet\n---> HINT: set model.device: cpu");
         return CT_ERR_UNSUPPORTED;
     }
-    return ct__gpt2_cuda_init(m, o, cfg, g, device, B, T);
+    ct_status_t st = ct__gpt2_cuda_init(m, o, cfg, g, device, B, T);
+    if (st == CT_OK) { /* the device holds the gradients from now on */
+        ct_arena_free(&m->grads_arena);
+        m->grads = NULL;
+    }
+    return st;
 }
 
 float ct_model_forward(ct_model_t *m, const int32_t *inputs, const int32_t *targets, int B, int T)
@@ -178,6 +183,16 @@ float ct_model_forward(ct_model_t *m, const int32_t *inputs, const int32_t *targ
 void ct_model_backward(ct_model_t *m, const int32_t *inputs, int B, int T, float loss_scale)
 {
     m->be->backward(m, inputs, B, T, loss_scale);
+}
+
+float ct_model_forward_backward(ct_model_t *m, const int32_t *inputs, const int32_t *targets, int B,
+                                int T, float loss_scale)
+{
+    CT_ASSERT(targets != NULL);
+    if (m->be->forward_backward) return m->be->forward_backward(m, inputs, targets, B, T, loss_scale);
+    float loss = m->be->forward(m, inputs, targets, B, T);
+    m->be->backward(m, inputs, B, T, loss_scale);
+    return loss;
 }
 
 void ct_model_zero_grad(ct_model_t *m) { m->be->zero_grad(m); }

@@ -184,6 +184,14 @@ float ct_model_forward(ct_model_t *m, const int32_t *inputs, const int32_t *targ
  * memory); the loss being differentiated is `loss_scale` times the mean
  * loss. Accumulates into the gradients. */
 void ct_model_backward(ct_model_t *m, const int32_t *inputs, int B, int T, float loss_scale);
+/* A training micro-batch: the forward with targets and the backward of
+ * loss_scale times its mean loss, in one call; returns the mean loss.
+ * Equal to ct_model_forward then ct_model_backward, but a backend may fuse
+ * across the two: the GPU path computes the LM head, the cross-entropy and
+ * their backward together, chunk by chunk of rows, so that the logits
+ * never exist for the whole batch at once (the trainer's call). */
+float ct_model_forward_backward(ct_model_t *m, const int32_t *inputs, const int32_t *targets, int B,
+                                int T, float loss_scale);
 void ct_model_zero_grad(ct_model_t *m);
 /* Logits of row `row` of the last forward (this rank's Vpl columns), in
  * host memory, valid until the next call. */

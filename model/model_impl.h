@@ -11,6 +11,9 @@ struct ct_model_backend {
     const char *name; /* "gpt2/cpu" */
     float (*forward)(ct_model_t *m, const int32_t *inputs, const int32_t *targets, int B, int T);
     void (*backward)(ct_model_t *m, const int32_t *inputs, int B, int T, float loss_scale);
+    /* forward with targets + backward in one (model.h); NULL: the two calls */
+    float (*forward_backward)(ct_model_t *m, const int32_t *inputs, const int32_t *targets, int B,
+                              int T, float loss_scale);
     void (*zero_grad)(ct_model_t *m);
     const float *(*logits_row)(ct_model_t *m, int row);
     void (*to_host)(ct_model_t *m, ct_optim_t *o);

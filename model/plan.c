@@ -36,12 +36,13 @@ static void sum_up(ct_plan_mem_t *m)
 }
 
 /* The host arenas every path has (ct_model_init, ct_optim_init). */
-static void plan_host_arenas(ct_model_plan_t *p)
+static void plan_host_arenas(ct_model_plan_t *p, int gpu)
 {
     const size_t pbytes = ct_arena_align((p->num_params + CT_MODEL_PAD_FLOATS) * sizeof(float));
     const size_t obytes = ct_arena_align(p->optim_count * sizeof(float));
     add(&p->host, "weights", "(P + pad) fp32", CT_PLAN_WEIGHTS, CT_PLAN_TP, pbytes);
-    add(&p->host, "gradients", "(P + pad) fp32", CT_PLAN_GRADS, CT_PLAN_TP, pbytes);
+    if (!gpu) /* ct_model_to_device frees it: the device holds the gradients */
+        add(&p->host, "gradients", "(P + pad) fp32", CT_PLAN_GRADS, CT_PLAN_TP, pbytes);
     add(&p->host, "AdamW m", p->optim_count < p->num_params ? "(P/dp) fp32" : "(P) fp32",
         CT_PLAN_OPTIM, CT_PLAN_TP, obytes);
     add(&p->host, "AdamW v", p->optim_count < p->num_params ? "(P/dp) fp32" : "(P) fp32",
@@ -93,9 +94,9 @@ static void plan_gpu(ct_model_plan_t *p, ct_recompute_t rc)
         CT_PLAN_TP, (size_t)ct_cuda_attention_scratch_floats(p->B, p->T, d->NHl) * sizeof(float));
     sum_up(dev);
 
-    /* the host side of a GPU run: ct_model_init's arenas without
-     * activations, the optimizer's host copy, gpt2_cuda.c's staging */
-    plan_host_arenas(p);
+    /* the host side of a GPU run: ct_model_init's weights (no activations,
+     * no gradients), the optimizer's host copy, gpt2_cuda.c's staging */
+    plan_host_arenas(p, 1);
     add(&p->host, "staging: losses", "(N) fp32", CT_PLAN_WORKSPACE, CT_PLAN_FULL,
         (size_t)p->B * p->T * sizeof(float));
     add(&p->host, "staging: logits row", "(Vp) fp32 + bf16", CT_PLAN_WORKSPACE, CT_PLAN_FULL,
@@ -174,7 +175,7 @@ ct_status_t ct_model_plan(const ct_config_t *cfg, int gpu, int tp_rank, int dp_r
     if (gpu) {
         plan_gpu(p, mc->recompute);
     } else {
-        plan_host_arenas(p);
+        plan_host_arenas(p, 0);
         plan_cpu_acts(p, mc);
     }
     sum_up(&p->host);

@@ -541,9 +541,9 @@ ct_status_t ct_train_run(const ct_config_t *cfg, const ct_comm_groups_t *g, int6
             ct_comm_set_activity("step %lld: micro-batch %d", (long long)s, k);
             st = ct_loader_read(c.train, first + (int64_t)k * c.B, c.B, c.inputs, c.targets);
             if (st != CT_OK) goto out;
-            loss += ct_model_forward(&c.model, c.inputs, c.targets, c.B, c.T);
             c.model.grad_sync = k == c.accum - 1;
-            ct_model_backward(&c.model, c.inputs, c.B, c.T, 1.0f / (float)c.accum);
+            loss += ct_model_forward_backward(&c.model, c.inputs, c.targets, c.B, c.T,
+                                              1.0f / (float)c.accum);
         }
         loss /= c.accum;
         for (int i = 0; i < c.n_nan_at; i++)

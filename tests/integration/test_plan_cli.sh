@@ -17,13 +17,13 @@ out=$("$CTRAIN" plan "$CFG" 2>&1); rc=$?
 [ $rc -eq 0 ] && pass || fail "plan exits $rc: $(tail -3 <<<"$out")"
 for l in "^plan of .*gpt2-124m.yaml, per rank" \
          "^model   gpt2 L=12 NH=12 C=768 V=50257 (padded 50304) maxT=1024: 124.48M parameters$" \
-         "^layout  dp=1 x tp=1 = 1 rank, optim.zero=0, model.recompute=none, sp off$" \
+         "^layout  dp=1 x tp=1 = 1 rank, optim.zero=0, model.recompute=gelu, sp off$" \
          "^batch   micro-batch 8 x 1024 = 8192 tokens, 64 accum x 1 dp = 524288 tokens per step$" \
          "^flops   .* x 524288 tokens = .* model FLOPs per step" \
          "^GPU path, device memory: rank 0 (1 of 1)$" "^GPU path, host memory: rank 0 (1 of 1)$" \
          "^CPU path, host memory: rank 0 (1 of 1)$" \
          "^  weights  *[0-9]*\.[0-9] MiB  fp32 master + bf16 copy$" \
-         "^  activations  *[0-9]*\.[0-9] MiB  recompute none, sp off, micro-batch 8 x 1024$" \
+         "^  activations  *[0-9]*\.[0-9] MiB  recompute gelu, sp off, micro-batch 8 x 1024$" \
          "^  total  *[0-9]*\.[0-9] MiB  ([0-9]* bytes)$" "^    recompute ln_gelu " \
          "^  not planned: CUDA context"; do
     grep -q -- "$l" <<<"$out" && pass || fail "plan output lacks /$l/"
@@ -51,7 +51,7 @@ grep -q "^model .*: [0-9.]*M parameters, [0-9.]*M on each TP rank$" <<<"$out" &&
 grep -q "ZeRO-1: 1/2 of them" <<<"$out" && pass || fail "no ZeRO line"
 g2=$(total_bytes "$out" "GPU path, device memory")
 [ -n "$g1" ] && [ -n "$g2" ] && [ "$g2" -lt "$g1" ] && pass || fail "TP=2 device total $g2 not below TP=1's $g1"
-grep -q "^    recompute none  *\* *[0-9.]* *[0-9.]*$" <<<"$out" && pass || fail "no sp on column at tp=2"
+grep -q "^    recompute gelu  *\* *[0-9.]* *[0-9.]*$" <<<"$out" && pass || fail "no sp on column at tp=2"
 
 # --sp and --detail: the SP regions split, every buffer listed with its tag
 out=$("$CTRAIN" plan "$CFG" --set parallel.tp=2 --set model.device=cuda --sp --detail 2>&1); rc=$?

@@ -124,6 +124,21 @@ static void test_gradients(void)
         double e = rel_l2(gg + mg.offsets[i], mc.grads + mc.offsets[i], mc.sizes[i]);
         CHECK_MSG(e <= 5e-2, "gradient of %s: relative L2 error %.4f", ct_model_tensor_name(&mc.d, i), e);
     }
+    /* The trainer's fused call (the head's forward and backward chunk by
+     * chunk) against the separate calls above (whose backward runs the head
+     * again): the same loss and gradients. */
+    ct_model_zero_grad(&mg);
+    float lfb = ct_model_forward_backward(&mg, inp, tgt, B, T, 1.0f);
+    CHECK_MSG(fabsf(lfb - lg) <= 1e-6f * fabsf(lg), "loss forward_backward %.7f forward %.7f",
+              lfb, lg);
+    float *gf = malloc(mg.num_params * sizeof(float));
+    ct_model_grads_to_host(&mg, gf);
+    for (int i = 0; i < mg.n_tensors; i++) {
+        double e = rel_l2(gf + mg.offsets[i], gg + mg.offsets[i], mg.sizes[i]);
+        CHECK_MSG(e <= 1e-6, "gradient of %s: forward_backward vs forward + backward, relative "
+                  "L2 %.2e", ct_model_tensor_name(&mg.d, i), e);
+    }
+    free(gf);
     free(gg);
     free(inp);
     free(tgt);
@@ -149,9 +164,8 @@ static void train(ct_model_t *m, ct_optim_t *o, const ct_config_t *cfg, float *o
 #endif
         make_batch(inp, tgt, cfg->model.vocab_size, s % NBATCH);
         ct_model_zero_grad(m);
-        out[s] = ct_model_forward(m, inp, tgt, B, T);
         m->grad_sync = 1;
-        ct_model_backward(m, inp, B, T, 1.0f);
+        out[s] = ct_model_forward_backward(m, inp, tgt, B, T, 1.0f);
         float norm;
         CHECK(ct_optim_step(o, m, &cfg->optim, cfg->optim.lr, s + 1, &norm) == CT_OK);
         CHECK(isfinite(norm));
