@@ -352,15 +352,18 @@ void ct_cuda_encoder_backward_vp(float *dwte_shard, float *dwpe, const float *do
                                  int v_count, void *stream);
 
 /* ---- layernorm.cu (eps 1e-5) ------------------------------------------- */
-void ct_cuda_layernorm_forward(ct_bf16_t *out, float *mean, float *rstd, const float *inp,
-                               const ct_bf16_t *weight, const ct_bf16_t *bias, int N, int C,
-                               void *stream);
-/* Fused residual + LayerNorm: res_out = res_in + x; out = LN(res_out).
- * res_out may equal res_in (in place). */
+/* out = LN(inp); row_bf (NULL: not written) = bf16(inp), the input kept
+ * for the backward. */
+void ct_cuda_layernorm_forward(ct_bf16_t *out, float *mean, float *rstd, ct_bf16_t *row_bf,
+                               const float *inp, const ct_bf16_t *weight, const ct_bf16_t *bias,
+                               int N, int C, void *stream);
+/* Fused residual + LayerNorm: res_out = res_in + x; out = LN(res_out);
+ * row_bf (NULL: not written) = bf16(res_out). res_out may equal res_in (in
+ * place). */
 void ct_cuda_residual_layernorm_forward(float *res_out, ct_bf16_t *out, float *mean,
-                                        float *rstd, const float *res_in, const ct_bf16_t *x,
-                                        const ct_bf16_t *weight, const ct_bf16_t *bias, int N,
-                                        int C, void *stream);
+                                        float *rstd, ct_bf16_t *row_bf, const float *res_in,
+                                        const ct_bf16_t *x, const ct_bf16_t *weight,
+                                        const ct_bf16_t *bias, int N, int C, void *stream);
 /* dinp (fp32) += the input gradient; dinp_bf16, when not NULL, then gets a
  * bf16 copy of the updated dinp (the next matmul's dout). dweight, dbias
  * (fp32) +=, reduced deterministically through `scratch`

@@ -82,9 +82,11 @@ void ct__gpt2_cpu_act_sizes(const ct_model_dims_t *d, int B, int T, size_t *s);
  * buffers marked (L or 1) hold one layer's worth. Shapes are tp = 1's; the
  * plan of the TP GPU path (gpt2_plan.c) splits them the Megatron way. */
 typedef struct {
-    float *encoded;      /* (N, C) fp32 residual stream input */
-    float *residual2;    /* (L, N, C) fp32 */
-    float *residual3;    /* (L, N, C) fp32 */
+    float *encoded;      /* (N, C) fp32 the residual stream, added to in place */
+    ct_bf16_t *ln_in;    /* (2L+1, N, C) bf16 copies of each LayerNorm's input (ln1 of
+                          * layer l at 2l, ln2 at 2l+1, lnf at 2L), for the backward */
+    float *ln_x;         /* (N, C) fp32 one of them again, for a LayerNorm backward
+                          * (several buffers share memory: ct__gpt2_cuda_act_aliases) */
     ct_bf16_t *ln1;      /* (L or 1, N, C) */
     float *ln1_mean, *ln1_rstd; /* (L, N) */
     ct_bf16_t *qkv;      /* (L, N, 3C) */
@@ -106,7 +108,7 @@ typedef struct {
     ct_bf16_t *dln;      /* (N, C) */
     ct_bf16_t *datty;    /* (N, C) */
     ct_bf16_t *dfch;     /* (N, 4C) */
-    ct_bf16_t *dqkv;     /* (N, 3C) in dfch's memory (never live at once) */
+    ct_bf16_t *dqkv;     /* (N, 3C) */
     int32_t *inputs, *targets; /* (N) */
     float *scratch;      /* reductions */
     float *sumsq;        /* (1) gradient sum of squares */
@@ -130,6 +132,13 @@ typedef struct {
  * plus the all-gather buffer). Buffers a layout does not use are left out. */
 int ct__gpt2_cuda_act_items(const ct_model_dims_t *d, int B, int T, ct_recompute_t rc, int sp,
                             ct_plan_item_t *it);
+
+/* The buffers of ct_gpt2_cuda_acts_t that are not in the table because
+ * they share another's memory (never live at the same time): pairs of
+ * (offset of the pointer, offset of the one whose memory it uses) into
+ * alias[0, n), n returned (at most CT_GPT2_CUDA_MAX_ALIASES). */
+#define CT_GPT2_CUDA_MAX_ALIASES 4
+int ct__gpt2_cuda_act_aliases(ct_recompute_t rc, size_t alias[][2]);
 
 /* Rows of one chunk of the GPU path's LM head and cross-entropy for
  * micro-batch capacity (B, T): the logits exist for R rows at a time, never

@@ -1,7 +1,13 @@
 /* GPT-2 on one CUDA device: the same model as gpt2.c, on the kernels/cuda
  * ops. bf16 weights and activations feed the matmuls and attention; the
  * residual stream, LayerNorm statistics, losses, gradients, master weights
- * and AdamW state are fp32. Every device buffer is allocated once in
+ * and AdamW state are fp32. The residual stream is one fp32 buffer added to
+ * in place (the forward's sums are exact to fp32); the backward gets each
+ * LayerNorm's input as a bf16 copy kept by the forward, as llm.c keeps its
+ * whole residual stream in bf16. The LM head and cross-entropy run in
+ * chunks of rows, forward and backward together (head()), so the logits
+ * never exist for the whole micro-batch; buffers never live at the same
+ * time share memory (model/gpt2_plan.c). Every device buffer is allocated once in
  * ct__gpt2_cuda_init; a step launches kernels on one compute stream, and the
  * DP gradient reduce runs on a second stream, layer by layer, overlapped
  * with the rest of the backward pass (events order the two). The host waits
@@ -190,7 +196,11 @@ static CT_MUST_USE ct_status_t gpu_alloc_acts(gpt2_cuda_t *G, const ct_model_dim
         if (it[i].kind == CT_PLAN_ACTS && it[i].region == CT_PLAN_SP)
             G->ln_region_bytes += it[i].bytes;
     }
-    G->a.dqkv = G->a.dfch; /* model/gpt2_plan.c: the two are never live at once */
+    /* the buffers that share another's memory (model/gpt2_plan.c) */
+    size_t alias[CT_GPT2_CUDA_MAX_ALIASES][2];
+    const int na = ct__gpt2_cuda_act_aliases((ct_recompute_t)G->recompute, alias);
+    for (int i = 0; i < na; i++)
+        *(void **)((char *)&G->a + alias[i][0]) = *(void **)((char *)&G->a + alias[i][1]);
     return CT_OK;
 }
 
@@ -328,7 +338,9 @@ static void gpt2_cuda_free(ct_model_t *m)
     if (G->stream && G->comm_stream) wait_reduces(G);
     if (G->stream) ct_cuda_stream_sync(G->stream);
     if (G->have_dev) ct_comm_device_groups_free(&G->dev);
-    G->a.dqkv = NULL; /* dfch's memory */
+    size_t alias[CT_GPT2_CUDA_MAX_ALIASES][2]; /* each buffer freed once */
+    const int na = ct__gpt2_cuda_act_aliases((ct_recompute_t)G->recompute, alias);
+    for (int i = 0; i < na; i++) *(void **)((char *)&G->a + alias[i][0]) = NULL;
     void **bufs = (void **)&G->a;
     for (size_t i = 0; i < sizeof(G->a) / sizeof(void *); i++) ct_cuda_dealloc(bufs[i]);
     ct_cuda_dealloc(G->master);
@@ -594,14 +606,15 @@ static void forward_body(ct_model_t *m, const int32_t *inputs, const int32_t *ta
                                              CT_OP_SUM, s)));
     }
     OP(F_LN, 0, NsC * 6, s,
-       ct_cuda_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->encoded, p->ln1w, p->ln1b,
-                                 Ns, C, s));
+       ct_cuda_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->ln_in, a->encoded, p->ln1w,
+                                 p->ln1b, Ns, C, s));
+    /* the residual stream stays fp32 in a->encoded (each residual add is in
+     * place); the backward gets each LayerNorm's input in bf16 (a->ln_in) */
+    float *const res = a->encoded;
     for (int l = 0; l < L; l++) {
-        const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * NsC;
         ct_bf16_t *ln1 = a->ln1 + (ln_all ? l * NsC : 0), *ln2 = a->ln2 + (ln_all ? l * NsC : 0);
         ct_bf16_t *qkv = a->qkv + l * 3 * NCl, *atty = a->atty + l * NCl;
         ct_bf16_t *fch = a->fch + l * 4 * NCl, *fchg = a->fch_gelu + (gelu_all ? l * 4 * NCl : 0);
-        float *res2 = a->residual2 + l * NsC, *res3 = a->residual3 + l * NsC;
         float *stats = a->att_stats + (size_t)l * B * NHl * T;
         const ct_bf16_t *ln1_in = col_input(m, ln1, N);
         OP(F_MATMUL, 2.0 * N * C * 3 * Cl, 0, s,
@@ -616,8 +629,9 @@ static void forward_body(ct_model_t *m, const int32_t *inputs, const int32_t *ta
         row_parallel(m, atty, p->attprojw + (size_t)l * C * Cl, p->attprojb + (size_t)l * C, N,
                      Cl);
         OP(F_LN, 0, NsC * 12, s,
-           ct_cuda_residual_layernorm_forward(res2, ln2, a->ln2_mean + (size_t)l * Ns,
-                                              a->ln2_rstd + (size_t)l * Ns, residual, a->proj,
+           ct_cuda_residual_layernorm_forward(res, ln2, a->ln2_mean + (size_t)l * Ns,
+                                              a->ln2_rstd + (size_t)l * Ns,
+                                              a->ln_in + (2 * l + 1) * NsC, res, a->proj,
                                               p->ln2w + (size_t)l * C, p->ln2b + (size_t)l * C,
                                               Ns, C, s));
         const ct_bf16_t *ln2_in = col_input(m, ln2, N);
@@ -626,19 +640,21 @@ static void forward_body(ct_model_t *m, const int32_t *inputs, const int32_t *ta
                                   p->fcb + (size_t)l * 4 * Cl, N, C, 4 * Cl, s));
         row_parallel(m, fchg, p->fcprojw + (size_t)l * C * 4 * Cl, p->fcprojb + (size_t)l * C, N,
                      4 * Cl);
-        /* residual3 = residual2 + proj, then the next LayerNorm: the next
-         * layer's ln1 or the final one */
+        /* the MLP's residual add, then the next LayerNorm: the next layer's
+         * ln1 or the final one */
         if (l + 1 < L) {
             ct_bf16_t *next = a->ln1 + (ln_all ? (l + 1) * NsC : 0);
             OP(F_LN, 0, NsC * 12, s,
-               ct_cuda_residual_layernorm_forward(res3, next, a->ln1_mean + (size_t)(l + 1) * Ns,
-                                                  a->ln1_rstd + (size_t)(l + 1) * Ns, res2,
-                                                  a->proj, p->ln1w + (size_t)(l + 1) * C,
+               ct_cuda_residual_layernorm_forward(res, next, a->ln1_mean + (size_t)(l + 1) * Ns,
+                                                  a->ln1_rstd + (size_t)(l + 1) * Ns,
+                                                  a->ln_in + (2 * l + 2) * NsC, res, a->proj,
+                                                  p->ln1w + (size_t)(l + 1) * C,
                                                   p->ln1b + (size_t)(l + 1) * C, Ns, C, s));
         } else {
             OP(F_LN, 0, NsC * 12, s,
-               ct_cuda_residual_layernorm_forward(res3, a->lnf, a->lnf_mean, a->lnf_rstd, res2,
-                                                  a->proj, p->lnfw, p->lnfb, Ns, C, s));
+               ct_cuda_residual_layernorm_forward(res, a->lnf, a->lnf_mean, a->lnf_rstd,
+                                                  a->ln_in + (2 * l + 2) * NsC, res, a->proj,
+                                                  p->lnfw, p->lnfb, Ns, C, s));
         }
     }
     G->last_B = B;
@@ -791,6 +807,17 @@ static void reduce_layer(ct_model_t *m, int l)
     prof_end(G, k, G->comm_stream);
 }
 
+/* LayerNorm k's input (model/gpt2.h: ln_in) in fp32, in a->ln_x: the
+ * residual stream as the backward sees it, rounded to bf16 once. */
+static const float *ln_input(ct_model_t *m, int k, int Ns)
+{
+    gpt2_cuda_t *G = m->dev;
+    const size_t n = (size_t)Ns * m->d.C;
+    OP(F_LN, 0, n * 6, G->stream,
+       ct_cuda_bf16_to_f32(G->a.ln_x, G->a.ln_in + (size_t)k * n, (long)n, G->stream));
+    return G->a.ln_x;
+}
+
 /* The backward from d(lnf) in a->dln (the head's backward wrote it) down to
  * the embedding. */
 static void backward_body(ct_model_t *m, int B, int T)
@@ -818,14 +845,12 @@ static void backward_body(ct_model_t *m, int B, int T)
 
     const double att_flop = 4.0 * B * NHl * (double)T * T * HS; /* twice the forward's */
     OP(F_OTHER, 0, NsC * 4, s, ct_cuda_zero(a->dres, NsC * sizeof(float), s));
-    const float *last = a->residual3 + (size_t)(L - 1) * NsC; /* L >= 1 (config) */
+    const float *last = ln_input(m, 2 * L, Ns);
     OP(F_LN, 0, NsC * 16, s,
        ct_cuda_layernorm_backward(a->dres, dres_bf, g->lnfw, g->lnfb, a->dln, last, p->lnfw,
                                   a->lnf_mean, a->lnf_rstd, a->scratch, Ns, C, s));
     sp_gather_dres(m, N);
     for (int l = L - 1; l >= 0; l--) {
-        const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * NsC;
-        const float *res2 = a->residual2 + l * NsC;
         ct_bf16_t *ln1 = a->ln1 + (ln_all ? l * NsC : 0), *ln2 = a->ln2 + (ln_all ? l * NsC : 0);
         const ct_bf16_t *qkv = a->qkv + l * 3 * NCl, *atty = a->atty + l * NCl;
         const ct_bf16_t *fch = a->fch + l * 4 * NCl;
@@ -843,9 +868,10 @@ static void backward_body(ct_model_t *m, int B, int T)
                                    g->fcprojb + (size_t)l * C, a->dres_bf, fchg,
                                    p->fcprojw + (size_t)l * C * 4 * Cl, fch, a->scratch, N,
                                    4 * Cl, C, s));
-        if (!ln_all)
+        const float *res2 = ln_input(m, 2 * l + 1, Ns);
+        if (!ln_all) /* from the bf16 input; the forward's statistics stay */
             OP(F_LN, 0, NsC * 6, s,
-               ct_cuda_layernorm_forward(ln2, ln2_mean, ln2_rstd, res2, p->ln2w + (size_t)l * C,
+               ct_cuda_layernorm_forward(ln2, NULL, NULL, NULL, res2, p->ln2w + (size_t)l * C,
                                          p->ln2b + (size_t)l * C, Ns, C, s));
         col_parallel_backward(m, g->fcw + (size_t)l * 4 * Cl * C, g->fcb + (size_t)l * 4 * Cl,
                               a->dfch, col_input(m, ln2, N), p->fcw + (size_t)l * 4 * Cl * C, N,
@@ -865,9 +891,10 @@ static void backward_body(ct_model_t *m, int B, int T)
         OP(F_ATTN, att_flop, 0, s,
            ct_cuda_attention_backward(ctx, a->dqkv, a->datty, qkv, atty, stats, B, T, NHl, HS,
                                       s));
+        const float *residual = ln_input(m, 2 * l, Ns);
         if (!ln_all)
             OP(F_LN, 0, NsC * 6, s,
-               ct_cuda_layernorm_forward(ln1, ln1_mean, ln1_rstd, residual,
+               ct_cuda_layernorm_forward(ln1, NULL, NULL, NULL, residual,
                                          p->ln1w + (size_t)l * C, p->ln1b + (size_t)l * C, Ns, C,
                                          s));
         col_parallel_backward(m, g->qkvw + (size_t)l * 3 * Cl * C, g->qkvb + (size_t)l * 3 * Cl,

@@ -52,20 +52,23 @@ int ct__gpt2_cuda_act_items(const ct_model_dims_t *d, int B, int T, ct_recompute
     if (s3 > sc) sc = s3;
     /* shapes of the LayerNorm/residual regions: N/tp tokens under SP */
     const char *nc32 = spl ? "(N/tp, C) fp32" : "(N, C) fp32";
-    const char *lnc32 = spl ? "(L, N/tp, C) fp32" : "(L, N, C) fp32";
+    const char *lnin16 = spl ? "(2L+1, N/tp, C) bf16" : "(2L+1, N, C) bf16";
     const char *ln32 = spl ? "(L, N/tp) fp32" : "(L, N) fp32";
     const char *nc16 = spl ? "(N/tp, C) bf16" : "(N, C) bf16";
     const char *n32 = spl ? "(N/tp) fp32" : "(N) fp32";
     const char *lnshape = ln1 ? (spl ? "(1, N/tp, C) bf16" : "(1, N, C) bf16")
                               : (spl ? "(L, N/tp, C) bf16" : "(L, N, C) bf16");
-    const char *gshape = gelu1 ? "(1, N, 4C/tp) bf16" : "(L, N, 4C/tp) bf16";
+    const char *gshape = "(L, N, 4C/tp) bf16";
     int n = 0;
 #define ITEM(field, name, shape, kind, region, count, elem)                                      \
     it[n++] = (ct_plan_item_t){name, shape, kind, region, (size_t)(count) * (elem),             \
                                offsetof(ct_gpt2_cuda_acts_t, field)}
-    ITEM(encoded, "activations: encoded", nc32, A, S, Ns * C, f32);
-    ITEM(residual2, "activations: residual2", lnc32, A, S, L * Ns * C, f32);
-    ITEM(residual3, "activations: residual3", lnc32, A, S, L * Ns * C, f32);
+    /* The residual stream is fp32 in one buffer, added to in place; what
+     * the backward needs of it, each LayerNorm's input, is kept in bf16
+     * (ln_x, one of them in fp32 for a LayerNorm backward, reuses the
+     * stream's buffer: ct__gpt2_cuda_act_aliases) */
+    ITEM(encoded, "activations: residual stream", nc32, A, S, Ns * C, f32);
+    ITEM(ln_in, "activations: LayerNorm inputs", lnin16, A, S, (2 * L + 1) * Ns * C, bf);
     ITEM(ln1, "activations: ln1", lnshape, A, S, Lln * Ns * C, bf);
     ITEM(ln1_mean, "activations: ln1 mean", ln32, A, S, L * Ns, f32);
     ITEM(ln1_rstd, "activations: ln1 rstd", ln32, A, S, L * Ns, f32);
@@ -77,19 +80,28 @@ int ct__gpt2_cuda_act_items(const ct_model_dims_t *d, int B, int T, ct_recompute
     ITEM(ln2_mean, "activations: ln2 mean", ln32, A, S, L * Ns, f32);
     ITEM(ln2_rstd, "activations: ln2 rstd", ln32, A, S, L * Ns, f32);
     ITEM(fch, "activations: fc", "(L, N, 4C/tp) bf16", A, P, L * N * 4 * Cl, bf);
-    ITEM(fch_gelu, "activations: gelu", gshape, A, P, Lg * N * 4 * Cl, bf);
+    if (!gelu1) ITEM(fch_gelu, "activations: gelu", gshape, A, P, Lg * N * 4 * Cl, bf);
     ITEM(lnf, "activations: lnf", nc16, A, S, Ns * C, bf);
     ITEM(lnf_mean, "activations: lnf mean", n32, A, S, Ns, f32);
     ITEM(lnf_rstd, "activations: lnf rstd", n32, A, S, Ns, f32);
-    ITEM(logits, "activations: logits", "(~N/8, Vp/tp) bf16", A, P, R * (size_t)d->Vpl, bf);
+    /* with GELU recomputed, its one layer of output shares the logits'
+     * memory: the head runs after the last layer's forward and before the
+     * first layer's backward */
+    if (gelu1) {
+        const size_t lg = R * (size_t)d->Vpl, ge = N * 4 * Cl;
+        ITEM(logits, "activations: logits | gelu", "(~N/8, Vp/tp) | (1, N, 4C/tp) bf16", A, P,
+             lg > ge ? lg : ge, bf);
+    } else {
+        ITEM(logits, "activations: logits", "(~N/8, Vp/tp) bf16", A, P, R * (size_t)d->Vpl, bf);
+    }
     ITEM(losses, "activations: losses", "(N) fp32", A, F, N, f32);
-    ITEM(proj, "activations: projection", "(N, C) bf16", A, F, N * C, bf);
+    /* proj (forward only) shares dln's memory (backward only) */
     ITEM(dres, "activation gradients: residual", nc32, A, S, Ns * C, f32);
     ITEM(dres_bf, "activation gradients: residual bf16", "(N, C) bf16", A, F, N * C, bf);
-    ITEM(dln, "activation gradients: ln", "(N, C) bf16", A, F, N * C, bf);
+    ITEM(dln, "activation gradients: ln | projection", "(N, C) bf16", A, F, N * C, bf);
     ITEM(datty, "activation gradients: attention out", "(N, C/tp) bf16", A, P, N * Cl, bf);
-    /* dqkv shares dfch's memory (gpt2_cuda.c): a layer's backward is done
-     * with dfch before the attention backward writes dqkv */
+    /* dqkv shares dfch's memory: a layer's backward is done with dfch
+     * before the attention backward writes dqkv */
     ITEM(dfch, "activation gradients: fc, qkv", "(N, 4C/tp) bf16", A, P, N * 4 * Cl, bf);
     ITEM(inputs, "inputs", "(N) int32", A, F, N, i32);
     ITEM(targets, "targets", "(N) int32", A, F, N, i32);
@@ -103,5 +115,19 @@ int ct__gpt2_cuda_act_items(const ct_model_dims_t *d, int B, int T, ct_recompute
     if (spl) ITEM(sp_gather, "activations: sp all-gather", "(N, C) bf16", A, F, N * C, bf);
 #undef ITEM
     CT_ASSERT(n <= CT_GPT2_CUDA_NUM_ACTS);
+    return n;
+}
+
+int ct__gpt2_cuda_act_aliases(ct_recompute_t rc, size_t alias[][2])
+{
+    int n = 0;
+#define ALIAS(field, of)                                                                          \
+    (alias[n][0] = offsetof(ct_gpt2_cuda_acts_t, field),                                        \
+     alias[n][1] = offsetof(ct_gpt2_cuda_acts_t, of), n++)
+    ALIAS(dqkv, dfch);
+    ALIAS(ln_x, encoded);
+    ALIAS(proj, dln);
+    if (rc != CT_RECOMPUTE_NONE) ALIAS(fch_gelu, logits);
+#undef ALIAS
     return n;
 }

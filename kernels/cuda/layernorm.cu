@@ -14,7 +14,9 @@
  * the partials in chunk order. No mean/rstd recomputation in the backward
  * (the saved ones are used) and no fused bf16 input for the plain forward
  * (inp is the fp32 residual stream). mean and rstd may be NULL in the
- * forward (not written). */
+ * forward (not written); row_bf, when not NULL, gets the bf16 copy of each
+ * row normalised (after the residual add): what the GPU model keeps of the
+ * residual stream for the backward. */
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/sizes.h"
 
@@ -46,7 +48,8 @@ static __device__ __forceinline__ unsigned pack_bf(float lo, float hi)
 template <int K, bool RES>
 static __global__ void __launch_bounds__(32 * CT_LN_WARPS)
     ct__ln_fwd_vec_kernel(ct_bf16_t *__restrict__ out, float *__restrict__ mean,
-                          float *__restrict__ rstd, float *res_out, const float *inp,
+                          float *__restrict__ rstd, ct_bf16_t *__restrict__ row_bf,
+                          float *res_out, const float *inp,
                           const ct_bf16_t *__restrict__ x, const ct_bf16_t *__restrict__ weight,
                           const ct_bf16_t *__restrict__ bias, int N, int C)
 {
@@ -71,6 +74,12 @@ static __global__ void __launch_bounds__(32 * CT_LN_WARPS)
                     a.z += lo_bf(y.y);
                     a.w += hi_bf(y.y);
                     reinterpret_cast<float4 *>(res_out + row * C)[j] = a;
+                }
+                if (row_bf) {
+                    uint2 r;
+                    r.x = pack_bf(a.x, a.y);
+                    r.y = pack_bf(a.z, a.w);
+                    reinterpret_cast<uint2 *>(row_bf + row * C)[j] = r;
                 }
                 v[k] = a;
                 sum += (a.x + a.y) + (a.z + a.w);
@@ -116,7 +125,8 @@ static __global__ void __launch_bounds__(32 * CT_LN_WARPS)
 template <bool RES>
 static __global__ void __launch_bounds__(32 * CT_LN_WARPS)
     ct__ln_fwd_scalar_kernel(ct_bf16_t *__restrict__ out, float *__restrict__ mean,
-                             float *__restrict__ rstd, float *res_out, const float *inp,
+                             float *__restrict__ rstd, ct_bf16_t *__restrict__ row_bf,
+                             float *res_out, const float *inp,
                              const ct_bf16_t *__restrict__ x,
                              const ct_bf16_t *__restrict__ weight,
                              const ct_bf16_t *__restrict__ bias, int N, int C)
@@ -132,6 +142,7 @@ static __global__ void __launch_bounds__(32 * CT_LN_WARPS)
                 a += ct__bf(x[row * C + c]);
                 res_out[row * C + c] = a;
             }
+            if (row_bf) row_bf[row * C + c] = ct__to_bf(a);
             sum += a;
         }
         if (RES) src = res_out + row * C;
@@ -154,17 +165,18 @@ static __global__ void __launch_bounds__(32 * CT_LN_WARPS)
 }
 
 template <bool RES>
-static void ln_fwd_launch(ct_bf16_t *out, float *mean, float *rstd, float *res_out,
-                          const float *inp, const ct_bf16_t *x, const ct_bf16_t *weight,
+static void ln_fwd_launch(ct_bf16_t *out, float *mean, float *rstd, ct_bf16_t *row_bf,
+                          float *res_out, const float *inp, const ct_bf16_t *x, const ct_bf16_t *weight,
                           const ct_bf16_t *bias, int N, int C, cudaStream_t s)
 {
     int vec = C % 4 == 0 && aligned(inp, 16) && aligned(out, 8) && aligned(weight, 8) &&
-              aligned(bias, 8) && (!RES || (aligned(res_out, 16) && aligned(x, 8)));
+              aligned(bias, 8) && (!RES || (aligned(res_out, 16) && aligned(x, 8))) &&
+              (!row_bf || aligned(row_bf, 8));
     int K = (C / 4 + 31) / 32; /* float4 per lane */
     dim3 grid(ln_row_grid(N)), block(32 * CT_LN_WARPS);
 #define CT__LN_FWD_VEC(KK)                                                                    \
-    ct__ln_fwd_vec_kernel<KK, RES><<<grid, block, 0, s>>>(out, mean, rstd, res_out, inp, x,     \
-                                                          weight, bias, N, C)
+    ct__ln_fwd_vec_kernel<KK, RES><<<grid, block, 0, s>>>(out, mean, rstd, row_bf, res_out,     \
+                                                          inp, x, weight, bias, N, C)
     if (vec && K <= 1) CT__LN_FWD_VEC(1);
     else if (vec && K <= 2) CT__LN_FWD_VEC(2);
     else if (vec && K <= 4) CT__LN_FWD_VEC(4);
@@ -173,28 +185,28 @@ static void ln_fwd_launch(ct_bf16_t *out, float *mean, float *rstd, float *res_o
     else if (vec && K <= 12) CT__LN_FWD_VEC(12);
     else if (vec && K <= 16) CT__LN_FWD_VEC(16);
     else
-        ct__ln_fwd_scalar_kernel<RES><<<grid, block, 0, s>>>(out, mean, rstd, res_out, inp, x,
-                                                             weight, bias, N, C);
+        ct__ln_fwd_scalar_kernel<RES><<<grid, block, 0, s>>>(out, mean, rstd, row_bf, res_out,
+                                                             inp, x, weight, bias, N, C);
 #undef CT__LN_FWD_VEC
     CT_CHECK_LAUNCH();
 }
 
-void ct_cuda_layernorm_forward(ct_bf16_t *out, float *mean, float *rstd, const float *inp,
-                               const ct_bf16_t *weight, const ct_bf16_t *bias, int N, int C,
-                               void *stream)
+void ct_cuda_layernorm_forward(ct_bf16_t *out, float *mean, float *rstd, ct_bf16_t *row_bf,
+                               const float *inp, const ct_bf16_t *weight, const ct_bf16_t *bias,
+                               int N, int C, void *stream)
 {
     if (N <= 0 || C <= 0) return;
-    ln_fwd_launch<false>(out, mean, rstd, NULL, inp, NULL, weight, bias, N, C,
+    ln_fwd_launch<false>(out, mean, rstd, row_bf, NULL, inp, NULL, weight, bias, N, C,
                          ct__stream(stream));
 }
 
 void ct_cuda_residual_layernorm_forward(float *res_out, ct_bf16_t *out, float *mean,
-                                        float *rstd, const float *res_in, const ct_bf16_t *x,
-                                        const ct_bf16_t *weight, const ct_bf16_t *bias, int N,
-                                        int C, void *stream)
+                                        float *rstd, ct_bf16_t *row_bf, const float *res_in,
+                                        const ct_bf16_t *x, const ct_bf16_t *weight,
+                                        const ct_bf16_t *bias, int N, int C, void *stream)
 {
     if (N <= 0 || C <= 0) return;
-    ln_fwd_launch<true>(out, mean, rstd, res_out, res_in, x, weight, bias, N, C,
+    ln_fwd_launch<true>(out, mean, rstd, row_bf, res_out, res_in, x, weight, bias, N, C,
                         ct__stream(stream));
 }
 

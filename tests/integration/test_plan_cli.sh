@@ -57,7 +57,7 @@ grep -q "^    recompute gelu  *\* *[0-9.]* *[0-9.]*$" <<<"$out" && pass || fail 
 out=$("$CTRAIN" plan "$CFG" --set parallel.tp=2 --set model.device=cuda --sp --detail 2>&1); rc=$?
 [ $rc -eq 0 ] && grep -q "sp on$" <<<"$(grep '^layout' <<<"$out")" && pass || fail "--sp: exit $rc"
 grep -q "activations: qkv  *(L, N, 3C/tp) bf16  *[0-9.]* MiB \[tp\]$" <<<"$out" && pass || fail "--detail: qkv row"
-grep -q "activations: residual2  *(L, N/tp, C) fp32  *[0-9.]* MiB \[sp\]$" <<<"$out" && pass || fail "--detail: residual2 row"
+grep -q "activations: LayerNorm inputs  *(2L+1, N/tp, C) bf16  *[0-9.]* MiB \[sp\]$" <<<"$out" && pass || fail "--detail: LayerNorm inputs row"
 grep -q "activations: sp all-gather" <<<"$out" && pass || fail "--detail: no SP gather buffer"
 a_sp=$(kind_mib "$out" "GPU path, device memory" activations)
 a_nosp=$("$CTRAIN" plan "$CFG" --set parallel.tp=2 --set model.device=cuda 2>&1 | awk '$1 == "activations" {print $2; exit}')

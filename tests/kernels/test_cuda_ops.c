@@ -441,8 +441,14 @@ static void test_layernorm(int N, int C)
     float *d_mean = d_alloc((size_t)N * 4, "ln mean"), *d_rstd = d_alloc((size_t)N * 4, "ln rstd");
     d_fill_nan(d_out, (size_t)n * 2), d_fill_nan(d_mean, (size_t)N * 4);
     d_fill_nan(d_rstd, (size_t)N * 4);
-    ct_cuda_layernorm_forward(d_out, d_mean, d_rstd, d_inp, d_w, d_b, N, C, NULL);
+    /* the bf16 copy of the input row kept for the backward: rounded to nearest */
+    float *inp_bf = h_f(n);
+    for (long i = 0; i < n; i++) inp_bf[i] = round_bf(inp[i]);
+    ct_bf16_t *d_row_bf = d_alloc((size_t)n * 2, "ln row_bf");
+    d_fill_nan(d_row_bf, (size_t)n * 2);
+    ct_cuda_layernorm_forward(d_out, d_mean, d_rstd, d_row_bf, d_inp, d_w, d_b, N, C, NULL);
     cmp_bf16(tag, "fwd out", d_out, out, n, C, TOL_LN_OUT);
+    cmp_bf16(tag, "fwd row_bf", d_row_bf, inp_bf, n, C, TOL_EXACT);
     cmp_f32(tag, "fwd mean", d_mean, mean, N, 0, TOL_LN_STATS);
     cmp_f32(tag, "fwd rstd", d_rstd, rstd, N, 0, TOL_LN_STATS);
     /* The backward gets the GPU's statistics on both sides. */
@@ -464,9 +470,15 @@ static void test_layernorm(int N, int C)
         if (!inplace) d_fill_nan(d_res_out, (size_t)n * 4);
         d_fill_nan(d_out, (size_t)n * 2), d_fill_nan(d_mean, (size_t)N * 4);
         d_fill_nan(d_rstd, (size_t)N * 4);
-        ct_cuda_residual_layernorm_forward(ro, d_out, d_mean, d_rstd, d_res_in, d_x, d_w, d_b, N,
-                                           C, NULL);
+        d_fill_nan(d_row_bf, (size_t)n * 2);
+        /* out of place without the bf16 copy, in place with it */
+        ct_cuda_residual_layernorm_forward(ro, d_out, d_mean, d_rstd, inplace ? d_row_bf : NULL,
+                                           d_res_in, d_x, d_w, d_b, N, C, NULL);
         cmp_f32(tag2, inplace ? "res_out (in place)" : "res_out", ro, res, n, C, TOL_EXACT);
+        if (inplace) {
+            for (long i = 0; i < n; i++) inp_bf[i] = round_bf(res[i]);
+            cmp_bf16(tag2, "row_bf (in place)", d_row_bf, inp_bf, n, C, TOL_EXACT);
+        }
         cmp_bf16(tag2, inplace ? "out (in place)" : "out", d_out, out2, n, C, TOL_LN_OUT);
         cmp_f32(tag2, "mean", d_mean, mean2, N, 0, TOL_LN_STATS);
         cmp_f32(tag2, "rstd", d_rstd, rstd2, N, 0, TOL_LN_STATS);
@@ -495,8 +507,9 @@ static void test_layernorm(int N, int C)
     }
     d_free(d_inp), d_free(d_w), d_free(d_b), d_free(d_out), d_free(d_mean), d_free(d_rstd);
     d_free(d_res_in), d_free(d_x), d_free(d_res_out), d_free(d_dout), d_free(d_dinp);
-    d_free(d_dw), d_free(d_db), d_free(d_dinp_bf), d_free(d_scr);
+    d_free(d_dw), d_free(d_db), d_free(d_dinp_bf), d_free(d_scr), d_free(d_row_bf);
     free(inp), free(w), free(b), free(out), free(mean), free(rstd), free(mean_g), free(rstd_g);
+    free(inp_bf);
     free(res_in), free(x), free(res), free(out2), free(mean2), free(rstd2), free(dout);
     free(dinp), free(dw), free(db);
 }
