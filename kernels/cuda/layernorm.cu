@@ -474,7 +474,7 @@ static __global__ void __launch_bounds__(32 * CT_LN_BWD_WARPS)
         __syncthreads();
     }
     const long C2 = 2L * C;
-    const int nblk = gridDim.x, ngrp = ct__ln_bwd_groups(nblk);
+    const int nblk = gridDim.x, ngrp = (nblk + CT_LN_BWD_GROUP - 1) / CT_LN_BWD_GROUP;
     unsigned *count = reinterpret_cast<unsigned *>(scratch);
     float *part = scratch + CT_LN_BWD_HDR, *gpart = part + nblk * C2;
     for (int i = threadIdx.x; i < C2; i += blockDim.x) part[blockIdx.x * C2 + i] = sh[i];
