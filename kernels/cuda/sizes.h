@@ -32,7 +32,10 @@ static inline int ct__ln_bwd_blocks(int N)
     return b < CT_LN_BWD_MAX_BLOCKS ? b : CT_LN_BWD_MAX_BLOCKS;
 }
 
-static inline int ct__ln_bwd_groups(int nblk) { return (nblk + CT_LN_BWD_GROUP - 1) / CT_LN_BWD_GROUP; }
+static inline int ct__ln_bwd_groups(int nblk)
+{
+    return (nblk + CT_LN_BWD_GROUP - 1) / CT_LN_BWD_GROUP;
+}
 
 /* matmul.cu: the dbias reduction's chunks of at least CT__DB_MIN_ROWS rows,
  * at most CT__DB_MAX_CHUNKS of them. */
