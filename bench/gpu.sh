@@ -2,7 +2,8 @@
 # GPU benchmark on one device, results in one block: GPT-2 124M and 350M at
 # T=1024 with the largest micro-batch that fits (tokens/s, ms/step, MFU
 # against the bf16 dense peak, peak device memory), and the bf16 GEMM rate
-# at 4096^3 through our matmul and through cuBLASLt alone.
+# at 4096^3 through our matmul and through cuBLASLt alone, and the LayerNorm
+# kernels alone at 124M's shape (ms per call, GB/s of the bytes they move).
 # Targets on an H100/H200: 124M at >= 50% MFU; our GEMM within 5% of
 # cuBLASLt's. Exits 77 when there is no CUDA device.
 set -euo pipefail
@@ -18,6 +19,8 @@ out=$({
   "$BIN" model 24 16 1024 1024 ${STEPS:-20} || exit $?
   echo "== bf16 GEMM 4096^3 =="
   "$BIN" gemm 4096 || exit $?
+  echo "== LayerNorm alone, 124M at B=64 T=1024 (N=65536, C=768) =="
+  "$BIN" layernorm 65536 768 || exit $?
 } 2>&1)
 rc=$?
 set -e
