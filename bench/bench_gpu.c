@@ -11,6 +11,10 @@
  *                                        kernels and cuDNN (when built), ms and
  *                                        TFLOP/s each, and the flash results'
  *                                        largest difference from the per-row ones
+ *   bench_gpu layernorm N C [iters]      the LayerNorm forward, fused residual +
+ *                                        LayerNorm forward and backward alone
+ *                                        (124M at B=64, T=1024: N=65536 C=768):
+ *                                        ms per call and GB/s of the bytes moved
  * MFU = model FLOPs (6N + 12LCT per token, N without wpe) / time / the
  * device's bf16 dense peak (table in kernels/cuda/device.cu; CT_PEAK_TFLOPS
  * overrides). Tokens are random: speed does not depend on them. Exits 77
@@ -375,6 +379,116 @@ static int bench_attention(int B, int T, int NH, int HS, int iters)
     return 0;
 }
 
+/* ---- LayerNorm alone -------------------------------------------------------- */
+
+typedef struct {
+    int N, C;
+    float *inp, *res, *mean, *rstd, *dinp, *dw, *db, *scratch;
+    ct_bf16_t *x, *out, *w, *b, *dout, *dinp_bf16;
+} bench_ln_t;
+
+enum { LN_FWD, LN_RES_FWD, LN_BWD, LN_BWD_BF16 };
+
+static void ln_run(const bench_ln_t *a, int which)
+{
+    if (which == LN_FWD)
+        ct_cuda_layernorm_forward(a->out, a->mean, a->rstd, NULL, a->inp, a->w, a->b, a->N, a->C,
+                                  NULL);
+    else if (which == LN_RES_FWD)
+        /* as the model calls it: the bf16 copy of the row kept too */
+        ct_cuda_residual_layernorm_forward(a->res, a->out, a->mean, a->rstd, a->dinp_bf16, a->inp,
+                                           a->x, a->w, a->b, a->N, a->C, NULL);
+    else
+        ct_cuda_layernorm_backward(a->dinp, which == LN_BWD_BF16 ? a->dinp_bf16 : NULL, a->dw,
+                                   a->db, a->dout, a->inp, a->w, a->mean, a->rstd, a->scratch,
+                                   a->N, a->C, NULL);
+}
+
+/* Mean ms of `iters` calls after 2 warm-up calls (CUDA events). */
+static double ln_time(const bench_ln_t *a, int which, int iters)
+{
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    for (int w = 0; w < 2; w++) ln_run(a, which);
+    cudaEventRecord(e0, 0);
+    for (int i = 0; i < iters; i++) ln_run(a, which);
+    cudaEventRecord(e1, 0);
+    cudaEventSynchronize(e1);
+    float ms = 0.0f;
+    cudaEventElapsedTime(&ms, e0, e1);
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    return ms / iters;
+}
+
+/* The LayerNorm ops of kernels.h on (N, C): ms per call and the rate of
+ * the bytes each must move at least (fp32 residual stream, bf16 rest). The
+ * inputs are random normals with the residual stream's offset, the
+ * statistics those of the forward. */
+static int bench_layernorm(int N, int C, int iters)
+{
+    if (N < 1 || C < 1) {
+        fprintf(stderr, "bench_gpu: layernorm needs N >= 1 and C >= 1\n");
+        return 2;
+    }
+    ct_cuda_t *ctx;
+    if (ct_cuda_init(0, CT_ATTN_AUTO, &ctx) != CT_OK) return 1;
+    bench_ln_t a = {.N = N, .C = C};
+    const long n = (long)N * C, nscr = ct_cuda_layernorm_scratch_floats(N, C);
+    float *tmp;
+    if (ct_cuda_alloc(ctx, (size_t)n * 4, "inp", (void **)&a.inp) ||
+        ct_cuda_alloc(ctx, (size_t)n * 4, "res", (void **)&a.res) ||
+        ct_cuda_alloc(ctx, (size_t)n * 4, "dinp", (void **)&a.dinp) ||
+        ct_cuda_alloc(ctx, (size_t)N * 4, "mean", (void **)&a.mean) ||
+        ct_cuda_alloc(ctx, (size_t)N * 4, "rstd", (void **)&a.rstd) ||
+        ct_cuda_alloc(ctx, (size_t)C * 4, "dw", (void **)&a.dw) ||
+        ct_cuda_alloc(ctx, (size_t)C * 4, "db", (void **)&a.db) ||
+        ct_cuda_alloc(ctx, (size_t)nscr * 4, "scratch", (void **)&a.scratch) ||
+        ct_cuda_alloc(ctx, (size_t)n * 2, "x", (void **)&a.x) ||
+        ct_cuda_alloc(ctx, (size_t)n * 2, "out", (void **)&a.out) ||
+        ct_cuda_alloc(ctx, (size_t)n * 2, "dout", (void **)&a.dout) ||
+        ct_cuda_alloc(ctx, (size_t)n * 2, "dinp_bf16", (void **)&a.dinp_bf16) ||
+        ct_cuda_alloc(ctx, (size_t)C * 2, "w", (void **)&a.w) ||
+        ct_cuda_alloc(ctx, (size_t)C * 2, "b", (void **)&a.b) ||
+        ct_cuda_alloc(ctx, (size_t)n * 4, "init", (void **)&tmp))
+        return 1;
+    float *h = malloc((size_t)n * sizeof(float));
+    ct_rng_t r;
+    ct_rng_seed(&r, 12, 0, 0);
+    for (long i = 0; i < n; i++) h[i] = 3.0f + 2.0f * ct_rng_normal(&r);
+    ct_cuda_copy(a.inp, h, (size_t)n * 4, NULL);
+    for (long i = 0; i < n; i++) h[i] = ct_rng_normal(&r);
+    ct_cuda_copy(tmp, h, (size_t)n * 4, NULL);
+    ct_cuda_f32_to_bf16(a.x, tmp, n, NULL);
+    ct_cuda_f32_to_bf16(a.dout, tmp, n, NULL);
+    ct_cuda_f32_to_bf16(a.w, tmp, C, NULL);
+    ct_cuda_f32_to_bf16(a.b, N > 1 ? tmp + C : tmp, C, NULL);
+    ct_cuda_zero(a.dinp, (size_t)n * 4, NULL);
+    ct_cuda_zero(a.dw, (size_t)C * 4, NULL);
+    ct_cuda_zero(a.db, (size_t)C * 4, NULL);
+    ln_run(&a, LN_FWD);
+    ct_cuda_stream_sync(NULL);
+    free(h);
+    const char *name[4] = {"fwd", "residual_fwd", "bwd", "bwd+bf16"};
+    const double bytes[4] = {6.0 * n, 14.0 * n, 14.0 * n, 16.0 * n};
+    printf("layernorm N=%d C=%d device=\"%s\"\n", N, C, ct_cuda_device_name(ctx));
+    for (int k = 0; k < 4; k++) {
+        /* the residual forward last: it overwrites nothing the others read */
+        int which = k == 0 ? LN_FWD : k == 1 ? LN_BWD : k == 2 ? LN_BWD_BF16 : LN_RES_FWD;
+        double ms = ln_time(&a, which, iters);
+        printf("  %-13s ms=%.4f  %.0f GB/s (%.0f bytes per element)\n", name[which], ms,
+               bytes[which] / (ms * 1e6), bytes[which] / n);
+    }
+    ct_cuda_dealloc(a.inp), ct_cuda_dealloc(a.res), ct_cuda_dealloc(a.dinp);
+    ct_cuda_dealloc(a.mean), ct_cuda_dealloc(a.rstd), ct_cuda_dealloc(a.dw), ct_cuda_dealloc(a.db);
+    ct_cuda_dealloc(a.scratch), ct_cuda_dealloc(a.x), ct_cuda_dealloc(a.out);
+    ct_cuda_dealloc(a.dout), ct_cuda_dealloc(a.dinp_bf16), ct_cuda_dealloc(a.w);
+    ct_cuda_dealloc(a.b), ct_cuda_dealloc(tmp);
+    ct_cuda_free(ctx);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     ct_log_init();
@@ -398,7 +512,10 @@ int main(int argc, char **argv)
     if (argc >= 6 && strcmp(argv[1], "attention") == 0)
         return bench_attention(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]),
                                argc > 6 ? atoi(argv[6]) : 20);
-    fprintf(stderr, "usage: bench_gpu model L NH C [T] [steps] [auto|cudnn|plain] [B] | bench_gpu gemm "
-                    "[M] | bench_gpu attention B T NH HS [iters]\n");
+    if (argc >= 4 && strcmp(argv[1], "layernorm") == 0)
+        return bench_layernorm(atoi(argv[2]), atoi(argv[3]), argc > 4 ? atoi(argv[4]) : 50);
+    fprintf(stderr, "usage: bench_gpu model L NH C [T] [steps] [auto|cudnn|plain] [B] | bench_gpu "
+                    "gemm [M] | bench_gpu attention B T NH HS [iters] | bench_gpu layernorm N C "
+                    "[iters]\n");
     return 2;
 }

@@ -2,8 +2,10 @@
 # GPU benchmark on one device, results in one block: GPT-2 124M and 350M at
 # T=1024 with the largest micro-batch that fits, and 1.5B at B=40 (BIG=0
 # leaves it out) (tokens/s, ms/step, MFU against the bf16 dense peak, peak
-# device memory next to `ctrain plan`'s total for the same layout), and the
-# bf16 GEMM rate at 4096^3 through our matmul and through cuBLASLt alone.
+# device memory next to `ctrain plan`'s total for the same layout), the
+# bf16 GEMM rate at 4096^3 through our matmul and through cuBLASLt alone,
+# and the LayerNorm kernels alone at 124M's shape (ms per call, GB/s of the
+# bytes they move).
 # llm.c on an H200 (issue 13): 350M B=64 50.7 GiB, 1.5B B=40 101.9 GiB.
 # Targets on an H100/H200: 124M at >= 50% MFU; our GEMM within 5% of
 # cuBLASLt's. Exits 77 when there is no CUDA device.
@@ -24,6 +26,8 @@ out=$({
   fi
   echo "== bf16 GEMM 4096^3 =="
   "$BIN" gemm 4096 || exit $?
+  echo "== LayerNorm alone, 124M at B=64 T=1024 (N=65536, C=768) =="
+  "$BIN" layernorm 65536 768 || exit $?
 } 2>&1)
 rc=$?
 set -e

@@ -10,10 +10,15 @@ size_t ct_cuda_context_bytes(void) { return CT__LT_WORKSPACE; }
 long ct_cuda_layernorm_scratch_floats(int N, int C)
 {
     if (N <= 0 || C <= 0) return 0;
-    /* An upper bound on 2 * R * C that grows with N, so a buffer sized for
-     * the largest N serves every smaller one. */
+    /* The larger of the two backwards' layouts, each growing with N, so a
+     * buffer sized for the largest N serves every smaller one: the
+     * one-kernel backward's counters and per-block and per-group (2, C)
+     * partials; the three-kernel one's 2 * R * C. */
+    int nblk = ct__ln_bwd_blocks(N);
+    long fused = CT_LN_BWD_HDR + 2L * (nblk + ct__ln_bwd_groups(nblk)) * (long)C;
     long rmax = N < CT_LN_MAX_CHUNKS ? N : CT_LN_MAX_CHUNKS;
-    return 2 * rmax * (long)C;
+    long chunked = 2 * rmax * (long)C;
+    return fused > chunked ? fused : chunked;
 }
 
 long ct_cuda_matmul_scratch_floats(int N, int OC)

@@ -8,14 +8,20 @@
  * 8-byte bf16 accesses, the row is held in registers (K float4 per lane)
  * and mean and variance are computed in two passes over them; otherwise a
  * scalar path re-reads the row from global memory (L1/L2) for each pass.
- * Backward: one warp per row for dinp (+=, fp32) and its optional bf16
- * copy; dweight/dbias (+=) in two deterministic kernels: per-column partial
- * sums over fixed chunks of rows into scratch, then a per-column sum of
- * the partials in chunk order. No mean/rstd recomputation in the backward
- * (the saved ones are used) and no fused bf16 input for the plain forward
- * (inp is the fp32 residual stream). mean and rstd may be NULL in the
- * forward (not written); row_bf, when not NULL, gets the bf16 copy of each
- * row normalised (after the residual add): what the GPU model keeps of the
+ * Backward, one kernel: one warp per row, the row held in registers, dinp
+ * (+=, fp32) and its optional bf16 copy; each lane accumulates
+ * dweight/dbias for its own columns over the warp's rows, the block sums
+ * its warps in shared memory and writes one partial; the last block of
+ * each group of 16 sums the group's partials, and the last group to finish
+ * sums the group partials into dweight/dbias (+=). Every sum has a fixed
+ * order, so the result is deterministic. It covers C <= 2048 with C % 4 ==
+ * 0 (and aligned pointers) and C <= 1024 otherwise; wider rows take the
+ * three-kernel backward (dinp; per-column partials over row chunks; their
+ * sum). No mean/rstd recomputation in the backward (the saved ones are
+ * used) and no fused bf16 input for the plain forward (inp is the fp32
+ * residual stream). mean and rstd may be NULL in the forward (not
+ * written); row_bf, when not NULL, gets the bf16 copy of each row
+ * normalised (after the residual add): what the GPU model keeps of the
  * residual stream for the backward. */
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/sizes.h"
@@ -343,6 +349,170 @@ static __global__ void ct__ln_bwd_reduce_kernel(float *__restrict__ dweight,
     dbias[c] += db;
 }
 
+/* ---- backward, one kernel --------------------------------------------- */
+
+/* V consecutive columns: fp32 / bf16 loads and stores of 16 / 8 bytes when
+ * V == 4, scalar when V == 1. */
+template <int V> static __device__ __forceinline__ void ld_f32(float (&o)[V], const float *p)
+{
+    if constexpr (V == 4) {
+        float4 t = *reinterpret_cast<const float4 *>(p);
+        o[0] = t.x, o[1] = t.y, o[2] = t.z, o[3] = t.w;
+    } else {
+        o[0] = *p;
+    }
+}
+template <int V> static __device__ __forceinline__ void ld_bf16(float (&o)[V], const ct_bf16_t *p)
+{
+    if constexpr (V == 4) {
+        uint2 t = *reinterpret_cast<const uint2 *>(p);
+        o[0] = lo_bf(t.x), o[1] = hi_bf(t.x), o[2] = lo_bf(t.y), o[3] = hi_bf(t.y);
+    } else {
+        o[0] = ct__bf(*p);
+    }
+}
+template <int V> static __device__ __forceinline__ void st_f32(float *p, const float (&o)[V])
+{
+    if constexpr (V == 4)
+        *reinterpret_cast<float4 *>(p) = make_float4(o[0], o[1], o[2], o[3]);
+    else
+        *p = o[0];
+}
+template <int V> static __device__ __forceinline__ void st_bf16(ct_bf16_t *p, const float (&o)[V])
+{
+    if constexpr (V == 4) {
+        uint2 t;
+        t.x = pack_bf(o[0], o[1]);
+        t.y = pack_bf(o[2], o[3]);
+        *reinterpret_cast<uint2 *>(p) = t;
+    } else {
+        *p = ct__to_bf(o[0]);
+    }
+}
+
+/* Sums n (2, C) partials of stride 2C in order into dst[i] for i < 2C
+ * (add == 0) or into dweight/dbias (+=, add != 0). Reads through L2: the
+ * partials were written by other blocks. */
+static __device__ void ln_sum_partials(float *dst, float *dweight, float *dbias,
+                                       const float *src, int n, int C, int add)
+{
+    const long C2 = 2L * C;
+    for (int i = threadIdx.x; i < C2; i += blockDim.x) {
+        float acc = 0.0f;
+        for (int k = 0; k < n; k++) acc += __ldcg(src + k * C2 + i);
+        if (!add) dst[i] = acc;
+        else if (i < C) dweight[i] += acc;
+        else dbias[i - C] += acc;
+    }
+}
+
+/* Column groups of V columns, group j = k * 32 + lane for k < K (G = C / V
+ * groups); grid ct__ln_bwd_blocks(N), block 32 * CT_LN_BWD_WARPS. scratch:
+ * sizes.h; its counters are zero on entry. */
+template <int V, int K>
+static __global__ void __launch_bounds__(32 * CT_LN_BWD_WARPS)
+    ct__ln_bwd_kernel(float *__restrict__ dinp, ct_bf16_t *__restrict__ dinp_bf16,
+                      float *__restrict__ dweight, float *__restrict__ dbias,
+                      const ct_bf16_t *__restrict__ dout, const float *__restrict__ inp,
+                      const ct_bf16_t *__restrict__ weight, const float *__restrict__ mean,
+                      const float *__restrict__ rstd, float *scratch, int N, int C)
+{
+    __shared__ float sh[2 * 32 * K * V]; /* the block's dweight, dbias */
+    __shared__ int last;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, G = C / V;
+    float dw[K][V], db[K][V];
+#pragma unroll
+    for (int k = 0; k < K; k++)
+#pragma unroll
+        for (int v = 0; v < V; v++) dw[k][v] = 0.0f, db[k][v] = 0.0f;
+
+    for (long row = (long)blockIdx.x * CT_LN_BWD_WARPS + warp; row < N;
+         row += (long)gridDim.x * CT_LN_BWD_WARPS) {
+        const float m = mean[row], s = rstd[row];
+        float nrm[K][V], d[K][V];
+        float a1 = 0.0f, a2 = 0.0f;
+#pragma unroll
+        for (int k = 0; k < K; k++) {
+            const int j = k * 32 + lane;
+            if (j < G) {
+                float w[V];
+                ld_f32<V>(nrm[k], inp + row * C + j * V);
+                ld_bf16<V>(d[k], dout + row * C + j * V);
+                ld_bf16<V>(w, weight + j * V);
+#pragma unroll
+                for (int v = 0; v < V; v++) {
+                    float n = (nrm[k][v] - m) * s, dn = w[v] * d[k][v];
+                    nrm[k][v] = n;
+                    a1 += dn;
+                    a2 += dn * n;
+                    dw[k][v] += n * d[k][v];
+                    db[k][v] += d[k][v];
+                }
+            }
+        }
+        a1 = ct__warp_sum(a1) / (float)C;
+        a2 = ct__warp_sum(a2) / (float)C;
+#pragma unroll
+        for (int k = 0; k < K; k++) {
+            const int j = k * 32 + lane;
+            if (j < G) {
+                float w[V], g[V];
+                ld_bf16<V>(w, weight + j * V);
+                ld_f32<V>(g, dinp + row * C + j * V);
+#pragma unroll
+                for (int v = 0; v < V; v++) g[v] += (w[v] * d[k][v] - a1 - nrm[k][v] * a2) * s;
+                st_f32<V>(dinp + row * C + j * V, g);
+                if (dinp_bf16) st_bf16<V>(dinp_bf16 + row * C + j * V, g);
+            }
+        }
+    }
+
+    /* The block's partial: its warps in order. */
+    for (int w = 0; w < CT_LN_BWD_WARPS; w++) {
+        if (warp == w) {
+#pragma unroll
+            for (int k = 0; k < K; k++) {
+                const int j = k * 32 + lane;
+                if (j < G) {
+#pragma unroll
+                    for (int v = 0; v < V; v++) {
+                        const int c = j * V + v;
+                        sh[c] = w ? sh[c] + dw[k][v] : dw[k][v];
+                        sh[C + c] = w ? sh[C + c] + db[k][v] : db[k][v];
+                    }
+                }
+            }
+        }
+        __syncthreads();
+    }
+    const long C2 = 2L * C;
+    const int nblk = gridDim.x, ngrp = (nblk + CT_LN_BWD_GROUP - 1) / CT_LN_BWD_GROUP;
+    unsigned *count = reinterpret_cast<unsigned *>(scratch);
+    float *part = scratch + CT_LN_BWD_HDR, *gpart = part + nblk * C2;
+    for (int i = threadIdx.x; i < C2; i += blockDim.x) part[blockIdx.x * C2 + i] = sh[i];
+
+    /* The last block of its group to get here sums the group's partials. */
+    const int g = blockIdx.x / CT_LN_BWD_GROUP, g0 = g * CT_LN_BWD_GROUP;
+    const int gn = nblk - g0 < CT_LN_BWD_GROUP ? nblk - g0 : CT_LN_BWD_GROUP;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(&count[1 + g], 1u) == (unsigned)gn - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    ln_sum_partials(gpart + g * C2, NULL, NULL, part + g0 * C2, gn, C, 0);
+
+    /* The last group to get here sums the group partials into dweight and
+     * dbias. */
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(&count[0], 1u) == (unsigned)ngrp - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    ln_sum_partials(NULL, dweight, dbias, gpart, ngrp, C, 1);
+}
+
 /* ct_cuda_layernorm_scratch_floats: kernels/cpu/cuda_sizes.c */
 
 void ct_cuda_layernorm_backward(float *dinp, ct_bf16_t *dinp_bf16, float *dweight, float *dbias,
@@ -354,6 +524,33 @@ void ct_cuda_layernorm_backward(float *dinp, ct_bf16_t *dinp_bf16, float *dweigh
     cudaStream_t s = ct__stream(stream);
     int vec = C % 4 == 0 && aligned(dinp, 16) && aligned(inp, 16) && aligned(dout, 8) &&
               aligned(weight, 8) && (dinp_bf16 == NULL || aligned(dinp_bf16, 8));
+    const int nblk = ct__ln_bwd_blocks(N);
+    const int K4 = (C / 4 + 31) / 32, K1 = (C + 31) / 32; /* column groups per lane */
+    if ((vec && K4 <= 16) || K1 <= 32) {
+        CT_CHECK_CUDA(cudaMemsetAsync(scratch, 0, (1 + ct__ln_bwd_groups(nblk)) * sizeof(unsigned),
+                                      s));
+        dim3 bgrid(nblk), bblock(32 * CT_LN_BWD_WARPS);
+#define CT__LN_BWD(VV, KK)                                                                        \
+    ct__ln_bwd_kernel<VV, KK><<<bgrid, bblock, 0, s>>>(dinp, dinp_bf16, dweight, dbias, dout, inp, \
+                                                        weight, mean, rstd, scratch, N, C)
+        if (vec && K4 <= 1) CT__LN_BWD(4, 1);
+        else if (vec && K4 <= 2) CT__LN_BWD(4, 2);
+        else if (vec && K4 <= 4) CT__LN_BWD(4, 4);
+        else if (vec && K4 <= 6) CT__LN_BWD(4, 6);
+        else if (vec && K4 <= 8) CT__LN_BWD(4, 8);
+        else if (vec && K4 <= 12) CT__LN_BWD(4, 12);
+        else if (vec) CT__LN_BWD(4, 16);
+        else if (K1 <= 2) CT__LN_BWD(1, 2);
+        else if (K1 <= 4) CT__LN_BWD(1, 4);
+        else if (K1 <= 8) CT__LN_BWD(1, 8);
+        else if (K1 <= 16) CT__LN_BWD(1, 16);
+        else CT__LN_BWD(1, 32);
+#undef CT__LN_BWD
+        CT_CHECK_LAUNCH();
+        return;
+    }
+
+    /* Wide rows: three kernels. */
     dim3 grid(ln_row_grid(N)), block(32 * CT_LN_WARPS);
     if (vec)
         ct__ln_bwd_dinp_kernel<true><<<grid, block, 0, s>>>(dinp, dinp_bf16, dout, inp, weight,

@@ -10,8 +10,32 @@
 /* cuBLASLt workspace of a device context (device.cu). */
 #define CT__LT_WORKSPACE ((size_t)32 << 20)
 
-/* layernorm.cu: row chunks of the dweight/dbias partials. */
+/* layernorm.cu, the three-kernel backward (C > 2048, or C % 4 != 0 and
+ * C > 1024): row chunks of the dweight/dbias partials. */
 #define CT_LN_MAX_CHUNKS 256
+
+/* layernorm.cu, the one-kernel backward: CT_LN_BWD_WARPS rows at a time per
+ * block; a grid of ct__ln_bwd_blocks(N) blocks (a function of N only, so the
+ * partition and hence the summation order are the same on every device),
+ * in groups of CT_LN_BWD_GROUP. scratch (floats): CT_LN_BWD_HDR words of
+ * counters (1 + groups), then one (2, C) partial per block, then one per
+ * group. */
+#define CT_LN_BWD_WARPS 8
+#define CT_LN_BWD_MAX_BLOCKS 256
+#define CT_LN_BWD_GROUP 16
+#define CT_LN_BWD_HDR 32 /* >= 1 + CT_LN_BWD_MAX_BLOCKS / CT_LN_BWD_GROUP, a multiple of 4 */
+
+static inline int ct__ln_bwd_blocks(int N)
+{
+    int b = (N + CT_LN_BWD_WARPS - 1) / CT_LN_BWD_WARPS;
+    if (b < 1) b = 1;
+    return b < CT_LN_BWD_MAX_BLOCKS ? b : CT_LN_BWD_MAX_BLOCKS;
+}
+
+static inline int ct__ln_bwd_groups(int nblk)
+{
+    return (nblk + CT_LN_BWD_GROUP - 1) / CT_LN_BWD_GROUP;
+}
 
 /* matmul.cu: the dbias reduction's chunks of at least CT__DB_MIN_ROWS rows,
  * at most CT__DB_MAX_CHUNKS of them. */

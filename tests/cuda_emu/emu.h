@@ -65,6 +65,16 @@ inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return
 inline float __int_as_float(int u) { float f; memcpy(&f, &u, 4); return f; }
 inline int __float_as_int(float f) { int u; memcpy(&u, &f, 4); return u; }
 inline float atomicAdd(float *addr, float v) { return ct_emu_atomic_add(addr, v); }
+/* Blocks run one after another and a block's threads are fibers that never
+ * run concurrently, so an unsigned add, a fence and an L2 load are plain. */
+inline unsigned atomicAdd(unsigned *addr, unsigned v)
+{
+    unsigned old = *addr;
+    *addr = old + v;
+    return old;
+}
+inline void __threadfence(void) {}
+template <class T> inline T __ldcg(const T *p) { return *p; }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 inline float __expf(float x) { return std::exp(x); }
 inline float __logf(float x) { return std::log(x); }

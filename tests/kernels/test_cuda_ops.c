@@ -31,9 +31,9 @@
  *   layernorm out (bf16)          1e-4          1/128   -        bf16 output
  *   layernorm mean, rstd (fp32)   1e-5          1e-4    -        fp32 row reductions, any order
  *   residual_layernorm res_out    exact                          one IEEE fp32 add
- *   layernorm bwd dinp (fp32)     1e-4          1e-4    -        fp32, sums over C then / C
+ *   layernorm bwd dinp (fp32)     per element (ln_bwd_bounds): fp32, sums over C then / C
  *   layernorm bwd dinp_bf16       1e-4          1/128   -        bf16 copy of dinp
- *   layernorm bwd dweight, dbias  1e-4          1e-4    -        fp32 sums over N rows
+ *   layernorm bwd dweight, dbias  per element (ln_bwd_bounds): fp32 sums over N rows
  *   gelu fwd, bwd (bf16)          2e-5          1/128   -        bf16 output; the CPU tanh is an
  *                                                                approximation within 3e-7
  *   matmul out, pre_gelu, dinp    1e-3 x S      1/128   1e-2     bf16 output, fp32 accumulation
@@ -72,7 +72,6 @@ static const tol_t TOL_ENC_FWD = {1e-6, 1e-6, 0};
 static const tol_t TOL_ENC_BWD = {1e-5, 1e-5, 0};
 static const tol_t TOL_LN_OUT = {1e-4, 1.0 / 128, 0};
 static const tol_t TOL_LN_STATS = {1e-5, 1e-4, 0};
-static const tol_t TOL_LN_BWD = {1e-4, 1e-4, 0};
 static const tol_t TOL_LN_DINP_BF16 = {1e-4, 1.0 / 128, 0};
 static const tol_t TOL_GELU = {2e-5, 1.0 / 128, 0};
 static const tol_t TOL_MM_BF16 = {1e-3 /* x S */, 1.0 / 128, 1e-2};
@@ -426,6 +425,59 @@ static void test_encoder(int B, int T, int C, int Vp)
 
 /* ---- layernorm ---------------------------------------------------------------- */
 
+/* Adds to bd_* a bound on |gpu - cpu| for one LayerNorm backward call on
+ * these inputs (dinp, dw, db: the values before the call). Both sides get
+ * the same fp32 inputs and statistics (bf16-exact dout and weight), so they
+ * differ by fp32 rounding alone, u = 2^-24 per operation, to first order:
+ *  - dweight, dbias: init + sum over N rows of t = (x - m) * s * dout (t =
+ *    dout for dbias), each t within 3u of exact. The CPU adds row after
+ *    row (depth N); the GPU sums rows per lane, then 8 warps, then <= 16
+ *    blocks of a group, then <= 16 groups, then adds to init (the three-
+ *    kernel fallback: chunks of rows, then chunks): depth <= N + 41. A sum
+ *    of depth k is within k u (|init| + sum |t|) of exact, so the two are
+ *    within (2N + 47) u (|init| + sum |t|).
+ *  - dinp: init + (dn - a1 - n a2) s with dn = w dout, n = (x - m) s,
+ *    a1 = mean(dn), a2 = mean(dn n) over C: a1 within (C + 2) u A1, a2 within
+ *    (C + 5) u A2 on each side (A1 = mean |dn|, A2 = mean |dn n|), each of the
+ *    other few operations within 4u of its terms, so the two are within
+ *    2 (s ((C + 2) u A1 + |n| (C + 5) u A2 + 4u (|dn| + |a1| + |n a2|)) +
+ *    u (|init| + |term|)).
+ * Both bounds are doubled for the second-order terms left out. */
+static void ln_bwd_bounds(double *bd_dinp, double *bd_dw, double *bd_db, const float *dinp,
+                          const float *dw, const float *db, const float *dout, const float *inp,
+                          const float *w, const float *mean, const float *rstd, int N, int C)
+{
+    const double u = ldexp(1.0, -24);
+    double *sw = calloc((size_t)C, sizeof(double)), *sb = calloc((size_t)C, sizeof(double));
+    CT_ASSERT(sw && sb);
+    for (int r = 0; r < N; r++) {
+        const float *x = inp + (long)r * C, *d = dout + (long)r * C;
+        const double m = mean[r], sd = rstd[r];
+        double a1 = 0, a2 = 0, A1 = 0, A2 = 0;
+        for (int c = 0; c < C; c++) {
+            double nr = (x[c] - m) * sd, dn = (double)w[c] * d[c];
+            a1 += dn, a2 += dn * nr, A1 += fabs(dn), A2 += fabs(dn * nr);
+            sw[c] += fabs(nr * d[c]);
+            sb[c] += fabs((double)d[c]);
+        }
+        a1 /= C, a2 /= C, A1 /= C, A2 /= C;
+        for (int c = 0; c < C; c++) {
+            const long i = (long)r * C + c;
+            double nr = (x[c] - m) * sd, dn = (double)w[c] * d[c];
+            double term = (dn - a1 - nr * a2) * sd;
+            double e = sd * ((C + 2) * u * A1 + fabs(nr) * (C + 5) * u * A2 +
+                             4 * u * (fabs(dn) + fabs(a1) + fabs(nr * a2))) +
+                       u * (fabs((double)dinp[i]) + fabs(term));
+            bd_dinp[i] += 2 * 2 * e;
+        }
+    }
+    for (int c = 0; c < C; c++) {
+        bd_dw[c] += 2 * (2.0 * N + 47) * u * (fabs((double)dw[c]) + sw[c]);
+        bd_db[c] += 2 * (2.0 * N + 47) * u * (fabs((double)db[c]) + sb[c]);
+    }
+    free(sw), free(sb);
+}
+
 static void test_layernorm(int N, int C)
 {
     char tag[96];
@@ -484,7 +536,9 @@ static void test_layernorm(int N, int C)
         cmp_f32(tag2, "rstd", d_rstd, rstd2, N, 0, TOL_LN_STATS);
     }
 
-    /* Backward, twice: with the bf16 copy, then without; both accumulate. */
+    /* Backward, twice: with the bf16 copy, then without; both accumulate.
+     * Bounds per element (ln_bwd_bounds), carried over from the first call
+     * into the second since the second accumulates onto the first's result. */
     float *dout = h_randn_bf(n, 1.0f, 0.0f);
     float *dinp = h_randn(n, 1.0f, 0.0f), *dw = h_randn(C, 1.0f, 0.0f), *db = h_randn(C, 1.0f, 0.0f);
     ct_bf16_t *d_dout = d_up_bf16(dout, n, "ln dout");
@@ -494,17 +548,28 @@ static void test_layernorm(int N, int C)
     long nscr = ct_cuda_layernorm_scratch_floats(N, C);
     float *d_scr = d_alloc((size_t)(nscr > 0 ? nscr : 1) * 4, "ln scratch");
     up_raw(d_mean, mean_g, (size_t)N * 4), up_raw(d_rstd, rstd_g, (size_t)N * 4);
+    double *bd_dinp = calloc((size_t)n, sizeof(double));
+    double *bd_dw = calloc((size_t)C, sizeof(double)), *bd_db = calloc((size_t)C, sizeof(double));
+    CT_ASSERT(bd_dinp && bd_dw && bd_db);
+    float *g = h_f(n);
     for (int call = 0; call < 2; call++) {
+        ln_bwd_bounds(bd_dinp, bd_dw, bd_db, dinp, dw, db, dout, inp, w, mean_g, rstd_g, N, C);
         ct_layernorm_backward(dinp, dw, db, dout, inp, w, mean_g, rstd_g, N, C);
         d_fill_nan(d_dinp_bf, (size_t)n * 2);
         ct_cuda_layernorm_backward(d_dinp, call == 0 ? d_dinp_bf : NULL, d_dw, d_db, d_dout, d_inp,
                                    d_w, d_mean, d_rstd, d_scr, N, C, NULL);
-        cmp_f32(tag, call ? "bwd dinp (+= twice)" : "bwd dinp (+=)", d_dinp, dinp, n, C, TOL_LN_BWD);
+        down_f32(g, d_dinp, n);
+        compare_b(tag, call ? "bwd dinp (+= twice)" : "bwd dinp (+=)", g, dinp, n, C, TOL_EXACT,
+                  bd_dinp);
         if (call == 0) cmp_bf16(tag, "bwd dinp_bf16", d_dinp_bf, dinp, n, C, TOL_LN_DINP_BF16);
-        cmp_f32(tag, call ? "bwd dweight (+= twice)" : "bwd dweight (+=)", d_dw, dw, C, 0,
-                TOL_LN_BWD);
-        cmp_f32(tag, call ? "bwd dbias (+= twice)" : "bwd dbias (+=)", d_db, db, C, 0, TOL_LN_BWD);
+        down_f32(g, d_dw, C);
+        compare_b(tag, call ? "bwd dweight (+= twice)" : "bwd dweight (+=)", g, dw, C, 0,
+                  TOL_EXACT, bd_dw);
+        down_f32(g, d_db, C);
+        compare_b(tag, call ? "bwd dbias (+= twice)" : "bwd dbias (+=)", g, db, C, 0, TOL_EXACT,
+                  bd_db);
     }
+    free(bd_dinp), free(bd_dw), free(bd_db), free(g);
     d_free(d_inp), d_free(d_w), d_free(d_b), d_free(d_out), d_free(d_mean), d_free(d_rstd);
     d_free(d_res_in), d_free(d_x), d_free(d_res_out), d_free(d_dout), d_free(d_dinp);
     d_free(d_dw), d_free(d_db), d_free(d_dinp_bf), d_free(d_scr), d_free(d_row_bf);
@@ -1357,7 +1422,12 @@ int main(void)
     for (size_t i = 0; i < sizeof enc / sizeof enc[0]; i++)
         test_encoder(enc[i][0], enc[i][1], enc[i][2], enc[i][3]);
 
-    const int ln[][2] = {{1, 37}, {7, 64}, {37, 96}, {130, 768}, {5, 1600}};
+    /* LayerNorm: C below, at and between multiples of 4, 32 and 128; N = 1,
+     * N below one block of rows, several groups of blocks (N = 130) and the
+     * capped grid with rows left over (N = 2100); C = 1030 and 2052 take the
+     * three-kernel backward. */
+    const int ln[][2] = {{1, 37}, {1, 96}, {7, 64}, {37, 96}, {37, 100}, {37, 33},
+                         {130, 768}, {5, 1600}, {2100, 64}, {3, 1030}, {2, 2052}};
     for (size_t i = 0; i < sizeof ln / sizeof ln[0]; i++) test_layernorm(ln[i][0], ln[i][1]);
 
     const long ng[] = {1, 7, 37 * 37, 130 * 768 + 3};
