@@ -372,6 +372,13 @@ void ct_cuda_layernorm_backward(float *dinp, ct_bf16_t *dinp_bf16, float *dweigh
                                 const ct_bf16_t *dout, const float *inp,
                                 const ct_bf16_t *weight, const float *mean, const float *rstd,
                                 float *scratch, int N, int C, void *stream);
+/* The same with the input in bf16: the GPU model keeps each LayerNorm's
+ * input as a bf16 copy (ct_cuda_residual_layernorm_forward's row_bf). */
+void ct_cuda_layernorm_backward_bf16in(float *dinp, ct_bf16_t *dinp_bf16, float *dweight,
+                                       float *dbias, const ct_bf16_t *dout,
+                                       const ct_bf16_t *inp, const ct_bf16_t *weight,
+                                       const float *mean, const float *rstd, float *scratch,
+                                       int N, int C, void *stream);
 long ct_cuda_layernorm_scratch_floats(int N, int C);
 
 /* ---- gelu.cu (tanh approximation) --------------------------------------- */

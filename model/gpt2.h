@@ -85,7 +85,7 @@ typedef struct {
     float *encoded;      /* (N, C) fp32 the residual stream, added to in place */
     ct_bf16_t *ln_in;    /* (2L+1, N, C) bf16 copies of each LayerNorm's input (ln1 of
                           * layer l at 2l, ln2 at 2l+1, lnf at 2L), for the backward */
-    float *ln_x;         /* (N, C) fp32 one of them again, for a LayerNorm backward
+    float *ln_x;         /* (N, C) fp32 one of them again, for a recomputed LayerNorm
                           * (several buffers share memory: ct__gpt2_cuda_act_aliases) */
     ct_bf16_t *ln1;      /* (L or 1, N, C) */
     float *ln1_mean, *ln1_rstd; /* (L, N) */

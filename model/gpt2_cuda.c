@@ -807,8 +807,9 @@ static void reduce_layer(ct_model_t *m, int l)
     prof_end(G, k, G->comm_stream);
 }
 
-/* LayerNorm k's input (model/gpt2.h: ln_in) in fp32, in a->ln_x: the
- * residual stream as the backward sees it, rounded to bf16 once. */
+/* LayerNorm k's input (model/gpt2.h: ln_in) in fp32, in a->ln_x, for a
+ * LayerNorm forward recomputed in the backward (model.recompute: ln_gelu);
+ * the LayerNorm backward reads the bf16 copy itself. */
 static const float *ln_input(ct_model_t *m, int k, int Ns)
 {
     gpt2_cuda_t *G = m->dev;
@@ -845,9 +846,9 @@ static void backward_body(ct_model_t *m, int B, int T)
 
     const double att_flop = 4.0 * B * NHl * (double)T * T * HS; /* twice the forward's */
     OP(F_OTHER, 0, NsC * 4, s, ct_cuda_zero(a->dres, NsC * sizeof(float), s));
-    const float *last = ln_input(m, 2 * L, Ns);
-    OP(F_LN, 0, NsC * 16, s,
-       ct_cuda_layernorm_backward(a->dres, dres_bf, g->lnfw, g->lnfb, a->dln, last, p->lnfw,
+    const ct_bf16_t *last = a->ln_in + 2 * (size_t)L * NsC;
+    OP(F_LN, 0, NsC * 14, s,
+       ct_cuda_layernorm_backward_bf16in(a->dres, dres_bf, g->lnfw, g->lnfb, a->dln, last, p->lnfw,
                                   a->lnf_mean, a->lnf_rstd, a->scratch, Ns, C, s));
     sp_gather_dres(m, N);
     for (int l = L - 1; l >= 0; l--) {
@@ -868,16 +869,17 @@ static void backward_body(ct_model_t *m, int B, int T)
                                    g->fcprojb + (size_t)l * C, a->dres_bf, fchg,
                                    p->fcprojw + (size_t)l * C * 4 * Cl, fch, a->scratch, N,
                                    4 * Cl, C, s));
-        const float *res2 = ln_input(m, 2 * l + 1, Ns);
+        const ct_bf16_t *res2 = a->ln_in + (2 * (size_t)l + 1) * NsC;
         if (!ln_all) /* from the bf16 input; the forward's statistics stay */
             OP(F_LN, 0, NsC * 6, s,
-               ct_cuda_layernorm_forward(ln2, NULL, NULL, NULL, res2, p->ln2w + (size_t)l * C,
-                                         p->ln2b + (size_t)l * C, Ns, C, s));
+               ct_cuda_layernorm_forward(ln2, NULL, NULL, NULL, ln_input(m, 2 * l + 1, Ns),
+                                         p->ln2w + (size_t)l * C, p->ln2b + (size_t)l * C, Ns, C,
+                                         s));
         col_parallel_backward(m, g->fcw + (size_t)l * 4 * Cl * C, g->fcb + (size_t)l * 4 * Cl,
                               a->dfch, col_input(m, ln2, N), p->fcw + (size_t)l * 4 * Cl * C, N,
                               4 * Cl);
-        OP(F_LN, 0, NsC * 16, s,
-           ct_cuda_layernorm_backward(a->dres, dres_bf, g->ln2w + (size_t)l * C,
+        OP(F_LN, 0, NsC * 14, s,
+           ct_cuda_layernorm_backward_bf16in(a->dres, dres_bf, g->ln2w + (size_t)l * C,
                                       g->ln2b + (size_t)l * C, a->dln, res2,
                                       p->ln2w + (size_t)l * C, ln2_mean, ln2_rstd, a->scratch, Ns,
                                       C, s));
@@ -891,17 +893,17 @@ static void backward_body(ct_model_t *m, int B, int T)
         OP(F_ATTN, att_flop, 0, s,
            ct_cuda_attention_backward(ctx, a->dqkv, a->datty, qkv, atty, stats, B, T, NHl, HS,
                                       s));
-        const float *residual = ln_input(m, 2 * l, Ns);
+        const ct_bf16_t *residual = a->ln_in + 2 * (size_t)l * NsC;
         if (!ln_all)
             OP(F_LN, 0, NsC * 6, s,
-               ct_cuda_layernorm_forward(ln1, NULL, NULL, NULL, residual,
+               ct_cuda_layernorm_forward(ln1, NULL, NULL, NULL, ln_input(m, 2 * l, Ns),
                                          p->ln1w + (size_t)l * C, p->ln1b + (size_t)l * C, Ns, C,
                                          s));
         col_parallel_backward(m, g->qkvw + (size_t)l * 3 * Cl * C, g->qkvb + (size_t)l * 3 * Cl,
                               a->dqkv, col_input(m, ln1, N), p->qkvw + (size_t)l * 3 * Cl * C, N,
                               3 * Cl);
-        OP(F_LN, 0, NsC * 16, s,
-           ct_cuda_layernorm_backward(a->dres, dres_bf, g->ln1w + (size_t)l * C,
+        OP(F_LN, 0, NsC * 14, s,
+           ct_cuda_layernorm_backward_bf16in(a->dres, dres_bf, g->ln1w + (size_t)l * C,
                                       g->ln1b + (size_t)l * C, a->dln, residual,
                                       p->ln1w + (size_t)l * C, ln1_mean, ln1_rstd, a->scratch, Ns,
                                       C, s));

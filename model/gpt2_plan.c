@@ -65,7 +65,7 @@ int ct__gpt2_cuda_act_items(const ct_model_dims_t *d, int B, int T, ct_recompute
                                offsetof(ct_gpt2_cuda_acts_t, field)}
     /* The residual stream is fp32 in one buffer, added to in place; what
      * the backward needs of it, each LayerNorm's input, is kept in bf16
-     * (ln_x, one of them in fp32 for a LayerNorm backward, reuses the
+     * (ln_x, one of them in fp32 for a recomputed LayerNorm, reuses the
      * stream's buffer: ct__gpt2_cuda_act_aliases) */
     ITEM(encoded, "activations: residual stream", nc32, A, S, Ns * C, f32);
     ITEM(ln_in, "activations: LayerNorm inputs", lnin16, A, S, (2 * L + 1) * Ns * C, bf);

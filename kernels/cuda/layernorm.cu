@@ -46,6 +46,20 @@ static __device__ __forceinline__ unsigned pack_bf(float lo, float hi)
     return (unsigned)ct__to_bf(lo) | ((unsigned)ct__to_bf(hi) << 16);
 }
 
+/* One element of a LayerNorm input, fp32 or bf16 (the backward takes both). */
+static __device__ __forceinline__ float ld_x(const float *p) { return *p; }
+static __device__ __forceinline__ float ld_x(const ct_bf16_t *p) { return ct__bf(*p); }
+/* Four consecutive ones (16-byte fp32 or 8-byte bf16 aligned). */
+static __device__ __forceinline__ float4 ld_x4(const float *p)
+{
+    return *reinterpret_cast<const float4 *>(p);
+}
+static __device__ __forceinline__ float4 ld_x4(const ct_bf16_t *p)
+{
+    uint2 t = *reinterpret_cast<const uint2 *>(p);
+    return make_float4(lo_bf(t.x), hi_bf(t.x), lo_bf(t.y), hi_bf(t.y));
+}
+
 /* ---- forward ------------------------------------------------------------ */
 
 /* Register path: C % 4 == 0, C / 4 <= 32 * K. With RES, the row is
@@ -222,10 +236,10 @@ void ct_cuda_residual_layernorm_forward(float *res_out, ct_bf16_t *out, float *m
  * dnorm * norm, then dinp += (dnorm - mean1 - norm * mean2) * rstd and the
  * optional bf16 copy of the updated dinp. VEC: C % 4 == 0, inp and dinp
  * 16-byte, dout, weight and dinp_bf16 8-byte aligned. */
-template <bool VEC>
+template <bool VEC, typename TI>
 static __global__ void __launch_bounds__(32 * CT_LN_WARPS)
     ct__ln_bwd_dinp_kernel(float *__restrict__ dinp, ct_bf16_t *__restrict__ dinp_bf16,
-                           const ct_bf16_t *__restrict__ dout, const float *__restrict__ inp,
+                           const ct_bf16_t *__restrict__ dout, const TI *__restrict__ inp,
                            const ct_bf16_t *__restrict__ weight, const float *__restrict__ mean,
                            const float *__restrict__ rstd, int N, int C)
 {
@@ -236,11 +250,11 @@ static __global__ void __launch_bounds__(32 * CT_LN_WARPS)
         float a1 = 0.0f, a2 = 0.0f;
         if (VEC) {
             int C4 = C / 4;
-            const float4 *x4 = reinterpret_cast<const float4 *>(inp + row * C);
+            const TI *x4 = inp + row * C;
             const uint2 *d4 = reinterpret_cast<const uint2 *>(dout + row * C);
             const uint2 *w4 = reinterpret_cast<const uint2 *>(weight);
             for (int j = lane; j < C4; j += 32) {
-                float4 xv = x4[j];
+                float4 xv = ld_x4(x4 + 4 * j);
                 uint2 dv = d4[j], wv = w4[j];
                 float n0 = lo_bf(wv.x) * lo_bf(dv.x), n1 = hi_bf(wv.x) * hi_bf(dv.x);
                 float n2 = lo_bf(wv.y) * lo_bf(dv.y), n3 = hi_bf(wv.y) * hi_bf(dv.y);
@@ -249,25 +263,25 @@ static __global__ void __launch_bounds__(32 * CT_LN_WARPS)
                       (n2 * ((xv.z - m) * s) + n3 * ((xv.w - m) * s));
             }
         } else {
-            const float *xr = inp + row * C;
+            const TI *xr = inp + row * C;
             const ct_bf16_t *dr = dout + row * C;
             for (int c = lane; c < C; c += 32) {
                 float dn = ct__bf(weight[c]) * ct__bf(dr[c]);
                 a1 += dn;
-                a2 += dn * ((xr[c] - m) * s);
+                a2 += dn * ((ld_x(xr + c) - m) * s);
             }
         }
         a1 = ct__warp_sum(a1) / (float)C;
         a2 = ct__warp_sum(a2) / (float)C;
         if (VEC) {
             int C4 = C / 4;
-            const float4 *x4 = reinterpret_cast<const float4 *>(inp + row * C);
+            const TI *x4 = inp + row * C;
             const uint2 *d4 = reinterpret_cast<const uint2 *>(dout + row * C);
             const uint2 *w4 = reinterpret_cast<const uint2 *>(weight);
             float4 *g4 = reinterpret_cast<float4 *>(dinp + row * C);
             uint2 *gb4 = dinp_bf16 ? reinterpret_cast<uint2 *>(dinp_bf16 + row * C) : NULL;
             for (int j = lane; j < C4; j += 32) {
-                float4 xv = x4[j], g = g4[j];
+                float4 xv = ld_x4(x4 + 4 * j), g = g4[j];
                 uint2 dv = d4[j], wv = w4[j];
                 g.x += (lo_bf(wv.x) * lo_bf(dv.x) - a1 - ((xv.x - m) * s) * a2) * s;
                 g.y += (hi_bf(wv.x) * hi_bf(dv.x) - a1 - ((xv.y - m) * s) * a2) * s;
@@ -282,12 +296,12 @@ static __global__ void __launch_bounds__(32 * CT_LN_WARPS)
                 }
             }
         } else {
-            const float *xr = inp + row * C;
+            const TI *xr = inp + row * C;
             const ct_bf16_t *dr = dout + row * C;
             float *gr = dinp + row * C;
             ct_bf16_t *gbr = dinp_bf16 ? dinp_bf16 + row * C : NULL;
             for (int c = lane; c < C; c += 32) {
-                float norm = (xr[c] - m) * s;
+                float norm = (ld_x(xr + c) - m) * s;
                 float g = gr[c] + (ct__bf(weight[c]) * ct__bf(dr[c]) - a1 - norm * a2) * s;
                 gr[c] = g;
                 if (gbr) gbr[c] = ct__to_bf(g);
@@ -309,9 +323,10 @@ static void ln_chunks(int N, int *rpc, int *R)
 
 /* grid (ceil(C / 128), R): one thread per column, summing its chunk's rows
  * in order. No barriers, so out-of-range threads just return. */
+template <typename TI>
 static __global__ void ct__ln_bwd_partial_kernel(float *__restrict__ scratch,
                                                  const ct_bf16_t *__restrict__ dout,
-                                                 const float *__restrict__ inp,
+                                                 const TI *__restrict__ inp,
                                                  const float *__restrict__ mean,
                                                  const float *__restrict__ rstd, int N, int C,
                                                  int rpc, int R)
@@ -326,7 +341,7 @@ static __global__ void ct__ln_bwd_partial_kernel(float *__restrict__ scratch,
     for (int r = r0; r < r1; r++) {
         long i = (long)r * C + c;
         float d = ct__bf(dout[i]);
-        dw += (inp[i] - mean[r]) * rstd[r] * d;
+        dw += (ld_x(inp + i) - mean[r]) * rstd[r] * d;
         db += d;
     }
     scratch[(long)chunk * C + c] = dw;
@@ -409,11 +424,11 @@ static __device__ void ln_sum_partials(float *dst, float *dweight, float *dbias,
 /* Column groups of V columns, group j = k * 32 + lane for k < K (G = C / V
  * groups); grid ct__ln_bwd_blocks(N), block 32 * CT_LN_BWD_WARPS. scratch:
  * sizes.h; its counters are zero on entry. */
-template <int V, int K>
+template <int V, int K, typename TI>
 static __global__ void __launch_bounds__(32 * CT_LN_BWD_WARPS)
     ct__ln_bwd_kernel(float *__restrict__ dinp, ct_bf16_t *__restrict__ dinp_bf16,
                       float *__restrict__ dweight, float *__restrict__ dbias,
-                      const ct_bf16_t *__restrict__ dout, const float *__restrict__ inp,
+                      const ct_bf16_t *__restrict__ dout, const TI *__restrict__ inp,
                       const ct_bf16_t *__restrict__ weight, const float *__restrict__ mean,
                       const float *__restrict__ rstd, float *scratch, int N, int C)
 {
@@ -436,7 +451,12 @@ static __global__ void __launch_bounds__(32 * CT_LN_BWD_WARPS)
             const int j = k * 32 + lane;
             if (j < G) {
                 float w[V];
-                ld_f32<V>(nrm[k], inp + row * C + j * V);
+                if constexpr (V == 4) {
+                    float4 t = ld_x4(inp + row * C + j * 4);
+                    nrm[k][0] = t.x, nrm[k][1] = t.y, nrm[k][2] = t.z, nrm[k][3] = t.w;
+                } else {
+                    nrm[k][0] = ld_x(inp + row * C + j);
+                }
                 ld_bf16<V>(d[k], dout + row * C + j * V);
                 ld_bf16<V>(w, weight + j * V);
 #pragma unroll
@@ -515,14 +535,15 @@ static __global__ void __launch_bounds__(32 * CT_LN_BWD_WARPS)
 
 /* ct_cuda_layernorm_scratch_floats: kernels/cpu/cuda_sizes.c */
 
-void ct_cuda_layernorm_backward(float *dinp, ct_bf16_t *dinp_bf16, float *dweight, float *dbias,
-                                const ct_bf16_t *dout, const float *inp,
+template <typename TI>
+static void ln_bwd_launch(float *dinp, ct_bf16_t *dinp_bf16, float *dweight, float *dbias,
+                                const ct_bf16_t *dout, const TI *inp,
                                 const ct_bf16_t *weight, const float *mean, const float *rstd,
                                 float *scratch, int N, int C, void *stream)
 {
     if (N <= 0 || C <= 0) return;
     cudaStream_t s = ct__stream(stream);
-    int vec = C % 4 == 0 && aligned(dinp, 16) && aligned(inp, 16) && aligned(dout, 8) &&
+    int vec = C % 4 == 0 && aligned(dinp, 16) && aligned(inp, 4 * sizeof(TI)) && aligned(dout, 8) &&
               aligned(weight, 8) && (dinp_bf16 == NULL || aligned(dinp_bf16, 8));
     const int nblk = ct__ln_bwd_blocks(N);
     const int K4 = (C / 4 + 31) / 32, K1 = (C + 31) / 32; /* column groups per lane */
@@ -531,7 +552,7 @@ void ct_cuda_layernorm_backward(float *dinp, ct_bf16_t *dinp_bf16, float *dweigh
                                       s));
         dim3 bgrid(nblk), bblock(32 * CT_LN_BWD_WARPS);
 #define CT__LN_BWD(VV, KK)                                                                        \
-    ct__ln_bwd_kernel<VV, KK><<<bgrid, bblock, 0, s>>>(dinp, dinp_bf16, dweight, dbias, dout, inp, \
+    ct__ln_bwd_kernel<VV, KK, TI><<<bgrid, bblock, 0, s>>>(dinp, dinp_bf16, dweight, dbias, dout, inp, \
                                                         weight, mean, rstd, scratch, N, C)
         if (vec && K4 <= 1) CT__LN_BWD(4, 1);
         else if (vec && K4 <= 2) CT__LN_BWD(4, 2);
@@ -553,20 +574,39 @@ void ct_cuda_layernorm_backward(float *dinp, ct_bf16_t *dinp_bf16, float *dweigh
     /* Wide rows: three kernels. */
     dim3 grid(ln_row_grid(N)), block(32 * CT_LN_WARPS);
     if (vec)
-        ct__ln_bwd_dinp_kernel<true><<<grid, block, 0, s>>>(dinp, dinp_bf16, dout, inp, weight,
+        ct__ln_bwd_dinp_kernel<true, TI><<<grid, block, 0, s>>>(dinp, dinp_bf16, dout, inp, weight,
                                                             mean, rstd, N, C);
     else
-        ct__ln_bwd_dinp_kernel<false><<<grid, block, 0, s>>>(dinp, dinp_bf16, dout, inp, weight,
+        ct__ln_bwd_dinp_kernel<false, TI><<<grid, block, 0, s>>>(dinp, dinp_bf16, dout, inp, weight,
                                                              mean, rstd, N, C);
     CT_CHECK_LAUNCH();
 
     int rpc, R;
     ln_chunks(N, &rpc, &R);
     dim3 pgrid((C + CT_LN_COL_BLOCK - 1) / CT_LN_COL_BLOCK, R);
-    ct__ln_bwd_partial_kernel<<<pgrid, CT_LN_COL_BLOCK, 0, s>>>(scratch, dout, inp, mean, rstd,
+    ct__ln_bwd_partial_kernel<TI><<<pgrid, CT_LN_COL_BLOCK, 0, s>>>(scratch, dout, inp, mean, rstd,
                                                                 N, C, rpc, R);
     CT_CHECK_LAUNCH();
     ct__ln_bwd_reduce_kernel<<<(C + CT_LN_COL_BLOCK - 1) / CT_LN_COL_BLOCK, CT_LN_COL_BLOCK, 0,
                                s>>>(dweight, dbias, scratch, C, R);
     CT_CHECK_LAUNCH();
+}
+
+void ct_cuda_layernorm_backward(float *dinp, ct_bf16_t *dinp_bf16, float *dweight, float *dbias,
+                                const ct_bf16_t *dout, const float *inp,
+                                const ct_bf16_t *weight, const float *mean, const float *rstd,
+                                float *scratch, int N, int C, void *stream)
+{
+    ln_bwd_launch(dinp, dinp_bf16, dweight, dbias, dout, inp, weight, mean, rstd, scratch, N, C,
+                  stream);
+}
+
+void ct_cuda_layernorm_backward_bf16in(float *dinp, ct_bf16_t *dinp_bf16, float *dweight,
+                                       float *dbias, const ct_bf16_t *dout,
+                                       const ct_bf16_t *inp, const ct_bf16_t *weight,
+                                       const float *mean, const float *rstd, float *scratch,
+                                       int N, int C, void *stream)
+{
+    ln_bwd_launch(dinp, dinp_bf16, dweight, dbias, dout, inp, weight, mean, rstd, scratch, N, C,
+                  stream);
 }

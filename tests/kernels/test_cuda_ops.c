@@ -552,23 +552,34 @@ static void test_layernorm(int N, int C)
     double *bd_dw = calloc((size_t)C, sizeof(double)), *bd_db = calloc((size_t)C, sizeof(double));
     CT_ASSERT(bd_dinp && bd_dw && bd_db);
     float *g = h_f(n);
-    for (int call = 0; call < 2; call++) {
-        ln_bwd_bounds(bd_dinp, bd_dw, bd_db, dinp, dw, db, dout, inp, w, mean_g, rstd_g, N, C);
-        ct_layernorm_backward(dinp, dw, db, dout, inp, w, mean_g, rstd_g, N, C);
+    /* the third call takes the input as a bf16 copy (the GPU model's), the
+     * reference the same rounded values */
+    for (long i = 0; i < n; i++) inp_bf[i] = round_bf(inp[i]);
+    ct_bf16_t *d_inp_bf = d_up_bf16(inp_bf, n, "ln inp bf16");
+    static const char *const what[3][3] = {
+        {"bwd dinp (+=)", "bwd dweight (+=)", "bwd dbias (+=)"},
+        {"bwd dinp (+= twice)", "bwd dweight (+= twice)", "bwd dbias (+= twice)"},
+        {"bwd dinp (bf16 input)", "bwd dweight (bf16 input)", "bwd dbias (bf16 input)"}};
+    for (int call = 0; call < 3; call++) {
+        const float *x_in = call == 2 ? inp_bf : inp;
+        ln_bwd_bounds(bd_dinp, bd_dw, bd_db, dinp, dw, db, dout, x_in, w, mean_g, rstd_g, N, C);
+        ct_layernorm_backward(dinp, dw, db, dout, x_in, w, mean_g, rstd_g, N, C);
         d_fill_nan(d_dinp_bf, (size_t)n * 2);
-        ct_cuda_layernorm_backward(d_dinp, call == 0 ? d_dinp_bf : NULL, d_dw, d_db, d_dout, d_inp,
-                                   d_w, d_mean, d_rstd, d_scr, N, C, NULL);
+        if (call < 2)
+            ct_cuda_layernorm_backward(d_dinp, call == 0 ? d_dinp_bf : NULL, d_dw, d_db, d_dout,
+                                       d_inp, d_w, d_mean, d_rstd, d_scr, N, C, NULL);
+        else
+            ct_cuda_layernorm_backward_bf16in(d_dinp, d_dinp_bf, d_dw, d_db, d_dout, d_inp_bf,
+                                              d_w, d_mean, d_rstd, d_scr, N, C, NULL);
         down_f32(g, d_dinp, n);
-        compare_b(tag, call ? "bwd dinp (+= twice)" : "bwd dinp (+=)", g, dinp, n, C, TOL_EXACT,
-                  bd_dinp);
-        if (call == 0) cmp_bf16(tag, "bwd dinp_bf16", d_dinp_bf, dinp, n, C, TOL_LN_DINP_BF16);
+        compare_b(tag, what[call][0], g, dinp, n, C, TOL_EXACT, bd_dinp);
+        if (call != 1) cmp_bf16(tag, "bwd dinp_bf16", d_dinp_bf, dinp, n, C, TOL_LN_DINP_BF16);
         down_f32(g, d_dw, C);
-        compare_b(tag, call ? "bwd dweight (+= twice)" : "bwd dweight (+=)", g, dw, C, 0,
-                  TOL_EXACT, bd_dw);
+        compare_b(tag, what[call][1], g, dw, C, 0, TOL_EXACT, bd_dw);
         down_f32(g, d_db, C);
-        compare_b(tag, call ? "bwd dbias (+= twice)" : "bwd dbias (+=)", g, db, C, 0, TOL_EXACT,
-                  bd_db);
+        compare_b(tag, what[call][2], g, db, C, 0, TOL_EXACT, bd_db);
     }
+    d_free(d_inp_bf);
     free(bd_dinp), free(bd_dw), free(bd_db), free(g);
     d_free(d_inp), d_free(d_w), d_free(d_b), d_free(d_out), d_free(d_mean), d_free(d_rstd);
     d_free(d_res_in), d_free(d_x), d_free(d_res_out), d_free(d_dout), d_free(d_dinp);
