@@ -270,7 +270,7 @@ int ct_cmd_plan(int argc, char **argv)
     }
     /* model.device auto plans both paths, the GPU one where the model has it */
     const int gpu = cfg.model.device == CT_DEVICE_CUDA ||
-                    (cfg.model.device == CT_DEVICE_AUTO && ct_model_arch_has_cuda(cfg.model.arch));
+                    (cfg.model.device == CT_DEVICE_AUTO && ct_model_cuda_supports(&cfg));
     const int cpu = cfg.model.device != CT_DEVICE_CUDA;
     if (sp && !gpu) {
         free(path);

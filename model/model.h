@@ -15,8 +15,8 @@
  * On a device they hold the fp32 weights as of the last ct_model_to_host
  * (checkpoints, export) and no activations.
  *
- * Left out: a CUDA backend for Llama (ct_model_to_device refuses arch
- * llama). */
+ * Left out: tensor parallelism and recompute for Llama on the GPU
+ * (ct_model_to_device refuses them). */
 #ifndef CT_MODEL_MODEL_H
 #define CT_MODEL_MODEL_H
 
@@ -139,9 +139,12 @@ const char *ct_model_arch_name(ct_arch_t arch);
  * heads, and for Llama whole SwiGLU units (key/value heads that do not
  * divide are replicated). */
 int ct_model_tp_divides(const ct_model_config_t *cfg, int tp);
-/* 1 when the architecture has a CUDA backend (GPT-2), 0 when it trains on
- * the CPU only (Llama so far): model.device auto then means the CPU. */
+/* 1 when the architecture has a CUDA backend (GPT-2 and Llama). */
 int ct_model_arch_has_cuda(ct_arch_t arch);
+/* 1 when cfg's model and layout train on the GPU path: the architecture
+ * has a CUDA backend and, for Llama, parallel.tp is 1 and model.recompute
+ * none. model.device auto means the CPU otherwise. */
+int ct_model_cuda_supports(const ct_config_t *cfg);
 
 /* ---- a model ------------------------------------------------------------------ */
 

@@ -6,6 +6,7 @@
 # CUDA toolkit's headers are available. Tests (label unit):
 #   test_cuda_ops_emu   tests/kernels/test_cuda_ops.c on the emulator
 #   test_gpu_model_emu  tests/trainer/test_gpu_model.c, small shapes
+#   test_llama_gpu_model_emu  tests/trainer/test_llama_gpu_model.c, the same for Llama
 #   test_plan_gpu_emu   tests/trainer/test_plan_gpu.c: the memory plan against
 #                       the emulated device's peak, to the byte
 enable_language(CXX)
@@ -63,6 +64,17 @@ add_test(NAME test_gpu_model_emu COMMAND test_gpu_model_emu)
 set_tests_properties(test_gpu_model_emu PROPERTIES LABELS unit TIMEOUT 900
   ENVIRONMENT "OMP_NUM_THREADS=2")
 
+add_executable(test_llama_gpu_model_emu ${CMAKE_SOURCE_DIR}/tests/trainer/test_llama_gpu_model.c
+  ${CT_EMU_MODEL_SRC})
+target_include_directories(test_llama_gpu_model_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+target_compile_definitions(test_llama_gpu_model_emu PRIVATE CT_TEST_EMU)
+target_link_libraries(test_llama_gpu_model_emu PRIVATE ct_kernels_cpu_emu ct_kernels_emu ct_comm
+                      ct_core m stdc++)
+set_target_properties(test_llama_gpu_model_emu PROPERTIES LINKER_LANGUAGE CXX)
+add_test(NAME test_llama_gpu_model_emu COMMAND test_llama_gpu_model_emu)
+set_tests_properties(test_llama_gpu_model_emu PROPERTIES LABELS unit TIMEOUT 900
+  ENVIRONMENT "OMP_NUM_THREADS=2")
+
 add_executable(test_plan_gpu_emu ${CMAKE_SOURCE_DIR}/tests/trainer/test_plan_gpu.c
   ${CT_EMU_MODEL_SRC})
 target_include_directories(test_plan_gpu_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests)
@@ -103,6 +115,10 @@ set_target_properties(ctrain_emu PROPERTIES LINKER_LANGUAGE CXX)
 add_test(NAME test_train_emu
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cuda_emu/test_train_emu.sh $<TARGET_FILE:ctrain_emu>)
 set_tests_properties(test_train_emu PROPERTIES LABELS integration TIMEOUT 900
+  ENVIRONMENT "CT_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp;OMP_NUM_THREADS=2;CT_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+add_test(NAME test_llama_train_emu
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cuda_emu/test_llama_train_emu.sh $<TARGET_FILE:ctrain_emu>)
+set_tests_properties(test_llama_train_emu PROPERTIES LABELS integration TIMEOUT 900
   ENVIRONMENT "CT_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp;OMP_NUM_THREADS=2;CT_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 if(CT_HAVE_MPI)
   add_test(NAME test_parallel_emu
