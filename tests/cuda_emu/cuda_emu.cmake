@@ -125,4 +125,8 @@ if(CT_HAVE_MPI)
     COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cuda_emu/test_parallel_emu.sh $<TARGET_FILE:ctrain_emu>)
   set_tests_properties(test_parallel_emu PROPERTIES LABELS mpi TIMEOUT 900
     ENVIRONMENT "CT_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp;OMP_NUM_THREADS=1;CT_SOURCE_DIR=${CMAKE_SOURCE_DIR};MPIEXEC=${MPIEXEC_EXECUTABLE}")
+  add_test(NAME test_llama_parallel_emu
+    COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cuda_emu/test_llama_parallel_emu.sh $<TARGET_FILE:ctrain_emu>)
+  set_tests_properties(test_llama_parallel_emu PROPERTIES LABELS mpi TIMEOUT 900
+    ENVIRONMENT "CT_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp;OMP_NUM_THREADS=1;CT_SOURCE_DIR=${CMAKE_SOURCE_DIR};MPIEXEC=${MPIEXEC_EXECUTABLE}")
 endif()
