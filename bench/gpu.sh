@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # GPU benchmark on one device, results in one block: GPT-2 124M and 350M at
-# T=1024 with the largest micro-batch that fits (tokens/s, ms/step, MFU
-# against the bf16 dense peak, peak device memory), and the bf16 GEMM rate
-# at 4096^3 through our matmul and through cuBLASLt alone.
+# T=1024, SmolLM2-135M and Llama-3.2-1B (configs/smollm2-135m.yaml,
+# configs/llama3.2-1b.yaml) at T=2048, each with the largest micro-batch
+# that fits (tokens/s, ms/step, MFU against the bf16 dense peak, peak device
+# memory), and the bf16 GEMM rate at 4096^3 through our matmul and through
+# cuBLASLt alone. The Llama shapes run the plain GQA attention kernels
+# (no cuDNN or flash path for GQA yet), so expect them well below GPT-2's MFU.
 # Targets on an H100/H200: 124M at >= 50% MFU; our GEMM within 5% of
 # cuBLASLt's. Exits 77 when there is no CUDA device.
 set -euo pipefail
@@ -16,6 +19,10 @@ out=$({
   "$BIN" model 12 12 768 1024 ${STEPS:-20} || exit $?
   echo "== GPT-2 350M (L=24, NH=16, C=1024), T=1024 =="
   "$BIN" model 24 16 1024 1024 ${STEPS:-20} || exit $?
+  echo "== SmolLM2-135M (L=30, NH=9, NKV=3, C=576, V=49152), T=2048 =="
+  "$BIN" config configs/smollm2-135m.yaml 2048 ${STEPS:-20} || exit $?
+  echo "== Llama-3.2-1B (L=16, NH=32, NKV=8, C=2048, V=128256), T=2048 =="
+  "$BIN" config configs/llama3.2-1b.yaml 2048 ${STEPS:-20} || exit $?
   echo "== bf16 GEMM 4096^3 =="
   "$BIN" gemm 4096 || exit $?
 } 2>&1)

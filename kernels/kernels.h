@@ -515,6 +515,14 @@ void ct_cuda_gqa_backward(ct_bf16_t *dq, ct_bf16_t *dk, ct_bf16_t *dv, const ct_
                           const ct_bf16_t *q, const ct_bf16_t *k, const ct_bf16_t *v,
                           const ct_bf16_t *out, const float *stats, float *scratch, int B, int T,
                           int NH, int NKV, int HS, int group, int q_head0, void *stream);
+/* The same with dk and dv in fp32, unrounded (overwritten): a tensor-parallel
+ * rank's part of replicated key/value heads' gradients, summed over the
+ * group before one rounding. */
+void ct_cuda_gqa_backward_f32kv(ct_bf16_t *dq, float *dk, float *dv, const ct_bf16_t *dout,
+                                const ct_bf16_t *q, const ct_bf16_t *k, const ct_bf16_t *v,
+                                const ct_bf16_t *out, const float *stats, float *scratch, int B,
+                                int T, int NH, int NKV, int HS, int group, int q_head0,
+                                void *stream);
 
 /* ---- xent.cu: fused softmax + cross-entropy over the first V of Vp ------
  * losses[i] (fp32) = lse_i - logits[i, targets[i]], computed in fp32 from

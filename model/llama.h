@@ -70,8 +70,8 @@ void ct__llama_cpu_act_sizes(const ct_model_dims_t *d, int B, int T, size_t *s);
 /* ---- the CUDA backend's activations (model/llama_plan.c) ------------------------ */
 /* Device activations for capacity (B, T), N = B*T, in this rank's widths
  * (Cl = NHl*HS query channels, KVl = NKVl*HS key/value channels, Fl SwiGLU
- * units, Vpl vocabulary rows; all whole at tp = 1, the only layout the GPU
- * path takes so far). */
+ * units, Vpl vocabulary rows; all whole at tp = 1). The buffers marked
+ * "TP only" are NULL at tp = 1. */
 typedef struct {
     float *rope_cos, *rope_sin; /* (maxT, HS/2) fp32 tables */
     float *encoded;      /* (N, C) fp32 residual stream input */
@@ -107,6 +107,13 @@ typedef struct {
     float *att_scratch;  /* (B, NHl, T) attention backward */
     float *scratch;      /* reductions */
     float *sumsq;        /* (1) gradient sum of squares */
+    /* TP only */
+    float *tp_f32;       /* (N, C) fp32 partial sums of the row-parallel outputs and
+                          * the vocab-parallel embedding, before their TP all-reduce */
+    float *lse;          /* (N) log-sum-exp of the vocab-parallel cross-entropy */
+    float *xstats;       /* (tp, N, 3) every rank's cross-entropy statistics */
+    float *dkv_f32;      /* (2, N, KVl) replicated key/value heads: dk, dv summed over
+                          * TP in fp32 (NULL when they are sharded) */
 } ct_llama_cuda_acts_t;
 #define CT_LLAMA_CUDA_NUM_ACTS ((int)(sizeof(ct_llama_cuda_acts_t) / sizeof(void *)))
 

@@ -13,10 +13,24 @@
  * input gradients of q/k/v (and of gate/up) are summed in fp32 by
  * cuBLASLt (beta 1) and reach the RMSNorm backward unrounded.
  *
- * Left out: tensor parallelism on the GPU (refused: parallel.tp must be 1;
- * the CPU path has it), recompute, cuDNN and the flash kernels for the
- * attention (the plain GQA kernels of attention_gqa.cu run), bit-exact
- * reproducibility on a real GPU (the embedding backward uses atomics). */
+ * Tensor parallelism (tp > 1) is the CPU path's Megatron partitioning
+ * (llama_cpu.c): q, gate and up column-parallel (whole query heads and
+ * SwiGLU units), k and v split by whole key/value heads when n_kv_head
+ * divides by tp and replicated otherwise, o_proj and down_proj
+ * row-parallel, a vocab-parallel embedding and head with the parallel
+ * cross-entropy. The TP collectives are NCCL calls on the compute stream.
+ * Partial sums cross the TP group in fp32 and are rounded to bf16 once,
+ * after the sum, as the single-GPU matmul rounds its one sum. Replicated
+ * key/value heads: each rank's attention backward gives the part of dk and
+ * dv its query heads contribute; they are summed over TP (in fp32) so that
+ * every rank computes the same k_proj/v_proj gradients, and TP rank 0
+ * alone adds their input gradient before the all-reduce of dln.
+ *
+ * Left out: sequence parallelism and recompute (refused with a hint), cuDNN
+ * and the flash kernels for the attention (the plain GQA kernels of
+ * attention_gqa.cu run), overlapping the TP collectives with compute,
+ * bit-exact reproducibility on a real GPU (the embedding backward uses
+ * atomics). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,9 +123,13 @@ static CT_MUST_USE ct_status_t llama_setup(ct_model_t *m, ct_optim_t *o, const c
     free(inv), free(cs);
 
     if ((st = ct__cuda_model_finish(m, o, g, B, T)) != CT_OK) return st;
-    CT_LOG_INFO_R0("GPU model (llama, %d query and %d key/value heads): %.1f MiB of device "
+    CT_LOG_INFO_R0("GPU model (llama, %d query and %d key/value heads%s): %.1f MiB of device "
                    "memory allocated, activations %.3f MiB; attention: the plain GQA kernels",
-                   d->NH, d->NKV, G->alloc_bytes / 1048576.0, G->act_bytes / 1048576.0);
+                   d->NH, d->NKV,
+                   d->tp == 1        ? ""
+                   : d->kv_sharded ? ", tensor parallel"
+                                   : ", tensor parallel with replicated key/value heads",
+                   G->alloc_bytes / 1048576.0, G->act_bytes / 1048576.0);
     return CT_OK;
 }
 
@@ -119,11 +137,10 @@ ct_status_t ct__llama_cuda_init(ct_model_t *m, ct_optim_t *o, const ct_config_t 
                                 const ct_comm_groups_t *g, int device, int B, int T)
 {
     const ct_model_dims_t *d = &m->d;
-    if (d->tp > 1) {
-        CT_LOG_ERROR("parallel.tp = %d with model.arch llama: the Llama GPU path has no tensor "
-                     "parallelism yet (data parallelism and optim.zero work)\n---> HINT: set "
-                     "parallel.tp: 1 (and parallel.dp to the GPU count), or model.device: cpu "
-                     "for Llama with tensor parallelism on the CPU", d->tp);
+    if (d->tp > 1 && cfg->parallel.sp) {
+        CT_LOG_ERROR("parallel.sp with model.arch llama: the Llama GPU path has tensor "
+                     "parallelism but no sequence parallelism yet\n---> HINT: set "
+                     "parallel.sp: false");
         return CT_ERR_UNSUPPORTED;
     }
     if (cfg->model.recompute != CT_RECOMPUTE_NONE) {
@@ -150,6 +167,35 @@ ct_status_t ct__llama_cuda_init(ct_model_t *m, ct_optim_t *o, const ct_config_t 
     return st;
 }
 
+/* ---- tensor-parallel pieces ------------------------------------------------ */
+
+/* Sums n fp32 values over the TP group in place, on the compute stream (the
+ * next op reads them); a failed collective ends the job. */
+static void tp_allreduce(llama_cuda_t *G, float *x, size_t n)
+{
+    OP(F_TP, 0, n * 4, G->stream,
+       ct__cuda_tp_check(ct_comm_allreduce(G->tpc, x, x, n, CT_DTYPE_F32, CT_OP_SUM, G->stream)));
+}
+
+/* A row-parallel matmul inp (N, Cin) @ w^T into a->proj (N, C): at tp = 1
+ * one bf16 matmul; under TP the fp32 partials summed over the group, then
+ * rounded once. */
+static void row_parallel(llama_cuda_t *G, const ct_bf16_t *inp, const ct_bf16_t *w, int N,
+                         int Cin, int C)
+{
+    void *s = G->stream;
+    if (!G->tpc) {
+        OP(F_MATMUL, 2.0 * N * Cin * C, 0, s,
+           ct_cuda_matmul_forward(G->ctx, G->a.proj, NULL, inp, w, NULL, N, Cin, C, s));
+        return;
+    }
+    OP(F_MATMUL, 2.0 * N * Cin * C, 0, s,
+       ct_cuda_matmul_forward_f32(G->ctx, G->a.tp_f32, inp, w, N, Cin, C, s));
+    tp_allreduce(G, G->a.tp_f32, (size_t)N * C);
+    OP(F_OTHER, 0, (size_t)N * C * 6, s,
+       ct_cuda_bias_to_bf16(G->a.proj, G->a.tp_f32, NULL, N, C, s));
+}
+
 /* ---- forward -------------------------------------------------------------- */
 
 static float llama_cuda_forward(ct_model_t *m, const int32_t *inputs, const int32_t *targets,
@@ -158,43 +204,48 @@ static float llama_cuda_forward(ct_model_t *m, const int32_t *inputs, const int3
     llama_cuda_t *G = m->dev;
     const ct_model_dims_t *d = &m->d;
     const int L = d->L, C = d->C, HS = d->HS, NH = d->NHl, NKV = d->NKVl, KV = NKV * HS;
+    const int Cq = d->Cl; /* this rank's query channels */
     const int F = d->Fl, Vp = d->Vpl, N = B * T, group = d->NH / d->NKV;
+    const int q_head0 = d->kv_sharded ? 0 : d->tp_rank * d->NHl; /* as llama_cpu.c */
     CT_ASSERT(N <= m->B * m->T && T <= m->T && T <= d->maxT);
     ct_llama_cuda_acts_t *a = &G->a;
     const llama_bf16_tensors_t *p = &G->p;
     void *s = G->stream;
     ct_cuda_t *ctx = G->ctx;
-    const size_t NC = (size_t)N * C, NKVs = (size_t)N * KV, NF = (size_t)N * F;
+    const size_t NC = (size_t)N * C, NCq = (size_t)N * Cq, NKVs = (size_t)N * KV;
+    const size_t NF = (size_t)N * F;
     const float eps = d->norm_eps;
     const double att_flop = 2.0 * B * NH * (double)T * T * HS; /* causal: half of 4 B NH T^2 HS */
 
     ct_cuda_copy(a->inputs, inputs, (size_t)N * sizeof(int32_t), s);
     if (targets) ct_cuda_copy(a->targets, targets, (size_t)N * sizeof(int32_t), s);
+    /* vocab-parallel under TP: this rank's rows of wte, summed over the group */
     OP(F_EMBED, 0, NC * 6, s,
-       ct_cuda_encoder_forward_vp(a->encoded, a->inputs, p->wte, NULL, B, T, C, 0, Vp, s));
+       ct_cuda_encoder_forward_vp(a->encoded, a->inputs, p->wte, NULL, B, T, C, d->v_start, Vp,
+                                  s));
+    if (G->tpc) tp_allreduce(G, a->encoded, NC);
     OP(F_LN, 0, NC * 6, s,
        ct_cuda_rmsnorm_forward(a->ln1, a->rstd1, a->encoded, p->ln1w, N, C, eps, s));
     for (int l = 0; l < L; l++) {
-        ct_bf16_t *ln1 = a->ln1 + l * NC, *q = a->q + l * NC, *k = a->k + l * NKVs;
-        ct_bf16_t *v = a->v + l * NKVs, *atty = a->atty + l * NC, *ln2 = a->ln2 + l * NC;
+        ct_bf16_t *ln1 = a->ln1 + l * NC, *q = a->q + l * NCq, *k = a->k + l * NKVs;
+        ct_bf16_t *v = a->v + l * NKVs, *atty = a->atty + l * NCq, *ln2 = a->ln2 + l * NC;
         ct_bf16_t *gate = a->gate + l * NF, *up = a->up + l * NF, *hmid = a->hmid + l * NF;
         float *res2 = a->residual2 + l * NC, *res3 = a->residual3 + l * NC;
         float *stats = a->att_stats + (size_t)l * B * NH * T;
-        OP(F_MATMUL, 2.0 * N * C * C, 0, s,
-           ct_cuda_matmul_forward(ctx, q, NULL, ln1, p->wq + (size_t)l * C * C, NULL, N, C, C, s));
+        OP(F_MATMUL, 2.0 * N * C * Cq, 0, s,
+           ct_cuda_matmul_forward(ctx, q, NULL, ln1, p->wq + (size_t)l * Cq * C, NULL, N, C, Cq,
+                                  s));
         OP(F_MATMUL, 2.0 * N * C * KV, 0, s,
            ct_cuda_matmul_forward(ctx, k, NULL, ln1, p->wk + (size_t)l * KV * C, NULL, N, C, KV,
                                   s));
         OP(F_MATMUL, 2.0 * N * C * KV, 0, s,
            ct_cuda_matmul_forward(ctx, v, NULL, ln1, p->wv + (size_t)l * KV * C, NULL, N, C, KV,
                                   s));
-        OP(F_GELU, 0, (NC + NKVs) * 4, s,
+        OP(F_GELU, 0, (NCq + NKVs) * 4, s,
            ct_cuda_rope_forward(q, k, a->rope_cos, a->rope_sin, B, T, NH, NKV, HS, s));
         OP(F_ATTN, att_flop, 0, s,
-           ct_cuda_gqa_forward(atty, stats, q, k, v, B, T, NH, NKV, HS, group, 0, s));
-        OP(F_MATMUL, 2.0 * N * C * C, 0, s,
-           ct_cuda_matmul_forward(ctx, a->proj, NULL, atty, p->wo + (size_t)l * C * C, NULL, N,
-                                  C, C, s));
+           ct_cuda_gqa_forward(atty, stats, q, k, v, B, T, NH, NKV, HS, group, q_head0, s));
+        row_parallel(G, atty, p->wo + (size_t)l * C * Cq, N, Cq, C);
         const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * NC;
         OP(F_LN, 0, NC * 12, s,
            ct_cuda_residual_rmsnorm_forward(res2, ln2, a->rstd2 + (size_t)l * N, residual,
@@ -206,9 +257,7 @@ static float llama_cuda_forward(ct_model_t *m, const int32_t *inputs, const int3
            ct_cuda_matmul_forward(ctx, up, NULL, ln2, p->wup + (size_t)l * F * C, NULL, N, C, F,
                                   s));
         OP(F_GELU, 0, NF * 6, s, ct_cuda_swiglu_forward(hmid, gate, up, (long)NF, s));
-        OP(F_MATMUL, 2.0 * N * F * C, 0, s,
-           ct_cuda_matmul_forward(ctx, a->proj, NULL, hmid, p->wdown + (size_t)l * C * F, NULL, N,
-                                  F, C, s));
+        row_parallel(G, hmid, p->wdown + (size_t)l * C * F, N, F, C);
         /* residual3 = residual2 + down_proj, then the next RMSNorm: the next
          * layer's ln1 or the final one */
         if (l + 1 < L)
@@ -226,9 +275,24 @@ static float llama_cuda_forward(ct_model_t *m, const int32_t *inputs, const int3
     G->last_B = B;
     G->last_T = T;
     m->last_targets = targets;
-    if (!targets) return 0.0f;
-    OP(F_XENT, 0, (size_t)N * Vp * 2, s,
-       ct_cuda_xent_forward_backward(a->losses, a->logits, a->targets, 0.0f, N, d->V, Vp, s));
+    if (!targets) {
+        if (G->tpc) ct__cuda_compute_sync(&G->base); /* the collectives of a sampling forward */
+        return 0.0f;
+    }
+    if (!G->tpc) {
+        OP(F_XENT, 0, (size_t)N * Vp * 2, s,
+           ct_cuda_xent_forward_backward(a->losses, a->logits, a->targets, 0.0f, N, d->V, Vp, s));
+    } else {
+        /* the parallel cross-entropy: the logits stay on their ranks */
+        float *mine = a->xstats + (size_t)d->tp_rank * N * 3;
+        OP(F_XENT, 0, (size_t)N * Vp * 2, s,
+           ct_cuda_xent_vp_stats(mine, a->logits, a->targets, N, d->v_start, d->Vl, Vp, s));
+        OP(F_TP, 0, (size_t)N * 12 * d->tp, s,
+           ct__cuda_tp_check(ct_comm_allgather(G->tpc, mine, a->xstats, (size_t)N * 3,
+                                               CT_DTYPE_F32, s)));
+        OP(F_XENT, 0, (size_t)N * 12 * d->tp, s,
+           ct_cuda_xent_vp_finish(a->losses, a->lse, a->xstats, N, d->tp, s));
+    }
     return ct__cuda_mean_loss(&G->base, a->losses, N);
 }
 
@@ -239,10 +303,11 @@ static const float *llama_cuda_logits_row(ct_model_t *m, int row)
 
 /* ---- backward ------------------------------------------------------------- */
 
-/* The backward of matmuls reading the same bf16 input inp (N, C): each
- * weight's gradient (+=), and their input gradients summed in fp32 into
- * dln (overwritten). */
-static void multi_matmul_backward(llama_cuda_t *G, int count, float *const *dw,
+/* The backward of column-parallel matmuls reading the same bf16 input
+ * inp (N, C): each weight's gradient (+=), and the input gradients of the
+ * first n_dinp of them summed in fp32 into dln (overwritten), then over
+ * the TP group. */
+static void multi_matmul_backward(llama_cuda_t *G, int count, int n_dinp, float *const *dw,
                                   const ct_bf16_t *const *dout, const ct_bf16_t *const *w,
                                   const int *OC, const ct_bf16_t *inp, int N, int C)
 {
@@ -251,6 +316,7 @@ static void multi_matmul_backward(llama_cuda_t *G, int count, float *const *dw,
         OP(F_MATMUL, 2.0 * N * C * OC[i], 0, s,
            ct_cuda_matmul_backward(G->ctx, NULL, dw[i], NULL, dout[i], inp, w[i], NULL,
                                    G->a.scratch, N, C, OC[i], s));
+        if (i >= n_dinp) continue;
         if (i == 0)
             OP(F_MATMUL, 2.0 * N * C * OC[i], 0, s,
                ct_cuda_matmul_dinp_f32(G->ctx, G->a.dln, dout[i], w[i], N, C, OC[i], s));
@@ -258,6 +324,18 @@ static void multi_matmul_backward(llama_cuda_t *G, int count, float *const *dw,
             OP(F_MATMUL, 2.0 * N * C * OC[i], 0, s,
                ct_cuda_matmul_dinp_f32_add(G->ctx, G->a.dln, dout[i], w[i], N, C, OC[i], s));
     }
+    if (G->tpc) tp_allreduce(G, G->a.dln, (size_t)N * C);
+}
+
+/* Replicated key/value heads under TP: this rank's dk, dv (its query
+ * heads' part, fp32 in a->dkv_f32) summed over the group, rounded once. */
+static void tp_sum_dkv(llama_cuda_t *G, size_t n)
+{
+    ct_llama_cuda_acts_t *a = &G->a;
+    void *s = G->stream;
+    tp_allreduce(G, a->dkv_f32, 2 * n);
+    OP(F_OTHER, 0, n * 12, s, ct_cuda_f32_to_bf16(a->dk, a->dkv_f32, (long)n, s));
+    OP(F_OTHER, 0, n * 12, s, ct_cuda_f32_to_bf16(a->dv, a->dkv_f32 + n, (long)n, s));
 }
 
 static void llama_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int T,
@@ -266,7 +344,12 @@ static void llama_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int
     llama_cuda_t *G = m->dev;
     const ct_model_dims_t *d = &m->d;
     const int L = d->L, C = d->C, HS = d->HS, NH = d->NHl, NKV = d->NKVl, KV = NKV * HS;
-    const int F = d->Fl, Vp = d->Vpl, N = B * T, group = d->NH / d->NKV;
+    const int Cq = d->Cl, F = d->Fl, Vp = d->Vpl, N = B * T, group = d->NH / d->NKV;
+    const int q_head0 = d->kv_sharded ? 0 : d->tp_rank * d->NHl;
+    /* replicated key/value heads: dk, dv summed over TP, their input
+     * gradient added on TP rank 0 only (see the top of the file) */
+    const int kv_replicated = G->tpc && !d->kv_sharded;
+    const int kv_dinp = !kv_replicated || d->tp_rank == 0;
     CT_ASSERT(m->last_targets != NULL && B == G->last_B && T == G->last_T);
     (void)inputs; /* on the device since the forward */
     ct_llama_cuda_acts_t *a = &G->a;
@@ -274,21 +357,27 @@ static void llama_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int
     const ct_llama_tensors_t *g = &G->g;
     void *s = G->stream;
     ct_cuda_t *ctx = G->ctx;
-    const size_t NC = (size_t)N * C, NKVs = (size_t)N * KV, NF = (size_t)N * F;
+    const size_t NC = (size_t)N * C, NCq = (size_t)N * Cq, NKVs = (size_t)N * KV;
+    const size_t NF = (size_t)N * F;
     const double att_flop = 4.0 * B * NH * (double)T * T * HS; /* twice the forward's */
     /* overlap the DP reduce with this backward when it is the last
      * micro-batch and the optimizer does not use ZeRO's reduce-scatter */
     ct__cuda_wait_reduces(&G->base);
     const int overlap = G->dpc && m->grad_sync && !G->zero;
 
-    OP(F_XENT, 0, (size_t)N * Vp * 4, s,
-       ct_cuda_xent_forward_backward(a->losses, a->logits, a->targets, loss_scale / (float)N, N,
-                                     d->V, Vp, s));
+    if (!G->tpc)
+        OP(F_XENT, 0, (size_t)N * Vp * 4, s,
+           ct_cuda_xent_forward_backward(a->losses, a->logits, a->targets, loss_scale / (float)N,
+                                         N, d->V, Vp, s));
+    else
+        OP(F_XENT, 0, (size_t)N * Vp * 4, s,
+           ct_cuda_xent_vp_backward(a->logits, a->lse, a->targets, loss_scale / (float)N, N,
+                                    d->v_start, d->Vl, Vp, s));
     {
         float *dw[] = {g->head};
         const ct_bf16_t *dout[] = {a->logits}, *w[] = {p->head};
         const int oc[] = {Vp};
-        multi_matmul_backward(G, 1, dw, dout, w, oc, a->lnf, N, C);
+        multi_matmul_backward(G, 1, 1, dw, dout, w, oc, a->lnf, N, C);
     }
     OP(F_OTHER, 0, NC * 4, s, ct_cuda_zero(a->dres, NC * sizeof(float), s));
     const float *last = a->residual3 + (size_t)(L - 1) * NC; /* L >= 1 (config) */
@@ -298,8 +387,8 @@ static void llama_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int
     for (int l = L - 1; l >= 0; l--) {
         const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * NC;
         const float *res2 = a->residual2 + l * NC;
-        const ct_bf16_t *ln1 = a->ln1 + l * NC, *q = a->q + l * NC, *k = a->k + l * NKVs;
-        const ct_bf16_t *v = a->v + l * NKVs, *atty = a->atty + l * NC, *ln2 = a->ln2 + l * NC;
+        const ct_bf16_t *ln1 = a->ln1 + l * NC, *q = a->q + l * NCq, *k = a->k + l * NKVs;
+        const ct_bf16_t *v = a->v + l * NKVs, *atty = a->atty + l * NCq, *ln2 = a->ln2 + l * NC;
         const ct_bf16_t *gate = a->gate + l * NF, *up = a->up + l * NF, *hmid = a->hmid + l * NF;
         const float *stats = a->att_stats + (size_t)l * B * NH * T;
 
@@ -315,29 +404,39 @@ static void llama_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int
             const ct_bf16_t *dout[] = {a->dgate, a->dup};
             const ct_bf16_t *w[] = {p->wgate + (size_t)l * F * C, p->wup + (size_t)l * F * C};
             const int oc[] = {F, F};
-            multi_matmul_backward(G, 2, dw, dout, w, oc, ln2, N, C);
+            multi_matmul_backward(G, 2, 2, dw, dout, w, oc, ln2, N, C);
         }
         OP(F_LN, 0, NC * 16, s,
            ct_cuda_rmsnorm_backward(a->dres, a->dres_bf, g->ln2w + (size_t)l * C, a->dln, res2,
                                     p->ln2w + (size_t)l * C, a->rstd2 + (size_t)l * N,
                                     a->scratch, N, C, s));
         /* attention: dres is now d(residual2) == d(o_proj) */
-        OP(F_MATMUL, 4.0 * N * C * C, 0, s,
-           ct_cuda_matmul_backward(ctx, a->datty, g->wo + (size_t)l * C * C, NULL, a->dres_bf,
-                                   atty, p->wo + (size_t)l * C * C, NULL, a->scratch, N, C, C, s));
-        OP(F_ATTN, att_flop, 0, s,
-           ct_cuda_gqa_backward(a->dq, a->dk, a->dv, a->datty, q, k, v, atty, stats,
-                                a->att_scratch, B, T, NH, NKV, HS, group, 0, s));
-        OP(F_GELU, 0, (NC + NKVs) * 4, s,
+        /* row-parallel o_proj: its input gradient stays on this rank */
+        OP(F_MATMUL, 4.0 * N * Cq * C, 0, s,
+           ct_cuda_matmul_backward(ctx, a->datty, g->wo + (size_t)l * C * Cq, NULL, a->dres_bf,
+                                   atty, p->wo + (size_t)l * C * Cq, NULL, a->scratch, N, Cq, C,
+                                   s));
+        if (!kv_replicated) {
+            OP(F_ATTN, att_flop, 0, s,
+               ct_cuda_gqa_backward(a->dq, a->dk, a->dv, a->datty, q, k, v, atty, stats,
+                                    a->att_scratch, B, T, NH, NKV, HS, group, q_head0, s));
+        } else {
+            OP(F_ATTN, att_flop, 0, s,
+               ct_cuda_gqa_backward_f32kv(a->dq, a->dkv_f32, a->dkv_f32 + NKVs, a->datty, q, k,
+                                          v, atty, stats, a->att_scratch, B, T, NH, NKV, HS,
+                                          group, q_head0, s));
+            tp_sum_dkv(G, NKVs);
+        }
+        OP(F_GELU, 0, (NCq + NKVs) * 4, s,
            ct_cuda_rope_backward(a->dq, a->dk, a->rope_cos, a->rope_sin, B, T, NH, NKV, HS, s));
         {
-            float *dw[] = {g->wq + (size_t)l * C * C, g->wk + (size_t)l * KV * C,
+            float *dw[] = {g->wq + (size_t)l * Cq * C, g->wk + (size_t)l * KV * C,
                            g->wv + (size_t)l * KV * C};
             const ct_bf16_t *dout[] = {a->dq, a->dk, a->dv};
-            const ct_bf16_t *w[] = {p->wq + (size_t)l * C * C, p->wk + (size_t)l * KV * C,
+            const ct_bf16_t *w[] = {p->wq + (size_t)l * Cq * C, p->wk + (size_t)l * KV * C,
                                     p->wv + (size_t)l * KV * C};
-            const int oc[] = {C, KV, KV};
-            multi_matmul_backward(G, 3, dw, dout, w, oc, ln1, N, C);
+            const int oc[] = {Cq, KV, KV};
+            multi_matmul_backward(G, 3, kv_dinp ? 3 : 1, dw, dout, w, oc, ln1, N, C);
         }
         OP(F_LN, 0, NC * 16, s,
            ct_cuda_rmsnorm_backward(a->dres, a->dres_bf, g->ln1w + (size_t)l * C, a->dln,
@@ -346,7 +445,8 @@ static void llama_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int
         if (overlap) ct__cuda_reduce_layer(m, l);
     }
     OP(F_EMBED, 0, NC * 12, s,
-       ct_cuda_encoder_backward_vp(g->wte, NULL, a->dres, a->inputs, B, T, C, 0, Vp, s));
+       ct_cuda_encoder_backward_vp(g->wte, NULL, a->dres, a->inputs, B, T, C, d->v_start, Vp,
+                                   s));
     G->reduce_started = overlap;
 }
 

@@ -2,7 +2,11 @@
  * activations and scratch from it, and the planner (model/plan.c) adds it
  * up, so the plan cannot drift from what the GPU path allocates. Compiled
  * in every build (the CUDA backend is not). Every activation is kept for
- * the backward (no recompute yet); the RoPE tables are fp32 (maxT, HS/2). */
+ * the backward (no recompute yet); the RoPE tables are fp32 (maxT, HS/2).
+ * With tp > 1 the attention, MLP and vocabulary buffers hold this rank's
+ * heads, units and rows (CT_PLAN_TP), the RMSNorm/residual ones stay whole,
+ * and TP adds the fp32 partial-sum buffer, the cross-entropy statistics
+ * and, for replicated key/value heads, their gradient sums. */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,7 +68,16 @@ int ct__llama_cuda_act_items(const ct_model_dims_t *d, int B, int T, ct_plan_ite
          (size_t)ct_cuda_attention_scratch_floats(B, T, d->NHl), f32);
     ITEM(scratch, "reduction scratch", "RMSNorm/norm partials", W, F, sc, f32);
     ITEM(sumsq, "gradient norm", "(1) fp32", W, F, 1, f32);
+    if (d->tp > 1) {
+        ITEM(tp_f32, "tp partial sums", "(N, C) fp32", A, F, N * C, f32);
+        ITEM(lse, "activations: log-sum-exp", "(N) fp32", A, F, N, f32);
+        ITEM(xstats, "cross-entropy statistics", "(tp, N, 3) fp32", W, F, (size_t)d->tp * N * 3,
+             f32);
+        if (!d->kv_sharded)
+            ITEM(dkv_f32, "replicated k/v gradient sums", "(2, N, KV) fp32", A, F, 2 * N * KVl,
+                 f32);
+    }
 #undef ITEM
-    CT_ASSERT(n == CT_LLAMA_CUDA_NUM_ACTS && n <= CT_PLAN_MAX_ITEMS);
+    CT_ASSERT(n <= CT_LLAMA_CUDA_NUM_ACTS && n <= CT_PLAN_MAX_ITEMS);
     return n;
 }

@@ -127,10 +127,11 @@ ct_status_t ct_model_plan(const ct_config_t *cfg, int gpu, int tp_rank, int dp_r
                      "multiple of parallel.tp", ct_config_ffn_dim(mc), tp);
         return CT_ERR_CONFIG;
     }
-    if (gpu && mc->arch == CT_ARCH_LLAMA && (tp > 1 || mc->recompute != CT_RECOMPUTE_NONE)) {
+    if (gpu && mc->arch == CT_ARCH_LLAMA && ((sp && tp > 1) || mc->recompute != CT_RECOMPUTE_NONE)) {
         CT_LOG_ERROR("model.arch is llama, whose GPU path has no %s yet\n---> HINT: plan "
-                     "parallel.tp: 1 and model.recompute: none, or the CPU path with --set "
-                     "model.device=cpu", tp > 1 ? "tensor parallelism" : "recompute");
+                     "without --sp and with model.recompute: none, or the CPU path with --set "
+                     "model.device=cpu", mc->recompute != CT_RECOMPUTE_NONE ? "recompute"
+                                                                        : "sequence parallelism");
         return CT_ERR_UNSUPPORTED;
     }
     ct_model_plan_t plan, *p = &plan;

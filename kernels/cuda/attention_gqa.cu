@@ -171,6 +171,7 @@ static __global__ void __launch_bounds__(CT__GQA_THREADS)
 template <int E>
 static __global__ void __launch_bounds__(CT__GQA_THREADS)
     ct__gqa_bwd_dkdv_kernel(ct_bf16_t *__restrict__ dk, ct_bf16_t *__restrict__ dv,
+                            float *__restrict__ dk32, float *__restrict__ dv32,
                             const ct_bf16_t *__restrict__ dout, const ct_bf16_t *__restrict__ q,
                             const ct_bf16_t *__restrict__ k, const ct_bf16_t *__restrict__ v,
                             const float *__restrict__ stats, const float *__restrict__ D,
@@ -226,14 +227,17 @@ static __global__ void __launch_bounds__(CT__GQA_THREADS)
             }
         }
     }
-    ct_bf16_t *dkp = dk + ((long)b * s.T + j) * Ck + (long)g * HS;
-    ct_bf16_t *dvp = dv + ((long)b * s.T + j) * Ck + (long)g * HS;
+    const long off = ((long)b * s.T + j) * Ck + (long)g * HS;
 #pragma unroll
     for (int e = 0; e < E; e++) {
         int d = e * 32 + lane;
-        if (d < HS) {
-            dkp[d] = ct__to_bf(dkr[e] * s.scale);
-            dvp[d] = ct__to_bf(dvr[e]);
+        if (d >= HS) continue;
+        if (dk32) { /* unrounded, for a sum over tensor-parallel ranks */
+            dk32[off + d] = dkr[e] * s.scale;
+            dv32[off + d] = dvr[e];
+        } else {
+            dk[off + d] = ct__to_bf(dkr[e] * s.scale);
+            dv[off + d] = ct__to_bf(dvr[e]);
         }
     }
 }
@@ -269,10 +273,11 @@ void ct_cuda_gqa_forward(ct_bf16_t *out, float *stats, const ct_bf16_t *q, const
                      v, sh);
 }
 
-void ct_cuda_gqa_backward(ct_bf16_t *dq, ct_bf16_t *dk, ct_bf16_t *dv, const ct_bf16_t *dout,
-                          const ct_bf16_t *q, const ct_bf16_t *k, const ct_bf16_t *v,
-                          const ct_bf16_t *out, const float *stats, float *scratch, int B, int T,
-                          int NH, int NKV, int HS, int group, int q_head0, void *stream)
+static void gqa_backward(ct_bf16_t *dq, ct_bf16_t *dk, ct_bf16_t *dv, float *dk32, float *dv32,
+                         const ct_bf16_t *dout, const ct_bf16_t *q, const ct_bf16_t *k,
+                         const ct_bf16_t *v, const ct_bf16_t *out, const float *stats,
+                         float *scratch, int B, int T, int NH, int NKV, int HS, int group,
+                         int q_head0, void *stream)
 {
     if (B <= 0 || T <= 0 || NH <= 0) return;
     CT_ASSERT(scratch != NULL);
@@ -281,6 +286,26 @@ void ct_cuda_gqa_backward(ct_bf16_t *dq, ct_bf16_t *dk, ct_bf16_t *dv, const ct_
     CT__GQA_DISPATCH(ct__gqa_bwd_d_kernel, (long)B * NH * T, st, scratch, dout, out, sh);
     CT__GQA_DISPATCH(ct__gqa_bwd_dq_kernel, (long)B * NH * T, st, dq, dout, q, k, v, stats,
                      scratch, sh);
-    CT__GQA_DISPATCH(ct__gqa_bwd_dkdv_kernel, (long)B * NKV * T, st, dk, dv, dout, q, k, v, stats,
-                     scratch, sh);
+    CT__GQA_DISPATCH(ct__gqa_bwd_dkdv_kernel, (long)B * NKV * T, st, dk, dv, dk32, dv32, dout, q,
+                     k, v, stats, scratch, sh);
+}
+
+void ct_cuda_gqa_backward(ct_bf16_t *dq, ct_bf16_t *dk, ct_bf16_t *dv, const ct_bf16_t *dout,
+                          const ct_bf16_t *q, const ct_bf16_t *k, const ct_bf16_t *v,
+                          const ct_bf16_t *out, const float *stats, float *scratch, int B, int T,
+                          int NH, int NKV, int HS, int group, int q_head0, void *stream)
+{
+    gqa_backward(dq, dk, dv, nullptr, nullptr, dout, q, k, v, out, stats, scratch, B, T, NH, NKV,
+                 HS, group, q_head0, stream);
+}
+
+void ct_cuda_gqa_backward_f32kv(ct_bf16_t *dq, float *dk, float *dv, const ct_bf16_t *dout,
+                                const ct_bf16_t *q, const ct_bf16_t *k, const ct_bf16_t *v,
+                                const ct_bf16_t *out, const float *stats, float *scratch, int B,
+                                int T, int NH, int NKV, int HS, int group, int q_head0,
+                                void *stream)
+{
+    CT_ASSERT(dk != NULL && dv != NULL);
+    gqa_backward(dq, nullptr, nullptr, dk, dv, dout, q, k, v, out, stats, scratch, B, T, NH, NKV,
+                 HS, group, q_head0, stream);
 }

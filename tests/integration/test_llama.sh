@@ -5,7 +5,7 @@
 # for byte), as test_resume.sh proves for GPT-2; the loss falls; the
 # manifest records the architecture and a GPT-2 config cannot resume it;
 # sampling and a Hugging Face round trip work; the GPU path plans (and
-# refuses to plan tensor parallelism, which it lacks so far); llm.c weights
+# refuses to plan sequence parallelism, which it lacks so far); llm.c weights
 # refuse with a message that says so. The GPU path itself runs in
 # tests/cuda_emu/test_llama_train_emu.sh.
 . "$(dirname "$0")/lib.sh"
@@ -65,8 +65,10 @@ out=$("$CTRAIN" sample "$WORK/straight" --tokenizer "$WORK/data/tok.bpe" --token
 # the GPU path plans; what Llama does not have yet says so
 out=$("$CTRAIN" plan "$WORK/cfg.yaml" --set model.device=cuda 2>&1) && grep -q "activations: q" <<<"$out" \
     && pass || fail "plan on the GPU: $(tail -3 <<<"$out")"
-expect_fail "plan TP on the GPU" "GPU path has no tensor parallelism yet" "HINT" -- \
-    "$CTRAIN" plan "$WORK/cfg.yaml" --set model.device=cuda --set parallel.tp=2
+out=$("$CTRAIN" plan "$WORK/cfg.yaml" --set model.device=cuda --set parallel.tp=2 2>&1) \
+    && grep -q "tp partial sums" <<<"$out" && pass || fail "plan TP on the GPU: $(tail -3 <<<"$out")"
+expect_fail "plan SP on the GPU" "GPU path has no sequence parallelism yet" "HINT" -- \
+    "$CTRAIN" plan "$WORK/cfg.yaml" --set model.device=cuda --set parallel.tp=2 --sp
 : > "$WORK/fake.bin"
 expect_fail "llm.c weights" "llm.c's model files hold GPT-2 only" -- "$CTRAIN" train "$WORK/cfg.yaml" \
     --set train.run_dir="$WORK/llmc" --set model.init_from="$WORK/fake.bin"

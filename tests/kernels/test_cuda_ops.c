@@ -1476,6 +1476,16 @@ static void test_gqa(int B, int T, int NH, int NKV, int HS, int group, int q_hea
     cmp_bf16(tag, "bwd dq", d_dq, dq, nq, NH * HS, TOL_ATT_DQKV);
     cmp_bf16(tag, "bwd dk", d_dk, dk, nk, NKV * HS, TOL_ATT_DQKV);
     cmp_bf16(tag, "bwd dv", d_dv, dv, nk, NKV * HS, TOL_ATT_DQKV);
+    { /* fp32 key/value gradients (the tensor-parallel sum's input) */
+        float *d_kv = d_alloc((size_t)nk * 8, "gqa dkv f32");
+        d_fill_nan(d_kv, (size_t)nk * 8);
+        ct_cuda_gqa_backward_f32kv(d_dq, d_kv, d_kv + nk, d_do, d_q, d_k, d_v, d_o, d_st, d_scr, B,
+                                   T, NH, NKV, HS, group, q_head0, NULL);
+        cmp_bf16(tag, "bwd dq (f32kv)", d_dq, dq, nq, NH * HS, TOL_ATT_DQKV);
+        cmp_f32(tag, "bwd dk (fp32)", d_kv, dk, nk, NKV * HS, TOL_ATT_DQKV);
+        cmp_f32(tag, "bwd dv (fp32)", d_kv + nk, dv, nk, NKV * HS, TOL_ATT_DQKV);
+        d_free(d_kv);
+    }
     d_free(d_q), d_free(d_k), d_free(d_v), d_free(d_do), d_free(d_o), d_free(d_dq), d_free(d_dk);
     d_free(d_dv), d_free(d_st), d_free(d_scr);
     free(q), free(k), free(v), free(dout), free(out), free(att), free(scr), free(dq), free(dk);

@@ -10,8 +10,8 @@
  * Each for grouped-query attention (n_kv_head < n_head) with a tied and an
  * untied head, multi-query attention and plain multi-head attention, at
  * odd-ish widths (a SwiGLU width that is no power of two, llama3 RoPE
- * scaling on one). Also: model.attention cudnn and tensor parallelism are
- * refused with a hint, and the device_name of the backend is set. */
+ * scaling on one). Also: model.attention cudnn and recompute are refused
+ * with a hint, and model.device auto knows which layouts the GPU path takes. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,6 +249,11 @@ static void test_refusals(void)
     cfg.model.recompute = CT_RECOMPUTE_NONE;
     CHECK(ct_model_cuda_supports(&cfg));
     cfg.parallel.tp = 2;
+    CHECK(ct_model_cuda_supports(&cfg)); /* TP: test_llama_parallel_emu.sh */
+    cfg.parallel.sp = 1;
+    CHECK(!ct_model_cuda_supports(&cfg));
+    cfg.parallel.tp = 1, cfg.parallel.sp = 0;
+    cfg.model.attention = CT_ATTENTION_CUDNN;
     CHECK(!ct_model_cuda_supports(&cfg));
     teardown(&m, &o);
     ct_config_free(&cfg);
