@@ -130,8 +130,8 @@ void ct_model_shard_copy(const ct_model_dims_t *d, int tp_rank, int i, float *fu
                          int to_shard);
 
 /* ---- architectures ------------------------------------------------------------
- * model.arch picks the tensor table and the CPU backend: gpt2 (model/gpt2*.c)
- * or llama (model/llama*.c, CPU only so far). Every function of this header
+ * model.arch picks the tensor table and the backends: gpt2 (model/gpt2*.c)
+ * or llama (model/llama*.c), each on the CPU and CUDA. Every function of this header
  * serves both; the dims say which (d->arch). */
 /* "gpt2" or "llama". */
 const char *ct_model_arch_name(ct_arch_t arch);

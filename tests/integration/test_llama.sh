@@ -63,9 +63,9 @@ out=$("$CTRAIN" sample "$WORK/straight" --tokenizer "$WORK/data/tok.bpe" --token
     && pass || fail "hf round trip: $(tail -3 "$WORK/hf.log")"
 
 # the GPU path plans; what Llama does not have yet says so
-out=$("$CTRAIN" plan "$WORK/cfg.yaml" --set model.device=cuda 2>&1) && grep -q "activations: q" <<<"$out" \
+out=$("$CTRAIN" plan "$WORK/cfg.yaml" --set model.device=cuda --detail 2>&1) && grep -q "activations: q" <<<"$out" \
     && pass || fail "plan on the GPU: $(tail -3 <<<"$out")"
-out=$("$CTRAIN" plan "$WORK/cfg.yaml" --set model.device=cuda --set parallel.tp=2 2>&1) \
+out=$("$CTRAIN" plan "$WORK/cfg.yaml" --set model.device=cuda --set parallel.tp=2 --detail 2>&1) \
     && grep -q "tp partial sums" <<<"$out" && pass || fail "plan TP on the GPU: $(tail -3 <<<"$out")"
 expect_fail "plan SP on the GPU" "GPU path has no sequence parallelism yet" "HINT" -- \
     "$CTRAIN" plan "$WORK/cfg.yaml" --set model.device=cuda --set parallel.tp=2 --sp
