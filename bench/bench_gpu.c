@@ -4,7 +4,7 @@
  *   bench_gpu model L NH C [T] [steps] [auto|cudnn|plain]
  *                                        one model (model.attention as given,
  *                                        default auto); prints key=value lines
- *   bench_gpu config CFG.yaml [T] [steps]
+ *   bench_gpu config CFG.yaml [T] [steps] [auto|cudnn|plain]
  *                                        the model of a ctrain config (GPT-2 or
  *                                        Llama, e.g. configs/smollm2-135m.yaml)
  *   bench_gpu gemm [M]                   the GEMM comparison
@@ -126,11 +126,13 @@ static int bench_model(int L, int NH, int C, int T, int steps, ct_attention_t at
 
 /* The model of a ctrain config file (its model: section; the rest is
  * ignored), e.g. configs/smollm2-135m.yaml. */
-static int bench_config_file(const char *path, int T, int steps)
+static int bench_config_file(const char *path, int T, int steps, const char *attention)
 {
     ct_config_t cfg;
-    const char *sets[] = {"model.device=cuda"};
-    if (ct_config_load(path, sets, 1, &cfg) != CT_OK) return 1;
+    char att[64];
+    snprintf(att, sizeof att, "model.attention=%s", attention);
+    const char *sets[] = {"model.device=cuda", att};
+    if (ct_config_load(path, sets, 2, &cfg) != CT_OK) return 1;
     int rc = bench_config(&cfg, T, steps);
     ct_config_free(&cfg);
     return rc;
@@ -411,12 +413,12 @@ int main(int argc, char **argv)
     }
     if (argc >= 3 && strcmp(argv[1], "config") == 0)
         return bench_config_file(argv[2], argc > 3 ? atoi(argv[3]) : 2048,
-                                 argc > 4 ? atoi(argv[4]) : 10);
+                                 argc > 4 ? atoi(argv[4]) : 10, argc > 5 ? argv[5] : "auto");
     if (argc >= 6 && strcmp(argv[1], "attention") == 0)
         return bench_attention(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]),
                                argc > 6 ? atoi(argv[6]) : 20);
     fprintf(stderr, "usage: bench_gpu model L NH C [T] [steps] [auto|cudnn|plain] | bench_gpu config "
-                    "CFG.yaml [T] [steps] | bench_gpu gemm "
+                    "CFG.yaml [T] [steps] [attention] | bench_gpu gemm "
                     "[M] | bench_gpu attention B T NH HS [iters]\n");
     return 2;
 }

@@ -5,7 +5,8 @@
 # that fits (tokens/s, ms/step, MFU against the bf16 dense peak, peak device
 # memory), and the bf16 GEMM rate at 4096^3 through our matmul and through
 # cuBLASLt alone. The Llama shapes run the plain GQA attention kernels
-# (no cuDNN or flash path for GQA yet), so expect them well below GPT-2's MFU.
+# (model.attention auto), SmolLM2 also cuDNN's SDPA with fewer key/value
+# heads (model.attention cudnn, where the build has cuDNN).
 # Targets on an H100/H200: 124M at >= 50% MFU; our GEMM within 5% of
 # cuBLASLt's. Exits 77 when there is no CUDA device.
 set -euo pipefail
@@ -21,6 +22,8 @@ out=$({
   "$BIN" model 24 16 1024 1024 ${STEPS:-20} || exit $?
   echo "== SmolLM2-135M (L=30, NH=9, NKV=3, C=576, V=49152), T=2048 =="
   "$BIN" config configs/smollm2-135m.yaml 2048 ${STEPS:-20} || exit $?
+  echo "== SmolLM2-135M, T=2048, model.attention: cudnn (cuDNN SDPA with fewer KV heads) =="
+  "$BIN" config configs/smollm2-135m.yaml 2048 ${STEPS:-20} cudnn || echo "(no cuDNN GQA here)"
   echo "== Llama-3.2-1B (L=16, NH=32, NKV=8, C=2048, V=128256), T=2048 =="
   "$BIN" config configs/llama3.2-1b.yaml 2048 ${STEPS:-20} || exit $?
   echo "== bf16 GEMM 4096^3 =="

@@ -523,6 +523,21 @@ void ct_cuda_gqa_backward_f32kv(ct_bf16_t *dq, float *dk, float *dv, const ct_bf
                                 const ct_bf16_t *out, const float *stats, float *scratch, int B,
                                 int T, int NH, int NKV, int HS, int group, int q_head0,
                                 void *stream);
+/* cuDNN's SDPA on the same buffers, for the plain mapping (group NH/NKV,
+ * q_head0 0): prepare builds and caches the graphs of a shape and returns
+ * CT_ERR_UNSUPPORTED (cuDNN's reason at debug level) when the context does
+ * not use cuDNN or cuDNN rejects the shape; forward and backward need a
+ * prepared shape. Not deterministic (cuDNN's backward); compiled in every
+ * CUDA build, runnable only with cuDNN. */
+CT_MUST_USE ct_status_t ct_cuda_gqa_prepare_cudnn(ct_cuda_t *ctx, int B, int T, int NH, int NKV,
+                                                  int HS);
+void ct_cuda_gqa_forward_cudnn(ct_cuda_t *ctx, ct_bf16_t *out, float *stats, const ct_bf16_t *q,
+                               const ct_bf16_t *k, const ct_bf16_t *v, int B, int T, int NH,
+                               int NKV, int HS, void *stream);
+void ct_cuda_gqa_backward_cudnn(ct_cuda_t *ctx, ct_bf16_t *dq, ct_bf16_t *dk, ct_bf16_t *dv,
+                                const ct_bf16_t *dout, const ct_bf16_t *q, const ct_bf16_t *k,
+                                const ct_bf16_t *v, const ct_bf16_t *out, const float *stats,
+                                int B, int T, int NH, int NKV, int HS, void *stream);
 
 /* ---- xent.cu: fused softmax + cross-entropy over the first V of Vp ------
  * losses[i] (fp32) = lse_i - logits[i, targets[i]], computed in fp32 from

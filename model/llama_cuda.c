@@ -26,9 +26,12 @@
  * every rank computes the same k_proj/v_proj gradients, and TP rank 0
  * alone adds their input gradient before the all-reduce of dln.
  *
- * Left out: sequence parallelism and recompute (refused with a hint), cuDNN
- * and the flash kernels for the attention (the plain GQA kernels of
- * attention_gqa.cu run), overlapping the TP collectives with compute,
+ * Attention: the plain GQA kernels of attention_gqa.cu, or with
+ * model.attention cudnn (an opt-in: not validated on a GPU yet) cuDNN's
+ * SDPA with fewer key/value heads for the training shape.
+ *
+ * Left out: sequence parallelism and recompute (refused with a hint), the
+ * flash kernels for GQA, overlapping the TP collectives with compute,
  * bit-exact reproducibility on a real GPU (the embedding backward uses
  * atomics). */
 #include <math.h>
@@ -53,6 +56,7 @@ typedef struct {
     ct_llama_tensors_t g;   /* views of grads */
     ct_llama_cuda_acts_t a;
     int last_B, last_T;
+    int cudnn_att;        /* model.attention cudnn: cuDNN's SDPA for the training shape */
     size_t act_bytes;
 } llama_cuda_t;
 
@@ -122,14 +126,35 @@ static CT_MUST_USE ct_status_t llama_setup(ct_model_t *m, ct_optim_t *o, const c
     ct_cuda_stream_sync(G->stream);
     free(inv), free(cs);
 
+    /* model.attention cudnn opts in to cuDNN's SDPA (GQA through fewer
+     * key/value heads); auto and plain take the plain GQA kernels, which
+     * the emulator validates against the CPU model */
+    if (cfg->model.attention == CT_ATTENTION_CUDNN) {
+        if (d->tp > 1 && !d->kv_sharded) {
+            CT_LOG_ERROR("model.attention is cudnn, but parallel.tp = %d does not divide the %d "
+                         "key/value heads, and cuDNN takes no replicated heads\n---> HINT: set "
+                         "model.attention: auto, or parallel.tp to a divisor of n_kv_head",
+                         d->tp, d->NKV);
+            return CT_ERR_UNSUPPORTED;
+        }
+        if ((st = ct_cuda_gqa_prepare_cudnn(G->ctx, B, T, d->NHl, d->NKVl, d->HS)) != CT_OK) {
+            CT_LOG_ERROR("model.attention is cudnn but cuDNN rejects grouped-query attention at "
+                         "B=%d T=%d NH=%d NKV=%d HS=%d (CT_LOG_LEVEL=debug shows cuDNN's "
+                         "reason)\n---> HINT: set model.attention: auto for the plain CUDA "
+                         "kernels", B, T, d->NHl, d->NKVl, d->HS);
+            return st;
+        }
+        G->cudnn_att = 1;
+    }
     if ((st = ct__cuda_model_finish(m, o, g, B, T)) != CT_OK) return st;
     CT_LOG_INFO_R0("GPU model (llama, %d query and %d key/value heads%s): %.1f MiB of device "
-                   "memory allocated, activations %.3f MiB; attention: the plain GQA kernels",
+                   "memory allocated, activations %.3f MiB; attention: %s",
                    d->NH, d->NKV,
                    d->tp == 1        ? ""
                    : d->kv_sharded ? ", tensor parallel"
                                    : ", tensor parallel with replicated key/value heads",
-                   G->alloc_bytes / 1048576.0, G->act_bytes / 1048576.0);
+                   G->alloc_bytes / 1048576.0, G->act_bytes / 1048576.0,
+                   G->cudnn_att ? "cuDNN" : "the plain GQA kernels");
     return CT_OK;
 }
 
@@ -146,12 +171,6 @@ ct_status_t ct__llama_cuda_init(ct_model_t *m, ct_optim_t *o, const ct_config_t 
     if (cfg->model.recompute != CT_RECOMPUTE_NONE) {
         CT_LOG_ERROR("model.recompute with model.arch llama: the Llama GPU path keeps every "
                      "activation (no recompute yet)\n---> HINT: set model.recompute: none");
-        return CT_ERR_UNSUPPORTED;
-    }
-    if (cfg->model.attention == CT_ATTENTION_CUDNN) {
-        CT_LOG_ERROR("model.attention is cudnn, but the Llama GPU path runs grouped-query "
-                     "attention on the plain CUDA kernels only so far\n---> HINT: set "
-                     "model.attention: auto (or plain)");
         return CT_ERR_UNSUPPORTED;
     }
     if (d->HS > 128) {
@@ -243,8 +262,12 @@ static float llama_cuda_forward(ct_model_t *m, const int32_t *inputs, const int3
                                   s));
         OP(F_GELU, 0, (NCq + NKVs) * 4, s,
            ct_cuda_rope_forward(q, k, a->rope_cos, a->rope_sin, B, T, NH, NKV, HS, s));
-        OP(F_ATTN, att_flop, 0, s,
-           ct_cuda_gqa_forward(atty, stats, q, k, v, B, T, NH, NKV, HS, group, q_head0, s));
+        if (G->cudnn_att && targets) /* sampling (any T): the plain kernels, no plan per length */
+            OP(F_ATTN, att_flop, 0, s,
+               ct_cuda_gqa_forward_cudnn(ctx, atty, stats, q, k, v, B, T, NH, NKV, HS, s));
+        else
+            OP(F_ATTN, att_flop, 0, s,
+               ct_cuda_gqa_forward(atty, stats, q, k, v, B, T, NH, NKV, HS, group, q_head0, s));
         row_parallel(G, atty, p->wo + (size_t)l * C * Cq, N, Cq, C);
         const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * NC;
         OP(F_LN, 0, NC * 12, s,
@@ -416,7 +439,11 @@ static void llama_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int
            ct_cuda_matmul_backward(ctx, a->datty, g->wo + (size_t)l * C * Cq, NULL, a->dres_bf,
                                    atty, p->wo + (size_t)l * C * Cq, NULL, a->scratch, N, Cq, C,
                                    s));
-        if (!kv_replicated) {
+        if (G->cudnn_att) {
+            OP(F_ATTN, att_flop, 0, s,
+               ct_cuda_gqa_backward_cudnn(ctx, a->dq, a->dk, a->dv, a->datty, q, k, v, atty,
+                                          stats, B, T, NH, NKV, HS, s));
+        } else if (!kv_replicated) {
             OP(F_ATTN, att_flop, 0, s,
                ct_cuda_gqa_backward(a->dq, a->dk, a->dv, a->datty, q, k, v, atty, stats,
                                     a->att_scratch, B, T, NH, NKV, HS, group, q_head0, s));

@@ -45,8 +45,7 @@ int ct_model_cuda_supports(const ct_config_t *cfg)
 {
     if (!ct_model_arch_has_cuda(cfg->model.arch)) return 0;
     return cfg->model.arch != CT_ARCH_LLAMA ||
-           (cfg->model.recompute == CT_RECOMPUTE_NONE && cfg->model.attention != CT_ATTENTION_CUDNN &&
-            (cfg->parallel.tp == 1 || !cfg->parallel.sp));
+           (cfg->model.recompute == CT_RECOMPUTE_NONE && (cfg->parallel.tp == 1 || !cfg->parallel.sp));
 }
 
 int ct_model_tp_divides(const ct_model_config_t *cfg, int tp)

@@ -15,8 +15,8 @@
  * On a device they hold the fp32 weights as of the last ct_model_to_host
  * (checkpoints, export) and no activations.
  *
- * Left out: sequence parallelism, recompute and cuDNN attention for Llama
- * on the GPU (ct_model_to_device refuses them). */
+ * Left out: sequence parallelism and recompute for Llama on the GPU
+ * (ct_model_to_device refuses them). */
 #ifndef CT_MODEL_MODEL_H
 #define CT_MODEL_MODEL_H
 
@@ -142,9 +142,8 @@ int ct_model_tp_divides(const ct_model_config_t *cfg, int tp);
 /* 1 when the architecture has a CUDA backend (GPT-2 and Llama). */
 int ct_model_arch_has_cuda(ct_arch_t arch);
 /* 1 when cfg's model and layout train on the GPU path: the architecture
- * has a CUDA backend and, for Llama, model.recompute is none, the attention
- * not cudnn and there is no sequence parallelism. model.device auto means
- * the CPU otherwise. */
+ * has a CUDA backend and, for Llama, model.recompute is none and there is
+ * no sequence parallelism. model.device auto means the CPU otherwise. */
 int ct_model_cuda_supports(const ct_config_t *cfg);
 
 /* ---- a model ------------------------------------------------------------------ */

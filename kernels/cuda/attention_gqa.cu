@@ -10,9 +10,10 @@
  * forward; the backward is D_i = dout_i . out_i, then dq by query rows,
  * then dk and dv by key rows, where the warp of key/value head g's row j
  * sums over every query head of g's group in a fixed order: each gradient
- * element is written by one warp, deterministic, no atomics. Left out:
- * tensor cores (attention_flash.cu does not take separate K/V heads yet)
- * and cuDNN (model/llama_cuda.c uses these kernels). */
+ * element is written by one warp, deterministic, no atomics. The *_cudnn
+ * entry points run cuDNN's SDPA on the same buffers (attention_cudnn.cu;
+ * its stub in builds without cuDNN). Left out: tensor cores
+ * (attention_flash.cu does not take separate K/V heads yet). */
 #include <math.h>
 
 #include "kernels/cuda/cuda_common.cuh"
@@ -308,4 +309,28 @@ void ct_cuda_gqa_backward_f32kv(ct_bf16_t *dq, float *dk, float *dv, const ct_bf
     CT_ASSERT(dk != NULL && dv != NULL);
     gqa_backward(dq, nullptr, nullptr, dk, dv, dout, q, k, v, out, stats, scratch, B, T, NH, NKV,
                  HS, group, q_head0, stream);
+}
+
+/* ---- cuDNN ----------------------------------------------------------------- */
+
+ct_status_t ct_cuda_gqa_prepare_cudnn(ct_cuda_t *ctx, int B, int T, int NH, int NKV, int HS)
+{
+    if (ctx->attn != CT_ATTN_CUDNN || !ctx->cudnn) return CT_ERR_UNSUPPORTED;
+    return ct__cudnn_gqa_prepare(ctx, B, T, NH, NKV, HS);
+}
+
+void ct_cuda_gqa_forward_cudnn(ct_cuda_t *ctx, ct_bf16_t *out, float *stats, const ct_bf16_t *q,
+                               const ct_bf16_t *k, const ct_bf16_t *v, int B, int T, int NH,
+                               int NKV, int HS, void *stream)
+{
+    ct__cudnn_gqa_forward(ctx, out, stats, q, k, v, B, T, NH, NKV, HS, ct__stream(stream));
+}
+
+void ct_cuda_gqa_backward_cudnn(ct_cuda_t *ctx, ct_bf16_t *dq, ct_bf16_t *dk, ct_bf16_t *dv,
+                                const ct_bf16_t *dout, const ct_bf16_t *q, const ct_bf16_t *k,
+                                const ct_bf16_t *v, const ct_bf16_t *out, const float *stats,
+                                int B, int T, int NH, int NKV, int HS, void *stream)
+{
+    ct__cudnn_gqa_backward(ctx, dq, dk, dv, dout, q, k, v, out, stats, B, T, NH, NKV, HS,
+                           ct__stream(stream));
 }

@@ -1476,6 +1476,22 @@ static void test_gqa(int B, int T, int NH, int NKV, int HS, int group, int q_hea
     cmp_bf16(tag, "bwd dq", d_dq, dq, nq, NH * HS, TOL_ATT_DQKV);
     cmp_bf16(tag, "bwd dk", d_dk, dk, nk, NKV * HS, TOL_ATT_DQKV);
     cmp_bf16(tag, "bwd dv", d_dv, dv, nk, NKV * HS, TOL_ATT_DQKV);
+    /* cuDNN's SDPA with fewer key/value heads, where the context has cuDNN
+     * (a real GPU) and the mapping is the plain one */
+    if (q_head0 == 0 && group * NKV == NH &&
+        ct_cuda_gqa_prepare_cudnn(ctx, B, T, NH, NKV, HS) == CT_OK) {
+        char tag2[160];
+        snprintf(tag2, sizeof tag2, "%s [cudnn]", tag);
+        d_fill_nan(d_o, (size_t)nq * 2), d_fill_nan(d_dq, (size_t)nq * 2);
+        d_fill_nan(d_dk, (size_t)nk * 2), d_fill_nan(d_dv, (size_t)nk * 2);
+        ct_cuda_gqa_forward_cudnn(ctx, d_o, d_st, d_q, d_k, d_v, B, T, NH, NKV, HS, NULL);
+        cmp_bf16(tag2, "fwd out", d_o, out, nq, NH * HS, TOL_ATT_OUT);
+        ct_cuda_gqa_backward_cudnn(ctx, d_dq, d_dk, d_dv, d_do, d_q, d_k, d_v, d_o, d_st, B, T, NH,
+                                   NKV, HS, NULL);
+        cmp_bf16(tag2, "bwd dq", d_dq, dq, nq, NH * HS, TOL_ATT_DQKV);
+        cmp_bf16(tag2, "bwd dk", d_dk, dk, nk, NKV * HS, TOL_ATT_DQKV);
+        cmp_bf16(tag2, "bwd dv", d_dv, dv, nk, NKV * HS, TOL_ATT_DQKV);
+    }
     { /* fp32 key/value gradients (the tensor-parallel sum's input) */
         float *d_kv = d_alloc((size_t)nk * 8, "gqa dkv f32");
         d_fill_nan(d_kv, (size_t)nk * 8);

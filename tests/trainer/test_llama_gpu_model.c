@@ -10,8 +10,11 @@
  * Each for grouped-query attention (n_kv_head < n_head) with a tied and an
  * untied head, multi-query attention and plain multi-head attention, at
  * odd-ish widths (a SwiGLU width that is no power of two, llama3 RoPE
- * scaling on one). Also: model.attention cudnn and recompute are refused
- * with a hint, and model.device auto knows which layouts the GPU path takes. */
+ * scaling on one). With cuDNN (a real GPU; not on the emulator) the same
+ * training checks run model.attention cudnn, cuDNN's SDPA with fewer
+ * key/value heads; without it, asking for cudnn fails. Also: recompute is
+ * refused with a hint, and model.device auto knows which layouts the GPU
+ * path takes. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,14 +53,17 @@
 typedef struct {
     const char *name;
     int nh, nkv, tied, llama3;
+    ct_attention_t attn;
 } variant_t;
 
 static const variant_t variants[] = {
-    {"gqa, tied head", 6, 2, 1, 0},
-    {"gqa, untied head, llama3 rope", 6, 3, 0, 1},
-    {"mqa, untied head", 4, 1, 0, 0},
-    {"mha, tied head", 4, 4, 1, 0},
+    {"gqa, tied head", 6, 2, 1, 0, CT_ATTENTION_AUTO},
+    {"gqa, untied head, llama3 rope", 6, 3, 0, 1, CT_ATTENTION_AUTO},
+    {"mqa, untied head", 4, 1, 0, 0, CT_ATTENTION_AUTO},
+    {"mha, tied head", 4, 4, 1, 0, CT_ATTENTION_AUTO},
 };
+static const variant_t cudnn_variant = {"gqa, untied head, cudnn", 6, 2, 0, 0,
+                                        CT_ATTENTION_CUDNN};
 
 /* A learnable stream: each token mostly follows from the previous one. */
 static void make_batch(int32_t *inp, int32_t *tgt, int V, int step)
@@ -105,7 +111,7 @@ static ct_config_t llama_config(const variant_t *v)
         cfg.model.rope_factor = 8.0f;
         cfg.model.rope_original_max_seq_len = 8;
     }
-    cfg.model.attention = CT_ATTENTION_AUTO;
+    cfg.model.attention = v->attn;
     cfg.optim.lr = LR_;
     cfg.optim.warmup_steps = 0;
     return cfg;
@@ -226,21 +232,34 @@ static void test_training(const variant_t *v)
     ct_config_free(&cfg);
 }
 
+/* A device context with cuDNN: a build with it on a real GPU. */
+static int have_cudnn(void)
+{
+    ct_cuda_t *ctx = NULL;
+    ct_status_t st;
+    CAPTURE_STDERR(st = ct_cuda_init(0, CT_ATTN_CUDNN, &ctx));
+    if (st != CT_OK) return 0;
+    ct_cuda_free(ctx);
+    return 1;
+}
+
 /* What the GPU path does not take is refused on the spot, with a hint. */
-static void test_refusals(void)
+static void test_refusals(int cudnn)
 {
     ct_config_t cfg = llama_config(&variants[0]);
-    cfg.model.attention = CT_ATTENTION_CUDNN;
     ct_model_t m;
     ct_optim_t o;
     CHECK(ct_model_init(&m, &cfg.model, 0, 0, NULL) == CT_OK);
     CHECK(ct_optim_init(&o, &m, 0, NULL, 25) == CT_OK);
     ct_status_t st;
-    CAPTURE_STDERR(st = ct_model_to_device(&m, &o, &cfg, NULL, 0, B, T));
-    CHECK(st == CT_ERR_UNSUPPORTED);
-    CHECK_CAPTURED("HINT: set model.attention: auto");
-    CHECK(!strcmp(ct_model_backend_name(&m), "llama/cpu"));
-    cfg.model.attention = CT_ATTENTION_AUTO;
+    if (!cudnn) {
+        cfg.model.attention = CT_ATTENTION_CUDNN;
+        CAPTURE_STDERR(st = ct_model_to_device(&m, &o, &cfg, NULL, 0, B, T));
+        CHECK(st == CT_ERR_UNSUPPORTED);
+        CHECK_CAPTURED("no cuDNN");
+        CHECK(!strcmp(ct_model_backend_name(&m), "llama/cpu"));
+        cfg.model.attention = CT_ATTENTION_AUTO;
+    }
     cfg.model.recompute = CT_RECOMPUTE_GELU;
     CAPTURE_STDERR(st = ct_model_to_device(&m, &o, &cfg, NULL, 0, B, T));
     CHECK(st == CT_ERR_UNSUPPORTED);
@@ -251,9 +270,6 @@ static void test_refusals(void)
     cfg.parallel.tp = 2;
     CHECK(ct_model_cuda_supports(&cfg)); /* TP: test_llama_parallel_emu.sh */
     cfg.parallel.sp = 1;
-    CHECK(!ct_model_cuda_supports(&cfg));
-    cfg.parallel.tp = 1, cfg.parallel.sp = 0;
-    cfg.model.attention = CT_ATTENTION_CUDNN;
     CHECK(!ct_model_cuda_supports(&cfg));
     teardown(&m, &o);
     ct_config_free(&cfg);
@@ -269,6 +285,13 @@ int main(void)
         test_gradients(&variants[i]);
         test_training(&variants[i]);
     }
-    test_refusals();
+    const int cudnn = have_cudnn();
+    if (cudnn) {
+        test_gradients(&cudnn_variant);
+        test_training(&cudnn_variant);
+    } else {
+        fprintf(stderr, "test_llama_gpu_model: no cuDNN, its variant skipped\n");
+    }
+    test_refusals(cudnn);
     return ct_test_finish("test_llama_gpu_model");
 }
