@@ -4,6 +4,9 @@
  *   bench_gpu model L NH C [T] [steps] [auto|cudnn|plain] [B]
  *                                        one model (model.attention as given,
  *                                        default auto); prints key=value lines
+ *   bench_gpu config CFG.yaml [T] [steps] [auto|cudnn|plain]
+ *                                        the model of a ctrain config (GPT-2 or
+ *                                        Llama, e.g. configs/smollm2-135m.yaml)
  *   bench_gpu gemm [M]                   the GEMM comparison
  *   bench_gpu attention B T NH HS [iters]
  *                                        causal attention forward and backward
@@ -42,18 +45,15 @@ static double peak_tflops(double table)
 }
 
 /* Tries B = 64, 48, 32, ... until the model and its activations fit (or
- * only B_only when it is > 0). Prints the peak device memory next to the
- * plan's total for the same layout (`ctrain plan`). */
-static int bench_model(int L, int NH, int C, int T, int steps, ct_attention_t attention, int B_only)
+ * only B_only when it is > 0); cfg's model (GPT-2 or Llama) at sequence
+ * length T. Prints the peak device memory next to the plan's total for the
+ * same layout (`ctrain plan`). */
+static int bench_config(ct_config_t *cfg_in, int T, int steps, int B_only)
 {
-    ct_config_t cfg;
-    ct_config_defaults(&cfg);
-    cfg.model.attention = attention;
-    cfg.model.n_layer = L;
-    cfg.model.n_head = NH;
-    cfg.model.n_embd = C;
-    cfg.model.max_seq_len = T;
-    cfg.model.vocab_size = 50257;
+    ct_config_t cfg = *cfg_in;
+    const ct_attention_t attention = cfg.model.attention;
+    const int V = cfg.model.vocab_size;
+    if (cfg.model.max_seq_len < T) cfg.model.max_seq_len = T;
     const int tries[] = {64, 48, 40, 32, 24, 16, 12, 8, 4, 2, 1};
     ct_model_t m;
     ct_optim_t o;
@@ -86,8 +86,8 @@ static int bench_model(int L, int NH, int C, int T, int steps, ct_attention_t at
     ct_rng_t r;
     ct_rng_seed(&r, 5, 0, 0);
     for (long i = 0; i < (long)B * T; i++) {
-        inp[i] = (int32_t)ct_rng_below(&r, 50257);
-        tgt[i] = (int32_t)ct_rng_below(&r, 50257);
+        inp[i] = (int32_t)ct_rng_below(&r, (uint64_t)V);
+        tgt[i] = (int32_t)ct_rng_below(&r, (uint64_t)V);
     }
     double t_sum = 0.0;
     float loss = 0.0f, norm = 0.0f;
@@ -102,8 +102,9 @@ static int bench_model(int L, int NH, int C, int T, int steps, ct_attention_t at
     double dt = t_sum / steps, tokens = (double)B * T;
     double flops = ct_model_flops_per_token(&m, T) * tokens / dt;
     double peak = peak_tflops(ct_model_peak_tflops(&m)) * 1e12;
-    printf("model L=%d NH=%d C=%d T=%d B=%d params=%.1fM device=\"%s\" attention=%s\n", L, NH, C,
-           T, B, m.num_params / 1e6, ct_model_device_name(&m),
+    printf("model %s L=%d NH=%d NKV=%d C=%d T=%d B=%d params=%.1fM device=\"%s\" attention=%s\n",
+           ct_model_arch_name(cfg.model.arch), m.d.L, m.d.NH,
+           m.d.NKV ? m.d.NKV : m.d.NH, m.d.C, T, B, m.num_params / 1e6, ct_model_device_name(&m),
            attention == CT_ATTENTION_PLAIN ? "plain" : attention == CT_ATTENTION_CUDNN ? "cudnn" : "auto");
     /* what `ctrain plan` says this run allocates, next to what it did */
     ct_model_plan_t plan;
@@ -121,8 +122,38 @@ static int bench_model(int L, int NH, int C, int T, int steps, ct_attention_t at
     free(tgt);
     ct_optim_free(&o);
     ct_model_free(&m);
-    ct_config_free(&cfg);
     return 0;
+}
+
+/* GPT-2 with L layers, NH heads, width C. */
+static int bench_model(int L, int NH, int C, int T, int steps, ct_attention_t attention,
+                       int B_only)
+{
+    ct_config_t cfg;
+    ct_config_defaults(&cfg);
+    cfg.model.attention = attention;
+    cfg.model.n_layer = L;
+    cfg.model.n_head = NH;
+    cfg.model.n_embd = C;
+    cfg.model.max_seq_len = T;
+    cfg.model.vocab_size = 50257;
+    int rc = bench_config(&cfg, T, steps, B_only);
+    ct_config_free(&cfg);
+    return rc;
+}
+
+/* The model of a ctrain config file (its model: section; the rest is
+ * ignored), e.g. configs/smollm2-135m.yaml. */
+static int bench_config_file(const char *path, int T, int steps, const char *attention)
+{
+    ct_config_t cfg;
+    char att[64];
+    snprintf(att, sizeof att, "model.attention=%s", attention);
+    const char *sets[] = {"model.device=cuda", att};
+    if (ct_config_load(path, sets, 2, &cfg) != CT_OK) return 1;
+    int rc = bench_config(&cfg, T, steps, 0);
+    ct_config_free(&cfg);
+    return rc;
 }
 
 /* cuBLASLt alone: D = A^T B in bf16 with fp32 compute, the best of the
@@ -509,13 +540,16 @@ int main(int argc, char **argv)
                            argc > 5 ? atoi(argv[5]) : 1024, argc > 6 ? atoi(argv[6]) : 10, att,
                            argc > 8 ? atoi(argv[8]) : 0);
     }
+    if (argc >= 3 && strcmp(argv[1], "config") == 0)
+        return bench_config_file(argv[2], argc > 3 ? atoi(argv[3]) : 2048,
+                                 argc > 4 ? atoi(argv[4]) : 10, argc > 5 ? argv[5] : "auto");
     if (argc >= 6 && strcmp(argv[1], "attention") == 0)
         return bench_attention(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]),
                                argc > 6 ? atoi(argv[6]) : 20);
     if (argc >= 4 && strcmp(argv[1], "layernorm") == 0)
         return bench_layernorm(atoi(argv[2]), atoi(argv[3]), argc > 4 ? atoi(argv[4]) : 50);
     fprintf(stderr, "usage: bench_gpu model L NH C [T] [steps] [auto|cudnn|plain] [B] | bench_gpu "
-                    "gemm [M] | bench_gpu attention B T NH HS [iters] | bench_gpu layernorm N C "
-                    "[iters]\n");
+                    "config CFG.yaml [T] [steps] [attention] | bench_gpu gemm [M] | bench_gpu "
+                    "attention B T NH HS [iters] | bench_gpu layernorm N C [iters]\n");
     return 2;
 }

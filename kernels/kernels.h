@@ -419,6 +419,10 @@ void ct_cuda_matmul_forward_f32(ct_cuda_t *ctx, float *out, const ct_bf16_t *inp
                                 const ct_bf16_t *weight, int N, int C, int OC, void *stream);
 void ct_cuda_matmul_dinp_f32(ct_cuda_t *ctx, float *dinp, const ct_bf16_t *dout,
                              const ct_bf16_t *weight, int N, int C, int OC, void *stream);
+/* dinp (N, C) fp32 += dout @ weight: input gradients of several matmuls
+ * that read the same input, summed before one rounding. */
+void ct_cuda_matmul_dinp_f32_add(ct_cuda_t *ctx, float *dinp, const ct_bf16_t *dout,
+                                 const ct_bf16_t *weight, int N, int C, int OC, void *stream);
 
 /* ---- attention.cu (plain CUDA) and attention_cudnn.cu (cuDNN SDPA) -------
  * Causal self-attention on qkv in the CPU layout (B,T,3C): q, k, v heads
@@ -468,6 +472,82 @@ void ct_cuda_attention_backward_flash(ct_bf16_t *dqkv, const ct_bf16_t *dout,
                                       const ct_bf16_t *qkv, const ct_bf16_t *out,
                                       const float *stats, float *scratch, int B, int T, int NH,
                                       int HS, void *stream);
+
+/* ---- Llama's ops on the GPU (CPU twins: the Llama-family ops above) ------ */
+
+/* rmsnorm.cu: out (N, C) bf16 = inp * rstd * weight, rstd (N) fp32 (NULL:
+ * not written) = 1 / sqrt(mean(inp^2) + eps), inp the fp32 residual
+ * stream. The fused residual + RMSNorm: res_out = res_in + x, then out =
+ * RMSNorm(res_out); res_out may equal res_in (in place). */
+void ct_cuda_rmsnorm_forward(ct_bf16_t *out, float *rstd, const float *inp,
+                             const ct_bf16_t *weight, int N, int C, float eps, void *stream);
+void ct_cuda_residual_rmsnorm_forward(float *res_out, ct_bf16_t *out, float *rstd,
+                                      const float *res_in, const ct_bf16_t *x,
+                                      const ct_bf16_t *weight, int N, int C, float eps,
+                                      void *stream);
+/* dinp (fp32) += the input gradient of dout (fp32); dinp_bf16, when not
+ * NULL, then gets a bf16 copy of the updated dinp. dweight (fp32) +=,
+ * reduced deterministically through scratch
+ * (ct_cuda_rmsnorm_scratch_floats(N, C) floats). */
+void ct_cuda_rmsnorm_backward(float *dinp, ct_bf16_t *dinp_bf16, float *dweight,
+                              const float *dout, const float *inp, const ct_bf16_t *weight,
+                              const float *rstd, float *scratch, int N, int C, void *stream);
+long ct_cuda_rmsnorm_scratch_floats(int N, int C);
+
+/* rope.cu: the rotation of ct_rope_forward applied IN PLACE to the NH query
+ * heads of q (B,T,NH*HS) and the NKV key heads of k (B,T,NKV*HS) in one
+ * launch; cos_t, sin_t are ct_rope_table's (maxT, HS/2) fp32 tables on the
+ * device. The backward applies the inverse rotation to dq and dk in place
+ * (ct_rope_backward's result, overwriting instead of +=). */
+void ct_cuda_rope_forward(ct_bf16_t *q, ct_bf16_t *k, const float *cos_t, const float *sin_t,
+                          int B, int T, int NH, int NKV, int HS, void *stream);
+void ct_cuda_rope_backward(ct_bf16_t *dq, ct_bf16_t *dk, const float *cos_t, const float *sin_t,
+                           int B, int T, int NH, int NKV, int HS, void *stream);
+
+/* swiglu.cu: out = silu(gate) * up; the backward OVERWRITES dgate = dout *
+ * up * silu'(gate) and dup = dout * silu(gate). n elements, bf16. */
+void ct_cuda_swiglu_forward(ct_bf16_t *out, const ct_bf16_t *gate, const ct_bf16_t *up, long n,
+                            void *stream);
+void ct_cuda_swiglu_backward(ct_bf16_t *dgate, ct_bf16_t *dup, const ct_bf16_t *dout,
+                             const ct_bf16_t *gate, const ct_bf16_t *up, long n, void *stream);
+
+/* attention_gqa.cu: causal grouped-query attention with ct_gqa_forward's
+ * layout and head mapping (q (B,T,NH*HS), k and v (B,T,NKV*HS), query head
+ * h reads key/value head (q_head0 + h) / group), plain CUDA kernels, any
+ * HS <= 128. out (B,T,NH*HS) bf16; stats (B,NH,T) the rows' log-sum-exp,
+ * as ct_cuda_attention_forward's. The backward OVERWRITES dq, dk, dv (a
+ * key/value head no query head reads gets 0); scratch
+ * ct_cuda_attention_scratch_floats(B, T, NH) floats. Deterministic. */
+void ct_cuda_gqa_forward(ct_bf16_t *out, float *stats, const ct_bf16_t *q, const ct_bf16_t *k,
+                         const ct_bf16_t *v, int B, int T, int NH, int NKV, int HS, int group,
+                         int q_head0, void *stream);
+void ct_cuda_gqa_backward(ct_bf16_t *dq, ct_bf16_t *dk, ct_bf16_t *dv, const ct_bf16_t *dout,
+                          const ct_bf16_t *q, const ct_bf16_t *k, const ct_bf16_t *v,
+                          const ct_bf16_t *out, const float *stats, float *scratch, int B, int T,
+                          int NH, int NKV, int HS, int group, int q_head0, void *stream);
+/* The same with dk and dv in fp32, unrounded (overwritten): a tensor-parallel
+ * rank's part of replicated key/value heads' gradients, summed over the
+ * group before one rounding. */
+void ct_cuda_gqa_backward_f32kv(ct_bf16_t *dq, float *dk, float *dv, const ct_bf16_t *dout,
+                                const ct_bf16_t *q, const ct_bf16_t *k, const ct_bf16_t *v,
+                                const ct_bf16_t *out, const float *stats, float *scratch, int B,
+                                int T, int NH, int NKV, int HS, int group, int q_head0,
+                                void *stream);
+/* cuDNN's SDPA on the same buffers, for the plain mapping (group NH/NKV,
+ * q_head0 0): prepare builds and caches the graphs of a shape and returns
+ * CT_ERR_UNSUPPORTED (cuDNN's reason at debug level) when the context does
+ * not use cuDNN or cuDNN rejects the shape; forward and backward need a
+ * prepared shape. Not deterministic (cuDNN's backward); compiled in every
+ * CUDA build, runnable only with cuDNN. */
+CT_MUST_USE ct_status_t ct_cuda_gqa_prepare_cudnn(ct_cuda_t *ctx, int B, int T, int NH, int NKV,
+                                                  int HS);
+void ct_cuda_gqa_forward_cudnn(ct_cuda_t *ctx, ct_bf16_t *out, float *stats, const ct_bf16_t *q,
+                               const ct_bf16_t *k, const ct_bf16_t *v, int B, int T, int NH,
+                               int NKV, int HS, void *stream);
+void ct_cuda_gqa_backward_cudnn(ct_cuda_t *ctx, ct_bf16_t *dq, ct_bf16_t *dk, ct_bf16_t *dv,
+                                const ct_bf16_t *dout, const ct_bf16_t *q, const ct_bf16_t *k,
+                                const ct_bf16_t *v, const ct_bf16_t *out, const float *stats,
+                                int B, int T, int NH, int NKV, int HS, void *stream);
 
 /* ---- xent.cu: fused softmax + cross-entropy over the first V of Vp ------
  * losses[i] (fp32) = lse_i - logits[i, targets[i]], computed in fp32 from

@@ -38,151 +38,34 @@
 #include "core/timer.h"
 #include "kernels/kernels.h"
 #include "model/gpt2.h"
+#include "model/model_cuda.h"
 
 /* Device activations (model/gpt2.h), allocated from the table in
  * model/gpt2_plan.c that the memory planner adds up. */
 typedef ct_gpt2_cuda_acts_t gpu_acts_t;
 
+/* The shared device state (model/model_cuda.h: streams, master weights,
+ * gradients, AdamW state, NCCL groups, timing) by name, then GPT-2's own. */
 typedef struct {
-    ct_cuda_t *ctx;
-    void *stream, *comm_stream;
-    void **ev_layer;     /* (L) a layer's gradients are complete */
-    void *ev_backward, *ev_reduced;
-    float *master;       /* (num_params + pad) fp32 */
-    ct_bf16_t *params;   /* (num_params) */
-    float *grads;        /* (num_params + pad) fp32 */
-    float *m, *v;        /* (o->count) AdamW state of the owned slice */
+    CT_CUDA_MODEL_BASE;
     ct_gpt2_bf16_tensors_t p; /* views of params */
     ct_gpt2_tensors_t g;      /* views of grads */
     gpu_acts_t a;
-    int recompute, stochastic, zero;
+    int recompute;
     int last_B, last_T;
     int logits_row0;     /* the first row the logits buffer holds (sampling) */
-    float *host_losses;  /* (N) */
-    float *host_row;     /* (Vpl) */
-    ct_bf16_t *host_row_bf; /* (Vpl) */
-    ct_comm_groups_t dev; /* NCCL groups (dp > 1 or tp > 1) */
-    int have_dev;
-    ct_comm_t *dpc, *tpc; /* dev.dp for dp > 1, dev.tp for tp > 1, else NULL */
     int sp;               /* sequence parallelism (tp > 1) */
-    int reduce_started;  /* layers already reduced during this backward */
-    size_t alloc_bytes;
     size_t act_bytes, ln_region_bytes; /* activations; of them the LayerNorm/residual regions */
-    struct prof *prof;   /* per-op timing, NULL when off */
-    double t0;           /* when the running optimizer step began */
 } gpt2_cuda_t;
 
 static const ct_model_backend_t gpt2_cuda_backend;
 static void gpt2_cuda_free(ct_model_t *m);
 
-/* ---- per-op timing (model/model.h) -----------------------------------------
- * A pool of timing events; each timed op takes a begin and an end event on
- * its stream, and read_prof adds up the elapsed times by family once the
- * step's work is done. */
-enum { F_EMBED, F_LN, F_MATMUL, F_ATTN, F_GELU, F_XENT, F_TP, F_DP, F_OPTIM, F_OTHER, F_N };
-_Static_assert(F_N == CT_MODEL_OP_FAMILIES, "one name per family");
+/* per-op timing (model/model.h): the families' names; the timing itself
+ * is model/model_cuda.c's */
 static const char *const prof_names[F_N] = {"embedding", "layernorm", "matmul", "attention",
                                             "gelu",      "cross-entropy", "tp comm", "dp comm",
                                             "optimizer", "other"};
-#define PROF_CAP 16384 /* ops per read: a few micro-batches of a 48-layer model */
-struct prof {
-    void *ev[2 * PROF_CAP];
-    unsigned char fam[PROF_CAP];
-    int n, steps;
-    long dropped;
-    ct_model_op_times_t acc;
-};
-
-static int prof_begin(gpt2_cuda_t *G, int fam, double flop, double bytes, void *stream)
-{
-    struct prof *P = G->prof;
-    if (!P) return -1;
-    if (P->n == PROF_CAP) {
-        P->dropped++;
-        return -1;
-    }
-    int k = P->n++;
-    P->fam[k] = (unsigned char)fam;
-    P->acc.calls[fam]++;
-    P->acc.flop[fam] += flop;
-    P->acc.bytes[fam] += bytes;
-    ct_cuda_event_record(P->ev[2 * k], stream);
-    return k;
-}
-
-static void prof_end(gpt2_cuda_t *G, int k, void *stream)
-{
-    if (k >= 0) ct_cuda_event_record(G->prof->ev[2 * k + 1], stream);
-}
-
-/* Times one op call: OP(family, flops, bytes, stream, the call). */
-#define OP(fam, fl, by, st, ...)                                                   \
-    do {                                                                           \
-        int k_ = prof_begin(G, (fam), (double)(fl), (double)(by), (st));           \
-        __VA_ARGS__;                                                               \
-        prof_end(G, k_, (st));                                                     \
-    } while (0)
-
-/* Adds the elapsed times of the recorded ops (all complete) to the totals. */
-static void read_prof(gpt2_cuda_t *G)
-{
-    struct prof *P = G->prof;
-    if (!P) return;
-    for (int k = 0; k < P->n; k++)
-        P->acc.ms[P->fam[k]] += ct_cuda_event_elapsed_ms(P->ev[2 * k], P->ev[2 * k + 1]);
-    P->n = 0;
-    P->steps++;
-}
-
-static void prof_free(gpt2_cuda_t *G)
-{
-    if (!G->prof) return;
-    for (int i = 0; i < 2 * PROF_CAP; i++) ct_cuda_event_destroy(G->prof->ev[i]);
-    free(G->prof);
-    G->prof = NULL;
-}
-
-static int gpt2_cuda_profile_ops(ct_model_t *m, int on)
-{
-    gpt2_cuda_t *G = m->dev;
-    if (!on) {
-        prof_free(G);
-        return 1;
-    }
-    if (G->prof) return 1;
-    G->prof = calloc(1, sizeof *G->prof);
-    CT_ASSERT(G->prof != NULL);
-    for (int i = 0; i < 2 * PROF_CAP; i++) G->prof->ev[i] = ct_cuda_timing_event_create();
-    return 1;
-}
-
-static int gpt2_cuda_op_times(ct_model_t *m, ct_model_op_times_t *t)
-{
-    gpt2_cuda_t *G = m->dev;
-    struct prof *P = G->prof;
-    if (!P) return 0;
-    *t = P->acc;
-    t->n = F_N;
-    t->steps = P->steps;
-    t->dropped = P->dropped;
-    for (int f = 0; f < F_N; f++) t->name[f] = prof_names[f];
-    memset(&P->acc, 0, sizeof P->acc);
-    P->steps = 0;
-    P->dropped = 0;
-    return 1;
-}
-
-static CT_MUST_USE ct_status_t gpu_alloc(gpt2_cuda_t *G, void **p, size_t bytes, const char *what)
-{
-    G->alloc_bytes += bytes;
-    return ct_cuda_alloc(G->ctx, bytes, what, p);
-}
-
-#define GA(ptr, n, type, what)                                                  \
-    do {                                                                        \
-        if ((st = gpu_alloc(G, (void **)&(ptr), (size_t)(n) * sizeof(type), what)) != CT_OK) \
-            return st;                                                          \
-    } while (0)
 
 static CT_MUST_USE ct_status_t gpu_alloc_acts(gpt2_cuda_t *G, const ct_model_dims_t *d, int B, int T)
 {
@@ -191,7 +74,8 @@ static CT_MUST_USE ct_status_t gpu_alloc_acts(gpt2_cuda_t *G, const ct_model_dim
     int n = ct__gpt2_cuda_act_items(d, B, T, (ct_recompute_t)G->recompute, G->sp, it);
     for (int i = 0; i < n; i++) {
         void **slot = (void **)((char *)&G->a + it[i].slot);
-        if ((st = gpu_alloc(G, slot, it[i].bytes, it[i].name)) != CT_OK) return st;
+        if ((st = ct__cuda_model_alloc(&G->base, slot, it[i].bytes, it[i].name)) != CT_OK)
+            return st;
         if (it[i].kind == CT_PLAN_ACTS) G->act_bytes += it[i].bytes;
         if (it[i].kind == CT_PLAN_ACTS && it[i].region == CT_PLAN_SP)
             G->ln_region_bytes += it[i].bytes;
@@ -210,77 +94,21 @@ static CT_MUST_USE ct_status_t gpu_setup(ct_model_t *m, ct_optim_t *o, const ct_
     gpt2_cuda_t *G = m->dev;
     const ct_model_dims_t *d = &m->d;
     ct_status_t st;
-    ct_attn_impl_t attn = cfg->model.attention == CT_ATTENTION_CUDNN   ? CT_ATTN_CUDNN
-                          : cfg->model.attention == CT_ATTENTION_PLAIN ? CT_ATTN_PLAIN
-                                                                       : CT_ATTN_AUTO;
-    if ((st = ct_cuda_init(device, attn, &G->ctx)) != CT_OK) return st;
-    G->stream = ct_cuda_stream_create();
-    G->comm_stream = ct_cuda_stream_create();
-    G->ev_backward = ct_cuda_event_create();
-    G->ev_reduced = ct_cuda_event_create();
-    G->ev_layer = calloc((size_t)d->L, sizeof(void *));
-    CT_ASSERT(G->ev_layer != NULL);
-    for (int l = 0; l < d->L; l++) G->ev_layer[l] = ct_cuda_event_create();
-    m->B = B; /* the activation capacity, wherever the activations live */
-    m->T = T;
+    int per_layer[CT_GPT2_NUM_TENSORS];
+    for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++) per_layer[i] = ct__gpt2_tensor_per_layer(i);
+    if ((st = ct__cuda_model_setup(m, o, cfg, device, prof_names, per_layer, B, T)) != CT_OK)
+        return st;
     G->recompute = (int)cfg->model.recompute;
-    G->stochastic = cfg->optim.stochastic_rounding;
-    G->zero = o->zero;
     G->sp = d->tp > 1 && cfg->parallel.sp;
-
-    const size_t np = m->num_params, padded = np + CT_MODEL_PAD_FLOATS;
-    GA(G->master, padded, float, "master weights");
-    GA(G->params, np, ct_bf16_t, "bf16 weights");
-    GA(G->grads, padded, float, "gradients");
-    GA(G->m, o->count ? o->count : 1, float, "AdamW m");
-    GA(G->v, o->count ? o->count : 1, float, "AdamW v");
     CT_GPT2_POINT(&G->p, G->params, m->offsets);
     CT_GPT2_POINT(&G->g, G->grads, m->offsets);
     if ((st = gpu_alloc_acts(G, d, B, T)) != CT_OK) return st;
-    const int NHl = d->NHl, HS = d->C / d->NH;
-    if ((st = ct_cuda_attention_prepare(G->ctx, B, T, NHl, HS)) != CT_OK) {
-        if (cfg->model.attention == CT_ATTENTION_CUDNN) {
-            CT_LOG_ERROR("model.attention is cudnn but cuDNN rejects attention at B=%d T=%d "
-                         "NH=%d HS=%d (CT_LOG_LEVEL=debug shows cuDNN's reason)\n---> HINT: set "
-                         "model.attention: auto to fall back to the plain CUDA attention",
-                         B, T, NHl, HS);
-            return st;
-        }
-        /* a shape cuDNN cannot do is no error under auto: one line, then the
-         * plain kernels */
-        CT_LOG_INFO_R0("cuDNN attention does not support B=%d T=%d NH=%d HS=%d; using the plain "
-                       "CUDA attention (CT_LOG_LEVEL=debug shows cuDNN's reason)", B, T, NHl, HS);
-        ct_cuda_set_attn_impl(G->ctx, CT_ATTN_PLAIN);
-        if ((st = ct_cuda_attention_prepare(G->ctx, B, T, NHl, HS)) != CT_OK)
-            return st;
-    }
-    G->host_losses = malloc((size_t)B * T * sizeof(float));
-    G->host_row = malloc((size_t)d->Vpl * sizeof(float));
-    G->host_row_bf = malloc((size_t)d->Vpl * sizeof(ct_bf16_t));
-    if (!G->host_losses || !G->host_row || !G->host_row_bf) {
-        CT_LOG_ERROR("out of host memory for the GPU model's staging buffers");
-        return CT_ERR_NO_MEMORY;
-    }
-
-    /* weights and optimizer state from the host */
-    ct_cuda_zero(G->master, padded * sizeof(float), G->stream);
-    ct_cuda_copy(G->master, m->params, np * sizeof(float), G->stream);
-    ct_cuda_f32_to_bf16(G->params, G->master, (long)np, G->stream);
-    ct_cuda_zero(G->grads, padded * sizeof(float), G->stream);
-    ct_cuda_copy(G->m, o->m, o->count * sizeof(float), G->stream);
-    ct_cuda_copy(G->v, o->v, o->count * sizeof(float), G->stream);
-    ct_cuda_stream_sync(G->stream);
-
-    if (g && (g->dp_size > 1 || g->tp_size > 1)) {
-        if ((st = ct_comm_device_groups_init(g, &G->dev)) != CT_OK) return st;
-        G->have_dev = 1;
-        G->dpc = g->dp_size > 1 ? G->dev.dp : NULL;
-        G->tpc = g->tp_size > 1 ? G->dev.tp : NULL;
-    }
-    CT_ASSERT((d->tp > 1) == (G->tpc != NULL));
-    if (G->stochastic && o->zero)
-        CT_LOG_WARN_R0("optim.stochastic_rounding applies to the weights a rank updates; with "
-                       "optim.zero: 1 the gathered weights are rounded to nearest");
+    G->opt_scratch = G->a.scratch;
+    G->opt_sumsq = G->a.sumsq;
+    if ((st = ct__cuda_model_prepare_attention(&G->base, cfg, B, T, d->NHl, d->C / d->NH)) !=
+        CT_OK)
+        return st;
+    if ((st = ct__cuda_model_finish(m, o, g, B, T)) != CT_OK) return st;
     CT_LOG_INFO_R0("GPU model: %.1f MiB of device memory allocated (recompute %s%s); "
                    "activations %.3f MiB, of them %.3f MiB in the LayerNorm/residual regions",
                    G->alloc_bytes / 1048576.0,
@@ -290,16 +118,6 @@ static CT_MUST_USE ct_status_t gpu_setup(ct_model_t *m, ct_optim_t *o, const ct_
                                            : ", tensor parallel",
                    G->act_bytes / 1048576.0, G->ln_region_bytes / 1048576.0);
     return CT_OK;
-}
-
-/* Orders the compute stream after DP reduces a backward started but no
- * optimizer step consumed (a step skipped for a non-finite loss). */
-static void wait_reduces(gpt2_cuda_t *G)
-{
-    if (!G->reduce_started) return;
-    ct_cuda_event_record(G->ev_reduced, G->comm_stream);
-    ct_cuda_stream_wait_event(G->stream, G->ev_reduced);
-    G->reduce_started = 0;
 }
 
 ct_status_t ct__gpt2_cuda_init(ct_model_t *m, ct_optim_t *o, const ct_config_t *cfg,
@@ -335,71 +153,16 @@ static void gpt2_cuda_free(ct_model_t *m)
 {
     gpt2_cuda_t *G = m->dev;
     if (!G) return;
-    if (G->stream && G->comm_stream) wait_reduces(G);
+    if (G->stream && G->comm_stream) ct__cuda_wait_reduces(&G->base);
     if (G->stream) ct_cuda_stream_sync(G->stream);
-    if (G->have_dev) ct_comm_device_groups_free(&G->dev);
     size_t alias[CT_GPT2_CUDA_MAX_ALIASES][2]; /* each buffer freed once */
     const int na = ct__gpt2_cuda_act_aliases((ct_recompute_t)G->recompute, alias);
     for (int i = 0; i < na; i++) *(void **)((char *)&G->a + alias[i][0]) = NULL;
     void **bufs = (void **)&G->a;
     for (size_t i = 0; i < sizeof(G->a) / sizeof(void *); i++) ct_cuda_dealloc(bufs[i]);
-    ct_cuda_dealloc(G->master);
-    ct_cuda_dealloc(G->params);
-    ct_cuda_dealloc(G->grads);
-    ct_cuda_dealloc(G->m);
-    ct_cuda_dealloc(G->v);
-    if (G->ev_layer)
-        for (int l = 0; l < m->d.L; l++) ct_cuda_event_destroy(G->ev_layer[l]);
-    free(G->ev_layer);
-    ct_cuda_event_destroy(G->ev_backward);
-    ct_cuda_event_destroy(G->ev_reduced);
-    ct_cuda_stream_destroy(G->comm_stream);
-    ct_cuda_stream_destroy(G->stream);
-    prof_free(G);
-    ct_cuda_free(G->ctx);
-    free(G->host_losses);
-    free(G->host_row);
-    free(G->host_row_bf);
+    ct__cuda_model_free(m);
     free(G);
     m->dev = NULL;
-}
-
-static void gpt2_cuda_to_host(ct_model_t *m, ct_optim_t *o)
-{
-    gpt2_cuda_t *G = m->dev;
-    wait_reduces(G);
-    ct_cuda_copy(m->params, G->master, m->num_params * sizeof(float), G->stream);
-    ct_cuda_copy(o->m, G->m, o->count * sizeof(float), G->stream);
-    ct_cuda_copy(o->v, G->v, o->count * sizeof(float), G->stream);
-    ct_cuda_stream_sync(G->stream);
-}
-
-static void gpt2_cuda_grads_to_host(ct_model_t *m, float *dst)
-{
-    gpt2_cuda_t *G = m->dev;
-    wait_reduces(G);
-    ct_cuda_copy(dst, G->grads, m->num_params * sizeof(float), G->stream);
-    ct_cuda_stream_sync(G->stream);
-}
-
-static const char *gpt2_cuda_device_name(const ct_model_t *m)
-{
-    return ct_cuda_device_name(((gpt2_cuda_t *)m->dev)->ctx);
-}
-static double gpt2_cuda_peak_tflops(const ct_model_t *m)
-{
-    return ct_cuda_peak_bf16_tflops(((gpt2_cuda_t *)m->dev)->ctx);
-}
-static size_t gpt2_cuda_peak_memory(const ct_model_t *m)
-{
-    return ct_cuda_peak_memory(((gpt2_cuda_t *)m->dev)->ctx);
-}
-
-static void gpt2_cuda_zero_grad(ct_model_t *m)
-{
-    gpt2_cuda_t *G = m->dev;
-    wait_reduces(G);
-    ct_cuda_zero(G->grads, m->num_params * sizeof(float), G->stream);
 }
 
 /* ---- tensor-parallel pieces ------------------------------------------------ */
@@ -409,7 +172,7 @@ static void gpt2_cuda_zero_grad(ct_model_t *m)
 static void tp_check(ct_model_t *m, ct_status_t st)
 {
     (void)m;
-    if (st != CT_OK) ct_comm_abort(1);
+    ct__cuda_tp_check(st);
 }
 
 /* Rows of this rank in a LayerNorm/residual region: all N, or N/tp under
@@ -535,7 +298,7 @@ static void sp_sum_ln_grads(ct_model_t *m, const int *tensors, int n, int l)
     gpt2_cuda_t *G = m->dev;
     if (!G->sp || !m->grad_sync) return;
     /* one timed op around the group: its collectives launch at group_end */
-    const int k_ = prof_begin(G, F_TP, 0, (double)n * m->d.C * 4, G->stream);
+    const int k_ = ct__cuda_prof_begin(&G->base, F_TP, 0, (double)n * m->d.C * 4, G->stream);
     ct_comm_group_begin();
     for (int k = 0; k < n; k++) {
         const int i = tensors[k];
@@ -544,19 +307,12 @@ static void sp_sum_ln_grads(ct_model_t *m, const int *tensors, int n, int l)
         tp_check(m, ct_comm_allreduce(G->tpc, gi, gi, len, CT_DTYPE_F32, CT_OP_SUM, G->stream));
     }
     tp_check(m, ct_comm_group_end());
-    prof_end(G, k_, G->stream);
+    ct__cuda_prof_end(&G->base, k_, G->stream);
 }
 
 /* Waits for the compute stream: bounded by comm.timeout_s when it holds
  * collectives (a dead TP peer fails the job instead of hanging it). */
-static void compute_sync(gpt2_cuda_t *G)
-{
-    if (G->tpc) {
-        if (ct_comm_sync(G->tpc, G->stream) != CT_OK) ct_comm_abort(1);
-    } else {
-        ct_cuda_stream_sync(G->stream);
-    }
-}
+static void compute_sync(gpt2_cuda_t *G) { ct__cuda_compute_sync(&G->base); }
 
 /* ---- forward -------------------------------------------------------------- */
 
@@ -738,16 +494,6 @@ static void head(ct_model_t *m, int mode, float dloss)
     }
 }
 
-/* The mean of the last head's losses: the one host wait of a forward. */
-static float read_loss(gpt2_cuda_t *G, int N)
-{
-    ct_cuda_copy(G->host_losses, G->a.losses, (size_t)N * sizeof(float), G->stream);
-    compute_sync(G);
-    double sum = 0.0;
-    for (int i = 0; i < N; i++) sum += G->host_losses[i];
-    return (float)(sum / N);
-}
-
 static float gpt2_cuda_forward(ct_model_t *m, const int32_t *inputs, const int32_t *targets, int B,
                                int T)
 {
@@ -759,53 +505,19 @@ static float gpt2_cuda_forward(ct_model_t *m, const int32_t *inputs, const int32
         return 0.0f;
     }
     head(m, HEAD_LOSS, 0.0f);
-    return read_loss(G, G->last_B * G->last_T);
+    return ct__cuda_mean_loss(&G->base, G->a.losses, G->last_B * G->last_T);
 }
 
 static const float *gpt2_cuda_logits_row(ct_model_t *m, int row)
 {
     gpt2_cuda_t *G = m->dev;
-    const int Vpl = m->d.Vpl;
     /* the head keeps the last chunk's logits: every row of a sampling forward */
     CT_ASSERT(!m->last_targets && row >= G->logits_row0 &&
               row < G->logits_row0 + ct__gpt2_head_rows(m->B, m->T));
-    row -= G->logits_row0;
-    ct_cuda_copy(G->host_row_bf, G->a.logits + (size_t)row * Vpl, (size_t)Vpl * sizeof(ct_bf16_t),
-                 G->stream);
-    ct_cuda_stream_sync(G->stream);
-    for (int v = 0; v < Vpl; v++) {
-        uint32_t bits = (uint32_t)G->host_row_bf[v] << 16;
-        memcpy(&G->host_row[v], &bits, sizeof bits);
-    }
-    return G->host_row;
+    return ct__cuda_logits_row(m, G->a.logits, row - G->logits_row0);
 }
 
 /* ---- backward ------------------------------------------------------------- */
-
-/* Starts the DP all-reduce of layer l's gradient slices on the comm stream,
- * after the compute stream has finished them. */
-static void reduce_layer(ct_model_t *m, int l)
-{
-    gpt2_cuda_t *G = m->dev;
-    ct_cuda_event_record(G->ev_layer[l], G->stream);
-    ct_cuda_stream_wait_event(G->comm_stream, G->ev_layer[l]);
-    ct_comm_set_activity("dp gradient reduce of layer %d", l);
-    double bytes = 0.0;
-    for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++)
-        if (ct__gpt2_tensor_per_layer(i)) bytes += 4.0 * (double)(m->sizes[i] / (size_t)m->d.L);
-    const int k = prof_begin(G, F_DP, 0, bytes, G->comm_stream);
-    ct_comm_group_begin();
-    for (int i = 0; i < CT_GPT2_NUM_TENSORS; i++) {
-        if (!ct__gpt2_tensor_per_layer(i)) continue;
-        size_t n = m->sizes[i] / (size_t)m->d.L;
-        float *gi = G->g.t[i] + (size_t)l * n;
-        if (ct_comm_allreduce(G->dpc, gi, gi, n, CT_DTYPE_F32, CT_OP_AVG, G->comm_stream) !=
-            CT_OK)
-            ct_comm_abort(1);
-    }
-    if (ct_comm_group_end() != CT_OK) ct_comm_abort(1);
-    prof_end(G, k, G->comm_stream);
-}
 
 /* LayerNorm k's input (model/gpt2.h: ln_in) in fp32, in a->ln_x, for a
  * LayerNorm forward recomputed in the backward (model.recompute: ln_gelu);
@@ -840,7 +552,7 @@ static void backward_body(ct_model_t *m, int B, int T)
     const int ln_all = G->recompute != CT_RECOMPUTE_LN_GELU, gelu_all = G->recompute == CT_RECOMPUTE_NONE;
     /* overlap the DP reduce with this backward when it is the last
      * micro-batch and the optimizer does not use ZeRO's reduce-scatter */
-    wait_reduces(G);
+    ct__cuda_wait_reduces(&G->base);
     const int overlap = G->dpc && m->grad_sync && !G->zero;
     static const int ln_layer[] = {2, 3, 8, 9}, ln_final[] = {14, 15}; /* ln1w/b, ln2w/b; lnfw/b */
 
@@ -909,7 +621,7 @@ static void backward_body(ct_model_t *m, int B, int T)
                                       C, s));
         if (l > 0) sp_gather_dres(m, N);
         sp_sum_ln_grads(m, ln_layer, 4, l);
-        if (overlap) reduce_layer(m, l);
+        if (overlap) ct__cuda_reduce_layer(m, l);
     }
     const float *dres_all = a->dres;
     if (G->sp) { /* the embedding backward reads every token's gradient */
@@ -934,7 +646,7 @@ static void gpt2_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int 
     gpt2_cuda_t *G = m->dev;
     CT_ASSERT(m->last_targets != NULL && B == G->last_B && T == G->last_T);
     /* the logits of a plain forward are gone: the head runs again */
-    wait_reduces(G);
+    ct__cuda_wait_reduces(&G->base);
     head(m, HEAD_TRAIN, loss_scale / (float)(B * T));
     backward_body(m, B, T);
 }
@@ -944,145 +656,11 @@ static float gpt2_cuda_forward_backward(ct_model_t *m, const int32_t *inputs,
 {
     gpt2_cuda_t *G = m->dev;
     forward_body(m, inputs, targets, B, T);
-    wait_reduces(G);
+    ct__cuda_wait_reduces(&G->base);
     head(m, HEAD_TRAIN, loss_scale / (float)(B * T));
     backward_body(m, B, T);
     /* the losses stay in place through the backward: one wait, at the end */
-    return read_loss(G, B * T);
-}
-
-/* ---- optimizer -------------------------------------------------------------- */
-
-/* The optimizer's device pieces under model/optim.c's skeleton. */
-
-/* 1. average gradients over DP on the comm stream: what the backward did not
- * already reduce (wte, wpe, lnf), or ZeRO's reduce-scatter */
-static CT_MUST_USE ct_status_t gpt2_cuda_grad_reduce(ct_model_t *m, ct_optim_t *o, int t)
-{
-    gpt2_cuda_t *G = m->dev;
-    ct_status_t st = CT_OK;
-    G->t0 = ct_time_now();
-    if (G->dpc) {
-        ct_cuda_event_record(G->ev_backward, G->stream);
-        ct_cuda_stream_wait_event(G->comm_stream, G->ev_backward);
-        const int k = prof_begin(G, F_DP, 0, 4.0 * (double)m->num_params, G->comm_stream);
-        if (o->zero) {
-            ct_comm_set_activity("step %d: dp gradient reduce-scatter", t);
-            st = ct_comm_reduce_scatter(G->dpc, G->grads, G->grads + o->start, o->count,
-                                        CT_DTYPE_F32, CT_OP_AVG, G->comm_stream);
-        } else {
-            ct_comm_set_activity("step %d: dp gradient reduce", t);
-            ct_comm_group_begin();
-            for (int i = 0; i < CT_GPT2_NUM_TENSORS && st == CT_OK; i++) {
-                if (G->reduce_started && ct__gpt2_tensor_per_layer(i)) continue;
-                st = ct_comm_allreduce(G->dpc, G->g.t[i], G->g.t[i], m->sizes[i], CT_DTYPE_F32,
-                                       CT_OP_AVG, G->comm_stream);
-            }
-            ct_status_t st_end = ct_comm_group_end();
-            if (st == CT_OK) st = st_end;
-        }
-        prof_end(G, k, G->comm_stream);
-        if (st != CT_OK) return st;
-        ct_cuda_event_record(G->ev_reduced, G->comm_stream);
-        ct_cuda_stream_wait_event(G->stream, G->ev_reduced);
-    }
-    G->reduce_started = 0;
-    return CT_OK;
-}
-
-/* 2. the sum of squares of the owned slice stays on the device; under TP
- * every parameter counts once (a replicated tensor on TP rank 0 only, as
- * model/optim.c's CPU rule) and the sum runs over the TP group; with ZeRO
- * it is also summed over DP */
-static CT_MUST_USE ct_status_t gpt2_cuda_grad_sumsq(ct_model_t *m, ct_optim_t *o, int t, double *host_p)
-{
-    gpt2_cuda_t *G = m->dev;
-    ct_status_t st = CT_OK;
-    const int k = prof_begin(G, F_OPTIM, 0, 4.0 * (double)o->count, G->stream);
-    if (!G->tpc) {
-        ct_cuda_sumsq(G->a.sumsq, G->grads + o->start, (long)o->count, 0, G->a.scratch, G->stream);
-        prof_end(G, k, G->stream);
-    } else {
-        const size_t lo = o->start, hi = o->start + o->count;
-        int first = 1;
-        for (int i = 0; i < m->n_tensors; i++) {
-            size_t a = m->offsets[i] > lo ? m->offsets[i] : lo;
-            size_t b = m->offsets[i] + m->sizes[i] < hi ? m->offsets[i] + m->sizes[i] : hi;
-            if (a >= b || (ct_model_tensor_replicated(&m->d, i) && m->d.tp_rank != 0)) continue;
-            ct_cuda_sumsq(G->a.sumsq, G->grads + a, (long)(b - a), !first, G->a.scratch,
-                          G->stream);
-            first = 0;
-        }
-        if (first) ct_cuda_zero(G->a.sumsq, sizeof(float), G->stream);
-        prof_end(G, k, G->stream);
-        ct_comm_set_activity("step %d: gradient norm over tp", t);
-        st = ct_comm_allreduce(G->tpc, G->a.sumsq, G->a.sumsq, 1, CT_DTYPE_F32, CT_OP_SUM,
-                               G->stream);
-    }
-    if (st == CT_OK && G->dpc && o->zero) {
-        ct_comm_set_activity("step %d: gradient norm", t);
-        st = ct_comm_allreduce(G->dpc, G->a.sumsq, G->a.sumsq, 1, CT_DTYPE_F32, CT_OP_SUM,
-                               G->stream);
-    }
-    return st;
-}
-
-/* The stochastic-rounding seed of step t, tensor i (never 0: 0 means
- * round to nearest). */
-static uint32_t sr_seed(int t, int i)
-{
-    uint32_t s = (uint32_t)ct_splitmix64(((uint64_t)(uint32_t)t << 32) | (uint32_t)i);
-    return s ? s : 1u;
-}
-
-/* 3. AdamW on [a, b); the kernel reads the norm on the device (clip scale,
- * non-finite skip), so clip_scale is unused */
-static void gpt2_cuda_adamw(ct_model_t *m, ct_optim_t *o, const ct_optim_config_t *cfg, size_t a,
-                            size_t b, float lr, float wd, int t, int tensor, float clip_scale)
-{
-    gpt2_cuda_t *G = m->dev;
-    const size_t lo = o->start;
-    OP(F_OPTIM, 0, 30.0 * (double)(b - a), G->stream,
-       ct_cuda_adamw_update(G->master + a, o->zero ? NULL : G->params + a, G->grads + a,
-                            G->m + (a - lo), G->v + (a - lo), (long)(b - a), lr, cfg->beta1,
-                            cfg->beta2, cfg->eps, wd, t, G->a.sumsq, cfg->grad_clip,
-                            G->stochastic ? sr_seed(t, tensor) : 0u, G->stream));
-}
-
-/* 4. ZeRO: everyone gets the updated weights */
-static CT_MUST_USE ct_status_t gpt2_cuda_param_gather(ct_model_t *m, ct_optim_t *o, int t)
-{
-    gpt2_cuda_t *G = m->dev;
-    if (!G->dpc) return CT_OK;
-    ct_comm_set_activity("step %d: dp parameter all-gather", t);
-    ct_status_t st;
-    OP(F_DP, 0, 4.0 * (double)m->num_params, G->stream,
-       st = ct_comm_allgather(G->dpc, G->master + o->start, G->master, o->count, CT_DTYPE_F32,
-                              G->stream));
-    if (st != CT_OK) return st;
-    OP(F_OPTIM, 0, 6.0 * (double)m->num_params, G->stream,
-       ct_cuda_f32_to_bf16(G->params, G->master, (long)m->num_params, G->stream));
-    return CT_OK;
-}
-
-/* 5. the one host wait of the step: the norm, for logging and guards;
- * ct_comm_sync bounds it by comm.timeout_s when NCCL is involved */
-static CT_MUST_USE ct_status_t gpt2_cuda_step_norm(ct_model_t *m, ct_optim_t *o, int t, double host_sumsq,
-                                       float *norm_p)
-{
-    gpt2_cuda_t *G = m->dev;
-    ct_status_t st;
-    if (G->have_dev) {
-        ct_comm_set_activity("step %d: waiting for the device", t);
-        if ((st = ct_comm_sync(G->dpc ? G->dpc : G->tpc, G->stream)) != CT_OK) return st;
-    }
-    float sumsq = 0.0f;
-    ct_cuda_copy(&sumsq, G->a.sumsq, sizeof(float), G->stream);
-    ct_cuda_stream_sync(G->stream);
-    read_prof(G); /* every timed op of the step is done */
-    if (G->dpc) o->comm_seconds += ct_time_now() - G->t0; /* includes compute tail */
-    *norm_p = sqrtf(sumsq);
-    return CT_OK;
+    return ct__cuda_mean_loss(&G->base, G->a.losses, B * T);
 }
 
 static const ct_model_backend_t gpt2_cuda_backend = {
@@ -1090,19 +668,19 @@ static const ct_model_backend_t gpt2_cuda_backend = {
     .forward = gpt2_cuda_forward,
     .backward = gpt2_cuda_backward,
     .forward_backward = gpt2_cuda_forward_backward,
-    .zero_grad = gpt2_cuda_zero_grad,
+    .zero_grad = ct__cuda_model_zero_grad,
     .logits_row = gpt2_cuda_logits_row,
-    .to_host = gpt2_cuda_to_host,
-    .grads_to_host = gpt2_cuda_grads_to_host,
+    .to_host = ct__cuda_model_to_host,
+    .grads_to_host = ct__cuda_model_grads_to_host,
     .free = gpt2_cuda_free,
-    .device_name = gpt2_cuda_device_name,
-    .peak_tflops = gpt2_cuda_peak_tflops,
-    .peak_memory = gpt2_cuda_peak_memory,
-    .profile_ops = gpt2_cuda_profile_ops,
-    .op_times = gpt2_cuda_op_times,
-    .grad_reduce = gpt2_cuda_grad_reduce,
-    .grad_sumsq = gpt2_cuda_grad_sumsq,
-    .adamw = gpt2_cuda_adamw,
-    .param_gather = gpt2_cuda_param_gather,
-    .step_norm = gpt2_cuda_step_norm,
+    .device_name = ct__cuda_model_device_name,
+    .peak_tflops = ct__cuda_model_peak_tflops,
+    .peak_memory = ct__cuda_model_peak_memory,
+    .profile_ops = ct__cuda_model_profile_ops,
+    .op_times = ct__cuda_model_op_times,
+    .grad_reduce = ct__cuda_model_grad_reduce,
+    .grad_sumsq = ct__cuda_model_grad_sumsq,
+    .adamw = ct__cuda_model_adamw,
+    .param_gather = ct__cuda_model_param_gather,
+    .step_norm = ct__cuda_model_step_norm,
 };

@@ -1,8 +1,7 @@
 /* Llama (rotary positions, RMSNorm, SwiGLU, grouped-query attention, no
  * biases, tied or untied LM head; also SmolLM2, Mistral-style and
  * Qwen2-without-biases shapes): the architecture's tensor table and its
- * CPU backend. Private to model/. No CUDA backend yet:
- * ct_model_to_device refuses arch llama. */
+ * CPU and CUDA backends. Private to model/. */
 #ifndef CT_MODEL_LLAMA_H
 #define CT_MODEL_LLAMA_H
 
@@ -67,5 +66,65 @@ void ct__llama_cpu_free(ct_model_t *m);
 #define CT_LLAMA_CPU_NUM_ACTS 36
 extern const char *const ct__llama_cpu_act_names[CT_LLAMA_CPU_NUM_ACTS];
 void ct__llama_cpu_act_sizes(const ct_model_dims_t *d, int B, int T, size_t *s);
+
+/* ---- the CUDA backend's activations (model/llama_plan.c) ------------------------ */
+/* Device activations for capacity (B, T), N = B*T, in this rank's widths
+ * (Cl = NHl*HS query channels, KVl = NKVl*HS key/value channels, Fl SwiGLU
+ * units, Vpl vocabulary rows; all whole at tp = 1). The buffers marked
+ * "TP only" are NULL at tp = 1. */
+typedef struct {
+    float *rope_cos, *rope_sin; /* (maxT, HS/2) fp32 tables */
+    float *encoded;      /* (N, C) fp32 residual stream input */
+    ct_bf16_t *ln1;      /* (L, N, C) */
+    float *rstd1;        /* (L, N) */
+    ct_bf16_t *q;        /* (L, N, Cl) after RoPE */
+    ct_bf16_t *k;        /* (L, N, KVl) after RoPE */
+    ct_bf16_t *v;        /* (L, N, KVl) */
+    ct_bf16_t *atty;     /* (L, N, Cl) */
+    float *att_stats;    /* (L, B, NHl, T) log-sum-exp per query row */
+    float *residual2;    /* (L, N, C) fp32 */
+    ct_bf16_t *ln2;      /* (L, N, C) */
+    float *rstd2;        /* (L, N) */
+    ct_bf16_t *gate;     /* (L, N, Fl) */
+    ct_bf16_t *up;       /* (L, N, Fl) */
+    ct_bf16_t *hmid;     /* (L, N, Fl) silu(gate) * up */
+    float *residual3;    /* (L, N, C) fp32 */
+    ct_bf16_t *lnf;      /* (N, C) */
+    float *rstdf;        /* (N) */
+    ct_bf16_t *logits;   /* (N, Vpl), dlogits after backward */
+    float *losses;       /* (N) */
+    ct_bf16_t *proj;     /* (N, C) projection outputs */
+    /* backward */
+    float *dres;         /* (N, C) fp32 residual gradient */
+    ct_bf16_t *dres_bf;  /* (N, C) its bf16 copy */
+    float *dln;          /* (N, C) fp32 gradient of an RMSNorm output */
+    ct_bf16_t *datty;    /* (N, Cl) */
+    ct_bf16_t *dq;       /* (N, Cl) */
+    ct_bf16_t *dk, *dv;  /* (N, KVl) */
+    ct_bf16_t *dh;       /* (N, Fl) */
+    ct_bf16_t *dgate, *dup; /* (N, Fl) */
+    int32_t *inputs, *targets; /* (N) */
+    float *att_scratch;  /* (B, NHl, T) attention backward */
+    float *scratch;      /* reductions */
+    float *sumsq;        /* (1) gradient sum of squares */
+    /* TP only */
+    float *tp_f32;       /* (N, C) fp32 partial sums of the row-parallel outputs and
+                          * the vocab-parallel embedding, before their TP all-reduce */
+    float *lse;          /* (N) log-sum-exp of the vocab-parallel cross-entropy */
+    float *xstats;       /* (tp, N, 3) every rank's cross-entropy statistics */
+    float *dkv_f32;      /* (2, N, KVl) replicated key/value heads: dk, dv summed over
+                          * TP in fp32 (NULL when they are sharded) */
+} ct_llama_cuda_acts_t;
+#define CT_LLAMA_CUDA_NUM_ACTS ((int)(sizeof(ct_llama_cuda_acts_t) / sizeof(void *)))
+
+/* The CUDA backend's activation and scratch buffers for capacity (B, T),
+ * into it[0, n) (n returned): bytes and the offset of the pointer in
+ * ct_llama_cuda_acts_t. llama_cuda.c allocates exactly these; the planner
+ * adds them up. */
+int ct__llama_cuda_act_items(const ct_model_dims_t *d, int B, int T, ct_plan_item_t *it);
+
+/* ---- the CUDA backend (model/llama_cuda.c; model/llama_nocuda.c without CUDA) -- */
+CT_MUST_USE ct_status_t ct__llama_cuda_init(ct_model_t *m, ct_optim_t *o, const ct_config_t *cfg,
+                                            const ct_comm_groups_t *g, int device, int B, int T);
 
 #endif

@@ -39,7 +39,15 @@ void ct_model_dims_padded(const ct_model_config_t *cfg, int tp, int tp_rank, int
 
 const char *ct_model_arch_name(ct_arch_t arch) { return arch == CT_ARCH_LLAMA ? "llama" : "gpt2"; }
 
-int ct_model_arch_has_cuda(ct_arch_t arch) { return arch != CT_ARCH_LLAMA; }
+int ct_model_arch_has_cuda(ct_arch_t arch) { return arch == CT_ARCH_GPT2 || arch == CT_ARCH_LLAMA; }
+
+int ct_model_cuda_supports(const ct_config_t *cfg)
+{
+    if (!ct_model_arch_has_cuda(cfg->model.arch)) return 0;
+    return cfg->model.arch != CT_ARCH_LLAMA ||
+           (cfg->model.recompute != CT_RECOMPUTE_LN_GELU &&
+            (cfg->parallel.tp == 1 || !cfg->parallel.sp));
+}
 
 int ct_model_tp_divides(const ct_model_config_t *cfg, int tp)
 {
@@ -162,12 +170,8 @@ ct_status_t ct_model_to_device(ct_model_t *m, ct_optim_t *o, const ct_config_t *
                                const ct_comm_groups_t *g, int device, int B, int T)
 {
     CT_ASSERT(m->dev == NULL);
-    if (IS_LLAMA(&m->d)) {
-        CT_LOG_ERROR("model.arch is llama, which trains on the CPU only so far: there is no "
-                     "CUDA backend for it yet\n---> HINT: set model.device: cpu");
-        return CT_ERR_UNSUPPORTED;
-    }
-    ct_status_t st = ct__gpt2_cuda_init(m, o, cfg, g, device, B, T);
+    ct_status_t st = IS_LLAMA(&m->d) ? ct__llama_cuda_init(m, o, cfg, g, device, B, T)
+                                     : ct__gpt2_cuda_init(m, o, cfg, g, device, B, T);
     if (st == CT_OK) { /* the device holds the gradients from now on */
         ct_arena_free(&m->grads_arena);
         m->grads = NULL;

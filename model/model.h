@@ -15,8 +15,8 @@
  * On a device they hold the fp32 weights as of the last ct_model_to_host
  * (checkpoints, export) and no activations.
  *
- * Left out: a CUDA backend for Llama (ct_model_to_device refuses arch
- * llama). */
+ * Left out: sequence parallelism and recompute for Llama on the GPU
+ * (ct_model_to_device refuses them). */
 #ifndef CT_MODEL_MODEL_H
 #define CT_MODEL_MODEL_H
 
@@ -130,8 +130,8 @@ void ct_model_shard_copy(const ct_model_dims_t *d, int tp_rank, int i, float *fu
                          int to_shard);
 
 /* ---- architectures ------------------------------------------------------------
- * model.arch picks the tensor table and the CPU backend: gpt2 (model/gpt2*.c)
- * or llama (model/llama*.c, CPU only so far). Every function of this header
+ * model.arch picks the tensor table and the backends: gpt2 (model/gpt2*.c)
+ * or llama (model/llama*.c), each on the CPU and CUDA. Every function of this header
  * serves both; the dims say which (d->arch). */
 /* "gpt2" or "llama". */
 const char *ct_model_arch_name(ct_arch_t arch);
@@ -139,9 +139,12 @@ const char *ct_model_arch_name(ct_arch_t arch);
  * heads, and for Llama whole SwiGLU units (key/value heads that do not
  * divide are replicated). */
 int ct_model_tp_divides(const ct_model_config_t *cfg, int tp);
-/* 1 when the architecture has a CUDA backend (GPT-2), 0 when it trains on
- * the CPU only (Llama so far): model.device auto then means the CPU. */
+/* 1 when the architecture has a CUDA backend (GPT-2 and Llama). */
 int ct_model_arch_has_cuda(ct_arch_t arch);
+/* 1 when cfg's model and layout train on the GPU path: the architecture
+ * has a CUDA backend and, for Llama, model.recompute is none and there is
+ * no sequence parallelism. model.device auto means the CPU otherwise. */
+int ct_model_cuda_supports(const ct_config_t *cfg);
 
 /* ---- a model ------------------------------------------------------------------ */
 

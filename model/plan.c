@@ -2,7 +2,8 @@
  * buffer the model layer would allocate, sized by the functions it
  * allocates with: the tensor table (ct_model_tensor_sizes), AdamW's ZeRO
  * slice (ct__optim_slice), the CUDA backend's activation table
- * (ct__gpt2_cuda_act_items, which gpt2_cuda.c allocates from), the CPU
+ * (ct__gpt2_cuda_act_items and ct__llama_cuda_act_items, which gpt2_cuda.c
+ * and llama_cuda.c allocate from), the CPU
  * backend's activation sizes, the kernels' scratch and workspace sizes,
  * and the arenas' alignment; FLOPs from ct_model_flops_per_token.
  *
@@ -86,12 +87,18 @@ static void plan_gpu(ct_model_plan_t *p, ct_recompute_t rc)
     add(dev, "gradients", "(P + pad) fp32", CT_PLAN_GRADS, CT_PLAN_TP, padded * sizeof(float));
     add(dev, "AdamW m", oshape, CT_PLAN_OPTIM, CT_PLAN_TP, oc * sizeof(float));
     add(dev, "AdamW v", oshape, CT_PLAN_OPTIM, CT_PLAN_TP, oc * sizeof(float));
-    dev->n += ct__gpt2_cuda_act_items(d, p->B, p->T, rc, p->sp, dev->item + dev->n);
+    const int llama = d->arch == CT_ARCH_LLAMA;
+    if (llama) /* the attention scratch is one of its buffers */
+        dev->n += ct__llama_cuda_act_items(d, p->B, p->T, dev->item + dev->n);
+    else
+        dev->n += ct__gpt2_cuda_act_items(d, p->B, p->T, rc, p->sp, dev->item + dev->n);
     CT_ASSERT(dev->n <= CT_PLAN_MAX_ITEMS - 2);
     add(dev, "cuBLASLt workspace", "per device context", CT_PLAN_WORKSPACE, CT_PLAN_FULL,
         ct_cuda_context_bytes());
-    add(dev, "plain attention backward scratch", "(B, NH/tp, T) fp32", CT_PLAN_WORKSPACE,
-        CT_PLAN_TP, (size_t)ct_cuda_attention_scratch_floats(p->B, p->T, d->NHl) * sizeof(float));
+    if (!llama)
+        add(dev, "plain attention backward scratch", "(B, NH/tp, T) fp32", CT_PLAN_WORKSPACE,
+            CT_PLAN_TP,
+            (size_t)ct_cuda_attention_scratch_floats(p->B, p->T, d->NHl) * sizeof(float));
     sum_up(dev);
 
     /* the host side of a GPU run: ct_model_init's weights (no activations,
@@ -121,9 +128,13 @@ ct_status_t ct_model_plan(const ct_config_t *cfg, int gpu, int tp_rank, int dp_r
                      "multiple of parallel.tp", ct_config_ffn_dim(mc), tp);
         return CT_ERR_CONFIG;
     }
-    if (gpu && mc->arch == CT_ARCH_LLAMA) {
-        CT_LOG_ERROR("model.arch is llama, which has no GPU path yet\n---> HINT: plan the CPU "
-                     "path with --set model.device=cpu");
+    if (gpu && mc->arch == CT_ARCH_LLAMA &&
+        ((sp && tp > 1) || mc->recompute == CT_RECOMPUTE_LN_GELU)) {
+        CT_LOG_ERROR("model.arch is llama, whose GPU path has no %s yet\n---> HINT: plan "
+                     "without --sp and with model.recompute: gelu or none, or the CPU path with "
+                     "--set model.device=cpu",
+                     mc->recompute == CT_RECOMPUTE_LN_GELU ? "LayerNorm recompute"
+                                                           : "sequence parallelism");
         return CT_ERR_UNSUPPORTED;
     }
     ct_model_plan_t plan, *p = &plan;

@@ -242,10 +242,11 @@ static void log_placement(const train_ctx_t *c)
  * GPU, by node-local rank, and TP groups inside a node (trainer/placement.c). */
 static CT_MUST_USE ct_status_t choose_device_for(train_ctx_t *c)
 {
-    if (c->cfg->model.device == CT_DEVICE_AUTO && !ct_model_arch_has_cuda(c->cfg->model.arch)) {
+    if (c->cfg->model.device == CT_DEVICE_AUTO && !ct_model_cuda_supports(c->cfg)) {
         /* every rank takes this path: the config is the same everywhere */
-        CT_LOG_INFO_R0("model.arch %s has no CUDA backend yet: training on the CPU",
-                       ct_model_arch_name(c->cfg->model.arch));
+        CT_LOG_INFO_R0("model.arch %s has no CUDA backend for this layout (parallel.tp = %d, "
+                       "model.recompute) yet: training on the CPU",
+                       ct_model_arch_name(c->cfg->model.arch), c->cfg->parallel.tp);
         c->device = -1;
         return CT_OK;
     }

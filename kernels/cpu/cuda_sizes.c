@@ -21,6 +21,14 @@ long ct_cuda_layernorm_scratch_floats(int N, int C)
     return fused > chunked ? fused : chunked;
 }
 
+long ct_cuda_rmsnorm_scratch_floats(int N, int C)
+{
+    if (N <= 0 || C <= 0) return 0;
+    /* rmsnorm.cu's dweight partials: R <= min(N, CT_LN_MAX_CHUNKS) rows of C */
+    long rmax = N < CT_LN_MAX_CHUNKS ? N : CT_LN_MAX_CHUNKS;
+    return rmax * (long)C;
+}
+
 long ct_cuda_matmul_scratch_floats(int N, int OC)
 {
     return (long)ct__mm_dbias_chunks(N) * (long)OC;

@@ -10,6 +10,11 @@
  *   dQ, dK, dV the same inside dqkv;
  *   O, dO      (B,T,NH,HS): strides {T*C, HS, C, 1};
  *   Stats      fp32 (B,NH,T): dims {B,NH,T,1}, strides {NH*T, T, 1, 1}.
+ * Grouped-query attention (ct__cudnn_gqa_*, Llama) takes q (B,T,NH,HS) and
+ * k, v (B,T,NKV,HS) in separate buffers: Q dims {B,NH,T,HS} strides
+ * {T*C, HS, C, 1}, K and V dims {B,NKV,T,HS} strides {T*KV, HS, KV, 1}
+ * (KV = NKV*HS), cuDNN sharing each key/value head among NH/NKV query
+ * heads; dQ, dK, dV have their inputs' layouts.
  * io bf16, intermediate and compute fp32, scale 1/sqrt(HS), causal mask
  * (diagonal band right bound 0, top-left aligned: key j <= query i).
  *
@@ -81,7 +86,8 @@ enum : int64_t {
 };
 
 using GraphPtr = std::shared_ptr<fe::graph::Graph>;
-using GraphKey = std::tuple<int, int, int, int, int>; /* B, T, NH, HS, backward */
+/* B, T, NH, NKV, HS, backward; NKV 0 is the packed qkv layout (GPT-2) */
+using GraphKey = std::tuple<int, int, int, int, int, int>;
 
 struct CudnnState {
     cudnnHandle_t handle = nullptr;
@@ -92,9 +98,9 @@ struct CudnnState {
 
 CudnnState *state_of(ct_cuda_t *ctx) { return static_cast<CudnnState *>(ctx->cudnn); }
 
-GraphPtr lookup(CudnnState *st, int B, int T, int NH, int HS, int bwd)
+GraphPtr lookup(CudnnState *st, int B, int T, int NH, int NKV, int HS, int bwd)
 {
-    auto it = st->graphs.find(GraphKey(B, T, NH, HS, bwd));
+    auto it = st->graphs.find(GraphKey(B, T, NH, NKV, HS, bwd));
     return it == st->graphs.end() ? nullptr : it->second;
 }
 
@@ -148,17 +154,40 @@ TensorPtr input(const GraphPtr &g, const char *name, int64_t uid, const std::vec
         fe::graph::Tensor_attributes().set_name(name).set_uid(uid).set_dim(dim).set_stride(stride));
 }
 
-GraphPtr build_forward(cudnnHandle_t handle, int64_t B, int64_t T, int64_t NH, int64_t HS,
-                       int64_t *ws_bytes, Failure *f)
+/* The dims and strides of Q (and O, dQ) and of K and V (and dK, dV): the
+ * packed qkv layout for NKV == 0, else separate q and k/v buffers. */
+struct Layout {
+    std::vector<int64_t> q_dim, q_stride, kv_dim, kv_stride, o_stride;
+};
+
+Layout layout(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS)
 {
     const int64_t C = NH * HS;
-    const std::vector<int64_t> dim = {B, NH, T, HS};
-    const std::vector<int64_t> qkv_stride = {T * 3 * C, HS, 3 * C, 1};
-    const std::vector<int64_t> o_stride = {T * C, HS, C, 1};
+    Layout l;
+    l.q_dim = {B, NH, T, HS};
+    l.o_stride = {T * C, HS, C, 1};
+    if (NKV == 0) {
+        l.q_stride = {T * 3 * C, HS, 3 * C, 1};
+        l.kv_dim = l.q_dim;
+        l.kv_stride = l.q_stride;
+    } else {
+        const int64_t KV = NKV * HS;
+        l.q_stride = l.o_stride;
+        l.kv_dim = {B, NKV, T, HS};
+        l.kv_stride = {T * KV, HS, KV, 1};
+    }
+    return l;
+}
+
+GraphPtr build_forward(cudnnHandle_t handle, int64_t B, int64_t T, int64_t NH, int64_t NKV,
+                       int64_t HS, int64_t *ws_bytes, Failure *f)
+{
+    const Layout l = layout(B, T, NH, NKV, HS);
+    const std::vector<int64_t> &dim = l.q_dim, &o_stride = l.o_stride;
     auto g = new_graph();
-    auto Q = input(g, "Q", UID_Q, dim, qkv_stride);
-    auto K = input(g, "K", UID_K, dim, qkv_stride);
-    auto V = input(g, "V", UID_V, dim, qkv_stride);
+    auto Q = input(g, "Q", UID_Q, dim, l.q_stride);
+    auto K = input(g, "K", UID_K, l.kv_dim, l.kv_stride);
+    auto V = input(g, "V", UID_V, l.kv_dim, l.kv_stride);
     auto opts = fe::graph::SDPA_attributes()
                     .set_name("ct_attention_forward")
                     .set_generate_stats(true)
@@ -177,17 +206,15 @@ GraphPtr build_forward(cudnnHandle_t handle, int64_t B, int64_t T, int64_t NH, i
     return g;
 }
 
-GraphPtr build_backward(cudnnHandle_t handle, int64_t B, int64_t T, int64_t NH, int64_t HS,
-                        int64_t *ws_bytes, Failure *f)
+GraphPtr build_backward(cudnnHandle_t handle, int64_t B, int64_t T, int64_t NH, int64_t NKV,
+                        int64_t HS, int64_t *ws_bytes, Failure *f)
 {
-    const int64_t C = NH * HS;
-    const std::vector<int64_t> dim = {B, NH, T, HS};
-    const std::vector<int64_t> qkv_stride = {T * 3 * C, HS, 3 * C, 1};
-    const std::vector<int64_t> o_stride = {T * C, HS, C, 1};
+    const Layout l = layout(B, T, NH, NKV, HS);
+    const std::vector<int64_t> &dim = l.q_dim, &o_stride = l.o_stride;
     auto g = new_graph();
-    auto Q = input(g, "Q", UID_Q, dim, qkv_stride);
-    auto K = input(g, "K", UID_K, dim, qkv_stride);
-    auto V = input(g, "V", UID_V, dim, qkv_stride);
+    auto Q = input(g, "Q", UID_Q, dim, l.q_stride);
+    auto K = input(g, "K", UID_K, l.kv_dim, l.kv_stride);
+    auto V = input(g, "V", UID_V, l.kv_dim, l.kv_stride);
     auto O = input(g, "O", UID_O, dim, o_stride);
     auto dO = input(g, "dO", UID_DO, dim, o_stride);
     auto stats = g->tensor(fe::graph::Tensor_attributes()
@@ -202,29 +229,29 @@ GraphPtr build_backward(cudnnHandle_t handle, int64_t B, int64_t T, int64_t NH, 
                     .set_diagonal_alignment(fe::DiagonalAlignment_t::TOP_LEFT)
                     .set_diagonal_band_right_bound(0);
     auto grads = g->sdpa_backward(Q, K, V, O, dO, stats, opts);
-    grads[0]->set_output(true).set_uid(UID_DQ).set_dim(dim).set_stride(qkv_stride);
-    grads[1]->set_output(true).set_uid(UID_DK).set_dim(dim).set_stride(qkv_stride);
-    grads[2]->set_output(true).set_uid(UID_DV).set_dim(dim).set_stride(qkv_stride);
+    grads[0]->set_output(true).set_uid(UID_DQ).set_dim(dim).set_stride(l.q_stride);
+    grads[1]->set_output(true).set_uid(UID_DK).set_dim(l.kv_dim).set_stride(l.kv_stride);
+    grads[2]->set_output(true).set_uid(UID_DV).set_dim(l.kv_dim).set_stride(l.kv_stride);
     if (!finish_graph(g, handle, ws_bytes, f)) return nullptr;
     return g;
 }
 
-ct_status_t prepare(ct_cuda_t *ctx, CudnnState *st, int B, int T, int NH, int HS)
+ct_status_t prepare(ct_cuda_t *ctx, CudnnState *st, int B, int T, int NH, int NKV, int HS)
 {
-    if (lookup(st, B, T, NH, HS, 0) && lookup(st, B, T, NH, HS, 1)) return CT_OK;
+    if (lookup(st, B, T, NH, NKV, HS, 0) && lookup(st, B, T, NH, NKV, HS, 1)) return CT_OK;
     Failure f;
     int64_t ws_fwd = 0, ws_bwd = 0;
     const char *which = "forward";
-    GraphPtr fwd = build_forward(st->handle, B, T, NH, HS, &ws_fwd, &f);
+    GraphPtr fwd = build_forward(st->handle, B, T, NH, NKV, HS, &ws_fwd, &f);
     GraphPtr bwd;
     if (fwd) {
         which = "backward";
-        bwd = build_backward(st->handle, B, T, NH, HS, &ws_bwd, &f);
+        bwd = build_backward(st->handle, B, T, NH, NKV, HS, &ws_bwd, &f);
     }
     if (!fwd || !bwd) {
-        CT_LOG_DEBUG("cuDNN attention does not support B=%d T=%d NH=%d HS=%d: %s graph failed "
-                     "at %s: %s",
-                     B, T, NH, HS, which, f.step, f.message.c_str());
+        CT_LOG_DEBUG("cuDNN attention does not support B=%d T=%d NH=%d NKV=%d HS=%d: %s graph "
+                     "failed at %s: %s",
+                     B, T, NH, NKV, HS, which, f.step, f.message.c_str());
         return CT_ERR_UNSUPPORTED;
     }
 
@@ -243,28 +270,29 @@ ct_status_t prepare(ct_cuda_t *ctx, CudnnState *st, int B, int T, int NH, int HS
         st->ws = ws;
         st->ws_bytes = need;
     }
-    st->graphs[GraphKey(B, T, NH, HS, 0)] = fwd;
-    st->graphs[GraphKey(B, T, NH, HS, 1)] = bwd;
-    CT_LOG_DEBUG("cuDNN attention prepared for B=%d T=%d NH=%d HS=%d (workspace fwd %lld, "
-                 "bwd %lld bytes)",
-                 B, T, NH, HS, (long long)ws_fwd, (long long)ws_bwd);
+    st->graphs[GraphKey(B, T, NH, NKV, HS, 0)] = fwd;
+    st->graphs[GraphKey(B, T, NH, NKV, HS, 1)] = bwd;
+    CT_LOG_DEBUG("cuDNN attention prepared for B=%d T=%d NH=%d NKV=%d HS=%d (workspace fwd "
+                 "%lld, bwd %lld bytes)",
+                 B, T, NH, NKV, HS, (long long)ws_fwd, (long long)ws_bwd);
     return CT_OK;
 }
 
 /* The cached graph for a shape, preparing it on a miss (the only path on
  * which forward/backward may allocate). Aborts if cuDNN rejects the shape:
  * callers are expected to have prepared it and fallen back on failure. */
-GraphPtr graph_for(ct_cuda_t *ctx, CudnnState *st, int B, int T, int NH, int HS, int bwd)
+GraphPtr graph_for(ct_cuda_t *ctx, CudnnState *st, int B, int T, int NH, int NKV, int HS,
+                   int bwd)
 {
-    GraphPtr g = lookup(st, B, T, NH, HS, bwd);
+    GraphPtr g = lookup(st, B, T, NH, NKV, HS, bwd);
     if (g) return g;
-    if (prepare(ctx, st, B, T, NH, HS) != CT_OK) {
+    if (prepare(ctx, st, B, T, NH, NKV, HS) != CT_OK) {
         ct__fatal(__FILE__, __LINE__, __func__,
-                  "cuDNN attention cannot run B=%d T=%d NH=%d HS=%d (not prepared, and "
+                  "cuDNN attention cannot run B=%d T=%d NH=%d NKV=%d HS=%d (not prepared, and "
                   "preparing failed)",
-                  B, T, NH, HS);
+                  B, T, NH, NKV, HS);
     }
-    g = lookup(st, B, T, NH, HS, bwd);
+    g = lookup(st, B, T, NH, NKV, HS, bwd);
     CT_ASSERT(g);
     return g;
 }
@@ -342,7 +370,7 @@ ct_status_t ct__cudnn_prepare(ct_cuda_t *ctx, int B, int T, int NH, int HS)
     CT_ASSERT(ctx && ctx->cudnn);
     CT_ASSERT(B > 0 && T > 0 && NH > 0 && HS > 0);
     try {
-        return prepare(ctx, state_of(ctx), B, T, NH, HS);
+        return prepare(ctx, state_of(ctx), B, T, NH, 0, HS);
     } catch (const std::exception &e) {
         CT_LOG_DEBUG("cuDNN attention does not support B=%d T=%d NH=%d HS=%d: %s", B, T, NH, HS,
                      e.what());
@@ -362,7 +390,7 @@ void ct__cudnn_attention_forward(ct_cuda_t *ctx, ct_bf16_t *out, float *stats,
     CudnnState *st = state_of(ctx);
     const long C = (long)NH * HS;
     try {
-        GraphPtr g = graph_for(ctx, st, B, T, NH, HS, 0);
+        GraphPtr g = graph_for(ctx, st, B, T, NH, 0, HS, 0);
         ct_bf16_t *q = const_cast<ct_bf16_t *>(qkv);
         std::unordered_map<int64_t, void *> pack = {
             {UID_Q, q}, {UID_K, q + C}, {UID_V, q + 2 * C}, {UID_O, out}, {UID_STATS, stats},
@@ -384,7 +412,7 @@ void ct__cudnn_attention_backward(ct_cuda_t *ctx, ct_bf16_t *dqkv,
     CudnnState *st = state_of(ctx);
     const long C = (long)NH * HS;
     try {
-        GraphPtr g = graph_for(ctx, st, B, T, NH, HS, 1);
+        GraphPtr g = graph_for(ctx, st, B, T, NH, 0, HS, 1);
         ct_bf16_t *q = const_cast<ct_bf16_t *>(qkv);
         std::unordered_map<int64_t, void *> pack = {
             {UID_Q, q},
@@ -402,5 +430,73 @@ void ct__cudnn_attention_backward(ct_cuda_t *ctx, ct_bf16_t *dqkv,
         ct__fatal(__FILE__, __LINE__, __func__, "cuDNN attention backward: %s", e.what());
     } catch (...) {
         ct__fatal(__FILE__, __LINE__, __func__, "cuDNN attention backward: unknown C++ exception");
+    }
+}
+
+/* ---- grouped-query attention (separate q, k, v buffers) ------------------------ */
+
+ct_status_t ct__cudnn_gqa_prepare(ct_cuda_t *ctx, int B, int T, int NH, int NKV, int HS)
+{
+    CT_ASSERT(ctx && ctx->cudnn);
+    CT_ASSERT(B > 0 && T > 0 && NH > 0 && NKV > 0 && NH % NKV == 0 && HS > 0);
+    try {
+        return prepare(ctx, state_of(ctx), B, T, NH, NKV, HS);
+    } catch (const std::exception &e) {
+        CT_LOG_DEBUG("cuDNN attention does not support B=%d T=%d NH=%d NKV=%d HS=%d: %s", B, T,
+                     NH, NKV, HS, e.what());
+    } catch (...) {
+        CT_LOG_DEBUG("cuDNN attention does not support B=%d T=%d NH=%d NKV=%d HS=%d: unknown "
+                     "C++ exception",
+                     B, T, NH, NKV, HS);
+    }
+    return CT_ERR_UNSUPPORTED;
+}
+
+void ct__cudnn_gqa_forward(ct_cuda_t *ctx, ct_bf16_t *out, float *stats, const ct_bf16_t *q,
+                           const ct_bf16_t *k, const ct_bf16_t *v, int B, int T, int NH, int NKV,
+                           int HS, cudaStream_t stream)
+{
+    CT_ASSERT(ctx && ctx->cudnn && out && stats && q && k && v);
+    CudnnState *st = state_of(ctx);
+    try {
+        GraphPtr g = graph_for(ctx, st, B, T, NH, NKV, HS, 0);
+        std::unordered_map<int64_t, void *> pack = {
+            {UID_Q, const_cast<ct_bf16_t *>(q)}, {UID_K, const_cast<ct_bf16_t *>(k)},
+            {UID_V, const_cast<ct_bf16_t *>(v)}, {UID_O, out},
+            {UID_STATS, stats},
+        };
+        execute(st, g, pack, stream, "forward (GQA)", B, T, NH, HS);
+    } catch (const std::exception &e) {
+        ct__fatal(__FILE__, __LINE__, __func__, "cuDNN GQA forward: %s", e.what());
+    } catch (...) {
+        ct__fatal(__FILE__, __LINE__, __func__, "cuDNN GQA forward: unknown C++ exception");
+    }
+}
+
+void ct__cudnn_gqa_backward(ct_cuda_t *ctx, ct_bf16_t *dq, ct_bf16_t *dk, ct_bf16_t *dv,
+                            const ct_bf16_t *dout, const ct_bf16_t *q, const ct_bf16_t *k,
+                            const ct_bf16_t *v, const ct_bf16_t *out, const float *stats, int B,
+                            int T, int NH, int NKV, int HS, cudaStream_t stream)
+{
+    CT_ASSERT(ctx && ctx->cudnn && dq && dk && dv && dout && q && k && v && out && stats);
+    CudnnState *st = state_of(ctx);
+    try {
+        GraphPtr g = graph_for(ctx, st, B, T, NH, NKV, HS, 1);
+        std::unordered_map<int64_t, void *> pack = {
+            {UID_Q, const_cast<ct_bf16_t *>(q)},
+            {UID_K, const_cast<ct_bf16_t *>(k)},
+            {UID_V, const_cast<ct_bf16_t *>(v)},
+            {UID_O, const_cast<ct_bf16_t *>(out)},
+            {UID_DO, const_cast<ct_bf16_t *>(dout)},
+            {UID_STATS, const_cast<float *>(stats)},
+            {UID_DQ, dq},
+            {UID_DK, dk},
+            {UID_DV, dv},
+        };
+        execute(st, g, pack, stream, "backward (GQA)", B, T, NH, HS);
+    } catch (const std::exception &e) {
+        ct__fatal(__FILE__, __LINE__, __func__, "cuDNN GQA backward: %s", e.what());
+    } catch (...) {
+        ct__fatal(__FILE__, __LINE__, __func__, "cuDNN GQA backward: unknown C++ exception");
     }
 }

@@ -43,3 +43,33 @@ void ct__cudnn_attention_backward(ct_cuda_t *ctx, ct_bf16_t *dqkv, const ct_bf16
               "cuDNN attention backward (B=%d T=%d NH=%d HS=%d) in a build without cuDNN", B, T,
               NH, HS);
 }
+
+ct_status_t ct__cudnn_gqa_prepare(ct_cuda_t *ctx, int B, int T, int NH, int NKV, int HS)
+{
+    (void)ctx;
+    CT_LOG_DEBUG("cuDNN attention for B=%d T=%d NH=%d NKV=%d HS=%d: this build has no cuDNN", B,
+                 T, NH, NKV, HS);
+    return CT_ERR_UNSUPPORTED;
+}
+
+void ct__cudnn_gqa_forward(ct_cuda_t *ctx, ct_bf16_t *out, float *stats, const ct_bf16_t *q,
+                           const ct_bf16_t *k, const ct_bf16_t *v, int B, int T, int NH, int NKV,
+                           int HS, cudaStream_t stream)
+{
+    (void)ctx, (void)out, (void)stats, (void)q, (void)k, (void)v, (void)stream;
+    ct__fatal(__FILE__, __LINE__, __func__,
+              "cuDNN GQA forward (B=%d T=%d NH=%d NKV=%d HS=%d) in a build without cuDNN", B, T,
+              NH, NKV, HS);
+}
+
+void ct__cudnn_gqa_backward(ct_cuda_t *ctx, ct_bf16_t *dq, ct_bf16_t *dk, ct_bf16_t *dv,
+                            const ct_bf16_t *dout, const ct_bf16_t *q, const ct_bf16_t *k,
+                            const ct_bf16_t *v, const ct_bf16_t *out, const float *stats, int B,
+                            int T, int NH, int NKV, int HS, cudaStream_t stream)
+{
+    (void)ctx, (void)dq, (void)dk, (void)dv, (void)dout, (void)q, (void)k, (void)v, (void)out;
+    (void)stats, (void)stream;
+    ct__fatal(__FILE__, __LINE__, __func__,
+              "cuDNN GQA backward (B=%d T=%d NH=%d NKV=%d HS=%d) in a build without cuDNN", B, T,
+              NH, NKV, HS);
+}

@@ -44,6 +44,17 @@ void ct__cudnn_attention_forward(ct_cuda_t *ctx, ct_bf16_t *out, float *stats,
 void ct__cudnn_attention_backward(ct_cuda_t *ctx, ct_bf16_t *dqkv, const ct_bf16_t *dout,
                                   const ct_bf16_t *qkv, const ct_bf16_t *out, const float *stats,
                                   int B, int T, int NH, int HS, cudaStream_t stream);
+/* Grouped-query attention on separate q (B,T,NH,HS) and k, v (B,T,NKV,HS)
+ * buffers, key/value head h / (NH/NKV) for query head h (attention_gqa.cu
+ * dispatches to these). */
+CT_MUST_USE ct_status_t ct__cudnn_gqa_prepare(ct_cuda_t *ctx, int B, int T, int NH, int NKV, int HS);
+void ct__cudnn_gqa_forward(ct_cuda_t *ctx, ct_bf16_t *out, float *stats, const ct_bf16_t *q,
+                           const ct_bf16_t *k, const ct_bf16_t *v, int B, int T, int NH, int NKV,
+                           int HS, cudaStream_t stream);
+void ct__cudnn_gqa_backward(ct_cuda_t *ctx, ct_bf16_t *dq, ct_bf16_t *dk, ct_bf16_t *dv,
+                            const ct_bf16_t *dout, const ct_bf16_t *q, const ct_bf16_t *k,
+                            const ct_bf16_t *v, const ct_bf16_t *out, const float *stats, int B,
+                            int T, int NH, int NKV, int HS, cudaStream_t stream);
 
 static inline cudaStream_t ct__stream(void *s) { return (cudaStream_t)s; }
 static inline int ct__ceil_div(long a, long b) { return (int)((a + b - 1) / b); }

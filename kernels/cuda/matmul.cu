@@ -42,9 +42,11 @@
 
 /* The kind names the product and its output type (a cached algorithm is
  * valid for one D type only). */
-enum { CT__MM_FWD = 0, CT__MM_DINP = 1, CT__MM_DWEIGHT = 2, CT__MM_FWD_F32 = 3, CT__MM_DINP_F32 = 4 };
+enum { CT__MM_FWD = 0, CT__MM_DINP = 1, CT__MM_DWEIGHT = 2, CT__MM_FWD_F32 = 3, CT__MM_DINP_F32 = 4,
+       CT__MM_DINP_F32_ADD = 5 };
 static const char *const ct__mm_kind_name[] = {"forward", "backward dinp", "backward dweight",
-                                               "forward (fp32 out)", "backward dinp (fp32 out)"};
+                                               "forward (fp32 out)", "backward dinp (fp32 out)",
+                                               "backward dinp (fp32 out, accumulated)"};
 
 struct ct__mm_key {
     cublasLtHandle_t lt;
@@ -465,6 +467,32 @@ extern "C" void ct_cuda_matmul_dinp_f32(ct_cuda_t *ctx, float *dinp, const ct_bf
     c.d_type = CUDA_R_32F;
     c.ldd = C;
     c.beta = 0.0f;
+    c.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+    ct__mm_run(ctx, c, N, C, OC, ct__stream(stream));
+}
+
+extern "C" void ct_cuda_matmul_dinp_f32_add(ct_cuda_t *ctx, float *dinp, const ct_bf16_t *dout,
+                                            const ct_bf16_t *weight, int N, int C, int OC,
+                                            void *stream)
+{
+    CT_ASSERT(ctx && dinp && dout && weight);
+    CT_ASSERT(N > 0 && C > 0 && OC > 0);
+    ct__mm_call c;
+    memset(&c, 0, sizeof c);
+    c.kind = CT__MM_DINP_F32_ADD;
+    c.ta = CUBLAS_OP_N;
+    c.tb = CUBLAS_OP_N;
+    c.m = C;
+    c.n = N;
+    c.k = OC;
+    c.A = weight;
+    c.lda = C;
+    c.B = dout;
+    c.ldb = OC;
+    c.D = dinp;
+    c.d_type = CUDA_R_32F;
+    c.ldd = C;
+    c.beta = 1.0f; /* D = dout @ weight + D */
     c.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
     ct__mm_run(ctx, c, N, C, OC, ct__stream(stream));
 }

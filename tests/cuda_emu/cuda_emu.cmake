@@ -6,13 +6,14 @@
 # CUDA toolkit's headers are available. Tests (label unit):
 #   test_cuda_ops_emu   tests/kernels/test_cuda_ops.c on the emulator
 #   test_gpu_model_emu  tests/trainer/test_gpu_model.c, small shapes
+#   test_llama_gpu_model_emu  tests/trainer/test_llama_gpu_model.c, the same for Llama
 #   test_plan_gpu_emu   tests/trainer/test_plan_gpu.c: the memory plan against
 #                       the emulated device's peak, to the byte
 enable_language(CXX)
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 set(CT_EMU_DIR ${CMAKE_SOURCE_DIR}/tests/cuda_emu)
 set(CT_EMU_CU encoder layernorm residual gelu xent convert adamw attention attention_flash
-    matmul device attention_nocudnn)
+    matmul device attention_nocudnn rmsnorm rope swiglu attention_gqa)
 set(CT_EMU_SRC)
 foreach(f ${CT_EMU_CU})
   set(in ${CMAKE_SOURCE_DIR}/kernels/cuda/${f}.cu)
@@ -50,7 +51,7 @@ set_tests_properties(test_cuda_ops_emu PROPERTIES LABELS unit TIMEOUT 900
 
 # model/ with its cuda backend, on the emulated kernels.
 file(GLOB CT_EMU_MODEL_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/model/*.c)
-list(FILTER CT_EMU_MODEL_SRC EXCLUDE REGEX "model/gpt2_nocuda\\.c$")
+list(FILTER CT_EMU_MODEL_SRC EXCLUDE REGEX "model/[a-z0-9]+_nocuda\\.c$")
 
 add_executable(test_gpu_model_emu ${CMAKE_SOURCE_DIR}/tests/trainer/test_gpu_model.c
   ${CT_EMU_MODEL_SRC})
@@ -61,6 +62,17 @@ target_link_libraries(test_gpu_model_emu PRIVATE ct_kernels_cpu_emu ct_kernels_e
 set_target_properties(test_gpu_model_emu PROPERTIES LINKER_LANGUAGE CXX)
 add_test(NAME test_gpu_model_emu COMMAND test_gpu_model_emu)
 set_tests_properties(test_gpu_model_emu PROPERTIES LABELS unit TIMEOUT 900
+  ENVIRONMENT "OMP_NUM_THREADS=2")
+
+add_executable(test_llama_gpu_model_emu ${CMAKE_SOURCE_DIR}/tests/trainer/test_llama_gpu_model.c
+  ${CT_EMU_MODEL_SRC})
+target_include_directories(test_llama_gpu_model_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+target_compile_definitions(test_llama_gpu_model_emu PRIVATE CT_TEST_EMU)
+target_link_libraries(test_llama_gpu_model_emu PRIVATE ct_kernels_cpu_emu ct_kernels_emu ct_comm
+                      ct_core m stdc++)
+set_target_properties(test_llama_gpu_model_emu PROPERTIES LINKER_LANGUAGE CXX)
+add_test(NAME test_llama_gpu_model_emu COMMAND test_llama_gpu_model_emu)
+set_tests_properties(test_llama_gpu_model_emu PROPERTIES LABELS unit TIMEOUT 900
   ENVIRONMENT "OMP_NUM_THREADS=2")
 
 add_executable(test_plan_gpu_emu ${CMAKE_SOURCE_DIR}/tests/trainer/test_plan_gpu.c
@@ -104,9 +116,17 @@ add_test(NAME test_train_emu
   COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cuda_emu/test_train_emu.sh $<TARGET_FILE:ctrain_emu>)
 set_tests_properties(test_train_emu PROPERTIES LABELS integration TIMEOUT 900
   ENVIRONMENT "CT_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp;OMP_NUM_THREADS=2;CT_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+add_test(NAME test_llama_train_emu
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cuda_emu/test_llama_train_emu.sh $<TARGET_FILE:ctrain_emu>)
+set_tests_properties(test_llama_train_emu PROPERTIES LABELS integration TIMEOUT 900
+  ENVIRONMENT "CT_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp;OMP_NUM_THREADS=2;CT_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 if(CT_HAVE_MPI)
   add_test(NAME test_parallel_emu
     COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cuda_emu/test_parallel_emu.sh $<TARGET_FILE:ctrain_emu>)
   set_tests_properties(test_parallel_emu PROPERTIES LABELS mpi TIMEOUT 900
+    ENVIRONMENT "CT_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp;OMP_NUM_THREADS=1;CT_SOURCE_DIR=${CMAKE_SOURCE_DIR};MPIEXEC=${MPIEXEC_EXECUTABLE}")
+  add_test(NAME test_llama_parallel_emu
+    COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cuda_emu/test_llama_parallel_emu.sh $<TARGET_FILE:ctrain_emu>)
+  set_tests_properties(test_llama_parallel_emu PROPERTIES LABELS mpi TIMEOUT 900
     ENVIRONMENT "CT_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp;OMP_NUM_THREADS=1;CT_SOURCE_DIR=${CMAKE_SOURCE_DIR};MPIEXEC=${MPIEXEC_EXECUTABLE}")
 endif()

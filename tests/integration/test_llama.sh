@@ -4,8 +4,10 @@
 # bit for bit (losses in every digit, final parameters and AdamW state byte
 # for byte), as test_resume.sh proves for GPT-2; the loss falls; the
 # manifest records the architecture and a GPT-2 config cannot resume it;
-# sampling and a Hugging Face round trip work; the paths Llama lacks so far
-# (CUDA, llm.c weights) refuse with a message that says so.
+# sampling and a Hugging Face round trip work; the GPU path plans (and
+# refuses to plan sequence parallelism, which it lacks so far); llm.c weights
+# refuse with a message that says so. The GPU path itself runs in
+# tests/cuda_emu/test_llama_train_emu.sh.
 . "$(dirname "$0")/lib.sh"
 make_corpus "$WORK/data" 512 || { finish; exit 1; }
 write_config "$WORK/cfg.yaml" "$WORK/data" "$WORK/run" 512
@@ -60,11 +62,13 @@ out=$("$CTRAIN" sample "$WORK/straight" --tokenizer "$WORK/data/tok.bpe" --token
     && cmp -s "$WORK/straight/ckpt/step_00000020/params_tp0.bin" "$WORK/imp/ckpt/step_00000000/params_tp0.bin" \
     && pass || fail "hf round trip: $(tail -3 "$WORK/hf.log")"
 
-# what Llama does not have yet says so
-expect_fail "device cuda" "model.device" -- "$CTRAIN" train "$WORK/cfg.yaml" \
-    --set train.run_dir="$WORK/cuda" --set model.device=cuda
-expect_fail "plan on the GPU" "model.arch is llama, which has no GPU path yet" -- \
-    "$CTRAIN" plan "$WORK/cfg.yaml" --set model.device=cuda
+# the GPU path plans; what Llama does not have yet says so
+out=$("$CTRAIN" plan "$WORK/cfg.yaml" --set model.device=cuda --detail 2>&1) && grep -q "activations: q" <<<"$out" \
+    && pass || fail "plan on the GPU: $(tail -3 <<<"$out")"
+out=$("$CTRAIN" plan "$WORK/cfg.yaml" --set model.device=cuda --set parallel.tp=2 --detail 2>&1) \
+    && grep -q "tp partial sums" <<<"$out" && pass || fail "plan TP on the GPU: $(tail -3 <<<"$out")"
+expect_fail "plan SP on the GPU" "GPU path has no sequence parallelism yet" "HINT" -- \
+    "$CTRAIN" plan "$WORK/cfg.yaml" --set model.device=cuda --set parallel.tp=2 --sp
 : > "$WORK/fake.bin"
 expect_fail "llm.c weights" "llm.c's model files hold GPT-2 only" -- "$CTRAIN" train "$WORK/cfg.yaml" \
     --set train.run_dir="$WORK/llmc" --set model.init_from="$WORK/fake.bin"

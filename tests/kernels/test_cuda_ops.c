@@ -728,6 +728,14 @@ static void test_matmul(int N, int C, int OC)
         d_fill_nan(d_f, (size_t)nin * 4);
         ct_cuda_matmul_dinp_f32(ctx, d_f, d_dout, d_w, N, C, OC, NULL);
         cmp_f32(tag, "bwd dinp (fp32, tp partial)", d_f, dinp1, nin, C, tol_x(TOL_MM_F32, s_dinp));
+        { /* accumulated: dinp + dout @ W again, twice the product */
+            float *twice = h_f(nin);
+            for (long i = 0; i < nin; i++) twice[i] = 2.0f * dinp1[i];
+            ct_cuda_matmul_dinp_f32_add(ctx, d_f, d_dout, d_w, N, C, OC, NULL);
+            cmp_f32(tag, "bwd dinp (fp32, accumulated)", d_f, twice, nin, C,
+                    tol_x(TOL_MM_F32, 2 * s_dinp));
+            free(twice);
+        }
         d_free(d_f);
     }
     cmp_f32(tag, "bwd dweight (+= 1)", d_dw, dw_exp, nw, C, t_dw);
@@ -1407,6 +1415,188 @@ static void test_flash_attention(int B, int T, int NH, int HS, int extra)
 
 /* ---- main ------------------------------------------------------------------------------- */
 
+/* ---- Llama: RMSNorm, RoPE, SwiGLU, grouped-query attention -------------------------- */
+
+static const tol_t TOL_RMS_OUT = {1e-4, 1.0 / 128, 0};
+static const tol_t TOL_RMS_STATS = {1e-5, 1e-5, 0};
+static const tol_t TOL_RMS_BWD = {1e-4, 1e-4, 0};
+static const tol_t TOL_BF16_OP = {1e-5, 1.0 / 128, 0}; /* one rounding of an fp32 result */
+
+static void test_rmsnorm(int N, int C)
+{
+    char tag[96], tag2[112];
+    snprintf(tag, sizeof tag, "rmsnorm N=%d C=%d", N, C);
+    snprintf(tag2, sizeof tag2, "residual_rmsnorm N=%d C=%d", N, C);
+    const float eps = 1e-5f;
+    long n = (long)N * C;
+    float *inp = h_randn(n, 2.0f, 0.5f), *w = h_randn_bf(C, 0.5f, 1.0f);
+    float *out = h_f(n), *rstd = h_f(N);
+    ct_rmsnorm_forward(out, rstd, inp, w, N, C, eps);
+    float *d_inp = d_up_f32(inp, n, "rms inp");
+    ct_bf16_t *d_w = d_up_bf16(w, C, "rms w"), *d_out = d_alloc((size_t)n * 2, "rms out");
+    float *d_rstd = d_alloc((size_t)N * 4, "rms rstd");
+    d_fill_nan(d_out, (size_t)n * 2), d_fill_nan(d_rstd, (size_t)N * 4);
+    ct_cuda_rmsnorm_forward(d_out, d_rstd, d_inp, d_w, N, C, eps, NULL);
+    cmp_bf16(tag, "fwd out", d_out, out, n, C, TOL_RMS_OUT);
+    cmp_f32(tag, "fwd rstd", d_rstd, rstd, N, 0, TOL_RMS_STATS);
+    float *rstd_g = h_f(N);
+    down_f32(rstd_g, d_rstd, N);
+
+    /* fused residual + RMSNorm, out of place and in place */
+    float *res_in = h_randn(n, 2.0f, 0.5f), *x = h_randn_bf(n, 1.0f, 0.0f), *res = h_f(n);
+    for (long i = 0; i < n; i++) res[i] = res_in[i] + x[i];
+    float *out2 = h_f(n), *rstd2 = h_f(N);
+    ct_rmsnorm_forward(out2, rstd2, res, w, N, C, eps);
+    float *d_res_in = d_up_f32(res_in, n, "rrms res_in"), *d_res_out = d_alloc((size_t)n * 4, "o");
+    ct_bf16_t *d_x = d_up_bf16(x, n, "rrms x");
+    for (int inplace = 0; inplace < 2; inplace++) {
+        float *ro = inplace ? d_res_in : d_res_out;
+        if (!inplace) d_fill_nan(d_res_out, (size_t)n * 4);
+        d_fill_nan(d_out, (size_t)n * 2), d_fill_nan(d_rstd, (size_t)N * 4);
+        ct_cuda_residual_rmsnorm_forward(ro, d_out, d_rstd, d_res_in, d_x, d_w, N, C, eps, NULL);
+        cmp_f32(tag2, inplace ? "res_out (in place)" : "res_out", ro, res, n, C, TOL_EXACT);
+        cmp_bf16(tag2, "out", d_out, out2, n, C, TOL_RMS_OUT);
+        cmp_f32(tag2, "rstd", d_rstd, rstd2, N, 0, TOL_RMS_STATS);
+    }
+
+    /* backward from an fp32 dout, twice: with the bf16 copy, then without */
+    float *dout = h_randn(n, 1.0f, 0.0f), *dinp = h_randn(n, 1.0f, 0.0f), *dw = h_randn(C, 1.0f, 0.0f);
+    float *d_dout = d_up_f32(dout, n, "rms dout"), *d_dinp = d_up_f32(dinp, n, "rms dinp");
+    float *d_dw = d_up_f32(dw, C, "rms dw");
+    ct_bf16_t *d_dinp_bf = d_alloc((size_t)n * 2, "rms dinp bf16");
+    long nscr = ct_cuda_rmsnorm_scratch_floats(N, C);
+    float *d_scr = d_alloc((size_t)(nscr > 0 ? nscr : 1) * 4, "rms scratch");
+    up_raw(d_rstd, rstd_g, (size_t)N * 4);
+    for (int call = 0; call < 2; call++) {
+        ct_rmsnorm_backward_ref(dinp, dw, dout, inp, w, rstd_g, N, C);
+        d_fill_nan(d_dinp_bf, (size_t)n * 2);
+        ct_cuda_rmsnorm_backward(d_dinp, call == 0 ? d_dinp_bf : NULL, d_dw, d_dout, d_inp, d_w,
+                                 d_rstd, d_scr, N, C, NULL);
+        cmp_f32(tag, "bwd dinp (+=)", d_dinp, dinp, n, C, TOL_RMS_BWD);
+        if (call == 0) cmp_bf16(tag, "bwd dinp_bf16", d_dinp_bf, dinp, n, C, TOL_LN_DINP_BF16);
+        cmp_f32(tag, "bwd dweight (+=)", d_dw, dw, C, 0, tol_x(TOL_RMS_BWD, sqrt((double)N)));
+    }
+    d_free(d_inp), d_free(d_w), d_free(d_out), d_free(d_rstd), d_free(d_res_in), d_free(d_res_out);
+    d_free(d_x), d_free(d_dout), d_free(d_dinp), d_free(d_dw), d_free(d_dinp_bf), d_free(d_scr);
+    free(inp), free(w), free(out), free(rstd), free(rstd_g), free(res_in), free(x), free(res);
+    free(out2), free(rstd2), free(dout), free(dinp), free(dw);
+}
+
+static void test_rope(int B, int T, int NH, int NKV, int HS, int llama3)
+{
+    char tag[96];
+    snprintf(tag, sizeof tag, "rope B=%d T=%d NH=%d NKV=%d HS=%d%s", B, T, NH, NKV, HS,
+             llama3 ? " llama3" : "");
+    const int maxT = T + 5, half = HS / 2;
+    float *inv = h_f(half), *cs = h_f((long)maxT * half), *sn = h_f((long)maxT * half);
+    ct_rope_inv_freq(inv, HS, 500000.0f, llama3, 32.0f, 1.0f, 4.0f, 16);
+    ct_rope_table(cs, sn, inv, maxT, HS);
+    long nq = (long)B * T * NH * HS, nk = (long)B * T * NKV * HS;
+    float *q = h_randn_bf(nq, 1.0f, 0.0f), *k = h_randn_bf(nk, 1.0f, 0.0f);
+    float *qo = h_f(nq), *ko = h_f(nk), *dq = h_f(nq), *dk = h_f(nk);
+    ct_rope_forward_ref(qo, q, cs, sn, B, T, NH, HS);
+    ct_rope_forward_ref(ko, k, cs, sn, B, T, NKV, HS);
+    memset(dq, 0, (size_t)nq * 4), memset(dk, 0, (size_t)nk * 4);
+    ct_rope_backward_ref(dq, q, cs, sn, B, T, NH, HS); /* q, k as the gradients */
+    ct_rope_backward_ref(dk, k, cs, sn, B, T, NKV, HS);
+    float *d_cs = d_up_f32(cs, (long)maxT * half, "rope cos"), *d_sn = d_up_f32(sn, (long)maxT * half, "sin");
+    ct_bf16_t *d_q = d_up_bf16(q, nq, "rope q"), *d_k = d_up_bf16(k, nk, "rope k");
+    ct_cuda_rope_forward(d_q, d_k, d_cs, d_sn, B, T, NH, NKV, HS, NULL);
+    cmp_bf16(tag, "fwd q (in place)", d_q, qo, nq, HS, TOL_BF16_OP);
+    cmp_bf16(tag, "fwd k (in place)", d_k, ko, nk, HS, TOL_BF16_OP);
+    d_free(d_q), d_free(d_k);
+    d_q = d_up_bf16(q, nq, "rope dq"), d_k = d_up_bf16(k, nk, "rope dk");
+    ct_cuda_rope_backward(d_q, d_k, d_cs, d_sn, B, T, NH, NKV, HS, NULL);
+    cmp_bf16(tag, "bwd dq (in place)", d_q, dq, nq, HS, TOL_BF16_OP);
+    cmp_bf16(tag, "bwd dk (in place)", d_k, dk, nk, HS, TOL_BF16_OP);
+    d_free(d_q), d_free(d_k), d_free(d_cs), d_free(d_sn);
+    free(inv), free(cs), free(sn), free(q), free(k), free(qo), free(ko), free(dq), free(dk);
+}
+
+static void test_swiglu(long n)
+{
+    char tag[64];
+    snprintf(tag, sizeof tag, "swiglu n=%ld", n);
+    float *g = h_randn_bf(n, 2.0f, 0.0f), *u = h_randn_bf(n, 1.0f, 0.0f);
+    float *d = h_randn_bf(n, 1.0f, 0.0f), *o = h_f(n), *dg = h_f(n), *du = h_f(n);
+    ct_swiglu_forward_ref(o, g, u, n);
+    memset(dg, 0, (size_t)n * 4), memset(du, 0, (size_t)n * 4);
+    ct_swiglu_backward_ref(dg, du, d, g, u, n);
+    ct_bf16_t *d_g = d_up_bf16(g, n, "sw gate"), *d_u = d_up_bf16(u, n, "sw up");
+    ct_bf16_t *d_d = d_up_bf16(d, n, "sw dout"), *d_o = d_alloc((size_t)n * 2, "sw out");
+    ct_bf16_t *d_dg = d_alloc((size_t)n * 2, "sw dgate"), *d_du = d_alloc((size_t)n * 2, "sw dup");
+    d_fill_nan(d_o, (size_t)n * 2), d_fill_nan(d_dg, (size_t)n * 2), d_fill_nan(d_du, (size_t)n * 2);
+    ct_cuda_swiglu_forward(d_o, d_g, d_u, n, NULL);
+    ct_cuda_swiglu_backward(d_dg, d_du, d_d, d_g, d_u, n, NULL);
+    cmp_bf16(tag, "fwd", d_o, o, n, 0, TOL_BF16_OP);
+    cmp_bf16(tag, "bwd dgate", d_dg, dg, n, 0, TOL_BF16_OP);
+    cmp_bf16(tag, "bwd dup", d_du, du, n, 0, TOL_BF16_OP);
+    d_free(d_g), d_free(d_u), d_free(d_d), d_free(d_o), d_free(d_dg), d_free(d_du);
+    free(g), free(u), free(d), free(o), free(dg), free(du);
+}
+
+/* NKV key/value heads read by NH query heads through group and q_head0 (a
+ * tensor-parallel rank's view when q_head0 > 0). */
+static void test_gqa(int B, int T, int NH, int NKV, int HS, int group, int q_head0)
+{
+    char tag[128];
+    snprintf(tag, sizeof tag, "gqa B=%d T=%d NH=%d NKV=%d HS=%d group=%d q_head0=%d", B, T, NH,
+             NKV, HS, group, q_head0);
+    long nq = (long)B * T * NH * HS, nk = (long)B * T * NKV * HS, nst = (long)B * NH * T;
+    float *q = h_randn_bf(nq, 1.0f, 0.0f), *k = h_randn_bf(nk, 1.0f, 0.0f);
+    float *v = h_randn_bf(nk, 1.0f, 0.0f), *dout = h_randn_bf(nq, 1.0f, 0.0f);
+    float *out = h_f(nq), *att = h_f((long)B * NH * T * T), *scr = h_f(ct_attention_scratch_floats(B, T, NH));
+    float *dq = h_f(nq), *dk = h_f(nk), *dv = h_f(nk);
+    ct_gqa_forward_ref(out, att, q, k, v, B, T, NH, NKV, HS, group, q_head0);
+    memset(dq, 0, (size_t)nq * 4), memset(dk, 0, (size_t)nk * 4), memset(dv, 0, (size_t)nk * 4);
+    ct_gqa_backward_ref(dq, dk, dv, dout, q, k, v, att, scr, B, T, NH, NKV, HS, group, q_head0);
+    ct_bf16_t *d_q = d_up_bf16(q, nq, "gqa q"), *d_k = d_up_bf16(k, nk, "gqa k");
+    ct_bf16_t *d_v = d_up_bf16(v, nk, "gqa v"), *d_do = d_up_bf16(dout, nq, "gqa dout");
+    ct_bf16_t *d_o = d_alloc((size_t)nq * 2, "gqa out"), *d_dq = d_alloc((size_t)nq * 2, "gqa dq");
+    ct_bf16_t *d_dk = d_alloc((size_t)nk * 2, "gqa dk"), *d_dv = d_alloc((size_t)nk * 2, "gqa dv");
+    float *d_st = d_alloc((size_t)nst * 4, "gqa stats");
+    float *d_scr = d_alloc((size_t)nst * 4, "gqa scratch");
+    d_fill_nan(d_o, (size_t)nq * 2), d_fill_nan(d_dq, (size_t)nq * 2);
+    d_fill_nan(d_dk, (size_t)nk * 2), d_fill_nan(d_dv, (size_t)nk * 2);
+    ct_cuda_gqa_forward(d_o, d_st, d_q, d_k, d_v, B, T, NH, NKV, HS, group, q_head0, NULL);
+    cmp_bf16(tag, "fwd out", d_o, out, nq, NH * HS, TOL_ATT_OUT);
+    ct_cuda_gqa_backward(d_dq, d_dk, d_dv, d_do, d_q, d_k, d_v, d_o, d_st, d_scr, B, T, NH, NKV,
+                         HS, group, q_head0, NULL);
+    cmp_bf16(tag, "bwd dq", d_dq, dq, nq, NH * HS, TOL_ATT_DQKV);
+    cmp_bf16(tag, "bwd dk", d_dk, dk, nk, NKV * HS, TOL_ATT_DQKV);
+    cmp_bf16(tag, "bwd dv", d_dv, dv, nk, NKV * HS, TOL_ATT_DQKV);
+    /* cuDNN's SDPA with fewer key/value heads, where the context has cuDNN
+     * (a real GPU) and the mapping is the plain one */
+    if (q_head0 == 0 && group * NKV == NH &&
+        ct_cuda_gqa_prepare_cudnn(ctx, B, T, NH, NKV, HS) == CT_OK) {
+        char tag2[160];
+        snprintf(tag2, sizeof tag2, "%s [cudnn]", tag);
+        d_fill_nan(d_o, (size_t)nq * 2), d_fill_nan(d_dq, (size_t)nq * 2);
+        d_fill_nan(d_dk, (size_t)nk * 2), d_fill_nan(d_dv, (size_t)nk * 2);
+        ct_cuda_gqa_forward_cudnn(ctx, d_o, d_st, d_q, d_k, d_v, B, T, NH, NKV, HS, NULL);
+        cmp_bf16(tag2, "fwd out", d_o, out, nq, NH * HS, TOL_ATT_OUT);
+        ct_cuda_gqa_backward_cudnn(ctx, d_dq, d_dk, d_dv, d_do, d_q, d_k, d_v, d_o, d_st, B, T, NH,
+                                   NKV, HS, NULL);
+        cmp_bf16(tag2, "bwd dq", d_dq, dq, nq, NH * HS, TOL_ATT_DQKV);
+        cmp_bf16(tag2, "bwd dk", d_dk, dk, nk, NKV * HS, TOL_ATT_DQKV);
+        cmp_bf16(tag2, "bwd dv", d_dv, dv, nk, NKV * HS, TOL_ATT_DQKV);
+    }
+    { /* fp32 key/value gradients (the tensor-parallel sum's input) */
+        float *d_kv = d_alloc((size_t)nk * 8, "gqa dkv f32");
+        d_fill_nan(d_kv, (size_t)nk * 8);
+        ct_cuda_gqa_backward_f32kv(d_dq, d_kv, d_kv + nk, d_do, d_q, d_k, d_v, d_o, d_st, d_scr, B,
+                                   T, NH, NKV, HS, group, q_head0, NULL);
+        cmp_bf16(tag, "bwd dq (f32kv)", d_dq, dq, nq, NH * HS, TOL_ATT_DQKV);
+        cmp_f32(tag, "bwd dk (fp32)", d_kv, dk, nk, NKV * HS, TOL_ATT_DQKV);
+        cmp_f32(tag, "bwd dv (fp32)", d_kv + nk, dv, nk, NKV * HS, TOL_ATT_DQKV);
+        d_free(d_kv);
+    }
+    d_free(d_q), d_free(d_k), d_free(d_v), d_free(d_do), d_free(d_o), d_free(d_dq), d_free(d_dk);
+    d_free(d_dv), d_free(d_st), d_free(d_scr);
+    free(q), free(k), free(v), free(dout), free(out), free(att), free(scr), free(dq), free(dk);
+    free(dv);
+}
+
 int main(void)
 {
     (void)ct_test_captured; /* test_util.h helper this test does not use */
@@ -1491,6 +1681,20 @@ int main(void)
     test_flash_attention(1, 129, 2, 64, 1);
     test_flash_attention(3, 65, 1, 16, 0);
     test_flash_attention(1, 129, 1, 128, 0);
+
+    /* Llama's ops, odd shapes */
+    const int rms[][2] = {{1, 37}, {7, 64}, {37, 96}, {130, 576}};
+    for (size_t i = 0; i < sizeof rms / sizeof rms[0]; i++) test_rmsnorm(rms[i][0], rms[i][1]);
+    test_rope(1, 1, 3, 1, 16, 0);
+    test_rope(2, 17, 6, 2, 64, 1);
+    test_rope(3, 37, 4, 4, 26, 0);
+    test_swiglu(1);
+    test_swiglu(37 * 37);
+    test_swiglu(130 * 1536 + 5);
+    test_gqa(2, 17, 6, 2, 16, 3, 0);  /* groups of 3 */
+    test_gqa(1, 37, 4, 4, 64, 1, 0);  /* multi-head */
+    test_gqa(2, 33, 3, 1, 40, 3, 0);  /* multi-query, HS not a multiple of 32 */
+    test_gqa(1, 29, 2, 3, 32, 2, 2);  /* a TP rank's view: query heads 2-3 of replicated kv */
 
     ct_cuda_free(ctx);
     return ct_test_finish("test_cuda_ops");

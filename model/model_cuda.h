@@ -1,0 +1,141 @@
+/* What every CUDA backend of model/ shares (model/model_cuda.c): the device
+ * copies of the flat arenas (fp32 master weights, bf16 weights, fp32
+ * gradients, the AdamW state of the owned slice), the compute and DP
+ * streams, the NCCL groups, per-op timing, and the optimizer's device
+ * pieces, which see the model only as flat arenas and its tensor table.
+ * The architectures' forward and backward (gpt2_cuda.c, llama_cuda.c) and
+ * their activations stay in their own files. Private to model/; compiled
+ * only in builds with CUDA (or the emulator).
+ *
+ * A backend's state struct begins with CT_CUDA_MODEL_BASE, so the shared
+ * fields read as G->stream in the backend and m->dev is a ct_cuda_model_t
+ * to the shared functions. */
+#ifndef CT_MODEL_MODEL_CUDA_H
+#define CT_MODEL_MODEL_CUDA_H
+
+#include "kernels/kernels.h"
+#include "model/model_impl.h"
+
+/* Op families of the per-op timing (model/model.h), the same slots for
+ * every architecture; each backend names them (F_LN is "layernorm" for
+ * GPT-2, "rmsnorm" for Llama). */
+enum { F_EMBED, F_LN, F_MATMUL, F_ATTN, F_GELU, F_XENT, F_TP, F_DP, F_OPTIM, F_OTHER, F_N };
+_Static_assert(F_N == CT_MODEL_OP_FAMILIES, "one name per family");
+
+struct ct_cuda_prof;
+
+#define CT_CUDA_MODEL_FIELDS                                                                \
+    ct_cuda_t *ctx;                                                                         \
+    void *stream, *comm_stream;                                                             \
+    void **ev_layer; /* (L) a layer's gradients are complete */                             \
+    void *ev_backward, *ev_reduced;                                                         \
+    float *master;      /* (num_params + pad) fp32 */                                       \
+    ct_bf16_t *params;  /* (num_params) */                                                  \
+    float *grads;       /* (num_params + pad) fp32 */                                       \
+    float *m, *v;       /* (o->count) AdamW state of the owned slice */                     \
+    float *opt_scratch; /* the backend's reduction scratch (ct_cuda_sumsq) */               \
+    float *opt_sumsq;   /* (1) device gradient sum of squares */                            \
+    int stochastic, zero;                                                                   \
+    float *host_losses; /* (N) */                                                           \
+    float *host_row;    /* (Vpl) */                                                         \
+    ct_bf16_t *host_row_bf; /* (Vpl) */                                                     \
+    ct_comm_groups_t dev; /* NCCL groups (dp > 1 or tp > 1) */                              \
+    int have_dev;                                                                           \
+    ct_comm_t *dpc, *tpc; /* dev.dp for dp > 1, dev.tp for tp > 1, else NULL */             \
+    int reduce_started;   /* layers already reduced during this backward */                \
+    size_t alloc_bytes;                                                                     \
+    struct ct_cuda_prof *prof;       /* per-op timing, NULL when off */                     \
+    const char *const *prof_names;   /* (F_N) the families' names */                        \
+    unsigned char per_layer[CT_MODEL_MAX_TENSORS]; /* tensor i has one slice per layer */  \
+    double t0; /* when the running optimizer step began */
+
+typedef struct {
+    CT_CUDA_MODEL_FIELDS
+} ct_cuda_model_t;
+
+/* The first member of a backend's state: the shared fields by name, and
+ * the whole as `base`. */
+#define CT_CUDA_MODEL_BASE                                                                  \
+    union {                                                                                 \
+        ct_cuda_model_t base;                                                               \
+        struct {                                                                            \
+            CT_CUDA_MODEL_FIELDS                                                            \
+        };                                                                                  \
+    }
+
+static inline ct_cuda_model_t *ct__cuda_model(const ct_model_t *m)
+{
+    return (ct_cuda_model_t *)m->dev;
+}
+
+/* ---- per-op timing ---------------------------------------------------------- */
+int ct__cuda_prof_begin(ct_cuda_model_t *c, int fam, double flop, double bytes, void *stream);
+void ct__cuda_prof_end(ct_cuda_model_t *c, int k, void *stream);
+/* Times one op call in a backend whose state is G: OP(family, flops,
+ * bytes, stream, the call). */
+#define OP(fam, fl, by, st, ...)                                                           \
+    do {                                                                                   \
+        int k_ = ct__cuda_prof_begin(&G->base, (fam), (double)(fl), (double)(by), (st));   \
+        __VA_ARGS__;                                                                       \
+        ct__cuda_prof_end(&G->base, k_, (st));                                             \
+    } while (0)
+
+/* ---- setup and teardown --------------------------------------------------------- */
+/* Device bytes, counted in alloc_bytes; `what` names it in an OOM error. */
+CT_MUST_USE ct_status_t ct__cuda_model_alloc(ct_cuda_model_t *c, void **p, size_t bytes,
+                                             const char *what);
+/* The context, streams, events and the weight, gradient and AdamW buffers
+ * (m->dev already points at the backend's zeroed state). */
+CT_MUST_USE ct_status_t ct__cuda_model_setup(ct_model_t *m, ct_optim_t *o, const ct_config_t *cfg,
+                                             int device, const char *const *prof_names,
+                                             const int *per_layer, int B, int T);
+/* Prepares attention for (B, T, NH, HS), falling back under model.attention
+ * auto to the plain kernels when cuDNN rejects the shape. */
+CT_MUST_USE ct_status_t ct__cuda_model_prepare_attention(ct_cuda_model_t *c, const ct_config_t *cfg,
+                                                         int B, int T, int NH, int HS);
+/* Host staging, the weights and AdamW state copied to the device, the NCCL
+ * groups; after the backend allocated its activations (opt_scratch and
+ * opt_sumsq set). */
+CT_MUST_USE ct_status_t ct__cuda_model_finish(ct_model_t *m, ct_optim_t *o, const ct_comm_groups_t *g,
+                                              int B, int T);
+/* Frees what setup and finish made; the backend frees its activations
+ * first. Waits for the device. */
+void ct__cuda_model_free(ct_model_t *m);
+
+/* ---- helpers of a step ------------------------------------------------------------- */
+/* Orders the compute stream after DP reduces a backward started but no
+ * optimizer step consumed (a step skipped for a non-finite loss). */
+void ct__cuda_wait_reduces(ct_cuda_model_t *c);
+/* Waits for the compute stream: bounded by comm.timeout_s when it holds TP
+ * collectives. */
+void ct__cuda_compute_sync(ct_cuda_model_t *c);
+/* A TP collective on the compute stream; a failed one leaves the model
+ * state undefined, so the job ends. */
+void ct__cuda_tp_check(ct_status_t st);
+/* Starts the DP all-reduce of layer l's gradient slices (the per_layer
+ * tensors) on the comm stream, after the compute stream finished them. */
+void ct__cuda_reduce_layer(ct_model_t *m, int l);
+/* Sum of the losses of the (N) device losses: one host wait. */
+float ct__cuda_mean_loss(ct_cuda_model_t *c, const float *losses, int N);
+/* Row `row` of (N, Vpl) bf16 logits, on the host in fp32. */
+const float *ct__cuda_logits_row(ct_model_t *m, const ct_bf16_t *logits, int row);
+
+/* ---- backend table entries, the same for every architecture ----------------------- */
+void ct__cuda_model_to_host(ct_model_t *m, ct_optim_t *o);
+void ct__cuda_model_grads_to_host(ct_model_t *m, float *dst);
+void ct__cuda_model_zero_grad(ct_model_t *m);
+const char *ct__cuda_model_device_name(const ct_model_t *m);
+double ct__cuda_model_peak_tflops(const ct_model_t *m);
+size_t ct__cuda_model_peak_memory(const ct_model_t *m);
+int ct__cuda_model_profile_ops(ct_model_t *m, int on);
+int ct__cuda_model_op_times(ct_model_t *m, ct_model_op_times_t *t);
+CT_MUST_USE ct_status_t ct__cuda_model_grad_reduce(ct_model_t *m, ct_optim_t *o, int t);
+CT_MUST_USE ct_status_t ct__cuda_model_grad_sumsq(ct_model_t *m, ct_optim_t *o, int t,
+                                                  double *host_p);
+void ct__cuda_model_adamw(ct_model_t *m, ct_optim_t *o, const ct_optim_config_t *cfg, size_t a,
+                          size_t b, float lr, float wd, int t, int tensor, float clip_scale);
+CT_MUST_USE ct_status_t ct__cuda_model_param_gather(ct_model_t *m, ct_optim_t *o, int t);
+CT_MUST_USE ct_status_t ct__cuda_model_step_norm(ct_model_t *m, ct_optim_t *o, int t,
+                                                 double host_sumsq, float *norm_p);
+
+#endif
