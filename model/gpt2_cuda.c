@@ -252,6 +252,16 @@ static void row_parallel(ct_model_t *m, const ct_bf16_t *inp, const ct_bf16_t *w
        ct_cuda_bias_to_bf16(G->a.proj, rows, bias, Ns, C, G->stream));
 }
 
+/* Under TP: the (N, C) fp32 input-gradient partials in a->tp_f32 summed
+ * over the group, this rank's rows rounded once into a->dln. */
+static void tp_dinp_to_dln(ct_model_t *m, int N)
+{
+    gpt2_cuda_t *G = m->dev;
+    const float *rows = tp_reduce_rows(m, N);
+    const long n = (long)sp_rows(m, N, NULL) * m->d.C;
+    OP(F_OTHER, 0, n * 6, G->stream, ct_cuda_f32_to_bf16(G->a.dln, rows, n, G->stream));
+}
+
 /* The backward of a column-parallel matmul (dout (N, OC) from inp (N, C)):
  * the weight and bias gradients of this rank's shard, and the input
  * gradient into a->dln, this rank's rows: at tp = 1 one call; under TP the
@@ -273,9 +283,7 @@ static void col_parallel_backward(ct_model_t *m, float *dw, float *db, const ct_
                                G->stream));
     OP(F_MATMUL, fl, 0, G->stream,
        ct_cuda_matmul_dinp_f32(G->ctx, G->a.tp_f32, dout, w, N, C, OC, G->stream));
-    const float *rows = tp_reduce_rows(m, N);
-    const long n = (long)sp_rows(m, N, NULL) * C;
-    OP(F_OTHER, 0, n * 6, G->stream, ct_cuda_f32_to_bf16(G->a.dln, rows, n, G->stream));
+    tp_dinp_to_dln(m, N);
 }
 
 /* After a LayerNorm backward wrote this rank's rows of a->dres_bf: under
@@ -487,11 +495,7 @@ static void head(ct_model_t *m, int mode, float dloss)
                                        C, Vpl, s));
         }
     }
-    if (mode == HEAD_TRAIN && G->tpc) { /* as col_parallel_backward's tail */
-        const float *rows = tp_reduce_rows(m, N);
-        const long cnt = (long)sp_rows(m, N, NULL) * C;
-        OP(F_OTHER, 0, cnt * 6, s, ct_cuda_f32_to_bf16(a->dln, rows, cnt, s));
-    }
+    if (mode == HEAD_TRAIN && G->tpc) tp_dinp_to_dln(m, N);
 }
 
 static float gpt2_cuda_forward(ct_model_t *m, const int32_t *inputs, const int32_t *targets, int B,
@@ -551,8 +555,8 @@ static void backward_body(ct_model_t *m, int B, int T)
     ct_bf16_t *dres_bf = a->dres_bf + row0 * C; /* this rank's rows of it */
     const int ln_all = G->recompute != CT_RECOMPUTE_LN_GELU, gelu_all = G->recompute == CT_RECOMPUTE_NONE;
     /* overlap the DP reduce with this backward when it is the last
-     * micro-batch and the optimizer does not use ZeRO's reduce-scatter */
-    ct__cuda_wait_reduces(&G->base);
+     * micro-batch and the optimizer does not use ZeRO's reduce-scatter
+     * (head_and_backward waited for reduces a skipped step left running) */
     const int overlap = G->dpc && m->grad_sync && !G->zero;
     static const int ln_layer[] = {2, 3, 8, 9}, ln_final[] = {14, 15}; /* ln1w/b, ln2w/b; lnfw/b */
 
@@ -640,15 +644,23 @@ static void backward_body(ct_model_t *m, int B, int T)
     G->reduce_started = overlap;
 }
 
+/* The head in training mode (its gradients written) and the rest of the
+ * backward, after DP reduces a skipped step left running. */
+static void head_and_backward(ct_model_t *m, int B, int T, float loss_scale)
+{
+    gpt2_cuda_t *G = m->dev;
+    ct__cuda_wait_reduces(&G->base);
+    head(m, HEAD_TRAIN, loss_scale / (float)(B * T));
+    backward_body(m, B, T);
+}
+
 static void gpt2_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int T, float loss_scale)
 {
     (void)inputs;
     gpt2_cuda_t *G = m->dev;
     CT_ASSERT(m->last_targets != NULL && B == G->last_B && T == G->last_T);
     /* the logits of a plain forward are gone: the head runs again */
-    ct__cuda_wait_reduces(&G->base);
-    head(m, HEAD_TRAIN, loss_scale / (float)(B * T));
-    backward_body(m, B, T);
+    head_and_backward(m, B, T, loss_scale);
 }
 
 static float gpt2_cuda_forward_backward(ct_model_t *m, const int32_t *inputs,
@@ -656,9 +668,7 @@ static float gpt2_cuda_forward_backward(ct_model_t *m, const int32_t *inputs,
 {
     gpt2_cuda_t *G = m->dev;
     forward_body(m, inputs, targets, B, T);
-    ct__cuda_wait_reduces(&G->base);
-    head(m, HEAD_TRAIN, loss_scale / (float)(B * T));
-    backward_body(m, B, T);
+    head_and_backward(m, B, T, loss_scale);
     /* the losses stay in place through the backward: one wait, at the end */
     return ct__cuda_mean_loss(&G->base, G->a.losses, B * T);
 }

@@ -445,15 +445,15 @@ extern "C" void ct_cuda_matmul_forward_f32(ct_cuda_t *ctx, float *out, const ct_
     ct__mm_run(ctx, c, N, C, OC, ct__stream(stream));
 }
 
-extern "C" void ct_cuda_matmul_dinp_f32(ct_cuda_t *ctx, float *dinp, const ct_bf16_t *dout,
-                                        const ct_bf16_t *weight, int N, int C, int OC,
-                                        void *stream)
+/* dinp (N, C) fp32 = dout @ weight, plus dinp itself when add (beta 1). */
+static void ct__mm_dinp_f32(ct_cuda_t *ctx, float *dinp, const ct_bf16_t *dout,
+                            const ct_bf16_t *weight, int N, int C, int OC, int add, void *stream)
 {
     CT_ASSERT(ctx && dinp && dout && weight);
     CT_ASSERT(N > 0 && C > 0 && OC > 0);
     ct__mm_call c;
     memset(&c, 0, sizeof c);
-    c.kind = CT__MM_DINP_F32;
+    c.kind = add ? CT__MM_DINP_F32_ADD : CT__MM_DINP_F32;
     c.ta = CUBLAS_OP_N;
     c.tb = CUBLAS_OP_N;
     c.m = C;
@@ -466,33 +466,21 @@ extern "C" void ct_cuda_matmul_dinp_f32(ct_cuda_t *ctx, float *dinp, const ct_bf
     c.D = dinp;
     c.d_type = CUDA_R_32F;
     c.ldd = C;
-    c.beta = 0.0f;
+    c.beta = add ? 1.0f : 0.0f;
     c.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
     ct__mm_run(ctx, c, N, C, OC, ct__stream(stream));
+}
+
+extern "C" void ct_cuda_matmul_dinp_f32(ct_cuda_t *ctx, float *dinp, const ct_bf16_t *dout,
+                                        const ct_bf16_t *weight, int N, int C, int OC,
+                                        void *stream)
+{
+    ct__mm_dinp_f32(ctx, dinp, dout, weight, N, C, OC, 0, stream);
 }
 
 extern "C" void ct_cuda_matmul_dinp_f32_add(ct_cuda_t *ctx, float *dinp, const ct_bf16_t *dout,
                                             const ct_bf16_t *weight, int N, int C, int OC,
                                             void *stream)
 {
-    CT_ASSERT(ctx && dinp && dout && weight);
-    CT_ASSERT(N > 0 && C > 0 && OC > 0);
-    ct__mm_call c;
-    memset(&c, 0, sizeof c);
-    c.kind = CT__MM_DINP_F32_ADD;
-    c.ta = CUBLAS_OP_N;
-    c.tb = CUBLAS_OP_N;
-    c.m = C;
-    c.n = N;
-    c.k = OC;
-    c.A = weight;
-    c.lda = C;
-    c.B = dout;
-    c.ldb = OC;
-    c.D = dinp;
-    c.d_type = CUDA_R_32F;
-    c.ldd = C;
-    c.beta = 1.0f; /* D = dout @ weight + D */
-    c.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
-    ct__mm_run(ctx, c, N, C, OC, ct__stream(stream));
+    ct__mm_dinp_f32(ctx, dinp, dout, weight, N, C, OC, 1, stream);
 }
