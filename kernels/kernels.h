@@ -472,6 +472,23 @@ void ct_cuda_attention_backward_flash(ct_bf16_t *dqkv, const ct_bf16_t *dout,
                                       const ct_bf16_t *qkv, const ct_bf16_t *out,
                                       const float *stats, float *scratch, int B, int T, int NH,
                                       int HS, void *stream);
+/* The flash kernels on grouped-query attention's separate q, k, v
+ * (ct_cuda_gqa_forward's layout and head mapping): each key/value head's dk
+ * and dv are summed over its query heads in one fp32 accumulator, in head
+ * order, and rounded once (fp32 kept in the _f32kv variant). */
+void ct_cuda_gqa_forward_flash(ct_bf16_t *out, float *stats, const ct_bf16_t *q,
+                               const ct_bf16_t *k, const ct_bf16_t *v, int B, int T, int NH,
+                               int NKV, int HS, int group, int q_head0, void *stream);
+void ct_cuda_gqa_backward_flash(ct_bf16_t *dq, ct_bf16_t *dk, ct_bf16_t *dv,
+                                const ct_bf16_t *dout, const ct_bf16_t *q, const ct_bf16_t *k,
+                                const ct_bf16_t *v, const ct_bf16_t *out, const float *stats,
+                                float *scratch, int B, int T, int NH, int NKV, int HS, int group,
+                                int q_head0, void *stream);
+void ct_cuda_gqa_backward_flash_f32kv(ct_bf16_t *dq, float *dk, float *dv, const ct_bf16_t *dout,
+                                      const ct_bf16_t *q, const ct_bf16_t *k, const ct_bf16_t *v,
+                                      const ct_bf16_t *out, const float *stats, float *scratch,
+                                      int B, int T, int NH, int NKV, int HS, int group,
+                                      int q_head0, void *stream);
 
 /* ---- Llama's ops on the GPU (CPU twins: the Llama-family ops above) ------ */
 
@@ -513,11 +530,14 @@ void ct_cuda_swiglu_backward(ct_bf16_t *dgate, ct_bf16_t *dup, const ct_bf16_t *
 
 /* attention_gqa.cu: causal grouped-query attention with ct_gqa_forward's
  * layout and head mapping (q (B,T,NH*HS), k and v (B,T,NKV*HS), query head
- * h reads key/value head (q_head0 + h) / group), plain CUDA kernels, any
- * HS <= 128. out (B,T,NH*HS) bf16; stats (B,NH,T) the rows' log-sum-exp,
- * as ct_cuda_attention_forward's. The backward OVERWRITES dq, dk, dv (a
- * key/value head no query head reads gets 0); scratch
- * ct_cuda_attention_scratch_floats(B, T, NH) floats. Deterministic. */
+ * h reads key/value head (q_head0 + h) / group). out (B,T,NH*HS) bf16;
+ * stats (B,NH,T) the rows' log-sum-exp, as ct_cuda_attention_forward's.
+ * The backward OVERWRITES dq, dk, dv (a key/value head no query head reads
+ * gets 0); scratch ct_cuda_attention_scratch_floats(B, T, NH) floats.
+ * Deterministic. ct_cuda_gqa_forward/backward take the flash kernels where
+ * they apply (a head size of ct_cuda_attention_flash_supports, 16-byte
+ * aligned tensors) and the *_plain one-warp-per-row kernels (any HS <= 128;
+ * the reference) otherwise. */
 void ct_cuda_gqa_forward(ct_bf16_t *out, float *stats, const ct_bf16_t *q, const ct_bf16_t *k,
                          const ct_bf16_t *v, int B, int T, int NH, int NKV, int HS, int group,
                          int q_head0, void *stream);
@@ -533,6 +553,19 @@ void ct_cuda_gqa_backward_f32kv(ct_bf16_t *dq, float *dk, float *dv, const ct_bf
                                 const ct_bf16_t *out, const float *stats, float *scratch, int B,
                                 int T, int NH, int NKV, int HS, int group, int q_head0,
                                 void *stream);
+void ct_cuda_gqa_forward_plain(ct_bf16_t *out, float *stats, const ct_bf16_t *q,
+                               const ct_bf16_t *k, const ct_bf16_t *v, int B, int T, int NH,
+                               int NKV, int HS, int group, int q_head0, void *stream);
+void ct_cuda_gqa_backward_plain(ct_bf16_t *dq, ct_bf16_t *dk, ct_bf16_t *dv,
+                                const ct_bf16_t *dout, const ct_bf16_t *q, const ct_bf16_t *k,
+                                const ct_bf16_t *v, const ct_bf16_t *out, const float *stats,
+                                float *scratch, int B, int T, int NH, int NKV, int HS, int group,
+                                int q_head0, void *stream);
+void ct_cuda_gqa_backward_plain_f32kv(ct_bf16_t *dq, float *dk, float *dv, const ct_bf16_t *dout,
+                                      const ct_bf16_t *q, const ct_bf16_t *k, const ct_bf16_t *v,
+                                      const ct_bf16_t *out, const float *stats, float *scratch,
+                                      int B, int T, int NH, int NKV, int HS, int group,
+                                      int q_head0, void *stream);
 /* cuDNN's SDPA on the same buffers, for the plain mapping (group NH/NKV,
  * q_head0 0): prepare builds and caches the graphs of a shape and returns
  * CT_ERR_UNSUPPORTED (cuDNN's reason at debug level) when the context does

@@ -26,12 +26,16 @@
  * every rank computes the same k_proj/v_proj gradients, and TP rank 0
  * alone adds their input gradient before the all-reduce of dln.
  *
- * Attention: the plain GQA kernels of attention_gqa.cu, or with
- * model.attention cudnn (an opt-in: not validated on a GPU yet) cuDNN's
- * SDPA with fewer key/value heads for the training shape.
+ * Attention: ct_cuda_gqa_forward/backward, which take the flash kernels
+ * (attention_flash.cu: key tiles, online softmax, tensor cores; a shared
+ * key/value head's gradient summed over its query heads in one fp32
+ * accumulator) for head sizes 16/32/64/128 and the one-warp-per-row
+ * kernels of attention_gqa.cu otherwise; or with model.attention cudnn (an
+ * opt-in: not validated on a GPU yet) cuDNN's SDPA with fewer key/value
+ * heads for the training shape.
  *
- * Left out: sequence parallelism and recompute (refused with a hint), the
- * flash kernels for GQA, overlapping the TP collectives with compute,
+ * Left out: sequence parallelism and recompute (refused with a hint),
+ * overlapping the TP collectives with compute,
  * bit-exact reproducibility on a real GPU (the embedding backward uses
  * atomics). */
 #include <math.h>
@@ -127,8 +131,8 @@ static CT_MUST_USE ct_status_t llama_setup(ct_model_t *m, ct_optim_t *o, const c
     free(inv), free(cs);
 
     /* model.attention cudnn opts in to cuDNN's SDPA (GQA through fewer
-     * key/value heads); auto and plain take the plain GQA kernels, which
-     * the emulator validates against the CPU model */
+     * key/value heads); auto and plain take our kernels (flash where the
+     * head size allows), which the emulator validates against the CPU model */
     if (cfg->model.attention == CT_ATTENTION_CUDNN) {
         if (d->tp > 1 && !d->kv_sharded) {
             CT_LOG_ERROR("model.attention is cudnn, but parallel.tp = %d does not divide the %d "
@@ -154,7 +158,9 @@ static CT_MUST_USE ct_status_t llama_setup(ct_model_t *m, ct_optim_t *o, const c
                    : d->kv_sharded ? ", tensor parallel"
                                    : ", tensor parallel with replicated key/value heads",
                    G->alloc_bytes / 1048576.0, G->act_bytes / 1048576.0,
-                   G->cudnn_att ? "cuDNN" : "the plain GQA kernels");
+                   G->cudnn_att                            ? "cuDNN"
+                   : ct_cuda_attention_flash_supports(d->HS) ? "the flash GQA kernels"
+                                                             : "the per-row GQA kernels");
     return CT_OK;
 }
 

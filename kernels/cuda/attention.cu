@@ -281,14 +281,6 @@ void ct_cuda_attention_backward_plain(ct_bf16_t *dqkv, const ct_bf16_t *dout,
 
 /* ---- dispatch ----------------------------------------------------------- */
 
-/* The flash kernels apply: a head size they are built for and 16-byte
- * aligned tensors (their 128-bit loads and stores). */
-static int ct__use_flash(int HS, const void *a, const void *b, const void *c, const void *d)
-{
-    uintptr_t any = (uintptr_t)a | (uintptr_t)b | (uintptr_t)c | (uintptr_t)d;
-    return ct_cuda_attention_flash_supports(HS) && (any & 15u) == 0;
-}
-
 void ct_cuda_attention_forward(ct_cuda_t *ctx, ct_bf16_t *out, float *stats,
                                const ct_bf16_t *qkv, int B, int T, int NH, int HS, void *stream)
 {

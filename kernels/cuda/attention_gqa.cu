@@ -12,8 +12,10 @@
  * sums over every query head of g's group in a fixed order: each gradient
  * element is written by one warp, deterministic, no atomics. The *_cudnn
  * entry points run cuDNN's SDPA on the same buffers (attention_cudnn.cu;
- * its stub in builds without cuDNN). Left out: tensor cores
- * (attention_flash.cu does not take separate K/V heads yet). */
+ * its stub in builds without cuDNN). ct_cuda_gqa_forward/backward run
+ * attention_flash.cu's tensor-core kernels where they apply (head sizes
+ * 16/32/64/128, aligned tensors) and these per-row kernels, the
+ * reference, otherwise. */
 #include <math.h>
 
 #include "kernels/cuda/cuda_common.cuh"
@@ -264,7 +266,7 @@ static ct__gqa_shape gqa_shape(int B, int T, int NH, int NKV, int HS, int group,
     return s;
 }
 
-void ct_cuda_gqa_forward(ct_bf16_t *out, float *stats, const ct_bf16_t *q, const ct_bf16_t *k,
+void ct_cuda_gqa_forward_plain(ct_bf16_t *out, float *stats, const ct_bf16_t *q, const ct_bf16_t *k,
                          const ct_bf16_t *v, int B, int T, int NH, int NKV, int HS, int group,
                          int q_head0, void *stream)
 {
@@ -291,7 +293,7 @@ static void gqa_backward(ct_bf16_t *dq, ct_bf16_t *dk, ct_bf16_t *dv, float *dk3
                      k, v, stats, scratch, sh);
 }
 
-void ct_cuda_gqa_backward(ct_bf16_t *dq, ct_bf16_t *dk, ct_bf16_t *dv, const ct_bf16_t *dout,
+void ct_cuda_gqa_backward_plain(ct_bf16_t *dq, ct_bf16_t *dk, ct_bf16_t *dv, const ct_bf16_t *dout,
                           const ct_bf16_t *q, const ct_bf16_t *k, const ct_bf16_t *v,
                           const ct_bf16_t *out, const float *stats, float *scratch, int B, int T,
                           int NH, int NKV, int HS, int group, int q_head0, void *stream)
@@ -300,7 +302,7 @@ void ct_cuda_gqa_backward(ct_bf16_t *dq, ct_bf16_t *dk, ct_bf16_t *dv, const ct_
                  HS, group, q_head0, stream);
 }
 
-void ct_cuda_gqa_backward_f32kv(ct_bf16_t *dq, float *dk, float *dv, const ct_bf16_t *dout,
+void ct_cuda_gqa_backward_plain_f32kv(ct_bf16_t *dq, float *dk, float *dv, const ct_bf16_t *dout,
                                 const ct_bf16_t *q, const ct_bf16_t *k, const ct_bf16_t *v,
                                 const ct_bf16_t *out, const float *stats, float *scratch, int B,
                                 int T, int NH, int NKV, int HS, int group, int q_head0,
@@ -309,6 +311,45 @@ void ct_cuda_gqa_backward_f32kv(ct_bf16_t *dq, float *dk, float *dv, const ct_bf
     CT_ASSERT(dk != NULL && dv != NULL);
     gqa_backward(dq, nullptr, nullptr, dk, dv, dout, q, k, v, out, stats, scratch, B, T, NH, NKV,
                  HS, group, q_head0, stream);
+}
+
+/* ---- dispatch: the flash kernels where they apply ---------------------- */
+
+void ct_cuda_gqa_forward(ct_bf16_t *out, float *stats, const ct_bf16_t *q, const ct_bf16_t *k,
+                         const ct_bf16_t *v, int B, int T, int NH, int NKV, int HS, int group,
+                         int q_head0, void *stream)
+{
+    if (ct__use_flash(HS, out, q, k, v))
+        ct_cuda_gqa_forward_flash(out, stats, q, k, v, B, T, NH, NKV, HS, group, q_head0, stream);
+    else
+        ct_cuda_gqa_forward_plain(out, stats, q, k, v, B, T, NH, NKV, HS, group, q_head0, stream);
+}
+
+void ct_cuda_gqa_backward(ct_bf16_t *dq, ct_bf16_t *dk, ct_bf16_t *dv, const ct_bf16_t *dout,
+                          const ct_bf16_t *q, const ct_bf16_t *k, const ct_bf16_t *v,
+                          const ct_bf16_t *out, const float *stats, float *scratch, int B, int T,
+                          int NH, int NKV, int HS, int group, int q_head0, void *stream)
+{
+    if (ct__use_flash(HS, dq, dk, dv, dout, q, k, v, out))
+        ct_cuda_gqa_backward_flash(dq, dk, dv, dout, q, k, v, out, stats, scratch, B, T, NH, NKV,
+                                   HS, group, q_head0, stream);
+    else
+        ct_cuda_gqa_backward_plain(dq, dk, dv, dout, q, k, v, out, stats, scratch, B, T, NH, NKV,
+                                   HS, group, q_head0, stream);
+}
+
+void ct_cuda_gqa_backward_f32kv(ct_bf16_t *dq, float *dk, float *dv, const ct_bf16_t *dout,
+                                const ct_bf16_t *q, const ct_bf16_t *k, const ct_bf16_t *v,
+                                const ct_bf16_t *out, const float *stats, float *scratch, int B,
+                                int T, int NH, int NKV, int HS, int group, int q_head0,
+                                void *stream)
+{
+    if (ct__use_flash(HS, dq, dk, dv, dout, q, k, v, out))
+        ct_cuda_gqa_backward_flash_f32kv(dq, dk, dv, dout, q, k, v, out, stats, scratch, B, T,
+                                         NH, NKV, HS, group, q_head0, stream);
+    else
+        ct_cuda_gqa_backward_plain_f32kv(dq, dk, dv, dout, q, k, v, out, stats, scratch, B, T,
+                                         NH, NKV, HS, group, q_head0, stream);
 }
 
 /* ---- cuDNN ----------------------------------------------------------------- */

@@ -59,6 +59,20 @@ void ct__cudnn_gqa_backward(ct_cuda_t *ctx, ct_bf16_t *dq, ct_bf16_t *dk, ct_bf1
 static inline cudaStream_t ct__stream(void *s) { return (cudaStream_t)s; }
 static inline int ct__ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
 
+/* The flash attention kernels apply (attention.cu and attention_gqa.cu
+ * dispatch on this): a head size they are built for, and 16-byte aligned
+ * tensors for their 128-bit loads and stores (row strides are whole heads,
+ * multiples of 16 elements, for every supported head size). */
+static inline int ct__use_flash(int HS, const void *a, const void *b, const void *c,
+                                const void *d, const void *e = nullptr,
+                                const void *f = nullptr, const void *g = nullptr,
+                                const void *h = nullptr)
+{
+    uintptr_t any = (uintptr_t)a | (uintptr_t)b | (uintptr_t)c | (uintptr_t)d | (uintptr_t)e |
+                    (uintptr_t)f | (uintptr_t)g | (uintptr_t)h;
+    return ct_cuda_attention_flash_supports(HS) && (any & 15u) == 0;
+}
+
 /* Blocks for a grid-stride loop over `work` items with `block` threads:
  * one item per thread, at least 1 block, at most 65536 (the loop covers the
  * rest). */

@@ -1535,8 +1535,9 @@ static void test_swiglu(long n)
     free(g), free(u), free(d), free(o), free(dg), free(du);
 }
 
-/* NKV key/value heads read by NH query heads through group and q_head0 (a
- * tensor-parallel rank's view when q_head0 > 0). */
+/* The per-row GQA kernels (the reference): NKV key/value heads read by NH
+ * query heads through group and q_head0 (a tensor-parallel rank's view when
+ * q_head0 > 0). */
 static void test_gqa(int B, int T, int NH, int NKV, int HS, int group, int q_head0)
 {
     char tag[128];
@@ -1558,10 +1559,10 @@ static void test_gqa(int B, int T, int NH, int NKV, int HS, int group, int q_hea
     float *d_scr = d_alloc((size_t)nst * 4, "gqa scratch");
     d_fill_nan(d_o, (size_t)nq * 2), d_fill_nan(d_dq, (size_t)nq * 2);
     d_fill_nan(d_dk, (size_t)nk * 2), d_fill_nan(d_dv, (size_t)nk * 2);
-    ct_cuda_gqa_forward(d_o, d_st, d_q, d_k, d_v, B, T, NH, NKV, HS, group, q_head0, NULL);
+    ct_cuda_gqa_forward_plain(d_o, d_st, d_q, d_k, d_v, B, T, NH, NKV, HS, group, q_head0, NULL);
     cmp_bf16(tag, "fwd out", d_o, out, nq, NH * HS, TOL_ATT_OUT);
-    ct_cuda_gqa_backward(d_dq, d_dk, d_dv, d_do, d_q, d_k, d_v, d_o, d_st, d_scr, B, T, NH, NKV,
-                         HS, group, q_head0, NULL);
+    ct_cuda_gqa_backward_plain(d_dq, d_dk, d_dv, d_do, d_q, d_k, d_v, d_o, d_st, d_scr, B, T, NH,
+                               NKV, HS, group, q_head0, NULL);
     cmp_bf16(tag, "bwd dq", d_dq, dq, nq, NH * HS, TOL_ATT_DQKV);
     cmp_bf16(tag, "bwd dk", d_dk, dk, nk, NKV * HS, TOL_ATT_DQKV);
     cmp_bf16(tag, "bwd dv", d_dv, dv, nk, NKV * HS, TOL_ATT_DQKV);
@@ -1584,8 +1585,8 @@ static void test_gqa(int B, int T, int NH, int NKV, int HS, int group, int q_hea
     { /* fp32 key/value gradients (the tensor-parallel sum's input) */
         float *d_kv = d_alloc((size_t)nk * 8, "gqa dkv f32");
         d_fill_nan(d_kv, (size_t)nk * 8);
-        ct_cuda_gqa_backward_f32kv(d_dq, d_kv, d_kv + nk, d_do, d_q, d_k, d_v, d_o, d_st, d_scr, B,
-                                   T, NH, NKV, HS, group, q_head0, NULL);
+        ct_cuda_gqa_backward_plain_f32kv(d_dq, d_kv, d_kv + nk, d_do, d_q, d_k, d_v, d_o, d_st,
+                                         d_scr, B, T, NH, NKV, HS, group, q_head0, NULL);
         cmp_bf16(tag, "bwd dq (f32kv)", d_dq, dq, nq, NH * HS, TOL_ATT_DQKV);
         cmp_f32(tag, "bwd dk (fp32)", d_kv, dk, nk, NKV * HS, TOL_ATT_DQKV);
         cmp_f32(tag, "bwd dv (fp32)", d_kv + nk, dv, nk, NKV * HS, TOL_ATT_DQKV);
@@ -1595,6 +1596,182 @@ static void test_gqa(int B, int T, int NH, int NKV, int HS, int group, int q_hea
     d_free(d_dv), d_free(d_st), d_free(d_scr);
     free(q), free(k), free(v), free(dout), free(out), free(att), free(scr), free(dq), free(dk);
     free(dv);
+}
+
+/* The flash kernels on grouped-query attention, against the CPU reference
+ * with flash_errors' per-element bounds computed on the equivalent
+ * multi-head problem (each query head's key/value head copied into an
+ * expanded qkv); a key/value head's bound sums its query heads' bounds.
+ * Bit for bit: out, stats and dq equal GPT-2's flash kernels on the
+ * expanded qkv (the same tiles in the same order), and with group 1 dk and
+ * dv too; the fp32 dk/dv rounded once equal the bf16 variant's; a repeated
+ * backward gives the same bits; the dispatchers give the flash bits when
+ * aligned and the per-row bits for an output off 16-byte alignment; key/
+ * value heads no query head reads get exactly 0. */
+static void test_gqa_flash(int B, int T, int NH, int NKV, int HS, int group, int q_head0)
+{
+    char tag[128];
+    snprintf(tag, sizeof tag, "gqa flash B=%d T=%d NH=%d NKV=%d HS=%d group=%d q_head0=%d", B, T,
+             NH, NKV, HS, group, q_head0);
+    CHECK_MSG(ct_cuda_attention_flash_supports(HS), "%s: head size not supported", tag);
+    if (!ct_cuda_attention_flash_supports(HS)) return;
+    const int C = NH * HS, CK = NKV * HS;
+    const long nq = (long)B * T * C, nk = (long)B * T * CK, nst = (long)B * NH * T;
+    const long nqkv = 3 * nq;
+    float *q = h_randn_bf(nq, 2.0f, 0.0f), *k = h_randn_bf(nk, 2.0f, 0.0f);
+    float *v = h_randn_bf(nk, 1.0f, 0.0f), *dout = h_randn_bf(nq, 1.0f, 0.0f);
+    float *out = h_f(nq), *att = h_f((long)B * NH * T * T), *scr = h_f(ct_attention_scratch_floats(B, T, NH));
+    float *dq = h_f(nq), *dk = h_f(nk), *dv = h_f(nk);
+    ct_gqa_forward_ref(out, att, q, k, v, B, T, NH, NKV, HS, group, q_head0);
+    memset(dq, 0, (size_t)nq * 4), memset(dk, 0, (size_t)nk * 4), memset(dv, 0, (size_t)nk * 4);
+    ct_gqa_backward_ref(dq, dk, dv, dout, q, k, v, att, scr, B, T, NH, NKV, HS, group, q_head0);
+    /* the expanded multi-head qkv (B,T,3C) */
+    float *qkv = h_f(nqkv);
+    for (long bt = 0; bt < (long)B * T; bt++)
+        for (int h = 0; h < NH; h++) {
+            const int g = (q_head0 + h) / group;
+            memcpy(qkv + bt * 3 * C + h * HS, q + bt * C + h * HS, (size_t)HS * 4);
+            memcpy(qkv + bt * 3 * C + C + h * HS, k + bt * CK + g * HS, (size_t)HS * 4);
+            memcpy(qkv + bt * 3 * C + 2 * C + h * HS, v + bt * CK + g * HS, (size_t)HS * 4);
+        }
+
+    ct_bf16_t *d_q = d_up_bf16(q, nq, "gqaf q"), *d_k = d_up_bf16(k, nk, "gqaf k");
+    ct_bf16_t *d_v = d_up_bf16(v, nk, "gqaf v"), *d_do = d_up_bf16(dout, nq, "gqaf dout");
+    ct_bf16_t *d_qkv = d_up_bf16(qkv, nqkv, "gqaf qkv");
+    ct_bf16_t *d_o = d_alloc((size_t)nq * 2 + 16, "gqaf out"), *d_o2 = d_alloc((size_t)nq * 2, "gqaf out2");
+    ct_bf16_t *d_dq = d_alloc((size_t)nq * 2 + 16, "gqaf dq"), *d_dk = d_alloc((size_t)nk * 2, "gqaf dk");
+    ct_bf16_t *d_dv = d_alloc((size_t)nk * 2, "gqaf dv"), *d_dqkv = d_alloc((size_t)nqkv * 2, "gqaf dqkv");
+    float *d_st = d_alloc((size_t)nst * 4, "gqaf stats"), *d_st2 = d_alloc((size_t)nst * 4, "gqaf stats2");
+    float *d_scr = d_alloc((size_t)nst * 4, "gqaf scratch"), *d_kv = d_alloc((size_t)nk * 8, "gqaf dkv f32");
+
+    /* forward against the CPU */
+    d_fill_nan(d_o, (size_t)nq * 2), d_fill_nan(d_st, (size_t)nst * 4);
+    ct_cuda_gqa_forward_flash(d_o, d_st, d_q, d_k, d_v, B, T, NH, NKV, HS, group, q_head0, NULL);
+    float *g_out = h_f(nq);
+    down_bf16(g_out, d_o, nq);
+    double *e_out = h_alloc((size_t)nq * sizeof(double)), *e_dqkv = h_alloc((size_t)nqkv * sizeof(double));
+    flash_errors(e_out, e_dqkv, qkv, dout, att, out, g_out, B, T, NH, HS);
+    double *e_dq = h_alloc((size_t)nq * sizeof(double)), *e_dk = h_alloc((size_t)nk * sizeof(double));
+    double *e_dv = h_alloc((size_t)nk * sizeof(double));
+    for (long bt = 0; bt < (long)B * T; bt++)
+        for (int h = 0; h < NH; h++) {
+            const int g = (q_head0 + h) / group;
+            for (int d = 0; d < HS; d++) {
+                e_dq[bt * C + h * HS + d] = e_dqkv[bt * 3 * C + h * HS + d];
+                e_dk[bt * CK + g * HS + d] += e_dqkv[bt * 3 * C + C + h * HS + d];
+                e_dv[bt * CK + g * HS + d] += e_dqkv[bt * 3 * C + 2 * C + h * HS + d];
+            }
+        }
+    const tol_t rms_out = {0, 0, 1e-2}, none = {0, 0, 0};
+    double *bd = flash_bound(e_out, out, nq, 1.0 / 128);
+    compare_b(tag, "fwd out vs cpu", g_out, out, nq, C, rms_out, bd);
+    free(bd);
+
+    /* backward, bf16 and fp32 key/value gradients, against the CPU */
+    d_fill_nan(d_dq, (size_t)nq * 2), d_fill_nan(d_dk, (size_t)nk * 2), d_fill_nan(d_dv, (size_t)nk * 2);
+    ct_cuda_gqa_backward_flash(d_dq, d_dk, d_dv, d_do, d_q, d_k, d_v, d_o, d_st, d_scr, B, T, NH,
+                               NKV, HS, group, q_head0, NULL);
+    float *g_dq = h_f(nq), *g_dk = h_f(nk), *g_dv = h_f(nk);
+    down_bf16(g_dq, d_dq, nq), down_bf16(g_dk, d_dk, nk), down_bf16(g_dv, d_dv, nk);
+    bd = flash_bound(e_dq, dq, nq, 1.0 / 128);
+    compare_b(tag, "bwd dq vs cpu", g_dq, dq, nq, C, none, bd);
+    free(bd), bd = flash_bound(e_dk, dk, nk, 1.0 / 128);
+    compare_b(tag, "bwd dk vs cpu", g_dk, dk, nk, CK, none, bd);
+    free(bd), bd = flash_bound(e_dv, dv, nk, 1.0 / 128);
+    compare_b(tag, "bwd dv vs cpu", g_dv, dv, nk, CK, none, bd);
+    free(bd);
+    d_fill_nan(d_kv, (size_t)nk * 8);
+    ct_cuda_gqa_backward_flash_f32kv(d_dq, d_kv, d_kv + nk, d_do, d_q, d_k, d_v, d_o, d_st, d_scr,
+                                     B, T, NH, NKV, HS, group, q_head0, NULL);
+    float *g_kv = h_f(2 * nk);
+    down_f32(g_kv, d_kv, 2 * nk);
+    bd = flash_bound(e_dk, dk, nk, FA_F32);
+    compare_b(tag, "bwd dk (fp32) vs cpu", g_kv, dk, nk, CK, none, bd);
+    free(bd), bd = flash_bound(e_dv, dv, nk, FA_F32);
+    compare_b(tag, "bwd dv (fp32) vs cpu", g_kv + nk, dv, nk, CK, none, bd);
+    free(bd);
+
+    /* bits: the fp32 variant rounded once, dq of both variants */
+    /* room for dqkv, or dq, dk, dv (NKV may exceed NH) */
+    uint16_t *want = h_alloc((size_t)(nqkv + 2 * nk) * 2), *got = h_alloc((size_t)(nqkv + 2 * nk) * 2);
+    uint16_t *want_q = h_alloc((size_t)nq * 2), *want_k = h_alloc((size_t)nk * 2);
+    uint16_t *want_v = h_alloc((size_t)nk * 2);
+    down_raw(got, d_dq, (size_t)nq * 2);
+    d_fill_nan(d_dq, (size_t)nq * 2);
+    ct_cuda_gqa_backward_flash(d_dq, d_dk, d_dv, d_do, d_q, d_k, d_v, d_o, d_st, d_scr, B, T, NH,
+                               NKV, HS, group, q_head0, NULL);
+    down_raw(want_q, d_dq, (size_t)nq * 2), down_raw(want_k, d_dk, (size_t)nk * 2);
+    down_raw(want_v, d_dv, (size_t)nk * 2);
+    compare_bits(tag, "bwd dq of the f32kv variant = bf16 variant", got, want_q, nq, 2, 0);
+    for (long i = 0; i < 2 * nk; i++) got[i] = f2bf(g_kv[i]);
+    compare_bits(tag, "bwd dk (fp32) rounded = bf16 variant", got, want_k, nk, 2, 0);
+    compare_bits(tag, "bwd dv (fp32) rounded = bf16 variant", got + nk, want_v, nk, 2, 0);
+    for (long i = 0; i < nk; i++) got[i] = f2bf(g_dk[i]); /* the first run's dk */
+    compare_bits(tag, "bwd repeated: dk same bits", got, want_k, nk, 2, 0);
+
+    /* bits: GPT-2's flash kernels on the expanded qkv */
+    uint16_t *wo = h_alloc((size_t)nq * 2), *go = h_alloc((size_t)nq * 2);
+    uint32_t *ws = h_alloc((size_t)nst * 4), *gs = h_alloc((size_t)nst * 4);
+    down_raw(go, d_o, (size_t)nq * 2), down_raw(gs, d_st, (size_t)nst * 4);
+    d_fill_nan(d_o2, (size_t)nq * 2), d_fill_nan(d_st2, (size_t)nst * 4);
+    ct_cuda_attention_forward_flash(d_o2, d_st2, d_qkv, B, T, NH, HS, NULL);
+    down_raw(wo, d_o2, (size_t)nq * 2), down_raw(ws, d_st2, (size_t)nst * 4);
+    compare_bits(tag, "fwd out = MHA flash on expanded qkv", go, wo, nq, 2, 0);
+    compare_bits(tag, "fwd stats = MHA flash on expanded qkv", gs, ws, nst, 4, 0);
+    d_fill_nan(d_dqkv, (size_t)nqkv * 2);
+    ct_cuda_attention_backward_flash(d_dqkv, d_do, d_qkv, d_o2, d_st2, d_scr, B, T, NH, HS, NULL);
+    down_raw(want, d_dqkv, (size_t)nqkv * 2);
+    for (long bt = 0; bt < (long)B * T; bt++)
+        for (int c = 0; c < C; c++) {
+            got[bt * C + c] = want[bt * 3 * C + c];
+            if (group == 1 && q_head0 == 0 && NKV == NH) /* the same heads: dk, dv too */
+                got[nq + bt * C + c] = want[bt * 3 * C + C + c],
+                got[2 * nq + bt * C + c] = want[bt * 3 * C + 2 * C + c];
+        }
+    compare_bits(tag, "bwd dq = MHA flash on expanded qkv", want_q, got, nq, 2, 0);
+    if (group == 1 && q_head0 == 0 && NKV == NH) {
+        compare_bits(tag, "bwd dk = MHA flash (group 1)", want_k, got + nq, nk, 2, 0);
+        compare_bits(tag, "bwd dv = MHA flash (group 1)", want_v, got + 2 * nq, nk, 2, 0);
+    }
+
+    /* the dispatchers: flash bits when aligned ... */
+    d_fill_nan(d_o2, (size_t)nq * 2), d_fill_nan(d_st2, (size_t)nst * 4);
+    ct_cuda_gqa_forward(d_o2, d_st2, d_q, d_k, d_v, B, T, NH, NKV, HS, group, q_head0, NULL);
+    down_raw(wo, d_o2, (size_t)nq * 2), down_raw(ws, d_st2, (size_t)nst * 4);
+    compare_bits(tag, "dispatch fwd out = flash", wo, go, nq, 2, 0);
+    compare_bits(tag, "dispatch fwd stats = flash", ws, gs, nst, 4, 0);
+    d_fill_nan(d_dq, (size_t)nq * 2), d_fill_nan(d_dk, (size_t)nk * 2), d_fill_nan(d_dv, (size_t)nk * 2);
+    ct_cuda_gqa_backward(d_dq, d_dk, d_dv, d_do, d_q, d_k, d_v, d_o, d_st, d_scr, B, T, NH, NKV,
+                         HS, group, q_head0, NULL);
+    down_raw(got, d_dq, (size_t)nq * 2), down_raw(got + nq, d_dk, (size_t)nk * 2);
+    down_raw(got + nq + nk, d_dv, (size_t)nk * 2);
+    compare_bits(tag, "dispatch bwd dq = flash", got, want_q, nq, 2, 0);
+    compare_bits(tag, "dispatch bwd dk = flash", got + nq, want_k, nk, 2, 0);
+    compare_bits(tag, "dispatch bwd dv = flash", got + nq + nk, want_v, nk, 2, 0);
+    /* ... and the per-row bits for an output off 16-byte alignment */
+    ct_bf16_t *u_o = d_o + 1, *u_dq = d_dq + 1;
+    ct_cuda_gqa_forward_plain(d_o2, d_st2, d_q, d_k, d_v, B, T, NH, NKV, HS, group, q_head0, NULL);
+    down_raw(wo, d_o2, (size_t)nq * 2), down_raw(ws, d_st2, (size_t)nst * 4);
+    ct_cuda_gqa_forward(u_o, d_st, d_q, d_k, d_v, B, T, NH, NKV, HS, group, q_head0, NULL);
+    down_raw(go, u_o, (size_t)nq * 2), down_raw(gs, d_st, (size_t)nst * 4);
+    compare_bits(tag, "dispatch fwd, unaligned out = per-row", go, wo, nq, 2, 0);
+    compare_bits(tag, "dispatch fwd, unaligned out: stats = per-row", gs, ws, nst, 4, 0);
+    ct_cuda_gqa_backward_plain(d_dq, d_dk, d_dv, d_do, d_q, d_k, d_v, d_o2, d_st2, d_scr, B, T, NH,
+                               NKV, HS, group, q_head0, NULL);
+    down_raw(want, d_dq, (size_t)nq * 2), down_raw(want + nq, d_dk, (size_t)nk * 2);
+    ct_cuda_gqa_backward(u_dq, d_dk, d_dv, d_do, d_q, d_k, d_v, d_o2, d_st2, d_scr, B, T, NH, NKV,
+                         HS, group, q_head0, NULL);
+    down_raw(got, u_dq, (size_t)nq * 2), down_raw(got + nq, d_dk, (size_t)nk * 2);
+    compare_bits(tag, "dispatch bwd, unaligned dq = per-row", got, want, nq, 2, 0);
+    compare_bits(tag, "dispatch bwd, unaligned dq: dk = per-row", got + nq, want + nq, nk, 2, 0);
+
+    d_free(d_q), d_free(d_k), d_free(d_v), d_free(d_do), d_free(d_qkv), d_free(d_o), d_free(d_o2);
+    d_free(d_dq), d_free(d_dk), d_free(d_dv), d_free(d_dqkv), d_free(d_st), d_free(d_st2);
+    d_free(d_scr), d_free(d_kv);
+    free(q), free(k), free(v), free(dout), free(out), free(att), free(scr), free(dq), free(dk);
+    free(dv), free(qkv), free(g_out), free(e_out), free(e_dqkv), free(e_dq), free(e_dk), free(e_dv);
+    free(g_dq), free(g_dk), free(g_dv), free(g_kv), free(want), free(got);
+    free(want_q), free(want_k), free(want_v), free(wo), free(go), free(ws), free(gs);
 }
 
 int main(void)
@@ -1695,6 +1872,14 @@ int main(void)
     test_gqa(1, 37, 4, 4, 64, 1, 0);  /* multi-head */
     test_gqa(2, 33, 3, 1, 40, 3, 0);  /* multi-query, HS not a multiple of 32 */
     test_gqa(1, 29, 2, 3, 32, 2, 2);  /* a TP rank's view: query heads 2-3 of replicated kv */
+    /* the flash kernels: groups of 3 over 16-wide heads, 64-wide groups of 2
+     * across key tiles, multi-query, a TP rank's view with unread kv heads 0
+     * and 2, multi-head 128-wide */
+    test_gqa_flash(2, 17, 6, 2, 16, 3, 0);
+    test_gqa_flash(1, 65, 4, 2, 64, 2, 0);
+    test_gqa_flash(2, 33, 3, 1, 32, 3, 0);
+    test_gqa_flash(1, 29, 2, 3, 32, 2, 2);
+    test_gqa_flash(1, 129, 2, 2, 128, 1, 0);
 
     ct_cuda_free(ctx);
     return ct_test_finish("test_cuda_ops");

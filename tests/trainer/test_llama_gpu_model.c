@@ -10,7 +10,8 @@
  * Each for grouped-query attention (n_kv_head < n_head) with a tied and an
  * untied head, multi-query attention and plain multi-head attention, at
  * odd-ish widths (a SwiGLU width that is no power of two, llama3 RoPE
- * scaling on one). With cuDNN (a real GPU; not on the emulator) the same
+ * scaling on one), with head sizes that take the flash kernels and ones
+ * that take the per-row kernels. With cuDNN (a real GPU; not on the emulator) the same
  * training checks run model.attention cudnn, cuDNN's SDPA with fewer
  * key/value heads; without it, asking for cudnn fails. Also: ln_gelu
  * recompute is refused with a hint (gelu, the default, is nothing to a Llama), and model.device auto knows which layouts the GPU
@@ -41,7 +42,7 @@
 #define B 16
 #define T 128
 #define L_ 4
-#define C_ 128
+#define C_ 192 /* head sizes 32, 48, 64: flash and per-row kernels */
 #define F_ 352
 #define V_ 4096
 #define DROP 0.2f
@@ -61,6 +62,7 @@ static const variant_t variants[] = {
     {"gqa, untied head, llama3 rope", 6, 3, 0, 1, CT_ATTENTION_AUTO},
     {"mqa, untied head", 4, 1, 0, 0, CT_ATTENTION_AUTO},
     {"mha, tied head", 4, 4, 1, 0, CT_ATTENTION_AUTO},
+    {"gqa, head size 16 (flash kernels on the emulator)", 3, 1, 0, 0, CT_ATTENTION_AUTO},
 };
 static const variant_t cudnn_variant = {"gqa, untied head, cudnn", 6, 2, 0, 0,
                                         CT_ATTENTION_CUDNN};
