@@ -426,76 +426,24 @@ static void forward_body(ct_model_t *m, const int32_t *inputs, const int32_t *ta
     m->last_targets = targets;
 }
 
-/* The LM head and cross-entropy, chunk by chunk of R rows (ct__gpt2_head_rows):
- * the logits of a chunk (this rank's Vpl columns), then
- *   HEAD_LOGITS (no targets): nothing more; the last chunk's logits stay
- *     for gpt2_cuda_logits_row;
- *   HEAD_LOSS: the per-row losses;
- *   HEAD_TRAIN: the losses and, in place of the logits, their gradient
- *     (dloss per row), then at once the head's backward: wte's gradient
- *     += dlogits^T lnf, and d(lnf) into a->dln (this rank's rows).
- * At tp = 1 one fused kernel computes a chunk's losses and dlogits in one
- * pass over its logits. Under TP each chunk's cross-entropy statistics are
- * all-gathered (the logits never leave their rank), and the input gradient
+/* The LM head and cross-entropy, chunk by chunk (ct__cuda_head,
+ * model/model_cuda.c; mode CT_HEAD_*): the logits exist for one chunk of
+ * rows at a time; in training the head's backward writes wte's gradient
+ * and d(lnf) into a->dln (this rank's rows). Under TP the input gradient
  * partials of all chunks are summed over the group once, at the end. */
-enum { HEAD_LOGITS, HEAD_LOSS, HEAD_TRAIN };
-
 static void head(ct_model_t *m, int mode, float dloss)
 {
     gpt2_cuda_t *G = m->dev;
-    const ct_model_dims_t *d = &m->d;
     gpu_acts_t *a = &G->a;
-    const ct_gpt2_bf16_tensors_t *p = &G->p;
-    void *s = G->stream;
-    const int C = d->C, Vpl = d->Vpl, N = G->last_B * G->last_T;
-    const int R = ct__gpt2_head_rows(m->B, m->T);
+    const int N = G->last_B * G->last_T;
     /* under SP the gathered lnf stays in a->sp_gather for the backward */
-    const ct_bf16_t *lnf_in = col_input(m, a->lnf, N);
-    const int first = mode == HEAD_LOGITS ? (N - 1) / R * R : 0;
-    for (int r0 = first; r0 < N; r0 += R) {
-        const int n = N - r0 < R ? N - r0 : R;
-        const ct_bf16_t *x = lnf_in + (size_t)r0 * C;
-        OP(F_MATMUL, 2.0 * n * C * Vpl, 0, s,
-           ct_cuda_matmul_forward(G->ctx, a->logits, NULL, x, p->wte, NULL, n, C, Vpl, s));
-        if (mode == HEAD_LOGITS) {
-            G->logits_row0 = r0;
-            break;
-        }
-        const float dl = mode == HEAD_TRAIN ? dloss : 0.0f;
-        if (!G->tpc) {
-            OP(F_XENT, 0, (size_t)n * Vpl * (dl != 0.0f ? 4 : 2), s,
-               ct_cuda_xent_forward_backward(a->losses + r0, a->logits, a->targets + r0, dl, n,
-                                             d->V, Vpl, s));
-        } else {
-            float *mine = a->xstats + (size_t)d->tp_rank * n * 3;
-            OP(F_XENT, 0, (size_t)n * Vpl * 2, s,
-               ct_cuda_xent_vp_stats(mine, a->logits, a->targets + r0, n, d->v_start, d->Vl, Vpl,
-                                     s));
-            OP(F_TP, 0, (size_t)n * 12 * d->tp, s,
-               tp_check(m, ct_comm_allgather(G->tpc, mine, a->xstats, (size_t)n * 3,
-                                             CT_DTYPE_F32, s)));
-            OP(F_XENT, 0, (size_t)n * 12 * d->tp, s,
-               ct_cuda_xent_vp_finish(a->losses + r0, a->lse + r0, a->xstats, n, d->tp, s));
-            if (mode == HEAD_TRAIN)
-                OP(F_XENT, 0, (size_t)n * Vpl * 4, s,
-                   ct_cuda_xent_vp_backward(a->logits, a->lse + r0, a->targets + r0, dl, n,
-                                            d->v_start, d->Vl, Vpl, s));
-        }
-        if (mode != HEAD_TRAIN) continue;
-        if (!G->tpc) {
-            OP(F_MATMUL, 4.0 * n * C * Vpl, 0, s,
-               ct_cuda_matmul_backward(G->ctx, a->dln + (size_t)r0 * C, G->g.wte, NULL, a->logits,
-                                       x, p->wte, NULL, a->scratch, n, C, Vpl, s));
-        } else {
-            OP(F_MATMUL, 2.0 * n * C * Vpl, 0, s,
-               ct_cuda_matmul_backward(G->ctx, NULL, G->g.wte, NULL, a->logits, x, p->wte, NULL,
-                                       a->scratch, n, C, Vpl, s));
-            OP(F_MATMUL, 2.0 * n * C * Vpl, 0, s,
-               ct_cuda_matmul_dinp_f32(G->ctx, a->tp_f32 + (size_t)r0 * C, a->logits, p->wte, n,
-                                       C, Vpl, s));
-        }
-    }
-    if (mode == HEAD_TRAIN && G->tpc) tp_dinp_to_dln(m, N);
+    const ct_cuda_head_t h = {.x = col_input(m, a->lnf, N), .w = G->p.wte, .dw = G->g.wte,
+                              .logits = a->logits, .targets = a->targets, .losses = a->losses,
+                              .lse = a->lse, .xstats = a->xstats, .scratch = a->scratch,
+                              .dx_bf = G->tpc ? NULL : a->dln, .dx_f32 = a->tp_f32};
+    const int r0 = ct__cuda_head(m, &h, N, mode, dloss);
+    if (mode == CT_HEAD_LOGITS) G->logits_row0 = r0;
+    if (mode == CT_HEAD_TRAIN && G->tpc) tp_dinp_to_dln(m, N);
 }
 
 static float gpt2_cuda_forward(ct_model_t *m, const int32_t *inputs, const int32_t *targets, int B,
@@ -504,11 +452,11 @@ static float gpt2_cuda_forward(ct_model_t *m, const int32_t *inputs, const int32
     gpt2_cuda_t *G = m->dev;
     forward_body(m, inputs, targets, B, T);
     if (!targets) {
-        head(m, HEAD_LOGITS, 0.0f);
+        head(m, CT_HEAD_LOGITS, 0.0f);
         if (G->tpc) compute_sync(G); /* the collectives of a sampling forward */
         return 0.0f;
     }
-    head(m, HEAD_LOSS, 0.0f);
+    head(m, CT_HEAD_LOSS, 0.0f);
     return ct__cuda_mean_loss(&G->base, G->a.losses, G->last_B * G->last_T);
 }
 
@@ -517,7 +465,7 @@ static const float *gpt2_cuda_logits_row(ct_model_t *m, int row)
     gpt2_cuda_t *G = m->dev;
     /* the head keeps the last chunk's logits: every row of a sampling forward */
     CT_ASSERT(!m->last_targets && row >= G->logits_row0 &&
-              row < G->logits_row0 + ct__gpt2_head_rows(m->B, m->T));
+              row < G->logits_row0 + ct__model_head_rows(m->B, m->T));
     return ct__cuda_logits_row(m, G->a.logits, row - G->logits_row0);
 }
 
@@ -650,7 +598,7 @@ static void head_and_backward(ct_model_t *m, int B, int T, float loss_scale)
 {
     gpt2_cuda_t *G = m->dev;
     ct__cuda_wait_reduces(&G->base);
-    head(m, HEAD_TRAIN, loss_scale / (float)(B * T));
+    head(m, CT_HEAD_TRAIN, loss_scale / (float)(B * T));
     backward_body(m, B, T);
 }
 

@@ -91,7 +91,8 @@ typedef struct {
     float *residual3;    /* (L, N, C) fp32 */
     ct_bf16_t *lnf;      /* (N, C) */
     float *rstdf;        /* (N) */
-    ct_bf16_t *logits;   /* (N, Vpl), dlogits after backward */
+    ct_bf16_t *logits;   /* (R, Vpl) one chunk of rows of the LM head (R =
+                          * ct__model_head_rows); dlogits in training */
     float *losses;       /* (N) */
     ct_bf16_t *proj;     /* (N, C) projection outputs */
     /* backward */
@@ -111,7 +112,7 @@ typedef struct {
     float *tp_f32;       /* (N, C) fp32 partial sums of the row-parallel outputs and
                           * the vocab-parallel embedding, before their TP all-reduce */
     float *lse;          /* (N) log-sum-exp of the vocab-parallel cross-entropy */
-    float *xstats;       /* (tp, N, 3) every rank's cross-entropy statistics */
+    float *xstats;       /* (tp, R, 3) every rank's cross-entropy statistics of a chunk */
     float *dkv_f32;      /* (2, N, KVl) replicated key/value heads: dk, dv summed over
                           * TP in fp32 (NULL when they are sharded) */
 } ct_llama_cuda_acts_t;

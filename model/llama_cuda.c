@@ -11,7 +11,13 @@
  * and value heads shared by their query-head group, never copied), o_proj,
  * residual + RMSNorm, gate and up, SwiGLU, down_proj. In the backward the
  * input gradients of q/k/v (and of gate/up) are summed in fp32 by
- * cuBLASLt (beta 1) and reach the RMSNorm backward unrounded.
+ * cuBLASLt (beta 1) and reach the RMSNorm backward unrounded. The LM head
+ * and cross-entropy run in chunks of rows, forward and backward together
+ * (ct__cuda_head, shared with GPT-2), so the logits never exist for the
+ * whole micro-batch (at a 128k vocabulary they would be the largest
+ * activation); a forward with targets and its backward are one call
+ * (forward_backward), and a backward after a plain forward runs the head
+ * again.
  *
  * Tensor parallelism (tp > 1) is the CPU path's Megatron partitioning
  * (llama_cpu.c): q, gate and up column-parallel (whole query heads and
@@ -56,6 +62,7 @@ typedef struct {
     ct_llama_tensors_t g;   /* views of grads */
     ct_llama_cuda_acts_t a;
     int last_B, last_T;
+    int logits_row0;      /* the first row the logits buffer holds (sampling) */
     int cudnn_att;        /* model.attention cudnn: cuDNN's SDPA for the training shape */
     size_t act_bytes;
 } llama_cuda_t;
@@ -219,8 +226,9 @@ static void row_parallel(llama_cuda_t *G, const ct_bf16_t *inp, const ct_bf16_t 
 
 /* ---- forward -------------------------------------------------------------- */
 
-static float llama_cuda_forward(ct_model_t *m, const int32_t *inputs, const int32_t *targets,
-                                int B, int T)
+/* Embedding and transformer layers, up to the final RMSNorm (a->lnf). */
+static void forward_body(ct_model_t *m, const int32_t *inputs, const int32_t *targets, int B,
+                         int T)
 {
     llama_cuda_t *G = m->dev;
     const ct_model_dims_t *d = &m->d;
@@ -295,35 +303,51 @@ static float llama_cuda_forward(ct_model_t *m, const int32_t *inputs, const int3
                ct_cuda_residual_rmsnorm_forward(res3, a->lnf, a->rstdf, res2, a->proj, p->lnfw,
                                                 N, C, eps, s));
     }
-    OP(F_MATMUL, 2.0 * N * C * Vp, 0, s,
-       ct_cuda_matmul_forward(ctx, a->logits, NULL, a->lnf, p->head, NULL, N, C, Vp, s));
     G->last_B = B;
     G->last_T = T;
     m->last_targets = targets;
+}
+
+/* The LM head and cross-entropy, chunk by chunk (ct__cuda_head,
+ * model/model_cuda.c, shared with GPT-2; mode CT_HEAD_*): the logits exist
+ * for one chunk of rows at a time; in training the head's backward writes
+ * the head's gradient (wte's when tied) and d(lnf) in fp32 into a->dln,
+ * summed over the TP group once, after the last chunk. */
+static void head(ct_model_t *m, int mode, float dloss)
+{
+    llama_cuda_t *G = m->dev;
+    ct_llama_cuda_acts_t *a = &G->a;
+    const int N = G->last_B * G->last_T;
+    const ct_cuda_head_t h = {.x = a->lnf, .w = G->p.head, .dw = G->g.head,
+                              .logits = a->logits, .targets = a->targets, .losses = a->losses,
+                              .lse = a->lse, .xstats = a->xstats, .scratch = a->scratch,
+                              .dx_bf = NULL, .dx_f32 = a->dln};
+    const int r0 = ct__cuda_head(m, &h, N, mode, dloss);
+    if (mode == CT_HEAD_LOGITS) G->logits_row0 = r0;
+    if (mode == CT_HEAD_TRAIN && G->tpc) tp_allreduce(G, a->dln, (size_t)N * m->d.C);
+}
+
+static float llama_cuda_forward(ct_model_t *m, const int32_t *inputs, const int32_t *targets,
+                                int B, int T)
+{
+    llama_cuda_t *G = m->dev;
+    forward_body(m, inputs, targets, B, T);
     if (!targets) {
+        head(m, CT_HEAD_LOGITS, 0.0f);
         if (G->tpc) ct__cuda_compute_sync(&G->base); /* the collectives of a sampling forward */
         return 0.0f;
     }
-    if (!G->tpc) {
-        OP(F_XENT, 0, (size_t)N * Vp * 2, s,
-           ct_cuda_xent_forward_backward(a->losses, a->logits, a->targets, 0.0f, N, d->V, Vp, s));
-    } else {
-        /* the parallel cross-entropy: the logits stay on their ranks */
-        float *mine = a->xstats + (size_t)d->tp_rank * N * 3;
-        OP(F_XENT, 0, (size_t)N * Vp * 2, s,
-           ct_cuda_xent_vp_stats(mine, a->logits, a->targets, N, d->v_start, d->Vl, Vp, s));
-        OP(F_TP, 0, (size_t)N * 12 * d->tp, s,
-           ct__cuda_tp_check(ct_comm_allgather(G->tpc, mine, a->xstats, (size_t)N * 3,
-                                               CT_DTYPE_F32, s)));
-        OP(F_XENT, 0, (size_t)N * 12 * d->tp, s,
-           ct_cuda_xent_vp_finish(a->losses, a->lse, a->xstats, N, d->tp, s));
-    }
-    return ct__cuda_mean_loss(&G->base, a->losses, N);
+    head(m, CT_HEAD_LOSS, 0.0f);
+    return ct__cuda_mean_loss(&G->base, G->a.losses, G->last_B * G->last_T);
 }
 
 static const float *llama_cuda_logits_row(ct_model_t *m, int row)
 {
-    return ct__cuda_logits_row(m, ((llama_cuda_t *)m->dev)->a.logits, row);
+    llama_cuda_t *G = m->dev;
+    /* the head keeps the last chunk's logits: every row of a sampling forward */
+    CT_ASSERT(!m->last_targets && row >= G->logits_row0 &&
+              row < G->logits_row0 + ct__model_head_rows(m->B, m->T));
+    return ct__cuda_logits_row(m, G->a.logits, row - G->logits_row0);
 }
 
 /* ---- backward ------------------------------------------------------------- */
@@ -363,8 +387,9 @@ static void tp_sum_dkv(llama_cuda_t *G, size_t n)
     OP(F_OTHER, 0, n * 12, s, ct_cuda_f32_to_bf16(a->dv, a->dkv_f32 + n, (long)n, s));
 }
 
-static void llama_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int T,
-                                float loss_scale)
+/* The backward from d(lnf) in a->dln (the head's backward wrote it) down to
+ * the embedding. */
+static void backward_body(ct_model_t *m, int B, int T)
 {
     llama_cuda_t *G = m->dev;
     const ct_model_dims_t *d = &m->d;
@@ -376,7 +401,6 @@ static void llama_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int
     const int kv_replicated = G->tpc && !d->kv_sharded;
     const int kv_dinp = !kv_replicated || d->tp_rank == 0;
     CT_ASSERT(m->last_targets != NULL && B == G->last_B && T == G->last_T);
-    (void)inputs; /* on the device since the forward */
     ct_llama_cuda_acts_t *a = &G->a;
     const llama_bf16_tensors_t *p = &G->p;
     const ct_llama_tensors_t *g = &G->g;
@@ -386,24 +410,10 @@ static void llama_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int
     const size_t NF = (size_t)N * F;
     const double att_flop = 4.0 * B * NH * (double)T * T * HS; /* twice the forward's */
     /* overlap the DP reduce with this backward when it is the last
-     * micro-batch and the optimizer does not use ZeRO's reduce-scatter */
-    ct__cuda_wait_reduces(&G->base);
+     * micro-batch and the optimizer does not use ZeRO's reduce-scatter
+     * (head_and_backward waited for reduces a skipped step left running) */
     const int overlap = G->dpc && m->grad_sync && !G->zero;
 
-    if (!G->tpc)
-        OP(F_XENT, 0, (size_t)N * Vp * 4, s,
-           ct_cuda_xent_forward_backward(a->losses, a->logits, a->targets, loss_scale / (float)N,
-                                         N, d->V, Vp, s));
-    else
-        OP(F_XENT, 0, (size_t)N * Vp * 4, s,
-           ct_cuda_xent_vp_backward(a->logits, a->lse, a->targets, loss_scale / (float)N, N,
-                                    d->v_start, d->Vl, Vp, s));
-    {
-        float *dw[] = {g->head};
-        const ct_bf16_t *dout[] = {a->logits}, *w[] = {p->head};
-        const int oc[] = {Vp};
-        multi_matmul_backward(G, 1, 1, dw, dout, w, oc, a->lnf, N, C);
-    }
     OP(F_OTHER, 0, NC * 4, s, ct_cuda_zero(a->dres, NC * sizeof(float), s));
     const float *last = a->residual3 + (size_t)(L - 1) * NC; /* L >= 1 (config) */
     OP(F_LN, 0, NC * 16, s,
@@ -479,10 +489,41 @@ static void llama_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int
     G->reduce_started = overlap;
 }
 
+/* The head in training mode (its gradients written) and the rest of the
+ * backward, after DP reduces a skipped step left running. */
+static void head_and_backward(ct_model_t *m, int B, int T, float loss_scale)
+{
+    llama_cuda_t *G = m->dev;
+    ct__cuda_wait_reduces(&G->base);
+    head(m, CT_HEAD_TRAIN, loss_scale / (float)(B * T));
+    backward_body(m, B, T);
+}
+
+static void llama_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int T,
+                                float loss_scale)
+{
+    (void)inputs; /* on the device since the forward */
+    llama_cuda_t *G = m->dev;
+    CT_ASSERT(m->last_targets != NULL && B == G->last_B && T == G->last_T);
+    /* the logits of a plain forward are gone: the head runs again */
+    head_and_backward(m, B, T, loss_scale);
+}
+
+static float llama_cuda_forward_backward(ct_model_t *m, const int32_t *inputs,
+                                         const int32_t *targets, int B, int T, float loss_scale)
+{
+    llama_cuda_t *G = m->dev;
+    forward_body(m, inputs, targets, B, T);
+    head_and_backward(m, B, T, loss_scale);
+    /* the losses stay in place through the backward: one wait, at the end */
+    return ct__cuda_mean_loss(&G->base, G->a.losses, B * T);
+}
+
 static const ct_model_backend_t llama_cuda_backend = {
     .name = "llama/cuda",
     .forward = llama_cuda_forward,
     .backward = llama_cuda_backward,
+    .forward_backward = llama_cuda_forward_backward,
     .zero_grad = ct__cuda_model_zero_grad,
     .logits_row = llama_cuda_logits_row,
     .to_host = ct__cuda_model_to_host,

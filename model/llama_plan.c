@@ -2,7 +2,9 @@
  * activations and scratch from it, and the planner (model/plan.c) adds it
  * up, so the plan cannot drift from what the GPU path allocates. Compiled
  * in every build (the CUDA backend is not). Every activation is kept for
- * the backward (no recompute yet); the RoPE tables are fp32 (maxT, HS/2).
+ * the backward (no recompute yet), except the logits: the LM head and
+ * cross-entropy run in chunks of about N/8 rows, as GPT-2's (one chunk of
+ * logits at a time); the RoPE tables are fp32 (maxT, HS/2).
  * With tp > 1 the attention, MLP and vocabulary buffers hold this rank's
  * heads, units and rows (CT_PLAN_TP), the RMSNorm/residual ones stay whole,
  * and TP adds the fp32 partial-sum buffer, the cross-entropy statistics
@@ -17,6 +19,7 @@ int ct__llama_cuda_act_items(const ct_model_dims_t *d, int B, int T, ct_plan_ite
 {
     const size_t L = d->L, C = d->C, Cl = d->Cl, KVl = (size_t)d->NKVl * d->HS, Fl = d->Fl;
     const size_t N = (size_t)B * T, NHl = d->NHl, half = (size_t)d->HS / 2;
+    const size_t R = (size_t)ct__model_head_rows(B, T);
     const size_t f32 = sizeof(float), bf = sizeof(ct_bf16_t), i32 = sizeof(int32_t);
     const ct_plan_kind_t A = CT_PLAN_ACTS, W = CT_PLAN_WORKSPACE;
     const ct_plan_region_t P = CT_PLAN_TP, F = CT_PLAN_FULL;
@@ -49,7 +52,9 @@ int ct__llama_cuda_act_items(const ct_model_dims_t *d, int B, int T, ct_plan_ite
     ITEM(residual3, "activations: residual3", "(L, N, C) fp32", A, F, L * N * C, f32);
     ITEM(lnf, "activations: lnf", "(N, C) bf16", A, F, N * C, bf);
     ITEM(rstdf, "activations: lnf rstd", "(N) fp32", A, F, N, f32);
-    ITEM(logits, "activations: logits", "(N, Vp/tp) bf16", A, P, N * (size_t)d->Vpl, bf);
+    /* the LM head runs in chunks of R rows (ct__model_head_rows): one
+     * chunk's logits exist at a time */
+    ITEM(logits, "activations: logits", "(~N/8, Vp/tp) bf16", A, P, R * (size_t)d->Vpl, bf);
     ITEM(losses, "activations: losses", "(N) fp32", A, F, N, f32);
     ITEM(proj, "activations: projection", "(N, C) bf16", A, F, N * C, bf);
     ITEM(dres, "activation gradients: residual", "(N, C) fp32", A, F, N * C, f32);
@@ -71,8 +76,8 @@ int ct__llama_cuda_act_items(const ct_model_dims_t *d, int B, int T, ct_plan_ite
     if (d->tp > 1) {
         ITEM(tp_f32, "tp partial sums", "(N, C) fp32", A, F, N * C, f32);
         ITEM(lse, "activations: log-sum-exp", "(N) fp32", A, F, N, f32);
-        ITEM(xstats, "cross-entropy statistics", "(tp, N, 3) fp32", W, F, (size_t)d->tp * N * 3,
-             f32);
+        ITEM(xstats, "cross-entropy statistics", "(tp, ~N/8, 3) fp32", W, F,
+             (size_t)d->tp * R * 3, f32);
         if (!d->kv_sharded)
             ITEM(dkv_f32, "replicated k/v gradient sums", "(2, N, KV) fp32", A, F, 2 * N * KVl,
                  f32);

@@ -300,6 +300,61 @@ const float *ct__cuda_logits_row(ct_model_t *m, const ct_bf16_t *logits, int row
     return c->host_row;
 }
 
+/* ---- the LM head and cross-entropy, chunk by chunk ------------------------------------ */
+
+int ct__cuda_head(ct_model_t *m, const ct_cuda_head_t *h, int N, int mode, float dloss)
+{
+    ct_cuda_model_t *c = ct__cuda_model(m);
+    const ct_model_dims_t *d = &m->d;
+    void *s = c->stream;
+    const int C = d->C, Vpl = d->Vpl;
+    const int R = ct__model_head_rows(m->B, m->T);
+    const int first = mode == CT_HEAD_LOGITS ? (N - 1) / R * R : 0;
+    for (int r0 = first; r0 < N; r0 += R) {
+        const int n = N - r0 < R ? N - r0 : R;
+        const ct_bf16_t *x = h->x + (size_t)r0 * C;
+        CT_CUDA_OP(c, F_MATMUL, 2.0 * n * C * Vpl, 0, s,
+                   ct_cuda_matmul_forward(c->ctx, h->logits, NULL, x, h->w, NULL, n, C, Vpl, s));
+        if (mode == CT_HEAD_LOGITS) return r0;
+        const float dl = mode == CT_HEAD_TRAIN ? dloss : 0.0f;
+        if (!c->tpc) {
+            CT_CUDA_OP(c, F_XENT, 0, (size_t)n * Vpl * (dl != 0.0f ? 4 : 2), s,
+                       ct_cuda_xent_forward_backward(h->losses + r0, h->logits, h->targets + r0,
+                                                     dl, n, d->V, Vpl, s));
+        } else {
+            float *mine = h->xstats + (size_t)d->tp_rank * n * 3;
+            CT_CUDA_OP(c, F_XENT, 0, (size_t)n * Vpl * 2, s,
+                       ct_cuda_xent_vp_stats(mine, h->logits, h->targets + r0, n, d->v_start,
+                                             d->Vl, Vpl, s));
+            CT_CUDA_OP(c, F_TP, 0, (size_t)n * 12 * d->tp, s,
+                       ct__cuda_tp_check(ct_comm_allgather(c->tpc, mine, h->xstats,
+                                                           (size_t)n * 3, CT_DTYPE_F32, s)));
+            CT_CUDA_OP(c, F_XENT, 0, (size_t)n * 12 * d->tp, s,
+                       ct_cuda_xent_vp_finish(h->losses + r0, h->lse + r0, h->xstats, n, d->tp,
+                                              s));
+            if (mode == CT_HEAD_TRAIN)
+                CT_CUDA_OP(c, F_XENT, 0, (size_t)n * Vpl * 4, s,
+                           ct_cuda_xent_vp_backward(h->logits, h->lse + r0, h->targets + r0, dl,
+                                                    n, d->v_start, d->Vl, Vpl, s));
+        }
+        if (mode != CT_HEAD_TRAIN) continue;
+        if (h->dx_bf) { /* the weight and the rounded input gradient in one call */
+            CT_CUDA_OP(c, F_MATMUL, 4.0 * n * C * Vpl, 0, s,
+                       ct_cuda_matmul_backward(c->ctx, h->dx_bf + (size_t)r0 * C, h->dw, NULL,
+                                               h->logits, x, h->w, NULL, h->scratch, n, C, Vpl,
+                                               s));
+        } else {
+            CT_CUDA_OP(c, F_MATMUL, 2.0 * n * C * Vpl, 0, s,
+                       ct_cuda_matmul_backward(c->ctx, NULL, h->dw, NULL, h->logits, x, h->w,
+                                               NULL, h->scratch, n, C, Vpl, s));
+            CT_CUDA_OP(c, F_MATMUL, 2.0 * n * C * Vpl, 0, s,
+                       ct_cuda_matmul_dinp_f32(c->ctx, h->dx_f32 + (size_t)r0 * C, h->logits,
+                                               h->w, n, C, Vpl, s));
+        }
+    }
+    return first;
+}
+
 /* ---- backend table entries ----------------------------------------------------------- */
 
 void ct__cuda_model_to_host(ct_model_t *m, ct_optim_t *o)

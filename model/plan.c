@@ -19,6 +19,15 @@
 #include "model/gpt2.h"
 #include "model/llama.h"
 
+int ct__model_head_rows(int B, int T)
+{
+    const long N = (long)B * T;
+    long r = (N + 7) / 8;
+    if (r < T) r = T;
+    r = (r + 7) / 8 * 8;
+    return (int)(r < N ? r : N);
+}
+
 static void add(ct_plan_mem_t *m, const char *name, const char *shape, ct_plan_kind_t kind,
                 ct_plan_region_t region, size_t bytes)
 {
