@@ -54,7 +54,6 @@ typedef struct {
     int recompute;
     int last_B, last_T;
     int logits_row0;     /* the first row the logits buffer holds (sampling) */
-    int sp;               /* sequence parallelism (tp > 1) */
     size_t act_bytes, ln_region_bytes; /* activations; of them the LayerNorm/residual regions */
 } gpt2_cuda_t;
 
@@ -175,58 +174,11 @@ static void tp_check(ct_model_t *m, ct_status_t st)
     ct__cuda_tp_check(st);
 }
 
-/* Rows of this rank in a LayerNorm/residual region: all N, or N/tp under
- * sequence parallelism, starting at row *row0_p of the whole batch. */
-static int sp_rows(const ct_model_t *m, int N, size_t *row0_p)
-{
-    const gpt2_cuda_t *G = m->dev;
-    const int Ns = G->sp ? N / m->d.tp : N;
-    if (row0_p) *row0_p = G->sp ? (size_t)m->d.tp_rank * Ns : 0;
-    return Ns;
-}
-
-/* The TP sum of (N, C) fp32 partials in a->tp_f32: all-reduced in place,
- * or reduce-scattered (sequence parallelism) so that this rank's N/tp rows
- * hold their sums. Returns this rank's rows. */
-static float *tp_reduce_rows(ct_model_t *m, int N)
-{
-    gpt2_cuda_t *G = m->dev;
-    const size_t C = (size_t)m->d.C;
-    size_t row0;
-    const int Ns = sp_rows(m, N, &row0);
-    float *buf = G->a.tp_f32;
-    if (!G->sp) {
-        OP(F_TP, 0, (size_t)N * C * 4, G->stream,
-           tp_check(m, ct_comm_allreduce(G->tpc, buf, buf, (size_t)N * C, CT_DTYPE_F32,
-                                         CT_OP_SUM, G->stream)));
-        return buf;
-    }
-    float *rows = buf + row0 * C;
-    OP(F_TP, 0, (size_t)N * C * 4, G->stream,
-       tp_check(m, ct_comm_reduce_scatter(G->tpc, buf, rows, (size_t)Ns * C, CT_DTYPE_F32,
-                                          CT_OP_SUM, G->stream)));
-    return rows;
-}
-
-/* Sequence parallelism: gathers the (N/tp, C) bf16 rows of every TP rank
- * into full (N, C), in place when rows is this rank's block of full. bf16
- * travels as pairs (C is even, so every block is whole pairs). */
-static void sp_gather_bf16(ct_model_t *m, const ct_bf16_t *rows, ct_bf16_t *full, int N)
-{
-    gpt2_cuda_t *G = m->dev;
-    const size_t n = (size_t)(N / m->d.tp) * (size_t)m->d.C;
-    OP(F_TP, 0, n * 2 * (size_t)m->d.tp, G->stream,
-       tp_check(m, ct_comm_allgather(G->tpc, rows, full, n / 2, CT_DTYPE_I32, G->stream)));
-}
-
 /* The input of a column-parallel matmul: this LayerNorm output, or under
- * sequence parallelism the whole batch of it gathered from the TP group. */
+ * sequence parallelism the whole batch of it, gathered into a->sp_gather. */
 static const ct_bf16_t *col_input(ct_model_t *m, const ct_bf16_t *ln, int N)
 {
-    gpt2_cuda_t *G = m->dev;
-    if (!G->sp) return ln;
-    sp_gather_bf16(m, ln, G->a.sp_gather, N);
-    return G->a.sp_gather;
+    return ct__cuda_sp_col_input(m, ln, ((gpt2_cuda_t *)m->dev)->a.sp_gather, N);
 }
 
 /* A row-parallel matmul (inp (N, Cin) @ w^T + bias) into a->proj, this
@@ -246,8 +198,8 @@ static void row_parallel(ct_model_t *m, const ct_bf16_t *inp, const ct_bf16_t *w
     }
     OP(F_MATMUL, fl, 0, G->stream,
        ct_cuda_matmul_forward_f32(G->ctx, G->a.tp_f32, inp, w, N, Cin, C, G->stream));
-    const float *rows = tp_reduce_rows(m, N);
-    const int Ns = sp_rows(m, N, NULL);
+    const float *rows = ct__cuda_tp_reduce_rows(m, G->a.tp_f32, N);
+    const int Ns = ct__cuda_sp_rows(m, N, NULL);
     OP(F_OTHER, 0, (size_t)Ns * C * 6, G->stream,
        ct_cuda_bias_to_bf16(G->a.proj, rows, bias, Ns, C, G->stream));
 }
@@ -257,8 +209,8 @@ static void row_parallel(ct_model_t *m, const ct_bf16_t *inp, const ct_bf16_t *w
 static void tp_dinp_to_dln(ct_model_t *m, int N)
 {
     gpt2_cuda_t *G = m->dev;
-    const float *rows = tp_reduce_rows(m, N);
-    const long n = (long)sp_rows(m, N, NULL) * m->d.C;
+    const float *rows = ct__cuda_tp_reduce_rows(m, G->a.tp_f32, N);
+    const long n = (long)ct__cuda_sp_rows(m, N, NULL) * m->d.C;
     OP(F_OTHER, 0, n * 6, G->stream, ct_cuda_f32_to_bf16(G->a.dln, rows, n, G->stream));
 }
 
@@ -290,32 +242,7 @@ static void col_parallel_backward(ct_model_t *m, float *dw, float *db, const ct_
  * sequence parallelism, every rank's rows, for the row-parallel backward. */
 static void sp_gather_dres(ct_model_t *m, int N)
 {
-    gpt2_cuda_t *G = m->dev;
-    if (!G->sp) return;
-    size_t row0;
-    sp_rows(m, N, &row0);
-    sp_gather_bf16(m, G->a.dres_bf + row0 * m->d.C, G->a.dres_bf, N);
-}
-
-/* Sequence parallelism: LayerNorm weight gradients from this rank's rows
- * only, summed over the TP group once per step (they accumulate over
- * micro-batches in between). tensors: indices into the tensor table, each
- * either per layer (layer l's slice) or whole. */
-static void sp_sum_ln_grads(ct_model_t *m, const int *tensors, int n, int l)
-{
-    gpt2_cuda_t *G = m->dev;
-    if (!G->sp || !m->grad_sync) return;
-    /* one timed op around the group: its collectives launch at group_end */
-    const int k_ = ct__cuda_prof_begin(&G->base, F_TP, 0, (double)n * m->d.C * 4, G->stream);
-    ct_comm_group_begin();
-    for (int k = 0; k < n; k++) {
-        const int i = tensors[k];
-        size_t len = ct__gpt2_tensor_per_layer(i) ? m->sizes[i] / (size_t)m->d.L : m->sizes[i];
-        float *gi = G->g.t[i] + (ct__gpt2_tensor_per_layer(i) ? (size_t)l * len : 0);
-        tp_check(m, ct_comm_allreduce(G->tpc, gi, gi, len, CT_DTYPE_F32, CT_OP_SUM, G->stream));
-    }
-    tp_check(m, ct_comm_group_end());
-    ct__cuda_prof_end(&G->base, k_, G->stream);
+    ct__cuda_sp_gather_rows(m, ((gpt2_cuda_t *)m->dev)->a.dres_bf, N);
 }
 
 /* Waits for the compute stream: bounded by comm.timeout_s when it holds
@@ -343,7 +270,7 @@ static void forward_body(ct_model_t *m, const int32_t *inputs, const int32_t *ta
     gpu_acts_t *a = &G->a;
     const ct_gpt2_bf16_tensors_t *p = &G->p;
     void *s = G->stream;
-    const int Ns = sp_rows(m, N, NULL);
+    const int Ns = ct__cuda_sp_rows(m, N, NULL);
     const size_t NC = (size_t)N * C, NsC = (size_t)Ns * C, NCl = (size_t)N * Cl;
     const int ln_all = G->recompute != CT_RECOMPUTE_LN_GELU, gelu_all = G->recompute == CT_RECOMPUTE_NONE;
     const double att_flop = 2.0 * B * NHl * (double)T * T * HS; /* causal: half of 4 B NH T^2 HS */
@@ -498,7 +425,7 @@ static void backward_body(ct_model_t *m, int B, int T)
     void *s = G->stream;
     ct_cuda_t *ctx = G->ctx;
     size_t row0;
-    const int Ns = sp_rows(m, N, &row0);
+    const int Ns = ct__cuda_sp_rows(m, N, &row0);
     const size_t NsC = (size_t)Ns * C, NCl = (size_t)N * Cl;
     ct_bf16_t *dres_bf = a->dres_bf + row0 * C; /* this rank's rows of it */
     const int ln_all = G->recompute != CT_RECOMPUTE_LN_GELU, gelu_all = G->recompute == CT_RECOMPUTE_NONE;
@@ -572,7 +499,7 @@ static void backward_body(ct_model_t *m, int B, int T)
                                       p->ln1w + (size_t)l * C, ln1_mean, ln1_rstd, a->scratch, Ns,
                                       C, s));
         if (l > 0) sp_gather_dres(m, N);
-        sp_sum_ln_grads(m, ln_layer, 4, l);
+        ct__cuda_sp_sum_grads(m, ln_layer, 4, l);
         if (overlap) ct__cuda_reduce_layer(m, l);
     }
     const float *dres_all = a->dres;
@@ -588,7 +515,7 @@ static void backward_body(ct_model_t *m, int B, int T)
         OP(F_EMBED, 0, (size_t)N * C * 12, s,
            ct_cuda_encoder_backward_vp(g->wte, g->wpe, dres_all, a->inputs, B, T, C, d->v_start,
                                        Vpl, s));
-    sp_sum_ln_grads(m, ln_final, 2, 0);
+    ct__cuda_sp_sum_grads(m, ln_final, 2, 0);
     G->reduce_started = overlap;
 }
 

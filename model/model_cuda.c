@@ -300,6 +300,78 @@ const float *ct__cuda_logits_row(ct_model_t *m, const ct_bf16_t *logits, int row
     return c->host_row;
 }
 
+/* ---- tensor and sequence parallelism --------------------------------------------------- */
+
+int ct__cuda_sp_rows(const ct_model_t *m, int N, size_t *row0_p)
+{
+    const ct_cuda_model_t *c = ct__cuda_model(m);
+    const int Ns = c->sp ? N / m->d.tp : N;
+    if (row0_p) *row0_p = c->sp ? (size_t)m->d.tp_rank * Ns : 0;
+    return Ns;
+}
+
+float *ct__cuda_tp_reduce_rows(ct_model_t *m, float *buf, int N)
+{
+    ct_cuda_model_t *c = ct__cuda_model(m);
+    const size_t C = (size_t)m->d.C;
+    size_t row0;
+    const int Ns = ct__cuda_sp_rows(m, N, &row0);
+    if (!c->sp) {
+        CT_CUDA_OP(c, F_TP, 0, (size_t)N * C * 4, c->stream,
+                   ct__cuda_tp_check(ct_comm_allreduce(c->tpc, buf, buf, (size_t)N * C,
+                                                       CT_DTYPE_F32, CT_OP_SUM, c->stream)));
+        return buf;
+    }
+    float *rows = buf + row0 * C;
+    CT_CUDA_OP(c, F_TP, 0, (size_t)N * C * 4, c->stream,
+               ct__cuda_tp_check(ct_comm_reduce_scatter(c->tpc, buf, rows, (size_t)Ns * C,
+                                                        CT_DTYPE_F32, CT_OP_SUM, c->stream)));
+    return rows;
+}
+
+void ct__cuda_sp_gather_bf16(ct_model_t *m, const ct_bf16_t *rows, ct_bf16_t *full, int N)
+{
+    ct_cuda_model_t *c = ct__cuda_model(m);
+    const size_t n = (size_t)(N / m->d.tp) * (size_t)m->d.C;
+    CT_CUDA_OP(c, F_TP, 0, n * 2 * (size_t)m->d.tp, c->stream,
+               ct__cuda_tp_check(ct_comm_allgather(c->tpc, rows, full, n / 2, CT_DTYPE_I32,
+                                                   c->stream)));
+}
+
+const ct_bf16_t *ct__cuda_sp_col_input(ct_model_t *m, const ct_bf16_t *ln, ct_bf16_t *full,
+                                       int N)
+{
+    if (!ct__cuda_model(m)->sp) return ln;
+    ct__cuda_sp_gather_bf16(m, ln, full, N);
+    return full;
+}
+
+void ct__cuda_sp_gather_rows(ct_model_t *m, ct_bf16_t *full, int N)
+{
+    if (!ct__cuda_model(m)->sp) return;
+    size_t row0;
+    ct__cuda_sp_rows(m, N, &row0);
+    ct__cuda_sp_gather_bf16(m, full + row0 * m->d.C, full, N);
+}
+
+void ct__cuda_sp_sum_grads(ct_model_t *m, const int *tensors, int n, int l)
+{
+    ct_cuda_model_t *c = ct__cuda_model(m);
+    if (!c->sp || !m->grad_sync) return;
+    /* one timed op around the group: its collectives launch at group_end */
+    const int k_ = ct__cuda_prof_begin(c, F_TP, 0, (double)n * m->d.C * 4, c->stream);
+    ct_comm_group_begin();
+    for (int k = 0; k < n; k++) {
+        const int i = tensors[k];
+        const size_t len = c->per_layer[i] ? m->sizes[i] / (size_t)m->d.L : m->sizes[i];
+        float *gi = c->grads + m->offsets[i] + (c->per_layer[i] ? (size_t)l * len : 0);
+        ct__cuda_tp_check(ct_comm_allreduce(c->tpc, gi, gi, len, CT_DTYPE_F32, CT_OP_SUM,
+                                            c->stream));
+    }
+    ct__cuda_tp_check(ct_comm_group_end());
+    ct__cuda_prof_end(c, k_, c->stream);
+}
+
 /* ---- the LM head and cross-entropy, chunk by chunk ------------------------------------ */
 
 int ct__cuda_head(ct_model_t *m, const ct_cuda_head_t *h, int N, int mode, float dloss)

@@ -36,6 +36,7 @@ struct ct_cuda_prof;
     float *opt_scratch; /* the backend's reduction scratch (ct_cuda_sumsq) */               \
     float *opt_sumsq;   /* (1) device gradient sum of squares */                            \
     int stochastic, zero;                                                                   \
+    int sp;             /* sequence parallelism (tp > 1): norm/residual rows split */       \
     float *host_losses; /* (N) */                                                           \
     float *host_row;    /* (Vpl) */                                                         \
     ct_bf16_t *host_row_bf; /* (Vpl) */                                                     \
@@ -122,6 +123,41 @@ void ct__cuda_reduce_layer(ct_model_t *m, int l);
 float ct__cuda_mean_loss(ct_cuda_model_t *c, const float *losses, int N);
 /* Row `row` of (N, Vpl) bf16 logits, on the host in fp32. */
 const float *ct__cuda_logits_row(ct_model_t *m, const ct_bf16_t *logits, int row);
+
+/* ---- tensor and sequence parallelism ----------------------------------------------- *
+ * Under sequence parallelism (c->sp) the norm/residual regions hold this
+ * rank's N/tp tokens (a block of rows of the whole batch): the TP sum of a
+ * row-parallel output or a column-parallel input gradient becomes a
+ * reduce-scatter, and a norm's output is all-gathered before the
+ * column-parallel matmuls that read it (in the backward again, for their
+ * weight gradients). Every (N, C) buffer here has the model's C columns. */
+/* Rows of this rank in a norm/residual region: all N, or N/tp under
+ * sequence parallelism, starting at row *row0_p (may be NULL) of the batch. */
+int ct__cuda_sp_rows(const ct_model_t *m, int N, size_t *row0_p);
+/* The TP sum of (N, C) fp32 partials in buf: all-reduced in place, or
+ * reduce-scattered in place (sequence parallelism), so that this rank's
+ * rows hold their sums. Returns this rank's rows of buf. */
+float *ct__cuda_tp_reduce_rows(ct_model_t *m, float *buf, int N);
+/* Gathers the (N/tp, C) bf16 rows of every TP rank into full (N, C); in
+ * place when rows is this rank's block of full. C must be even (bf16
+ * travels as pairs). */
+void ct__cuda_sp_gather_bf16(ct_model_t *m, const ct_bf16_t *rows, ct_bf16_t *full, int N);
+/* The input of a column-parallel matmul: the norm output ln, or under
+ * sequence parallelism (ln this rank's rows) the whole batch of it
+ * gathered into full (N, C). */
+const ct_bf16_t *ct__cuda_sp_col_input(ct_model_t *m, const ct_bf16_t *ln, ct_bf16_t *full,
+                                       int N);
+/* Under sequence parallelism: after this rank's rows of full (N, C) bf16
+ * were written in place, every rank's rows, gathered (e.g. a residual
+ * gradient for the row-parallel backward). A no-op otherwise. */
+void ct__cuda_sp_gather_rows(ct_model_t *m, ct_bf16_t *full, int N);
+/* Sequence parallelism: the gradients of the norm weights (replicated over
+ * TP) come from this rank's rows only; they are summed over the TP group
+ * once per step (m->grad_sync; they accumulate over micro-batches in
+ * between), every rank then holding the whole. tensors: indices into the
+ * tensor table, each either per layer (layer l's slice) or whole. No-op
+ * without sequence parallelism. */
+void ct__cuda_sp_sum_grads(ct_model_t *m, const int *tensors, int n, int l);
 
 /* ---- the LM head and cross-entropy, chunk by chunk --------------------------------- */
 /* What ct__cuda_head does with each chunk of rows after its logits:

@@ -290,6 +290,8 @@ static void test_refusals(int cudnn)
     cfg.parallel.tp = 2;
     CHECK(ct_model_cuda_supports(&cfg)); /* TP: test_llama_parallel_emu.sh */
     cfg.parallel.sp = 1;
+    CHECK(ct_model_cuda_supports(&cfg)); /* and SP, there too */
+    cfg.model.recompute = CT_RECOMPUTE_LN_GELU;
     CHECK(!ct_model_cuda_supports(&cfg));
     teardown(&m, &o);
     ct_config_free(&cfg);
