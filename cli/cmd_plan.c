@@ -116,12 +116,12 @@ static void print_mem(const ct_plan_mem_t *m, const char *const *what, int detai
 }
 
 /* The activations of the GPU plan under every recompute mode, sp off and
- * (tp > 1) on; a Llama's GPU path has neither recompute nor sp yet (its
- * none and gelu rows are the same: it has no GELU). */
+ * (tp > 1) on; a Llama's GPU path has no norm recompute yet (its none and
+ * gelu rows are the same: it has no GELU). */
 static int print_act_modes(const ct_config_t *cfg, const ct_model_plan_t *p)
 {
     const int llama = cfg->model.arch == CT_ARCH_LLAMA;
-    const int tp = llama ? 1 : cfg->parallel.tp;
+    const int tp = cfg->parallel.tp;
     printf("  activations by mode (MiB per rank)  %10s%s\n", "sp off", tp > 1 ? "      sp on" : "");
     for (int r = 0; r < (llama ? 2 : 3); r++) { /* a Llama: none = gelu (no GELU) */
         ct_config_t c = *cfg; /* shallow: ct_model_plan only reads it */

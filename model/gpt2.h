@@ -99,7 +99,7 @@ typedef struct {
     ct_bf16_t *lnf;      /* (N, C) */
     float *lnf_mean, *lnf_rstd; /* (N) */
     ct_bf16_t *logits;   /* (R, Vp) one chunk of rows of the LM head (R =
-                          * ct__gpt2_head_rows); dlogits in training */
+                          * ct__model_head_rows); dlogits in training */
     float *losses;       /* (N) */
     ct_bf16_t *proj;     /* (N, C) projection outputs */
     /* backward */
@@ -139,14 +139,6 @@ int ct__gpt2_cuda_act_items(const ct_model_dims_t *d, int B, int T, ct_recompute
  * alias[0, n), n returned (at most CT_GPT2_CUDA_MAX_ALIASES). */
 #define CT_GPT2_CUDA_MAX_ALIASES 4
 int ct__gpt2_cuda_act_aliases(ct_recompute_t rc, size_t alias[][2]);
-
-/* Rows of one chunk of the GPU path's LM head and cross-entropy for
- * micro-batch capacity (B, T): the logits exist for R rows at a time, never
- * for all N = B*T (at GPT-2's vocabulary they would be the largest
- * activation). R is about N/8, a multiple of 8 (aligned bf16 rows for
- * cuBLASLt), at least T (a sampling forward, one row of up to T tokens, is
- * one chunk) and at most N. */
-int ct__gpt2_head_rows(int B, int T);
 
 /* ---- the CUDA backend (model/gpt2_cuda.c; model/gpt2_nocuda.c without CUDA) -- */
 CT_MUST_USE ct_status_t ct__gpt2_cuda_init(ct_model_t *m, ct_optim_t *o, const ct_config_t *cfg,

@@ -54,7 +54,6 @@ typedef struct {
     int recompute;
     int last_B, last_T;
     int logits_row0;     /* the first row the logits buffer holds (sampling) */
-    int sp;               /* sequence parallelism (tp > 1) */
     size_t act_bytes, ln_region_bytes; /* activations; of them the LayerNorm/residual regions */
 } gpt2_cuda_t;
 
@@ -175,58 +174,11 @@ static void tp_check(ct_model_t *m, ct_status_t st)
     ct__cuda_tp_check(st);
 }
 
-/* Rows of this rank in a LayerNorm/residual region: all N, or N/tp under
- * sequence parallelism, starting at row *row0_p of the whole batch. */
-static int sp_rows(const ct_model_t *m, int N, size_t *row0_p)
-{
-    const gpt2_cuda_t *G = m->dev;
-    const int Ns = G->sp ? N / m->d.tp : N;
-    if (row0_p) *row0_p = G->sp ? (size_t)m->d.tp_rank * Ns : 0;
-    return Ns;
-}
-
-/* The TP sum of (N, C) fp32 partials in a->tp_f32: all-reduced in place,
- * or reduce-scattered (sequence parallelism) so that this rank's N/tp rows
- * hold their sums. Returns this rank's rows. */
-static float *tp_reduce_rows(ct_model_t *m, int N)
-{
-    gpt2_cuda_t *G = m->dev;
-    const size_t C = (size_t)m->d.C;
-    size_t row0;
-    const int Ns = sp_rows(m, N, &row0);
-    float *buf = G->a.tp_f32;
-    if (!G->sp) {
-        OP(F_TP, 0, (size_t)N * C * 4, G->stream,
-           tp_check(m, ct_comm_allreduce(G->tpc, buf, buf, (size_t)N * C, CT_DTYPE_F32,
-                                         CT_OP_SUM, G->stream)));
-        return buf;
-    }
-    float *rows = buf + row0 * C;
-    OP(F_TP, 0, (size_t)N * C * 4, G->stream,
-       tp_check(m, ct_comm_reduce_scatter(G->tpc, buf, rows, (size_t)Ns * C, CT_DTYPE_F32,
-                                          CT_OP_SUM, G->stream)));
-    return rows;
-}
-
-/* Sequence parallelism: gathers the (N/tp, C) bf16 rows of every TP rank
- * into full (N, C), in place when rows is this rank's block of full. bf16
- * travels as pairs (C is even, so every block is whole pairs). */
-static void sp_gather_bf16(ct_model_t *m, const ct_bf16_t *rows, ct_bf16_t *full, int N)
-{
-    gpt2_cuda_t *G = m->dev;
-    const size_t n = (size_t)(N / m->d.tp) * (size_t)m->d.C;
-    OP(F_TP, 0, n * 2 * (size_t)m->d.tp, G->stream,
-       tp_check(m, ct_comm_allgather(G->tpc, rows, full, n / 2, CT_DTYPE_I32, G->stream)));
-}
-
 /* The input of a column-parallel matmul: this LayerNorm output, or under
- * sequence parallelism the whole batch of it gathered from the TP group. */
+ * sequence parallelism the whole batch of it, gathered into a->sp_gather. */
 static const ct_bf16_t *col_input(ct_model_t *m, const ct_bf16_t *ln, int N)
 {
-    gpt2_cuda_t *G = m->dev;
-    if (!G->sp) return ln;
-    sp_gather_bf16(m, ln, G->a.sp_gather, N);
-    return G->a.sp_gather;
+    return ct__cuda_sp_col_input(m, ln, ((gpt2_cuda_t *)m->dev)->a.sp_gather, N);
 }
 
 /* A row-parallel matmul (inp (N, Cin) @ w^T + bias) into a->proj, this
@@ -246,8 +198,8 @@ static void row_parallel(ct_model_t *m, const ct_bf16_t *inp, const ct_bf16_t *w
     }
     OP(F_MATMUL, fl, 0, G->stream,
        ct_cuda_matmul_forward_f32(G->ctx, G->a.tp_f32, inp, w, N, Cin, C, G->stream));
-    const float *rows = tp_reduce_rows(m, N);
-    const int Ns = sp_rows(m, N, NULL);
+    const float *rows = ct__cuda_tp_reduce_rows(m, G->a.tp_f32, N);
+    const int Ns = ct__cuda_sp_rows(m, N, NULL);
     OP(F_OTHER, 0, (size_t)Ns * C * 6, G->stream,
        ct_cuda_bias_to_bf16(G->a.proj, rows, bias, Ns, C, G->stream));
 }
@@ -257,8 +209,8 @@ static void row_parallel(ct_model_t *m, const ct_bf16_t *inp, const ct_bf16_t *w
 static void tp_dinp_to_dln(ct_model_t *m, int N)
 {
     gpt2_cuda_t *G = m->dev;
-    const float *rows = tp_reduce_rows(m, N);
-    const long n = (long)sp_rows(m, N, NULL) * m->d.C;
+    const float *rows = ct__cuda_tp_reduce_rows(m, G->a.tp_f32, N);
+    const long n = (long)ct__cuda_sp_rows(m, N, NULL) * m->d.C;
     OP(F_OTHER, 0, n * 6, G->stream, ct_cuda_f32_to_bf16(G->a.dln, rows, n, G->stream));
 }
 
@@ -290,32 +242,7 @@ static void col_parallel_backward(ct_model_t *m, float *dw, float *db, const ct_
  * sequence parallelism, every rank's rows, for the row-parallel backward. */
 static void sp_gather_dres(ct_model_t *m, int N)
 {
-    gpt2_cuda_t *G = m->dev;
-    if (!G->sp) return;
-    size_t row0;
-    sp_rows(m, N, &row0);
-    sp_gather_bf16(m, G->a.dres_bf + row0 * m->d.C, G->a.dres_bf, N);
-}
-
-/* Sequence parallelism: LayerNorm weight gradients from this rank's rows
- * only, summed over the TP group once per step (they accumulate over
- * micro-batches in between). tensors: indices into the tensor table, each
- * either per layer (layer l's slice) or whole. */
-static void sp_sum_ln_grads(ct_model_t *m, const int *tensors, int n, int l)
-{
-    gpt2_cuda_t *G = m->dev;
-    if (!G->sp || !m->grad_sync) return;
-    /* one timed op around the group: its collectives launch at group_end */
-    const int k_ = ct__cuda_prof_begin(&G->base, F_TP, 0, (double)n * m->d.C * 4, G->stream);
-    ct_comm_group_begin();
-    for (int k = 0; k < n; k++) {
-        const int i = tensors[k];
-        size_t len = ct__gpt2_tensor_per_layer(i) ? m->sizes[i] / (size_t)m->d.L : m->sizes[i];
-        float *gi = G->g.t[i] + (ct__gpt2_tensor_per_layer(i) ? (size_t)l * len : 0);
-        tp_check(m, ct_comm_allreduce(G->tpc, gi, gi, len, CT_DTYPE_F32, CT_OP_SUM, G->stream));
-    }
-    tp_check(m, ct_comm_group_end());
-    ct__cuda_prof_end(&G->base, k_, G->stream);
+    ct__cuda_sp_gather_rows(m, ((gpt2_cuda_t *)m->dev)->a.dres_bf, N);
 }
 
 /* Waits for the compute stream: bounded by comm.timeout_s when it holds
@@ -343,7 +270,7 @@ static void forward_body(ct_model_t *m, const int32_t *inputs, const int32_t *ta
     gpu_acts_t *a = &G->a;
     const ct_gpt2_bf16_tensors_t *p = &G->p;
     void *s = G->stream;
-    const int Ns = sp_rows(m, N, NULL);
+    const int Ns = ct__cuda_sp_rows(m, N, NULL);
     const size_t NC = (size_t)N * C, NsC = (size_t)Ns * C, NCl = (size_t)N * Cl;
     const int ln_all = G->recompute != CT_RECOMPUTE_LN_GELU, gelu_all = G->recompute == CT_RECOMPUTE_NONE;
     const double att_flop = 2.0 * B * NHl * (double)T * T * HS; /* causal: half of 4 B NH T^2 HS */
@@ -426,76 +353,24 @@ static void forward_body(ct_model_t *m, const int32_t *inputs, const int32_t *ta
     m->last_targets = targets;
 }
 
-/* The LM head and cross-entropy, chunk by chunk of R rows (ct__gpt2_head_rows):
- * the logits of a chunk (this rank's Vpl columns), then
- *   HEAD_LOGITS (no targets): nothing more; the last chunk's logits stay
- *     for gpt2_cuda_logits_row;
- *   HEAD_LOSS: the per-row losses;
- *   HEAD_TRAIN: the losses and, in place of the logits, their gradient
- *     (dloss per row), then at once the head's backward: wte's gradient
- *     += dlogits^T lnf, and d(lnf) into a->dln (this rank's rows).
- * At tp = 1 one fused kernel computes a chunk's losses and dlogits in one
- * pass over its logits. Under TP each chunk's cross-entropy statistics are
- * all-gathered (the logits never leave their rank), and the input gradient
+/* The LM head and cross-entropy, chunk by chunk (ct__cuda_head,
+ * model/model_cuda.c; mode CT_HEAD_*): the logits exist for one chunk of
+ * rows at a time; in training the head's backward writes wte's gradient
+ * and d(lnf) into a->dln (this rank's rows). Under TP the input gradient
  * partials of all chunks are summed over the group once, at the end. */
-enum { HEAD_LOGITS, HEAD_LOSS, HEAD_TRAIN };
-
 static void head(ct_model_t *m, int mode, float dloss)
 {
     gpt2_cuda_t *G = m->dev;
-    const ct_model_dims_t *d = &m->d;
     gpu_acts_t *a = &G->a;
-    const ct_gpt2_bf16_tensors_t *p = &G->p;
-    void *s = G->stream;
-    const int C = d->C, Vpl = d->Vpl, N = G->last_B * G->last_T;
-    const int R = ct__gpt2_head_rows(m->B, m->T);
+    const int N = G->last_B * G->last_T;
     /* under SP the gathered lnf stays in a->sp_gather for the backward */
-    const ct_bf16_t *lnf_in = col_input(m, a->lnf, N);
-    const int first = mode == HEAD_LOGITS ? (N - 1) / R * R : 0;
-    for (int r0 = first; r0 < N; r0 += R) {
-        const int n = N - r0 < R ? N - r0 : R;
-        const ct_bf16_t *x = lnf_in + (size_t)r0 * C;
-        OP(F_MATMUL, 2.0 * n * C * Vpl, 0, s,
-           ct_cuda_matmul_forward(G->ctx, a->logits, NULL, x, p->wte, NULL, n, C, Vpl, s));
-        if (mode == HEAD_LOGITS) {
-            G->logits_row0 = r0;
-            break;
-        }
-        const float dl = mode == HEAD_TRAIN ? dloss : 0.0f;
-        if (!G->tpc) {
-            OP(F_XENT, 0, (size_t)n * Vpl * (dl != 0.0f ? 4 : 2), s,
-               ct_cuda_xent_forward_backward(a->losses + r0, a->logits, a->targets + r0, dl, n,
-                                             d->V, Vpl, s));
-        } else {
-            float *mine = a->xstats + (size_t)d->tp_rank * n * 3;
-            OP(F_XENT, 0, (size_t)n * Vpl * 2, s,
-               ct_cuda_xent_vp_stats(mine, a->logits, a->targets + r0, n, d->v_start, d->Vl, Vpl,
-                                     s));
-            OP(F_TP, 0, (size_t)n * 12 * d->tp, s,
-               tp_check(m, ct_comm_allgather(G->tpc, mine, a->xstats, (size_t)n * 3,
-                                             CT_DTYPE_F32, s)));
-            OP(F_XENT, 0, (size_t)n * 12 * d->tp, s,
-               ct_cuda_xent_vp_finish(a->losses + r0, a->lse + r0, a->xstats, n, d->tp, s));
-            if (mode == HEAD_TRAIN)
-                OP(F_XENT, 0, (size_t)n * Vpl * 4, s,
-                   ct_cuda_xent_vp_backward(a->logits, a->lse + r0, a->targets + r0, dl, n,
-                                            d->v_start, d->Vl, Vpl, s));
-        }
-        if (mode != HEAD_TRAIN) continue;
-        if (!G->tpc) {
-            OP(F_MATMUL, 4.0 * n * C * Vpl, 0, s,
-               ct_cuda_matmul_backward(G->ctx, a->dln + (size_t)r0 * C, G->g.wte, NULL, a->logits,
-                                       x, p->wte, NULL, a->scratch, n, C, Vpl, s));
-        } else {
-            OP(F_MATMUL, 2.0 * n * C * Vpl, 0, s,
-               ct_cuda_matmul_backward(G->ctx, NULL, G->g.wte, NULL, a->logits, x, p->wte, NULL,
-                                       a->scratch, n, C, Vpl, s));
-            OP(F_MATMUL, 2.0 * n * C * Vpl, 0, s,
-               ct_cuda_matmul_dinp_f32(G->ctx, a->tp_f32 + (size_t)r0 * C, a->logits, p->wte, n,
-                                       C, Vpl, s));
-        }
-    }
-    if (mode == HEAD_TRAIN && G->tpc) tp_dinp_to_dln(m, N);
+    const ct_cuda_head_t h = {.x = col_input(m, a->lnf, N), .w = G->p.wte, .dw = G->g.wte,
+                              .logits = a->logits, .targets = a->targets, .losses = a->losses,
+                              .lse = a->lse, .xstats = a->xstats, .scratch = a->scratch,
+                              .dx_bf = G->tpc ? NULL : a->dln, .dx_f32 = a->tp_f32};
+    const int r0 = ct__cuda_head(m, &h, N, mode, dloss);
+    if (mode == CT_HEAD_LOGITS) G->logits_row0 = r0;
+    if (mode == CT_HEAD_TRAIN && G->tpc) tp_dinp_to_dln(m, N);
 }
 
 static float gpt2_cuda_forward(ct_model_t *m, const int32_t *inputs, const int32_t *targets, int B,
@@ -504,11 +379,11 @@ static float gpt2_cuda_forward(ct_model_t *m, const int32_t *inputs, const int32
     gpt2_cuda_t *G = m->dev;
     forward_body(m, inputs, targets, B, T);
     if (!targets) {
-        head(m, HEAD_LOGITS, 0.0f);
+        head(m, CT_HEAD_LOGITS, 0.0f);
         if (G->tpc) compute_sync(G); /* the collectives of a sampling forward */
         return 0.0f;
     }
-    head(m, HEAD_LOSS, 0.0f);
+    head(m, CT_HEAD_LOSS, 0.0f);
     return ct__cuda_mean_loss(&G->base, G->a.losses, G->last_B * G->last_T);
 }
 
@@ -517,7 +392,7 @@ static const float *gpt2_cuda_logits_row(ct_model_t *m, int row)
     gpt2_cuda_t *G = m->dev;
     /* the head keeps the last chunk's logits: every row of a sampling forward */
     CT_ASSERT(!m->last_targets && row >= G->logits_row0 &&
-              row < G->logits_row0 + ct__gpt2_head_rows(m->B, m->T));
+              row < G->logits_row0 + ct__model_head_rows(m->B, m->T));
     return ct__cuda_logits_row(m, G->a.logits, row - G->logits_row0);
 }
 
@@ -550,7 +425,7 @@ static void backward_body(ct_model_t *m, int B, int T)
     void *s = G->stream;
     ct_cuda_t *ctx = G->ctx;
     size_t row0;
-    const int Ns = sp_rows(m, N, &row0);
+    const int Ns = ct__cuda_sp_rows(m, N, &row0);
     const size_t NsC = (size_t)Ns * C, NCl = (size_t)N * Cl;
     ct_bf16_t *dres_bf = a->dres_bf + row0 * C; /* this rank's rows of it */
     const int ln_all = G->recompute != CT_RECOMPUTE_LN_GELU, gelu_all = G->recompute == CT_RECOMPUTE_NONE;
@@ -624,7 +499,7 @@ static void backward_body(ct_model_t *m, int B, int T)
                                       p->ln1w + (size_t)l * C, ln1_mean, ln1_rstd, a->scratch, Ns,
                                       C, s));
         if (l > 0) sp_gather_dres(m, N);
-        sp_sum_ln_grads(m, ln_layer, 4, l);
+        ct__cuda_sp_sum_grads(m, ln_layer, 4, l);
         if (overlap) ct__cuda_reduce_layer(m, l);
     }
     const float *dres_all = a->dres;
@@ -640,7 +515,7 @@ static void backward_body(ct_model_t *m, int B, int T)
         OP(F_EMBED, 0, (size_t)N * C * 12, s,
            ct_cuda_encoder_backward_vp(g->wte, g->wpe, dres_all, a->inputs, B, T, C, d->v_start,
                                        Vpl, s));
-    sp_sum_ln_grads(m, ln_final, 2, 0);
+    ct__cuda_sp_sum_grads(m, ln_final, 2, 0);
     G->reduce_started = overlap;
 }
 
@@ -650,7 +525,7 @@ static void head_and_backward(ct_model_t *m, int B, int T, float loss_scale)
 {
     gpt2_cuda_t *G = m->dev;
     ct__cuda_wait_reduces(&G->base);
-    head(m, HEAD_TRAIN, loss_scale / (float)(B * T));
+    head(m, CT_HEAD_TRAIN, loss_scale / (float)(B * T));
     backward_body(m, B, T);
 }
 

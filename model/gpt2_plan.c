@@ -20,20 +20,11 @@
 #include "core/log.h"
 #include "model/gpt2.h"
 
-int ct__gpt2_head_rows(int B, int T)
-{
-    const long N = (long)B * T;
-    long r = (N + 7) / 8;
-    if (r < T) r = T;
-    r = (r + 7) / 8 * 8;
-    return (int)(r < N ? r : N);
-}
-
 int ct__gpt2_cuda_act_items(const ct_model_dims_t *d, int B, int T, ct_recompute_t rc, int sp,
                             ct_plan_item_t *it)
 {
     const size_t tp = (size_t)d->tp, L = d->L, C = d->C, Cl = d->Cl, NHl = d->NHl;
-    const size_t N = (size_t)B * T, R = (size_t)ct__gpt2_head_rows(B, T);
+    const size_t N = (size_t)B * T, R = (size_t)ct__model_head_rows(B, T);
     const int spl = sp && tp > 1;
     CT_ASSERT(!spl || N % tp == 0);
     const size_t Ns = spl ? N / tp : N; /* tokens of a LayerNorm/residual region */

@@ -91,7 +91,8 @@ typedef struct {
     float *residual3;    /* (L, N, C) fp32 */
     ct_bf16_t *lnf;      /* (N, C) */
     float *rstdf;        /* (N) */
-    ct_bf16_t *logits;   /* (N, Vpl), dlogits after backward */
+    ct_bf16_t *logits;   /* (R, Vpl) one chunk of rows of the LM head (R =
+                          * ct__model_head_rows); dlogits in training */
     float *losses;       /* (N) */
     ct_bf16_t *proj;     /* (N, C) projection outputs */
     /* backward */
@@ -111,17 +112,20 @@ typedef struct {
     float *tp_f32;       /* (N, C) fp32 partial sums of the row-parallel outputs and
                           * the vocab-parallel embedding, before their TP all-reduce */
     float *lse;          /* (N) log-sum-exp of the vocab-parallel cross-entropy */
-    float *xstats;       /* (tp, N, 3) every rank's cross-entropy statistics */
+    float *xstats;       /* (tp, R, 3) every rank's cross-entropy statistics of a chunk */
     float *dkv_f32;      /* (2, N, KVl) replicated key/value heads: dk, dv summed over
                           * TP in fp32 (NULL when they are sharded) */
+    ct_bf16_t *sp_gather; /* (N, C) sequence parallelism only: an RMSNorm output
+                          * gathered over the TP group for the column-parallel matmuls */
 } ct_llama_cuda_acts_t;
 #define CT_LLAMA_CUDA_NUM_ACTS ((int)(sizeof(ct_llama_cuda_acts_t) / sizeof(void *)))
 
 /* The CUDA backend's activation and scratch buffers for capacity (B, T),
  * into it[0, n) (n returned): bytes and the offset of the pointer in
- * ct_llama_cuda_acts_t. llama_cuda.c allocates exactly these; the planner
- * adds them up. */
-int ct__llama_cuda_act_items(const ct_model_dims_t *d, int B, int T, ct_plan_item_t *it);
+ * ct_llama_cuda_acts_t. With sp = 1 (and d->tp > 1) the RMSNorm/residual
+ * regions hold N/tp tokens (sequence parallelism), plus the all-gather
+ * buffer. llama_cuda.c allocates exactly these; the planner adds them up. */
+int ct__llama_cuda_act_items(const ct_model_dims_t *d, int B, int T, int sp, ct_plan_item_t *it);
 
 /* ---- the CUDA backend (model/llama_cuda.c; model/llama_nocuda.c without CUDA) -- */
 CT_MUST_USE ct_status_t ct__llama_cuda_init(ct_model_t *m, ct_optim_t *o, const ct_config_t *cfg,

@@ -11,7 +11,13 @@
  * and value heads shared by their query-head group, never copied), o_proj,
  * residual + RMSNorm, gate and up, SwiGLU, down_proj. In the backward the
  * input gradients of q/k/v (and of gate/up) are summed in fp32 by
- * cuBLASLt (beta 1) and reach the RMSNorm backward unrounded.
+ * cuBLASLt (beta 1) and reach the RMSNorm backward unrounded. The LM head
+ * and cross-entropy run in chunks of rows, forward and backward together
+ * (ct__cuda_head, shared with GPT-2), so the logits never exist for the
+ * whole micro-batch (at a 128k vocabulary they would be the largest
+ * activation); a forward with targets and its backward are one call
+ * (forward_backward), and a backward after a plain forward runs the head
+ * again.
  *
  * Tensor parallelism (tp > 1) is the CPU path's Megatron partitioning
  * (llama_cpu.c): q, gate and up column-parallel (whole query heads and
@@ -26,6 +32,20 @@
  * every rank computes the same k_proj/v_proj gradients, and TP rank 0
  * alone adds their input gradient before the all-reduce of dln.
  *
+ * Sequence parallelism (parallel.sp, tp > 1) is GPT-2's (gpt2_cuda.c, on
+ * model_cuda.c's shared pieces): the RMSNorm/residual regions (the fp32
+ * residual stream, the norm outputs and their statistics, the projection
+ * outputs, the residual gradient) hold this rank's N/tp tokens; each TP
+ * all-reduce of a row-parallel output or a column-parallel input gradient
+ * becomes a reduce-scatter, and each norm output is all-gathered before
+ * the column-parallel matmuls that read it (again in the backward, for
+ * their weight gradients), so q, k, v, RoPE, attention and SwiGLU see the
+ * whole sequences, as without SP. The residual gradient is all-gathered
+ * (bf16) for the row-parallel backward and (fp32) for the embedding's;
+ * the RMSNorm weight gradients, partial per rank, are summed over TP once
+ * per step. Replicated key/value heads work as above: rank 0's input
+ * gradient joins the reduce-scatter instead of the all-reduce.
+ *
  * Attention: ct_cuda_gqa_forward/backward, which take the flash kernels
  * (attention_flash.cu: key tiles, online softmax, tensor cores; a shared
  * key/value head's gradient summed over its query heads in one fp32
@@ -34,8 +54,8 @@
  * opt-in: not validated on a GPU yet) cuDNN's SDPA with fewer key/value
  * heads for the training shape.
  *
- * Left out: sequence parallelism and recompute (refused with a hint),
- * overlapping the TP collectives with compute,
+ * Left out: recompute (refused with a hint), overlapping the TP
+ * collectives with compute,
  * bit-exact reproducibility on a real GPU (the embedding backward uses
  * atomics). */
 #include <math.h>
@@ -60,8 +80,9 @@ typedef struct {
     ct_llama_tensors_t g;   /* views of grads */
     ct_llama_cuda_acts_t a;
     int last_B, last_T;
+    int logits_row0;      /* the first row the logits buffer holds (sampling) */
     int cudnn_att;        /* model.attention cudnn: cuDNN's SDPA for the training shape */
-    size_t act_bytes;
+    size_t act_bytes, norm_region_bytes; /* activations; of them the RMSNorm/residual regions */
 } llama_cuda_t;
 
 static const ct_model_backend_t llama_cuda_backend;
@@ -102,13 +123,16 @@ static CT_MUST_USE ct_status_t llama_setup(ct_model_t *m, ct_optim_t *o, const c
         G->p.head = G->p.wte;
         G->g.head = G->g.wte;
     }
+    G->sp = d->tp > 1 && cfg->parallel.sp;
     ct_plan_item_t it[CT_PLAN_MAX_ITEMS];
-    int n = ct__llama_cuda_act_items(d, B, T, it);
+    int n = ct__llama_cuda_act_items(d, B, T, G->sp, it);
     for (int i = 0; i < n; i++) {
         void **slot = (void **)((char *)&G->a + it[i].slot);
         if ((st = ct__cuda_model_alloc(&G->base, slot, it[i].bytes, it[i].name)) != CT_OK)
             return st;
         if (it[i].kind == CT_PLAN_ACTS) G->act_bytes += it[i].bytes;
+        if (it[i].kind == CT_PLAN_ACTS && it[i].region == CT_PLAN_SP)
+            G->norm_region_bytes += it[i].bytes;
     }
     G->opt_scratch = G->a.scratch;
     G->opt_sumsq = G->a.sumsq;
@@ -151,13 +175,15 @@ static CT_MUST_USE ct_status_t llama_setup(ct_model_t *m, ct_optim_t *o, const c
         G->cudnn_att = 1;
     }
     if ((st = ct__cuda_model_finish(m, o, g, B, T)) != CT_OK) return st;
-    CT_LOG_INFO_R0("GPU model (llama, %d query and %d key/value heads%s): %.1f MiB of device "
-                   "memory allocated, activations %.3f MiB; attention: %s",
+    CT_LOG_INFO_R0("GPU model (llama, %d query and %d key/value heads%s%s): %.1f MiB of device "
+                   "memory allocated, activations %.3f MiB, of them %.3f MiB in the "
+                   "RMSNorm/residual regions; attention: %s",
                    d->NH, d->NKV,
                    d->tp == 1        ? ""
                    : d->kv_sharded ? ", tensor parallel"
                                    : ", tensor parallel with replicated key/value heads",
-                   G->alloc_bytes / 1048576.0, G->act_bytes / 1048576.0,
+                   G->sp ? ", sequence parallel" : "", G->alloc_bytes / 1048576.0,
+                   G->act_bytes / 1048576.0, G->norm_region_bytes / 1048576.0,
                    G->cudnn_att                            ? "cuDNN"
                    : ct_cuda_attention_flash_supports(d->HS) ? "the flash GQA kernels"
                                                              : "the per-row GQA kernels");
@@ -168,10 +194,10 @@ ct_status_t ct__llama_cuda_init(ct_model_t *m, ct_optim_t *o, const ct_config_t 
                                 const ct_comm_groups_t *g, int device, int B, int T)
 {
     const ct_model_dims_t *d = &m->d;
-    if (d->tp > 1 && cfg->parallel.sp) {
-        CT_LOG_ERROR("parallel.sp with model.arch llama: the Llama GPU path has tensor "
-                     "parallelism but no sequence parallelism yet\n---> HINT: set "
-                     "parallel.sp: false");
+    if (d->tp > 1 && cfg->parallel.sp && d->C % 2 != 0) {
+        /* the sequence-parallel all-gathers move bf16 rows as pairs */
+        CT_LOG_ERROR("parallel.sp with model.n_embd = %d: sequence parallelism needs an even "
+                     "n_embd on the GPU path\n---> HINT: set parallel.sp: false", d->C);
         return CT_ERR_UNSUPPORTED;
     }
     /* gelu (the default) has nothing to recompute in a Llama (no GELU) */
@@ -204,13 +230,15 @@ static void tp_allreduce(llama_cuda_t *G, float *x, size_t n)
        ct__cuda_tp_check(ct_comm_allreduce(G->tpc, x, x, n, CT_DTYPE_F32, CT_OP_SUM, G->stream)));
 }
 
-/* A row-parallel matmul inp (N, Cin) @ w^T into a->proj (N, C): at tp = 1
- * one bf16 matmul; under TP the fp32 partials summed over the group, then
- * rounded once. */
-static void row_parallel(llama_cuda_t *G, const ct_bf16_t *inp, const ct_bf16_t *w, int N,
-                         int Cin, int C)
+/* A row-parallel matmul inp (N, Cin) @ w^T into a->proj, this rank's rows
+ * of the layer output: at tp = 1 one bf16 matmul; under TP the fp32
+ * partials summed over the group (reduce-scattered under sequence
+ * parallelism), then rounded once. */
+static void row_parallel(ct_model_t *m, const ct_bf16_t *inp, const ct_bf16_t *w, int N, int Cin)
 {
+    llama_cuda_t *G = m->dev;
     void *s = G->stream;
+    const int C = m->d.C;
     if (!G->tpc) {
         OP(F_MATMUL, 2.0 * N * Cin * C, 0, s,
            ct_cuda_matmul_forward(G->ctx, G->a.proj, NULL, inp, w, NULL, N, Cin, C, s));
@@ -218,18 +246,34 @@ static void row_parallel(llama_cuda_t *G, const ct_bf16_t *inp, const ct_bf16_t 
     }
     OP(F_MATMUL, 2.0 * N * Cin * C, 0, s,
        ct_cuda_matmul_forward_f32(G->ctx, G->a.tp_f32, inp, w, N, Cin, C, s));
-    tp_allreduce(G, G->a.tp_f32, (size_t)N * C);
-    OP(F_OTHER, 0, (size_t)N * C * 6, s,
-       ct_cuda_bias_to_bf16(G->a.proj, G->a.tp_f32, NULL, N, C, s));
+    const float *rows = ct__cuda_tp_reduce_rows(m, G->a.tp_f32, N);
+    const int Ns = ct__cuda_sp_rows(m, N, NULL);
+    OP(F_OTHER, 0, (size_t)Ns * C * 6, s, ct_cuda_bias_to_bf16(G->a.proj, rows, NULL, Ns, C, s));
+}
+
+/* The input of a column-parallel matmul: this RMSNorm output, or under
+ * sequence parallelism the whole batch of it, gathered into a->sp_gather. */
+static const ct_bf16_t *col_input(ct_model_t *m, const ct_bf16_t *ln, int N)
+{
+    return ct__cuda_sp_col_input(m, ln, ((llama_cuda_t *)m->dev)->a.sp_gather, N);
 }
 
 /* ---- forward -------------------------------------------------------------- */
 
-static float llama_cuda_forward(ct_model_t *m, const int32_t *inputs, const int32_t *targets,
-                                int B, int T)
+/* Embedding and transformer layers, up to the final RMSNorm (a->lnf). */
+static void forward_body(ct_model_t *m, const int32_t *inputs, const int32_t *targets, int B,
+                         int T)
 {
     llama_cuda_t *G = m->dev;
     const ct_model_dims_t *d = &m->d;
+    const int T_in = T;
+    /* Sequence parallelism splits the batch's tokens into tp blocks; a
+     * sampling forward (one row of any length) is padded at the end, which
+     * causal attention keeps from the rows before it. */
+    if (G->sp && (B * T) % d->tp != 0) {
+        CT_ASSERT(B == 1 && !targets);
+        T = (T + d->tp - 1) / d->tp * d->tp;
+    }
     const int L = d->L, C = d->C, HS = d->HS, NH = d->NHl, NKV = d->NKVl, KV = NKV * HS;
     const int Cq = d->Cl; /* this rank's query channels */
     const int F = d->Fl, Vp = d->Vpl, N = B * T, group = d->NH / d->NKV;
@@ -239,26 +283,36 @@ static float llama_cuda_forward(ct_model_t *m, const int32_t *inputs, const int3
     const llama_bf16_tensors_t *p = &G->p;
     void *s = G->stream;
     ct_cuda_t *ctx = G->ctx;
-    const size_t NC = (size_t)N * C, NCq = (size_t)N * Cq, NKVs = (size_t)N * KV;
-    const size_t NF = (size_t)N * F;
+    /* the RMSNorm/residual regions hold Ns = N/tp rows under SP, else N */
+    const int Ns = ct__cuda_sp_rows(m, N, NULL);
+    const size_t NC = (size_t)N * C, NsC = (size_t)Ns * C, NCq = (size_t)N * Cq;
+    const size_t NKVs = (size_t)N * KV, NF = (size_t)N * F;
     const float eps = d->norm_eps;
     const double att_flop = 2.0 * B * NH * (double)T * T * HS; /* causal: half of 4 B NH T^2 HS */
 
-    ct_cuda_copy(a->inputs, inputs, (size_t)N * sizeof(int32_t), s);
+    ct_cuda_copy(a->inputs, inputs, (size_t)B * T_in * sizeof(int32_t), s);
+    if (T != T_in) ct_cuda_zero(a->inputs + T_in, (size_t)(T - T_in) * sizeof(int32_t), s);
     if (targets) ct_cuda_copy(a->targets, targets, (size_t)N * sizeof(int32_t), s);
-    /* vocab-parallel under TP: this rank's rows of wte, summed over the group */
+    /* vocab-parallel under TP: this rank's rows of wte, summed over the
+     * group (reduce-scattered to this rank's tokens under SP) */
+    float *partial = G->sp ? a->tp_f32 : a->encoded;
     OP(F_EMBED, 0, NC * 6, s,
-       ct_cuda_encoder_forward_vp(a->encoded, a->inputs, p->wte, NULL, B, T, C, d->v_start, Vp,
-                                  s));
-    if (G->tpc) tp_allreduce(G, a->encoded, NC);
-    OP(F_LN, 0, NC * 6, s,
-       ct_cuda_rmsnorm_forward(a->ln1, a->rstd1, a->encoded, p->ln1w, N, C, eps, s));
+       ct_cuda_encoder_forward_vp(partial, a->inputs, p->wte, NULL, B, T, C, d->v_start, Vp, s));
+    if (G->sp)
+        OP(F_TP, 0, NC * 4, s,
+           ct__cuda_tp_check(ct_comm_reduce_scatter(G->tpc, partial, a->encoded, NsC,
+                                                    CT_DTYPE_F32, CT_OP_SUM, s)));
+    else if (G->tpc)
+        tp_allreduce(G, a->encoded, NC);
+    OP(F_LN, 0, NsC * 6, s,
+       ct_cuda_rmsnorm_forward(a->ln1, a->rstd1, a->encoded, p->ln1w, Ns, C, eps, s));
     for (int l = 0; l < L; l++) {
-        ct_bf16_t *ln1 = a->ln1 + l * NC, *q = a->q + l * NCq, *k = a->k + l * NKVs;
-        ct_bf16_t *v = a->v + l * NKVs, *atty = a->atty + l * NCq, *ln2 = a->ln2 + l * NC;
+        ct_bf16_t *q = a->q + l * NCq, *k = a->k + l * NKVs;
+        ct_bf16_t *v = a->v + l * NKVs, *atty = a->atty + l * NCq, *ln2 = a->ln2 + l * NsC;
         ct_bf16_t *gate = a->gate + l * NF, *up = a->up + l * NF, *hmid = a->hmid + l * NF;
-        float *res2 = a->residual2 + l * NC, *res3 = a->residual3 + l * NC;
+        float *res2 = a->residual2 + l * NsC, *res3 = a->residual3 + l * NsC;
         float *stats = a->att_stats + (size_t)l * B * NH * T;
+        const ct_bf16_t *ln1 = col_input(m, a->ln1 + l * NsC, N);
         OP(F_MATMUL, 2.0 * N * C * Cq, 0, s,
            ct_cuda_matmul_forward(ctx, q, NULL, ln1, p->wq + (size_t)l * Cq * C, NULL, N, C, Cq,
                                   s));
@@ -276,60 +330,79 @@ static float llama_cuda_forward(ct_model_t *m, const int32_t *inputs, const int3
         else
             OP(F_ATTN, att_flop, 0, s,
                ct_cuda_gqa_forward(atty, stats, q, k, v, B, T, NH, NKV, HS, group, q_head0, s));
-        row_parallel(G, atty, p->wo + (size_t)l * C * Cq, N, Cq, C);
-        const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * NC;
-        OP(F_LN, 0, NC * 12, s,
-           ct_cuda_residual_rmsnorm_forward(res2, ln2, a->rstd2 + (size_t)l * N, residual,
-                                            a->proj, p->ln2w + (size_t)l * C, N, C, eps, s));
+        row_parallel(m, atty, p->wo + (size_t)l * C * Cq, N, Cq);
+        const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * NsC;
+        OP(F_LN, 0, NsC * 12, s,
+           ct_cuda_residual_rmsnorm_forward(res2, ln2, a->rstd2 + (size_t)l * Ns, residual,
+                                            a->proj, p->ln2w + (size_t)l * C, Ns, C, eps, s));
+        const ct_bf16_t *ln2_in = col_input(m, ln2, N);
         OP(F_MATMUL, 2.0 * N * C * F, 0, s,
-           ct_cuda_matmul_forward(ctx, gate, NULL, ln2, p->wgate + (size_t)l * F * C, NULL, N, C,
+           ct_cuda_matmul_forward(ctx, gate, NULL, ln2_in, p->wgate + (size_t)l * F * C, NULL, N,
+                                  C, F, s));
+        OP(F_MATMUL, 2.0 * N * C * F, 0, s,
+           ct_cuda_matmul_forward(ctx, up, NULL, ln2_in, p->wup + (size_t)l * F * C, NULL, N, C,
                                   F, s));
-        OP(F_MATMUL, 2.0 * N * C * F, 0, s,
-           ct_cuda_matmul_forward(ctx, up, NULL, ln2, p->wup + (size_t)l * F * C, NULL, N, C, F,
-                                  s));
         OP(F_GELU, 0, NF * 6, s, ct_cuda_swiglu_forward(hmid, gate, up, (long)NF, s));
-        row_parallel(G, hmid, p->wdown + (size_t)l * C * F, N, F, C);
+        row_parallel(m, hmid, p->wdown + (size_t)l * C * F, N, F);
         /* residual3 = residual2 + down_proj, then the next RMSNorm: the next
          * layer's ln1 or the final one */
         if (l + 1 < L)
-            OP(F_LN, 0, NC * 12, s,
-               ct_cuda_residual_rmsnorm_forward(res3, a->ln1 + (l + 1) * NC,
-                                                a->rstd1 + (size_t)(l + 1) * N, res2, a->proj,
-                                                p->ln1w + (size_t)(l + 1) * C, N, C, eps, s));
+            OP(F_LN, 0, NsC * 12, s,
+               ct_cuda_residual_rmsnorm_forward(res3, a->ln1 + (l + 1) * NsC,
+                                                a->rstd1 + (size_t)(l + 1) * Ns, res2, a->proj,
+                                                p->ln1w + (size_t)(l + 1) * C, Ns, C, eps, s));
         else
-            OP(F_LN, 0, NC * 12, s,
+            OP(F_LN, 0, NsC * 12, s,
                ct_cuda_residual_rmsnorm_forward(res3, a->lnf, a->rstdf, res2, a->proj, p->lnfw,
-                                                N, C, eps, s));
+                                                Ns, C, eps, s));
     }
-    OP(F_MATMUL, 2.0 * N * C * Vp, 0, s,
-       ct_cuda_matmul_forward(ctx, a->logits, NULL, a->lnf, p->head, NULL, N, C, Vp, s));
     G->last_B = B;
     G->last_T = T;
     m->last_targets = targets;
+}
+
+/* The LM head and cross-entropy, chunk by chunk (ct__cuda_head,
+ * model/model_cuda.c, shared with GPT-2; mode CT_HEAD_*): the logits exist
+ * for one chunk of rows at a time; in training the head's backward writes
+ * the head's gradient (wte's when tied) and d(lnf) in fp32 into a->dln,
+ * summed over the TP group once, after the last chunk (under SP into this
+ * rank's rows of it). */
+static void head(ct_model_t *m, int mode, float dloss)
+{
+    llama_cuda_t *G = m->dev;
+    ct_llama_cuda_acts_t *a = &G->a;
+    const int N = G->last_B * G->last_T;
+    /* under SP the gathered lnf stays in a->sp_gather for the head's backward */
+    const ct_cuda_head_t h = {.x = col_input(m, a->lnf, N), .w = G->p.head, .dw = G->g.head,
+                              .logits = a->logits, .targets = a->targets, .losses = a->losses,
+                              .lse = a->lse, .xstats = a->xstats, .scratch = a->scratch,
+                              .dx_bf = NULL, .dx_f32 = a->dln};
+    const int r0 = ct__cuda_head(m, &h, N, mode, dloss);
+    if (mode == CT_HEAD_LOGITS) G->logits_row0 = r0;
+    if (mode == CT_HEAD_TRAIN && G->tpc) ct__cuda_tp_reduce_rows(m, a->dln, N);
+}
+
+static float llama_cuda_forward(ct_model_t *m, const int32_t *inputs, const int32_t *targets,
+                                int B, int T)
+{
+    llama_cuda_t *G = m->dev;
+    forward_body(m, inputs, targets, B, T);
     if (!targets) {
+        head(m, CT_HEAD_LOGITS, 0.0f);
         if (G->tpc) ct__cuda_compute_sync(&G->base); /* the collectives of a sampling forward */
         return 0.0f;
     }
-    if (!G->tpc) {
-        OP(F_XENT, 0, (size_t)N * Vp * 2, s,
-           ct_cuda_xent_forward_backward(a->losses, a->logits, a->targets, 0.0f, N, d->V, Vp, s));
-    } else {
-        /* the parallel cross-entropy: the logits stay on their ranks */
-        float *mine = a->xstats + (size_t)d->tp_rank * N * 3;
-        OP(F_XENT, 0, (size_t)N * Vp * 2, s,
-           ct_cuda_xent_vp_stats(mine, a->logits, a->targets, N, d->v_start, d->Vl, Vp, s));
-        OP(F_TP, 0, (size_t)N * 12 * d->tp, s,
-           ct__cuda_tp_check(ct_comm_allgather(G->tpc, mine, a->xstats, (size_t)N * 3,
-                                               CT_DTYPE_F32, s)));
-        OP(F_XENT, 0, (size_t)N * 12 * d->tp, s,
-           ct_cuda_xent_vp_finish(a->losses, a->lse, a->xstats, N, d->tp, s));
-    }
-    return ct__cuda_mean_loss(&G->base, a->losses, N);
+    head(m, CT_HEAD_LOSS, 0.0f);
+    return ct__cuda_mean_loss(&G->base, G->a.losses, G->last_B * G->last_T);
 }
 
 static const float *llama_cuda_logits_row(ct_model_t *m, int row)
 {
-    return ct__cuda_logits_row(m, ((llama_cuda_t *)m->dev)->a.logits, row);
+    llama_cuda_t *G = m->dev;
+    /* the head keeps the last chunk's logits: every row of a sampling forward */
+    CT_ASSERT(!m->last_targets && row >= G->logits_row0 &&
+              row < G->logits_row0 + ct__model_head_rows(m->B, m->T));
+    return ct__cuda_logits_row(m, G->a.logits, row - G->logits_row0);
 }
 
 /* ---- backward ------------------------------------------------------------- */
@@ -337,12 +410,14 @@ static const float *llama_cuda_logits_row(ct_model_t *m, int row)
 /* The backward of column-parallel matmuls reading the same bf16 input
  * inp (N, C): each weight's gradient (+=), and the input gradients of the
  * first n_dinp of them summed in fp32 into dln (overwritten), then over
- * the TP group. */
-static void multi_matmul_backward(llama_cuda_t *G, int count, int n_dinp, float *const *dw,
+ * the TP group (under SP into this rank's rows of dln). */
+static void multi_matmul_backward(ct_model_t *m, int count, int n_dinp, float *const *dw,
                                   const ct_bf16_t *const *dout, const ct_bf16_t *const *w,
-                                  const int *OC, const ct_bf16_t *inp, int N, int C)
+                                  const int *OC, const ct_bf16_t *inp, int N)
 {
+    llama_cuda_t *G = m->dev;
     void *s = G->stream;
+    const int C = m->d.C;
     for (int i = 0; i < count; i++) {
         OP(F_MATMUL, 2.0 * N * C * OC[i], 0, s,
            ct_cuda_matmul_backward(G->ctx, NULL, dw[i], NULL, dout[i], inp, w[i], NULL,
@@ -355,7 +430,7 @@ static void multi_matmul_backward(llama_cuda_t *G, int count, int n_dinp, float 
             OP(F_MATMUL, 2.0 * N * C * OC[i], 0, s,
                ct_cuda_matmul_dinp_f32_add(G->ctx, G->a.dln, dout[i], w[i], N, C, OC[i], s));
     }
-    if (G->tpc) tp_allreduce(G, G->a.dln, (size_t)N * C);
+    if (G->tpc) ct__cuda_tp_reduce_rows(m, G->a.dln, N);
 }
 
 /* Replicated key/value heads under TP: this rank's dk, dv (its query
@@ -369,8 +444,9 @@ static void tp_sum_dkv(llama_cuda_t *G, size_t n)
     OP(F_OTHER, 0, n * 12, s, ct_cuda_f32_to_bf16(a->dv, a->dkv_f32 + n, (long)n, s));
 }
 
-static void llama_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int T,
-                                float loss_scale)
+/* The backward from d(lnf) in a->dln (the head's backward wrote it) down to
+ * the embedding. */
+static void backward_body(ct_model_t *m, int B, int T)
 {
     llama_cuda_t *G = m->dev;
     const ct_model_dims_t *d = &m->d;
@@ -382,44 +458,37 @@ static void llama_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int
     const int kv_replicated = G->tpc && !d->kv_sharded;
     const int kv_dinp = !kv_replicated || d->tp_rank == 0;
     CT_ASSERT(m->last_targets != NULL && B == G->last_B && T == G->last_T);
-    (void)inputs; /* on the device since the forward */
     ct_llama_cuda_acts_t *a = &G->a;
     const llama_bf16_tensors_t *p = &G->p;
     const ct_llama_tensors_t *g = &G->g;
     void *s = G->stream;
     ct_cuda_t *ctx = G->ctx;
-    const size_t NC = (size_t)N * C, NCq = (size_t)N * Cq, NKVs = (size_t)N * KV;
+    /* the RMSNorm/residual regions: this rank's Ns rows from row0 under SP;
+     * a->dln and a->dres_bf span the batch, the norms read their rows */
+    size_t row0;
+    const int Ns = ct__cuda_sp_rows(m, N, &row0);
+    const size_t NsC = (size_t)Ns * C, NCq = (size_t)N * Cq, NKVs = (size_t)N * KV;
     const size_t NF = (size_t)N * F;
+    const float *dln = a->dln + row0 * C;
+    ct_bf16_t *dres_bf = a->dres_bf + row0 * C;
     const double att_flop = 4.0 * B * NH * (double)T * T * HS; /* twice the forward's */
     /* overlap the DP reduce with this backward when it is the last
-     * micro-batch and the optimizer does not use ZeRO's reduce-scatter */
-    ct__cuda_wait_reduces(&G->base);
+     * micro-batch and the optimizer does not use ZeRO's reduce-scatter
+     * (head_and_backward waited for reduces a skipped step left running) */
     const int overlap = G->dpc && m->grad_sync && !G->zero;
+    static const int norm_layer[] = {CT_LLAMA_LN1W, CT_LLAMA_LN2W}, norm_final[] = {CT_LLAMA_LNFW};
 
-    if (!G->tpc)
-        OP(F_XENT, 0, (size_t)N * Vp * 4, s,
-           ct_cuda_xent_forward_backward(a->losses, a->logits, a->targets, loss_scale / (float)N,
-                                         N, d->V, Vp, s));
-    else
-        OP(F_XENT, 0, (size_t)N * Vp * 4, s,
-           ct_cuda_xent_vp_backward(a->logits, a->lse, a->targets, loss_scale / (float)N, N,
-                                    d->v_start, d->Vl, Vp, s));
-    {
-        float *dw[] = {g->head};
-        const ct_bf16_t *dout[] = {a->logits}, *w[] = {p->head};
-        const int oc[] = {Vp};
-        multi_matmul_backward(G, 1, 1, dw, dout, w, oc, a->lnf, N, C);
-    }
-    OP(F_OTHER, 0, NC * 4, s, ct_cuda_zero(a->dres, NC * sizeof(float), s));
-    const float *last = a->residual3 + (size_t)(L - 1) * NC; /* L >= 1 (config) */
-    OP(F_LN, 0, NC * 16, s,
-       ct_cuda_rmsnorm_backward(a->dres, a->dres_bf, g->lnfw, a->dln, last, p->lnfw, a->rstdf,
-                                a->scratch, N, C, s));
+    OP(F_OTHER, 0, NsC * 4, s, ct_cuda_zero(a->dres, NsC * sizeof(float), s));
+    const float *last = a->residual3 + (size_t)(L - 1) * NsC; /* L >= 1 (config) */
+    OP(F_LN, 0, NsC * 16, s,
+       ct_cuda_rmsnorm_backward(a->dres, dres_bf, g->lnfw, dln, last, p->lnfw, a->rstdf,
+                                a->scratch, Ns, C, s));
+    ct__cuda_sp_gather_rows(m, a->dres_bf, N);
     for (int l = L - 1; l >= 0; l--) {
-        const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * NC;
-        const float *res2 = a->residual2 + l * NC;
-        const ct_bf16_t *ln1 = a->ln1 + l * NC, *q = a->q + l * NCq, *k = a->k + l * NKVs;
-        const ct_bf16_t *v = a->v + l * NKVs, *atty = a->atty + l * NCq, *ln2 = a->ln2 + l * NC;
+        const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * NsC;
+        const float *res2 = a->residual2 + l * NsC;
+        const ct_bf16_t *ln1 = a->ln1 + l * NsC, *q = a->q + l * NCq, *k = a->k + l * NKVs;
+        const ct_bf16_t *v = a->v + l * NKVs, *atty = a->atty + l * NCq, *ln2 = a->ln2 + l * NsC;
         const ct_bf16_t *gate = a->gate + l * NF, *up = a->up + l * NF, *hmid = a->hmid + l * NF;
         const float *stats = a->att_stats + (size_t)l * B * NH * T;
 
@@ -435,12 +504,13 @@ static void llama_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int
             const ct_bf16_t *dout[] = {a->dgate, a->dup};
             const ct_bf16_t *w[] = {p->wgate + (size_t)l * F * C, p->wup + (size_t)l * F * C};
             const int oc[] = {F, F};
-            multi_matmul_backward(G, 2, 2, dw, dout, w, oc, ln2, N, C);
+            multi_matmul_backward(m, 2, 2, dw, dout, w, oc, col_input(m, ln2, N), N);
         }
-        OP(F_LN, 0, NC * 16, s,
-           ct_cuda_rmsnorm_backward(a->dres, a->dres_bf, g->ln2w + (size_t)l * C, a->dln, res2,
-                                    p->ln2w + (size_t)l * C, a->rstd2 + (size_t)l * N,
-                                    a->scratch, N, C, s));
+        OP(F_LN, 0, NsC * 16, s,
+           ct_cuda_rmsnorm_backward(a->dres, dres_bf, g->ln2w + (size_t)l * C, dln, res2,
+                                    p->ln2w + (size_t)l * C, a->rstd2 + (size_t)l * Ns,
+                                    a->scratch, Ns, C, s));
+        ct__cuda_sp_gather_rows(m, a->dres_bf, N);
         /* attention: dres is now d(residual2) == d(o_proj) */
         /* row-parallel o_proj: its input gradient stays on this rank */
         OP(F_MATMUL, 4.0 * N * Cq * C, 0, s,
@@ -471,24 +541,67 @@ static void llama_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int
             const ct_bf16_t *w[] = {p->wq + (size_t)l * Cq * C, p->wk + (size_t)l * KV * C,
                                     p->wv + (size_t)l * KV * C};
             const int oc[] = {Cq, KV, KV};
-            multi_matmul_backward(G, 3, kv_dinp ? 3 : 1, dw, dout, w, oc, ln1, N, C);
+            multi_matmul_backward(m, 3, kv_dinp ? 3 : 1, dw, dout, w, oc, col_input(m, ln1, N),
+                                  N);
         }
-        OP(F_LN, 0, NC * 16, s,
-           ct_cuda_rmsnorm_backward(a->dres, a->dres_bf, g->ln1w + (size_t)l * C, a->dln,
-                                    residual, p->ln1w + (size_t)l * C, a->rstd1 + (size_t)l * N,
-                                    a->scratch, N, C, s));
+        OP(F_LN, 0, NsC * 16, s,
+           ct_cuda_rmsnorm_backward(a->dres, dres_bf, g->ln1w + (size_t)l * C, dln, residual,
+                                    p->ln1w + (size_t)l * C, a->rstd1 + (size_t)l * Ns,
+                                    a->scratch, Ns, C, s));
+        if (l > 0) ct__cuda_sp_gather_rows(m, a->dres_bf, N);
+        /* SP: the norm weights' gradients summed over TP before DP reduces them */
+        ct__cuda_sp_sum_grads(m, norm_layer, 2, l);
         if (overlap) ct__cuda_reduce_layer(m, l);
     }
-    OP(F_EMBED, 0, NC * 12, s,
-       ct_cuda_encoder_backward_vp(g->wte, NULL, a->dres, a->inputs, B, T, C, d->v_start, Vp,
+    const float *dres_all = a->dres;
+    if (G->sp) { /* the embedding backward reads every token's gradient */
+        OP(F_TP, 0, NsC * 4 * d->tp, s,
+           ct__cuda_tp_check(ct_comm_allgather(G->tpc, a->dres, a->tp_f32, NsC, CT_DTYPE_F32,
+                                               s)));
+        dres_all = a->tp_f32;
+    }
+    OP(F_EMBED, 0, (size_t)N * C * 12, s,
+       ct_cuda_encoder_backward_vp(g->wte, NULL, dres_all, a->inputs, B, T, C, d->v_start, Vp,
                                    s));
+    ct__cuda_sp_sum_grads(m, norm_final, 1, 0);
     G->reduce_started = overlap;
+}
+
+/* The head in training mode (its gradients written) and the rest of the
+ * backward, after DP reduces a skipped step left running. */
+static void head_and_backward(ct_model_t *m, int B, int T, float loss_scale)
+{
+    llama_cuda_t *G = m->dev;
+    ct__cuda_wait_reduces(&G->base);
+    head(m, CT_HEAD_TRAIN, loss_scale / (float)(B * T));
+    backward_body(m, B, T);
+}
+
+static void llama_cuda_backward(ct_model_t *m, const int32_t *inputs, int B, int T,
+                                float loss_scale)
+{
+    (void)inputs; /* on the device since the forward */
+    llama_cuda_t *G = m->dev;
+    CT_ASSERT(m->last_targets != NULL && B == G->last_B && T == G->last_T);
+    /* the logits of a plain forward are gone: the head runs again */
+    head_and_backward(m, B, T, loss_scale);
+}
+
+static float llama_cuda_forward_backward(ct_model_t *m, const int32_t *inputs,
+                                         const int32_t *targets, int B, int T, float loss_scale)
+{
+    llama_cuda_t *G = m->dev;
+    forward_body(m, inputs, targets, B, T);
+    head_and_backward(m, B, T, loss_scale);
+    /* the losses stay in place through the backward: one wait, at the end */
+    return ct__cuda_mean_loss(&G->base, G->a.losses, B * T);
 }
 
 static const ct_model_backend_t llama_cuda_backend = {
     .name = "llama/cuda",
     .forward = llama_cuda_forward,
     .backward = llama_cuda_backward,
+    .forward_backward = llama_cuda_forward_backward,
     .zero_grad = ct__cuda_model_zero_grad,
     .logits_row = llama_cuda_logits_row,
     .to_host = ct__cuda_model_to_host,

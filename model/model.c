@@ -44,9 +44,7 @@ int ct_model_arch_has_cuda(ct_arch_t arch) { return arch == CT_ARCH_GPT2 || arch
 int ct_model_cuda_supports(const ct_config_t *cfg)
 {
     if (!ct_model_arch_has_cuda(cfg->model.arch)) return 0;
-    return cfg->model.arch != CT_ARCH_LLAMA ||
-           (cfg->model.recompute != CT_RECOMPUTE_LN_GELU &&
-            (cfg->parallel.tp == 1 || !cfg->parallel.sp));
+    return cfg->model.arch != CT_ARCH_LLAMA || cfg->model.recompute != CT_RECOMPUTE_LN_GELU;
 }
 
 int ct_model_tp_divides(const ct_model_config_t *cfg, int tp)

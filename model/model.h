@@ -15,8 +15,8 @@
  * On a device they hold the fp32 weights as of the last ct_model_to_host
  * (checkpoints, export) and no activations.
  *
- * Left out: sequence parallelism and recompute for Llama on the GPU
- * (ct_model_to_device refuses them). */
+ * Left out: norm recompute for Llama on the GPU (model.recompute: ln_gelu;
+ * ct_model_to_device refuses it). */
 #ifndef CT_MODEL_MODEL_H
 #define CT_MODEL_MODEL_H
 
@@ -142,8 +142,8 @@ int ct_model_tp_divides(const ct_model_config_t *cfg, int tp);
 /* 1 when the architecture has a CUDA backend (GPT-2 and Llama). */
 int ct_model_arch_has_cuda(ct_arch_t arch);
 /* 1 when cfg's model and layout train on the GPU path: the architecture
- * has a CUDA backend and, for Llama, model.recompute is none and there is
- * no sequence parallelism. model.device auto means the CPU otherwise. */
+ * has a CUDA backend and, for Llama, model.recompute is not ln_gelu (its
+ * GPU path recomputes no norms). model.device auto means the CPU otherwise. */
 int ct_model_cuda_supports(const ct_config_t *cfg);
 
 /* ---- a model ------------------------------------------------------------------ */
@@ -268,7 +268,7 @@ typedef struct {
     size_t slot; /* the backend's use: where the buffer's pointer lives; SIZE_MAX none */
 } ct_plan_item_t;
 
-#define CT_PLAN_MAX_ITEMS 48
+#define CT_PLAN_MAX_ITEMS 64
 typedef struct {
     int n;
     ct_plan_item_t item[CT_PLAN_MAX_ITEMS];

@@ -300,6 +300,133 @@ const float *ct__cuda_logits_row(ct_model_t *m, const ct_bf16_t *logits, int row
     return c->host_row;
 }
 
+/* ---- tensor and sequence parallelism --------------------------------------------------- */
+
+int ct__cuda_sp_rows(const ct_model_t *m, int N, size_t *row0_p)
+{
+    const ct_cuda_model_t *c = ct__cuda_model(m);
+    const int Ns = c->sp ? N / m->d.tp : N;
+    if (row0_p) *row0_p = c->sp ? (size_t)m->d.tp_rank * Ns : 0;
+    return Ns;
+}
+
+float *ct__cuda_tp_reduce_rows(ct_model_t *m, float *buf, int N)
+{
+    ct_cuda_model_t *c = ct__cuda_model(m);
+    const size_t C = (size_t)m->d.C;
+    size_t row0;
+    const int Ns = ct__cuda_sp_rows(m, N, &row0);
+    if (!c->sp) {
+        CT_CUDA_OP(c, F_TP, 0, (size_t)N * C * 4, c->stream,
+                   ct__cuda_tp_check(ct_comm_allreduce(c->tpc, buf, buf, (size_t)N * C,
+                                                       CT_DTYPE_F32, CT_OP_SUM, c->stream)));
+        return buf;
+    }
+    float *rows = buf + row0 * C;
+    CT_CUDA_OP(c, F_TP, 0, (size_t)N * C * 4, c->stream,
+               ct__cuda_tp_check(ct_comm_reduce_scatter(c->tpc, buf, rows, (size_t)Ns * C,
+                                                        CT_DTYPE_F32, CT_OP_SUM, c->stream)));
+    return rows;
+}
+
+void ct__cuda_sp_gather_bf16(ct_model_t *m, const ct_bf16_t *rows, ct_bf16_t *full, int N)
+{
+    ct_cuda_model_t *c = ct__cuda_model(m);
+    const size_t n = (size_t)(N / m->d.tp) * (size_t)m->d.C;
+    CT_CUDA_OP(c, F_TP, 0, n * 2 * (size_t)m->d.tp, c->stream,
+               ct__cuda_tp_check(ct_comm_allgather(c->tpc, rows, full, n / 2, CT_DTYPE_I32,
+                                                   c->stream)));
+}
+
+const ct_bf16_t *ct__cuda_sp_col_input(ct_model_t *m, const ct_bf16_t *ln, ct_bf16_t *full,
+                                       int N)
+{
+    if (!ct__cuda_model(m)->sp) return ln;
+    ct__cuda_sp_gather_bf16(m, ln, full, N);
+    return full;
+}
+
+void ct__cuda_sp_gather_rows(ct_model_t *m, ct_bf16_t *full, int N)
+{
+    if (!ct__cuda_model(m)->sp) return;
+    size_t row0;
+    ct__cuda_sp_rows(m, N, &row0);
+    ct__cuda_sp_gather_bf16(m, full + row0 * m->d.C, full, N);
+}
+
+void ct__cuda_sp_sum_grads(ct_model_t *m, const int *tensors, int n, int l)
+{
+    ct_cuda_model_t *c = ct__cuda_model(m);
+    if (!c->sp || !m->grad_sync) return;
+    /* one timed op around the group: its collectives launch at group_end */
+    const int k_ = ct__cuda_prof_begin(c, F_TP, 0, (double)n * m->d.C * 4, c->stream);
+    ct_comm_group_begin();
+    for (int k = 0; k < n; k++) {
+        const int i = tensors[k];
+        const size_t len = c->per_layer[i] ? m->sizes[i] / (size_t)m->d.L : m->sizes[i];
+        float *gi = c->grads + m->offsets[i] + (c->per_layer[i] ? (size_t)l * len : 0);
+        ct__cuda_tp_check(ct_comm_allreduce(c->tpc, gi, gi, len, CT_DTYPE_F32, CT_OP_SUM,
+                                            c->stream));
+    }
+    ct__cuda_tp_check(ct_comm_group_end());
+    ct__cuda_prof_end(c, k_, c->stream);
+}
+
+/* ---- the LM head and cross-entropy, chunk by chunk ------------------------------------ */
+
+int ct__cuda_head(ct_model_t *m, const ct_cuda_head_t *h, int N, int mode, float dloss)
+{
+    ct_cuda_model_t *c = ct__cuda_model(m);
+    const ct_model_dims_t *d = &m->d;
+    void *s = c->stream;
+    const int C = d->C, Vpl = d->Vpl;
+    const int R = ct__model_head_rows(m->B, m->T);
+    const int first = mode == CT_HEAD_LOGITS ? (N - 1) / R * R : 0;
+    for (int r0 = first; r0 < N; r0 += R) {
+        const int n = N - r0 < R ? N - r0 : R;
+        const ct_bf16_t *x = h->x + (size_t)r0 * C;
+        CT_CUDA_OP(c, F_MATMUL, 2.0 * n * C * Vpl, 0, s,
+                   ct_cuda_matmul_forward(c->ctx, h->logits, NULL, x, h->w, NULL, n, C, Vpl, s));
+        if (mode == CT_HEAD_LOGITS) return r0;
+        const float dl = mode == CT_HEAD_TRAIN ? dloss : 0.0f;
+        if (!c->tpc) {
+            CT_CUDA_OP(c, F_XENT, 0, (size_t)n * Vpl * (dl != 0.0f ? 4 : 2), s,
+                       ct_cuda_xent_forward_backward(h->losses + r0, h->logits, h->targets + r0,
+                                                     dl, n, d->V, Vpl, s));
+        } else {
+            float *mine = h->xstats + (size_t)d->tp_rank * n * 3;
+            CT_CUDA_OP(c, F_XENT, 0, (size_t)n * Vpl * 2, s,
+                       ct_cuda_xent_vp_stats(mine, h->logits, h->targets + r0, n, d->v_start,
+                                             d->Vl, Vpl, s));
+            CT_CUDA_OP(c, F_TP, 0, (size_t)n * 12 * d->tp, s,
+                       ct__cuda_tp_check(ct_comm_allgather(c->tpc, mine, h->xstats,
+                                                           (size_t)n * 3, CT_DTYPE_F32, s)));
+            CT_CUDA_OP(c, F_XENT, 0, (size_t)n * 12 * d->tp, s,
+                       ct_cuda_xent_vp_finish(h->losses + r0, h->lse + r0, h->xstats, n, d->tp,
+                                              s));
+            if (mode == CT_HEAD_TRAIN)
+                CT_CUDA_OP(c, F_XENT, 0, (size_t)n * Vpl * 4, s,
+                           ct_cuda_xent_vp_backward(h->logits, h->lse + r0, h->targets + r0, dl,
+                                                    n, d->v_start, d->Vl, Vpl, s));
+        }
+        if (mode != CT_HEAD_TRAIN) continue;
+        if (h->dx_bf) { /* the weight and the rounded input gradient in one call */
+            CT_CUDA_OP(c, F_MATMUL, 4.0 * n * C * Vpl, 0, s,
+                       ct_cuda_matmul_backward(c->ctx, h->dx_bf + (size_t)r0 * C, h->dw, NULL,
+                                               h->logits, x, h->w, NULL, h->scratch, n, C, Vpl,
+                                               s));
+        } else {
+            CT_CUDA_OP(c, F_MATMUL, 2.0 * n * C * Vpl, 0, s,
+                       ct_cuda_matmul_backward(c->ctx, NULL, h->dw, NULL, h->logits, x, h->w,
+                                               NULL, h->scratch, n, C, Vpl, s));
+            CT_CUDA_OP(c, F_MATMUL, 2.0 * n * C * Vpl, 0, s,
+                       ct_cuda_matmul_dinp_f32(c->ctx, h->dx_f32 + (size_t)r0 * C, h->logits,
+                                               h->w, n, C, Vpl, s));
+        }
+    }
+    return first;
+}
+
 /* ---- backend table entries ----------------------------------------------------------- */
 
 void ct__cuda_model_to_host(ct_model_t *m, ct_optim_t *o)

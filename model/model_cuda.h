@@ -36,6 +36,7 @@ struct ct_cuda_prof;
     float *opt_scratch; /* the backend's reduction scratch (ct_cuda_sumsq) */               \
     float *opt_sumsq;   /* (1) device gradient sum of squares */                            \
     int stochastic, zero;                                                                   \
+    int sp;             /* sequence parallelism (tp > 1): norm/residual rows split */       \
     float *host_losses; /* (N) */                                                           \
     float *host_row;    /* (Vpl) */                                                         \
     ct_bf16_t *host_row_bf; /* (Vpl) */                                                     \
@@ -71,14 +72,17 @@ static inline ct_cuda_model_t *ct__cuda_model(const ct_model_t *m)
 /* ---- per-op timing ---------------------------------------------------------- */
 int ct__cuda_prof_begin(ct_cuda_model_t *c, int fam, double flop, double bytes, void *stream);
 void ct__cuda_prof_end(ct_cuda_model_t *c, int k, void *stream);
-/* Times one op call in a backend whose state is G: OP(family, flops,
+/* Times one op call of the shared state c: CT_CUDA_OP(c, family, flops,
  * bytes, stream, the call). */
-#define OP(fam, fl, by, st, ...)                                                           \
+#define CT_CUDA_OP(c, fam, fl, by, st, ...)                                                \
     do {                                                                                   \
-        int k_ = ct__cuda_prof_begin(&G->base, (fam), (double)(fl), (double)(by), (st));   \
+        int k_ = ct__cuda_prof_begin((c), (fam), (double)(fl), (double)(by), (st));        \
         __VA_ARGS__;                                                                       \
-        ct__cuda_prof_end(&G->base, k_, (st));                                             \
+        ct__cuda_prof_end((c), k_, (st));                                                  \
     } while (0)
+/* The same in a backend whose state is G: OP(family, flops, bytes, stream,
+ * the call). */
+#define OP(fam, fl, by, st, ...) CT_CUDA_OP(&G->base, fam, fl, by, st, __VA_ARGS__)
 
 /* ---- setup and teardown --------------------------------------------------------- */
 /* Device bytes, counted in alloc_bytes; `what` names it in an OOM error. */
@@ -119,6 +123,74 @@ void ct__cuda_reduce_layer(ct_model_t *m, int l);
 float ct__cuda_mean_loss(ct_cuda_model_t *c, const float *losses, int N);
 /* Row `row` of (N, Vpl) bf16 logits, on the host in fp32. */
 const float *ct__cuda_logits_row(ct_model_t *m, const ct_bf16_t *logits, int row);
+
+/* ---- tensor and sequence parallelism ----------------------------------------------- *
+ * Under sequence parallelism (c->sp) the norm/residual regions hold this
+ * rank's N/tp tokens (a block of rows of the whole batch): the TP sum of a
+ * row-parallel output or a column-parallel input gradient becomes a
+ * reduce-scatter, and a norm's output is all-gathered before the
+ * column-parallel matmuls that read it (in the backward again, for their
+ * weight gradients). Every (N, C) buffer here has the model's C columns. */
+/* Rows of this rank in a norm/residual region: all N, or N/tp under
+ * sequence parallelism, starting at row *row0_p (may be NULL) of the batch. */
+int ct__cuda_sp_rows(const ct_model_t *m, int N, size_t *row0_p);
+/* The TP sum of (N, C) fp32 partials in buf: all-reduced in place, or
+ * reduce-scattered in place (sequence parallelism), so that this rank's
+ * rows hold their sums. Returns this rank's rows of buf. */
+float *ct__cuda_tp_reduce_rows(ct_model_t *m, float *buf, int N);
+/* Gathers the (N/tp, C) bf16 rows of every TP rank into full (N, C); in
+ * place when rows is this rank's block of full. C must be even (bf16
+ * travels as pairs). */
+void ct__cuda_sp_gather_bf16(ct_model_t *m, const ct_bf16_t *rows, ct_bf16_t *full, int N);
+/* The input of a column-parallel matmul: the norm output ln, or under
+ * sequence parallelism (ln this rank's rows) the whole batch of it
+ * gathered into full (N, C). */
+const ct_bf16_t *ct__cuda_sp_col_input(ct_model_t *m, const ct_bf16_t *ln, ct_bf16_t *full,
+                                       int N);
+/* Under sequence parallelism: after this rank's rows of full (N, C) bf16
+ * were written in place, every rank's rows, gathered (e.g. a residual
+ * gradient for the row-parallel backward). A no-op otherwise. */
+void ct__cuda_sp_gather_rows(ct_model_t *m, ct_bf16_t *full, int N);
+/* Sequence parallelism: the gradients of the norm weights (replicated over
+ * TP) come from this rank's rows only; they are summed over the TP group
+ * once per step (m->grad_sync; they accumulate over micro-batches in
+ * between), every rank then holding the whole. tensors: indices into the
+ * tensor table, each either per layer (layer l's slice) or whole. No-op
+ * without sequence parallelism. */
+void ct__cuda_sp_sum_grads(ct_model_t *m, const int *tensors, int n, int l);
+
+/* ---- the LM head and cross-entropy, chunk by chunk --------------------------------- */
+/* What ct__cuda_head does with each chunk of rows after its logits:
+ *   CT_HEAD_LOGITS (no targets): nothing; only the last chunk runs, and its
+ *     logits stay for the backend's logits_row;
+ *   CT_HEAD_LOSS: the per-row losses;
+ *   CT_HEAD_TRAIN: the losses and, in place of the logits, their gradient,
+ *     then at once the head's backward: dw += dlogits^T x and d(x). */
+enum { CT_HEAD_LOGITS, CT_HEAD_LOSS, CT_HEAD_TRAIN };
+
+/* The buffers of the head; R = ct__model_head_rows(m->B, m->T). */
+typedef struct {
+    const ct_bf16_t *x;      /* (N, C) the final norm's output, every token */
+    const ct_bf16_t *w;      /* (Vpl, C) the head's weight (the embedding when tied) */
+    float *dw;               /* (Vpl, C) its gradient, added to */
+    ct_bf16_t *logits;       /* (R, Vpl) one chunk; dlogits in training */
+    const int32_t *targets;  /* (N) */
+    float *losses;           /* (N) */
+    float *lse;              /* (N) log-sum-exp (TP only) */
+    float *xstats;           /* (tp, R, 3) every rank's statistics of a chunk (TP only) */
+    float *scratch;          /* the matmul backward's reduction scratch */
+    ct_bf16_t *dx_bf;        /* (N, C) d(x) rounded to bf16, at tp = 1; or NULL: */
+    float *dx_f32;           /* (N, C) d(x) in fp32, this rank's partial sums under TP */
+} ct_cuda_head_t;
+
+/* The LM head and cross-entropy over N rows, chunk by chunk of R rows, so
+ * that the logits never exist for the whole micro-batch. At tp = 1 one
+ * fused kernel computes a chunk's losses and dlogits in one pass over its
+ * logits. Under TP (a vocab-parallel head) each chunk's cross-entropy
+ * statistics are all-gathered (the logits never leave their rank), and
+ * d(x) is left as this rank's partial sums for the caller to reduce over
+ * the group. Returns the first row of the chunk the logits buffer holds. */
+int ct__cuda_head(ct_model_t *m, const ct_cuda_head_t *h, int N, int mode, float dloss);
 
 /* ---- backend table entries, the same for every architecture ----------------------- */
 void ct__cuda_model_to_host(ct_model_t *m, ct_optim_t *o);

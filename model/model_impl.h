@@ -51,6 +51,15 @@ struct ct_model_backend {
 void ct__optim_slice(size_t num_params, int zero, int dp, int dp_rank, size_t *padded_p,
                      size_t *start_p, size_t *count_p);
 
+/* Rows of one chunk of the GPU paths' LM head and cross-entropy
+ * (ct__cuda_head) for micro-batch capacity (B, T): the logits exist for R
+ * rows at a time, never for all N = B*T (at a real vocabulary they would
+ * be the largest activation). R is about N/8, a multiple of 8 (aligned
+ * bf16 rows for cuBLASLt), at least T (a sampling forward, one row of up
+ * to T tokens, is one chunk) and at most N. The planner sizes the chunk
+ * buffers with it (model/plan.c). */
+int ct__model_head_rows(int B, int T);
+
 /* The CPU backend's optimizer pieces, shared by every architecture on the
  * CPU (model/optim.c). */
 CT_MUST_USE ct_status_t ct__optim_cpu_grad_reduce(ct_model_t *m, ct_optim_t *o, int t);

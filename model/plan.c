@@ -19,6 +19,15 @@
 #include "model/gpt2.h"
 #include "model/llama.h"
 
+int ct__model_head_rows(int B, int T)
+{
+    const long N = (long)B * T;
+    long r = (N + 7) / 8;
+    if (r < T) r = T;
+    r = (r + 7) / 8 * 8;
+    return (int)(r < N ? r : N);
+}
+
 static void add(ct_plan_mem_t *m, const char *name, const char *shape, ct_plan_kind_t kind,
                 ct_plan_region_t region, size_t bytes)
 {
@@ -89,7 +98,7 @@ static void plan_gpu(ct_model_plan_t *p, ct_recompute_t rc)
     add(dev, "AdamW v", oshape, CT_PLAN_OPTIM, CT_PLAN_TP, oc * sizeof(float));
     const int llama = d->arch == CT_ARCH_LLAMA;
     if (llama) /* the attention scratch is one of its buffers */
-        dev->n += ct__llama_cuda_act_items(d, p->B, p->T, dev->item + dev->n);
+        dev->n += ct__llama_cuda_act_items(d, p->B, p->T, p->sp, dev->item + dev->n);
     else
         dev->n += ct__gpt2_cuda_act_items(d, p->B, p->T, rc, p->sp, dev->item + dev->n);
     CT_ASSERT(dev->n <= CT_PLAN_MAX_ITEMS - 2);
@@ -128,13 +137,10 @@ ct_status_t ct_model_plan(const ct_config_t *cfg, int gpu, int tp_rank, int dp_r
                      "multiple of parallel.tp", ct_config_ffn_dim(mc), tp);
         return CT_ERR_CONFIG;
     }
-    if (gpu && mc->arch == CT_ARCH_LLAMA &&
-        ((sp && tp > 1) || mc->recompute == CT_RECOMPUTE_LN_GELU)) {
-        CT_LOG_ERROR("model.arch is llama, whose GPU path has no %s yet\n---> HINT: plan "
-                     "without --sp and with model.recompute: gelu or none, or the CPU path with "
-                     "--set model.device=cpu",
-                     mc->recompute == CT_RECOMPUTE_LN_GELU ? "LayerNorm recompute"
-                                                           : "sequence parallelism");
+    if (gpu && mc->arch == CT_ARCH_LLAMA && mc->recompute == CT_RECOMPUTE_LN_GELU) {
+        CT_LOG_ERROR("model.arch is llama, whose GPU path has no norm recompute yet\n---> "
+                     "HINT: plan with model.recompute: gelu or none, or the CPU path with --set "
+                     "model.device=cpu");
         return CT_ERR_UNSUPPORTED;
     }
     ct_model_plan_t plan, *p = &plan;

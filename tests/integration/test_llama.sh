@@ -4,8 +4,10 @@
 # bit for bit (losses in every digit, final parameters and AdamW state byte
 # for byte), as test_resume.sh proves for GPT-2; the loss falls; the
 # manifest records the architecture and a GPT-2 config cannot resume it;
-# sampling and a Hugging Face round trip work; the GPU path plans (and
-# refuses to plan sequence parallelism, which it lacks so far); llm.c weights
+# sampling and a Hugging Face round trip work; the GPU path plans, with TP
+# and with sequence parallelism (the RMSNorm/residual regions split over
+# the TP ranks, smaller than without; norm recompute, which it lacks so
+# far, is refused with a hint); llm.c weights
 # refuse with a message that says so. The GPU path itself runs in
 # tests/cuda_emu/test_llama_train_emu.sh.
 . "$(dirname "$0")/lib.sh"
@@ -67,8 +69,15 @@ out=$("$CTRAIN" plan "$WORK/cfg.yaml" --set model.device=cuda --detail 2>&1) && 
     && pass || fail "plan on the GPU: $(tail -3 <<<"$out")"
 out=$("$CTRAIN" plan "$WORK/cfg.yaml" --set model.device=cuda --set parallel.tp=2 --detail 2>&1) \
     && grep -q "tp partial sums" <<<"$out" && pass || fail "plan TP on the GPU: $(tail -3 <<<"$out")"
-expect_fail "plan SP on the GPU" "GPU path has no sequence parallelism yet" "HINT" -- \
-    "$CTRAIN" plan "$WORK/cfg.yaml" --set model.device=cuda --set parallel.tp=2 --sp
+out=$("$CTRAIN" plan "$WORK/cfg.yaml" --set model.device=cuda --set parallel.tp=2 --sp --detail 2>&1) \
+    && grep -q "sp all-gather" <<<"$out" && grep -q "activations: residual2 *(L, N/tp, C) fp32.*\[sp\]" <<<"$out" \
+    && pass || fail "plan SP on the GPU: $(tail -3 <<<"$out")"
+a_sp=$(awk '$1 == "activations" {print $2; exit}' <<<"$out")
+a_nosp=$("$CTRAIN" plan "$WORK/cfg.yaml" --set model.device=cuda --set parallel.tp=2 2>&1 | awk '$1 == "activations" {print $2; exit}')
+python3 -c 'import sys; sys.exit(not 0 < float(sys.argv[1]) < float(sys.argv[2]))' "$a_sp" "$a_nosp" \
+    && pass || fail "plan SP on the GPU: activations $a_sp MiB, without SP $a_nosp MiB"
+expect_fail "plan norm recompute on the GPU" "GPU path has no norm recompute yet" "HINT" -- \
+    "$CTRAIN" plan "$WORK/cfg.yaml" --set model.device=cuda --set model.recompute=ln_gelu
 : > "$WORK/fake.bin"
 expect_fail "llm.c weights" "llm.c's model files hold GPT-2 only" -- "$CTRAIN" train "$WORK/cfg.yaml" \
     --set train.run_dir="$WORK/llmc" --set model.init_from="$WORK/fake.bin"

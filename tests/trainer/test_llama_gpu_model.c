@@ -2,9 +2,12 @@
  * exits 77 (skipped) without a CUDA device. The GPT-2 test
  * (test_gpu_model.c) with Llama's shapes and the same tolerances:
  * 1. Gradients of one forward/backward from the same weights: relative L2
- *    error of each tensor's gradient <= 5e-2.
- * 2. Training: 10 AdamW steps on the same structured token stream; every
- *    step's loss within 2e-2 absolute + 1e-2 relative of the CPU's.
+ *    error of each tensor's gradient <= 5e-2; the fused forward_backward
+ *    (the LM head's forward and backward chunk by chunk) gives the separate
+ *    calls' loss and gradients (1e-6 relative).
+ * 2. Training: 10 AdamW steps (the trainer's forward_backward) on the same
+ *    structured token stream; every step's loss within 2e-2 absolute +
+ *    1e-2 relative of the CPU's.
  * 3. The weights copied back to the host stay within 1e-2 relative L2 of
  *    the CPU's after those steps.
  * Each for grouped-query attention (n_kv_head < n_head) with a tied and an
@@ -164,6 +167,21 @@ static void test_gradients(const variant_t *v)
         CHECK_MSG(e <= 5e-2, "%s: gradient of %s: relative L2 error %.4f", v->name,
                   ct_model_tensor_name(&mc.d, i), e);
     }
+    /* The trainer's fused call (the head's forward and backward chunk by
+     * chunk) against the separate calls above (whose backward runs the head
+     * again): the same loss and gradients. */
+    ct_model_zero_grad(&mg);
+    float lfb = ct_model_forward_backward(&mg, inp, tgt, B, T, 1.0f);
+    CHECK_MSG(fabsf(lfb - lg) <= 1e-6f * fabsf(lg), "%s: loss forward_backward %.7f forward %.7f",
+              v->name, lfb, lg);
+    float *gf = malloc(mg.num_params * sizeof(float));
+    ct_model_grads_to_host(&mg, gf);
+    for (int i = 0; i < mg.n_tensors; i++) {
+        double e = rel_l2(gf + mg.offsets[i], gg + mg.offsets[i], mg.sizes[i]);
+        CHECK_MSG(e <= 1e-6, "%s: gradient of %s: forward_backward vs forward + backward, "
+                  "relative L2 %.2e", v->name, ct_model_tensor_name(&mg.d, i), e);
+    }
+    free(gf);
     free(gg);
     free(inp);
     free(tgt);
@@ -189,9 +207,8 @@ static void train(ct_model_t *m, ct_optim_t *o, const ct_config_t *cfg, float *o
 #endif
         make_batch(inp, tgt, cfg->model.vocab_size, s % NBATCH);
         ct_model_zero_grad(m);
-        out[s] = ct_model_forward(m, inp, tgt, B, T);
         m->grad_sync = 1;
-        ct_model_backward(m, inp, B, T, 1.0f);
+        out[s] = ct_model_forward_backward(m, inp, tgt, B, T, 1.0f);
         float norm;
         CHECK(ct_optim_step(o, m, &cfg->optim, cfg->optim.lr, s + 1, &norm) == CT_OK);
         CHECK(isfinite(norm));
@@ -275,6 +292,8 @@ static void test_refusals(int cudnn)
     cfg.parallel.tp = 2;
     CHECK(ct_model_cuda_supports(&cfg)); /* TP: test_llama_parallel_emu.sh */
     cfg.parallel.sp = 1;
+    CHECK(ct_model_cuda_supports(&cfg)); /* and SP, there too */
+    cfg.model.recompute = CT_RECOMPUTE_LN_GELU;
     CHECK(!ct_model_cuda_supports(&cfg));
     teardown(&m, &o);
     ct_config_free(&cfg);
