@@ -5,7 +5,7 @@
 # device memory next to `ctrain plan`'s total for the same layout);
 # SmolLM2-135M and Llama-3.2-1B (configs/smollm2-135m.yaml,
 # configs/llama3.2-1b.yaml) at T=2048, the largest micro-batch that fits
-# (the plain GQA attention kernels under model.attention auto, SmolLM2 also
+# (our flash GQA kernels, head size 64, under model.attention auto; SmolLM2 also
 # cuDNN's SDPA with fewer key/value heads where the build has cuDNN); the
 # bf16 GEMM rate at 4096^3 through our matmul and through cuBLASLt alone;
 # and the LayerNorm kernels alone at 124M's shape (ms per call, GB/s).
