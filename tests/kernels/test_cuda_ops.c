@@ -1535,6 +1535,37 @@ static void test_swiglu(long n)
     free(g), free(u), free(d), free(o), free(dg), free(du);
 }
 
+/* A grouped-query attention case: bf16-exact random q and k (rms qk_scale),
+ * v and dout (rms 1), and the CPU reference's out, att and gradients. */
+typedef struct {
+    float *q, *k, *v, *dout, *out, *att, *scr, *dq, *dk, *dv;
+} gqa_case_t;
+
+static gqa_case_t gqa_case(int B, int T, int NH, int NKV, int HS, int group, int q_head0,
+                           float qk_scale)
+{
+    const long nq = (long)B * T * NH * HS, nk = (long)B * T * NKV * HS;
+    gqa_case_t c;
+    /* one draw after the other (an initializer list's order is unspecified) */
+    c.q = h_randn_bf(nq, qk_scale, 0.0f);
+    c.k = h_randn_bf(nk, qk_scale, 0.0f);
+    c.v = h_randn_bf(nk, 1.0f, 0.0f);
+    c.dout = h_randn_bf(nq, 1.0f, 0.0f);
+    c.out = h_f(nq), c.att = h_f((long)B * NH * T * T), c.scr = h_f(ct_attention_scratch_floats(B, T, NH));
+    c.dq = h_f(nq), c.dk = h_f(nk), c.dv = h_f(nk);
+    ct_gqa_forward_ref(c.out, c.att, c.q, c.k, c.v, B, T, NH, NKV, HS, group, q_head0);
+    memset(c.dq, 0, (size_t)nq * 4), memset(c.dk, 0, (size_t)nk * 4), memset(c.dv, 0, (size_t)nk * 4);
+    ct_gqa_backward_ref(c.dq, c.dk, c.dv, c.dout, c.q, c.k, c.v, c.att, c.scr, B, T, NH, NKV, HS,
+                        group, q_head0);
+    return c;
+}
+
+static void gqa_case_free(gqa_case_t *c)
+{
+    free(c->q), free(c->k), free(c->v), free(c->dout), free(c->out), free(c->att), free(c->scr);
+    free(c->dq), free(c->dk), free(c->dv);
+}
+
 /* The per-row GQA kernels (the reference): NKV key/value heads read by NH
  * query heads through group and q_head0 (a tensor-parallel rank's view when
  * q_head0 > 0). */
@@ -1544,13 +1575,9 @@ static void test_gqa(int B, int T, int NH, int NKV, int HS, int group, int q_hea
     snprintf(tag, sizeof tag, "gqa B=%d T=%d NH=%d NKV=%d HS=%d group=%d q_head0=%d", B, T, NH,
              NKV, HS, group, q_head0);
     long nq = (long)B * T * NH * HS, nk = (long)B * T * NKV * HS, nst = (long)B * NH * T;
-    float *q = h_randn_bf(nq, 1.0f, 0.0f), *k = h_randn_bf(nk, 1.0f, 0.0f);
-    float *v = h_randn_bf(nk, 1.0f, 0.0f), *dout = h_randn_bf(nq, 1.0f, 0.0f);
-    float *out = h_f(nq), *att = h_f((long)B * NH * T * T), *scr = h_f(ct_attention_scratch_floats(B, T, NH));
-    float *dq = h_f(nq), *dk = h_f(nk), *dv = h_f(nk);
-    ct_gqa_forward_ref(out, att, q, k, v, B, T, NH, NKV, HS, group, q_head0);
-    memset(dq, 0, (size_t)nq * 4), memset(dk, 0, (size_t)nk * 4), memset(dv, 0, (size_t)nk * 4);
-    ct_gqa_backward_ref(dq, dk, dv, dout, q, k, v, att, scr, B, T, NH, NKV, HS, group, q_head0);
+    gqa_case_t c = gqa_case(B, T, NH, NKV, HS, group, q_head0, 1.0f);
+    const float *q = c.q, *k = c.k, *v = c.v, *dout = c.dout, *out = c.out, *dq = c.dq;
+    const float *dk = c.dk, *dv = c.dv;
     ct_bf16_t *d_q = d_up_bf16(q, nq, "gqa q"), *d_k = d_up_bf16(k, nk, "gqa k");
     ct_bf16_t *d_v = d_up_bf16(v, nk, "gqa v"), *d_do = d_up_bf16(dout, nq, "gqa dout");
     ct_bf16_t *d_o = d_alloc((size_t)nq * 2, "gqa out"), *d_dq = d_alloc((size_t)nq * 2, "gqa dq");
@@ -1594,8 +1621,7 @@ static void test_gqa(int B, int T, int NH, int NKV, int HS, int group, int q_hea
     }
     d_free(d_q), d_free(d_k), d_free(d_v), d_free(d_do), d_free(d_o), d_free(d_dq), d_free(d_dk);
     d_free(d_dv), d_free(d_st), d_free(d_scr);
-    free(q), free(k), free(v), free(dout), free(out), free(att), free(scr), free(dq), free(dk);
-    free(dv);
+    gqa_case_free(&c);
 }
 
 /* The flash kernels on grouped-query attention, against the CPU reference
@@ -1618,13 +1644,10 @@ static void test_gqa_flash(int B, int T, int NH, int NKV, int HS, int group, int
     const int C = NH * HS, CK = NKV * HS;
     const long nq = (long)B * T * C, nk = (long)B * T * CK, nst = (long)B * NH * T;
     const long nqkv = 3 * nq;
-    float *q = h_randn_bf(nq, 2.0f, 0.0f), *k = h_randn_bf(nk, 2.0f, 0.0f);
-    float *v = h_randn_bf(nk, 1.0f, 0.0f), *dout = h_randn_bf(nq, 1.0f, 0.0f);
-    float *out = h_f(nq), *att = h_f((long)B * NH * T * T), *scr = h_f(ct_attention_scratch_floats(B, T, NH));
-    float *dq = h_f(nq), *dk = h_f(nk), *dv = h_f(nk);
-    ct_gqa_forward_ref(out, att, q, k, v, B, T, NH, NKV, HS, group, q_head0);
-    memset(dq, 0, (size_t)nq * 4), memset(dk, 0, (size_t)nk * 4), memset(dv, 0, (size_t)nk * 4);
-    ct_gqa_backward_ref(dq, dk, dv, dout, q, k, v, att, scr, B, T, NH, NKV, HS, group, q_head0);
+    /* scores of rms 4, as test_flash_attention's */
+    gqa_case_t c = gqa_case(B, T, NH, NKV, HS, group, q_head0, 2.0f);
+    const float *q = c.q, *k = c.k, *v = c.v, *dout = c.dout, *out = c.out, *dq = c.dq;
+    const float *dk = c.dk, *dv = c.dv, *att = c.att;
     /* the expanded multi-head qkv (B,T,3C) */
     float *qkv = h_f(nqkv);
     for (long bt = 0; bt < (long)B * T; bt++)
@@ -1722,11 +1745,11 @@ static void test_gqa_flash(int B, int T, int NH, int NKV, int HS, int group, int
     ct_cuda_attention_backward_flash(d_dqkv, d_do, d_qkv, d_o2, d_st2, d_scr, B, T, NH, HS, NULL);
     down_raw(want, d_dqkv, (size_t)nqkv * 2);
     for (long bt = 0; bt < (long)B * T; bt++)
-        for (int c = 0; c < C; c++) {
-            got[bt * C + c] = want[bt * 3 * C + c];
+        for (int j = 0; j < C; j++) {
+            got[bt * C + j] = want[bt * 3 * C + j];
             if (group == 1 && q_head0 == 0 && NKV == NH) /* the same heads: dk, dv too */
-                got[nq + bt * C + c] = want[bt * 3 * C + C + c],
-                got[2 * nq + bt * C + c] = want[bt * 3 * C + 2 * C + c];
+                got[nq + bt * C + j] = want[bt * 3 * C + C + j],
+                got[2 * nq + bt * C + j] = want[bt * 3 * C + 2 * C + j];
         }
     compare_bits(tag, "bwd dq = MHA flash on expanded qkv", want_q, got, nq, 2, 0);
     if (group == 1 && q_head0 == 0 && NKV == NH) {
@@ -1768,8 +1791,8 @@ static void test_gqa_flash(int B, int T, int NH, int NKV, int HS, int group, int
     d_free(d_q), d_free(d_k), d_free(d_v), d_free(d_do), d_free(d_qkv), d_free(d_o), d_free(d_o2);
     d_free(d_dq), d_free(d_dk), d_free(d_dv), d_free(d_dqkv), d_free(d_st), d_free(d_st2);
     d_free(d_scr), d_free(d_kv);
-    free(q), free(k), free(v), free(dout), free(out), free(att), free(scr), free(dq), free(dk);
-    free(dv), free(qkv), free(g_out), free(e_out), free(e_dqkv), free(e_dq), free(e_dk), free(e_dv);
+    gqa_case_free(&c);
+    free(qkv), free(g_out), free(e_out), free(e_dqkv), free(e_dq), free(e_dk), free(e_dv);
     free(g_dq), free(g_dk), free(g_dv), free(g_kv), free(want), free(got);
     free(want_q), free(want_k), free(want_v), free(wo), free(go), free(ws), free(gs);
 }
