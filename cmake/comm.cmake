@@ -53,12 +53,14 @@ endif()
 # The unit test runs as one process (a singleton MPI world when built with
 # MPI). Open MPI keeps allocations until exit, so under AddressSanitizer the
 # leak check uses suppressions for its libraries, with full unwinding to see
-# them (our own leaks still fail). mpirun passes the environment to the
-# ranks it starts on this machine. Harmless in builds without ASan.
+# them (our own leaks still fail); intercept_tls_get_addr=0 as in the
+# Makefile's test-asan (a tracer crash of GCC 12's runtime). mpirun passes
+# the environment to the ranks it starts on this machine. Harmless in
+# builds without ASan.
 set(CT_COMM_TEST_DIR ${CT_COMM_ROOT}/tests/comm)
 set(CT_COMM_MPI_ENV
   "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1"
-  "ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0"
+  "ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0:intercept_tls_get_addr=0"
   "LSAN_OPTIONS=suppressions=${CT_COMM_TEST_DIR}/lsan.supp")
 
 add_executable(test_comm ${CT_COMM_TEST_DIR}/test_comm.c)
