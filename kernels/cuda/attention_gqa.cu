@@ -266,9 +266,9 @@ static ct__gqa_shape gqa_shape(int B, int T, int NH, int NKV, int HS, int group,
     return s;
 }
 
-void ct_cuda_gqa_forward_plain(ct_bf16_t *out, float *stats, const ct_bf16_t *q, const ct_bf16_t *k,
-                         const ct_bf16_t *v, int B, int T, int NH, int NKV, int HS, int group,
-                         int q_head0, void *stream)
+void ct_cuda_gqa_forward_plain(ct_bf16_t *out, float *stats, const ct_bf16_t *q,
+                               const ct_bf16_t *k, const ct_bf16_t *v, int B, int T, int NH,
+                               int NKV, int HS, int group, int q_head0, void *stream)
 {
     if (B <= 0 || T <= 0 || NH <= 0) return;
     ct__gqa_shape sh = gqa_shape(B, T, NH, NKV, HS, group, q_head0);
@@ -293,20 +293,21 @@ static void gqa_backward(ct_bf16_t *dq, ct_bf16_t *dk, ct_bf16_t *dv, float *dk3
                      k, v, stats, scratch, sh);
 }
 
-void ct_cuda_gqa_backward_plain(ct_bf16_t *dq, ct_bf16_t *dk, ct_bf16_t *dv, const ct_bf16_t *dout,
-                          const ct_bf16_t *q, const ct_bf16_t *k, const ct_bf16_t *v,
-                          const ct_bf16_t *out, const float *stats, float *scratch, int B, int T,
-                          int NH, int NKV, int HS, int group, int q_head0, void *stream)
+void ct_cuda_gqa_backward_plain(ct_bf16_t *dq, ct_bf16_t *dk, ct_bf16_t *dv,
+                                const ct_bf16_t *dout, const ct_bf16_t *q, const ct_bf16_t *k,
+                                const ct_bf16_t *v, const ct_bf16_t *out, const float *stats,
+                                float *scratch, int B, int T, int NH, int NKV, int HS, int group,
+                                int q_head0, void *stream)
 {
     gqa_backward(dq, dk, dv, nullptr, nullptr, dout, q, k, v, out, stats, scratch, B, T, NH, NKV,
                  HS, group, q_head0, stream);
 }
 
 void ct_cuda_gqa_backward_plain_f32kv(ct_bf16_t *dq, float *dk, float *dv, const ct_bf16_t *dout,
-                                const ct_bf16_t *q, const ct_bf16_t *k, const ct_bf16_t *v,
-                                const ct_bf16_t *out, const float *stats, float *scratch, int B,
-                                int T, int NH, int NKV, int HS, int group, int q_head0,
-                                void *stream)
+                                      const ct_bf16_t *q, const ct_bf16_t *k, const ct_bf16_t *v,
+                                      const ct_bf16_t *out, const float *stats, float *scratch,
+                                      int B, int T, int NH, int NKV, int HS, int group,
+                                      int q_head0, void *stream)
 {
     CT_ASSERT(dk != NULL && dv != NULL);
     gqa_backward(dq, nullptr, nullptr, dk, dv, dout, q, k, v, out, stats, scratch, B, T, NH, NKV,

@@ -1744,15 +1744,16 @@ static void test_gqa_flash(int B, int T, int NH, int NKV, int HS, int group, int
     d_fill_nan(d_dqkv, (size_t)nqkv * 2);
     ct_cuda_attention_backward_flash(d_dqkv, d_do, d_qkv, d_o2, d_st2, d_scr, B, T, NH, HS, NULL);
     down_raw(want, d_dqkv, (size_t)nqkv * 2);
+    const int same_heads = group == 1 && q_head0 == 0 && NKV == NH; /* dk, dv compare too */
     for (long bt = 0; bt < (long)B * T; bt++)
         for (int j = 0; j < C; j++) {
             got[bt * C + j] = want[bt * 3 * C + j];
-            if (group == 1 && q_head0 == 0 && NKV == NH) /* the same heads: dk, dv too */
+            if (same_heads)
                 got[nq + bt * C + j] = want[bt * 3 * C + C + j],
                 got[2 * nq + bt * C + j] = want[bt * 3 * C + 2 * C + j];
         }
     compare_bits(tag, "bwd dq = MHA flash on expanded qkv", want_q, got, nq, 2, 0);
-    if (group == 1 && q_head0 == 0 && NKV == NH) {
+    if (same_heads) {
         compare_bits(tag, "bwd dk = MHA flash (group 1)", want_k, got + nq, nk, 2, 0);
         compare_bits(tag, "bwd dv = MHA flash (group 1)", want_v, got + 2 * nq, nk, 2, 0);
     }

@@ -12,13 +12,13 @@
  *    the CPU's after those steps.
  * Each for grouped-query attention (n_kv_head < n_head) with a tied and an
  * untied head, multi-query attention and plain multi-head attention, at
- * odd-ish widths (a SwiGLU width that is no power of two, llama3 RoPE
- * scaling on one), with head sizes that take the flash kernels and ones
- * that take the per-row kernels. With cuDNN (a real GPU; not on the emulator) the same
+ * odd-ish widths (a SwiGLU width that is no power of two, llama3 RoPE scaling on
+ * one), with head sizes that take the flash kernels and ones that take the
+ * per-row kernels. With cuDNN (a real GPU; not on the emulator) the same
  * training checks run model.attention cudnn, cuDNN's SDPA with fewer
  * key/value heads; without it, asking for cudnn fails. Also: ln_gelu
- * recompute is refused with a hint (gelu, the default, is nothing to a Llama), and model.device auto knows which layouts the GPU
- * path takes. */
+ * recompute is refused with a hint (gelu, the default, is nothing to a
+ * Llama), and model.device auto knows which layouts the GPU path takes. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
