@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include "cublasLt.h"
 
@@ -220,24 +221,54 @@ cublasStatus_t ct_emu_cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t op
         return invalid("aux pointer, or aux ld below the rows of D or not a multiple of 8");
     if ((gelu_aux || dgelu) && x->aux_type != -1 && x->aux_type != CUDA_R_16BF)
         return invalid("aux type");
-    for (uint64_t j = 0; j < n; j++) {
+    /* op(A)'s rows and op(B)'s columns unpacked to contiguous doubles
+     * (exact for bf16), then four columns of D at a time; each element's
+     * products are still summed in order p = 0..k-1, exactly (a bf16
+     * product fits a double), so the result does not depend on the
+     * blocking. */
+    std::vector<double> ap(m * k), bp(n * k);
+    for (uint64_t i = 0; i < m; i++)
+        for (uint64_t p = 0; p < k; p++)
+            ap[i * k + p] = load(A, a->type, ta ? p + i * a->ld : i + p * a->ld);
+    for (uint64_t j = 0; j < n; j++)
+        for (uint64_t p = 0; p < k; p++)
+            bp[j * k + p] = load(B, b->type, tb ? j + p * b->ld : p + j * b->ld);
+    double acc[4];
+    for (uint64_t j0 = 0; j0 < n; j0 += 4) {
+        const uint64_t nj = n - j0 < 4 ? n - j0 : 4;
         for (uint64_t i = 0; i < m; i++) {
-            double acc = 0.0;
-            for (uint64_t p = 0; p < k; p++) {
-                double av = load(A, a->type, ta ? p + i * a->ld : i + p * a->ld);
-                double bv = load(B, b->type, tb ? j + p * b->ld : p + j * b->ld);
-                acc += av * bv;
+            const double *ar = &ap[i * k];
+            if (nj == 4) {
+                const double *b0 = &bp[j0 * k], *b1 = b0 + k, *b2 = b1 + k, *b3 = b2 + k;
+                double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+                for (uint64_t p = 0; p < k; p++) {
+                    s0 += ar[p] * b0[p];
+                    s1 += ar[p] * b1[p];
+                    s2 += ar[p] * b2[p];
+                    s3 += ar[p] * b3[p];
+                }
+                acc[0] = s0, acc[1] = s1, acc[2] = s2, acc[3] = s3;
+            } else {
+                for (uint64_t jj = 0; jj < nj; jj++) {
+                    const double *bc = &bp[(j0 + jj) * k];
+                    double s0 = 0.0;
+                    for (uint64_t p = 0; p < k; p++) s0 += ar[p] * bc[p];
+                    acc[jj] = s0;
+                }
             }
-            double v = alpha * acc;
-            if (beta != 0.0) v += beta * load(C, c->type, i + j * c->ld);
-            if (has_bias) v += bf_to_f(((const uint16_t *)x->bias)[i]);
-            if (gelu_aux) {
-                ((uint16_t *)x->aux)[i + j * x->aux_ld] = f_to_bf((float)v);
-                v = gelu(v);
-            } else if (dgelu) {
-                v *= gelu_grad(bf_to_f(((const uint16_t *)x->aux)[i + j * x->aux_ld]));
+            for (uint64_t jj = 0; jj < nj; jj++) {
+                const uint64_t j = j0 + jj;
+                double v = alpha * acc[jj];
+                if (beta != 0.0) v += beta * load(C, c->type, i + j * c->ld);
+                if (has_bias) v += bf_to_f(((const uint16_t *)x->bias)[i]);
+                if (gelu_aux) {
+                    ((uint16_t *)x->aux)[i + j * x->aux_ld] = f_to_bf((float)v);
+                    v = gelu(v);
+                } else if (dgelu) {
+                    v *= gelu_grad(bf_to_f(((const uint16_t *)x->aux)[i + j * x->aux_ld]));
+                }
+                store(D, d->type, i + j * d->ld, v);
             }
-            store(D, d->type, i + j * d->ld, v);
         }
     }
     return CUBLAS_STATUS_SUCCESS;

@@ -139,9 +139,11 @@ void yield_to_scheduler()
     ct_emu_switch(&me.sp, l->sched_sp);
 }
 
-void start_fiber(Fiber &fb)
+void start_fiber(Fiber &fb, int t)
 {
-    uintptr_t top = ((uintptr_t)(fb.stack + STACK)) & ~(uintptr_t)15;
+    /* Stack tops 4 KiB apart would all map to one L1 set, and every switch
+     * would miss: each fiber's top is moved down by its own cache line. */
+    uintptr_t top = ((uintptr_t)(fb.stack + STACK - (t % 64) * 64)) & ~(uintptr_t)15;
     void **sp = (void **)top;
     *--sp = nullptr;                 /* trampoline's (unused) return address */
     *--sp = (void *)&trampoline;     /* popped by ret */
@@ -177,7 +179,8 @@ static void warp_barrier(Launch *l, int w, const char *tag, bool full,
     if (full) l->warp_full[(size_t)w] = 1;
     if (++l->warp_wait[(size_t)w] == l->warp_live[(size_t)w]) {
         for (int i = w * 32; i < w * 32 + 32 && i < (int)l->f.size(); i++)
-            if ((l->f[(size_t)i].state == AT_WARP || i == t) && strcmp(l->tag[(size_t)i], tag)) {
+            if ((l->f[(size_t)i].state == AT_WARP || i == t) && l->tag[(size_t)i] != tag &&
+                strcmp(l->tag[(size_t)i], tag)) {
                 fprintf(stderr, "cuda_emu: block %u, warp %d: lanes meet at different warp "
                                 "barriers (%s and %s): divergent warp-collective code\n",
                         blockIdx.x, w, l->tag[(size_t)i], tag);
@@ -300,7 +303,7 @@ void ct_emu_run(dim3 grid, dim3 block, const std::function<void()> &body)
             l.warp_wait[w] = 0;
             l.warp_full[w] = 0;
         }
-        for (auto &fb : l.f) start_fiber(fb);
+        for (int t = 0; t < nt; t++) start_fiber(l.f[(size_t)t], t);
         for (auto &p : l.parity) p = 0;
         for (;;) {
             bool ran = false;
