@@ -251,14 +251,10 @@ def check_pretokenizer(ctrain, regex, docs, jsonl, work, have_hf):
 
 
 def split_by_line(pieces):
-    """Groups pre-tokens by the probe ("a" c "1\n") they came from."""
-    out, cur = [], []
-    for p in pieces:
-        cur.append(p)
-        if p.endswith("\n"):
-            out.append(cur)
-            cur = []
-    return out
+    """Groups pre-tokens by the probe ("a" c "1\n") they came from: one string
+    per probe, its pre-tokens joined by NUL (which no probe holds). A join
+    and a split: the loop over a million probes took 3 s a call."""
+    return "\0".join(pieces).split("\n\0")
 
 
 def hf_tokenizer(vocab_json, merges_txt):
