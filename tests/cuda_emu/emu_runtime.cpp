@@ -86,7 +86,7 @@ struct Launch {
 };
 
 thread_local Launch *L;
-void yield_to_scheduler();
+inline __attribute__((always_inline)) void yield_to_scheduler();
 
 void trampoline()
 {
@@ -121,14 +121,16 @@ void trampoline()
 }
 
 /* Switches from the current fiber straight to the next runnable one (round
- * robin), or to the scheduler when none is (deadlock or end of block). */
-void yield_to_scheduler()
+ * robin), or to the scheduler when none is (deadlock or end of block).
+ * Inlined into the barriers: a shuffle is one barrier per lane, and the
+ * emulator's time goes to these few lines. */
+inline __attribute__((always_inline)) void yield_to_scheduler()
 {
     Launch *l = L;
     Fiber &me = l->f[(size_t)l->cur];
     const int n = (int)l->f.size();
-    for (int k = 1; k <= n; k++) {
-        int t = (l->cur + k) % n;
+    for (int k = 1, t = l->cur; k <= n; k++) {
+        if (++t == n) t = 0;
         if (l->f[(size_t)t].state == RUNNABLE) {
             l->cur = t;
             threadIdx = l->f[(size_t)t].tid;
@@ -171,8 +173,8 @@ void ct_emu_syncthreads(void)
  * warp has arrived; the last to arrive checks that all are at the same kind
  * of barrier, runs fn (a collective's work) and releases them. full: the
  * barrier needs all 32 lanes (the caller has checked that they are live). */
-static void warp_barrier(Launch *l, int w, const char *tag, bool full,
-                         void (*fn)(void **, const char *) = nullptr)
+static inline __attribute__((always_inline)) void
+warp_barrier(Launch *l, int w, const char *tag, bool full, void (*fn)(void **, const char *) = nullptr)
 {
     int t = l->cur;
     l->tag[(size_t)t] = tag;
