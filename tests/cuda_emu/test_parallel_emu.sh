@@ -22,8 +22,8 @@
 setup_mpi_test || { finish; exit 1; }
 CMP="python3 $SRC/tests/integration/compare.py"
 # Head size 16 (64 wide, 4 heads): the flash kernels, the path a GPU takes
-# at GPT-2's head size 64, and twice as fast here as head size 8, whose
-# one-warp-per-row kernels run in the TP = 3 case below
+# at GPT-2's head size 64 without cuDNN attention, and twice as fast here as
+# head size 8, whose one-warp-per-row kernels run in the TP = 3 case below
 sed -i 's/steps: 20/steps: 10/; s/n_embd: 32/n_embd: 64/' "$WORK/cfg.yaml"
 G="--set model.device=cuda"
 

@@ -70,7 +70,7 @@ check_resume() {
         fail "$name: did not resume from step $at"
     [ "$(losses "$WORK/$name" | wc -l)" = "$upto" ] &&
         [ "$(losses "$WORK/$name")" = "$(losses "$WORK/straight" | head -n $upto)" ] && pass ||
-        fail "$name: resumed losses differ: $(diff <(losses "$WORK/$name") <(losses "$WORK/straight") | head -4)"
+        fail "$name: resumed losses differ: $(diff <(losses "$WORK/$name") <(losses "$WORK/straight" | head -n $upto) | head -4)"
     echo "$name: stopped at step $at of 12, exit status $rc"
 }
 
